@@ -1,0 +1,1 @@
+"""Kubernetes admission: AdmissionReview parsing, images in resources, rule matching and the decision."""

@@ -1,0 +1,210 @@
+"""Does a rule apply to this admission request? Kyverno's ``match``/``exclude`` and autogen, for the parts
+sigward accepts (kinds, names, namespaces, annotations, label ``selector``, operations).
+
+Autogen (``pkg/autogen``): a rule that matches only ``Pod`` — without names, selectors or annotations — also applies
+to the Pod controllers, named ``autogen-<rule>`` (and ``autogen-cronjob-<rule>`` for CronJobs), unless the policy's
+``pod-policies.kyverno.io/autogen-controllers`` annotation is ``none`` or lists other kinds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.admission.images import POD_CONTROLLERS
+from core.policy.models import (
+    LabelSelector,
+    MatchResources,
+    Policy,
+    ResourceDescription,
+    ResourceFilter,
+    Rule,
+)
+from core.references import wildcard_match
+
+AUTOGEN_ANNOTATION = "pod-policies.kyverno.io/autogen-controllers"
+DEFAULT_AUTOGEN = (
+    "DaemonSet",
+    "Deployment",
+    "Job",
+    "StatefulSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "CronJob",
+)
+# verifyImages runs on these unless the rule lists operations.
+DEFAULT_OPERATIONS = frozenset({"CREATE", "UPDATE"})
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What matching needs from a request."""
+
+    kind: str
+    group: str
+    version: str
+    sub_resource: str
+    namespace: str
+    name: str
+    operation: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+
+def request_info(
+    *,
+    kind: str,
+    group: str,
+    version: str,
+    sub_resource: str,
+    namespace: str,
+    name: str,
+    operation: str,
+    obj: Mapping[str, Any],
+) -> RequestInfo:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    assert isinstance(meta, Mapping)
+    labels = meta.get("labels") if isinstance(meta.get("labels"), Mapping) else {}
+    annotations = meta.get("annotations") if isinstance(meta.get("annotations"), Mapping) else {}
+    return RequestInfo(
+        kind=kind,
+        group=group,
+        version=version,
+        sub_resource=sub_resource,
+        namespace=namespace,
+        name=name or str(meta.get("name") or meta.get("generateName") or ""),
+        operation=operation,
+        labels={str(k): str(v) for k, v in (labels or {}).items()},
+        annotations={str(k): str(v) for k, v in (annotations or {}).items()},
+    )
+
+
+def _kind_matches(selector: str, info: RequestInfo) -> bool:
+    if selector == "*":
+        return True
+    parts = selector.split("/")
+    sub = ""
+    if len(parts) >= 2 and parts[-1] and parts[-1][0].islower() and parts[-2][:1].isupper():
+        sub = parts[-1]
+        parts = parts[:-1]
+    kind = parts[-1]
+    if not wildcard_match(kind, info.kind):
+        return False
+    if len(parts) == 2 and not wildcard_match(parts[0], info.version):
+        return False
+    if len(parts) >= 3 and not (wildcard_match(parts[0], info.group) and wildcard_match(parts[1], info.version)):
+        return False
+    if sub:
+        return wildcard_match(sub, info.sub_resource)
+    # A plain kind also covers pods/ephemeralcontainers (kubectl debug): its new images must be checked too.
+    return info.sub_resource in ("", "ephemeralcontainers")
+
+
+def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+    for key, value in selector.match_labels.items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.match_expressions:
+        op = expr.operator
+        present = expr.key in labels
+        if op == "In" and not (present and labels[expr.key] in expr.values):
+            return False
+        if op == "NotIn" and present and labels[expr.key] in expr.values:
+            return False
+        if op == "Exists" and not present:
+            return False
+        if op == "DoesNotExist" and present:
+            return False
+        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
+            return False
+    return True
+
+
+def _description_matches(desc: ResourceDescription, info: RequestInfo, autogen: bool) -> bool:
+    wanted_kinds: Sequence[str] = desc.kinds
+    if autogen and desc.kinds and all(k in ("Pod", "v1/Pod") for k in desc.kinds):
+        wanted_kinds = (info.kind,)
+    if wanted_kinds and not any(_kind_matches(k, info) for k in wanted_kinds):
+        return False
+    names = (*desc.names, *((desc.name,) if desc.name else ()))
+    if names and not any(wildcard_match(n, info.name) for n in names):
+        return False
+    if desc.namespaces and not any(wildcard_match(n, info.namespace) for n in desc.namespaces):
+        return False
+    for key, value in desc.annotations.items():
+        if not any(wildcard_match(key, k) and wildcard_match(value, v) for k, v in info.annotations.items()):
+            return False
+    if desc.selector is not None and not selector_matches(desc.selector, info.labels):
+        return False
+    ops = desc.operations or ()
+    return not (ops and info.operation not in ops)
+
+
+def _filter_matches(flt: ResourceFilter, info: RequestInfo, autogen: bool) -> bool:
+    return _description_matches(flt.resources, info, autogen)
+
+
+def _is_empty(desc: ResourceDescription) -> bool:
+    return not (desc.kinds or desc.names or desc.name or desc.namespaces or desc.annotations or desc.selector)
+
+
+def match_resources(match: MatchResources, info: RequestInfo, *, autogen: bool = False) -> bool:
+    """Kyverno's match semantics: ``any`` (one filter), ``all`` (every filter), or the legacy ``resources``.
+    With ``autogen``, a Pod-only kinds list stands for the controller kind of the request."""
+    if match.any:
+        return any(_filter_matches(f, info, autogen) for f in match.any)
+    if match.all:
+        return all(_filter_matches(f, info, autogen) for f in match.all)
+    if _is_empty(match.resources):
+        return False
+    return _description_matches(match.resources, info, autogen)
+
+
+def _descriptions(match: MatchResources | None) -> list[ResourceDescription]:
+    if match is None:
+        return []
+    if match.any or match.all:
+        return [f.resources for f in (*match.any, *match.all)]
+    return [match.resources]
+
+
+def autogen_controllers(policy: Policy, rule: Rule) -> tuple[str, ...]:
+    """The Pod controllers a Pod rule also applies to (empty when autogen does not apply)."""
+    value = policy.annotations.get(AUTOGEN_ANNOTATION)
+    if value is not None and value.strip().lower() == "none":
+        return ()
+    descs = _descriptions(rule.match) + _descriptions(rule.exclude)
+    match_descs = _descriptions(rule.match)
+    if not match_descs or not all(d.kinds and all(k in ("Pod", "v1/Pod") for k in d.kinds) for d in match_descs):
+        return ()
+    if any(d.name or d.names or d.selector or d.annotations for d in descs):
+        return ()
+    if value is None:
+        return DEFAULT_AUTOGEN
+    listed = tuple(k.strip() for k in value.split(",") if k.strip())
+    return tuple(k for k in listed if k in POD_CONTROLLERS)
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    rule: Rule
+    name: str  # the rule name Kyverno reports (``autogen-…`` for controllers)
+
+
+def rule_applies(policy: Policy, rule: Rule, info: RequestInfo) -> RuleMatch | None:
+    """The rule (and the name it reports under) when it applies to the request, else None."""
+    if policy.kind == "Policy" and policy.namespace and info.namespace != policy.namespace:
+        return None
+    if info.operation not in DEFAULT_OPERATIONS and not any(d.operations for d in _descriptions(rule.match)):
+        return None
+    name = rule.name
+    autogen = False
+    if not match_resources(rule.match, info):
+        if info.kind not in autogen_controllers(policy, rule) or not match_resources(rule.match, info, autogen=True):
+            return None
+        autogen = True
+        name = f"autogen-cronjob-{rule.name}" if info.kind == "CronJob" else f"autogen-{rule.name}"
+    if rule.exclude is not None and match_resources(rule.exclude, info, autogen=autogen):
+        return None
+    return RuleMatch(rule=rule, name=name)

@@ -1,0 +1,405 @@
+"""The admission decision: which rules apply, which images they cover, verification of all of them at once under
+one deadline, and Kyverno's way of turning verdicts into allow / deny / warnings / digest patches.
+
+Verdicts are cached by (policy content hash, rule, repository, digest, matched entries): a changed policy has another
+hash, so it can never reuse an old verdict. Failures are cached briefly, infrastructure errors not at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from core.admission.images import ResourceImage, extract_images
+from core.admission.match import RequestInfo, request_info, rule_applies
+from core.admission.review import AdmissionRequest
+from core.cache import TTLCache
+from core.deadline import Deadline
+from core.errors import BadRequestError, SigwardError
+from core.policy.models import Policy, Rule
+from core.verify.engine import Verifier, image_matches
+from core.verify.results import RuleVerdict, Verdict
+
+Mode = Literal["mutate", "validate"]
+
+# Kubernetes' default webhook timeout is 10 s; deciding within 8 s leaves room for the network both ways.
+DEFAULT_DEADLINE_SECONDS = 8.0
+# A verified image stays verified this long (Kyverno: 60 min); a failure is re-checked soon after (negative cache).
+DEFAULT_PASS_TTL_SECONDS = 600.0
+DEFAULT_FAIL_TTL_SECONDS = 30.0
+# Bounded so a cluster churning through images cannot grow memory without limit (~1 KiB per entry).
+DEFAULT_CACHE_ENTRIES = 100_000
+# Verifications run concurrently across images, rules and requests; each mostly waits on the network.
+DEFAULT_WORKERS = 32
+
+
+@dataclass(frozen=True)
+class AdmissionSettings:
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    pass_ttl: float = DEFAULT_PASS_TTL_SECONDS
+    fail_ttl: float = DEFAULT_FAIL_TTL_SECONDS
+    cache_entries: int = DEFAULT_CACHE_ENTRIES
+    workers: int = DEFAULT_WORKERS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AdmissionSettings:
+        raw = environ.get("SIGWARD_DEADLINE_SECONDS", "").strip()
+        if not raw:
+            return cls()
+        try:
+            seconds = float(raw)
+        except ValueError:
+            from core.errors import ConfigurationError
+
+            raise ConfigurationError(f"SIGWARD_DEADLINE_SECONDS={raw!r} is not a number of seconds") from None
+        if not 0.1 <= seconds <= 29:
+            from core.errors import ConfigurationError
+
+            raise ConfigurationError(
+                "SIGWARD_DEADLINE_SECONDS must be between 0.1 and 29 (below the webhook timeoutSeconds, max 30)"
+            )
+        return cls(deadline_seconds=seconds)
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """One (policy, rule, image) outcome inside a decision."""
+
+    policy: Policy
+    rule: Rule
+    rule_name: str  # as Kyverno reports it (autogen-… for controllers)
+    image: ResourceImage
+    verdict: RuleVerdict
+    blocking: bool  # this outcome denies the request
+    cached: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    message: str = ""
+    patch: tuple[Mapping[str, Any], ...] = ()
+    warnings: tuple[str, ...] = ()
+    checks: tuple[ImageCheck, ...] = ()
+    code: int = 200
+    elapsed_ms: float = 0.0
+
+
+VerdictKey = tuple[str, str, str, str, tuple[int, ...]]
+
+
+@dataclass
+class _Unit:
+    """One verification to run: a rule of a policy for one image of the resource."""
+
+    policy: Policy
+    rule: Rule
+    rule_name: str
+    image: ResourceImage
+    future: Future[tuple[RuleVerdict, bool]] | None = None
+    result: RuleVerdict | None = None
+    cached: bool = False
+    matched: tuple[int, ...] = field(default_factory=tuple)
+
+
+class AdmissionService:
+    """Decides AdmissionReviews. Thread-safe; one instance per process serves every request."""
+
+    def __init__(
+        self,
+        *,
+        policies: Callable[[], Sequence[Policy]],
+        verifier: Verifier,
+        settings: AdmissionSettings | None = None,
+        resolve_digest: Callable[[ResourceImage, Deadline], str] | None = None,
+        stored_verdict: Callable[[Policy, Rule, ResourceImage, str], RuleVerdict | None] | None = None,
+        jmespath_search: Callable[[str, str], Any] | None = None,
+    ) -> None:
+        self._policies = policies
+        self._verifier = verifier
+        self.settings = settings or AdmissionSettings()
+        self._resolve_digest = resolve_digest
+        self._stored_verdict = stored_verdict
+        self._jmespath_search = jmespath_search
+        self._cache: TTLCache[VerdictKey, RuleVerdict] = TTLCache(
+            max_entries=self.settings.cache_entries, ttl=self.settings.pass_ttl, ttl_for=self._ttl_for
+        )
+        self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="sigward-admission")
+
+    @property
+    def cache(self) -> TTLCache[VerdictKey, RuleVerdict]:
+        return self._cache
+
+    def _ttl_for(self, verdict: RuleVerdict) -> float:
+        if verdict.verdict in (Verdict.PASS, Verdict.SKIP):
+            return self.settings.pass_ttl
+        if verdict.verdict == Verdict.FAIL:
+            return self.settings.fail_ttl
+        return 0.0
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the decision ----------------------------------------------------------------------------------------------
+
+    def decide(self, request: AdmissionRequest, *, mode: Mode) -> Decision:
+        started = time.monotonic()
+        deadline = Deadline.after(self.settings.deadline_seconds)
+        if request.operation not in ("CREATE", "UPDATE") or request.object is None:
+            return Decision(allowed=True, elapsed_ms=_ms(started))
+        units = self._units(request)
+        if not units:
+            return Decision(allowed=True, elapsed_ms=_ms(started))
+        checks = self._validate(units, deadline) if mode == "validate" else self._verify_all(units, deadline)
+        decision = self._shape(request, checks, mode=mode)
+        return replace(decision, elapsed_ms=_ms(started))
+
+    def _units(self, request: AdmissionRequest) -> list[_Unit]:
+        obj = request.object or {}
+        kind = request.kind.kind
+        info: RequestInfo = request_info(
+            kind=kind,
+            group=request.kind.group,
+            version=request.kind.version,
+            sub_resource=request.sub_resource,
+            namespace=request.namespace,
+            name=request.object_name,
+            operation=request.operation,
+            obj=obj,
+        )
+        units: list[_Unit] = []
+        for policy in self._policies():
+            for rule in policy.spec.rules:
+                matched_rule = rule_applies(policy, rule, info)
+                if matched_rule is None:
+                    continue
+                images = extract_images(
+                    obj, kind=kind, extractors=rule.image_extractors, jmespath_search=self._jmespath_search
+                )
+                if request.operation == "UPDATE" and request.old_object is not None:
+                    images = _changed_images(images, request.old_object, kind, rule, self._jmespath_search)
+                for image in images:
+                    matched = tuple(i for i, iv in enumerate(rule.verify_images) if image_matches(iv, image.ref))
+                    if matched:
+                        units.append(
+                            _Unit(policy=policy, rule=rule, rule_name=matched_rule.name, image=image, matched=matched)
+                        )
+        return units
+
+    def _verify_all(self, units: Sequence[_Unit], deadline: Deadline) -> list[ImageCheck]:
+        for unit in units:
+            unit.future = self._pool.submit(self._verify_unit, unit, deadline)
+        checks = []
+        for unit in units:
+            assert unit.future is not None
+            try:
+                verdict, cached = unit.future.result(timeout=max(deadline.remaining(), 0.0))
+            except FutureTimeout:
+                verdict, cached = _error_verdict(unit, "deadline exceeded before verification finished"), False
+            except SigwardError as exc:
+                verdict, cached = _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
+            checks.append(self._check(unit, verdict, cached))
+        return checks
+
+    def _verify_unit(self, unit: _Unit, deadline: Deadline) -> tuple[RuleVerdict, bool]:
+        ref = unit.image.ref
+        try:
+            digest = ref.digest or self._digest(unit.image, deadline)
+        except SigwardError as exc:
+            return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
+        key: VerdictKey = (unit.policy.content_hash, unit.rule.name, ref.repository, digest, unit.matched)
+        use_cache = all(unit.rule.verify_images[i].use_cache for i in unit.matched)
+        if use_cache:
+            hit = self._cache.get(key)
+            if hit is not None:
+                return hit, True
+            if self._stored_verdict is not None:
+                stored = self._stored_verdict(unit.policy, unit.rule, unit.image, digest)
+                if stored is not None and stored.verdict == Verdict.PASS:
+                    self._cache.put(key, stored)
+                    return stored, True
+
+        def compute() -> RuleVerdict:
+            context = self._verifier.new_context(ref.with_digest(digest) if not ref.digest else ref, deadline=deadline)
+            verdict = self._verifier.verify_image_rule(
+                ref, policy=unit.policy, rule=unit.rule, deadline=deadline, context=context
+            )
+            if verdict is None:  # cannot happen: the unit exists because an entry matched
+                raise BadRequestError(f"no verifyImages entry matches {ref.reference}")
+            return verdict
+
+        if not use_cache:
+            return compute(), False
+        try:
+            return self._cache.get_or_compute(key, compute, timeout=max(deadline.remaining(), 0.001)), False
+        except TimeoutError:
+            return _error_verdict(unit, "deadline exceeded before verification finished"), False
+
+    def _digest(self, image: ResourceImage, deadline: Deadline) -> str:
+        if self._resolve_digest is not None:
+            return self._resolve_digest(image, deadline)
+        return self._verifier.new_context(image.ref, deadline=deadline).digest
+
+    def _validate(self, units: Sequence[_Unit], deadline: Deadline) -> list[ImageCheck]:
+        """``verifyDigest`` → "missing digest for X"; ``required`` → the image must have verified under the policy,
+        from the cache or by verifying again — never from an annotation the requester could have written."""
+        to_verify: list[_Unit] = []
+        checks: list[ImageCheck] = []
+        for unit in units:
+            ivs = [unit.rule.verify_images[i] for i in unit.matched]
+            if any(iv.verify_digest for iv in ivs) and not unit.image.ref.digest:
+                verdict = RuleVerdict(
+                    image=unit.image.image,
+                    reference=unit.image.ref.reference,
+                    digest="",
+                    verdict=Verdict.FAIL,
+                    policy=unit.policy.name,
+                    rule=unit.rule_name,
+                    message=f"missing digest for {unit.image.ref.reference}",
+                )
+                checks.append(self._check(unit, verdict, False))
+            elif any(iv.required for iv in ivs):
+                to_verify.append(unit)
+        for check in self._verify_all(to_verify, deadline):
+            if check.verdict.verdict == Verdict.FAIL:
+                verdict = _replace_message(check.verdict, f"unverified image {check.image.ref.reference}")
+                checks.append(self._check_from(check, verdict))
+            else:
+                checks.append(check)
+        return checks
+
+    # -- shaping ---------------------------------------------------------------------------------------------------
+
+    def _check(self, unit: _Unit, verdict: RuleVerdict, cached: bool) -> ImageCheck:
+        verdict = _replace_rule(verdict, unit.rule_name)
+        blocking = False
+        if verdict.verdict == Verdict.FAIL:
+            blocking = unit.policy.spec.enforces(unit.rule)
+        elif verdict.verdict == Verdict.ERROR:
+            blocking = unit.policy.spec.failure_policy == "Fail"
+        return ImageCheck(
+            policy=unit.policy,
+            rule=unit.rule,
+            rule_name=unit.rule_name,
+            image=unit.image,
+            verdict=verdict,
+            blocking=blocking,
+            cached=cached,
+        )
+
+    def _check_from(self, check: ImageCheck, verdict: RuleVerdict) -> ImageCheck:
+        return replace(check, verdict=verdict)
+
+    def _shape(self, request: AdmissionRequest, checks: Sequence[ImageCheck], *, mode: Mode) -> Decision:
+        blocking = [c for c in checks if c.blocking]
+        warnings: list[str] = []
+        for c in checks:
+            if c.blocking:
+                continue
+            if c.verdict.verdict in (Verdict.FAIL, Verdict.ERROR, Verdict.SKIP):
+                warnings.append(f"policy {c.policy.name}.{c.rule_name}: {c.verdict.message}")
+        if blocking:
+            return Decision(
+                allowed=False,
+                message=denial_message(request, blocking),
+                warnings=tuple(warnings),
+                checks=tuple(checks),
+                code=403,
+            )
+        patch = _digest_patches(checks) if mode == "mutate" else ()
+        return Decision(allowed=True, patch=tuple(patch), warnings=tuple(warnings), checks=tuple(checks))
+
+
+def denial_message(request: AdmissionRequest, blocking: Sequence[ImageCheck]) -> str:
+    """Kyverno's shape: ``resource Kind/ns/name was blocked due to the following policies`` + per policy/rule."""
+    ns = request.namespace
+    resource = (
+        f"{request.kind.kind}/{ns}/{request.object_name}" if ns else f"{request.kind.kind}//{request.object_name}"
+    )
+    by_policy: dict[str, dict[str, list[str]]] = {}
+    for c in blocking:
+        rules = by_policy.setdefault(c.policy.name, {})
+        messages = rules.setdefault(c.rule_name, [])
+        if c.verdict.message not in messages:
+            messages.append(c.verdict.message)
+    lines = [f"\n\nresource {resource} was blocked due to the following policies \n"]
+    for policy_name, rules in by_policy.items():
+        lines.append(f"{policy_name}:")
+        for rule_name, messages in rules.items():
+            lines.append(f"  {rule_name}: {'; '.join(messages)}")
+    return "\n".join(lines) + "\n"
+
+
+def _digest_patches(checks: Sequence[ImageCheck]) -> list[dict[str, str]]:
+    """Pin tags to digests, only for images a passing entry with ``mutateDigest`` matched, once per pointer."""
+    by_pointer: dict[str, list[ImageCheck]] = {}
+    for c in checks:
+        by_pointer.setdefault(c.image.pointer, []).append(c)
+    patches = []
+    for pointer, group in by_pointer.items():
+        image = group[0].image
+        if image.ref.digest:
+            continue
+        if any(c.verdict.verdict not in (Verdict.PASS,) for c in group):
+            continue
+        wants = [c for c in group if any(c.rule.verify_images[i].mutate_digest for i in _matched(c.rule, c.image))]
+        digests = {c.verdict.digest for c in wants if c.verdict.digest}
+        if not wants or len(digests) != 1:
+            continue
+        patches.append({"op": "replace", "path": pointer, "value": image.ref.pinned(digests.pop())})
+    return patches
+
+
+def _matched(rule: Rule, image: ResourceImage) -> list[int]:
+    return [i for i, iv in enumerate(rule.verify_images) if image_matches(iv, image.ref)]
+
+
+def _changed_images(
+    images: list[ResourceImage],
+    old_object: Mapping[str, Any],
+    kind: str,
+    rule: Rule,
+    search: Callable[[str, str], Any] | None,
+) -> list[ResourceImage]:
+    """On UPDATE, only images that are new or changed at their pointer are checked (Kyverno's HasChanged): a running
+    Pod is not re-denied for images it already had (kubectl debug adds ephemeral containers this way)."""
+    try:
+        old = extract_images(old_object, kind=kind, extractors=rule.image_extractors, jmespath_search=search)
+    except BadRequestError:
+        return images
+    before = {(i.pointer, i.image) for i in old}
+    return [i for i in images if (i.pointer, i.image) not in before]
+
+
+def _is_infra(exc: SigwardError) -> bool:
+    from core.errors import ExternalServiceError
+
+    return isinstance(exc, ExternalServiceError)
+
+
+def _error_verdict(unit: _Unit, message: str, *, failed: bool = False) -> RuleVerdict:
+    return RuleVerdict(
+        image=unit.image.image,
+        reference=unit.image.ref.reference,
+        digest="",
+        verdict=Verdict.FAIL if failed else Verdict.ERROR,
+        policy=unit.policy.name,
+        rule=unit.rule_name,
+        message=f"failed to verify image {unit.image.ref.reference}: {message}",
+    )
+
+
+def _replace_rule(verdict: RuleVerdict, rule_name: str) -> RuleVerdict:
+    return verdict if verdict.rule == rule_name else replace(verdict, rule=rule_name)
+
+
+def _replace_message(verdict: RuleVerdict, message: str) -> RuleVerdict:
+    return replace(verdict, message=message)
+
+
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 2)

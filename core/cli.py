@@ -1,0 +1,240 @@
+"""The ``sigward`` command line (see ../shared/CONTRACT.md for commands and exit codes).
+
+Errors become exit codes here and only here: 0 pass / nothing matched, 1 a decided failure, 2 bad input or
+configuration, 3 an infrastructure error that no failure outranked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from core.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_BAD_INPUT = 2
+EXIT_INFRA = 3
+
+# The CLI has no webhook timeout to respect; this bounds a whole `verify` run so a dead registry cannot hang CI.
+DEFAULT_VERIFY_TIMEOUT_SECONDS = 120.0
+
+
+def _policy_paths(args_paths: Sequence[str] | None) -> list[str]:
+    from core.policy.loader import policy_paths_from_env
+
+    if args_paths:
+        return list(args_paths)
+    paths = list(policy_paths_from_env())
+    if not paths:
+        raise ConfigurationError("no policy given: use --policy PATH or set SIGWARD_POLICY")
+    return paths
+
+
+def _print_problems(err: PolicyError, out: TextIO) -> None:
+    for problem in err.problems:
+        print(f"error: {problem}", file=out)
+
+
+def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.deadline import Deadline
+    from core.policy.loader import load_policies
+    from core.registry import RegistryClient, RegistryConfig
+    from core.verify.engine import Verifier
+    from core.verify.oci import RegistrySignatureSource
+    from core.verify.results import Verdict
+
+    policy_set = load_policies(_policy_paths(args.policy))
+    for note in policy_set.notes:
+        print(f"note: {note}", file=err)
+    client = RegistryClient(RegistryConfig.from_env())
+    try:
+        verifier = Verifier(source=RegistrySignatureSource(client))
+        results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
+    finally:
+        client.close()
+    if args.json:
+        json.dump({"results": [r.as_json() for r in results]}, out, indent=2)
+        out.write("\n")
+    else:
+        for r in results:
+            digest = f" ({r.digest})" if r.digest else ""
+            where = f" {r.policy}/{r.rule}:" if r.policy else ":"
+            print(f"{r.verdict.value.upper():5} {r.image}{digest}{where} {r.message}", file=out)
+    verdicts = {r.verdict for r in results}
+    if Verdict.FAIL in verdicts:
+        return EXIT_FAIL
+    if Verdict.ERROR in verdicts:
+        return EXIT_INFRA
+    return EXIT_OK
+
+
+def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.policy.loader import load_policies
+
+    status = EXIT_OK
+    for path in args.paths:
+        try:
+            policy_set = load_policies([path])
+        except PolicyError as exc:
+            _print_problems(exc, out)
+            status = EXIT_BAD_INPUT
+            continue
+        for note in policy_set.notes:
+            print(f"note: {note}", file=out)
+        for policy in policy_set.policies:
+            rules = sum(1 for rule in policy.spec.rules if rule.verify_images)
+            print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
+    return status
+
+
+def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
+    from core.admission.service import AdmissionService, AdmissionSettings
+    from core.policy.loader import load_policies
+    from core.registry import RegistryClient, RegistryConfig
+    from core.verify.engine import Verifier
+    from core.verify.oci import RegistrySignatureSource
+
+    if args.file == "-":
+        body = sys.stdin.buffer.read(MAX_REVIEW_BYTES + 1)
+    else:
+        try:
+            with open(args.file, "rb") as fh:
+                body = fh.read(MAX_REVIEW_BYTES + 1)
+        except OSError as exc:
+            raise BadRequestError(f"cannot read {args.file}: {exc.strerror}") from None
+    request = parse_review(parse_json_body(body, what="AdmissionReview", max_bytes=MAX_REVIEW_BYTES))
+    policy_set = load_policies(_policy_paths(args.policy))
+    client = RegistryClient(RegistryConfig.from_env())
+    service = AdmissionService(
+        policies=lambda: policy_set.policies,
+        verifier=Verifier(source=RegistrySignatureSource(client)),
+        settings=AdmissionSettings.from_env(os.environ),
+    )
+    try:
+        decision = service.decide(request, mode="validate" if args.validate else "mutate")
+    finally:
+        service.close()
+        client.close()
+    doc = review_response(
+        request.uid,
+        allowed=decision.allowed,
+        message=decision.message,
+        code=decision.code if not decision.allowed else None,
+        patch=decision.patch,
+        warnings=decision.warnings,
+    )
+    json.dump(doc, out, indent=2)
+    out.write("\n")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core import runtime
+    from core.server import serve
+
+    loaded = runtime.policies()  # fail fast on a broken policy, before binding the port
+    print(
+        f"sigward: serving on http://{args.host}:{args.port} "
+        f"(policies: {', '.join(p.key for p in loaded.policies) or 'none'})",
+        file=err,
+    )
+    serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    return EXIT_OK
+
+
+def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.admission.webhooks import render_webhook_configurations
+
+    out.write(
+        render_webhook_configurations(
+            url=args.url,
+            token=args.token or os.environ.get("SIGWARD_ADMISSION_TOKEN", ""),
+            failure_policy=args.failure_policy,
+            timeout_seconds=args.timeout_seconds,
+            name=args.name,
+            exclude_namespaces=args.exclude_namespace or None,
+        )
+    )
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sigward", description="Verify container image signatures against Kyverno verifyImages policies."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    verify = sub.add_parser("verify", help="verify images against every matching verifyImages rule")
+    verify.add_argument("--policy", action="append", help="policy file or directory (repeatable)")
+    verify.add_argument("--json", action="store_true", help="print one JSON object with all results")
+    verify.add_argument(
+        "--timeout", type=float, default=DEFAULT_VERIFY_TIMEOUT_SECONDS, help="overall time budget in seconds"
+    )
+    verify.add_argument("images", nargs="+", metavar="IMAGE")
+    verify.set_defaults(handler=cmd_verify)
+
+    check = sub.add_parser("check-policy", help="load and validate policies, printing each problem with its path")
+    check.add_argument("paths", nargs="+", metavar="PATH")
+    check.set_defaults(handler=cmd_check_policy)
+
+    review = sub.add_parser("review", help="decide one AdmissionReview (v1) offline; prints the response review")
+    review.add_argument("--policy", action="append", help="policy file or directory (repeatable)")
+    review.add_argument("--validate", action="store_true", help="apply the validate checks instead of mutate")
+    review.add_argument("file", metavar="FILE|-")
+    review.set_defaults(handler=cmd_review)
+
+    serve = sub.add_parser("serve", help="serve every function target locally on one port")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    serve.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "16")))
+    serve.set_defaults(handler=cmd_serve)
+
+    hooks = sub.add_parser("webhook-config", help="print the Mutating/ValidatingWebhookConfiguration for a URL")
+    hooks.add_argument("--url", required=True, help="the admission function's https URL")
+    hooks.add_argument("--token", default="", help="admission token (default: $SIGWARD_ADMISSION_TOKEN)")
+    hooks.add_argument("--failure-policy", choices=["Fail", "Ignore"], default="Fail")
+    hooks.add_argument("--timeout-seconds", type=int, default=10)
+    hooks.add_argument("--name", default="sigward")
+    hooks.add_argument("--exclude-namespace", action="append", help="namespace never sent to the webhook (repeatable)")
+    hooks.set_defaults(handler=cmd_webhook_config)
+    return parser
+
+
+def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        return EXIT_BAD_INPUT if exc.code not in (0, None) else EXIT_OK
+    try:
+        code: int = args.handler(args, out, err)
+        return code
+    except PolicyError as exc:
+        _print_problems(exc, err)
+        return EXIT_BAD_INPUT
+    except (BadRequestError, ConfigurationError) as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_BAD_INPUT
+    except SigwardError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_INFRA
+    except KeyboardInterrupt:
+        return 130
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

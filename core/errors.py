@@ -1,0 +1,75 @@
+"""The one error hierarchy of sigward.
+
+Every error sigward raises on purpose derives from :class:`SigwardError`. Callers turn them into responses (HTTP
+status, AdmissionReview verdict, CLI exit code) in exactly one place per entry point; third-party exceptions are
+wrapped with ``raise ... from`` so their text never decides a verdict by accident.
+
+The split that matters for admission is between a *decided* failure (the image is not allowed: bad or missing
+signature, access denied, policy says no) and an *infrastructure* error (the answer could not be had: registry or KMS
+unreachable, deadline exceeded), because Kyverno's ``failurePolicy`` only applies to the latter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class SigwardError(Exception):
+    """Base class; ``str(err)`` is a complete, user-facing sentence without secrets."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequestError(SigwardError):
+    """The caller's input is malformed (AdmissionReview, push event, image reference, CLI argument)."""
+
+
+class ConfigurationError(SigwardError):
+    """sigward's own configuration (environment, credentials file, trust material) is unusable."""
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    """One problem in a policy document, located by its YAML path (``spec.rules[0].verifyImages[1]...``)."""
+
+    source: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        return f"{where}{self.path}: {self.message}" if self.path else f"{where}{self.message}"
+
+
+class PolicyError(SigwardError):
+    """A policy cannot be used; carries every problem found, each with its YAML path."""
+
+    def __init__(self, problems: Iterable[PolicyProblem]) -> None:
+        self.problems: Sequence[PolicyProblem] = tuple(problems)
+        super().__init__("; ".join(str(p) for p in self.problems) or "invalid policy")
+
+
+class VerificationFailure(SigwardError):
+    """A decided negative outcome: the image or its signatures do not satisfy the policy."""
+
+
+class NotFoundError(VerificationFailure):
+    """The registry answered that a manifest or blob does not exist."""
+
+
+class AccessDeniedError(VerificationFailure):
+    """The registry or KMS answered 401/403: a decided failure, not an outage (Kyverno treats it so)."""
+
+
+class ExternalServiceError(SigwardError):
+    """A registry, KMS or store could not give an answer (network, 5xx, throttling, timeout)."""
+
+
+class DeadlineExceededError(ExternalServiceError):
+    """The shared time budget ran out before an answer was had."""

@@ -1,0 +1,552 @@
+"""Load Kyverno policies from YAML files and directories into :class:`~core.policy.models.Policy` objects.
+
+A path is a file (one or more YAML documents) or a directory (its ``*.yaml``/``*.yml`` files, sorted by name,
+not recursive). Documents that are not Kyverno policies (Namespaces, ConfigMaps, empty documents) and rules
+without ``verifyImages`` are skipped with a note. Every document that is a policy must be valid: Kyverno's
+validation (:mod:`core.policy.validation`) and sigward's capability table (:mod:`core.policy.capabilities`)
+apply, and all problems of all files are reported together in one :class:`~core.errors.PolicyError`, each with
+its YAML path.
+
+YAML is read with a hardened safe loader: file size, aliases, nesting depth and the size of the document with
+aliases expanded are capped (a "billion laughs" document is refused before anything walks it), duplicate
+mapping keys are an error (which one wins is ambiguous), and timestamps stay strings (as they do for
+Kubernetes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import rfc8785
+import yaml
+from pydantic import BaseModel, StrictInt, StrictStr, ValidationError
+from pydantic import Field as PydanticField
+from pydantic_core import ErrorDetails
+
+from core.errors import PolicyError, PolicyProblem
+from core.policy import capabilities as capabilities_module
+from core.policy.capabilities import Capabilities
+from core.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
+from core.policy.support import unsupported
+from core.policy.validation import Problem, validate_metadata, validate_spec
+
+# A policy file is a few KiB (the largest Kyverno samples, with PEM chains, are ~20 KiB); anything beyond this
+# is not a policy and reading it whole would only cost memory.
+MAX_POLICY_FILE_BYTES = 1024 * 1024
+# YAML aliases per document. Policies rarely use any; a handful of anchors for shared attestors is plausible.
+# Each alias can multiply the expanded size, so they are capped before the document is constructed.
+MAX_YAML_ALIASES = 100
+# Nesting depth of a document (aliases expanded). A ClusterPolicy is ~15 levels deep; deep nesting only serves
+# to exhaust the stack of whatever walks the document (validation, canonical JSON).
+MAX_YAML_DEPTH = 64
+# Nodes of a document with every alias expanded: bounds what validation and hashing walk, whatever aliases do.
+MAX_YAML_NODES = 100_000
+
+SUPPORTED_API_VERSIONS = ("kyverno.io/v1", "kyverno.io/v2beta1")
+POLICY_KINDS = ("ClusterPolicy", "Policy")
+POLICY_ENV = "SIGWARD_POLICY"
+POLICY_FILE_SUFFIXES = (".yaml", ".yml")
+
+_IMAGE_VALIDATING_POLICY = (
+    "is not supported yet: sigward verifies images with the verifyImages rules of ClusterPolicy/Policy "
+    f"({' or '.join(SUPPORTED_API_VERSIONS)})"
+)
+# Kyverno kinds that would change what image verification decides: refused rather than skipped.
+REFUSED_KYVERNO_KINDS: dict[str, str] = {
+    "ImageValidatingPolicy": _IMAGE_VALIDATING_POLICY,
+    "NamespacedImageValidatingPolicy": _IMAGE_VALIDATING_POLICY,
+    "ImageVerificationPolicy": _IMAGE_VALIDATING_POLICY,
+    "PolicyException": (
+        "is not supported yet: a PolicyException exempts resources from policy rules, "
+        "which sigward cannot honour; narrow the rule with exclude instead"
+    ),
+}
+_TOP_LEVEL_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+# Fields of kyverno.io/v1 that kyverno.io/v2beta1 removed (its CRD schema does not have them).
+_V1_ONLY_IMAGE_VERIFICATION_FIELDS = (
+    "image",
+    "key",
+    "roots",
+    "subject",
+    "issuer",
+    "additional_extensions",
+    "annotations",
+    "cosign_oci11",
+)
+_V1_ONLY_MATCH_FIELDS = ("resources", "subjects", "roles", "cluster_roles")
+_M = TypeVar("_M", bound=BaseModel)
+_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """The policies found (only their verifyImages rules) and notes on what was skipped or converted."""
+
+    policies: tuple[Policy, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def rules(self) -> Iterator[tuple[Policy, Rule]]:
+        """Every (policy, verifyImages rule) pair, in load order."""
+        for policy in self.policies:
+            for rule in policy.spec.rules:
+                yield policy, rule
+
+
+def policy_paths_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The paths in ``SIGWARD_POLICY`` (several joined with ``:``); empty when unset."""
+    value = (os.environ if environ is None else environ).get(POLICY_ENV, "")
+    return tuple(p for p in value.split(":") if p.strip())
+
+
+def load_policies(
+    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    *,
+    capabilities: Capabilities | None = None,
+) -> PolicySet:
+    """Load every policy under ``paths``; raise :class:`PolicyError` with all problems if any document is
+    invalid."""
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    loader = _Loader(capabilities or capabilities_module.CURRENT)
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files = sorted(f for f in path.iterdir() if f.suffix in POLICY_FILE_SUFFIXES and f.is_file())
+            if not files:
+                loader.notes.append(f"{path}: no *.yaml or *.yml files")
+            for f in files:
+                loader.load_file(f)
+        elif path.is_file():
+            loader.load_file(path)
+        elif path.exists():
+            loader.problem(str(path), "", "not a regular file or directory")
+        else:
+            loader.problem(str(path), "", "no such file or directory")
+    return loader.result()
+
+
+def load_policy_text(text: str, source: str, *, capabilities: Capabilities | None = None) -> PolicySet:
+    """Load the policies in one YAML text (e.g. stdin); ``source`` names it in notes and problems."""
+    loader = _Loader(capabilities or capabilities_module.CURRENT)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_FILE_BYTES:
+        loader.problem(source, "", f"larger than {MAX_POLICY_FILE_BYTES} bytes: not a policy file")
+    else:
+        loader.load_text(text, source)
+    return loader.result()
+
+
+# --- YAML
+
+
+_RESOLVERS_WITHOUT_TIMESTAMPS = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _TIMESTAMP_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class YamlLimitError(yaml.YAMLError):
+    """A document exceeds one of the loader's caps."""
+
+
+class HardenedSafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with caps on aliases and depth, duplicate keys refused and timestamps kept as
+    strings."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.yaml_implicit_resolvers = _RESOLVERS_WITHOUT_TIMESTAMPS
+        self._aliases = 0
+        self._depth = 0
+        self._checked_mappings: set[int] = set()
+
+    def compose_document(self) -> yaml.Node | None:
+        self._aliases = 0
+        return super().compose_document()
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise YamlLimitError(f"more than {MAX_YAML_ALIASES} YAML aliases in one document")
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise YamlLimitError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if id(node) not in self._checked_mappings:
+            self._checked_mappings.add(id(node))
+            seen: set[tuple[str, str]] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
+                    key = (key_node.tag, key_node.value)
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                        )
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_expanded_size(root: yaml.Node) -> None:
+    """Refuse a composed document whose alias-expanded form has more than :data:`MAX_YAML_NODES` nodes, is
+    deeper than :data:`MAX_YAML_DEPTH`, or refers to itself. Iterative: the node graph may be deep."""
+    memo: dict[int, tuple[int, int]] = {}  # id -> (expanded nodes, expanded depth)
+    in_progress: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        nid = id(node)
+        if finished:
+            kids = [memo[id(c)] for c in _children(node)]
+            size = 1 + sum(s for s, _ in kids)
+            depth = 1 + max((d for _, d in kids), default=0)
+            if size > MAX_YAML_NODES:
+                raise YamlLimitError(f"more than {MAX_YAML_NODES} YAML nodes with aliases expanded")
+            if depth > MAX_YAML_DEPTH:
+                raise YamlLimitError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels with aliases expanded")
+            memo[nid] = (size, depth)
+            in_progress.discard(nid)
+            continue
+        if nid in memo:
+            continue
+        if nid in in_progress:
+            raise YamlLimitError("recursive YAML alias")
+        in_progress.add(nid)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in in_progress:
+                raise YamlLimitError("recursive YAML alias")
+            if id(child) not in memo:
+                stack.append((child, False))
+
+
+def iter_yaml_documents(text: str) -> Iterator[Any]:
+    """``yaml.safe_load_all`` through :class:`HardenedSafeLoader`, checking each document before constructing
+    it."""
+    loader = HardenedSafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                yield None
+                continue
+            check_expanded_size(node)
+            yield loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _yaml_error_message(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, YamlLimitError):
+        return f"refused: {exc}"
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(x for x in (exc.context, exc.problem) if x) or "invalid YAML"
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"invalid YAML: {what}{where}"
+    return f"invalid YAML: {exc}"
+
+
+# --- documents
+
+
+class ObjectMeta(KyvernoModel):
+    """``metadata`` as a stored object has it; sigward uses name, namespace, labels and annotations."""
+
+    name: StrictStr = ""
+    generate_name: StrictStr = ""
+    namespace: StrictStr = ""
+    labels: Mapping[StrictStr, StrictStr] = PydanticField(default_factory=dict)
+    annotations: Mapping[StrictStr, StrictStr] = PydanticField(default_factory=dict)
+    uid: Any = None
+    resource_version: Any = None
+    generation: StrictInt | None = None
+    creation_timestamp: Any = None
+    deletion_timestamp: Any = None
+    deletion_grace_period_seconds: Any = None
+    owner_references: Any = None
+    finalizers: Any = None
+    managed_fields: Any = None
+    self_link: Any = None
+
+
+def yaml_path(prefix: str, loc: Sequence[int | str]) -> str:
+    """``spec`` + ``("rules", 0, "verifyImages")`` -> ``spec.rules[0].verifyImages``."""
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _IDENTIFIER_RE.fullmatch(part):
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part}]"
+    return out
+
+
+def _error_message(err: ErrorDetails) -> str:
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "literal_error":
+        expected = str((err.get("ctx") or {}).get("expected", ""))
+        shown = f'"{value}"' if isinstance(value, str) and len(value) <= 64 else "the value"
+        return f"unsupported value {shown}: must be {expected}"
+    if kind == "string_type":
+        return "must be a string"
+    if kind == "bool_type":
+        return "must be a boolean (true or false)"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "must be an integer"
+    if kind in ("tuple_type", "list_type"):
+        return "must be a list"
+    if kind in ("dict_type", "model_type", "model_attributes_type", "mapping_type"):
+        return "must be a mapping"
+    msg = err["msg"]
+    return msg[:1].lower() + msg[1:]
+
+
+def problems_from_validation_error(exc: ValidationError, prefix: str) -> list[Problem]:
+    """Pydantic errors as (YAML path, short message); loc holds YAML (alias) names."""
+    out: list[Problem] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden" and loc:
+            out.append((yaml_path(prefix, loc[:-1]), f'unknown field "{loc[-1]}"'))
+        elif err["type"] == "missing" and loc:
+            out.append((yaml_path(prefix, loc[:-1]), f'missing required field "{loc[-1]}"'))
+        elif loc and loc[-1] == "[key]":
+            out.append((yaml_path(prefix, loc[:-2]), f"key {loc[-2]!r} must be a string"))
+        else:
+            out.append((yaml_path(prefix, loc), _error_message(err)))
+    return out
+
+
+def _validate(model: type[_M], raw: Any, prefix: str, problems: list[Problem]) -> _M | None:
+    try:
+        return model.model_validate(raw, by_alias=True, by_name=False)
+    except ValidationError as exc:
+        problems.extend(problems_from_validation_error(exc, prefix))
+        return None
+
+
+def content_hash(document: Any) -> str:
+    """sha256 (hex) of the RFC 8785 canonical JSON of ``document``."""
+    return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
+
+
+def _v1_only_fields(spec: PolicySpec) -> list[Problem]:
+    """Fields kyverno.io/v2beta1's schema does not have (the single-image form, the legacy match form)."""
+    out: list[Problem] = []
+    for i, rule in enumerate(spec.rules):
+        for block_name, block in (("match", rule.match), ("exclude", rule.exclude)):
+            if block is None:
+                continue
+            for name in _V1_ONLY_MATCH_FIELDS:
+                if name in block.model_fields_set:
+                    alias = _alias_of(block, name)
+                    out.append((f"spec.rules[{i}].{block_name}", f'unknown field "{alias}" in kyverno.io/v2beta1'))
+        for j, iv in enumerate(rule.verify_images):
+            for name in _V1_ONLY_IMAGE_VERIFICATION_FIELDS:
+                if name in iv.model_fields_set:
+                    alias = _alias_of(iv, name)
+                    out.append(
+                        (
+                            f"spec.rules[{i}].verifyImages[{j}]",
+                            f'unknown field "{alias}" in kyverno.io/v2beta1',
+                        )
+                    )
+    return out
+
+
+def _alias_of(model: BaseModel, name: str) -> str:
+    info = type(model).model_fields[name]
+    return info.alias or name
+
+
+def _normalized_entry(iv: ImageVerification) -> ImageVerification:
+    modern = iv.converted()
+    if any(a.predicate_type and not a.type for a in modern.attestations):
+        modern = modern.model_copy(
+            update={
+                "attestations": tuple(
+                    a.model_copy(update={"type": a.predicate_type, "predicate_type": ""})
+                    if a.predicate_type and not a.type
+                    else a
+                    for a in modern.attestations
+                )
+            }
+        )
+    return modern
+
+
+@dataclass
+class _Loader:
+    capabilities: Capabilities
+    policies: list[Policy] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    problems: list[PolicyProblem] = field(default_factory=list)
+    _seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
+
+    def problem(self, source: str, path: str, message: str) -> None:
+        self.problems.append(PolicyProblem(source=source, path=path, message=message))
+
+    def result(self) -> PolicySet:
+        if self.problems:
+            raise PolicyError(self.problems)
+        return PolicySet(policies=tuple(self.policies), notes=tuple(self.notes))
+
+    def load_file(self, path: Path) -> None:
+        source = str(path)
+        try:
+            if path.stat().st_size > MAX_POLICY_FILE_BYTES:
+                self.problem(source, "", f"larger than {MAX_POLICY_FILE_BYTES} bytes: not a policy file")
+                return
+            with path.open("rb") as fh:
+                data = fh.read(MAX_POLICY_FILE_BYTES + 1)
+        except OSError as exc:
+            self.problem(source, "", f"cannot read: {exc.strerror or exc}")
+            return
+        if len(data) > MAX_POLICY_FILE_BYTES:
+            self.problem(source, "", f"larger than {MAX_POLICY_FILE_BYTES} bytes: not a policy file")
+            return
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            self.problem(source, "", "not UTF-8 text")
+            return
+        self.load_text(text, source)
+
+    def load_text(self, text: str, source: str) -> None:
+        number = 0
+        try:
+            for number, document in enumerate(iter_yaml_documents(text), start=1):
+                self.load_document(document, f"{source}#doc{number}")
+        except yaml.YAMLError as exc:
+            self.problem(f"{source}#doc{number + 1}", "", _yaml_error_message(exc))
+
+    def load_document(self, document: Any, source: str) -> None:
+        if document is None:
+            self.notes.append(f"{source}: empty document; skipped")
+            return
+        if not isinstance(document, dict):
+            self.problem(source, "", "not a Kubernetes object: expected a mapping with apiVersion and kind")
+            return
+        api_version, kind = document.get("apiVersion"), document.get("kind")
+        if not isinstance(api_version, str) or not api_version or not isinstance(kind, str) or not kind:
+            self.problem(source, "", "not a Kubernetes object: apiVersion and kind (strings) are required")
+            return
+        group = api_version.rpartition("/")[0]
+        items = document.get("items")
+        if kind.endswith("List") and isinstance(items, list):
+            for k, item in enumerate(items):
+                self.load_document(item, f"{source}.items[{k}]")
+            return
+        kyverno = group == "kyverno.io" or group.endswith(".kyverno.io")
+        if not kyverno:
+            self.notes.append(f"{source}: {kind} is not a Kyverno policy; skipped")
+        elif kind in POLICY_KINDS:
+            if api_version in SUPPORTED_API_VERSIONS:
+                self.load_policy(document, api_version, kind, source)
+            else:
+                self.problem(
+                    source,
+                    "apiVersion",
+                    f"{api_version} {kind} is not supported: use {' or '.join(SUPPORTED_API_VERSIONS)}",
+                )
+        elif kind in REFUSED_KYVERNO_KINDS:
+            self.problem(source, "kind", f"{api_version} {kind} {REFUSED_KYVERNO_KINDS[kind]}")
+        else:
+            self.notes.append(f"{source}: {api_version} {kind} is not a ClusterPolicy or Policy; skipped")
+
+    def load_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
+        problems: list[Problem] = []
+        try:
+            digest = content_hash(document)
+        except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+            self.problem(source, "", f"not representable as JSON: {exc}")
+            return
+        problems.extend(("", f'unknown field "{k}"') for k in document if k not in _TOP_LEVEL_FIELDS)
+        meta = _validate(ObjectMeta, document.get("metadata") or {}, "metadata", problems)
+        spec: PolicySpec | None = None
+        if document.get("spec") is None:
+            problems.append(("", 'missing required field "spec"'))
+        else:
+            spec = _validate(PolicySpec, document["spec"], "spec", problems)
+        if spec is not None and api_version == "kyverno.io/v2beta1":
+            problems.extend(_v1_only_fields(spec))
+        if meta is not None and spec is not None and not problems:
+            namespaced = kind == "Policy"
+            problems.extend(validate_metadata(kind, meta.name, meta.namespace, meta.annotations))
+            problems.extend(validate_spec(spec, namespaced=namespaced))
+            problems.extend(unsupported(spec, self.capabilities))
+        if problems or meta is None or spec is None:
+            for path, message in problems:
+                self.problem(source, path, message)
+            return
+        self.add_policy(api_version, kind, meta, spec, source=source, digest=digest)
+
+    def add_policy(
+        self, api_version: str, kind: str, meta: ObjectMeta, spec: PolicySpec, *, source: str, digest: str
+    ) -> None:
+        key = (kind, meta.namespace, meta.name)
+        where = f"{kind} {meta.namespace + '/' if meta.namespace else ''}{meta.name}"
+        if key in self._seen:
+            self.problem(source, "metadata.name", f"{where} is also defined in {self._seen[key]}")
+            return
+        self._seen[key] = source
+        rules: list[Rule] = []
+        for rule in spec.rules:
+            if not rule.verify_images:
+                self.notes.append(f"{source}: policy {meta.name} rule {rule.name}: no verifyImages; skipped")
+                continue
+            for j, iv in enumerate(rule.verify_images):
+                deprecated = iv.deprecated_fields()
+                if deprecated:
+                    self.notes.append(
+                        f"{source}: policy {meta.name} rule {rule.name}: verifyImages[{j}] uses deprecated "
+                        f"{', '.join(deprecated)}; converted to imageReferences and attestors"
+                    )
+            rules.append(
+                rule.model_copy(update={"verify_images": tuple(_normalized_entry(iv) for iv in rule.verify_images)})
+            )
+        if not rules:
+            self.notes.append(f"{source}: policy {meta.name}: no verifyImages rules; skipped")
+            return
+        update: dict[str, Any] = {"rules": tuple(rules)}
+        wc = spec.webhook_configuration
+        if wc is not None and wc.failure_policy is not None and "failure_policy" not in spec.model_fields_set:
+            update["failure_policy"] = wc.failure_policy
+        if wc is not None and wc.timeout_seconds is not None and "webhook_timeout_seconds" not in spec.model_fields_set:
+            update["webhook_timeout_seconds"] = wc.timeout_seconds
+        self.policies.append(
+            Policy(
+                api_version=api_version,
+                kind=kind,  # type: ignore[arg-type]  # checked against POLICY_KINDS
+                name=meta.name,
+                namespace=meta.namespace,
+                annotations=dict(meta.annotations),
+                labels=dict(meta.labels),
+                spec=spec.model_copy(update=update),
+                source=source,
+                content_hash=digest,
+            )
+        )

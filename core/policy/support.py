@@ -1,0 +1,269 @@
+"""Refuse what sigward does not implement (see :mod:`core.policy.capabilities`), each with its YAML path.
+
+Only ``verifyImages`` rules are looked at: the loader skips the others. Deprecated single-image fields are
+checked where they are written (``verifyImages[0].key``, ``.issuer``), before they are converted, so the paths
+point at the user's YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from core.errors import BadRequestError
+from core.policy.capabilities import Capabilities, refusal
+from core.policy.models import (
+    PEM_PUBLIC_KEY_END,
+    AttestorSet,
+    ImageVerification,
+    MatchResources,
+    PolicySpec,
+    ResourceDescription,
+    StaticKeyAttestor,
+)
+from core.policy.validation import Problem, has_variable
+from core.references import parse_repository
+
+PEM_PUBLIC_KEY_BEGIN = "-----BEGIN PUBLIC KEY-----"
+# cosign's KMS key reference schemes (sigstore/pkg/signature/kms).
+KMS_URI_RE = re.compile(r"^(awskms|gcpkms|azurekms|hashivault)://")
+K8S_KEY_REF_PREFIX = "k8s://"
+
+
+def unsupported(spec: PolicySpec, caps: Capabilities) -> list[Problem]:
+    """Every use of a feature ``caps`` does not have, plus values sigward cannot use (a PEM that does not
+    parse)."""
+    out: list[Problem] = []
+    if spec.validation_failure_action_overrides and not caps.failure_action_overrides:
+        out.append(("spec.validationFailureActionOverrides", refusal("failure_action_overrides")))
+    wc = spec.webhook_configuration
+    if wc is not None and wc.match_conditions and not caps.webhook_match_conditions:
+        out.append(("spec.webhookConfiguration.matchConditions", refusal("webhook_match_conditions")))
+    if spec.apply_rules == "One" and not caps.apply_rules_one:
+        out.append(("spec.applyRules", refusal("apply_rules_one")))
+    for i, rule in enumerate(spec.rules):
+        if not rule.verify_images:
+            continue
+        path = f"spec.rules[{i}]"
+        if rule.context and not caps.rule_context:
+            out.append((f"{path}.context", refusal("rule_context")))
+        if rule.preconditions is not None and not caps.preconditions:
+            out.append((f"{path}.preconditions", refusal("preconditions")))
+        if rule.cel_preconditions and not caps.cel_preconditions:
+            out.append((f"{path}.celPreconditions", refusal("cel_preconditions")))
+        out.extend(_match(rule.match, f"{path}.match", caps))
+        if rule.exclude is not None:
+            out.extend(_match(rule.exclude, f"{path}.exclude", caps))
+        for j, iv in enumerate(rule.verify_images):
+            out.extend(_image_verification(iv, f"{path}.verifyImages[{j}]", caps))
+    return out
+
+
+def _match(m: MatchResources, path: str, caps: Capabilities) -> list[Problem]:
+    out: list[Problem] = []
+    filters = [(f"{path}.{name}[{j}]", f) for name in ("any", "all") for j, f in enumerate(getattr(m, name))]
+    places: list[tuple[str, Any, ResourceDescription]] = [(p, f, f.resources) for p, f in filters]
+    places.append((path, m, m.resources))
+    for where, holder, rd in places:
+        if not caps.user_info:
+            for field in ("subjects", "roles", "clusterRoles"):
+                if getattr(holder, _snake(field)):
+                    out.append((f"{where}.{field}", refusal("user_info")))
+        if rd.namespace_selector is not None and not caps.namespace_selector:
+            out.append((f"{where}.resources.namespaceSelector", refusal("namespace_selector")))
+    return out
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _image_verification(iv: ImageVerification, path: str, caps: Capabilities) -> list[Problem]:
+    out: list[Problem] = []
+    if iv.type == "Notary" and not caps.notary:
+        out.append((f"{path}.type", refusal("notary")))
+    if iv.type == "SigstoreBundle" and not caps.sigstore_bundle:
+        out.append((f"{path}.type", refusal("sigstore_bundle")))
+    if iv.cosign_oci11 and not caps.cosign_oci11:
+        out.append((f"{path}.cosignOCI11", refusal("cosign_oci11")))
+    if iv.attestations and not caps.attestations:
+        out.append((f"{path}.attestations", refusal("attestations")))
+    # `validate: {}` is Kyverno's zero value (HasValidateImageVerification is false): nothing to refuse.
+    if iv.validate is not None and (iv.validate.message or iv.validate.deny is not None) and not caps.validate_deny:
+        out.append((f"{path}.validate", refusal("validate_deny")))
+    creds = iv.image_registry_credentials
+    if creds is not None:
+        if creds.secrets and not caps.registry_secrets:
+            out.append((f"{path}.imageRegistryCredentials.secrets", refusal("registry_secrets")))
+        if creds.allow_insecure_registry and not caps.policy_insecure_registries:
+            out.append(
+                (
+                    f"{path}.imageRegistryCredentials.allowInsecureRegistry",
+                    refusal("policy_insecure_registries"),
+                )
+            )
+    out.extend(_repository(iv.repository, f"{path}.repository", caps))
+
+    # The deprecated single-image form, where it is written.
+    if iv.key:
+        out.extend(_key_text(iv.key, f"{path}.key", caps))
+        for name in ("issuer", "subject", "roots"):
+            if getattr(iv, name):
+                out.append(
+                    (
+                        f"{path}.{name}",
+                        f"{name} cannot be combined with key: Kyverno ignores it when key is set; "
+                        "use attestors[].entries[] with one keys or keyless entry each",
+                    )
+                )
+    elif iv.issuer:
+        if not caps.keyless:
+            out.append((f"{path}.issuer", refusal("keyless")))
+    else:
+        for name in ("subject", "roots"):
+            if getattr(iv, name):
+                out.append(
+                    (
+                        f"{path}.{name}",
+                        f"{name} without issuer is ignored by Kyverno: set issuer, or use "
+                        "attestors[].entries[].keyless",
+                    )
+                )
+    if iv.additional_extensions and (iv.key or not iv.issuer):
+        out.append(
+            (
+                f"{path}.additionalExtensions",
+                "additionalExtensions is only used with issuer (keyless): move it to attestors[].entries[].keyless",
+            )
+        )
+
+    for n, attestor_set in enumerate(iv.attestors):
+        out.extend(_attestor_set(attestor_set, f"{path}.attestors[{n}]", caps))
+
+    if not caps.variables:
+        # imageReferences: Kyverno's own check; key/publicKeys/kms: checked as keys above.
+        dumped = iv.model_dump(by_alias=True, exclude={"attestations", "validate", "image_references", "image", "key"})
+        out.extend((p, refusal("variables")) for p in _variable_paths(dumped, path))
+    return out
+
+
+def _attestor_set(attestor_set: AttestorSet, path: str, caps: Capabilities) -> list[Problem]:
+    out: list[Problem] = []
+    for i, entry in enumerate(attestor_set.entries):
+        epath = f"{path}.entries[{i}]"
+        out.extend(_repository(entry.repository, f"{epath}.repository", caps))
+        keys = entry.keys
+        if keys is not None:
+            kpath = f"{epath}.keys"
+            given = [
+                name for name, v in (("publicKeys", keys.public_keys), ("secret", keys.secret), ("kms", keys.kms)) if v
+            ]
+            if len(given) > 1:
+                out.append(
+                    (
+                        kpath,
+                        f"{', '.join(given)} are set together: Kyverno uses only the first of "
+                        "publicKeys, secret, kms; set one (use several entries for several keys)",
+                    )
+                )
+            if keys.public_keys:
+                out.extend(_key_text(keys.public_keys, f"{kpath}.publicKeys", caps))
+            elif keys.secret is not None:
+                if not caps.secret_keys:
+                    out.append((f"{kpath}.secret", refusal("secret_keys")))
+            elif keys.kms:
+                out.extend(_key_reference(keys.kms, f"{kpath}.kms", caps))
+            if keys.ctlog is not None and keys.ctlog.tsa_cert_chain and not caps.tsa_timestamps:
+                out.append((f"{kpath}.ctlog.tsaCertChain", refusal("tsa_timestamps")))
+            if (
+                "signature_algorithm" in entry.model_fields_set
+                and entry.signature_algorithm != keys.signature_algorithm
+            ):
+                out.append(
+                    (
+                        f"{epath}.signatureAlgorithm",
+                        "Kyverno uses keys.signatureAlgorithm for keys and ignores this one: "
+                        "set keys.signatureAlgorithm instead",
+                    )
+                )
+        if entry.certificates is not None and not caps.certificates:
+            out.append((f"{epath}.certificates", refusal("certificates")))
+        if entry.keyless is not None and not caps.keyless:
+            out.append((f"{epath}.keyless", refusal("keyless")))
+        if entry.attestor is not None:
+            out.extend(_attestor_set(entry.attestor, f"{epath}.attestor", caps))
+    return out
+
+
+def _repository(value: str, path: str, caps: Capabilities) -> list[Problem]:
+    if not value or (has_variable(value) and not caps.variables):
+        return []  # variables are reported on their own
+    try:
+        parse_repository(value)
+    except BadRequestError as exc:
+        return [(path, str(exc).replace("invalid image reference", "invalid repository", 1))]
+    return []
+
+
+def _key_text(text: str, path: str, caps: Capabilities) -> list[Problem]:
+    """``publicKeys`` (or deprecated ``key``): PEM public key(s) or one key reference."""
+    if has_variable(text):
+        return [] if caps.variables else [(path, refusal("variables"))]
+    pieces = StaticKeyAttestor(public_keys=text).public_key_entries()
+    out: list[Problem] = []
+    for n, piece in enumerate(pieces):
+        which = f"key {n + 1} of {len(pieces)}: " if len(pieces) > 1 else ""
+        if piece.startswith(PEM_PUBLIC_KEY_BEGIN):
+            error = _pem_error(piece)
+            if error:
+                out.append((path, f"{which}{error}"))
+        else:
+            out.extend((p, f"{which}{m}") for p, m in _key_reference(piece, path, caps))
+    return out
+
+
+def _key_reference(ref: str, path: str, caps: Capabilities) -> list[Problem]:
+    if has_variable(ref):
+        return [] if caps.variables else [(path, refusal("variables"))]
+    if ref.startswith(K8S_KEY_REF_PREFIX):
+        return [] if caps.k8s_key_refs else [(path, refusal("k8s_key_refs"))]
+    if KMS_URI_RE.match(ref):
+        return [] if caps.kms_keys else [(path, refusal("kms_keys"))]
+    return [
+        (
+            path,
+            f"not a PEM public key ({PEM_PUBLIC_KEY_BEGIN} ... {PEM_PUBLIC_KEY_END}) or a key reference "
+            "(awskms://, gcpkms://, azurekms://, hashivault://, k8s://)",
+        )
+    ]
+
+
+def _pem_error(pem: str) -> str:
+    try:
+        load_pem_public_key(pem.encode())
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        reason = str(exc).split("\n", 1)[0].strip() or type(exc).__name__
+        return f"not a valid PEM public key: {reason}"
+    return ""
+
+
+def _variable_paths(value: Any, path: str) -> list[str]:
+    """YAML paths of the strings holding a {{ ... }} variable (keys.publicKeys and keys.kms are checked as
+    keys)."""
+    if isinstance(value, str):
+        return [path] if has_variable(value) else []
+    if isinstance(value, Mapping):
+        out: list[str] = []
+        for k, v in value.items():
+            if k in ("publicKeys", "kms"):
+                continue
+            child = f"{path}.{k}" if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(k)) else f"{path}[{k}]"
+            out.extend(_variable_paths(v, child))
+        return out
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in _variable_paths(v, f"{path}[{i}]")]
+    return []

@@ -1,0 +1,258 @@
+"""The OCI distribution client sigward verifies with: resolve tags, fetch manifests and blobs, check bytes.
+
+Every answer is treated as hostile: bodies are bounded, digests are recomputed over the exact bytes received
+and compared with what was asked for, and status codes map to the error classes of :mod:`core.errors` so that
+a decided "no" (404, 401/403, a digest mismatch) is never confused with "could not find out" (5xx, timeouts).
+"""
+
+from __future__ import annotations
+
+import re
+from types import TracebackType
+
+import requests
+
+from core.deadline import Deadline
+from core.errors import (
+    AccessDeniedError,
+    BadRequestError,
+    ExternalServiceError,
+    NotFoundError,
+    VerificationFailure,
+)
+from core.references import ImageReference, Repository, validate_digest
+from core.registry.auth import Authenticator, pull_scope
+from core.registry.config import RegistryConfig
+from core.registry.credentials import CredentialStore
+from core.registry.models import (
+    ACCEPT_HEADER,
+    ACCEPTED_MEDIA_TYPES,
+    Descriptor,
+    Manifest,
+    base_content_type,
+    compute_digest,
+    digests_equal,
+)
+from core.registry.transport import RequestStats, Transport
+
+# distribution/reference's repository path grammar; checked again here because a Repository can be built by
+# hand and its path goes into a URL.
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
+_REPOSITORY_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
+_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
+# host, host:port or [v6]:port, nothing that could smuggle a path, user info or query into the URL.
+_REGISTRY_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+class RegistryClient:
+    """A thread-safe registry client; share one per process so connections and tokens are reused."""
+
+    def __init__(self, config: RegistryConfig | None = None, *, credentials: CredentialStore | None = None) -> None:
+        self.config = config if config is not None else RegistryConfig.from_env()
+        self.stats = RequestStats()
+        self._transport = Transport(self.config, self.stats)
+        self._credentials = credentials if credentials is not None else CredentialStore.from_env()
+        self._auth = Authenticator(self._transport, self._credentials)
+
+    # -- public API
+
+    def resolve(self, ref: ImageReference, *, deadline: Deadline) -> Descriptor:
+        """The descriptor of what ``ref`` names: its digest as given, or what the tag points to now.
+
+        A tag is resolved with HEAD (one small request); when the registry does not answer HEAD with a usable
+        ``Docker-Content-Digest`` the manifest is fetched and hashed instead. A digest reference needs no
+        request and its descriptor has an empty media type and size 0 (unknown).
+        """
+        repo = ref.repo
+        if ref.digest:
+            validate_digest(ref.digest)
+            return Descriptor(media_type="", digest=ref.digest, size=0)
+        tag = self._check_reference(ref.tag)
+        what = f"manifest {tag}"
+        resp = self._request(
+            "HEAD", repo, f"manifests/{tag}", accept=ACCEPT_HEADER, deadline=deadline, kind="manifest.head"
+        )
+        status = resp.status_code
+        if status == 200:
+            descriptor = _descriptor_from_head(resp)
+            self._transport.discard(resp)
+            if descriptor is not None:
+                return descriptor
+        elif status in (401, 403, 404):
+            self._raise_for_status(resp, repo, what, deadline)
+        else:
+            self._transport.discard(resp)
+        manifest = self.get_manifest(repo, tag, deadline=deadline)
+        return Descriptor(
+            media_type=manifest.media_type,
+            digest=manifest.digest,
+            size=len(manifest.raw),
+            annotations=manifest.annotations,
+            artifact_type=manifest.artifact_type,
+        )
+
+    def get_manifest(self, repo: Repository, reference: str, *, deadline: Deadline) -> Manifest:
+        """Fetch a manifest or index by tag or digest; its bytes are verified against the digest asked for."""
+        reference = self._check_reference(reference)
+        by_digest = ":" in reference
+        what = f"manifest {reference}"
+        where = f"{repo}@{reference}" if by_digest else f"{repo}:{reference}"
+        resp = self._request(
+            "GET",
+            repo,
+            f"manifests/{reference}",
+            accept=ACCEPT_HEADER,
+            deadline=deadline,
+            kind="manifest.get",
+        )
+        if resp.status_code != 200:
+            self._raise_for_status(resp, repo, what, deadline)
+        content_type = resp.headers.get("Content-Type", "")
+        claimed = resp.headers.get("Docker-Content-Digest", "").strip()
+        raw = self._transport.read_body(resp, self.config.max_manifest_bytes, deadline, f"manifest {where}")
+        if by_digest:
+            algorithm = reference.split(":", 1)[0]
+            computed = compute_digest(raw, algorithm)
+            if not digests_equal(computed, reference):
+                raise VerificationFailure(
+                    f"manifest digest mismatch for {where}: the registry sent content with digest {computed}"
+                )
+            digest = reference
+        else:
+            digest = compute_digest(raw)
+            if claimed:
+                self._check_claimed_digest(raw, claimed, where)
+        return Manifest.parse(raw, digest=digest, content_type=content_type, where=where)
+
+    def get_blob(self, repo: Repository, digest: str, *, deadline: Deadline, max_bytes: int | None = None) -> bytes:
+        """Fetch a blob (signature payload, attestation, bundle) and verify its digest; never decompressed."""
+        self._check_digest(digest)
+        limit = self.config.max_blob_bytes if max_bytes is None else max_bytes
+        what = f"blob {digest}"
+        resp = self._request("GET", repo, f"blobs/{digest}", accept="*/*", deadline=deadline, kind="blob")
+        if resp.status_code != 200:
+            self._raise_for_status(resp, repo, what, deadline)
+        data = self._transport.read_body(resp, limit, deadline, f"{what} in {repo}")
+        computed = compute_digest(data, digest.split(":", 1)[0])
+        if not digests_equal(computed, digest):
+            raise VerificationFailure(f"blob digest mismatch for {repo}@{digest}: the content has digest {computed}")
+        return data
+
+    def ping(self, registry: str, *, deadline: Deadline) -> None:
+        """Check that ``registry`` speaks the distribution API v2 (``GET /v2/``: 200, or 401 before auth)."""
+        registry = self._check_registry(registry)
+        resp = self._transport.send("GET", f"{self._base(registry)}/v2/", deadline=deadline, kind="ping")
+        status = resp.status_code
+        version = resp.headers.get("Docker-Distribution-API-Version", "").strip()
+        self._transport.discard(resp)
+        if version and not version.lower().startswith("registry/2."):
+            raise ExternalServiceError(f"{registry} speaks an unsupported registry API ({version[:32]})")
+        if status not in (200, 401):
+            raise ExternalServiceError(f"{registry} does not serve the registry API v2 (HTTP {status} for /v2/)")
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- internals
+
+    def _base(self, registry: str) -> str:
+        scheme = "http" if self.config.is_insecure(registry) else "https"
+        return f"{scheme}://{registry}"
+
+    @staticmethod
+    def _check_registry(registry: str) -> str:
+        if not _REGISTRY_RE.match(registry):
+            raise BadRequestError(f"invalid registry host {registry[:300]!r}")
+        return registry.lower()
+
+    @staticmethod
+    def _check_digest(digest: str) -> str:
+        return validate_digest(digest)
+
+    @classmethod
+    def _check_reference(cls, reference: str) -> str:
+        if ":" in reference:
+            return cls._check_digest(reference)
+        if not _TAG_RE.match(reference):
+            raise BadRequestError(f"invalid tag {reference[:200]!r}")
+        return reference
+
+    def _request(
+        self, method: str, repo: Repository, tail: str, *, accept: str, deadline: Deadline, kind: str
+    ) -> requests.Response:
+        """``method /v2/<repo>/<tail>``, anonymous (or with the known scheme) first, once more after a 401."""
+        registry = self._check_registry(repo.api_host)
+        name = repo.api_repository
+        if not _REPOSITORY_RE.match(name) or len(name) > 255:
+            raise BadRequestError(f"invalid repository name {name[:300]!r}")
+        url = f"{self._base(registry)}/v2/{name}/{tail}"
+        scope = pull_scope(name)
+        headers = {"Accept": accept}
+        authorization = self._auth.authorization_for(registry, scope, deadline)
+        resp = self._transport.send(
+            method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization
+        )
+        if resp.status_code != 401:
+            return resp
+        challenge = resp.headers.get("WWW-Authenticate", "")
+        self._transport.discard(resp)
+        if not challenge:
+            raise AccessDeniedError(
+                f"access to {repo} denied by {registry} (HTTP 401 without a WWW-Authenticate challenge)"
+            )
+        authorization = self._auth.on_unauthorized(registry, challenge, scope, deadline, rejected=authorization)
+        return self._transport.send(
+            method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization
+        )
+
+    def _raise_for_status(self, resp: requests.Response, repo: Repository, what: str, deadline: Deadline) -> None:
+        status = resp.status_code
+        registry = repo.api_host
+        if status == 404:
+            self._transport.discard(resp)
+            raise NotFoundError(f"{what} not found in {repo}")
+        if status in (401, 403):
+            self._transport.discard(resp)
+            used = (
+                f"with the credentials configured for {registry}"
+                if self._auth.credentials_for(registry) is not None
+                else f"anonymously (no credentials configured for {registry})"
+            )
+            raise AccessDeniedError(f"access to {what} in {repo} denied (HTTP {status}) {used}")
+        detail = self._transport.error_detail(resp, deadline)
+        raise ExternalServiceError(f"{registry} answered HTTP {status} for {what} in {repo}{detail}")
+
+    @staticmethod
+    def _check_claimed_digest(raw: bytes, claimed: str, where: str) -> None:
+        try:
+            validate_digest(claimed)
+        except BadRequestError:
+            raise VerificationFailure(f"manifest {where}: the registry sent an invalid Docker-Content-Digest") from None
+        computed = compute_digest(raw, claimed.split(":", 1)[0])
+        if not digests_equal(computed, claimed):
+            raise VerificationFailure(
+                f"manifest digest mismatch for {where}: the registry claims {claimed} but the content is {computed}"
+            )
+
+
+def _descriptor_from_head(resp: requests.Response) -> Descriptor | None:
+    """What a HEAD answer tells, or ``None`` when it is not enough and the manifest must be fetched."""
+    digest = resp.headers.get("Docker-Content-Digest", "").strip()
+    media_type = base_content_type(resp.headers.get("Content-Type", ""))
+    length = resp.headers.get("Content-Length", "").strip()
+    if not digest or media_type not in ACCEPTED_MEDIA_TYPES:
+        return None
+    try:
+        validate_digest(digest)
+    except BadRequestError:
+        return None
+    size = int(length) if length.isdigit() else 0
+    return Descriptor(media_type=media_type, digest=digest, size=size)

@@ -1,0 +1,61 @@
+"""A :class:`~core.verify.engine.SignatureSource` that remembers tag → digest resolutions and signature manifests
+for a short time, with single flight, so concurrent admissions of the same image send one set of requests."""
+
+from __future__ import annotations
+
+from core.cache import TTLCache
+from core.deadline import Deadline
+from core.errors import DeadlineExceededError
+from core.references import ImageReference, Repository
+from core.verify.cosign import SignatureLayer
+from core.verify.engine import SignatureSource
+
+# Tags move; a resolution is trusted this long (the signature still binds the digest that was verified).
+DEFAULT_DIGEST_TTL_SECONDS = 30.0
+# New signatures appended to a `.sig` manifest become visible after this long.
+DEFAULT_LAYERS_TTL_SECONDS = 30.0
+# Enough distinct images for a large cluster's working set; each entry is small.
+MAX_ENTRIES = 10_000
+
+
+class CachingSignatureSource:
+    def __init__(
+        self,
+        inner: SignatureSource,
+        *,
+        digest_ttl: float = DEFAULT_DIGEST_TTL_SECONDS,
+        layers_ttl: float = DEFAULT_LAYERS_TTL_SECONDS,
+    ) -> None:
+        self.inner = inner
+        self._digests: TTLCache[str, str] = TTLCache(max_entries=MAX_ENTRIES, ttl=digest_ttl)
+        self._layers: TTLCache[tuple[str, str], tuple[SignatureLayer, ...]] = TTLCache(
+            max_entries=MAX_ENTRIES, ttl=layers_ttl
+        )
+
+    def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str:
+        if ref.digest:
+            return ref.digest
+        try:
+            return self._digests.get_or_compute(
+                ref.reference,
+                lambda: self.inner.resolve_digest(ref, deadline=deadline),
+                timeout=max(deadline.remaining(), 0.001),
+            )
+        except TimeoutError:
+            raise DeadlineExceededError(f"deadline exceeded resolving {ref.reference}") from None
+
+    def signature_layers(
+        self, repo: Repository, image_digest: str, *, deadline: Deadline
+    ) -> tuple[SignatureLayer, ...]:
+        try:
+            return self._layers.get_or_compute(
+                (str(repo), image_digest),
+                lambda: self.inner.signature_layers(repo, image_digest, deadline=deadline),
+                timeout=max(deadline.remaining(), 0.001),
+            )
+        except TimeoutError:
+            raise DeadlineExceededError(f"deadline exceeded fetching signatures from {repo}") from None
+
+    def clear(self) -> None:
+        self._digests.clear()
+        self._layers.clear()

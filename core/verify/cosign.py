@@ -1,0 +1,143 @@
+"""Key-based checks of legacy cosign ``.sig`` layers: pure functions over bytes, keys and trust material.
+
+A layer counts as a matching signature only when, in this order: its media type is simple signing, its signature
+verifies over the exact payload bytes with the key, the payload is a cosign signature of *this* image digest, the
+transparency-log entry (unless ``ignoreTlog``) is valid and about this very signature, and the required annotations
+match. Each check that fails is reported in cosign's words.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from core.errors import VerificationFailure
+from core.verify.keys import PublicKeyVerifier
+from core.verify.rekor import check_hashedrekord, verify_set
+from core.verify.simplesigning import (
+    SIMPLESIGNING_MEDIA_TYPE,
+    SimpleSigningPayload,
+    annotations_match,
+    check_payload,
+    parse_payload,
+)
+from core.verify.trust import LogKey
+
+ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
+ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
+ANNOTATION_CHAIN = "dev.sigstore.cosign/chain"
+ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
+ANNOTATION_RFC3161 = "dev.sigstore.cosign/rfc3161timestamp"
+# A signature is at most a few hundred bytes (RSA-4096: 512); its base64 annotation past this is garbage.
+MAX_SIGNATURE_B64 = 8 * 1024
+
+
+@dataclass(frozen=True)
+class SignatureLayer:
+    """One layer of a ``.sig`` manifest: the payload blob and the layer's annotations."""
+
+    media_type: str
+    payload: bytes
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    digest: str = ""
+
+    @property
+    def signature_b64(self) -> str:
+        return self.annotations.get(ANNOTATION_SIGNATURE, "")
+
+    @property
+    def certificate(self) -> str:
+        return self.annotations.get(ANNOTATION_CERTIFICATE, "")
+
+    @property
+    def chain(self) -> str:
+        return self.annotations.get(ANNOTATION_CHAIN, "")
+
+    @property
+    def bundle(self) -> str:
+        return self.annotations.get(ANNOTATION_BUNDLE, "")
+
+
+@dataclass(frozen=True)
+class TlogOptions:
+    """Whether the Rekor SET must be verified, and with which log keys."""
+
+    required: bool
+    logs: tuple[LogKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    layer: SignatureLayer
+    payload: SimpleSigningPayload
+    integrated_time: int | None = None
+
+
+def decode_signature(layer: SignatureLayer) -> bytes:
+    value = layer.signature_b64
+    if not value:
+        raise VerificationFailure("signature annotation missing")
+    if len(value) > MAX_SIGNATURE_B64:
+        raise VerificationFailure("signature annotation too large")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationFailure("signature annotation is not base64") from None
+
+
+def verify_layer_with_key(
+    layer: SignatureLayer,
+    *,
+    image_digest: str,
+    verifier: PublicKeyVerifier,
+    annotations: Mapping[str, str],
+    tlog: TlogOptions,
+) -> VerifiedSignature:
+    if layer.media_type != SIMPLESIGNING_MEDIA_TYPE:
+        raise VerificationFailure(f"layer media type {layer.media_type!r} is not a cosign simple signing payload")
+    signature = decode_signature(layer)
+    verifier.verify(signature, layer.payload)
+    payload = parse_payload(layer.payload)
+    check_payload(payload, image_digest=image_digest)
+    integrated_time: int | None = None
+    if tlog.required:
+        if not layer.bundle:
+            raise VerificationFailure(
+                "signature has no Rekor bundle (set rekor.ignoreTlog: true to verify without the transparency log)"
+            )
+        entry = verify_set(layer.bundle, logs=tlog.logs)
+        check_hashedrekord(entry, payload=layer.payload, signature=signature, key=verifier.key)
+        integrated_time = entry.integrated_time
+    if annotations and not annotations_match(payload, annotations):
+        raise VerificationFailure("missing or incorrect annotation")
+    return VerifiedSignature(layer=layer, payload=payload, integrated_time=integrated_time)
+
+
+def verify_signatures_with_key(
+    layers: Sequence[SignatureLayer],
+    *,
+    image_digest: str,
+    verifier: PublicKeyVerifier,
+    annotations: Mapping[str, str],
+    tlog: TlogOptions,
+) -> tuple[VerifiedSignature, ...]:
+    """Every layer that verifies; raise "no matching signatures: …" (cosign's error) when none does."""
+    if not layers:
+        raise VerificationFailure("no signatures found")
+    verified: list[VerifiedSignature] = []
+    errors: list[str] = []
+    for layer in layers:
+        try:
+            verified.append(
+                verify_layer_with_key(
+                    layer, image_digest=image_digest, verifier=verifier, annotations=annotations, tlog=tlog
+                )
+            )
+        except VerificationFailure as exc:
+            if exc.message not in errors:
+                errors.append(exc.message)
+    if not verified:
+        raise VerificationFailure("no matching signatures: " + "; ".join(errors))
+    return tuple(verified)

@@ -1,0 +1,345 @@
+"""The verification service: for each image and each matching ``verifyImages`` entry, fetch what the attestors
+need through a :class:`SignatureSource` and decide with the pure checks in :mod:`core.verify.cosign`.
+
+Semantics follow Kyverno's ``imageverifier.go``: every AttestorSet must pass (AND); inside a set, entries are tried
+in order until ``count`` of them verify (nil/0 = all); a nested ``attestor`` recurses; several PEM keys in one
+``publicKeys`` string are separate entries. Messages carry Kyverno's paths (``.attestors[0].entries[1].keys: …``).
+Unlike Kyverno, an entry that could not be checked because a registry or KMS was unreachable makes the rule an
+infrastructure *error* (failurePolicy decides) only when the other entries did not already satisfy ``count``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from core.deadline import Deadline
+from core.errors import BadRequestError, ExternalServiceError, SigwardError, VerificationFailure
+from core.references import (
+    ImageReference,
+    Repository,
+    parse_image_reference,
+    parse_repository,
+    wildcard_match,
+)
+from core.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
+from core.verify.keys import PublicKeyVerifier, load_public_key_pem, split_pem_public_keys
+from core.verify.results import RuleVerdict, Verdict, worst
+from core.verify.trust import LogKey, TrustedRoot, load_trusted_root, logs_from_pem_keys
+
+if TYPE_CHECKING:
+    from core.policy.models import Attestor, AttestorSet, ImageVerification, Policy, Rule, StaticKeyAttestor
+
+# Images of one request or command verified at once; each mostly waits on the network.
+MAX_PARALLEL_IMAGES = 16
+
+
+class SignatureSource(Protocol):
+    """Where digests and signatures come from: a registry in production, bytes in tests."""
+
+    def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str: ...
+
+    def signature_layers(
+        self, repo: Repository, image_digest: str, *, deadline: Deadline
+    ) -> tuple[SignatureLayer, ...]: ...
+
+
+class KeyResolver(Protocol):
+    """Turns a ``keys`` attestor (one PEM or key URI) into a verifier."""
+
+    def verifier(self, keys: StaticKeyAttestor, *, deadline: Deadline) -> PublicKeyVerifier: ...
+
+
+class PemKeyResolver:
+    """PEM public keys written in the policy; parsed once per distinct text."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], PublicKeyVerifier] = {}
+        self._lock = threading.Lock()
+
+    def verifier(self, keys: StaticKeyAttestor, *, deadline: Deadline) -> PublicKeyVerifier:
+        text = keys.public_keys.strip()
+        if not text:
+            raise VerificationFailure("a public key is required")
+        if "://" in text.split("\n", 1)[0]:
+            raise VerificationFailure(f"key reference {text.split(chr(10), 1)[0]!r} is not supported")
+        cache_key = (text, keys.signature_algorithm)
+        with self._lock:
+            found = self._cache.get(cache_key)
+        if found is not None:
+            return found
+        made = PublicKeyVerifier(key=load_public_key_pem(text), hash_name=keys.signature_algorithm, source="PEM")
+        with self._lock:
+            self._cache[cache_key] = made
+        return made
+
+
+@dataclass
+class _ImageContext:
+    """What one image's checks share: its resolved digest and the signature manifests already fetched."""
+
+    ref: ImageReference
+    digest: str
+    deadline: Deadline
+    layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _EntryOutcome:
+    signatures: tuple[VerifiedSignature, ...]
+
+
+def expand_static_keys(attestor_set: AttestorSet) -> tuple[Attestor, ...]:
+    """Split entries whose ``publicKeys`` hold several PEMs into one entry each, keeping their other settings."""
+    out: list[Attestor] = []
+    for entry in attestor_set.entries:
+        keys = entry.keys
+        if keys is not None and keys.public_keys:
+            pems = split_pem_public_keys(keys.public_keys)
+            if len(pems) > 1:
+                out.extend(entry.model_copy(update={"keys": keys.model_copy(update={"public_keys": p})}) for p in pems)
+                continue
+        out.append(entry)
+    return tuple(out)
+
+
+def image_matches(verification: ImageVerification, ref: ImageReference) -> bool:
+    return any(wildcard_match(p, ref.reference) for p in verification.image_references)
+
+
+def image_skipped(verification: ImageVerification, ref: ImageReference) -> bool:
+    return any(wildcard_match(p, ref.reference) for p in verification.skip_image_references)
+
+
+class Verifier:
+    """Verifies images against policies; thread-safe, shared by every request of a process."""
+
+    def __init__(
+        self,
+        *,
+        source: SignatureSource,
+        keys: KeyResolver | None = None,
+        trusted_root: Callable[[], TrustedRoot] = load_trusted_root,
+    ) -> None:
+        self._source = source
+        self._keys: KeyResolver = keys or PemKeyResolver()
+        self._trusted_root = trusted_root
+
+    # -- one image ---------------------------------------------------------------------------------------------
+
+    def verify_image_rule(
+        self,
+        image: str | ImageReference,
+        *,
+        policy: Policy,
+        rule: Rule,
+        deadline: Deadline,
+        context: _ImageContext | None = None,
+    ) -> RuleVerdict | None:
+        """The verdict of one rule for one image, or None when no entry of the rule matches the image."""
+        ref = image if isinstance(image, ImageReference) else parse_image_reference(image)
+        matching = [iv for iv in rule.verify_images if image_matches(iv, ref)]
+        if not matching:
+            return None
+        mutate = any(iv.mutate_digest for iv in matching)
+        verdicts: list[tuple[Verdict, str, str]] = []
+        for iv in matching:
+            if image_skipped(iv, ref):
+                verdicts.append((Verdict.SKIP, f"skipping image reference {ref.reference} (skipImageReferences)", ""))
+                continue
+            verdicts.append(self._verify_entry_for_image(ref, iv, deadline=deadline, context=context))
+        final = worst(v for v, _, _ in verdicts)
+        message = "; ".join(dict.fromkeys(m for v, m, _ in verdicts if v == final))
+        digest = next((d for v, _, d in verdicts if d), context.digest if context else ref.digest)
+        return RuleVerdict(
+            image=ref.original,
+            reference=ref.reference,
+            digest=digest,
+            verdict=final,
+            policy=policy.name,
+            rule=rule.name,
+            message=message,
+            mutate_digest=mutate,
+        )
+
+    def _verify_entry_for_image(
+        self,
+        ref: ImageReference,
+        iv: ImageVerification,
+        *,
+        deadline: Deadline,
+        context: _ImageContext | None,
+    ) -> tuple[Verdict, str, str]:
+        """(verdict, message, digest) for one verifyImages entry."""
+        if not iv.attestors and not iv.attestations:
+            return Verdict.PASS, f"no attestors or attestations to verify for {ref.reference}", ""
+        image = ref.reference
+        try:
+            ctx = context or self.new_context(ref, deadline=deadline)
+            outcome: _EntryOutcome | None = None
+            for i, attestor_set in enumerate(iv.attestors):
+                outcome = self._verify_attestor_set(ctx, iv, attestor_set, f".attestors[{i}]")
+            if iv.attestations:
+                raise VerificationFailure("attestations are not supported yet")
+        except VerificationFailure as exc:
+            return Verdict.FAIL, f"failed to verify image {image}: {exc.message}", ""
+        except ExternalServiceError as exc:
+            return Verdict.ERROR, f"failed to verify image {image}: {exc.message}", ""
+        digest = ctx.digest
+        if outcome is not None and outcome.signatures:
+            digest = outcome.signatures[0].payload.manifest_digest
+        return Verdict.PASS, f"verified image signatures for {image}", digest
+
+    def new_context(self, ref: ImageReference, *, deadline: Deadline) -> _ImageContext:
+        digest = ref.digest or self._source.resolve_digest(ref, deadline=deadline)
+        return _ImageContext(ref=ref, digest=digest, deadline=deadline)
+
+    def _verify_attestor_set(
+        self, ctx: _ImageContext, iv: ImageVerification, attestor_set: AttestorSet, path: str
+    ) -> _EntryOutcome:
+        entries = expand_static_keys(attestor_set)
+        required = attestor_set.count or len(entries)
+        verified = 0
+        failures: list[str] = []
+        outages: list[str] = []
+        last: _EntryOutcome | None = None
+        for i, entry in enumerate(entries):
+            entry_path = f"{path}.entries[{i}]"
+            try:
+                if entry.attestor is not None:
+                    last = self._verify_attestor_set(ctx, iv, entry.attestor, entry_path + ".attestor")
+                else:
+                    last = self._verify_entry(ctx, iv, entry, entry_path)
+            except VerificationFailure as exc:
+                failures.append(exc.message if entry.attestor is not None else f"{entry_path}{_sub(entry)}: {exc}")
+                continue
+            except ExternalServiceError as exc:
+                outages.append(f"{entry_path}{_sub(entry)}: {exc.message}")
+                continue
+            verified += 1
+            if verified >= required:
+                return last
+        if outages:
+            raise ExternalServiceError("; ".join(outages + failures))
+        if not failures:
+            failures.append(f"{path}: verified {verified} of {required} required entries")
+        raise VerificationFailure("; ".join(failures))
+
+    def _verify_entry(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, path: str) -> _EntryOutcome:
+        if entry.keys is None:
+            kind = "certificates" if entry.certificates is not None else "keyless" if entry.keyless else "empty"
+            raise VerificationFailure(f"{kind} attestors are not supported yet")
+        keys = entry.keys
+        verifier = self._keys.verifier(keys, deadline=ctx.deadline)
+        repo = self._signature_repository(ctx, iv, entry)
+        layers = self._layers(ctx, repo)
+        tlog = self._tlog_options(keys)
+        signatures = verify_signatures_with_key(
+            layers, image_digest=ctx.digest, verifier=verifier, annotations=dict(entry.annotations), tlog=tlog
+        )
+        return _EntryOutcome(signatures=signatures)
+
+    def _signature_repository(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> Repository:
+        name = entry.repository or iv.repository
+        if not name:
+            return ctx.ref.repo
+        try:
+            return parse_repository(name)
+        except BadRequestError as exc:
+            raise VerificationFailure(f"failed to parse signature repository {name}: {exc}") from None
+
+    def _layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
+        key = (str(repo), ctx.digest)
+        found = ctx.layers.get(key)
+        if found is None:
+            found = self._source.signature_layers(repo, ctx.digest, deadline=ctx.deadline)
+            ctx.layers[key] = found
+        return found
+
+    def _tlog_options(self, keys: StaticKeyAttestor) -> TlogOptions:
+        rekor = keys.rekor
+        if rekor is not None and rekor.ignore_tlog:
+            return TlogOptions(required=False)
+        logs: tuple[LogKey, ...]
+        if rekor is not None and rekor.pub_key:
+            logs = logs_from_pem_keys([rekor.pub_key])
+        else:
+            all_logs = self._trusted_root().tlogs
+            url = (rekor.url if rekor is not None else "").rstrip("/")
+            logs = tuple(log for log in all_logs if url and log.base_url.rstrip("/") == url) or all_logs
+        return TlogOptions(required=True, logs=logs)
+
+    # -- many images -------------------------------------------------------------------------------------------
+
+    def verify_images(
+        self, images: Sequence[str], policies: Sequence[Policy], *, deadline: Deadline
+    ) -> list[RuleVerdict]:
+        """One verdict per (image, matching rule), and one ``skip`` per image no rule matched; images run
+        concurrently. Malformed references raise :class:`BadRequestError` before any network work."""
+        refs = [parse_image_reference(image) for image in images]
+        if not refs:
+            return []
+        workers = min(MAX_PARALLEL_IMAGES, len(refs))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sigward-verify") as pool:
+            futures = [pool.submit(self._verify_one_image, ref, policies, deadline) for ref in refs]
+            results: list[RuleVerdict] = []
+            for future in futures:
+                results.extend(future.result())
+        return results
+
+    def _verify_one_image(
+        self, ref: ImageReference, policies: Sequence[Policy], deadline: Deadline
+    ) -> list[RuleVerdict]:
+        pairs = [
+            (policy, rule)
+            for policy in policies
+            for rule in policy.spec.rules
+            if any(image_matches(iv, ref) for iv in rule.verify_images)
+        ]
+        if not pairs:
+            return [
+                RuleVerdict(
+                    image=ref.original,
+                    reference=ref.reference,
+                    digest=ref.digest,
+                    verdict=Verdict.SKIP,
+                    policy="",
+                    rule="",
+                    message=f"no verifyImages rule matches {ref.reference}",
+                )
+            ]
+        try:
+            context = self.new_context(ref, deadline=deadline)
+        except SigwardError as exc:
+            verdict = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
+            return [
+                RuleVerdict(
+                    image=ref.original,
+                    reference=ref.reference,
+                    digest="",
+                    verdict=verdict,
+                    policy=policy.name,
+                    rule=rule.name,
+                    message=f"failed to verify image {ref.reference}: {exc.message}",
+                )
+                for policy, rule in pairs
+            ]
+        out: list[RuleVerdict] = []
+        for policy, rule in pairs:
+            rule_verdict = self.verify_image_rule(ref, policy=policy, rule=rule, deadline=deadline, context=context)
+            if rule_verdict is not None:
+                out.append(rule_verdict)
+        return out
+
+
+def _sub(entry: Attestor) -> str:
+    if entry.keys is not None:
+        return ".keys"
+    if entry.certificates is not None:
+        return ".certificates"
+    if entry.keyless is not None:
+        return ".keyless"
+    return ""

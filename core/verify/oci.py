@@ -1,0 +1,59 @@
+"""Signatures as cosign stores them in an OCI registry: the ``sha256-<hex>.sig`` manifest next to the image."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.deadline import Deadline
+from core.errors import NotFoundError, VerificationFailure
+from core.references import ImageReference, Repository
+from core.verify.cosign import SignatureLayer
+from core.verify.simplesigning import MAX_PAYLOAD_BYTES
+
+if TYPE_CHECKING:
+    from core.registry import RegistryClient
+
+# cosign appends one layer per signature; real images carry a handful. Thousands of layers are an attack on our
+# time and memory, so only the first ones are read.
+MAX_SIGNATURE_LAYERS = 32
+
+
+def signature_tag(image_digest: str, suffix: str = "sig") -> str:
+    """cosign's tag scheme: ``sha256:abc…`` → ``sha256-abc….sig``."""
+    return f"{image_digest.replace(':', '-')}.{suffix}"
+
+
+class RegistrySignatureSource:
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+
+    def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str:
+        return self.client.resolve(ref, deadline=deadline).digest
+
+    def signature_layers(
+        self, repo: Repository, image_digest: str, *, deadline: Deadline
+    ) -> tuple[SignatureLayer, ...]:
+        try:
+            manifest = self.client.get_manifest(repo, signature_tag(image_digest), deadline=deadline)
+        except NotFoundError:
+            return ()
+        if manifest.is_index:
+            raise VerificationFailure(f"signature manifest {signature_tag(image_digest)} in {repo} is an index")
+        descriptors = manifest.layers[:MAX_SIGNATURE_LAYERS]
+        layers = []
+        for desc in descriptors:
+            if desc.size > MAX_PAYLOAD_BYTES:
+                layers.append(
+                    SignatureLayer(media_type=desc.media_type, payload=b"", annotations={}, digest=desc.digest)
+                )
+                continue
+            blob = self.client.get_blob(repo, desc.digest, deadline=deadline, max_bytes=MAX_PAYLOAD_BYTES)
+            layers.append(
+                SignatureLayer(
+                    media_type=desc.media_type,
+                    payload=blob,
+                    annotations=dict(desc.annotations),
+                    digest=desc.digest,
+                )
+            )
+        return tuple(layers)

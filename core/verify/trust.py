@@ -1,0 +1,210 @@
+"""Sigstore trust material (``trusted_root.json``): transparency-log keys, CT-log keys, Fulcio CAs, TSAs.
+
+A small parser of the documented JSON shape rather than sigstore-python's model, so admission's cold path does not
+import the sigstore package; bundle verification (which does use sigstore-python) loads its own copy lazily.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from core.errors import ConfigurationError
+from core.verify.keys import SupportedKey, key_id, load_public_key_der
+
+# A trusted root is a few KiB; the cap stops a wrong path (a disk image, /dev/zero) from being read whole.
+MAX_TRUSTED_ROOT_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LogKey:
+    """A Rekor or CT log public key with the time range it was valid for."""
+
+    log_id: str  # hex sha256 of the key's DER SPKI (Rekor's logID)
+    key: SupportedKey
+    base_url: str = ""
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+    def valid_at(self, when: datetime) -> bool:
+        if self.valid_from is not None and when < self.valid_from:
+            return False
+        return not (self.valid_until is not None and when > self.valid_until)
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    certificates: tuple[x509.Certificate, ...]  # leaf-most first, root last
+    uri: str = ""
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TrustedRoot:
+    tlogs: tuple[LogKey, ...]
+    ctlogs: tuple[LogKey, ...]
+    certificate_authorities: tuple[CertificateAuthority, ...]
+    timestamp_authorities: tuple[CertificateAuthority, ...]
+    source: str
+    raw: bytes
+
+
+def _time(value: Any, where: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"trusted root: {where} is not a timestamp")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigurationError(f"trusted root: {where} is not a timestamp: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _b64(value: Any, where: str) -> bytes:
+    if not isinstance(value, str):
+        raise ConfigurationError(f"trusted root: {where} is missing")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise ConfigurationError(f"trusted root: {where} is not base64") from None
+
+
+def _logs(items: Any, name: str) -> tuple[LogKey, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise ConfigurationError(f"trusted root: {name} is not a list")
+    out = []
+    for i, item in enumerate(items):
+        where = f"{name}[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("publicKey"), dict):
+            raise ConfigurationError(f"trusted root: {where}.publicKey is missing")
+        pk = item["publicKey"]
+        try:
+            key = load_public_key_der(_b64(pk.get("rawBytes"), f"{where}.publicKey.rawBytes"))
+        except ConfigurationError:
+            raise
+        except Exception as exc:
+            raise ConfigurationError(f"trusted root: {where}.publicKey: {exc}") from exc
+        valid = pk.get("validFor") if isinstance(pk.get("validFor"), dict) else {}
+        log_id_obj = item.get("logId")
+        if isinstance(log_id_obj, dict) and "keyId" in log_id_obj:
+            log_id = _b64(log_id_obj["keyId"], f"{where}.logId.keyId").hex()
+        else:
+            log_id = key_id(key)
+        out.append(
+            LogKey(
+                log_id=log_id,
+                key=key,
+                base_url=str(item.get("baseUrl", "")),
+                valid_from=_time(valid.get("start"), f"{where}.publicKey.validFor.start"),
+                valid_until=_time(valid.get("end"), f"{where}.publicKey.validFor.end"),
+            )
+        )
+    return tuple(out)
+
+
+def _authorities(items: Any, name: str) -> tuple[CertificateAuthority, ...]:
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise ConfigurationError(f"trusted root: {name} is not a list")
+    out = []
+    for i, item in enumerate(items):
+        where = f"{name}[{i}]"
+        chain = item.get("certChain") if isinstance(item, dict) else None
+        certs_json = chain.get("certificates") if isinstance(chain, dict) else None
+        if not isinstance(certs_json, list) or not certs_json:
+            raise ConfigurationError(f"trusted root: {where}.certChain.certificates is missing")
+        certs = []
+        for j, c in enumerate(certs_json):
+            der = _b64(c.get("rawBytes") if isinstance(c, dict) else None, f"{where}.certChain.certificates[{j}]")
+            try:
+                certs.append(x509.load_der_x509_certificate(der))
+            except ValueError as exc:
+                raise ConfigurationError(f"trusted root: {where}.certChain.certificates[{j}]: {exc}") from exc
+        valid = item.get("validFor") if isinstance(item.get("validFor"), dict) else {}
+        out.append(
+            CertificateAuthority(
+                certificates=tuple(certs),
+                uri=str(item.get("uri", "")),
+                valid_from=_time(valid.get("start"), f"{where}.validFor.start"),
+                valid_until=_time(valid.get("end"), f"{where}.validFor.end"),
+            )
+        )
+    return tuple(out)
+
+
+def parse_trusted_root(raw: bytes, *, source: str) -> TrustedRoot:
+    if len(raw) > MAX_TRUSTED_ROOT_BYTES:
+        raise ConfigurationError(f"trusted root {source}: larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"trusted root {source}: not JSON: {exc}") from None
+    if not isinstance(doc, Mapping):
+        raise ConfigurationError(f"trusted root {source}: not a JSON object")
+    media_type = doc.get("mediaType", "")
+    if not isinstance(media_type, str) or not media_type.startswith("application/vnd.dev.sigstore.trustedroot"):
+        raise ConfigurationError(f"trusted root {source}: mediaType {media_type!r} is not a Sigstore trusted root")
+    try:
+        return TrustedRoot(
+            tlogs=_logs(doc.get("tlogs"), "tlogs"),
+            ctlogs=_logs(doc.get("ctlogs"), "ctlogs"),
+            certificate_authorities=_authorities(doc.get("certificateAuthorities"), "certificateAuthorities"),
+            timestamp_authorities=_authorities(doc.get("timestampAuthorities"), "timestampAuthorities"),
+            source=source,
+            raw=raw,
+        )
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc} (in {source})") from None
+
+
+def _public_good_bytes() -> bytes:
+    """The public-good production trusted root that sigstore-python ships (read as data, no import of sigstore)."""
+    base = resources.files("sigstore") / "_store" / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev" / "trusted_root.json"
+    return base.read_bytes()
+
+
+@lru_cache(maxsize=8)
+def _load(path: str) -> TrustedRoot:
+    if path == "public-good":
+        return parse_trusted_root(_public_good_bytes(), source="public-good (sigstore-python)")
+    p = Path(path)
+    try:
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_TRUSTED_ROOT_BYTES + 1)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read trusted root {path}: {exc.strerror}") from None
+    return parse_trusted_root(raw, source=path)
+
+
+def load_trusted_root(path: str | None = None, *, environ: Mapping[str, str] | None = None) -> TrustedRoot:
+    """``path``, else ``SIGWARD_TRUSTED_ROOT``, else the public-good root; parsed once per process."""
+    env = os.environ if environ is None else environ
+    chosen = path or env.get("SIGWARD_TRUSTED_ROOT") or "public-good"
+    return _load(chosen)
+
+
+def logs_from_pem_keys(pems: Sequence[str]) -> tuple[LogKey, ...]:
+    """Log keys given in a policy (``rekor.pubkey`` / ``ctlog.pubkey``): valid at all times."""
+    from core.verify.keys import load_public_key_pem, split_pem_public_keys
+
+    out = []
+    for text in pems:
+        for pem in split_pem_public_keys(text) or (text,):
+            key = load_public_key_pem(pem)
+            out.append(LogKey(log_id=key_id(key), key=key))
+    return tuple(out)

@@ -1,0 +1,35 @@
+"""An in-memory :class:`~core.verify.engine.SignatureSource`: the engine's exact code path, fed with bytes
+(used for vectors whose images cannot be re-pushed to a registry because their blobs are not published)."""
+
+from __future__ import annotations
+
+from core.deadline import Deadline
+from core.errors import NotFoundError
+from core.references import ImageReference, Repository
+from core.verify.cosign import SignatureLayer
+
+
+class MemorySignatureSource:
+    def __init__(self) -> None:
+        self.digests: dict[str, str] = {}
+        self.layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = {}
+        self.requests = 0
+
+    def add_image(self, reference: str, digest: str) -> None:
+        self.digests[reference] = digest
+
+    def add_signatures(self, repo: str, digest: str, layers: tuple[SignatureLayer, ...]) -> None:
+        self.layers[(repo, digest)] = layers
+
+    def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str:
+        self.requests += 1
+        try:
+            return self.digests[ref.reference]
+        except KeyError:
+            raise NotFoundError(f"manifest {ref.tag or ref.digest} not found in {ref.repository}") from None
+
+    def signature_layers(
+        self, repo: Repository, image_digest: str, *, deadline: Deadline
+    ) -> tuple[SignatureLayer, ...]:
+        self.requests += 1
+        return self.layers.get((str(repo), image_digest), ())

@@ -1,0 +1,285 @@
+"""Every real Kyverno policy in ../shared/vectors/kyverno-policies either loads or is refused with a precise
+problem (YAML path and message); the outcome of each file is pinned here, so a change in what sigward accepts
+is a visible change to this table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from core.errors import PolicyError
+from core.policy.loader import load_policies
+
+pytestmark = pytest.mark.vectors
+
+# tests/unit/policy/<this file> -> the repository root is parents[3]; the vectors live beside the repository.
+REPO_ROOT = Path(__file__).resolve().parents[3]
+VECTORS = Path(os.environ.get("SIGWARD_VECTORS") or (REPO_ROOT / ".." / "shared" / "vectors")).resolve()
+POLICIES = VECTORS / "kyverno-policies"
+
+IV = "spec.rules[0].verifyImages[0]"
+E0 = f"{IV}.attestors[0].entries[0]"
+CONTEXT = "spec.rules[0].context: rule context entries need the Kubernetes API"
+PRECONDITIONS = "spec.rules[0].preconditions: preconditions are not supported yet"
+ATTESTATIONS = f"{IV}.attestations: attestations are not supported yet"
+KEYLESS = f"{E0}.keyless: keyless attestors are not supported yet"
+NOTARY = f"{IV}.type: type Notary is not supported yet"
+SIGSTORE_BUNDLE = f"{IV}.type: type SigstoreBundle is not supported yet"
+CERTIFICATES = f"{E0}.certificates: certificates attestors are not supported yet"
+VARIABLE_KEY = f"{E0}.keys.publicKeys: variables ({{{{ ... }}}}) are not supported yet"
+AUDIT_MUTATE = f"{IV}.mutateDigest: mutateDigest must be set to false for \u2018Audit\u2019 failure action"
+
+KT = "kyverno-tests/"
+STD = f"{KT}clusterpolicy__standard__"
+
+Outcome = tuple[str, object]
+# file (relative to kyverno-policies/) -> ("loads", number of verifyImages rules) | ("refused", problems that
+# must all be reported, each "path: message" or a prefix of it) | ("ignored", why the file is not a policy
+# file)
+EXPECTED: dict[str, Outcome] = {
+    "LICENSE": ("ignored", "the upstream licence, not YAML"),
+    f"{KT}clusterpolicy__cornercases__multiple-attestors__policy.yaml": ("loads", 2),
+    f"{STD}configmap-context-lookup__policy.yaml": (
+        "refused",
+        (CONTEXT, f"{IV}.key: variables"),
+    ),
+    f"{STD}empty-image__policy.yaml": ("loads", 1),
+    f"{STD}failure-policy-test-noconfigmap-diffimage-success-deprecated__policy.yaml": (
+        "refused",
+        (CONTEXT, VARIABLE_KEY),
+    ),
+    f"{STD}failure-policy-test-noconfigmap-diffimage-success__policy.yaml": (
+        "refused",
+        (CONTEXT, VARIABLE_KEY),
+    ),
+    f"{STD}imageExtractors-complex-keyless__policy.yaml": (
+        "refused",
+        (PRECONDITIONS, KEYLESS),
+    ),
+    f"{STD}imageExtractors-complex__policy.yaml": (
+        "refused",
+        (PRECONDITIONS,),
+    ),
+    f"{STD}imageExtractors-none__policy.yaml": ("refused", (PRECONDITIONS,)),
+    f"{STD}imageExtractors-simple__policy.yaml": (
+        "refused",
+        (PRECONDITIONS,),
+    ),
+    f"{STD}keyed-basic-namespace-selector__policy.yaml": (
+        "refused",
+        ("spec.rules[0].match.all[0].resources.namespaceSelector: namespaceSelector needs the Namespace's labels",),
+    ),
+    f"{STD}keyed-basic__policy.yaml": ("loads", 1),
+    f"{STD}keyed-oci11__policy.yaml": (
+        "refused",
+        (f"{IV}.cosignOCI11: cosignOCI11 (signatures stored as OCI 1.1 referrers) is not supported yet",),
+    ),
+    f"{STD}keyed-secret__policy.yaml": (
+        "refused",
+        (f"{E0}.keys.secret: keys.secret needs the Kubernetes API to read the Secret",),
+    ),
+    f"{STD}keyed-tsa__policy.yaml": (
+        "refused",
+        (f"{E0}.keys.ctlog.tsaCertChain: ctlog.tsaCertChain (RFC 3161 timestamp verification) is not supported yet",),
+    ),
+    f"{STD}keyless-attestation-invalid-attestor__policy.yaml": (
+        "refused",
+        (ATTESTATIONS,),
+    ),
+    f"{STD}keyless-attestation-regexp__policy.yaml": (
+        "refused",
+        (ATTESTATIONS,),
+    ),
+    f"{STD}keyless-attestations-multiple-subjects-1__policy.yaml": (
+        "refused",
+        (ATTESTATIONS,),
+    ),
+    f"{STD}keyless-attestations-multiple-subjects-2__policy.yaml": (
+        "refused",
+        (ATTESTATIONS,),
+    ),
+    f"{STD}keyless-attestations-multiple-subjects-3__policy.yaml": (
+        "refused",
+        (ATTESTATIONS,),
+    ),
+    f"{STD}keyless-attestations-multiple-subjects-4__policy.yaml": (
+        "refused",
+        (ATTESTATIONS,),
+    ),
+    f"{STD}keyless-attestations-multiple-subjects-counts-1__policy.yaml": (
+        "refused",
+        (ATTESTATIONS,),
+    ),
+    f"{STD}keyless-attestations-multiple-subjects-counts-2__policy.yaml": (
+        "refused",
+        (ATTESTATIONS,),
+    ),
+    f"{STD}keyless-attestations-multiple-subjects-counts-3__policy.yaml": (
+        "refused",
+        (ATTESTATIONS,),
+    ),
+    f"{STD}keyless-image-invalid-attestor__policy.yaml": (
+        "refused",
+        (KEYLESS, f"{IV}.attestors[0].entries[1].keyless: keyless attestors are not supported yet"),
+    ),
+    f"{STD}keyless-mutatedigest-verifydigest-required__policy.yaml": (
+        "refused",
+        (KEYLESS,),
+    ),
+    f"{STD}keyless-nomutatedigest-noverifydigest-norequired__policy.yaml": (
+        "refused",
+        (KEYLESS,),
+    ),
+    f"{STD}keyless-nomutatedigest-noverifydigest-required__policy.yaml": (
+        "refused",
+        (KEYLESS,),
+    ),
+    f"{STD}multiple-image-verification-attestations-fail__policy.yaml": (
+        "refused",
+        (
+            CONTEXT,
+            NOTARY,
+            ATTESTATIONS,
+            f"{IV}.validate: verifyImages validate (deny conditions) is not supported yet",
+        ),
+    ),
+    f"{STD}multiple-image-verification-attestations-pass__policy.yaml": (
+        "refused",
+        (CONTEXT, NOTARY, ATTESTATIONS, f"{IV}.validate: verifyImages validate"),
+    ),
+    f"{STD}multiple-image-verification-attestations-trivy-vex-fail__policy.yaml": (
+        "refused",
+        (CONTEXT, NOTARY, ATTESTATIONS, f"{IV}.validate: verifyImages validate"),
+    ),
+    f"{STD}multiple-image-verification-attestations-trivy-vex-pass__policy.yaml": (
+        "refused",
+        (CONTEXT, NOTARY, ATTESTATIONS, f"{IV}.validate: verifyImages validate"),
+    ),
+    f"{STD}mutateDigest-noverifyDigest-norequired__policy.yaml": (
+        "loads",
+        1,
+    ),
+    f"{STD}noconfigmap-diffimage-success__policy.yaml": (
+        "refused",
+        (CONTEXT, VARIABLE_KEY),
+    ),
+    f"{STD}noconfigmap-diffimage-success__update-policy.yaml": (
+        "refused",
+        (CONTEXT, VARIABLE_KEY),
+    ),
+    f"{STD}nomutateDigest-verifyDigest-norequired__policy.yaml": (
+        "loads",
+        1,
+    ),
+    f"{STD}notary-attestation-verification__policy.yaml": (
+        "refused",
+        (CONTEXT, NOTARY, ATTESTATIONS),
+    ),
+    f"{STD}notary-image-verification-secret-from-policy__policy.yaml": (
+        "refused",
+        (
+            CONTEXT,
+            NOTARY,
+            f"{IV}.imageRegistryCredentials.secrets: registry credentials from cluster Secrets",
+            CERTIFICATES,
+            f"{E0}.certificates.cert: variables",
+        ),
+    ),
+    f"{STD}notary-image-verification__policy.yaml": (
+        "refused",
+        (CONTEXT, NOTARY, CERTIFICATES),
+    ),
+    f"{STD}rollback-image-verification__policy.yaml": ("loads", 1),
+    f"{STD}sigstore-attestation-verification-regexp__policy.yaml": (
+        "refused",
+        (SIGSTORE_BUNDLE, ATTESTATIONS),
+    ),
+    f"{STD}sigstore-attestation-verification-test__policy.yaml": (
+        "refused",
+        (SIGSTORE_BUNDLE, ATTESTATIONS),
+    ),
+    f"{STD}sigstore-image-verification-test__policy.yaml": (
+        "refused",
+        (SIGSTORE_BUNDLE, KEYLESS),
+    ),
+    f"{STD}skip-image-reference__policy.yaml": (
+        "refused",
+        (CONTEXT, NOTARY, CERTIFICATES),
+    ),
+    f"{STD}update-multi-containers__policy.yaml": ("loads", 1),
+    f"{STD}verify-image-background-audit__policy.yaml": ("loads", 1),
+    f"{STD}verify-image-background-basic__policy.yaml": ("loads", 1),
+    f"{STD}verify-image-background-existing__policy.yaml": ("loads", 1),
+    f"{STD}with-mutation__policy.yaml": ("loads", 1),
+    # Kyverno itself rejects this one: failureAction Audit with mutateDigest: true.
+    f"{KT}cmd__cli__kubectl-kyverno___testdata__policies__check-image.yaml": (
+        "refused",
+        (AUDIT_MUTATE,),
+    ),
+    f"{KT}images__digest__policies.yaml": ("loads", 1),
+    f"{KT}images__secure-images__policies.yaml": ("loads", 1),
+    f"{KT}images__signatures__policies.yaml": ("loads", 1),
+    f"{KT}images__verify-signature__policies.yaml": ("loads", 2),
+    # The library policies below predate Kyverno's "mutateDigest must be false under Audit" check.
+    "policies-library/require-vulnerability-scan.yaml": ("refused", (AUDIT_MUTATE, ATTESTATIONS)),
+    "policies-library/verify-flux-images.yaml": ("refused", (KEYLESS,)),
+    "policies-library/verify-image-cve-2022-42889.yaml": ("refused", (AUDIT_MUTATE, ATTESTATIONS)),
+    "policies-library/verify-image-gcpkms.yaml": (
+        "refused",
+        (AUDIT_MUTATE, f"{E0}.keys.kms: KMS key references are not supported yet"),
+    ),
+    "policies-library/verify-image-slsa.yaml": ("refused", (AUDIT_MUTATE, ATTESTATIONS)),
+    "policies-library/verify-image-with-multi-keys.yaml": (
+        "refused",
+        (CONTEXT, VARIABLE_KEY, f"{IV}.attestors[0].entries[1].keys.publicKeys: variables"),
+    ),
+    "policies-library/verify-image.yaml": ("loads", 1),
+    "policies-library/verify-sbom-cyclonedx.yaml": ("refused", (AUDIT_MUTATE, ATTESTATIONS)),
+    "policies-library/verify-tekton-pipeline-bundle-signatures.yaml": ("loads", 1),
+    "policies-library/verify-tekton-taskrun-signatures.yaml": ("refused", (AUDIT_MUTATE,)),
+    "policies-library/verify-tekton-taskrun-vuln-scan.yaml": ("refused", (AUDIT_MUTATE, ATTESTATIONS)),
+}
+
+
+def vector_files() -> list[str]:
+    if not POLICIES.is_dir():
+        pytest.skip(f"shared test vectors not found at {POLICIES} (a clone without ../shared/vectors)")
+    return sorted(str(p.relative_to(POLICIES)) for p in POLICIES.rglob("*") if p.is_file())
+
+
+def test_every_vector_file_is_pinned() -> None:
+    files = vector_files()
+    assert [f for f in files if f not in EXPECTED] == [], "pin the outcome of these files in EXPECTED"
+    assert [f for f in EXPECTED if f not in files] == [], "these pinned files are gone"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_vector_outcome(name: str) -> None:
+    if name not in vector_files():
+        pytest.skip(f"{name} is not in {POLICIES}")
+    kind, expected = EXPECTED[name]
+    path = POLICIES / name
+    if kind == "ignored":
+        assert path.suffix not in (".yaml", ".yml")
+        return
+    if kind == "loads":
+        loaded = load_policies([path])
+        assert sum(1 for _ in loaded.rules()) == expected
+        for policy in loaded.policies:
+            assert policy.source.startswith(f"{path}#doc")
+            assert len(policy.content_hash) == 64
+            for rule in policy.spec.rules:
+                for iv in rule.verify_images:
+                    assert iv.deprecated_fields() == ()
+                    assert iv.image_references
+        return
+    assert kind == "refused"
+    with pytest.raises(PolicyError) as err:
+        load_policies([path])
+    found = [f"{p.path}: {p.message}" for p in err.value.problems]
+    assert isinstance(expected, tuple)
+    for want in expected:
+        assert any(f.startswith(want) for f in found), (want, found)
+    assert all(p.source.startswith(f"{path}#doc") for p in err.value.problems)

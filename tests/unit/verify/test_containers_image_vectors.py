@@ -1,0 +1,163 @@
+"""Known-answer tests on real cosign/skopeo signatures (containers/image signature/fixtures), through the same
+``Verifier`` the CLI uses; only the signature source is in memory, because these images' blobs are not published.
+
+Each ``signature-N`` file is containers/image's on-disk form: ``\\x00sigstore-json\\n`` then JSON with the payload and
+the layer annotations, exactly what a ``.sig`` layer holds in a registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from core.deadline import Deadline
+from core.policy.loader import load_policy_text
+from core.verify.cosign import SignatureLayer
+from core.verify.engine import Verifier
+from core.verify.results import Verdict
+from tests.support.memory import MemorySignatureSource
+from tests.support.vectors import require_vectors
+
+REPO = "192.168.64.2:5000/cosign-signed-single-sample"
+IMAGE = f"{REPO}:latest"
+
+
+def read_signature(path: Path) -> SignatureLayer:
+    raw = path.read_bytes()
+    prefix = b"\x00sigstore-json\n"
+    assert raw.startswith(prefix), path
+    doc = json.loads(raw[len(prefix) :])
+    return SignatureLayer(
+        media_type=doc["mimeType"], payload=base64.b64decode(doc["payload"]), annotations=doc["annotations"]
+    )
+
+
+def policy(public_key: str, *, rekor: str = "ignoreTlog: true") -> str:
+    key = textwrap.indent(public_key.strip(), " " * 18)
+    return f"""
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata:
+  name: containers-image-vectors
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: cosign-key
+    match:
+      any:
+      - resources:
+          kinds: [Pod]
+    verifyImages:
+    - imageReferences: ["192.168.64.2:5000/*"]
+      attestors:
+      - entries:
+        - keys:
+            publicKeys: |-
+{key}
+            rekor:
+              {rekor}
+"""
+
+
+def run_case(
+    case_dir: Path, signatures: list[Path], key_file: str, *, rekor: str = "ignoreTlog: true"
+) -> tuple[Verdict, str]:
+    base = case_dir if case_dir.is_dir() else case_dir.parent
+    vectors = require_vectors("cosign-containers-image")
+    source = MemorySignatureSource()
+    manifest = base / "manifest.json"
+    layers = tuple(read_signature(p) for p in signatures)
+    if manifest.exists():
+        digest = "sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()
+        source.add_image(IMAGE, digest)
+        source.add_signatures(REPO, digest, layers)
+    policies = load_policy_text(policy((vectors / key_file).read_text(), rekor=rekor), "vectors.yaml").policies
+    (result,) = Verifier(source=source).verify_images([IMAGE], policies, deadline=Deadline.after(10))
+    return result.verdict, result.message
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "expected", "message"),
+    [
+        ("dir-img-cosign-valid", "cosign.pub", Verdict.PASS, "verified image signatures"),
+        ("dir-img-cosign-valid-2", "cosign.pub", Verdict.PASS, "verified image signatures"),
+        ("dir-img-cosign-valid-with-tag", "cosign.pub", Verdict.PASS, "verified image signatures"),
+        ("dir-img-cosign-mixed", "cosign.pub", Verdict.PASS, "verified image signatures"),
+        (
+            "dir-img-cosign-modified-manifest",
+            "cosign.pub",
+            Verdict.FAIL,
+            "invalid or missing digest in claim",
+        ),
+        ("dir-img-cosign-no-manifest", "cosign.pub", Verdict.FAIL, "not found"),
+        (
+            "dir-img-cosign-other-attachment",
+            "cosign.pub",
+            Verdict.FAIL,
+            "not a cosign simple signing payload",
+        ),
+        ("dir-img-cosign-valid", "cosign2.pub", Verdict.FAIL, "no matching signatures"),
+    ],
+)
+def test_key_based_vectors(case: str, key: str, expected: Verdict, message: str) -> None:
+    case_dir = require_vectors("cosign-containers-image", case)
+    verdict, text = run_case(case_dir, sorted(case_dir.glob("signature-*")), key)
+    assert verdict == expected, text
+    assert message in text
+    if expected == Verdict.FAIL:
+        assert ".attestors[0].entries[0].keys" in text or "not found" in text
+
+
+@pytest.mark.parametrize("key", ["cosign.pub", "cosign2.pub"])
+def test_unknown_key_signature(key: str) -> None:
+    """`unknown-cosign-key.signature` is by a third key: neither cosign.pub nor cosign2.pub accepts it."""
+    vectors = require_vectors("cosign-containers-image")
+    verdict, text = run_case(vectors / "dir-img-cosign-valid", [vectors / "unknown-cosign-key.signature"], key)
+    assert verdict == Verdict.FAIL
+    assert "no matching signatures: invalid signature when validating ASN.1 encoded signature" in text
+
+
+def test_key_with_rekor_set_verifies_offline_against_public_good_rekor_key() -> None:
+    """dir-img-cosign-key-rekor-valid: cosign2.pub plus the public-good Rekor key (from sigstore-python's trusted
+    root) verifies the SET offline; integratedTime 1674251859."""
+    case_dir = require_vectors("cosign-containers-image", "dir-img-cosign-key-rekor-valid")
+    verdict, text = run_case(
+        case_dir, [case_dir / "signature-1"], "cosign2.pub", rekor="url: https://rekor.sigstore.dev"
+    )
+    assert verdict == Verdict.PASS, text
+
+
+def test_key_with_rekor_set_fails_with_the_wrong_rekor_key() -> None:
+    vectors = require_vectors("cosign-containers-image")
+    case_dir = vectors / "dir-img-cosign-key-rekor-valid"
+    wrong_rekor = textwrap.indent((vectors / "cosign.pub").read_text().strip(), " " * 16)
+    verdict, text = run_case(case_dir, [case_dir / "signature-1"], "cosign2.pub", rekor=f"pubkey: |-\n{wrong_rekor}")
+    assert verdict == Verdict.FAIL
+    assert "unable to verify SET" in text
+
+
+def test_valid_signature_without_rekor_bundle_fails_when_tlog_required() -> None:
+    """Kyverno's default (ignoreTlog false) requires the transparency log; a key-only signature then fails."""
+    case_dir = require_vectors("cosign-containers-image", "dir-img-cosign-valid")
+    verdict, text = run_case(
+        case_dir, [case_dir / "signature-1"], "cosign.pub", rekor="url: https://rekor.sigstore.dev"
+    )
+    assert verdict == Verdict.FAIL
+    assert "signature has no Rekor bundle" in text
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["dir-img-cosign-fulcio-rekor-valid", "dir-img-cosign-pki-valid"],
+)
+def test_keyless_and_pki_cases_belong_to_the_certificates_issue(case: str) -> None:
+    """Keyless (Fulcio+Rekor) and PKI chain cases need the certificates/keyless attestors (issue 5); with a
+    keys attestor they must not pass."""
+    case_dir = require_vectors("cosign-containers-image", case)
+    verdict, _ = run_case(case_dir, [case_dir / "signature-1"], "cosign.pub")
+    assert verdict == Verdict.FAIL
