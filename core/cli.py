@@ -93,6 +93,7 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core import runtime
     from core.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
     from core.admission.service import AdmissionService, AdmissionSettings
     from core.policy.loader import load_policies
@@ -115,6 +116,7 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         policies=lambda: policy_set.policies,
         verifier=Verifier(source=RegistrySignatureSource(client)),
         settings=AdmissionSettings.from_env(os.environ),
+        jmespath_search=runtime.jmespath_search,
     )
     try:
         decision = service.decide(request, mode="validate" if args.validate else "mutate")

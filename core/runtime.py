@@ -73,8 +73,16 @@ def admission_service() -> AdmissionService:
                 policies=lambda: loaded.policies,
                 verifier=verifier(),
                 settings=AdmissionSettings.from_env(environ()),
+                jmespath_search=jmespath_search,
             )
         return _admission
+
+
+def jmespath_search(expression: str, value: str) -> object:
+    """Kyverno-flavoured JMESPath, imported on first use (extractors with ``jmesPath`` are rare)."""
+    from core.policy.jmes import search
+
+    return search(expression, value)
 
 
 def reset() -> None:

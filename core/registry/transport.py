@@ -160,10 +160,7 @@ class Transport:
         self.session = session
         # REQUESTS_CA_BUNDLE is honoured even for a config built in code (trust_env is off, see above).
         self.verify: bool | str = (
-            config.ca_bundle
-            or os.environ.get("REQUESTS_CA_BUNDLE", "")
-            or os.environ.get("CURL_CA_BUNDLE", "")
-            or True
+            config.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE", "") or os.environ.get("CURL_CA_BUNDLE", "") or True
         )
 
     def close(self) -> None:

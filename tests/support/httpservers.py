@@ -39,6 +39,13 @@ class Reply:
 Handler = Callable[[Seen], Reply]
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that hang up or fail the TLS handshake are part of the tests, not errors to print."""
+
+
 class ScriptedServer:
     """A threaded HTTP/1.1 server whose every answer comes from ``handler``; use as a context manager."""
 
@@ -46,14 +53,11 @@ class ScriptedServer:
         self.handler = handler
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, 0), _request_handler(self))
-        self._server.daemon_threads = True
+        self._server = _QuietServer((host, 0), _request_handler(self))
         self.scheme = "https" if tls is not None else "http"
         if tls is not None:
             # The handshake happens in the handler thread, so a failed one does not stall the accept loop.
-            self._server.socket = tls.wrap_socket(
-                self._server.socket, server_side=True, do_handshake_on_connect=False
-            )
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True, do_handshake_on_connect=False)
         self.host_ip = host
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(

@@ -4,7 +4,6 @@ verification still use the registry's host name; the CA bundle comes from the co
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import json
 import ssl
 from collections.abc import Iterator
@@ -22,9 +21,8 @@ from core.errors import ExternalServiceError, VerificationFailure
 from core.references import Repository
 from core.registry import CredentialStore, RegistryClient, RegistryConfig
 from tests.support.httpservers import Reply, ScriptedServer, Seen
-from tests.support.registry import OCI_MANIFEST, sha256_digest
+from tests.support.registry import sha256_digest
 
-MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "manifests": []}).encode()
 INDEX_MANIFEST = json.dumps(
     {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}
 ).encode()
@@ -55,9 +53,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -72,9 +68,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     ca_path = workdir / "ca.pem"
@@ -82,9 +76,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     cert_path = workdir / "server.pem"
     cert_path.write_bytes(
         cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        + key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_path)
@@ -150,6 +142,3 @@ def test_https_host_is_never_downgraded_to_http(https_server: ScriptedServer, pk
         config = RegistryConfig(private_registries=frozenset({"localhost"}), ca_bundle=str(pki.ca_path))
         with pytest.raises(VerificationFailure, match="plain HTTP"):
             fetch(server, f"localhost:{server.port}", config)
-
-
-_ = (ipaddress, MANIFEST)
