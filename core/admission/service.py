@@ -21,7 +21,7 @@ from core.cache import TTLCache
 from core.deadline import Deadline
 from core.errors import BadRequestError, SigwardError
 from core.policy.models import Policy, Rule
-from core.verify.engine import Verifier, image_matches
+from core.verify.engine import Verifier, image_matches, image_skipped
 from core.verify.results import RuleVerdict, Verdict
 
 Mode = Literal["mutate", "validate"]
@@ -173,6 +173,8 @@ class AdmissionService:
         )
         units: list[_Unit] = []
         for policy in self._policies():
+            if not policy.spec.admission:
+                continue  # Kyverno applies such a policy only in background scans
             for rule in policy.spec.rules:
                 matched_rule = rule_applies(policy, rule, info)
                 if matched_rule is None:
@@ -207,6 +209,10 @@ class AdmissionService:
 
     def _verify_unit(self, unit: _Unit, deadline: Deadline) -> tuple[RuleVerdict, bool]:
         ref = unit.image.ref
+        if all(image_skipped(unit.rule.verify_images[i], ref) for i in unit.matched):
+            skipped = self._verifier.verify_image_rule(ref, policy=unit.policy, rule=unit.rule, deadline=deadline)
+            if skipped is not None:
+                return skipped, False
         try:
             digest = ref.digest or self._digest(unit.image, deadline)
         except SigwardError as exc:

@@ -311,8 +311,15 @@ class Verifier:
                     message=f"no verifyImages rule matches {ref.reference}",
                 )
             ]
+        needs_network = any(
+            image_matches(iv, ref) and not image_skipped(iv, ref) and (iv.attestors or iv.attestations)
+            for _, rule in pairs
+            for iv in rule.verify_images
+        )
+        context: _ImageContext | None = None
         try:
-            context = self.new_context(ref, deadline=deadline)
+            if needs_network:
+                context = self.new_context(ref, deadline=deadline)
         except SigwardError as exc:
             verdict = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
             return [

@@ -195,3 +195,19 @@ def test_images_are_verified_concurrently() -> None:
     assert decision.allowed is False
     # two images, each resolve (0.3 s) + signatures (0.3 s): in parallel ≈ 0.6 s, in sequence ≈ 1.2 s
     assert elapsed < 1.0, elapsed
+
+
+def test_skipped_images_warn_without_network() -> None:
+    source = make_source()
+    doc = cluster_policy("p", [key_verification([f"{HOST}/*"], [keys_entry(new_key().public_pem)])], action="Enforce")
+    doc["spec"]["rules"][0]["verifyImages"][0]["skipImageReferences"] = [f"{HOST}/app/unsigned:*"]
+    skipping = list(load_policy_text(dump(doc), "p.yaml").policies)
+    svc, _ = service(source, skipping)
+    try:
+        decision = svc.decide(request(UNSIGNED), mode="mutate")
+        assert decision.allowed
+        (warning,) = decision.warnings
+        assert "skipping image reference" in warning
+        assert source.requests == 0
+    finally:
+        svc.close()
