@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from core.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError
+from core.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -166,6 +166,43 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     return EXIT_OK
 
 
+def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.deadline import Deadline
+    from core.registry import RegistryClient, RegistryConfig
+    from core.sign import Signer, sign_image
+
+    annotations: dict[str, str] = {}
+    for item in args.annotation or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadRequestError(f"--annotation {item!r}: expected KEY=VALUE")
+        annotations[key] = value
+    signer = Signer(args.key)
+    client = RegistryClient(RegistryConfig.from_env(), allow_push=True)
+    try:
+        result = sign_image(
+            args.image,
+            signer=signer,
+            client=client,
+            deadline=Deadline.after(args.timeout),
+            annotations=annotations or None,
+            repository=args.repository,
+        )
+    finally:
+        client.close()
+    if args.json:
+        json.dump(result.__dict__, out, indent=2)
+        out.write("\n")
+    else:
+        state = "signed" if result.added else "already signed"
+        print(
+            f"{state} {result.image}@{result.digest} with {result.key}: "
+            f"{result.signature_repository}:{result.signature_tag}",
+            file=out,
+        )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sigward", description="Verify container image signatures against Kyverno verifyImages policies."
@@ -198,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "16")))
     serve.set_defaults(handler=cmd_serve)
 
+    sign = sub.add_parser("sign", help="write a cosign-compatible .sig signature with a KMS or local key")
+    sign.add_argument(
+        "--key", required=True, help="KMS URI (awskms://, gcpkms://, azurekms://, hashivault://) or PEM file"
+    )
+    sign.add_argument("--annotation", "-a", action="append", help="KEY=VALUE added to the signed payload (repeatable)")
+    sign.add_argument("--repository", help="push the signature to this repository instead of the image's")
+    sign.add_argument("--json", action="store_true")
+    sign.add_argument("--timeout", type=float, default=60.0)
+    sign.add_argument("image", metavar="IMAGE")
+    sign.set_defaults(handler=cmd_sign)
+
     hooks = sub.add_parser("webhook-config", help="print the Mutating/ValidatingWebhookConfiguration for a URL")
     hooks.add_argument("--url", required=True, help="the admission function's https URL")
     hooks.add_argument("--token", default="", help="admission token (default: $SIGWARD_ADMISSION_TOKEN)")
@@ -226,6 +274,9 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
     except (BadRequestError, ConfigurationError) as exc:
         print(f"error: {exc}", file=err)
         return EXIT_BAD_INPUT
+    except VerificationFailure as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAIL
     except SigwardError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_INFRA

@@ -232,7 +232,16 @@ def _key_reference(ref: str, path: str, caps: Capabilities) -> list[Problem]:
     if ref.startswith(K8S_KEY_REF_PREFIX):
         return [] if caps.k8s_key_refs else [(path, refusal("k8s_key_refs"))]
     if KMS_URI_RE.match(ref):
-        return [] if caps.kms_keys else [(path, refusal("kms_keys"))]
+        if not caps.kms_keys:
+            return [(path, refusal("kms_keys"))]
+        from core.errors import BadRequestError
+        from core.kms.uri import parse_kms_uri
+
+        try:
+            parse_kms_uri(ref)
+        except BadRequestError as exc:
+            return [(path, exc.message)]
+        return []
     return [
         (
             path,

@@ -186,8 +186,13 @@ def pull_scope(repository: str) -> str:
     return f"repository:{repository}:pull"
 
 
-def sanitize_scopes(challenge_scope: str, default: str) -> tuple[str, ...]:
-    """The scopes to ask for: the challenge's repository scopes cut down to ``pull`` (no push, delete, ``*``).
+def push_scope(repository: str) -> str:
+    return f"repository:{repository}:pull,push"
+
+
+def sanitize_scopes(challenge_scope: str, default: str, *, allow_push: bool = False) -> tuple[str, ...]:
+    """The scopes to ask for: the challenge's repository scopes cut down to ``pull`` (no push, delete, ``*``) —
+    or to ``pull,push`` for a client made to push signatures (``sigward sign``).
 
     Without a usable scope in the challenge, ``default`` (our own ``repository:<repo>:pull``).
     """
@@ -197,9 +202,10 @@ def sanitize_scopes(challenge_scope: str, default: str) -> tuple[str, ...]:
         name, sep2, actions = rest.rpartition(":")
         if not (sep and sep2 and name) or not first.startswith("repository"):
             continue
-        if "pull" not in actions.split(","):
+        wanted = actions.split(",")
+        if "pull" not in wanted and not (allow_push and "push" in wanted):
             continue
-        scope = f"{first}:{name}:pull"
+        scope = f"{first}:{name}:pull,push" if allow_push and "push" in wanted else f"{first}:{name}:pull"
         if scope not in kept and all(c in _TOKEN_CHARS for c in scope):
             kept.append(scope)
         if len(kept) >= MAX_SCOPES:
@@ -262,7 +268,8 @@ class _Known:
 class Authenticator:
     """Turns challenges into ``Authorization`` values for one client; shared by all its threads."""
 
-    def __init__(self, transport: Transport, credentials: CredentialStore) -> None:
+    def __init__(self, transport: Transport, credentials: CredentialStore, *, allow_push: bool = False) -> None:
+        self._allow_push = allow_push
         self._transport = transport
         self._credentials = credentials
         self.tokens = TokenCache()
@@ -304,7 +311,7 @@ class Authenticator:
             known = _Known(scheme="bearer", realm=realm, service=bearer.params.get("service", ""))
             with self._lock:
                 self._known[registry] = known
-            scopes = sanitize_scopes(bearer.params.get("scope", ""), scope)
+            scopes = sanitize_scopes(bearer.params.get("scope", ""), scope, allow_push=self._allow_push)
             if rejected is not None:
                 for s in {scopes, (scope,)}:
                     self.tokens.invalidate(self._cache_key(registry, s, creds))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from types import TracebackType
+from urllib.parse import urljoin
 
 import requests
 
@@ -21,7 +22,7 @@ from core.errors import (
     VerificationFailure,
 )
 from core.references import ImageReference, Repository, validate_digest
-from core.registry.auth import Authenticator, pull_scope
+from core.registry.auth import Authenticator, pull_scope, push_scope
 from core.registry.config import RegistryConfig
 from core.registry.credentials import CredentialStore
 from core.registry.models import (
@@ -33,7 +34,7 @@ from core.registry.models import (
     compute_digest,
     digests_equal,
 )
-from core.registry.transport import RequestStats, Transport
+from core.registry.transport import RequestStats, Transport, origin
 
 # distribution/reference's repository path grammar; checked again here because a Repository can be built by
 # hand and its path goes into a URL.
@@ -47,12 +48,20 @@ _REGISTRY_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|
 class RegistryClient:
     """A thread-safe registry client; share one per process so connections and tokens are reused."""
 
-    def __init__(self, config: RegistryConfig | None = None, *, credentials: CredentialStore | None = None) -> None:
+    def __init__(
+        self,
+        config: RegistryConfig | None = None,
+        *,
+        credentials: CredentialStore | None = None,
+        allow_push: bool = False,
+    ) -> None:
         self.config = config if config is not None else RegistryConfig.from_env()
         self.stats = RequestStats()
         self._transport = Transport(self.config, self.stats)
         self._credentials = credentials if credentials is not None else CredentialStore.from_env()
-        self._auth = Authenticator(self._transport, self._credentials)
+        # Only `sigward sign` builds a pushing client; everything that verifies asks registries for pull tokens.
+        self._allow_push = allow_push
+        self._auth = Authenticator(self._transport, self._credentials, allow_push=allow_push)
 
     # -- public API
 
@@ -185,8 +194,96 @@ class RegistryClient:
             raise BadRequestError(f"invalid tag {reference[:200]!r}")
         return reference
 
+    # -- pushing (sigward sign only)
+
+    def push_blob(self, repo: Repository, data: bytes, *, deadline: Deadline) -> str:
+        """Upload ``data`` as a blob (monolithic POST + PUT) unless the registry has it; returns its digest."""
+        self._require_push()
+        digest = compute_digest(data, "sha256")
+        head = self._request("HEAD", repo, f"blobs/{digest}", accept="*/*", deadline=deadline, kind="blob", push=True)
+        self._transport.discard(head)
+        if head.status_code == 200:
+            return digest
+        started = self._request(
+            "POST", repo, "blobs/uploads/", accept="*/*", deadline=deadline, kind="blob.upload", push=True
+        )
+        self._transport.discard(started)
+        if started.status_code != 202 or not started.headers.get("Location"):
+            self._raise_for_status(started, repo, "blob upload", deadline)
+        location = urljoin(f"{self._base(self._check_registry(repo.api_host))}/", started.headers["Location"])
+        separator = "&" if "?" in location else "?"
+        resp = self._request_url(
+            "PUT",
+            repo,
+            f"{location}{separator}digest={digest}",
+            headers={"Content-Type": "application/octet-stream"},
+            body=data,
+            deadline=deadline,
+            kind="blob.upload",
+        )
+        self._transport.discard(resp)
+        if resp.status_code not in (201, 204):
+            self._raise_for_status(resp, repo, "blob upload", deadline)
+        return digest
+
+    def push_manifest(
+        self, repo: Repository, reference: str, raw: bytes, media_type: str, *, deadline: Deadline
+    ) -> str:
+        """PUT a manifest under a tag (or its digest); returns the manifest digest."""
+        self._require_push()
+        reference = self._check_reference(reference)
+        digest = compute_digest(raw, "sha256")
+        url = f"{self._base(self._check_registry(repo.api_host))}/v2/{repo.api_repository}/manifests/{reference}"
+        resp = self._request_url(
+            "PUT", repo, url, headers={"Content-Type": media_type}, body=raw, deadline=deadline, kind="manifest.put"
+        )
+        self._transport.discard(resp)
+        if resp.status_code not in (200, 201):
+            self._raise_for_status(resp, repo, f"manifest {reference}", deadline)
+        return digest
+
+    def _require_push(self) -> None:
+        if not self._allow_push:
+            raise BadRequestError("this registry client is read-only (made for verification, not signing)")
+
+    def _request_url(
+        self,
+        method: str,
+        repo: Repository,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: bytes,
+        deadline: Deadline,
+        kind: str,
+    ) -> requests.Response:
+        """A push request to a full URL (an upload Location); credentials only if it is the registry's origin."""
+        registry = self._check_registry(repo.api_host)
+        same_origin = origin(url) == origin(self._base(registry))
+        scope = push_scope(repo.api_repository)
+        authorization = self._auth.authorization_for(registry, scope, deadline) if same_origin else None
+        resp = self._transport.send(
+            method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization, data=body
+        )
+        if resp.status_code != 401 or not same_origin:
+            return resp
+        challenge = resp.headers.get("WWW-Authenticate", "")
+        self._transport.discard(resp)
+        authorization = self._auth.on_unauthorized(registry, challenge, scope, deadline, rejected=authorization)
+        return self._transport.send(
+            method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization, data=body
+        )
+
     def _request(
-        self, method: str, repo: Repository, tail: str, *, accept: str, deadline: Deadline, kind: str
+        self,
+        method: str,
+        repo: Repository,
+        tail: str,
+        *,
+        accept: str,
+        deadline: Deadline,
+        kind: str,
+        push: bool = False,
     ) -> requests.Response:
         """``method /v2/<repo>/<tail>``, anonymous (or with the known scheme) first, once more after a 401."""
         registry = self._check_registry(repo.api_host)
@@ -194,7 +291,7 @@ class RegistryClient:
         if not _REPOSITORY_RE.match(name) or len(name) > 255:
             raise BadRequestError(f"invalid repository name {name[:300]!r}")
         url = f"{self._base(registry)}/v2/{name}/{tail}"
-        scope = pull_scope(name)
+        scope = push_scope(name) if push else pull_scope(name)
         headers = {"Accept": accept}
         authorization = self._auth.authorization_for(registry, scope, deadline)
         resp = self._transport.send(

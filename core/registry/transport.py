@@ -197,7 +197,7 @@ class Transport:
         kind: str,
         headers: Mapping[str, str] | None = None,
         authorization: str | None = None,
-        data: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | bytes | None = None,
     ) -> requests.Response:
         """Send one logical request; returns the final response with its body unread (``stream``).
 
@@ -270,7 +270,7 @@ class Transport:
         kind: str,
         headers: Mapping[str, str] | None,
         authorization: str | None,
-        data: Mapping[str, str] | None,
+        data: Mapping[str, str] | bytes | None,
     ) -> requests.Response:
         auth_origin = origin(url) if authorization else None
         current = url
@@ -306,7 +306,7 @@ class Transport:
         *,
         host: str,
         headers: dict[str, str],
-        data: Mapping[str, str] | None,
+        data: Mapping[str, str] | bytes | None,
         deadline: Deadline,
         kind: str,
     ) -> requests.Response:
@@ -319,7 +319,7 @@ class Transport:
                 method,
                 url,
                 headers=headers,
-                data=dict(data) if data is not None else None,
+                data=dict(data) if isinstance(data, Mapping) else data,
                 timeout=(connect, read),
                 allow_redirects=False,
                 stream=True,

@@ -10,7 +10,6 @@ infrastructure *error* (failurePolicy decides) only when the other entries did n
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from core.references import (
     wildcard_match,
 )
 from core.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
-from core.verify.keys import PublicKeyVerifier, load_public_key_pem, split_pem_public_keys
+from core.verify.keys import PublicKeyVerifier, split_pem_public_keys
 from core.verify.results import RuleVerdict, Verdict, worst
 from core.verify.trust import LogKey, TrustedRoot, load_trusted_root, logs_from_pem_keys
 
@@ -52,29 +51,11 @@ class KeyResolver(Protocol):
 
     def verifier(self, keys: StaticKeyAttestor, *, deadline: Deadline) -> PublicKeyVerifier: ...
 
-
-class PemKeyResolver:
-    """PEM public keys written in the policy; parsed once per distinct text."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], PublicKeyVerifier] = {}
-        self._lock = threading.Lock()
-
-    def verifier(self, keys: StaticKeyAttestor, *, deadline: Deadline) -> PublicKeyVerifier:
-        text = keys.public_keys.strip()
-        if not text:
-            raise VerificationFailure("a public key is required")
-        if "://" in text.split("\n", 1)[0]:
-            raise VerificationFailure(f"key reference {text.split(chr(10), 1)[0]!r} is not supported")
-        cache_key = (text, keys.signature_algorithm)
-        with self._lock:
-            found = self._cache.get(cache_key)
-        if found is not None:
-            return found
-        made = PublicKeyVerifier(key=load_public_key_pem(text), hash_name=keys.signature_algorithm, source="PEM")
-        with self._lock:
-            self._cache[cache_key] = made
-        return made
+    def refreshed(
+        self, keys: StaticKeyAttestor, stale: PublicKeyVerifier, *, deadline: Deadline
+    ) -> PublicKeyVerifier | None:
+        """A re-fetched key after a failed verification (KMS key rotation), or None."""
+        ...
 
 
 @dataclass
@@ -125,7 +106,11 @@ class Verifier:
         trusted_root: Callable[[], TrustedRoot] = load_trusted_root,
     ) -> None:
         self._source = source
-        self._keys: KeyResolver = keys or PemKeyResolver()
+        if keys is None:
+            from core.kms.resolver import KeyResolver as DefaultKeyResolver
+
+            keys = DefaultKeyResolver()
+        self._keys: KeyResolver = keys
         self._trusted_root = trusted_root
 
     # -- one image ---------------------------------------------------------------------------------------------
@@ -237,9 +222,20 @@ class Verifier:
         repo = self._signature_repository(ctx, iv, entry)
         layers = self._layers(ctx, repo)
         tlog = self._tlog_options(keys)
-        signatures = verify_signatures_with_key(
-            layers, image_digest=ctx.digest, verifier=verifier, annotations=dict(entry.annotations), tlog=tlog
-        )
+        annotations = dict(entry.annotations)
+        try:
+            signatures = verify_signatures_with_key(
+                layers, image_digest=ctx.digest, verifier=verifier, annotations=annotations, tlog=tlog
+            )
+        except VerificationFailure:
+            if not layers:
+                raise
+            fresh = self._keys.refreshed(keys, verifier, deadline=ctx.deadline)
+            if fresh is None:
+                raise
+            signatures = verify_signatures_with_key(
+                layers, image_digest=ctx.digest, verifier=fresh, annotations=annotations, tlog=tlog
+            )
         return _EntryOutcome(signatures=signatures)
 
     def _signature_repository(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> Repository:

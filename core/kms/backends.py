@@ -1,0 +1,43 @@
+"""One backend per scheme, created on first use; the cloud SDK is imported then and not before."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+from core.kms.base import KmsBackend
+from core.kms.uri import Scheme
+
+_MODULES: dict[Scheme, tuple[str, str]] = {
+    "awskms": ("core.kms.aws", "AwsKms"),
+    "gcpkms": ("core.kms.gcp", "GcpKms"),
+    "azurekms": ("core.kms.azure", "AzureKms"),
+    "hashivault": ("core.kms.vault", "VaultKms"),
+}
+_lock = threading.Lock()
+_backends: dict[Scheme, KmsBackend] = {}
+
+
+def backend(scheme: Scheme) -> KmsBackend:
+    with _lock:
+        found = _backends.get(scheme)
+        if found is None:
+            module_name, class_name = _MODULES[scheme]
+            cls = getattr(importlib.import_module(module_name), class_name)
+            found = cls()
+            _backends[scheme] = found
+        return found
+
+
+def set_backend(scheme: Scheme, instance: KmsBackend | None) -> None:
+    """Replace (or with None, forget) a scheme's backend: tests and custom endpoints."""
+    with _lock:
+        if instance is None:
+            _backends.pop(scheme, None)
+        else:
+            _backends[scheme] = instance
+
+
+def reset() -> None:
+    with _lock:
+        _backends.clear()
