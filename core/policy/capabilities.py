@@ -33,7 +33,7 @@ class Capabilities:
     # key material
     secret_keys: bool = False  # keys.secret {name, namespace}
     k8s_key_refs: bool = False  # publicKeys: k8s://namespace/secret
-    kms_keys: bool = False  # awskms:// gcpkms:// azurekms:// hashivault:// in publicKeys or keys.kms
+    kms_keys: bool = True  # awskms:// gcpkms:// azurekms:// hashivault:// in publicKeys or keys.kms
     tsa_timestamps: bool = False  # ctlog.tsaCertChain (RFC 3161 signed timestamps)
     # other attestor kinds
     keyless: bool = False

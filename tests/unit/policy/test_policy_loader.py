@@ -526,25 +526,6 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
         "secret_keys",
     ),
     ("k8s:// key", set_entry(keys_entry("k8s://ns/cosign")), f"{E0}.keys.publicKeys", "k8s_key_refs"),
-    (
-        "awskms in publicKeys",
-        set_entry(keys_entry("awskms:///alias/cosign")),
-        f"{E0}.keys.publicKeys",
-        "kms_keys",
-    ),
-    (
-        "gcpkms",
-        set_entry({"keys": {"kms": "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k"}}),
-        f"{E0}.keys.kms",
-        "kms_keys",
-    ),
-    (
-        "azurekms",
-        set_entry({"keys": {"kms": "azurekms://v.vault.azure.net/k"}}),
-        f"{E0}.keys.kms",
-        "kms_keys",
-    ),
-    ("hashivault", set_entry({"keys": {"kms": "hashivault://cosign"}}), f"{E0}.keys.kms", "kms_keys"),
     ("keyless", set_entry({"keyless": {"issuer": "i", "rekor": {"url": "u"}}}), f"{E0}.keyless", "keyless"),
     ("certificates", set_entry({"certificates": {"cert": "C"}}), f"{E0}.certificates", "certificates"),
     (
@@ -665,6 +646,34 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
         f"{iv_path()}.issuer",
         "keyless",
     ),
+]
+
+
+@pytest.mark.parametrize(("doc", "path", "feature"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
+def test_refused_features(doc: Doc, path: str, feature: str) -> None:
+    assert f"{path}: {REFUSALS[feature]}" in problems(doc)
+
+
+KMS_REFUSED = [
+    (
+        "awskms in publicKeys",
+        set_entry(keys_entry("awskms:///alias/cosign")),
+        f"{E0}.keys.publicKeys",
+        "kms_keys",
+    ),
+    (
+        "gcpkms",
+        set_entry({"keys": {"kms": "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k"}}),
+        f"{E0}.keys.kms",
+        "kms_keys",
+    ),
+    (
+        "azurekms",
+        set_entry({"keys": {"kms": "azurekms://v.vault.azure.net/k"}}),
+        f"{E0}.keys.kms",
+        "kms_keys",
+    ),
+    ("hashivault", set_entry({"keys": {"kms": "hashivault://cosign"}}), f"{E0}.keys.kms", "kms_keys"),
     (
         "deprecated kms key",
         set_iv(image="a", key="awskms:///alias/x", attestors=None, imageReferences=None),
@@ -674,9 +683,26 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("doc", "path", "feature"), [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
-def test_refused_features(doc: Doc, path: str, feature: str) -> None:
-    assert f"{path}: {REFUSALS[feature]}" in problems(doc)
+@pytest.mark.parametrize(("doc", "path", "feature"), [c[1:] for c in KMS_REFUSED], ids=[c[0] for c in KMS_REFUSED])
+def test_kms_keys_refused_only_when_switched_off(doc: Doc, path: str, feature: str) -> None:
+    from dataclasses import replace
+
+    assert f"{path}: {REFUSALS[feature]}" in problems(doc, caps=replace(Capabilities(), kms_keys=False))
+    load(doc)  # supported now: loads
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("awskms:///not-a-key", "awskms: invalid key id"),
+        ("gcpkms://projects/p/locations/l/keyRings/r", "gcpkms: "),
+        ("azurekms://v.vault.azure.net/bad_name", "azurekms: key name"),
+        ("hashivault://a/b", "hashivault: "),
+    ],
+)
+def test_malformed_kms_uri_refused_with_its_path(key: str, message: str) -> None:
+    found = problems(set_entry({"keys": {"kms": key}}))
+    assert any(p.startswith(f"{E0}.keys.kms: {message}") for p in found), found
 
 
 def test_every_flag_has_a_message() -> None:
