@@ -56,6 +56,18 @@ class CachingSignatureSource:
         except TimeoutError:
             raise DeadlineExceededError(f"deadline exceeded fetching signatures from {repo}") from None
 
+    def attestation_layers(
+        self, repo: Repository, image_digest: str, *, deadline: Deadline
+    ) -> tuple[SignatureLayer, ...]:
+        try:
+            return self._layers.get_or_compute(
+                (f"att:{repo}", image_digest),
+                lambda: self.inner.attestation_layers(repo, image_digest, deadline=deadline),
+                timeout=max(deadline.remaining(), 0.001),
+            )
+        except TimeoutError:
+            raise DeadlineExceededError(f"deadline exceeded fetching attestations from {repo}") from None
+
     def clear(self) -> None:
         self._digests.clear()
         self._layers.clear()

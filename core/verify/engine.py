@@ -10,10 +10,11 @@ infrastructure *error* (failurePolicy decides) only when the other entries did n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from core.deadline import Deadline
 from core.errors import BadRequestError, ExternalServiceError, SigwardError, VerificationFailure
@@ -24,13 +25,23 @@ from core.references import (
     parse_repository,
     wildcard_match,
 )
+from core.verify.attestations import verify_attestations_with_key
 from core.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
+from core.verify.dsse import Statement
 from core.verify.keys import PublicKeyVerifier, split_pem_public_keys
 from core.verify.results import RuleVerdict, Verdict, worst
 from core.verify.trust import LogKey, TrustedRoot, load_trusted_root, logs_from_pem_keys
 
 if TYPE_CHECKING:
-    from core.policy.models import Attestor, AttestorSet, ImageVerification, Policy, Rule, StaticKeyAttestor
+    from core.policy.models import (
+        AnyAllConditions,
+        Attestor,
+        AttestorSet,
+        ImageVerification,
+        Policy,
+        Rule,
+        StaticKeyAttestor,
+    )
 
 # Images of one request or command verified at once; each mostly waits on the network.
 MAX_PARALLEL_IMAGES = 16
@@ -42,6 +53,10 @@ class SignatureSource(Protocol):
     def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str: ...
 
     def signature_layers(
+        self, repo: Repository, image_digest: str, *, deadline: Deadline
+    ) -> tuple[SignatureLayer, ...]: ...
+
+    def attestation_layers(
         self, repo: Repository, image_digest: str, *, deadline: Deadline
     ) -> tuple[SignatureLayer, ...]: ...
 
@@ -104,7 +119,9 @@ class Verifier:
         source: SignatureSource,
         keys: KeyResolver | None = None,
         trusted_root: Callable[[], TrustedRoot] = load_trusted_root,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._source = source
         if keys is None:
             from core.kms.resolver import KeyResolver as DefaultKeyResolver
@@ -167,8 +184,6 @@ class Verifier:
             outcome: _EntryOutcome | None = None
             for i, attestor_set in enumerate(iv.attestors):
                 outcome = self._verify_attestor_set(ctx, iv, attestor_set, f".attestors[{i}]")
-            if iv.attestations:
-                raise VerificationFailure("attestations are not supported yet")
         except VerificationFailure as exc:
             return Verdict.FAIL, f"failed to verify image {image}: {exc.message}", ""
         except ExternalServiceError as exc:
@@ -176,7 +191,20 @@ class Verifier:
         digest = ctx.digest
         if outcome is not None and outcome.signatures:
             digest = outcome.signatures[0].payload.manifest_digest
-        return Verdict.PASS, f"verified image signatures for {image}", digest
+        message = f"verified image signatures for {image}"
+        if iv.attestations:
+            try:
+                self._verify_attestations(ctx, iv)
+            except VerificationFailure as exc:
+                return Verdict.FAIL, exc.message, ""
+            except ExternalServiceError as exc:
+                return Verdict.ERROR, f"failed to verify image {image}: {exc.message}", ""
+            message = f"verified image attestations for {image}"
+        if iv.validate is not None and iv.validate.deny is not None:
+            denied = self._deny(ctx, iv)
+            if denied:
+                return Verdict.FAIL, denied, ""
+        return Verdict.PASS, message, digest
 
     def new_context(self, ref: ImageReference, *, deadline: Deadline) -> _ImageContext:
         digest = ref.digest or self._source.resolve_digest(ref, deadline=deadline)
@@ -237,6 +265,129 @@ class Verifier:
                 layers, image_digest=ctx.digest, verifier=fresh, annotations=annotations, tlog=tlog
             )
         return _EntryOutcome(signatures=signatures)
+
+    # -- attestations -------------------------------------------------------------------------------------------
+
+    def _verify_attestations(self, ctx: _ImageContext, iv: ImageVerification) -> None:
+        """Kyverno's verifyAttestations: per attestation, every attestor set must have ``count`` entries whose
+        verified statements of the predicate type all satisfy the conditions."""
+        from core.policy.models import Attestor, AttestorSet
+
+        image = ctx.ref.reference
+        for i, attestation in enumerate(iv.attestations):
+            path = f".attestations[{i}]"
+            predicate_type = attestation.type or attestation.predicate_type
+            if not predicate_type:
+                raise VerificationFailure(f"{path}: missing predicateType")
+            sets = attestation.attestors or (AttestorSet(entries=(Attestor(),)),)
+            for j, attestor_set in enumerate(sets):
+                entries = expand_static_keys(attestor_set)
+                required = attestor_set.count or len(entries)
+                verified = 0
+                errors: list[str] = []
+                outages: list[str] = []
+                for k, entry in enumerate(entries):
+                    entry_path = f"{path}.attestors[{j}].entries[{k}]{_sub(entry)}"
+                    try:
+                        statements = self._attestation_statements(ctx, iv, entry)
+                        self._check_statements(ctx, statements, predicate_type, attestation.conditions)
+                    except VerificationFailure as exc:
+                        errors.append(f"{entry_path}: {exc.message}")
+                        continue
+                    except ExternalServiceError as exc:
+                        outages.append(f"{entry_path}: {exc.message}")
+                        continue
+                    verified += 1
+                    if verified >= required:
+                        break
+                if verified < required:
+                    if outages:
+                        raise ExternalServiceError("; ".join(outages + errors))
+                    detail = "; ".join(errors)
+                    raise VerificationFailure(
+                        f"image attestations verification failed, verifiedCount: {verified}, "
+                        f"requiredCount: {required}, error: {detail}"
+                        if errors and required > 1
+                        else detail or f"image attestations verification failed for {image}"
+                    )
+
+    def _attestation_statements(
+        self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor
+    ) -> tuple[Statement, ...]:
+        if entry.keys is None:
+            kind = "certificates" if entry.certificates is not None else "keyless" if entry.keyless else "empty"
+            raise VerificationFailure(f"{kind} attestors are not supported yet")
+        keys = entry.keys
+        verifier = self._keys.verifier(keys, deadline=ctx.deadline)
+        repo = self._signature_repository(ctx, iv, entry)
+        layers = self._att_layers(ctx, repo)
+        tlog = self._tlog_options(keys)
+        try:
+            return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog)
+        except VerificationFailure:
+            if not layers:
+                raise
+            fresh = self._keys.refreshed(keys, verifier, deadline=ctx.deadline)
+            if fresh is None:
+                raise
+            return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=fresh, tlog=tlog)
+
+    def _check_statements(
+        self,
+        ctx: _ImageContext,
+        statements: Sequence[Statement],
+        predicate_type: str,
+        conditions: Sequence[AnyAllConditions],
+    ) -> None:
+        wanted = [s for s in statements if s.predicate_type == predicate_type]
+        if not wanted:
+            raise VerificationFailure(f"attestions not found for predicate type {predicate_type}")
+        if not conditions:
+            return
+        from core.policy.conditions import evaluate_any_all
+
+        for statement in wanted:
+            context = self._condition_context(ctx)
+            if isinstance(statement.predicate, Mapping):
+                context.update(statement.predicate)
+            outcome = evaluate_any_all(conditions, context, now=self._clock())
+            if not outcome.passed:
+                raise VerificationFailure(
+                    f"attestation checks failed for {ctx.ref.reference} and predicate {predicate_type}: "
+                    f"{outcome.message}"
+                )
+
+    def _condition_context(self, ctx: _ImageContext) -> dict[str, Any]:
+        ref = ctx.ref
+        return {
+            "image": {
+                "registry": ref.registry,
+                "path": ref.path,
+                "name": ref.name,
+                "tag": ref.tag,
+                "digest": ctx.digest,
+                "reference": ref.reference,
+                "referenceWithTag": ref.reference_with_tag,
+            }
+        }
+
+    def _deny(self, ctx: _ImageContext, iv: ImageVerification) -> str:
+        """``validate.deny``: when its conditions hold, the image is denied with ``validate.message``."""
+        from core.policy.conditions import evaluate_deny
+
+        assert iv.validate is not None and iv.validate.deny is not None
+        outcome = evaluate_deny(iv.validate.deny.conditions, self._condition_context(ctx), now=self._clock())
+        if outcome.passed:
+            return iv.validate.message or f"image {ctx.ref.reference} denied by validate.deny"
+        return ""
+
+    def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
+        key = (f"att:{repo}", ctx.digest)
+        found = ctx.layers.get(key)
+        if found is None:
+            found = self._source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline)
+            ctx.layers[key] = found
+        return found
 
     def _signature_repository(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> Repository:
         name = entry.repository or iv.repository

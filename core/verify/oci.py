@@ -8,6 +8,7 @@ from core.deadline import Deadline
 from core.errors import NotFoundError, VerificationFailure
 from core.references import ImageReference, Repository
 from core.verify.cosign import SignatureLayer
+from core.verify.dsse import MAX_ENVELOPE_BYTES
 from core.verify.simplesigning import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
@@ -33,21 +34,32 @@ class RegistrySignatureSource:
     def signature_layers(
         self, repo: Repository, image_digest: str, *, deadline: Deadline
     ) -> tuple[SignatureLayer, ...]:
+        return self._layers(repo, image_digest, "sig", MAX_PAYLOAD_BYTES, deadline)
+
+    def attestation_layers(
+        self, repo: Repository, image_digest: str, *, deadline: Deadline
+    ) -> tuple[SignatureLayer, ...]:
+        return self._layers(repo, image_digest, "att", MAX_ENVELOPE_BYTES, deadline)
+
+    def _layers(
+        self, repo: Repository, image_digest: str, suffix: str, max_bytes: int, deadline: Deadline
+    ) -> tuple[SignatureLayer, ...]:
+        tag = signature_tag(image_digest, suffix)
         try:
-            manifest = self.client.get_manifest(repo, signature_tag(image_digest), deadline=deadline)
+            manifest = self.client.get_manifest(repo, tag, deadline=deadline)
         except NotFoundError:
             return ()
         if manifest.is_index:
-            raise VerificationFailure(f"signature manifest {signature_tag(image_digest)} in {repo} is an index")
+            raise VerificationFailure(f"signature manifest {tag} in {repo} is an index")
         descriptors = manifest.layers[:MAX_SIGNATURE_LAYERS]
         layers = []
         for desc in descriptors:
-            if desc.size > MAX_PAYLOAD_BYTES:
+            if desc.size > max_bytes:
                 layers.append(
                     SignatureLayer(media_type=desc.media_type, payload=b"", annotations={}, digest=desc.digest)
                 )
                 continue
-            blob = self.client.get_blob(repo, desc.digest, deadline=deadline, max_bytes=MAX_PAYLOAD_BYTES)
+            blob = self.client.get_blob(repo, desc.digest, deadline=deadline, max_bytes=max_bytes)
             layers.append(
                 SignatureLayer(
                     media_type=desc.media_type,

@@ -49,7 +49,8 @@ def _b64decode(value: Any, what: str) -> bytes:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         try:
-            return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            standard = value.replace("-", "+").replace("_", "/")
+            return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
         except (binascii.Error, ValueError):
             raise VerificationFailure(f"invalid Rekor bundle: {what} is not base64") from None
 

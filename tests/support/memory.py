@@ -13,6 +13,7 @@ class MemorySignatureSource:
     def __init__(self) -> None:
         self.digests: dict[str, str] = {}
         self.layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = {}
+        self.attestations: dict[tuple[str, str], tuple[SignatureLayer, ...]] = {}
         self.requests = 0
 
     def add_image(self, reference: str, digest: str) -> None:
@@ -20,6 +21,9 @@ class MemorySignatureSource:
 
     def add_signatures(self, repo: str, digest: str, layers: tuple[SignatureLayer, ...]) -> None:
         self.layers[(repo, digest)] = layers
+
+    def add_attestations(self, repo: str, digest: str, layers: tuple[SignatureLayer, ...]) -> None:
+        self.attestations[(repo, digest)] = layers
 
     def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str:
         self.requests += 1
@@ -33,3 +37,9 @@ class MemorySignatureSource:
     ) -> tuple[SignatureLayer, ...]:
         self.requests += 1
         return self.layers.get((str(repo), image_digest), ())
+
+    def attestation_layers(
+        self, repo: Repository, image_digest: str, *, deadline: Deadline
+    ) -> tuple[SignatureLayer, ...]:
+        self.requests += 1
+        return self.attestations.get((str(repo), image_digest), ())

@@ -203,3 +203,68 @@ def attach_signatures(registry: BlobPusher, repo: str, image_digest: str, layers
     raw = json.dumps(manifest).encode()
     tag = image_digest.replace(":", "-") + ".sig"
     return registry.push_manifest(repo, tag, raw, "application/vnd.oci.image.manifest.v1+json")
+
+
+def in_toto_statement(
+    image_digest: str, predicate_type: str, predicate: Any, *, name: str = "image", statement_type: str = "v1"
+) -> dict[str, Any]:
+    algorithm, _, hex_value = image_digest.partition(":")
+    return {
+        "_type": "https://in-toto.io/Statement/v1" if statement_type == "v1" else "https://in-toto.io/Statement/v0.1",
+        "subject": [{"name": name, "digest": {algorithm: hex_value}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }
+
+
+def dsse_envelope(key: SigningKey, payload: bytes, payload_type: str = "application/vnd.in-toto+json") -> bytes:
+    from core.verify.dsse import pae
+
+    sig = key.sign(pae(payload_type, payload))
+    return json.dumps(
+        {
+            "payloadType": payload_type,
+            "payload": base64.b64encode(payload).decode(),
+            "signatures": [{"keyid": "", "sig": base64.b64encode(sig).decode()}],
+        }
+    ).encode()
+
+
+def attestation_layer(key: SigningKey, statement: dict[str, Any] | bytes) -> SignedLayer:
+    """A cosign ``.att`` layer: the DSSE envelope as the blob, ``predicateType`` annotation, empty signature."""
+    payload = statement if isinstance(statement, bytes) else json.dumps(statement).encode()
+    predicate_type = "" if isinstance(statement, bytes) else str(statement.get("predicateType", ""))
+    return SignedLayer(
+        payload=dsse_envelope(key, payload),
+        annotations={ANNOTATION_SIGNATURE: "", "predicateType": predicate_type},
+        media_type="application/vnd.dsse.envelope.v1+json",
+    )
+
+
+def attach_attestations(registry: BlobPusher, repo: str, image_digest: str, layers: list[SignedLayer]) -> str:
+    """Push a cosign ``sha256-<hex>.att`` manifest, one DSSE layer per attestation."""
+    config = b"{}"
+    config_digest = registry.push_blob(repo, config)
+    descriptors = [
+        {
+            "mediaType": layer.media_type,
+            "size": len(layer.payload),
+            "digest": registry.push_blob(repo, layer.payload),
+            "annotations": dict(layer.annotations),
+        }
+        for layer in layers
+    ]
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "size": len(config),
+            "digest": config_digest,
+        },
+        "layers": descriptors,
+    }
+    tag = image_digest.replace(":", "-") + ".att"
+    return registry.push_manifest(
+        repo, tag, json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json"
+    )

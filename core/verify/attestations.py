@@ -1,0 +1,86 @@
+"""Key-based checks of cosign ``.att`` layers (DSSE envelopes of in-toto statements): pure functions.
+
+A layer's statement counts only when, in this order: the layer is a DSSE envelope, a signature verifies over its
+PAE with the key, the payload is an in-toto statement, a subject names this image's digest, and (unless
+``ignoreTlog``) its Rekor entry is valid and about this very payload. Errors are reported in cosign's words.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from core.errors import VerificationFailure
+from core.verify.cosign import SignatureLayer, TlogOptions
+from core.verify.dsse import (
+    DSSE_MEDIA_TYPE,
+    Statement,
+    check_subject,
+    parse_envelope,
+    parse_statement,
+    verify_envelope,
+)
+from core.verify.keys import PublicKeyVerifier
+from core.verify.rekor import RekorEntry, verify_set
+
+
+def _payload_hash(entry: RekorEntry) -> str:
+    spec = entry.body.get("spec")
+    spec = spec if isinstance(spec, Mapping) else {}
+    kind = entry.body.get("kind")
+    holder: Any
+    if kind == "intoto":
+        content = spec.get("content")
+        holder = content.get("payloadHash") if isinstance(content, Mapping) else None
+    elif kind == "dsse":
+        holder = spec.get("payloadHash")
+    else:
+        raise VerificationFailure(f"unsupported Rekor entry kind {kind!r} for an attestation (expected intoto or dsse)")
+    if not isinstance(holder, Mapping) or holder.get("algorithm") != "sha256":
+        raise VerificationFailure("Rekor entry has no sha256 payload hash")
+    value = holder.get("value")
+    return value.lower() if isinstance(value, str) else ""
+
+
+def verify_attestation_layer_with_key(
+    layer: SignatureLayer, *, image_digest: str, verifier: PublicKeyVerifier, tlog: TlogOptions
+) -> Statement:
+    if layer.media_type != DSSE_MEDIA_TYPE:
+        raise VerificationFailure(f"layer media type {layer.media_type!r} is not a DSSE envelope")
+    envelope = parse_envelope(layer.payload)
+    verify_envelope(envelope, verifier)
+    statement = parse_statement(envelope)
+    check_subject(statement, image_digest=image_digest)
+    if tlog.required:
+        if not layer.bundle:
+            raise VerificationFailure(
+                "attestation has no Rekor bundle (set rekor.ignoreTlog: true to verify without the transparency log)"
+            )
+        entry = verify_set(layer.bundle, logs=tlog.logs)
+        expected = hashlib.sha256(envelope.payload).hexdigest()
+        if not hmac.compare_digest(_payload_hash(entry), expected):
+            raise VerificationFailure("Rekor entry payload hash does not match the attestation")
+    return statement
+
+
+def verify_attestations_with_key(
+    layers: Sequence[SignatureLayer], *, image_digest: str, verifier: PublicKeyVerifier, tlog: TlogOptions
+) -> tuple[Statement, ...]:
+    """Every statement whose layer verifies; "no matching attestations: …" (cosign's error) when none does."""
+    if not layers:
+        raise VerificationFailure("no matching attestations: no attestations found")
+    statements: list[Statement] = []
+    errors: list[str] = []
+    for layer in layers:
+        try:
+            statements.append(
+                verify_attestation_layer_with_key(layer, image_digest=image_digest, verifier=verifier, tlog=tlog)
+            )
+        except VerificationFailure as exc:
+            if exc.message not in errors:
+                errors.append(exc.message)
+    if not statements:
+        raise VerificationFailure("no matching attestations: " + "; ".join(errors))
+    return tuple(statements)
