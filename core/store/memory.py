@@ -1,0 +1,64 @@
+"""In-memory verdict store (tests, single-process demos)."""
+
+from __future__ import annotations
+
+import threading
+
+from core.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, verdict_key
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._verdicts: dict[str, StoredVerdict] = {}
+        self._events: dict[str, float] = {}
+        self._seen: dict[str, tuple[float, float]] = {}
+        self.available = True  # tests flip this to simulate an outage
+
+    def _check(self) -> None:
+        if not self.available:
+            from core.errors import ExternalServiceError
+
+            raise ExternalServiceError("verdict store unavailable (memory store switched off)")
+
+    def record(self, verdict: StoredVerdict) -> None:
+        self._check()
+        with self._lock:
+            self._verdicts[verdict.key] = verdict
+
+    def lookup(
+        self, *, digest: str, repository: str, policy_hash: str, rule: str, entries: str, now: float
+    ) -> StoredVerdict | None:
+        self._check()
+        key = verdict_key(digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries)
+        with self._lock:
+            found = self._verdicts.get(key)
+        return found if found is not None and found.expires_at > now else None
+
+    def for_digest(self, digest: str) -> list[StoredVerdict]:
+        self._check()
+        with self._lock:
+            return sorted((v for v in self._verdicts.values() if v.digest == digest), key=lambda v: v.verified_at)
+
+    def event_done(self, event_id: str, *, now: float) -> bool:
+        self._check()
+        with self._lock:
+            expires = self._events.get(event_id)
+        return expires is not None and expires > now
+
+    def mark_event(self, event_id: str, *, now: float, ttl: float = DEFAULT_EVENT_TTL_SECONDS) -> None:
+        self._check()
+        with self._lock:
+            self._events[event_id] = now + ttl
+
+    def first_seen(self, key: str, *, now: float, ttl: float = DEFAULT_EVENT_TTL_SECONDS) -> float:
+        self._check()
+        with self._lock:
+            found = self._seen.get(key)
+            if found is not None and found[1] > now:
+                return found[0]
+            self._seen[key] = (now, now + ttl)
+            return now
+
+    def close(self) -> None:
+        return None
