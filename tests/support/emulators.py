@@ -3,6 +3,7 @@ process group on a free loopback port and stopped with the whole group (the gclo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -76,8 +77,6 @@ class GcloudEmulator:
                 os.killpg(self.proc.pid, signal.SIGTERM)
                 self.proc.wait(timeout=10)
             except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
         self.proc = None

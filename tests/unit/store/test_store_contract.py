@@ -49,7 +49,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VerdictSto
 def lookup(store: VerdictStore, now: float = 1500.0, **kw: str) -> StoredVerdict | None:
     key = {"digest": DIGEST, "repository": "registry.test/app", "policy_hash": "h1", "rule": "r", "entries": "0"}
     key.update(kw)
-    return store.lookup(now=now, **key)
+    return store.lookup(
+        digest=key["digest"],
+        repository=key["repository"],
+        policy_hash=key["policy_hash"],
+        rule=key["rule"],
+        entries=key["entries"],
+        now=now,
+    )
 
 
 def test_record_and_exact_lookup(store: VerdictStore) -> None:
