@@ -69,7 +69,7 @@ def test_record_and_exact_lookup(store: VerdictStore) -> None:
         {"repository": "other/app"},
         {"digest": "sha256:" + "b" * 64},
     ):
-        assert lookup(store, **other) is None, other
+        assert lookup(store, 1500.0, **other) is None, other
 
 
 def test_expiry_and_replacement(store: VerdictStore) -> None:
