@@ -13,7 +13,9 @@ from core.errors import ConfigurationError
 if TYPE_CHECKING:
     from core.admission.service import AdmissionService
     from core.policy.loader import PolicySet
+    from core.push.service import PushService
     from core.registry import RegistryClient
+    from core.store import VerdictStore
     from core.verify.engine import Verifier
 
 _lock = threading.RLock()
@@ -21,6 +23,8 @@ _registry: RegistryClient | None = None
 _verifier: Verifier | None = None
 _policies: PolicySet | None = None
 _admission: AdmissionService | None = None
+_store: VerdictStore | None = None
+_push: PushService | None = None
 
 
 def environ() -> Mapping[str, str]:
@@ -62,6 +66,51 @@ def policies() -> PolicySet:
         return _policies
 
 
+def store() -> VerdictStore:
+    global _store  # noqa: PLW0603
+    with _lock:
+        if _store is None:
+            from core.store import open_store
+
+            _store = open_store(environ=environ())
+        return _store
+
+
+def store_or_none() -> VerdictStore | None:
+    """The store for admission, which can do without it (an unusable store is logged, not fatal)."""
+    try:
+        return store()
+    except Exception as exc:  # any store failure only costs caching
+        from core import logs
+
+        logs.emit("WARNING", "verdict store unavailable; admission verifies without it", error=str(exc))
+        return None
+
+
+def push_service() -> PushService:
+    global _push  # noqa: PLW0603
+    with _lock:
+        if _push is None:
+            from core.push.findings import Notifier
+            from core.push.service import PushService, PushSettings
+
+            loaded = policies()
+            env = environ()
+            grace = env.get("SIGWARD_PUSH_GRACE_SECONDS", "").strip()
+            try:
+                settings = PushSettings(grace_seconds=float(grace)) if grace else PushSettings()
+            except ValueError:
+                raise ConfigurationError(f"SIGWARD_PUSH_GRACE_SECONDS={grace!r} is not a number of seconds") from None
+            _push = PushService(
+                policies=lambda: loaded.policies,
+                verifier=verifier(),
+                store=store(),
+                settings=settings,
+                notifier=Notifier.from_env(env),
+            )
+        return _push
+
+
 def admission_service() -> AdmissionService:
     global _admission  # noqa: PLW0603
     with _lock:
@@ -74,6 +123,7 @@ def admission_service() -> AdmissionService:
                 verifier=verifier(),
                 settings=AdmissionSettings.from_env(environ()),
                 jmespath_search=jmespath_search,
+                store=store_or_none(),
             )
         return _admission
 
@@ -87,10 +137,15 @@ def jmespath_search(expression: str, value: str) -> object:
 
 def reset() -> None:
     """Forget every service (tests change the environment between cases)."""
-    global _registry, _verifier, _policies, _admission  # noqa: PLW0603
+    global _registry, _verifier, _policies, _admission, _store, _push  # noqa: PLW0603
     with _lock:
         if _admission is not None:
             _admission.close()
         if _registry is not None:
             _registry.close()
-        _registry = _verifier = _policies = _admission = None
+        if _store is not None:
+            _store.close()
+        _registry = _verifier = _policies = _admission = _store = _push = None
+    from core.kms import backends
+
+    backends.reset()

@@ -14,6 +14,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from core import logs
 from core.admission.images import ResourceImage, extract_images
 from core.admission.match import RequestInfo, request_info, rule_applies
 from core.admission.review import AdmissionRequest
@@ -21,6 +22,7 @@ from core.cache import TTLCache
 from core.deadline import Deadline
 from core.errors import BadRequestError, SigwardError
 from core.policy.models import Policy, Rule
+from core.store import StoredVerdict, VerdictStore, entries_key
 from core.verify.engine import Verifier, image_matches, image_skipped
 from core.verify.results import RuleVerdict, Verdict
 
@@ -116,14 +118,14 @@ class AdmissionService:
         verifier: Verifier,
         settings: AdmissionSettings | None = None,
         resolve_digest: Callable[[ResourceImage, Deadline], str] | None = None,
-        stored_verdict: Callable[[Policy, Rule, ResourceImage, str], RuleVerdict | None] | None = None,
+        store: VerdictStore | None = None,
         jmespath_search: Callable[[str, str], Any] | None = None,
     ) -> None:
         self._policies = policies
         self._verifier = verifier
         self.settings = settings or AdmissionSettings()
         self._resolve_digest = resolve_digest
-        self._stored_verdict = stored_verdict
+        self._store = store
         self._jmespath_search = jmespath_search
         self._cache: TTLCache[VerdictKey, RuleVerdict] = TTLCache(
             max_entries=self.settings.cache_entries, ttl=self.settings.pass_ttl, ttl_for=self._ttl_for
@@ -154,7 +156,12 @@ class AdmissionService:
         units = self._units(request)
         if not units:
             return Decision(allowed=True, elapsed_ms=_ms(started))
-        checks = self._validate(units, deadline) if mode == "validate" else self._verify_all(units, deadline)
+        record = not request.dry_run
+        checks = (
+            self._validate(units, deadline, record=record)
+            if mode == "validate"
+            else self._verify_all(units, deadline, record=record)
+        )
         decision = self._shape(request, checks, mode=mode)
         return replace(decision, elapsed_ms=_ms(started))
 
@@ -192,9 +199,9 @@ class AdmissionService:
                         )
         return units
 
-    def _verify_all(self, units: Sequence[_Unit], deadline: Deadline) -> list[ImageCheck]:
+    def _verify_all(self, units: Sequence[_Unit], deadline: Deadline, *, record: bool) -> list[ImageCheck]:
         for unit in units:
-            unit.future = self._pool.submit(self._verify_unit, unit, deadline)
+            unit.future = self._pool.submit(self._verify_unit, unit, deadline, record)
         checks = []
         for unit in units:
             assert unit.future is not None
@@ -207,7 +214,7 @@ class AdmissionService:
             checks.append(self._check(unit, verdict, cached))
         return checks
 
-    def _verify_unit(self, unit: _Unit, deadline: Deadline) -> tuple[RuleVerdict, bool]:
+    def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
         ref = unit.image.ref
         if all(image_skipped(unit.rule.verify_images[i], ref) for i in unit.matched):
             skipped = self._verifier.verify_image_rule(ref, policy=unit.policy, rule=unit.rule, deadline=deadline)
@@ -223,11 +230,10 @@ class AdmissionService:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit, True
-            if self._stored_verdict is not None:
-                stored = self._stored_verdict(unit.policy, unit.rule, unit.image, digest)
-                if stored is not None and stored.verdict == Verdict.PASS:
-                    self._cache.put(key, stored)
-                    return stored, True
+            stored = self._stored_pass(unit, digest)
+            if stored is not None:
+                self._cache.put(key, stored)
+                return stored, True
 
         def compute() -> RuleVerdict:
             context = self._verifier.new_context(ref.with_digest(digest) if not ref.digest else ref, deadline=deadline)
@@ -236,6 +242,8 @@ class AdmissionService:
             )
             if verdict is None:  # cannot happen: the unit exists because an entry matched
                 raise BadRequestError(f"no verifyImages entry matches {ref.reference}")
+            if record and verdict.verdict == Verdict.PASS:
+                self._record_pass(unit, verdict, digest)
             return verdict
 
         if not use_cache:
@@ -245,12 +253,65 @@ class AdmissionService:
         except TimeoutError:
             return _error_verdict(unit, "deadline exceeded before verification finished"), False
 
+    def _stored_pass(self, unit: _Unit, digest: str) -> RuleVerdict | None:
+        """A fresh push-time (or other instance's) pass for exactly this key; the store is an optimisation, so an
+        outage only costs a verification."""
+        if self._store is None:
+            return None
+        try:
+            found = self._store.lookup(
+                digest=digest,
+                repository=unit.image.ref.repository,
+                policy_hash=unit.policy.content_hash,
+                rule=unit.rule.name,
+                entries=entries_key(unit.matched),
+                now=time.time(),
+            )
+        except SigwardError as exc:
+            logs.emit("WARNING", "verdict store lookup failed; verifying instead", error=exc.message)
+            return None
+        if found is None or found.verdict != Verdict.PASS.value:
+            return None
+        return RuleVerdict(
+            image=unit.image.image,
+            reference=unit.image.ref.reference,
+            digest=digest,
+            verdict=Verdict.PASS,
+            policy=unit.policy.name,
+            rule=unit.rule_name,
+            message=f"verified image signatures for {unit.image.ref.reference} (verdict recorded at {found.source})",
+        )
+
+    def _record_pass(self, unit: _Unit, verdict: RuleVerdict, digest: str) -> None:
+        if self._store is None:
+            return
+        now = time.time()
+        try:
+            self._store.record(
+                StoredVerdict(
+                    digest=digest,
+                    repository=unit.image.ref.repository,
+                    policy=unit.policy.name,
+                    policy_hash=unit.policy.content_hash,
+                    rule=unit.rule.name,
+                    entries=entries_key(unit.matched),
+                    verdict=Verdict.PASS.value,
+                    message=verdict.message,
+                    verified_at=now,
+                    expires_at=now + self.settings.pass_ttl,
+                    source="admission",
+                    image=unit.image.image,
+                )
+            )
+        except SigwardError as exc:
+            logs.emit("WARNING", "verdict store write failed", error=exc.message)
+
     def _digest(self, image: ResourceImage, deadline: Deadline) -> str:
         if self._resolve_digest is not None:
             return self._resolve_digest(image, deadline)
         return self._verifier.new_context(image.ref, deadline=deadline).digest
 
-    def _validate(self, units: Sequence[_Unit], deadline: Deadline) -> list[ImageCheck]:
+    def _validate(self, units: Sequence[_Unit], deadline: Deadline, *, record: bool) -> list[ImageCheck]:
         """``verifyDigest`` → "missing digest for X"; ``required`` → the image must have verified under the policy,
         from the cache or by verifying again — never from an annotation the requester could have written."""
         to_verify: list[_Unit] = []
@@ -270,7 +331,7 @@ class AdmissionService:
                 checks.append(self._check(unit, verdict, False))
             elif any(iv.required for iv in ivs):
                 to_verify.append(unit)
-        for check in self._verify_all(to_verify, deadline):
+        for check in self._verify_all(to_verify, deadline, record=record):
             if check.verdict.verdict == Verdict.FAIL:
                 verdict = _replace_message(check.verdict, f"unverified image {check.image.ref.reference}")
                 checks.append(self._check_from(check, verdict))

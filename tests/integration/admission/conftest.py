@@ -96,6 +96,7 @@ def admission_env(
         monkeypatch.setenv("SIGWARD_PRIVATE_REGISTRIES", "127.0.0.1")
         monkeypatch.delenv("SIGWARD_ADMISSION_TOKEN", raising=False)
         monkeypatch.delenv("SIGWARD_DEADLINE_SECONDS", raising=False)
+        monkeypatch.setenv("SIGWARD_STORE", "memory:")
         for key, value in (extra_env or {}).items():
             monkeypatch.setenv(key, value)
         runtime.reset()

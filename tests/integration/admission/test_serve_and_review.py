@@ -33,6 +33,7 @@ def env_for(policy_path: Path, images: AdmissionImages) -> dict[str, str]:
             "SIGWARD_INSECURE_REGISTRIES": images.host,
             "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
             "SIGWARD_ADMISSION_TOKEN": TOKEN,
+            "SIGWARD_STORE": "memory:",
         }
     )
     return env

@@ -211,3 +211,58 @@ def test_skipped_images_warn_without_network() -> None:
         assert source.requests == 0
     finally:
         svc.close()
+
+
+def test_stored_pass_is_reused_and_stored_failure_never_allows() -> None:
+    from core.store import StoredVerdict, entries_key
+    from core.store.memory import MemoryStore
+
+    source = make_source()
+    current = policies()
+    store = MemoryStore()
+    svc = AdmissionService(
+        policies=lambda: current, verifier=Verifier(source=source), settings=AdmissionSettings(), store=store
+    )
+    policy = current[0]
+    pinned_unsigned = f"{HOST}/app/unsigned@{D_UNSIGNED}"
+    now = time.time()
+
+    def stored(verdict: str) -> StoredVerdict:
+        return StoredVerdict(
+            digest=D_UNSIGNED,
+            repository=f"{HOST}/app/unsigned",
+            policy="p",
+            policy_hash=policy.content_hash,
+            rule="verify-signature",
+            entries=entries_key([0]),
+            verdict=verdict,
+            message="m",
+            verified_at=now,
+            expires_at=now + 60,
+            source="push",
+        )
+
+    try:
+        store.record(stored("pass"))
+        decision = svc.decide(request(pinned_unsigned), mode="mutate")
+        assert decision.allowed and source.requests == 0  # the push verdict answered, no registry request
+        assert "verdict recorded at push" in decision.checks[0].verdict.message
+        svc.cache.clear()
+        store.record(stored("fail"))
+        decision = svc.decide(request(pinned_unsigned), mode="mutate")
+        assert decision.allowed is False and source.requests > 0  # a recorded failure only makes it verify again
+        # a fresh pass found by verifying is recorded for other instances, but not for dry runs
+        svc.cache.clear()
+        store2 = MemoryStore()
+        svc2 = AdmissionService(
+            policies=lambda: current, verifier=Verifier(source=source), settings=AdmissionSettings(), store=store2
+        )
+        svc2.decide(parse_review(review(pod_request(pod(SIGNED), dry_run=True))), mode="mutate")
+        assert store2.for_digest(D_SIGNED) == []
+        svc2.cache.clear()
+        svc2.decide(request(SIGNED), mode="mutate")
+        (recorded,) = store2.for_digest(D_SIGNED)
+        assert recorded.verdict == "pass" and recorded.source == "admission"
+        svc2.close()
+    finally:
+        svc.close()

@@ -1,0 +1,267 @@
+"""The push handler's decision: for a pushed image (or the image a pushed signature is about), verify every
+matching verifyImages rule and record the verdict; ask the platform to redeliver while a signature may still be on
+its way (grace period), then record the failure for good.
+
+Verdicts are recorded under the same key admission uses — (digest, repository, policy content hash, rule, matched
+entries) — for both the tag form and the digest form of the image when they match different entries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from core import logs
+from core.deadline import Deadline
+from core.errors import ExternalServiceError, SigwardError
+from core.push.findings import Finding, Notifier, emit_finding
+from core.references import ImageReference, parse_image_reference
+from core.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore, entries_key
+from core.verify.engine import Verifier, image_matches, image_skipped
+from core.verify.results import Verdict
+
+if TYPE_CHECKING:
+    from core.events import PushEvent
+    from core.policy.models import Policy, Rule
+
+# A signature is usually pushed seconds after its image; a failure inside this window is retried, not recorded.
+DEFAULT_GRACE_SECONDS = 300.0
+# Push handlers must answer quickly (EventBridge API destinations give 5 s).
+DEFAULT_PUSH_DEADLINE_SECONDS = 4.5
+
+Status = Literal["recorded", "retry", "duplicate", "ignored", "deleted"]
+
+
+@dataclass(frozen=True)
+class PushSettings:
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    verdict_ttl: float = DEFAULT_VERDICT_TTL_SECONDS
+    deadline_seconds: float = DEFAULT_PUSH_DEADLINE_SECONDS
+
+
+@dataclass(frozen=True)
+class RuleOutcome:
+    policy: str
+    rule: str
+    verdict: str
+    message: str
+    entries: str
+    form: str  # the image reference form that was verified
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    event_id: str
+    image: str
+    digest: str
+    status: Status
+    rules: tuple[RuleOutcome, ...] = field(default_factory=tuple)
+    reason: str = ""
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "event_id": self.event_id,
+            "image": self.image,
+            "digest": self.digest,
+            "status": self.status,
+            "reason": self.reason,
+            "rules": [r.__dict__ for r in self.rules],
+        }
+
+
+class PushService:
+    def __init__(
+        self,
+        *,
+        policies: Callable[[], Sequence[Policy]],
+        verifier: Verifier,
+        store: VerdictStore,
+        settings: PushSettings | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._policies = policies
+        self._verifier = verifier
+        self._store = store
+        self.settings = settings or PushSettings()
+        self._notifier = notifier
+        self._clock = clock
+
+    def handle(self, event: PushEvent, *, deadline: Deadline | None = None) -> PushOutcome:
+        deadline = deadline or Deadline.after(self.settings.deadline_seconds)
+        now = self._clock()
+        digest = event.subject_digest or event.digest
+        repository = f"{event.registry}/{event.repository}"
+        if self._store.event_done(event.event_id, now=now):
+            return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="duplicate")
+        forms = self._forms(event, digest)
+        if event.action == "delete":
+            self._record_deleted(event, forms, now)
+            self._store.mark_event(event.event_id, now=now)
+            return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
+        work = self._work(forms)
+        if not work:
+            self._store.mark_event(event.event_id, now=now)
+            return PushOutcome(
+                event_id=event.event_id,
+                image=repository,
+                digest=digest,
+                status="ignored",
+                reason="no verifyImages rule matches this image",
+            )
+        outcomes: list[RuleOutcome] = []
+        retry_reasons: list[str] = []
+        to_record: list[StoredVerdict] = []
+        for policy, rule, ref, indexes in work:
+            outcome, stored, retry = self._verify(event, policy, rule, ref, indexes, digest, deadline, now)
+            outcomes.append(outcome)
+            if retry:
+                retry_reasons.append(retry)
+            elif stored is not None:
+                to_record.append(stored)
+        for stored in to_record:
+            self._store.record(stored)
+            if stored.verdict != Verdict.PASS.value:
+                self._report(stored, deadline)
+        if retry_reasons:
+            return PushOutcome(
+                event_id=event.event_id,
+                image=repository,
+                digest=digest,
+                status="retry",
+                rules=tuple(outcomes),
+                reason="; ".join(dict.fromkeys(retry_reasons)),
+            )
+        self._store.mark_event(event.event_id, now=now)
+        return PushOutcome(
+            event_id=event.event_id, image=repository, digest=digest, status="recorded", rules=tuple(outcomes)
+        )
+
+    # -- internals ---------------------------------------------------------------------------------------------
+
+    def _forms(self, event: PushEvent, digest: str) -> list[ImageReference]:
+        base = f"{event.registry}/{event.repository}"
+        forms = [parse_image_reference(f"{base}@{digest}")]
+        tag = event.tag
+        if tag and not event.subject_digest:
+            forms.insert(0, parse_image_reference(f"{base}:{tag}"))
+        return forms
+
+    def _work(self, forms: Sequence[ImageReference]) -> list[tuple[Policy, Rule, ImageReference, tuple[int, ...]]]:
+        seen: set[tuple[str, str, tuple[int, ...]]] = set()
+        work = []
+        for policy in self._policies():
+            for rule in policy.spec.rules:
+                for ref in forms:
+                    indexes = tuple(
+                        i
+                        for i, iv in enumerate(rule.verify_images)
+                        if image_matches(iv, ref) and not image_skipped(iv, ref)
+                    )
+                    key = (policy.content_hash, rule.name, indexes)
+                    if indexes and key not in seen:
+                        seen.add(key)
+                        work.append((policy, rule, ref, indexes))
+        return work
+
+    def _verify(
+        self,
+        event: PushEvent,
+        policy: Policy,
+        rule: Rule,
+        ref: ImageReference,
+        indexes: tuple[int, ...],
+        digest: str,
+        deadline: Deadline,
+        now: float,
+    ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
+        """(outcome, verdict to record or None, retry reason or "")."""
+        pinned = ref if ref.digest else ref.with_digest(digest)
+        try:
+            context = self._verifier.new_context(pinned, deadline=deadline)
+            verdict = self._verifier.verify_image_rule(
+                ref, policy=policy, rule=rule, deadline=deadline, context=context
+            )
+        except SigwardError as exc:
+            status = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
+            verdict = None
+            message = exc.message
+        else:
+            status = verdict.verdict if verdict is not None else Verdict.SKIP
+            message = verdict.message if verdict is not None else "no entry matched"
+        entries = entries_key(indexes)
+        outcome = RuleOutcome(
+            policy=policy.name, rule=rule.name, verdict=status.value, message=message, entries=entries, form=str(ref)
+        )
+        if status == Verdict.ERROR:
+            return outcome, None, f"{policy.name}/{rule.name}: {message}"
+        if status == Verdict.SKIP:
+            return outcome, None, ""
+        recorded = status.value
+        if status == Verdict.FAIL:
+            sighting = f"{digest}|{policy.content_hash}|{rule.name}|{entries}"
+            first = self._store.first_seen(sighting, now=now)
+            if now - first < self.settings.grace_seconds:
+                return (
+                    outcome,
+                    None,
+                    (
+                        f"{policy.name}/{rule.name} not satisfied yet (grace period until "
+                        f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
+                    ),
+                )
+            recorded = "unsigned" if "no signatures found" in message else Verdict.FAIL.value
+        stored = StoredVerdict(
+            digest=digest,
+            repository=ref.repository,
+            policy=policy.name,
+            policy_hash=policy.content_hash,
+            rule=rule.name,
+            entries=entries,
+            verdict=recorded,
+            message=message,
+            verified_at=now,
+            expires_at=now + self.settings.verdict_ttl,
+            source=event.source,
+            event_id=event.event_id,
+            image=str(ref),
+        )
+        return outcome, stored, ""
+
+    def _record_deleted(self, event: PushEvent, forms: Sequence[ImageReference], now: float) -> None:
+        for policy, rule, ref, indexes in self._work(forms):
+            self._store.record(
+                StoredVerdict(
+                    digest=event.digest,
+                    repository=ref.repository,
+                    policy=policy.name,
+                    policy_hash=policy.content_hash,
+                    rule=rule.name,
+                    entries=entries_key(indexes),
+                    verdict="deleted",
+                    message=f"image deleted from {event.source}",
+                    verified_at=now,
+                    expires_at=now + self.settings.verdict_ttl,
+                    source=event.source,
+                    event_id=event.event_id,
+                    image=str(ref),
+                )
+            )
+
+    def _report(self, stored: StoredVerdict, deadline: Deadline) -> None:
+        finding = Finding(
+            image=stored.image,
+            digest=stored.digest,
+            policy=stored.policy,
+            rule=stored.rule,
+            verdict=stored.verdict,
+            message=stored.message,
+            source=stored.source,
+            event_id=stored.event_id,
+        )
+        emit_finding(finding)
+        if self._notifier is not None:
+            self._notifier.notify(finding, deadline=deadline)
+        logs.emit("INFO", "push verdict recorded", verdict=stored.verdict, digest=stored.digest, rule=stored.rule)
