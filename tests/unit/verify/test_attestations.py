@@ -12,7 +12,7 @@ import pytest
 from core.errors import VerificationFailure
 from core.verify.attestations import verify_attestations_with_key
 from core.verify.cosign import SignatureLayer, TlogOptions
-from core.verify.dsse import pae, parse_envelope
+from core.verify.dsse import Statement, pae, parse_envelope
 from core.verify.keys import PublicKeyVerifier, load_public_key_pem
 from tests.support.signing import SignedLayer, attestation_layer, in_toto_statement, new_key
 
@@ -86,9 +86,12 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_attestation_checks(case: Case) -> None:
     layers = [as_layer(x) for x in case.layers()]
-    run = lambda: verify_attestations_with_key(  # noqa: E731
-        layers, image_digest=DIGEST, verifier=verifier(case.slot), tlog=TlogOptions(required=False)
-    )
+
+    def run() -> tuple[Statement, ...]:
+        return verify_attestations_with_key(
+            layers, image_digest=DIGEST, verifier=verifier(case.slot), tlog=TlogOptions(required=False)
+        )
+
     if case.expect is None:
         (statement,) = run()[-1:]
         assert statement.predicate_type == SLSA
