@@ -36,8 +36,8 @@ class Capabilities:
     kms_keys: bool = True  # awskms:// gcpkms:// azurekms:// hashivault:// in publicKeys or keys.kms
     tsa_timestamps: bool = False  # ctlog.tsaCertChain (RFC 3161 signed timestamps)
     # other attestor kinds
-    keyless: bool = False
-    certificates: bool = False
+    keyless: bool = True
+    certificates: bool = True
     # what is checked beyond signatures
     attestations: bool = False
     validate_deny: bool = False  # verifyImages[].validate

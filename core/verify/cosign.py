@@ -82,7 +82,8 @@ def decode_signature(layer: SignatureLayer) -> bytes:
     if len(value) > MAX_SIGNATURE_B64:
         raise VerificationFailure("signature annotation too large")
     try:
-        return base64.b64decode(value, validate=True)
+        # Go's StdEncoding skips line breaks; signatures wrapped at 76 columns exist in the wild.
+        return base64.b64decode("".join(value.split()), validate=True)
     except (binascii.Error, ValueError):
         raise VerificationFailure("signature annotation is not base64") from None
 

@@ -243,8 +243,7 @@ class Verifier:
 
     def _verify_entry(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, path: str) -> _EntryOutcome:
         if entry.keys is None:
-            kind = "certificates" if entry.certificates is not None else "keyless" if entry.keyless else "empty"
-            raise VerificationFailure(f"{kind} attestors are not supported yet")
+            return self._verify_entry_certificates(ctx, iv, entry)
         keys = entry.keys
         verifier = self._keys.verifier(keys, deadline=ctx.deadline)
         repo = self._signature_repository(ctx, iv, entry)
@@ -314,13 +313,31 @@ class Verifier:
     def _attestation_statements(
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor
     ) -> tuple[Statement, ...]:
-        if entry.keys is None:
-            kind = "certificates" if entry.certificates is not None else "keyless" if entry.keyless else "empty"
-            raise VerificationFailure(f"{kind} attestors are not supported yet")
-        keys = entry.keys
-        verifier = self._keys.verifier(keys, deadline=ctx.deadline)
         repo = self._signature_repository(ctx, iv, entry)
         layers = self._att_layers(ctx, repo)
+        if entry.keys is None:
+            from core.policy.models import KeylessAttestor
+            from core.verify.keyless import verify_attestations_certificate, verify_attestations_keyless
+
+            if entry.certificates is not None:
+                return verify_attestations_certificate(
+                    layers,
+                    image_digest=ctx.digest,
+                    certificates=entry.certificates,
+                    trusted_root=self._trusted_root(),
+                    signature_algorithm=entry.signature_algorithm,
+                    now=self._clock(),
+                )
+            return verify_attestations_keyless(
+                layers,
+                image_digest=ctx.digest,
+                keyless=entry.keyless or KeylessAttestor(),
+                trusted_root=self._trusted_root(),
+                signature_algorithm=entry.signature_algorithm,
+                now=self._clock(),
+            )
+        keys = entry.keys
+        verifier = self._keys.verifier(keys, deadline=ctx.deadline)
         tlog = self._tlog_options(keys)
         try:
             return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog)
@@ -388,6 +405,38 @@ class Verifier:
             found = self._source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline)
             ctx.layers[key] = found
         return found
+
+    def _verify_entry_certificates(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
+        """``certificates`` and ``keyless`` entries (an empty entry is keyless with no identity constraint)."""
+        from core.policy.models import KeylessAttestor
+        from core.verify.keyless import verify_signatures_certificate, verify_signatures_keyless
+
+        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
+        annotations = dict(entry.annotations)
+        if entry.certificates is not None:
+            return _EntryOutcome(
+                signatures=verify_signatures_certificate(
+                    layers,
+                    image_digest=ctx.digest,
+                    certificates=entry.certificates,
+                    annotations=annotations,
+                    trusted_root=self._trusted_root(),
+                    signature_algorithm=entry.signature_algorithm,
+                    now=self._clock(),
+                )
+            )
+        keyless = entry.keyless or KeylessAttestor()
+        return _EntryOutcome(
+            signatures=verify_signatures_keyless(
+                layers,
+                image_digest=ctx.digest,
+                keyless=keyless,
+                annotations=annotations,
+                trusted_root=self._trusted_root(),
+                signature_algorithm=entry.signature_algorithm,
+                now=self._clock(),
+            )
+        )
 
     def _signature_repository(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> Repository:
         name = entry.repository or iv.repository

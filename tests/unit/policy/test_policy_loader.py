@@ -526,8 +526,6 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
         "secret_keys",
     ),
     ("k8s:// key", set_entry(keys_entry("k8s://ns/cosign")), f"{E0}.keys.publicKeys", "k8s_key_refs"),
-    ("keyless", set_entry({"keyless": {"issuer": "i", "rekor": {"url": "u"}}}), f"{E0}.keyless", "keyless"),
-    ("certificates", set_entry({"certificates": {"cert": "C"}}), f"{E0}.certificates", "certificates"),
     (
         "attestations",
         set_iv(attestations=[{"type": "https://slsa.dev/provenance/v1"}]),
@@ -640,12 +638,6 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
         "webhook_match_conditions",
     ),
     ("applyRules One", set_spec(applyRules="One"), "spec.applyRules", "apply_rules_one"),
-    (
-        "deprecated issuer",
-        set_iv(image="a", issuer="i", attestors=None, imageReferences=None),
-        f"{iv_path()}.issuer",
-        "keyless",
-    ),
 ]
 
 
@@ -765,10 +757,36 @@ def test_unusable_values(doc: Doc, expected: str) -> None:
     assert any(expected in p for p in found), found
 
 
+SWITCHED_ON = [
+    ("keyless", set_entry({"keyless": {"issuer": "i", "rekor": {"url": "u"}}}), f"{E0}.keyless", "keyless"),
+    ("certificates", set_entry({"certificates": {"cert": "C"}}), f"{E0}.certificates", "certificates"),
+    (
+        "deprecated issuer",
+        set_iv(image="a", issuer="i", attestors=None, imageReferences=None),
+        f"{iv_path()}.issuer",
+        "keyless",
+    ),
+]
+
+
+@pytest.mark.parametrize(("doc", "path", "feature"), [c[1:] for c in SWITCHED_ON], ids=[c[0] for c in SWITCHED_ON])
+def test_supported_features_refused_only_when_switched_off(doc: Doc, path: str, feature: str) -> None:
+    from dataclasses import replace
+
+    assert f"{path}: {REFUSALS[feature]}" in problems(doc, caps=replace(Capabilities(), **{feature: False}))
+    if path.endswith(".issuer"):
+        # switched on, the converted keyless entry meets Kyverno's own rule: no Rekor URL or roots given
+        assert any("Either Rekor URL or roots are required" in p for p in problems(doc))
+    else:
+        load(doc)
+
+
 def test_flipping_a_capability_accepts_the_feature() -> None:
+    from dataclasses import replace
+
     doc = set_entry({"keyless": {"issuer": "https://accounts.google.com", "subject": "a@b", "rekor": {"url": "u"}}})
     with pytest.raises(PolicyError):
-        load(doc)
+        load(doc, caps=replace(Capabilities(), keyless=False))
     assert len(load(doc, caps=Capabilities(keyless=True)).policies) == 1
 
 

@@ -151,13 +151,98 @@ def test_valid_signature_without_rekor_bundle_fails_when_tlog_required() -> None
     assert "signature has no Rekor bundle" in text
 
 
+def run_entry(case_dir: Path, entry: dict[str, object]) -> tuple[Verdict, str]:
+    """The case through a policy whose single attestor entry is ``entry`` (keyless / certificates)."""
+    from tests.support.policies import cluster_policy, dump
+
+    source = MemorySignatureSource()
+    digest = "sha256:" + hashlib.sha256((case_dir / "manifest.json").read_bytes()).hexdigest()
+    source.add_image(IMAGE, digest)
+    source.add_signatures(REPO, digest, (read_signature(case_dir / "signature-1"),))
+    doc = cluster_policy(
+        "containers-image-vectors",
+        [{"imageReferences": ["192.168.64.2:5000/*"], "attestors": [{"entries": [entry]}]}],
+    )
+    policies = load_policy_text(dump(doc), "vectors.yaml").policies
+    (result,) = Verifier(source=source).verify_images([IMAGE], policies, deadline=Deadline.after(10))
+    return result.verdict, result.message
+
+
+KEYLESS_IDENTITY = {"subject": "mitr@redhat.com", "issuer": "https://github.com/login/oauth"}
+
+
 @pytest.mark.parametrize(
-    "case",
-    ["dir-img-cosign-fulcio-rekor-valid", "dir-img-cosign-pki-valid"],
+    ("keyless", "expected", "message"),
+    [
+        # the public-good trusted root's Fulcio CAs, Rekor key and CT key (shipped with sigstore-python)
+        (
+            {**KEYLESS_IDENTITY, "rekor": {"url": "https://rekor.sigstore.dev"}},
+            Verdict.PASS,
+            "verified image signatures",
+        ),
+        (
+            {
+                "subject": "*@redhat.com",
+                "issuerRegExp": "^https://github\\.com/",
+                "rekor": {"url": "https://rekor.sigstore.dev"},
+            },
+            Verdict.PASS,
+            "",
+        ),
+        (
+            {
+                "subject": "someone@redhat.com",
+                "issuer": "https://github.com/login/oauth",
+                "rekor": {"url": "https://rekor.sigstore.dev"},
+            },
+            Verdict.FAIL,
+            "subject mismatch: expected someone@redhat.com, received mitr@redhat.com",
+        ),
+        (
+            {
+                "subject": "mitr@redhat.com",
+                "issuer": "https://accounts.google.com",
+                "rekor": {"url": "https://rekor.sigstore.dev"},
+            },
+            Verdict.FAIL,
+            "issuer mismatch: expected https://accounts.google.com, received https://github.com/login/oauth",
+        ),
+    ],
 )
-def test_keyless_and_pki_cases_belong_to_the_certificates_issue(case: str) -> None:
-    """Keyless (Fulcio+Rekor) and PKI chain cases need the certificates/keyless attestors (issue 5); with a
-    keys attestor they must not pass."""
-    case_dir = require_vectors("cosign-containers-image", case)
-    verdict, _ = run_case(case_dir, [case_dir / "signature-1"], "cosign.pub")
+def test_fulcio_rekor_keyless_vector(keyless: dict[str, object], expected: Verdict, message: str) -> None:
+    """dir-img-cosign-fulcio-rekor-valid: SAN mitr@redhat.com, GitHub OAuth issuer, SET at 1674247893."""
+    case_dir = require_vectors("cosign-containers-image", "dir-img-cosign-fulcio-rekor-valid")
+    verdict, text = run_entry(case_dir, {"keyless": keyless})
+    assert verdict == expected, text
+    assert message in text
+
+
+def test_fulcio_rekor_keyless_vector_with_the_given_fulcio_root_and_a_wrong_rekor_key() -> None:
+    vectors = require_vectors("cosign-containers-image")
+    case_dir = vectors / "dir-img-cosign-fulcio-rekor-valid"
+    roots = (vectors / "fulcio_v1.crt.pem").read_text()
+    good = {**KEYLESS_IDENTITY, "roots": roots, "rekor": {"url": "https://rekor.sigstore.dev"}}
+    assert run_entry(case_dir, {"keyless": good})[0] == Verdict.PASS
+    wrong = {**good, "rekor": {"url": "https://rekor.sigstore.dev", "pubkey": (vectors / "cosign.pub").read_text()}}
+    verdict, text = run_entry(case_dir, {"keyless": wrong})
+    assert verdict == Verdict.FAIL and "unable to verify SET" in text
+
+
+def test_pki_vector_through_the_certificates_attestor() -> None:
+    """dir-img-cosign-pki-valid: a private PKI chain (no Rekor bundle, no SCT): valid with the chain, not with the
+    Fulcio root."""
+    vectors = require_vectors("cosign-containers-image")
+    case_dir = vectors / "dir-img-cosign-pki-valid"
+    chain = (vectors / "pki_intermediate_crts.pem").read_text() + (vectors / "pki_root_crts.pem").read_text()
+    entry = {"certificates": {"certChain": chain, "rekor": {"ignoreTlog": True}, "ctlog": {"ignoreSCT": True}}}
+    verdict, text = run_entry(case_dir, entry)
+    assert verdict == Verdict.PASS, text
+    wrong = {
+        "certificates": {
+            "certChain": (vectors / "fulcio_v1.crt.pem").read_text(),
+            "rekor": {"ignoreTlog": True},
+            "ctlog": {"ignoreSCT": True},
+        }
+    }
+    verdict, text = run_entry(case_dir, wrong)
     assert verdict == Verdict.FAIL

@@ -1,0 +1,800 @@
+"""Certificate-based and keyless (Fulcio) checks of legacy cosign ``.sig`` and ``.att`` layers: pure functions over
+bytes, trust material and a time -- what sigstore-python cannot do for the legacy OCI format.
+
+A layer counts only when, in this order: its media type is right; the signature (over the simple-signing payload, or
+over the DSSE PAE) verifies with the certificate's key; the payload is about *this* image digest; the Rekor entry
+(unless ``rekor.ignoreTlog``) has a valid SET and is about this very signature and certificate; the certificate chains
+to a trusted root at the signing time (the entry's integrated time); its embedded SCT verifies with a trusted CT log
+key (unless ``ctlog.ignoreSCT``); its identity (SANs, OIDC issuer, Fulcio extensions) matches the policy; the required
+annotations match. Each failure is reported in Kyverno's or cosign's words.
+
+Signing time without a transparency log (``ignoreTlog: true``): cosign then checks the certificate against the RFC 3161
+timestamp when the policy gives a TSA chain, else against the current time ("expected a signed timestamp to verify
+an expired certificate" when it has expired). RFC 3161 timestamps are not implemented here, so ``ctlog.tsaCertChain``
+is refused with a clear message and the current time (``now``) is used -- a 10-minute Fulcio certificate therefore
+only verifies with the transparency log, as with cosign without a timestamp.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from cryptography import x509
+from cryptography.x509.oid import ExtensionOID
+
+from core.errors import VerificationFailure
+from core.policy.models import CertificateAttestor, CTLog, KeylessAttestor, Rekor
+from core.references import wildcard_match
+from core.verify.cosign import (
+    MAX_SIGNATURE_B64,
+    SignatureLayer,
+    TlogOptions,
+    VerifiedSignature,
+)
+from core.verify.dsse import (
+    DSSE_MEDIA_TYPE,
+    Envelope,
+    Statement,
+    check_subject,
+    parse_envelope,
+    parse_statement,
+    verify_envelope,
+)
+from core.verify.keys import PublicKeyVerifier, SupportedKey, load_public_key_pem, spki_der
+from core.verify.rekor import RekorEntry, check_hashedrekord, verify_set
+from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, annotations_match, check_payload, parse_payload
+from core.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
+from core.verify.x509chain import (
+    MAX_CHAIN_CERTS,
+    certificate_key,
+    check_leaf,
+    check_validity,
+    der,
+    load_certificate_pem,
+    load_certificates_pem,
+    rfc3339,
+    verify_chain,
+    verify_embedded_sct,
+)
+
+# A policy's `roots` may hold several Fulcio roots (and Kyverno puts every certificate of it in the root pool).
+MAX_ROOT_CERTS = 64
+
+# --- certificate identity (SANs, OIDC issuer, Fulcio extensions)
+
+FULCIO_ARC = "1.3.6.1.4.1.57264.1."
+OID_ISSUER_V1 = FULCIO_ARC + "1"
+OID_OTHERNAME_SAN = FULCIO_ARC + "7"
+OID_ISSUER_V2 = FULCIO_ARC + "8"
+# .1-.6 are raw string values (deprecated); .8 onwards are DER strings. Readable names as cosign (.1-.6, as
+# Kyverno's additionalExtensions accepts them) and Fulcio (.8 onwards) spell them.
+FULCIO_EXTENSION_NAMES: Mapping[str, str] = {
+    FULCIO_ARC + "1": "oidcIssuer",
+    FULCIO_ARC + "2": "githubWorkflowTrigger",
+    FULCIO_ARC + "3": "githubWorkflowSha",
+    FULCIO_ARC + "4": "githubWorkflowName",
+    FULCIO_ARC + "5": "githubWorkflowRepository",
+    FULCIO_ARC + "6": "githubWorkflowRef",
+    FULCIO_ARC + "8": "issuer",
+    FULCIO_ARC + "9": "buildSignerURI",
+    FULCIO_ARC + "10": "buildSignerDigest",
+    FULCIO_ARC + "11": "runnerEnvironment",
+    FULCIO_ARC + "12": "sourceRepositoryURI",
+    FULCIO_ARC + "13": "sourceRepositoryDigest",
+    FULCIO_ARC + "14": "sourceRepositoryRef",
+    FULCIO_ARC + "15": "sourceRepositoryIdentifier",
+    FULCIO_ARC + "16": "sourceRepositoryOwnerURI",
+    FULCIO_ARC + "17": "sourceRepositoryOwnerIdentifier",
+    FULCIO_ARC + "18": "buildConfigURI",
+    FULCIO_ARC + "19": "buildConfigDigest",
+    FULCIO_ARC + "20": "buildTrigger",
+    FULCIO_ARC + "21": "runInvocationURI",
+    FULCIO_ARC + "22": "sourceRepositoryVisibilityAtSigning",
+}
+_RAW_VALUE_OIDS = frozenset(FULCIO_ARC + str(n) for n in range(1, 7))
+_NAME_TO_OID = {name.lower(): oid for oid, name in FULCIO_EXTENSION_NAMES.items()}
+_ISSUER_KEYS = frozenset({"oidcissuer", "issuer", OID_ISSUER_V1, OID_ISSUER_V2})
+_DOTTED_OID = re.compile(r"^[0-2](\.\d+)+$")
+# DER string types Go's asn1.Unmarshal accepts into a string: UTF8, Printable, T61, IA5, BMP is not.
+_DER_STRING_TAGS = frozenset({0x0C, 0x13, 0x14, 0x16})
+
+
+def _der_string(value: bytes) -> str | None:
+    """A DER-encoded string (Fulcio's v2 extensions), or None when ``value`` is not exactly one."""
+    if len(value) < 2 or value[0] not in _DER_STRING_TAGS:
+        return None
+    length, offset = value[1], 2
+    if length & 0x80:
+        count = length & 0x7F
+        if count == 0 or count > 4 or len(value) < 2 + count:
+            return None
+        length, offset = int.from_bytes(value[2 : 2 + count], "big"), 2 + count
+    if offset + length != len(value):
+        return None
+    try:
+        return value[offset:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+@dataclass(frozen=True)
+class CertificateIdentity:
+    """Who a certificate names: SANs in Go's order (DNS, email, IP, URI, Fulcio otherName), the OIDC issuer (v2
+    extension .8, else v1 .1), and the values of its private extensions by dotted OID."""
+
+    sans: tuple[str, ...]
+    issuer: str
+    extensions: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def named_extensions(self) -> dict[str, str]:
+        """Fulcio extensions by readable name (``githubWorkflowTrigger``, ``buildSignerURI``, ...)."""
+        return {FULCIO_EXTENSION_NAMES[oid]: v for oid, v in self.extensions.items() if oid in FULCIO_EXTENSION_NAMES}
+
+    def extension(self, key: str) -> str | None:
+        """The value for an ``additionalExtensions`` key (a dotted OID or a readable name); None when absent.
+        Raises for a key that is neither (Kyverno: "invalid certificate extension K")."""
+        if key.lower() in _ISSUER_KEYS:
+            return self.issuer or None
+        oid = key if _DOTTED_OID.match(key) else _NAME_TO_OID.get(key.lower())
+        if oid is None:
+            raise VerificationFailure(f"invalid certificate extension {key}")
+        return self.extensions.get(oid)
+
+
+def certificate_identity(cert: x509.Certificate) -> CertificateIdentity:
+    sans: list[str] = []
+    try:
+        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+    except x509.ExtensionNotFound:
+        ext = None
+    if ext is not None:
+        names = ext.value
+        assert isinstance(names, x509.SubjectAlternativeName)
+        sans.extend(names.get_values_for_type(x509.DNSName))
+        sans.extend(names.get_values_for_type(x509.RFC822Name))
+        sans.extend(str(ip) for ip in names.get_values_for_type(x509.IPAddress))
+        sans.extend(names.get_values_for_type(x509.UniformResourceIdentifier))
+        for other in names.get_values_for_type(x509.OtherName):
+            if other.type_id.dotted_string == OID_OTHERNAME_SAN:
+                text = _der_string(other.value)
+                if text is not None:
+                    sans.append(text)
+    values: dict[str, str] = {}
+    for item in cert.extensions:
+        if not isinstance(item.value, x509.UnrecognizedExtension):
+            continue
+        oid = item.oid.dotted_string
+        raw = item.value.value
+        if oid in _RAW_VALUE_OIDS:
+            values[oid] = raw.decode("utf-8", errors="replace")
+            continue
+        text = _der_string(raw)
+        if text is None and oid.startswith(FULCIO_ARC):
+            raise VerificationFailure(f"certificate extension {oid} is not a DER-encoded string")
+        values[oid] = text if text is not None else raw.decode("utf-8", errors="replace")
+    issuer_v1, issuer_v2 = values.get(OID_ISSUER_V1, ""), values.get(OID_ISSUER_V2, "")
+    if issuer_v1 and issuer_v2 and issuer_v1 != issuer_v2:
+        raise VerificationFailure(f"certificate has conflicting OIDC issuers {issuer_v1!r} and {issuer_v2!r}")
+    return CertificateIdentity(sans=tuple(sans), issuer=issuer_v2 or issuer_v1, extensions=values)
+
+
+_RE2_UNSUPPORTED = (
+    (re.compile(r"\(\?<?[=!]"), "lookaround"),
+    (re.compile(r"\(\?P="), "backreference"),
+    (re.compile(r"\(\?>"), "atomic group"),
+    (re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]"), "backreference"),
+)
+
+
+def compile_re2(pattern: str, what: str) -> re.Pattern[str]:
+    """A Kyverno RE2 pattern as a Python regex: refuses what RE2 refuses (lookaround, backreferences) and what Python
+    cannot compile, with Kyverno's "invalid regexp for subject: P : reason"; ``\\z`` is RE2's end of text."""
+    for construct, name in _RE2_UNSUPPORTED:
+        if construct.search(pattern):
+            raise VerificationFailure(f"invalid regexp for {what}: {pattern} : RE2 does not support {name}")
+    translated = re.sub(r"(?<!\\)((?:\\\\)*)\\z", r"\1\\Z", pattern)
+    try:
+        return re.compile(translated)
+    except re.error as exc:
+        raise VerificationFailure(f"invalid regexp for {what}: {pattern} : {exc}") from None
+
+
+def match_identity(
+    identity: CertificateIdentity,
+    *,
+    subject: str = "",
+    subject_regexp: str = "",
+    issuer: str = "",
+    issuer_regexp: str = "",
+    extensions: Mapping[str, str] | None = None,
+) -> None:
+    """Kyverno's keyless matching: ``subject`` (glob) or ``subjectRegExp`` (unanchored RE2) against any SAN -- either
+    matching suffices; ``issuer`` (glob) and ``issuerRegExp`` both against the OIDC issuer; every
+    ``additionalExtensions`` value (glob) against the extension named by OID or readable name.
+
+    Stricter than Kyverno on purpose: a certificate without SANs fails a subject constraint (Kyverno skips the check),
+    and a missing extension fails even against ``*`` (Kyverno compares ``*`` with the empty string)."""
+    if subject or subject_regexp:
+        matched = bool(subject) and any(wildcard_match(subject, san) for san in identity.sans)
+        if not matched and subject_regexp:
+            regex = compile_re2(subject_regexp, "subject")
+            matched = any(regex.search(san) for san in identity.sans)
+        if not matched:
+            received = ", ".join(identity.sans) or "no subject alternative names"
+            raise VerificationFailure(f"subject mismatch: expected {subject or subject_regexp}, received {received}")
+    if issuer and not wildcard_match(issuer, identity.issuer):
+        raise VerificationFailure(f"issuer mismatch: expected {issuer}, received {identity.issuer}")
+    if issuer_regexp and not compile_re2(issuer_regexp, "issuer").search(identity.issuer):
+        raise VerificationFailure(f"issuer mismatch: expected {issuer_regexp}, received {identity.issuer}")
+    for key, expected in (extensions or {}).items():
+        value = identity.extension(key)
+        if value is None:
+            raise VerificationFailure(
+                f"extension mismatch: expected {expected} for key {key}, received nothing (extension not present)"
+            )
+        if not wildcard_match(expected, value):
+            raise VerificationFailure(f"extension mismatch: expected {expected} for key {key}, received {value}")
+
+
+# --- trust settings from the policy and the trusted root
+
+
+def tlog_options(rekor: Rekor | None, trusted_root: TrustedRoot) -> TlogOptions:
+    """Kyverno's defaults: the transparency log is required unless ``ignoreTlog``; ``rekor.pubkey`` replaces the
+    trusted root's Rekor keys (the URL does not select keys: Kyverno verifies SETs offline with the TUF keys)."""
+    settings = rekor if rekor is not None else Rekor()
+    if settings.ignore_tlog:
+        return TlogOptions(required=False)
+    logs = logs_from_pem_keys([settings.pub_key]) if settings.pub_key.strip() else trusted_root.tlogs
+    return TlogOptions(required=True, logs=logs)
+
+
+def ct_logs(ctlog: CTLog | None, trusted_root: TrustedRoot) -> tuple[LogKey, ...] | None:
+    """CT log keys the SCT must verify with; None when ``ignoreSCT``."""
+    settings = ctlog if ctlog is not None else CTLog()
+    if settings.tsa_cert_chain.strip():
+        raise VerificationFailure(
+            "ctlog.tsaCertChain: RFC 3161 signed timestamps are not supported; verify with the transparency log"
+        )
+    if settings.ignore_sct:
+        return None
+    if settings.pub_key.strip():
+        return logs_from_pem_keys([settings.pub_key])
+    return trusted_root.ctlogs
+
+
+def fulcio_trust(
+    roots_pem: str, trusted_root: TrustedRoot, *, when: datetime
+) -> tuple[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]]:
+    """(roots, intermediates): the policy's ``roots`` (every certificate a trust anchor, as Kyverno's cert pool), else
+    the trusted root's certificate authorities whose validity period contains ``when`` (the leaf's notBefore, as
+    sigstore-go selects them): last certificate of each chain the root, the others intermediates."""
+    if roots_pem.strip():
+        return load_certificates_pem(roots_pem, what="keyless.roots", limit=MAX_ROOT_CERTS), ()
+    roots: list[x509.Certificate] = []
+    intermediates: list[x509.Certificate] = []
+    for ca in trusted_root.certificate_authorities:
+        if ca.valid_from is not None and when < ca.valid_from:
+            continue
+        if ca.valid_until is not None and when > ca.valid_until:
+            continue
+        roots.append(ca.certificates[-1])
+        intermediates.extend(ca.certificates[:-1])
+    if not roots:
+        raise VerificationFailure(
+            f"no Fulcio certificate authority in trusted root {trusted_root.source} was valid at {rfc3339(when)}"
+        )
+    return tuple(roots), tuple(intermediates)
+
+
+# --- the layer checks
+
+
+@dataclass(frozen=True)
+class VerifiedCertificateSignature(VerifiedSignature):
+    """A verified ``.sig`` layer signed with a certificate: the signing certificate, its verified path (leaf first;
+    only the certificate itself when the policy pinned it without a chain) and its identity."""
+
+    certificate: x509.Certificate | None = None
+    chain: tuple[x509.Certificate, ...] = ()
+    identity: CertificateIdentity | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one layer's certificate is judged, whatever the layer kind."""
+
+    signing_cert: x509.Certificate  # its key verifies the signature
+    layer_cert: x509.Certificate | None  # the certificate annotation, when present
+    tlog: TlogOptions
+    ct: tuple[LogKey, ...] | None
+    path_at: Callable[[datetime], tuple[x509.Certificate, ...]]
+    chained: bool  # a chain was verified (SCT applies); False when the policy pinned the certificate alone
+    identity_check: Callable[[CertificateIdentity], None] | None = None
+
+
+def _layer_certificate(layer: SignatureLayer) -> x509.Certificate:
+    if not layer.certificate.strip():
+        raise VerificationFailure("no certificate found on signature")
+    return load_certificate_pem(layer.certificate, what="certificate annotation")
+
+
+def _chain_annotation(layer: SignatureLayer) -> tuple[x509.Certificate, ...]:
+    if not layer.chain.strip():
+        return ()
+    return load_certificates_pem(layer.chain, what="certificate chain annotation", limit=MAX_CHAIN_CERTS)
+
+
+def _keyless_plan(layer: SignatureLayer, keyless: KeylessAttestor, trusted_root: TrustedRoot) -> _Plan:
+    leaf = _layer_certificate(layer)
+    ct = ct_logs(keyless.ctlog, trusted_root)
+    tlog = tlog_options(keyless.rekor, trusted_root)
+    annotation_chain = _chain_annotation(layer)
+
+    def path_at(at: datetime) -> tuple[x509.Certificate, ...]:
+        roots, intermediates = fulcio_trust(keyless.roots, trusted_root, when=leaf.not_valid_before_utc)
+        return verify_chain(leaf, roots=roots, intermediates=(*annotation_chain, *intermediates), at=at)
+
+    def identity_check(identity: CertificateIdentity) -> None:
+        match_identity(
+            identity,
+            subject=keyless.subject,
+            subject_regexp=keyless.subject_reg_exp,
+            issuer=keyless.issuer,
+            issuer_regexp=keyless.issuer_reg_exp,
+            extensions=keyless.additional_extensions,
+        )
+
+    return _Plan(
+        signing_cert=leaf,
+        layer_cert=leaf,
+        tlog=tlog,
+        ct=ct,
+        path_at=path_at,
+        chained=True,
+        identity_check=identity_check,
+    )
+
+
+def _certificate_plan(layer: SignatureLayer, certificates: CertificateAttestor, trusted_root: TrustedRoot) -> _Plan:
+    """Kyverno's ``certificates`` attestor: ``cert`` alone is a pinned key (cosign loads a verifier from it, no chain
+    or SCT); ``cert`` + ``certChain`` chains the pinned cert to the chain's last certificate; ``certChain`` alone is a
+    root pool for the layer's own certificate."""
+    if not certificates.cert.strip() and not certificates.cert_chain.strip():
+        raise VerificationFailure("cert or certChain required")
+    ct = ct_logs(certificates.ctlog, trusted_root)
+    tlog = tlog_options(certificates.rekor, trusted_root)
+    policy_chain = (
+        load_certificates_pem(certificates.cert_chain, what="certificates.certChain")
+        if certificates.cert_chain.strip()
+        else ()
+    )
+    layer_cert = _layer_certificate(layer) if layer.certificate.strip() else None
+    if certificates.cert.strip():
+        pinned = load_certificate_pem(certificates.cert, what="certificates.cert")
+        if layer_cert is not None and spki_der(certificate_key(layer_cert)) != spki_der(certificate_key(pinned)):
+            raise VerificationFailure("both public key and certificate were provided but did not match")
+
+        def pinned_path(at: datetime) -> tuple[x509.Certificate, ...]:
+            if layer_cert is not None and der(layer_cert) != der(pinned):
+                check_validity(layer_cert, at)
+            if policy_chain:
+                return verify_chain(pinned, roots=policy_chain[-1:], intermediates=policy_chain[:-1], at=at)
+            check_validity(pinned, at)
+            check_leaf(pinned, require_code_signing=False)
+            return (pinned,)
+
+        return _Plan(
+            signing_cert=pinned,
+            layer_cert=layer_cert,
+            tlog=tlog,
+            ct=ct,
+            path_at=pinned_path,
+            chained=bool(policy_chain),
+        )
+    if layer_cert is None:
+        raise VerificationFailure("no certificate found on signature")
+    leaf = layer_cert
+    annotation_chain = _chain_annotation(layer)
+
+    def pool_path(at: datetime) -> tuple[x509.Certificate, ...]:
+        return verify_chain(leaf, roots=policy_chain, intermediates=annotation_chain, at=at)
+
+    return _Plan(signing_cert=leaf, layer_cert=leaf, tlog=tlog, ct=ct, path_at=pool_path, chained=True)
+
+
+def _signing_time(
+    layer: SignatureLayer, plan: _Plan, check_entry: Callable[[RekorEntry], None], now: datetime | None, what: str
+) -> tuple[datetime, int | None]:
+    if not plan.tlog.required:
+        return (now or datetime.now(UTC)), None
+    if not layer.bundle:
+        raise VerificationFailure(
+            f"{what} has no Rekor bundle (set rekor.ignoreTlog: true to verify without the transparency log)"
+        )
+    entry = verify_set(layer.bundle, logs=plan.tlog.logs)
+    check_entry(entry)
+    return entry.integrated_at, entry.integrated_time
+
+
+def _certificate_path(plan: _Plan, at: datetime, *, from_tlog: bool) -> tuple[x509.Certificate, ...]:
+    if not from_tlog and plan.signing_cert.not_valid_after_utc < at:
+        raise VerificationFailure(
+            "expected a signed timestamp to verify an expired certificate: certificate expired before observed time: "
+            f"{rfc3339(plan.signing_cert.not_valid_after_utc)} is before {rfc3339(at)} (without the transparency "
+            "log the certificate must be valid now)"
+        )
+    path = plan.path_at(at)
+    if plan.chained and plan.ct is not None:
+        verify_embedded_sct(path, logs=plan.ct)
+    return path
+
+
+def decode_signature(layer: SignatureLayer) -> bytes:
+    """The signature annotation, base64 with line breaks tolerated: Go's ``base64.StdEncoding`` skips ``\r``/``\n``
+    and real signatures carry them (the PKI vector's is MIME-wrapped at 76 columns)."""
+    value = layer.signature_b64
+    if not value:
+        raise VerificationFailure("signature annotation missing")
+    if len(value) > MAX_SIGNATURE_B64:
+        raise VerificationFailure("signature annotation too large")
+    try:
+        return base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationFailure("signature annotation is not base64") from None
+
+
+def _verifier(key: SupportedKey, signature_algorithm: str) -> PublicKeyVerifier:
+    return PublicKeyVerifier(key=key, hash_name=signature_algorithm or "sha256", source="certificate")
+
+
+def _verify_sig_layer(
+    layer: SignatureLayer,
+    plan: _Plan,
+    *,
+    image_digest: str,
+    annotations: Mapping[str, str],
+    signature_algorithm: str,
+    now: datetime | None,
+) -> VerifiedCertificateSignature:
+    signature = decode_signature(layer)
+    key = certificate_key(plan.signing_cert)
+    _verifier(key, signature_algorithm).verify(signature, layer.payload)
+    payload = parse_payload(layer.payload)
+    check_payload(payload, image_digest=image_digest)
+
+    def check_entry(entry: RekorEntry) -> None:
+        if plan.layer_cert is not None:
+            check_hashedrekord(entry, payload=layer.payload, signature=signature, certificate=plan.layer_cert)
+        else:
+            check_hashedrekord(entry, payload=layer.payload, signature=signature, key=key)
+
+    at, integrated_time = _signing_time(layer, plan, check_entry, now, "signature")
+    path = _certificate_path(plan, at, from_tlog=integrated_time is not None)
+    identity: CertificateIdentity | None
+    if plan.identity_check is not None:
+        identity = certificate_identity(plan.signing_cert)
+        plan.identity_check(identity)
+    else:
+        # Reported only (the certificates attestor matches no identity): a malformed private extension is no reason
+        # to refuse a signature the policy accepts.
+        try:
+            identity = certificate_identity(plan.signing_cert)
+        except VerificationFailure:
+            identity = None
+    if annotations and not annotations_match(payload, annotations):
+        raise VerificationFailure("missing or incorrect annotation")
+    return VerifiedCertificateSignature(
+        layer=layer,
+        payload=payload,
+        integrated_time=integrated_time,
+        certificate=plan.signing_cert,
+        chain=path,
+        identity=identity,
+    )
+
+
+def verify_layer_keyless(
+    layer: SignatureLayer,
+    *,
+    image_digest: str,
+    keyless: KeylessAttestor,
+    annotations: Mapping[str, str],
+    trusted_root: TrustedRoot,
+    signature_algorithm: str = "sha256",
+    now: datetime | None = None,
+) -> VerifiedCertificateSignature:
+    """A ``.sig`` layer signed with a Fulcio (or other CA) certificate, judged by a ``keyless`` attestor. ``now`` is
+    the time the certificate must be valid at when ``rekor.ignoreTlog`` (default: the current time)."""
+    _expect_media_type(layer, SIMPLESIGNING_MEDIA_TYPE, "a cosign simple signing payload")
+    plan = _keyless_plan(layer, keyless, trusted_root)
+    return _verify_sig_layer(
+        layer,
+        plan,
+        image_digest=image_digest,
+        annotations=annotations,
+        signature_algorithm=signature_algorithm,
+        now=now,
+    )
+
+
+def verify_layer_certificate(
+    layer: SignatureLayer,
+    *,
+    image_digest: str,
+    certificates: CertificateAttestor,
+    annotations: Mapping[str, str],
+    trusted_root: TrustedRoot,
+    signature_algorithm: str = "sha256",
+    now: datetime | None = None,
+) -> VerifiedCertificateSignature:
+    """A ``.sig`` layer judged by a ``certificates`` attestor (``cert`` and/or ``certChain``)."""
+    _expect_media_type(layer, SIMPLESIGNING_MEDIA_TYPE, "a cosign simple signing payload")
+    plan = _certificate_plan(layer, certificates, trusted_root)
+    return _verify_sig_layer(
+        layer,
+        plan,
+        image_digest=image_digest,
+        annotations=annotations,
+        signature_algorithm=signature_algorithm,
+        now=now,
+    )
+
+
+def _expect_media_type(layer: SignatureLayer, media_type: str, description: str) -> None:
+    if layer.media_type != media_type:
+        raise VerificationFailure(f"layer media type {layer.media_type!r} is not {description}")
+
+
+# --- attestations (.att DSSE layers)
+
+
+def _b64(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _obj(parent: Any, key: str) -> Mapping[str, Any]:
+    value = parent.get(key) if isinstance(parent, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _entry_signers(kind: Any, spec: Mapping[str, Any]) -> list[bytes]:
+    """The PEM (certificate or public key) an ``intoto`` (v0.0.1 / v0.0.2) or ``dsse`` entry names as signer."""
+    encoded: list[Any] = []
+    if kind == "intoto":
+        encoded.append(spec.get("publicKey"))
+        signatures = _obj(_obj(spec, "content"), "envelope").get("signatures")
+        if isinstance(signatures, list):
+            encoded.extend(s.get("publicKey") for s in signatures if isinstance(s, Mapping))
+    elif kind == "dsse":
+        signatures = spec.get("signatures")
+        if isinstance(signatures, list):
+            encoded.extend(s.get("verifier") for s in signatures if isinstance(s, Mapping))
+    return [pem for pem in (_b64(item) for item in encoded) if pem]
+
+
+def check_attestation_entry(
+    entry: RekorEntry, *, envelope: Envelope, certificate: x509.Certificate | None, key: SupportedKey
+) -> None:
+    """The logged ``intoto``/``dsse`` entry must be about this statement (payloadHash) and name this certificate (or,
+    for a pinned certificate without a certificate annotation, this key) as its signer."""
+    kind = entry.body.get("kind")
+    spec = _obj(entry.body, "spec")
+    if kind == "intoto":
+        holder = _obj(_obj(spec, "content"), "payloadHash")
+    elif kind == "dsse":
+        holder = _obj(spec, "payloadHash")
+    else:
+        raise VerificationFailure(f"unsupported Rekor entry kind {kind!r} for an attestation (expected intoto or dsse)")
+    value = holder.get("value")
+    if holder.get("algorithm") != "sha256" or not isinstance(value, str):
+        raise VerificationFailure("Rekor entry has no sha256 payload hash")
+    if not hmac.compare_digest(value.lower(), hashlib.sha256(envelope.payload).hexdigest()):
+        raise VerificationFailure("Rekor entry payload hash does not match the attestation")
+    signers = _entry_signers(kind, spec)
+    if not signers:
+        raise VerificationFailure("Rekor entry names no signer certificate")
+    for pem in signers:
+        if b"CERTIFICATE" in pem:
+            try:
+                logged = x509.load_pem_x509_certificate(pem)
+            except ValueError:
+                continue
+            if certificate is not None and der(logged) == der(certificate):
+                return
+            if certificate is None and spki_der(certificate_key(logged)) == spki_der(key):
+                return
+        elif certificate is None:
+            try:
+                if spki_der(load_public_key_pem(pem)) == spki_der(key):
+                    return
+            except VerificationFailure:
+                continue
+    raise VerificationFailure("Rekor entry certificate does not match the signing certificate")
+
+
+def _verify_att_layer(
+    layer: SignatureLayer, plan: _Plan, *, image_digest: str, signature_algorithm: str, now: datetime | None
+) -> Statement:
+    envelope = parse_envelope(layer.payload)
+    key = certificate_key(plan.signing_cert)
+    verify_envelope(envelope, _verifier(key, signature_algorithm))
+    statement = parse_statement(envelope)
+    check_subject(statement, image_digest=image_digest)
+
+    def check_entry(entry: RekorEntry) -> None:
+        check_attestation_entry(entry, envelope=envelope, certificate=plan.layer_cert, key=key)
+
+    at, integrated_time = _signing_time(layer, plan, check_entry, now, "attestation")
+    _certificate_path(plan, at, from_tlog=integrated_time is not None)
+    if plan.identity_check is not None:
+        plan.identity_check(certificate_identity(plan.signing_cert))
+    return statement
+
+
+def verify_attestation_keyless(
+    layer: SignatureLayer,
+    *,
+    image_digest: str,
+    keyless: KeylessAttestor,
+    trusted_root: TrustedRoot,
+    signature_algorithm: str = "sha256",
+    now: datetime | None = None,
+) -> Statement:
+    """A cosign ``.att`` layer (DSSE envelope; certificate, chain and bundle annotations) under a ``keyless``
+    attestor; the Rekor entry is ``intoto`` (or ``dsse``)."""
+    _expect_media_type(layer, DSSE_MEDIA_TYPE, "a DSSE envelope")
+    plan = _keyless_plan(layer, keyless, trusted_root)
+    return _verify_att_layer(layer, plan, image_digest=image_digest, signature_algorithm=signature_algorithm, now=now)
+
+
+def verify_attestation_certificate(
+    layer: SignatureLayer,
+    *,
+    image_digest: str,
+    certificates: CertificateAttestor,
+    trusted_root: TrustedRoot,
+    signature_algorithm: str = "sha256",
+    now: datetime | None = None,
+) -> Statement:
+    """A cosign ``.att`` layer under a ``certificates`` attestor."""
+    _expect_media_type(layer, DSSE_MEDIA_TYPE, "a DSSE envelope")
+    plan = _certificate_plan(layer, certificates, trusted_root)
+    return _verify_att_layer(layer, plan, image_digest=image_digest, signature_algorithm=signature_algorithm, now=now)
+
+
+# --- plural forms: every layer that verifies, or cosign's "no matching ..." with each distinct reason
+
+_T = TypeVar("_T")
+
+
+def _collect(
+    layers: Sequence[SignatureLayer], check: Callable[[SignatureLayer], _T], *, empty: str, prefix: str
+) -> tuple[_T, ...]:
+    if not layers:
+        raise VerificationFailure(empty)
+    verified: list[_T] = []
+    errors: list[str] = []
+    for layer in layers:
+        try:
+            verified.append(check(layer))
+        except VerificationFailure as exc:
+            if exc.message not in errors:
+                errors.append(exc.message)
+    if not verified:
+        raise VerificationFailure(prefix + "; ".join(errors))
+    return tuple(verified)
+
+
+def verify_signatures_keyless(
+    layers: Sequence[SignatureLayer],
+    *,
+    image_digest: str,
+    keyless: KeylessAttestor,
+    annotations: Mapping[str, str],
+    trusted_root: TrustedRoot,
+    signature_algorithm: str = "sha256",
+    now: datetime | None = None,
+) -> tuple[VerifiedCertificateSignature, ...]:
+    return _collect(
+        layers,
+        lambda layer: verify_layer_keyless(
+            layer,
+            image_digest=image_digest,
+            keyless=keyless,
+            annotations=annotations,
+            trusted_root=trusted_root,
+            signature_algorithm=signature_algorithm,
+            now=now,
+        ),
+        empty="no signatures found",
+        prefix="no matching signatures: ",
+    )
+
+
+def verify_signatures_certificate(
+    layers: Sequence[SignatureLayer],
+    *,
+    image_digest: str,
+    certificates: CertificateAttestor,
+    annotations: Mapping[str, str],
+    trusted_root: TrustedRoot,
+    signature_algorithm: str = "sha256",
+    now: datetime | None = None,
+) -> tuple[VerifiedCertificateSignature, ...]:
+    return _collect(
+        layers,
+        lambda layer: verify_layer_certificate(
+            layer,
+            image_digest=image_digest,
+            certificates=certificates,
+            annotations=annotations,
+            trusted_root=trusted_root,
+            signature_algorithm=signature_algorithm,
+            now=now,
+        ),
+        empty="no signatures found",
+        prefix="no matching signatures: ",
+    )
+
+
+def verify_attestations_keyless(
+    layers: Sequence[SignatureLayer],
+    *,
+    image_digest: str,
+    keyless: KeylessAttestor,
+    trusted_root: TrustedRoot,
+    signature_algorithm: str = "sha256",
+    now: datetime | None = None,
+) -> tuple[Statement, ...]:
+    return _collect(
+        layers,
+        lambda layer: verify_attestation_keyless(
+            layer,
+            image_digest=image_digest,
+            keyless=keyless,
+            trusted_root=trusted_root,
+            signature_algorithm=signature_algorithm,
+            now=now,
+        ),
+        empty="no matching attestations: no attestations found",
+        prefix="no matching attestations: ",
+    )
+
+
+def verify_attestations_certificate(
+    layers: Sequence[SignatureLayer],
+    *,
+    image_digest: str,
+    certificates: CertificateAttestor,
+    trusted_root: TrustedRoot,
+    signature_algorithm: str = "sha256",
+    now: datetime | None = None,
+) -> tuple[Statement, ...]:
+    return _collect(
+        layers,
+        lambda layer: verify_attestation_certificate(
+            layer,
+            image_digest=image_digest,
+            certificates=certificates,
+            trusted_root=trusted_root,
+            signature_algorithm=signature_algorithm,
+            now=now,
+        ),
+        empty="no matching attestations: no attestations found",
+        prefix="no matching attestations: ",
+    )
