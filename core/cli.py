@@ -203,6 +203,52 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_package(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from core.package import package
+    from core.policy.loader import policy_paths_from_env
+
+    policies = list(args.policy or policy_paths_from_env())
+    result = package(args.out, policies)
+    for note in result.notes:
+        print(f"note: {note}", file=err)
+    if args.json:
+        json.dump(result.as_json(), out, indent=2)
+        out.write("\n")
+    else:
+        print(f"{result.sha256}  {result.path}", file=out)  # sha256sum's format: `sha256sum -c` checks it
+    return EXIT_OK
+
+
+def cmd_verdict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from datetime import UTC, datetime
+
+    from core.references import parse_image_reference
+    from core.store import open_store
+
+    ref = parse_image_reference(args.image)
+    if not ref.digest:
+        raise BadRequestError(f"{args.image}: give the image by digest (IMAGE@sha256:...)")
+    store = open_store()
+    try:
+        verdicts = [v for v in store.for_digest(ref.digest) if v.repository == ref.repository]
+    finally:
+        store.close()
+    if args.json:
+        json.dump({"image": ref.reference, "verdicts": [v.as_json() for v in verdicts]}, out, indent=2)
+        out.write("\n")
+    elif not verdicts:
+        print(f"no verdict stored for {ref.reference}", file=out)
+    else:
+        for v in verdicts:
+            when = datetime.fromtimestamp(v.verified_at, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            print(
+                f"{v.verdict.upper():8} {v.image or ref.reference} {v.policy}/{v.rule} at {when} ({v.source}): "
+                f"{v.message}",
+                file=out,
+            )
+    return EXIT_OK if verdicts else EXIT_FAIL
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sigward", description="Verify container image signatures against Kyverno verifyImages policies."
@@ -235,6 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "16")))
     serve.set_defaults(handler=cmd_serve)
 
+    verdict = sub.add_parser("verdict", help="print the stored push-time verdict(s) for IMAGE@DIGEST")
+    verdict.add_argument("image", metavar="IMAGE@DIGEST")
+    verdict.add_argument("--json", action="store_true")
+    verdict.set_defaults(handler=cmd_verdict)
+
     sign = sub.add_parser("sign", help="write a cosign-compatible .sig signature with a KMS or local key")
     sign.add_argument(
         "--key", required=True, help="KMS URI (awskms://, gcpkms://, azurekms://, hashivault://) or PEM file"
@@ -254,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--name", default="sigward")
     hooks.add_argument("--exclude-namespace", action="append", help="namespace never sent to the webhook (repeatable)")
     hooks.set_defaults(handler=cmd_webhook_config)
+
+    pkg = sub.add_parser(
+        "package", help="build the reproducible Cloud Run functions source zip (sigward-<sha12>.zip) with policies"
+    )
+    pkg.add_argument("--out", default="dist", help="directory for the archive (default: dist)")
+    pkg.add_argument("--policy", action="append", help="policy file or directory to bundle (default: $SIGWARD_POLICY)")
+    pkg.add_argument("--json", action="store_true", help="print path, sha256, policies and pins as JSON")
+    pkg.set_defaults(handler=cmd_package)
     return parser
 
 

@@ -8,10 +8,12 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, SigwardError
 
 if TYPE_CHECKING:
     from core.admission.service import AdmissionService
+    from core.deadline import Deadline
+    from core.events import PushEvent
     from core.policy.loader import PolicySet
     from core.push.service import PushService
     from core.registry import RegistryClient
@@ -107,8 +109,23 @@ def push_service() -> PushService:
                 store=store(),
                 settings=settings,
                 notifier=Notifier.from_env(env),
+                subject_of=_subject_of,
             )
         return _push
+
+
+def _subject_of(event: PushEvent, deadline: Deadline) -> str:
+    """The ``subject`` digest of a pushed manifest (a referrer), or "" — one manifest request at push time."""
+    from core.references import Repository
+
+    try:
+        manifest = registry_client().get_manifest(
+            Repository(registry=event.registry, path=event.repository), event.digest, deadline=deadline
+        )
+    except SigwardError:
+        return ""
+    subject = manifest.subject
+    return subject.digest if subject is not None else ""
 
 
 def admission_service() -> AdmissionService:

@@ -44,6 +44,30 @@ def create_app() -> flask.Flask:
             )
         )
 
+    @app.route("/push/pubsub", methods=["POST", "GET", "PUT"])
+    def push_pubsub() -> flask.Response:
+        from core.events import MAX_WEBHOOK_BYTES
+        from core.push.http import handle_push_pubsub
+
+        body = read_body(flask.request, MAX_WEBHOOK_BYTES)
+        if body is None:
+            return to_flask(too_large(MAX_WEBHOOK_BYTES))
+        return to_flask(
+            handle_push_pubsub(method=flask.request.method, headers=dict(flask.request.headers), body=body)
+        )
+
+    @app.route("/push/webhook", methods=["POST", "OPTIONS", "GET", "PUT"])
+    def push_webhook() -> flask.Response:
+        from core.events import MAX_WEBHOOK_BYTES
+        from core.push.http import handle_push_webhook
+
+        body = read_body(flask.request, MAX_WEBHOOK_BYTES)
+        if body is None:
+            return to_flask(too_large(MAX_WEBHOOK_BYTES))
+        return to_flask(
+            handle_push_webhook(method=flask.request.method, headers=dict(flask.request.headers), body=body)
+        )
+
     return app
 
 

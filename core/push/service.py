@@ -81,7 +81,9 @@ class PushService:
         settings: PushSettings | None = None,
         notifier: Notifier | None = None,
         clock: Callable[[], float] = time.time,
+        subject_of: Callable[[PushEvent, Deadline], str] | None = None,
     ) -> None:
+        self._subject_of = subject_of
         self._policies = policies
         self._verifier = verifier
         self._store = store
@@ -92,12 +94,18 @@ class PushService:
     def handle(self, event: PushEvent, *, deadline: Deadline | None = None) -> PushOutcome:
         deadline = deadline or Deadline.after(self.settings.deadline_seconds)
         now = self._clock()
-        digest = event.subject_digest or event.digest
         repository = f"{event.registry}/{event.repository}"
         if self._store.event_done(event.event_id, now=now):
-            return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="duplicate")
+            return PushOutcome(event_id=event.event_id, image=repository, digest=event.digest, status="duplicate")
+        # A signature, attestation or referrer push (or delete) means: (re-)verify the image it is about.
+        digest = event.subject_digest or event.digest
+        if not event.subject_digest and self._subject_of is not None and (event.referrer or _maybe_referrer(event)):
+            subject = self._subject_of(event, deadline)
+            if subject:
+                digest = subject
+        about_other_image = digest != event.digest
         forms = self._forms(event, digest)
-        if event.action == "delete":
+        if event.action == "delete" and not about_other_image:
             self._record_deleted(event, forms, now)
             self._store.mark_event(event.event_id, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
@@ -145,7 +153,7 @@ class PushService:
         base = f"{event.registry}/{event.repository}"
         forms = [parse_image_reference(f"{base}@{digest}")]
         tag = event.tag
-        if tag and not event.subject_digest:
+        if tag and digest == event.digest:
             forms.insert(0, parse_image_reference(f"{base}:{tag}"))
         return forms
 
@@ -265,3 +273,11 @@ class PushService:
         if self._notifier is not None:
             self._notifier.notify(finding, deadline=deadline)
         logs.emit("INFO", "push verdict recorded", verdict=stored.verdict, digest=stored.digest, rule=stored.rule)
+
+
+# OCI image manifests pushed by digest alone are how referrers (cosign v3 bundles, attestations) arrive.
+_REFERRER_CANDIDATE_TYPES = frozenset({"application/vnd.oci.image.manifest.v1+json", ""})
+
+
+def _maybe_referrer(event: PushEvent) -> bool:
+    return event.action == "push" and not event.tag and event.media_type in _REFERRER_CANDIDATE_TYPES

@@ -48,6 +48,7 @@ class GcloudEmulator:
         )
         args += [f"--host-port={self.host}"]
         if self.kind == "pubsub":
+            (self.workdir / "data").mkdir(parents=True, exist_ok=True)
             args += [f"--data-dir={self.workdir / 'data'}"]
         env = dict(os.environ)
         env["CLOUDSDK_CORE_DISABLE_PROMPTS"] = "1"

@@ -95,7 +95,9 @@ class LocalRegistry:
         auth: str = "none",
         token_server: TokenServer | None = None,
         host_ip: str = "127.0.0.1",
+        notifications: list[dict[str, Any]] | None = None,
     ) -> None:
+        self.notifications = notifications
         if auth not in ("none", "htpasswd", "token"):
             raise ValueError(f"unknown auth {auth!r}")
         if auth == "token" and token_server is None:
@@ -147,6 +149,9 @@ class LocalRegistry:
         elif self.auth == "token":
             assert self.token_server is not None
             config["auth"] = self.token_server.registry_auth_config()
+        if self.notifications:
+            # distribution's notification endpoints: how a real registry reports pushes to a webhook
+            config["notifications"] = {"endpoints": self.notifications}
         self.config_path.write_text(yaml.safe_dump(config))
 
     def start(self) -> None:
