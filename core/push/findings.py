@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from core import logs
 from core.deadline import Deadline
@@ -47,6 +47,10 @@ class Finding:
             f":no_entry: sigward: {self.image} ({self.digest[:19]}…) failed {self.policy}/{self.rule}: {self.message}"
         )
         return {"text": text[:3000], "sigward": self.as_json()}
+
+
+class FindingSink(Protocol):
+    def notify(self, finding: Finding, *, deadline: Deadline) -> bool: ...
 
 
 class Notifier:

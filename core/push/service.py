@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 from core import logs
 from core.deadline import Deadline
 from core.errors import ExternalServiceError, SigwardError
-from core.push.findings import Finding, Notifier, emit_finding
+from core.push.findings import Finding, FindingSink, emit_finding
 from core.references import ImageReference, parse_image_reference
 from core.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore, entries_key
 from core.verify.engine import Verifier, image_matches, image_skipped
@@ -79,7 +79,7 @@ class PushService:
         verifier: Verifier,
         store: VerdictStore,
         settings: PushSettings | None = None,
-        notifier: Notifier | None = None,
+        notifier: FindingSink | None = None,
         clock: Callable[[], float] = time.time,
         subject_of: Callable[[PushEvent, Deadline], str] | None = None,
     ) -> None:

@@ -133,7 +133,7 @@ def test_signed_then_unsigned_push(stack: tuple[LocalRegistry, Served, Path]) ->
 def test_wrong_secret_is_refused(stack: tuple[LocalRegistry, Served, Path]) -> None:
     import requests
 
-    registry, served, db = stack
+    _registry, served, _db = stack
     resp = requests.post(
         f"{served.url}/push/webhook",
         data=b'{"events": []}',

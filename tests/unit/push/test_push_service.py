@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 
@@ -60,7 +61,9 @@ def sign(source: MemorySignatureSource) -> None:
     source.add_signatures(f"{HOST}/{REPO}", DIGEST, (layer,))
 
 
-def event(event_id: str = "e1", *, tag: str = "v1", action: str = "push", digest: str = DIGEST) -> PushEvent:
+def event(
+    event_id: str = "e1", *, tag: str = "v1", action: Literal["push", "delete"] = "push", digest: str = DIGEST
+) -> PushEvent:
     return PushEvent(
         source="distribution",
         event_id=event_id,
@@ -73,8 +76,11 @@ def event(event_id: str = "e1", *, tag: str = "v1", action: str = "push", digest
     )
 
 
+World = tuple[PushService, MemorySignatureSource, MemoryStore, Clock, "Recorder"]
+
+
 @pytest.fixture
-def world() -> Iterator[tuple[PushService, MemorySignatureSource, MemoryStore, Clock, Recorder]]:
+def world() -> Iterator[World]:
     source = MemorySignatureSource()
     source.add_image(f"{HOST}/{REPO}:v1", DIGEST)
     store = MemoryStore()
@@ -87,7 +93,7 @@ def world() -> Iterator[tuple[PushService, MemorySignatureSource, MemoryStore, C
         store=store,
         settings=PushSettings(grace_seconds=300),
         notifier=recorder,
-        clock=clock,  # type: ignore[arg-type]
+        clock=clock,
     )
     yield service, source, store, clock, recorder
 
@@ -104,7 +110,7 @@ def stored(store: MemoryStore, clock: Clock, policy: Policy, *, repository: str 
     return found.verdict if found else None
 
 
-def test_signed_push_records_a_pass_under_the_admission_key(world: tuple) -> None:  # type: ignore[type-arg]
+def test_signed_push_records_a_pass_under_the_admission_key(world: World) -> None:
     service, source, store, clock, recorder = world
     sign(source)
     outcome = service.handle(event())
@@ -115,8 +121,8 @@ def test_signed_push_records_a_pass_under_the_admission_key(world: tuple) -> Non
     assert store.event_done("e1", now=clock.now)
 
 
-def test_image_before_signature_retries_then_records_unsigned(world: tuple) -> None:  # type: ignore[type-arg]
-    service, source, store, clock, recorder = world
+def test_image_before_signature_retries_then_records_unsigned(world: World) -> None:
+    service, _source, store, clock, recorder = world
     first = service.handle(event("e1"))
     assert first.status == "retry" and "grace period" in first.reason
     assert stored(store, clock, policies()[0]) is None  # nothing recorded while the signature may still come
@@ -131,8 +137,8 @@ def test_image_before_signature_retries_then_records_unsigned(world: tuple) -> N
     assert finding.verdict == "unsigned" and "no signatures found" in finding.message
 
 
-def test_signature_push_reverifies_the_subject(world: tuple) -> None:  # type: ignore[type-arg]
-    service, source, store, clock, recorder = world
+def test_signature_push_reverifies_the_subject(world: World) -> None:
+    service, source, store, clock, _recorder = world
     clock.now += 0
     service.handle(event("e1"))
     clock.now += 1000
@@ -145,8 +151,8 @@ def test_signature_push_reverifies_the_subject(world: tuple) -> None:  # type: i
     assert stored(store, clock, policies()[0]) == "pass"
 
 
-def test_duplicate_delivery_is_idempotent(world: tuple) -> None:  # type: ignore[type-arg]
-    service, source, store, clock, recorder = world
+def test_duplicate_delivery_is_idempotent(world: World) -> None:
+    service, source, _store, _clock, _recorder = world
     sign(source)
     assert service.handle(event("e1")).status == "recorded"
     before = source.requests
@@ -154,16 +160,16 @@ def test_duplicate_delivery_is_idempotent(world: tuple) -> None:  # type: ignore
     assert source.requests == before
 
 
-def test_delete_is_recorded_not_verified(world: tuple) -> None:  # type: ignore[type-arg]
-    service, source, store, clock, recorder = world
+def test_delete_is_recorded_not_verified(world: World) -> None:
+    service, source, store, clock, _recorder = world
     outcome = service.handle(event("d1", action="delete", tag=""))
     assert outcome.status == "deleted"
     assert source.requests == 0
     assert stored(store, clock, policies()[0]) == "deleted"
 
 
-def test_unmatched_image_is_ignored(world: tuple) -> None:  # type: ignore[type-arg]
-    service, source, store, clock, recorder = world
+def test_unmatched_image_is_ignored(world: World) -> None:
+    service, _source, _store, _clock, _recorder = world
     other = PushEvent(
         source="distribution",
         event_id="x",
@@ -176,8 +182,8 @@ def test_unmatched_image_is_ignored(world: tuple) -> None:  # type: ignore[type-
     assert service.handle(other).status == "ignored"
 
 
-def test_registry_outage_asks_for_redelivery(world: tuple) -> None:  # type: ignore[type-arg]
-    service, source, store, clock, recorder = world
+def test_registry_outage_asks_for_redelivery(world: World) -> None:
+    service, source, store, clock, _recorder = world
 
     def down(*args: object, **kwargs: object) -> tuple[SignatureLayer, ...]:
         raise ExternalServiceError("registry.test unreachable")
@@ -188,8 +194,8 @@ def test_registry_outage_asks_for_redelivery(world: tuple) -> None:  # type: ign
     assert stored(store, clock, policies()[0]) is None
 
 
-def test_http_answers(world: tuple, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[type-arg]
-    service, source, store, clock, recorder = world
+def test_http_answers(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    service, source, store, _clock, _recorder = world
     body = json.dumps(
         {
             "events": [
