@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from types import TracebackType
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
@@ -28,6 +28,8 @@ from core.registry.credentials import CredentialStore
 from core.registry.models import (
     ACCEPT_HEADER,
     ACCEPTED_MEDIA_TYPES,
+    MAX_DESCRIPTORS,
+    OCI_INDEX,
     Descriptor,
     Manifest,
     base_content_type,
@@ -43,6 +45,13 @@ _REPOSITORY_RE = re.compile(rf"^{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*$")
 _TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$", re.ASCII)
 # host, host:port or [v6]:port, nothing that could smuggle a path, user info or query into the URL.
 _REGISTRY_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+# The referrers API answers these when it is not implemented (distribution-spec "Listing Referrers"; 400 and 406
+# come from registries that parse the path as a manifest reference); the client then reads the tag schema.
+_REFERRERS_UNSUPPORTED = frozenset({400, 404, 405, 406})
+# A paginated referrers answer is followed this many pages at most; the total is capped at MAX_DESCRIPTORS.
+MAX_REFERRERS_PAGES = 8
+# The query of a ``Link: <…>; rel="next"`` page: registries use n/last/artifactType, all URL-safe.
+_LINK_QUERY_RE = re.compile(r"^[A-Za-z0-9._~%&=+:;,/-]{0,1024}$")
 
 
 class RegistryClient:
@@ -146,6 +155,95 @@ class RegistryClient:
         if not digests_equal(computed, digest):
             raise VerificationFailure(f"blob digest mismatch for {repo}@{digest}: the content has digest {computed}")
         return data
+
+    def referrers(
+        self, repo: Repository, digest: str, *, deadline: Deadline, artifact_type: str = ""
+    ) -> tuple[Descriptor, ...]:
+        """The manifests whose ``subject`` is ``digest`` (OCI 1.1 referrers), optionally of one ``artifact_type``.
+
+        Asks the referrers API (``GET /v2/<name>/referrers/<digest>``); a registry without it (404, 400, 405, 406,
+        or an answer that is not an OCI image index) is read through the referrers tag schema instead: the tag
+        ``sha256-<hex>`` holding an index that clients maintain. No such tag means no referrers. The artifact
+        type is filtered here too, as a registry may ignore the filter (and the tag schema has none).
+        Descriptors come as listed (index order), bounded by ``MAX_DESCRIPTORS``.
+        """
+        digest = self._check_digest(digest)
+        if len(artifact_type) > 255 or any(c.isspace() for c in artifact_type):
+            raise BadRequestError(f"invalid artifact type {artifact_type[:100]!r}")
+        query = f"?artifactType={quote(artifact_type, safe='')}" if artifact_type else ""
+        found = self._referrers_api(repo, digest, query, deadline)
+        if found is None:
+            found = self._referrers_tag_schema(repo, digest, deadline)
+        if artifact_type:
+            found = tuple(d for d in found if d.artifact_type == artifact_type)
+        return found
+
+    def _referrers_api(
+        self, repo: Repository, digest: str, query: str, deadline: Deadline
+    ) -> tuple[Descriptor, ...] | None:
+        """What the referrers API lists, or ``None`` when the registry does not implement it."""
+        found: list[Descriptor] = []
+        tail = f"referrers/{digest}{query}"
+        where = f"{repo} referrers of {digest}"
+        for page in range(MAX_REFERRERS_PAGES):
+            resp = self._request("GET", repo, tail, accept=OCI_INDEX, deadline=deadline, kind="referrers")
+            status = resp.status_code
+            if status in (401, 403):
+                self._raise_for_status(resp, repo, f"referrers of {digest}", deadline)
+            if status in _REFERRERS_UNSUPPORTED and page == 0:
+                self._transport.discard(resp)
+                return None
+            if status != 200:
+                self._raise_for_status(resp, repo, f"referrers of {digest}", deadline)
+            if base_content_type(resp.headers.get("Content-Type", "")) != OCI_INDEX:
+                self._transport.discard(resp)
+                if page == 0:
+                    return None
+                raise VerificationFailure(f"{where}: page {page + 1} is not an OCI image index")
+            raw = self._transport.read_body(resp, self.config.max_manifest_bytes, deadline, where)
+            next_tail = self._next_referrers_page(resp, repo, digest)
+            try:
+                index = Manifest.parse(raw, digest=compute_digest(raw), content_type=OCI_INDEX, where=where)
+            except VerificationFailure:
+                if page == 0:
+                    return None  # not an index after all: treat as a registry without the API
+                raise
+            if not index.is_index:
+                if page == 0:
+                    return None
+                raise VerificationFailure(f"{where}: page {page + 1} is not an OCI image index")
+            found.extend(index.manifests)
+            if next_tail is None or len(found) >= MAX_DESCRIPTORS:
+                break
+            tail = next_tail
+        return tuple(found[:MAX_DESCRIPTORS])
+
+    def _next_referrers_page(self, resp: requests.Response, repo: Repository, digest: str) -> str | None:
+        """The tail of the ``rel="next"`` page, only if it is this very listing on this registry."""
+        link = resp.links.get("next", {}).get("url", "") if resp.headers.get("Link") else ""
+        if not link:
+            return None
+        parts = urlsplit(link)
+        path = f"/v2/{repo.api_repository}/referrers/{digest}"
+        same_origin = not parts.netloc or parts.netloc.lower() == self._check_registry(repo.api_host)
+        if not same_origin or parts.path != path or not _LINK_QUERY_RE.match(parts.query) or parts.fragment:
+            raise VerificationFailure(f"{repo} referrers of {digest}: the registry sent an unusable next-page link")
+        return f"referrers/{digest}?{parts.query}" if parts.query else f"referrers/{digest}"
+
+    def _referrers_tag_schema(self, repo: Repository, digest: str, deadline: Deadline) -> tuple[Descriptor, ...]:
+        """The index under the tag ``<alg>-<ref>`` (distribution-spec referrers tag schema: the algorithm, at most 32
+        characters, and the hex digest, at most 64 — ``sha256-<hex>``); none = no referrers."""
+        algorithm, _, hex_value = digest.partition(":")
+        tag = f"{algorithm[:32]}-{hex_value[:64]}"
+        try:
+            index = self.get_manifest(repo, tag, deadline=deadline)
+        except NotFoundError:
+            return ()
+        if index.media_type != OCI_INDEX:
+            raise VerificationFailure(
+                f"referrers tag {tag} in {repo} is a {index.media_type}, not an OCI image index of referrers"
+            )
+        return index.manifests
 
     def ping(self, registry: str, *, deadline: Deadline) -> None:
         """Check that ``registry`` speaks the distribution API v2 (``GET /v2/``: 200, or 401 before auth)."""

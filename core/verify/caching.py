@@ -7,6 +7,7 @@ from core.cache import TTLCache
 from core.deadline import Deadline
 from core.errors import DeadlineExceededError
 from core.references import ImageReference, Repository
+from core.verify.bundles import BundleLayer
 from core.verify.cosign import SignatureLayer
 from core.verify.engine import SignatureSource
 
@@ -29,6 +30,9 @@ class CachingSignatureSource:
         self.inner = inner
         self._digests: TTLCache[str, str] = TTLCache(max_entries=MAX_ENTRIES, ttl=digest_ttl)
         self._layers: TTLCache[tuple[str, str], tuple[SignatureLayer, ...]] = TTLCache(
+            max_entries=MAX_ENTRIES, ttl=layers_ttl
+        )
+        self._bundles: TTLCache[tuple[str, str], tuple[BundleLayer, ...]] = TTLCache(
             max_entries=MAX_ENTRIES, ttl=layers_ttl
         )
 
@@ -68,6 +72,17 @@ class CachingSignatureSource:
         except TimeoutError:
             raise DeadlineExceededError(f"deadline exceeded fetching attestations from {repo}") from None
 
+    def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]:
+        try:
+            return self._bundles.get_or_compute(
+                (str(repo), image_digest),
+                lambda: self.inner.bundles(repo, image_digest, deadline=deadline),
+                timeout=max(deadline.remaining(), 0.001),
+            )
+        except TimeoutError:
+            raise DeadlineExceededError(f"deadline exceeded fetching referrers from {repo}") from None
+
     def clear(self) -> None:
         self._digests.clear()
         self._layers.clear()
+        self._bundles.clear()

@@ -26,6 +26,7 @@ from core.references import (
     wildcard_match,
 )
 from core.verify.attestations import verify_attestations_with_key
+from core.verify.bundles import BundleLayer
 from core.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
 from core.verify.dsse import Statement
 from core.verify.keys import PublicKeyVerifier, split_pem_public_keys
@@ -60,6 +61,8 @@ class SignatureSource(Protocol):
         self, repo: Repository, image_digest: str, *, deadline: Deadline
     ) -> tuple[SignatureLayer, ...]: ...
 
+    def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]: ...
+
 
 class KeyResolver(Protocol):
     """Turns a ``keys`` attestor (one PEM or key URI) into a verifier."""
@@ -81,6 +84,7 @@ class _ImageContext:
     digest: str
     deadline: Deadline
     layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = field(default_factory=dict)
+    bundles: dict[tuple[str, str], tuple[BundleLayer, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -242,6 +246,95 @@ class Verifier:
         raise VerificationFailure("; ".join(failures))
 
     def _verify_entry(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, path: str) -> _EntryOutcome:
+        """Legacy ``.sig`` signatures first (type Cosign), then Sigstore bundles attached as OCI referrers (cosign
+        v3's default, and the only place ``type: SigstoreBundle`` looks)."""
+        legacy: VerificationFailure | None = None
+        if iv.type != "SigstoreBundle":
+            try:
+                return self._verify_entry_legacy(ctx, iv, entry)
+            except VerificationFailure as exc:
+                legacy = exc
+        try:
+            self._verify_entry_bundles(ctx, iv, entry)
+        except VerificationFailure as exc:
+            if legacy is None:
+                raise
+            if exc.message == "no signatures found":
+                raise legacy from None
+            if legacy.message == "no signatures found":
+                raise
+            raise VerificationFailure(f"{legacy.message}; OCI referrers: {exc.message}") from None
+        return _EntryOutcome(signatures=())
+
+    def _verify_entry_bundles(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> None:
+        from core.verify.bundles import verify_bundle, verify_bundle_signatures
+
+        bundles = self._bundle_layers(ctx, self._signature_repository(ctx, iv, entry))
+        kwargs = self._bundle_trust(ctx, entry)
+        if iv.type != "SigstoreBundle":
+            verify_bundle_signatures(bundles, image_digest=ctx.digest, **kwargs)
+            return
+        # type SigstoreBundle: any verified bundle about this image (signature or attestation) satisfies the entry
+        if not bundles:
+            raise VerificationFailure("no signatures found")
+        errors: list[str] = []
+        for bundle in bundles:
+            try:
+                verify_bundle(bundle, image_digest=ctx.digest, **kwargs)
+            except VerificationFailure as exc:
+                if exc.message not in errors:
+                    errors.append(exc.message)
+                continue
+            return
+        raise VerificationFailure("no matching signatures: " + "; ".join(errors))
+
+    def _bundle_trust(self, ctx: _ImageContext, entry: Attestor) -> dict[str, Any]:
+        """verify_bundle's keyword arguments for an attestor entry (key, identity or certificates, trust roots)."""
+        from core.policy.models import KeylessAttestor
+        from core.verify.bundles import trusted_root_with_overrides
+
+        root = self._trusted_root()
+        if entry.keys is not None:
+            rekor = entry.keys.rekor
+            if rekor is not None and rekor.pub_key:
+                root = trusted_root_with_overrides(root, rekor_pubkey_pem=rekor.pub_key, rekor_url=rekor.url)
+            return {
+                "key": self._keys.verifier(entry.keys, deadline=ctx.deadline),
+                "keyless": None,
+                "certificates": None,
+                "trusted_root": root,
+                "ignore_tlog": bool(rekor is not None and rekor.ignore_tlog),
+                "ignore_sct": bool(entry.keys.ctlog is not None and entry.keys.ctlog.ignore_sct),
+            }
+        if entry.certificates is not None:
+            certs = entry.certificates
+            return {
+                "key": None,
+                "keyless": None,
+                "certificates": certs,
+                "trusted_root": root,
+                "ignore_tlog": bool(certs.rekor is not None and certs.rekor.ignore_tlog),
+                "ignore_sct": bool(certs.ctlog is not None and certs.ctlog.ignore_sct),
+            }
+        keyless = entry.keyless or KeylessAttestor()
+        return {
+            "key": None,
+            "keyless": keyless,
+            "certificates": None,
+            "trusted_root": root,
+            "ignore_tlog": bool(keyless.rekor is not None and keyless.rekor.ignore_tlog),
+            "ignore_sct": bool(keyless.ctlog is not None and keyless.ctlog.ignore_sct),
+        }
+
+    def _bundle_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[BundleLayer, ...]:
+        key = (f"bundles:{repo}", ctx.digest)
+        found = ctx.bundles.get(key)
+        if found is None:
+            found = self._source.bundles(repo, ctx.digest, deadline=ctx.deadline)
+            ctx.bundles[key] = found
+        return found
+
+    def _verify_entry_legacy(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         if entry.keys is None:
             return self._verify_entry_certificates(ctx, iv, entry)
         keys = entry.keys
@@ -288,7 +381,7 @@ class Verifier:
                 for k, entry in enumerate(entries):
                     entry_path = f"{path}.attestors[{j}].entries[{k}]{_sub(entry)}"
                     try:
-                        statements = self._attestation_statements(ctx, iv, entry)
+                        statements = self._attestation_statements(ctx, iv, entry, predicate_type)
                         self._check_statements(ctx, statements, predicate_type, attestation.conditions)
                     except VerificationFailure as exc:
                         errors.append(f"{entry_path}: {exc.message}")
@@ -311,9 +404,34 @@ class Verifier:
                     )
 
     def _attestation_statements(
-        self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor
+        self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, predicate_type: str
     ) -> tuple[Statement, ...]:
         repo = self._signature_repository(ctx, iv, entry)
+        legacy: VerificationFailure | None = None
+        if iv.type != "SigstoreBundle":
+            try:
+                return self._legacy_attestations(ctx, iv, entry, repo)
+            except VerificationFailure as exc:
+                legacy = exc
+        from core.verify.bundles import verify_bundle_attestations
+
+        try:
+            return verify_bundle_attestations(
+                self._bundle_layers(ctx, repo),
+                image_digest=ctx.digest,
+                predicate_type=predicate_type,
+                **self._bundle_trust(ctx, entry),
+            )
+        except VerificationFailure as exc:
+            if legacy is None:
+                raise
+            if "no attestations found" in exc.message or "no matching attestations: no" in exc.message:
+                raise legacy from None
+            raise VerificationFailure(f"{legacy.message}; OCI referrers: {exc.message}") from None
+
+    def _legacy_attestations(
+        self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, repo: Repository
+    ) -> tuple[Statement, ...]:
         layers = self._att_layers(ctx, repo)
         if entry.keys is None:
             from core.policy.models import KeylessAttestor

@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 from core.deadline import Deadline
 from core.errors import NotFoundError, VerificationFailure
 from core.references import ImageReference, Repository
+from core.verify.bundles import BundleLayer
 from core.verify.cosign import SignatureLayer
 from core.verify.dsse import MAX_ENVELOPE_BYTES
+from core.verify.referrers import fetch_bundle_layers
 from core.verify.simplesigning import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
@@ -40,6 +42,11 @@ class RegistrySignatureSource:
         self, repo: Repository, image_digest: str, *, deadline: Deadline
     ) -> tuple[SignatureLayer, ...]:
         return self._layers(repo, image_digest, "att", MAX_ENVELOPE_BYTES, deadline)
+
+    def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]:
+        """Sigstore bundles attached to the image as OCI 1.1 referrers (cosign v3), via the referrers API or the
+        ``sha256-<hex>`` tag schema; see :mod:`core.verify.referrers`."""
+        return fetch_bundle_layers(self.client, repo, image_digest, deadline=deadline)
 
     def _layers(
         self, repo: Repository, image_digest: str, suffix: str, max_bytes: int, deadline: Deadline

@@ -6,6 +6,7 @@ from __future__ import annotations
 from core.deadline import Deadline
 from core.errors import NotFoundError
 from core.references import ImageReference, Repository
+from core.verify.bundles import BundleLayer
 from core.verify.cosign import SignatureLayer
 
 
@@ -14,6 +15,7 @@ class MemorySignatureSource:
         self.digests: dict[str, str] = {}
         self.layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = {}
         self.attestations: dict[tuple[str, str], tuple[SignatureLayer, ...]] = {}
+        self.bundle_layers: dict[tuple[str, str], tuple[BundleLayer, ...]] = {}
         self.requests = 0
 
     def add_image(self, reference: str, digest: str) -> None:
@@ -43,3 +45,10 @@ class MemorySignatureSource:
     ) -> tuple[SignatureLayer, ...]:
         self.requests += 1
         return self.attestations.get((str(repo), image_digest), ())
+
+    def add_bundles(self, repo: str, digest: str, layers: tuple[BundleLayer, ...]) -> None:
+        self.bundle_layers[(repo, digest)] = layers
+
+    def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]:
+        self.requests += 1
+        return self.bundle_layers.get((str(repo), image_digest), ())

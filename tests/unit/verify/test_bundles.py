@@ -36,7 +36,7 @@ from tests.support.bundles import (
     trusted_root,
 )
 from tests.support.signing import SigningKey, new_key
-from tests.support.vectors import REPO_ROOT
+from tests.support.vectors import REPO_ROOT, require_vectors
 
 IMAGE = "sha256:" + hashlib.sha256(b"image manifest").hexdigest()
 OTHER_IMAGE = "sha256:" + hashlib.sha256(b"another image").hexdigest()
@@ -181,10 +181,9 @@ def test_message_signature_over_the_image_digest() -> None:
         verify(bundle, key, root=root_of(log), image=OTHER_IMAGE)
 
 
+@pytest.mark.vectors
 def test_key_policy_refuses_a_certificate_bundle() -> None:
-    path = REPO_ROOT.parent / "shared/vectors/sigstore-conformance/happy-path-v0.3/bundle.sigstore.json"
-    if not path.exists():
-        pytest.skip(f"shared test vectors not found at {path}")
+    path = require_vectors("sigstore-conformance", "happy-path-v0.3", "bundle.sigstore.json")
     with pytest.raises(VerificationFailure, match="signed with a certificate, but the policy verifies with a key"):
         verify(path.read_bytes(), new_key(), image=None)
 

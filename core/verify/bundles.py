@@ -1,0 +1,1495 @@
+"""Sigstore bundles (v0.1–v0.3): the format cosign v3 signs into by default and attaches to images as OCI 1.1
+referrers. Pure functions over the bundle bytes, a key or an identity policy, and trust material.
+
+Two paths, chosen by the bundle's verification material:
+
+* **Managed key** (``publicKey{hint}``: cosign v3 ``--key``, KMS keys included). sigstore-python refuses these
+  bundles (it requires a certificate), so everything is checked here: the DSSE signature over PAE (or the message
+  signature over the artifact digest) with the policy's key; each transparency-log entry — Merkle inclusion proof
+  (RFC 9162 §2.1.3.2) up to a checkpoint whose signed note verifies with the log's key from the trusted root, the
+  inclusion promise (SET) of Rekor v1 entries, and the logged body being this very signature, content and key
+  (``hashedrekord`` 0.0.1/0.0.2, ``dsse`` 0.0.1/0.0.2, ``intoto`` 0.0.2); RFC 3161 timestamps against the trusted
+  root's timestamp authorities.
+* **Certificate** (``certificate`` in v0.3, ``x509CertificateChain`` before). The same structural, log and timestamp
+  checks run first (so a forged log entry is refused twice), then sigstore-python's ``Verifier`` does the rest:
+  chain to the Fulcio CAs at the verified times, SCT, Sigstore X.509 profile, the Kyverno identity policy
+  (:class:`KyvernoIdentityPolicy`, glob/regex as Kyverno matches them), log entry, signature, consistency.
+  sigstore-python's own time establishment is replaced by the times verified here (see
+  :func:`_pinned_verifier_class` for why), and ``intoto`` entries — which sigstore-python 4.5 does not check
+  against DSSE content — are checked here.
+
+For an image, a DSSE bundle yields an in-toto statement whose subject must name the image digest; the predicate
+``https://sigstore.dev/cosign/sign/v1`` makes it an image signature, anything else an attestation. A message
+signature bundle attached to an image signs the image digest itself.
+
+sigstore is imported lazily (inside functions): admission's cold path does not pay for it unless a bundle is
+checked with a certificate.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
+
+from core.errors import ConfigurationError, VerificationFailure
+from core.references import wildcard_match
+from core.verify.dsse import (
+    Envelope,
+    Statement,
+    check_subject,
+    pae,
+    parse_envelope,
+    parse_statement,
+    verify_envelope,
+)
+from core.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, spki_der
+from core.verify.rekor import verify_set
+from core.verify.trust import CertificateAuthority, LogKey, TrustedRoot, parse_trusted_root
+
+if TYPE_CHECKING:
+    from sigstore.verify import Verifier as SigstoreVerifier
+
+    from core.policy.models import CertificateAttestor, KeylessAttestor
+
+# -- media types and limits
+
+BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+BUNDLE_MEDIA_TYPES: Mapping[str, tuple[int, int]] = {
+    "application/vnd.dev.sigstore.bundle+json;version=0.1": (0, 1),
+    "application/vnd.dev.sigstore.bundle+json;version=0.2": (0, 2),
+    "application/vnd.dev.sigstore.bundle+json;version=0.3": (0, 3),
+    BUNDLE_MEDIA_TYPE: (0, 3),
+}
+# cosign v3 signs images into an in-toto statement of this predicate type (``cosign sign`` with bundles).
+COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+# A bundle is the envelope (attestations can hold large SBOMs) plus a few KiB of verification material.
+MAX_BUNDLE_BYTES = 16 * 1024 * 1024 + 256 * 1024
+# Real bundles carry one log entry and at most a couple of timestamps (sigstore-go caps timestamps at 32).
+MAX_TLOG_ENTRIES = 8
+MAX_TIMESTAMPS = 32
+MAX_CHAIN_CERTIFICATES = 11
+# A Merkle path of a log with 2^64 leaves has 64 hashes; a checkpoint is a few lines.
+MAX_PROOF_HASHES = 64
+MAX_CHECKPOINT_BYTES = 64 * 1024
+MAX_CHECKPOINT_SIGNATURES = 64
+
+_HASH_NAMES = {"SHA2_256": "sha256", "SHA2_384": "sha384", "SHA2_512": "sha512"}
+_CRYPTO_HASHES: Mapping[str, type[hashes.HashAlgorithm]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
+
+# Fulcio certificate extensions (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md).
+_OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
+_OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
+_OID_OTHERNAME_SAN = "1.3.6.1.4.1.57264.1.7"
+# Kyverno's ``additionalExtensions`` keys (cosign's CertExtensionMap): name or OID of the v1 extensions.
+_KYVERNO_EXTENSIONS: Mapping[str, str] = {
+    "oidcIssuer": _OID_ISSUER_V1,
+    "githubWorkflowTrigger": "1.3.6.1.4.1.57264.1.2",
+    "githubWorkflowSha": "1.3.6.1.4.1.57264.1.3",
+    "githubWorkflowName": "1.3.6.1.4.1.57264.1.4",
+    "githubWorkflowRepository": "1.3.6.1.4.1.57264.1.5",
+    "githubWorkflowRef": "1.3.6.1.4.1.57264.1.6",
+}
+
+
+# -- public data
+
+
+@dataclass(frozen=True)
+class BundleLayer:
+    """One Sigstore bundle found for an image: the bundle JSON and where it came from.
+
+    ``problem`` is set (and ``raw`` empty) when the referrer could not be used (too large, not about this image);
+    verification then reports it as that bundle's error instead of silently dropping it.
+    """
+
+    raw: bytes = field(repr=False)
+    manifest_digest: str = ""
+    artifact_type: str = ""
+    predicate_type: str = ""  # the referrer's ``dev.sigstore.bundle.predicateType`` annotation (unverified hint)
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class BundleResult:
+    """What a verified bundle vouches for."""
+
+    statement: Statement | None  # the in-toto statement of a DSSE bundle; None for a message signature
+    is_image_signature: bool  # cosign's sign/v1 statement, or a message signature over the image digest
+    integrated_time: int | None  # earliest verified Rekor integrated time (None: Rekor v2, or tlog ignored)
+    signer: str  # the certificate's first SAN, or the key's id (hex sha256 of its SPKI)
+    issuer: str = ""  # the OIDC issuer of a certificate
+    manifest_digest: str = ""  # the referrer manifest the bundle came from
+    timestamps: tuple[datetime, ...] = ()  # verified signing times (integrated times and RFC 3161 times)
+
+
+# -- parsing
+
+
+@dataclass(frozen=True)
+class _Proof:
+    log_index: int
+    tree_size: int
+    root_hash: bytes
+    hashes: tuple[bytes, ...]
+    checkpoint: str
+
+
+@dataclass(frozen=True)
+class _Entry:
+    log_index: int
+    log_id: bytes
+    kind: str
+    version: str
+    integrated_time: int | None
+    promise: bytes | None
+    proof: _Proof | None
+    body: bytes
+
+    @property
+    def kind_version(self) -> str:
+        return f"{self.kind}/{self.version}"
+
+
+@dataclass(frozen=True)
+class _MessageSignature:
+    digest_algorithm: str  # sha256/sha384/sha512
+    digest: bytes | None  # the (unauthenticated) digest hint, if the bundle carries one
+    signature: bytes
+
+
+Material = Literal["public_key", "certificate", "chain"]
+
+
+@dataclass(frozen=True)
+class _Bundle:
+    version: tuple[int, int]
+    material: Material
+    certificates: tuple[x509.Certificate, ...]  # leaf first; empty for a public key
+    entries: tuple[_Entry, ...]
+    timestamps: tuple[bytes, ...]
+    message: _MessageSignature | None
+    envelope: Envelope | None
+
+    @property
+    def signature(self) -> bytes:
+        """The signature timestamps are made over (the first DSSE signature, as sigstore clients do)."""
+        if self.envelope is not None:
+            return self.envelope.signatures[0]
+        assert self.message is not None
+        return self.message.signature
+
+    @property
+    def leaf(self) -> x509.Certificate:
+        return self.certificates[0]
+
+
+def _fail(message: str) -> VerificationFailure:
+    return VerificationFailure(f"invalid Sigstore bundle: {message}")
+
+
+def _obj(value: Any, where: str, *, required: bool = True) -> Mapping[str, Any]:
+    if value is None and not required:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _fail(f"{where} must be an object")
+    return value
+
+
+def _b64(value: Any, where: str) -> bytes:
+    """Protobuf JSON bytes: standard base64 (URL-safe accepted too, as protobuf parsers do)."""
+    if not isinstance(value, str):
+        raise _fail(f"{where} must be a base64 string")
+    # Line breaks are ignored, as Go's decoder (protojson, so cosign and sigstore-go) ignores them.
+    text = value.replace("\r", "").replace("\n", "")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    if re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", text):
+        try:
+            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        except (binascii.Error, ValueError):
+            pass
+    raise _fail(f"{where} is not valid base64")
+
+
+def _uint(value: Any, where: str) -> int:
+    """Protobuf JSON (u)int64: a decimal string or a JSON integer, never negative here. proto3 JSON leaves zero
+    values out, so a missing number is 0."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise _fail(f"{where} must be an integer")
+    if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,20}", value):
+        value = int(value)
+    if not isinstance(value, int):
+        raise _fail(f"{where} must be an integer")
+    if value < 0 or value >= 2**63:
+        raise _fail(f"{where} must be a non-negative 63-bit integer (got {value})")
+    return value
+
+
+def _certificate(value: Any, where: str) -> x509.Certificate:
+    der = _b64(_obj(value, where).get("rawBytes"), f"{where}.rawBytes")
+    try:
+        return x509.load_der_x509_certificate(der)
+    except ValueError as exc:
+        raise _fail(f"{where} is not a DER certificate ({exc})") from None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _is_self_signed(cert: x509.Certificate) -> bool:
+    if cert.issuer != cert.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _parse_entry(value: Any, where: str, version: tuple[int, int]) -> _Entry:
+    doc = _obj(value, where)
+    kv = _obj(doc.get("kindVersion"), f"{where}.kindVersion")
+    kind, kversion = kv.get("kind"), kv.get("version")
+    if not isinstance(kind, str) or not isinstance(kversion, str) or not kind or not kversion:
+        raise _fail(f"{where}.kindVersion needs kind and version")
+    log_index = _uint(doc.get("logIndex"), f"{where}.logIndex")
+    log_id = _b64(_obj(doc.get("logId"), f"{where}.logId").get("keyId"), f"{where}.logId.keyId")
+    integrated = _uint(doc.get("integratedTime"), f"{where}.integratedTime")
+    promise_doc = doc.get("inclusionPromise")
+    promise = (
+        _b64(_obj(promise_doc, f"{where}.inclusionPromise").get("signedEntryTimestamp"), f"{where}.inclusionPromise")
+        if promise_doc is not None
+        else None
+    )
+    proof: _Proof | None = None
+    proof_doc = doc.get("inclusionProof")
+    if proof_doc is not None:
+        p = _obj(proof_doc, f"{where}.inclusionProof")
+        hashes_doc = p.get("hashes", [])
+        if not isinstance(hashes_doc, list) or len(hashes_doc) > MAX_PROOF_HASHES:
+            raise _fail(f"{where}.inclusionProof.hashes must be a list of at most {MAX_PROOF_HASHES} hashes")
+        checkpoint_doc = p.get("checkpoint")
+        checkpoint = ""
+        if checkpoint_doc is not None:
+            envelope = _obj(checkpoint_doc, f"{where}.inclusionProof.checkpoint").get("envelope")
+            if not isinstance(envelope, str) or len(envelope) > MAX_CHECKPOINT_BYTES:
+                raise _fail(f"{where}.inclusionProof.checkpoint.envelope must be a string")
+            checkpoint = envelope
+        proof = _Proof(
+            log_index=_uint(p.get("logIndex"), f"{where}.inclusionProof.logIndex"),
+            tree_size=_uint(p.get("treeSize"), f"{where}.inclusionProof.treeSize"),
+            root_hash=_b64(p.get("rootHash"), f"{where}.inclusionProof.rootHash"),
+            hashes=tuple(_b64(h, f"{where}.inclusionProof.hashes[{i}]") for i, h in enumerate(hashes_doc)),
+            checkpoint=checkpoint,
+        )
+    if version >= (0, 2) and (proof is None or not proof.checkpoint):
+        raise _fail(f"{where}: a v0.{version[1]} bundle needs an inclusion proof with a checkpoint")
+    if version == (0, 1) and promise is None:
+        raise _fail(f"{where}: a v0.1 bundle needs an inclusion promise (signed entry timestamp)")
+    body = _b64(doc.get("canonicalizedBody"), f"{where}.canonicalizedBody")
+    return _Entry(
+        log_index=log_index,
+        log_id=log_id,
+        kind=kind,
+        version=kversion,
+        integrated_time=integrated or None,
+        promise=promise,
+        proof=proof,
+        body=body,
+    )
+
+
+def parse_bundle(raw: bytes) -> _Bundle:
+    """Parse and check the structure of bundle JSON; raises :class:`VerificationFailure` saying what is wrong."""
+    if len(raw) > MAX_BUNDLE_BYTES:
+        raise _fail(f"larger than {MAX_BUNDLE_BYTES} bytes")
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise _fail(f"not valid JSON ({type(exc).__name__})") from None
+    doc = _obj(doc, "bundle")
+    media_type = doc.get("mediaType")
+    version = BUNDLE_MEDIA_TYPES.get(media_type) if isinstance(media_type, str) else None
+    if version is None:
+        shown = media_type[:100] if isinstance(media_type, str) else repr(media_type)[:100]
+        raise _fail(f"unsupported bundle media type {shown!r}")
+    vm = _obj(doc.get("verificationMaterial"), "verificationMaterial")
+    material: Material
+    certificates: tuple[x509.Certificate, ...] = ()
+    present = [k for k in ("publicKey", "certificate", "x509CertificateChain") if vm.get(k) is not None]
+    if len(present) != 1:
+        raise _fail("verificationMaterial needs exactly one of publicKey, certificate, x509CertificateChain")
+    if present[0] == "publicKey":
+        _obj(vm["publicKey"], "verificationMaterial.publicKey")
+        material = "public_key"
+    elif present[0] == "certificate":
+        if version < (0, 3):
+            raise _fail(f"a v0.{version[1]} bundle carries certificates in x509CertificateChain")
+        certificates = (_certificate(vm["certificate"], "verificationMaterial.certificate"),)
+        material = "certificate"
+    else:
+        if version >= (0, 3):
+            raise _fail("a v0.3 bundle must carry its certificate in certificate, not x509CertificateChain")
+        chain = _obj(vm["x509CertificateChain"], "verificationMaterial.x509CertificateChain").get("certificates")
+        if not isinstance(chain, list) or not chain:
+            raise _fail("the certificate chain is empty")
+        if len(chain) > MAX_CHAIN_CERTIFICATES:
+            raise _fail(f"the certificate chain has more than {MAX_CHAIN_CERTIFICATES} certificates")
+        certificates = tuple(
+            _certificate(c, f"verificationMaterial.x509CertificateChain.certificates[{i}]") for i, c in enumerate(chain)
+        )
+        if _is_ca(certificates[0]):
+            raise _fail("the first certificate of the chain is a CA, not a signing certificate")
+        if any(_is_self_signed(c) for c in certificates[1:]):
+            raise _fail("the certificate chain contains a root certificate (roots come from the trusted root)")
+        material = "chain"
+    entries_doc = vm.get("tlogEntries", [])
+    if not isinstance(entries_doc, list) or len(entries_doc) > MAX_TLOG_ENTRIES:
+        raise _fail(f"tlogEntries must be a list of at most {MAX_TLOG_ENTRIES} entries")
+    entries = tuple(
+        _parse_entry(e, f"verificationMaterial.tlogEntries[{i}]", version) for i, e in enumerate(entries_doc)
+    )
+    tsv = _obj(vm.get("timestampVerificationData"), "timestampVerificationData", required=False)
+    ts_doc = tsv.get("rfc3161Timestamps", [])
+    if not isinstance(ts_doc, list) or len(ts_doc) > MAX_TIMESTAMPS:
+        raise _fail(f"rfc3161Timestamps must be a list of at most {MAX_TIMESTAMPS} timestamps")
+    timestamps = tuple(
+        _b64(_obj(t, f"rfc3161Timestamps[{i}]").get("signedTimestamp"), f"rfc3161Timestamps[{i}]")
+        for i, t in enumerate(ts_doc)
+    )
+    if len(set(timestamps)) != len(timestamps):
+        raise _fail("duplicate RFC 3161 timestamps")
+    message: _MessageSignature | None = None
+    envelope: Envelope | None = None
+    if (doc.get("messageSignature") is None) == (doc.get("dsseEnvelope") is None):
+        raise _fail("the content must be exactly one of messageSignature and dsseEnvelope")
+    if doc.get("messageSignature") is not None:
+        ms = _obj(doc["messageSignature"], "messageSignature")
+        algorithm = "sha256"
+        digest: bytes | None = None
+        if ms.get("messageDigest") is not None:
+            md = _obj(ms["messageDigest"], "messageSignature.messageDigest")
+            name = _HASH_NAMES.get(md.get("algorithm", ""))
+            if name is None:
+                raise _fail(f"unsupported message digest algorithm {str(md.get('algorithm'))[:40]!r}")
+            algorithm = name
+            digest = _b64(md.get("digest"), "messageSignature.messageDigest.digest")
+        message = _MessageSignature(
+            digest_algorithm=algorithm,
+            digest=digest,
+            signature=_b64(ms.get("signature"), "messageSignature.signature"),
+        )
+    else:
+        env_doc = _obj(doc["dsseEnvelope"], "dsseEnvelope")
+        try:
+            envelope = parse_envelope(env_doc)
+        except VerificationFailure as exc:
+            raise _fail(str(exc)) from None
+    return _Bundle(
+        version=version,
+        material=material,
+        certificates=certificates,
+        entries=entries,
+        timestamps=timestamps,
+        message=message,
+        envelope=envelope,
+    )
+
+
+# -- trust material
+
+
+def _require_starts(doc: Mapping[str, Any], name: str, key: str | None, source: str) -> None:
+    items = doc.get(name) or []
+    if not isinstance(items, list):
+        return
+    for i, item in enumerate(items):
+        holder = item.get(key) if key and isinstance(item, Mapping) else item
+        valid = holder.get("validFor") if isinstance(holder, Mapping) else None
+        if not isinstance(valid, Mapping) or not valid.get("start"):
+            path = f"{name}[{i}]{'.' + key if key else ''}.validFor.start"
+            raise ConfigurationError(f"trusted root {source}: {path} is missing (a validity period needs its start)")
+
+
+@lru_cache(maxsize=16)
+def _checked_root_bytes(raw: bytes, source: str) -> None:
+    """Validity periods must be closed at the start: a missing start is a malformed root, not an unbounded one."""
+    doc = json.loads(raw)
+    _require_starts(doc, "tlogs", "publicKey", source)
+    _require_starts(doc, "ctlogs", "publicKey", source)
+    _require_starts(doc, "certificateAuthorities", None, source)
+    _require_starts(doc, "timestampAuthorities", None, source)
+
+
+def check_trusted_root(root: TrustedRoot) -> None:
+    """Refuse trust material that sigward's parser tolerates but bundle verification must not (missing starts)."""
+    _checked_root_bytes(root.raw, root.source)
+
+
+def _split_pem_certificates(text: str, what: str) -> list[x509.Certificate]:
+    try:
+        certs = x509.load_pem_x509_certificates(text.encode())
+    except ValueError as exc:
+        raise ConfigurationError(f"{what}: not PEM certificates ({exc})") from None
+    if len(certs) > MAX_CHAIN_CERTIFICATES:
+        raise ConfigurationError(f"{what}: more than {MAX_CHAIN_CERTIFICATES} certificates")
+    return certs
+
+
+def _der_b64(cert: x509.Certificate) -> str:
+    return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+
+
+def _authority(certs: Sequence[x509.Certificate], uri: str) -> dict[str, Any]:
+    # Trusted roots list a chain leaf-most first; self-signed roots go last.
+    ordered = [c for c in certs if not _is_self_signed(c)] + [c for c in certs if _is_self_signed(c)]
+
+    def attribute(oid: x509.ObjectIdentifier) -> str:
+        values = ordered[0].subject.get_attributes_for_oid(oid) if ordered else []
+        return str(values[0].value) if values else ""
+
+    return {
+        "subject": {
+            "organization": attribute(x509.NameOID.ORGANIZATION_NAME),
+            "commonName": attribute(x509.NameOID.COMMON_NAME),
+        },
+        "uri": uri,
+        "certChain": {"certificates": [{"rawBytes": _der_b64(c)} for c in ordered]},
+        "validFor": {"start": "1970-01-01T00:00:00Z"},
+    }
+
+
+def _log_entry_doc(pem: str, url: str, what: str) -> dict[str, Any]:
+    from core.verify.keys import load_public_key_pem
+
+    try:
+        key = load_public_key_pem(pem)
+    except KeyLoadError as exc:
+        raise ConfigurationError(f"{what}: {exc}") from None
+    der = spki_der(key)
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        # A signed-note (Rekor v2) log is named by its origin: key ID = SHA-256(name || "\n" || 0x01 || key).
+        name = urlsplit(url).netloc if "//" in url else url
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        log_id = hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()
+        details = "PKIX_ED25519"
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        log_id = hashlib.sha256(der).digest()
+        bits = {"secp256r1": "P256_SHA_256", "secp384r1": "P384_SHA_384", "secp521r1": "P521_SHA_512"}
+        details = f"PKIX_ECDSA_{bits[key.curve.name]}"
+    else:
+        log_id = hashlib.sha256(der).digest()
+        size = key.key_size if key.key_size in (2048, 3072, 4096) else 4096
+        details = f"PKIX_RSA_PKCS1V15_{size}_SHA256"
+    return {
+        "baseUrl": url,
+        "hashAlgorithm": "SHA2_256",
+        "publicKey": {
+            "rawBytes": base64.b64encode(der).decode(),
+            "keyDetails": details,
+            "validFor": {"start": "1970-01-01T00:00:00Z"},
+        },
+        "logId": {"keyId": base64.b64encode(log_id).decode()},
+    }
+
+
+def trusted_root_with_overrides(
+    base: TrustedRoot,
+    *,
+    fulcio_roots_pem: str = "",
+    rekor_pubkey_pem: str = "",
+    rekor_url: str = "",
+    ctlog_pubkey_pem: str = "",
+    tsa_chain_pem: str = "",
+) -> TrustedRoot:
+    """``base`` with a policy's own trust material in place of the matching parts, as Kyverno applies
+    ``keyless.roots``, ``rekor.pubkey``, ``ctlog.pubkey`` and ``ctlog.tsaCertChain``. Unchanged when none is set."""
+    if not (fulcio_roots_pem or rekor_pubkey_pem or ctlog_pubkey_pem or tsa_chain_pem):
+        return base
+    doc = json.loads(base.raw)
+    if fulcio_roots_pem:
+        certs = _split_pem_certificates(fulcio_roots_pem, "keyless.roots")
+        doc["certificateAuthorities"] = [_authority(certs, "")] if certs else []
+    if rekor_pubkey_pem:
+        doc["tlogs"] = [_log_entry_doc(rekor_pubkey_pem, rekor_url or "https://rekor.sigstore.dev", "rekor.pubkey")]
+    if ctlog_pubkey_pem:
+        doc["ctlogs"] = [_log_entry_doc(ctlog_pubkey_pem, "", "ctlog.pubkey")]
+    if tsa_chain_pem:
+        certs = _split_pem_certificates(tsa_chain_pem, "ctlog.tsaCertChain")
+        doc["timestampAuthorities"] = [_authority(certs, "")] if certs else []
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    return parse_trusted_root(raw, source=f"{base.source} with policy overrides")
+
+
+def _attestor_root(
+    root: TrustedRoot, keyless: KeylessAttestor | None, certificates: CertificateAttestor | None
+) -> TrustedRoot:
+    rekor = (keyless.rekor if keyless is not None else None) or (
+        certificates.rekor if certificates is not None else None
+    )
+    ctlog = (keyless.ctlog if keyless is not None else None) or (
+        certificates.ctlog if certificates is not None else None
+    )
+    roots = keyless.roots if keyless is not None else (certificates.cert_chain if certificates is not None else "")
+    return trusted_root_with_overrides(
+        root,
+        fulcio_roots_pem=roots,
+        rekor_pubkey_pem=rekor.pub_key if rekor is not None else "",
+        rekor_url=rekor.url if rekor is not None else "",
+        ctlog_pubkey_pem=ctlog.pub_key if ctlog is not None else "",
+        tsa_chain_pem=ctlog.tsa_cert_chain if ctlog is not None else "",
+    )
+
+
+# -- transparency log
+
+
+def _hash_leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def _hash_children(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def merkle_root_from_proof(leaf_hash: bytes, index: int, tree_size: int, path: Sequence[bytes]) -> bytes:
+    """The root hash an RFC 9162 (§2.1.3.2) inclusion proof leads to; raises when the path cannot be one."""
+    if not 0 <= index < tree_size:
+        raise VerificationFailure(f"inclusion proof: leaf index {index} is outside a tree of size {tree_size}")
+    fn, sn, r = index, tree_size - 1, leaf_hash
+    for p in path:
+        if len(p) != 32:
+            raise VerificationFailure("inclusion proof: a hash is not 32 bytes")
+        if sn == 0:
+            raise VerificationFailure("inclusion proof: more hashes than the tree has levels")
+        if fn & 1 or fn == sn:
+            r = _hash_children(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = _hash_children(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise VerificationFailure("inclusion proof: fewer hashes than the tree has levels")
+    return r
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    origin: str
+    size: int
+    root_hash: bytes
+    text: bytes  # the signed note text (ends with a newline)
+    signatures: tuple[tuple[str, bytes, bytes], ...]  # (name, key hint, signature)
+
+
+_SIG_LINE = re.compile("\u2014 (\\S+) ([A-Za-z0-9+/]+={0,2})")
+
+
+def parse_checkpoint(envelope: str) -> _Checkpoint:
+    """A C2SP signed note holding a tlog checkpoint: origin, size, root hash, extension lines; signature lines."""
+    if len(envelope) > MAX_CHECKPOINT_BYTES:
+        raise VerificationFailure("checkpoint too large")
+    split = envelope.find("\n\n")
+    if split < 0:
+        raise VerificationFailure("malformed checkpoint: no blank line between the note and its signatures")
+    text, sig_block = envelope[: split + 1], envelope[split + 2 :]
+    lines = text[:-1].split("\n")
+    if len(lines) < 3 or not all(lines[:3]):
+        raise VerificationFailure("malformed checkpoint: needs origin, tree size and root hash lines")
+    origin, size_text, hash_text = lines[0], lines[1], lines[2]
+    if not re.fullmatch(r"[0-9]{1,20}", size_text) or (size_text.startswith("0") and size_text != "0"):
+        raise VerificationFailure("malformed checkpoint: the tree size is not a decimal number")
+    try:
+        root_hash = base64.b64decode(hash_text, validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationFailure("malformed checkpoint: the root hash is not base64") from None
+    if len(root_hash) != 32:
+        raise VerificationFailure("malformed checkpoint: the root hash is not 32 bytes")
+    if not sig_block or not sig_block.endswith("\n"):
+        raise VerificationFailure("malformed checkpoint: no signature lines")
+    signatures = []
+    for line in sig_block[:-1].split("\n"):
+        match = _SIG_LINE.fullmatch(line)
+        if match is None:
+            raise VerificationFailure("malformed checkpoint: a signature line is not '\u2014 <name> <base64>'")
+        blob = base64.b64decode(match.group(2))
+        if len(blob) < 5:
+            raise VerificationFailure("malformed checkpoint: a signature is too short")
+        signatures.append((match.group(1), blob[:4], blob[4:]))
+        if len(signatures) > MAX_CHECKPOINT_SIGNATURES:
+            raise VerificationFailure("malformed checkpoint: too many signature lines")
+    return _Checkpoint(
+        origin=origin, size=int(size_text), root_hash=root_hash, text=text.encode(), signatures=tuple(signatures)
+    )
+
+
+def _verify_checkpoint(proof: _Proof, log: LogKey, log_id: bytes) -> None:
+    """The checkpoint must be signed by the log (key hint = first 4 bytes of its log ID) and commit to the
+    proof's tree size and root hash. Signatures by other keys (witness cosignatures) are ignored."""
+    checkpoint = parse_checkpoint(proof.checkpoint)
+    candidates = [sig for name, hint, sig in checkpoint.signatures if hmac.compare_digest(hint, log_id[:4])]
+    if not candidates:
+        raise VerificationFailure(f"checkpoint carries no signature by the log {log_id.hex()[:16]}…")
+    verifier = PublicKeyVerifier(key=log.key, source="transparency log")
+    for signature in candidates:
+        try:
+            verifier.verify(signature, checkpoint.text)
+        except VerificationFailure:
+            continue
+        break
+    else:
+        raise VerificationFailure("invalid checkpoint signature: not made by the transparency log's key")
+    if checkpoint.size != proof.tree_size:
+        raise VerificationFailure(
+            f"checkpoint tree size {checkpoint.size} differs from the inclusion proof's {proof.tree_size}"
+        )
+    if not hmac.compare_digest(checkpoint.root_hash, proof.root_hash):
+        raise VerificationFailure("checkpoint root hash differs from the inclusion proof's root hash")
+
+
+def _find_log(root: TrustedRoot, log_id: bytes) -> LogKey:
+    wanted = log_id.hex()
+    for log in root.tlogs:
+        if hmac.compare_digest(log.log_id.lower(), wanted):
+            return log
+    raise VerificationFailure(
+        f"transparency log entry is from log {wanted[:16]}…, which the trusted root does not list"
+    )
+
+
+@dataclass(frozen=True)
+class _VerifiedEntry:
+    entry: _Entry
+    body: Mapping[str, Any]
+    integrated_time: int | None  # only when the inclusion promise (SET) verified
+
+
+def _verify_entry(entry: _Entry, root: TrustedRoot) -> _VerifiedEntry:
+    log = _find_log(root, entry.log_id)
+    if entry.proof is not None:
+        proof = entry.proof
+        computed = merkle_root_from_proof(_hash_leaf(entry.body), proof.log_index, proof.tree_size, proof.hashes)
+        if not hmac.compare_digest(computed, proof.root_hash):
+            raise VerificationFailure("inclusion proof does not lead to its root hash: the entry is not in that tree")
+        if proof.checkpoint:
+            _verify_checkpoint(proof, log, entry.log_id)
+    integrated: int | None = None
+    if entry.promise is not None:
+        if entry.integrated_time is None:
+            raise VerificationFailure("inclusion promise without an integrated time")
+        annotation = {
+            "SignedEntryTimestamp": base64.b64encode(entry.promise).decode(),
+            "Payload": {
+                "body": base64.b64encode(entry.body).decode(),
+                "integratedTime": entry.integrated_time,
+                "logIndex": entry.log_index,
+                "logID": entry.log_id.hex(),
+            },
+        }
+        verify_set(json.dumps(annotation), logs=(log,))
+        integrated = entry.integrated_time
+    try:
+        body = json.loads(entry.body)
+    except (ValueError, RecursionError):
+        raise VerificationFailure("transparency log entry body is not JSON") from None
+    if not isinstance(body, Mapping):
+        raise VerificationFailure("transparency log entry body is not an object")
+    if body.get("kind") != entry.kind or body.get("apiVersion") != entry.version:
+        raise VerificationFailure(
+            f"transparency log entry body is {body.get('kind')!r}/{body.get('apiVersion')!r} "
+            f"but the bundle says {entry.kind_version}"
+        )
+    return _VerifiedEntry(entry=entry, body=body, integrated_time=integrated)
+
+
+# -- what a log entry must say about this bundle
+
+
+@dataclass(frozen=True)
+class _Signer:
+    """The key that made the bundle's signature, as the log entry must name it."""
+
+    key: SupportedKey
+    certificate: x509.Certificate | None = None
+
+    def matches_pem(self, pem: bytes) -> bool:
+        if self.certificate is not None:
+            try:
+                cert = x509.load_pem_x509_certificate(pem)
+            except ValueError:
+                return False
+            return cert.public_bytes(serialization.Encoding.DER) == self.certificate.public_bytes(
+                serialization.Encoding.DER
+            )
+        try:
+            if b"CERTIFICATE" in pem:
+                return _spki(x509.load_pem_x509_certificate(pem).public_key()) == spki_der(self.key)
+            return _spki(serialization.load_pem_public_key(pem)) == spki_der(self.key)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            return False
+
+    def matches_v2(self, verifier: Any) -> bool:
+        v = verifier if isinstance(verifier, Mapping) else {}
+        if self.certificate is not None:
+            cert = v.get("x509Certificate")
+            raw = _entry_b64(cert.get("rawBytes") if isinstance(cert, Mapping) else None, "verifier certificate")
+            return raw == self.certificate.public_bytes(serialization.Encoding.DER)
+        pk = v.get("publicKey")
+        raw = _entry_b64(pk.get("rawBytes") if isinstance(pk, Mapping) else None, "verifier public key")
+        return raw == spki_der(self.key)
+
+
+def _spki(key: Any) -> bytes:
+    return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def _entry_b64(value: Any, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise VerificationFailure(f"transparency log entry: {what} missing")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise VerificationFailure(f"transparency log entry: {what} is not base64") from None
+
+
+def _maybe_b64(data: bytes) -> bytes:
+    """``data`` decoded if it is base64 text, else ``data``."""
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        return data
+
+
+def _m(parent: Any, key: str) -> Mapping[str, Any]:
+    value = parent.get(key) if isinstance(parent, Mapping) else None
+    return value if isinstance(value, Mapping) else {}
+
+
+def _check_v1_hash(holder: Mapping[str, Any], data: bytes, what: str) -> None:
+    algorithm = holder.get("algorithm")
+    if algorithm not in _CRYPTO_HASHES or not isinstance(holder.get("value"), str):
+        raise VerificationFailure(f"transparency log entry has no usable {what} hash")
+    expected = hashlib.new(str(algorithm), data).hexdigest()
+    if not hmac.compare_digest(str(holder["value"]).lower(), expected):
+        raise VerificationFailure(f"transparency log entry {what} hash does not match the bundle")
+
+
+def _v2_hash_name(value: Any) -> str:
+    name = _HASH_NAMES.get(value) if isinstance(value, str) else None
+    if name is None:
+        raise VerificationFailure(f"transparency log entry: unsupported hash algorithm {str(value)[:40]!r}")
+    return name
+
+
+def _check_entry_content(
+    verified: _VerifiedEntry, bundle: _Bundle, signer: _Signer, message_digest: tuple[str, bytes] | None
+) -> None:
+    """The logged body must be this signature, over this content, by this key or certificate (else a valid
+    entry about something else would vouch for the bundle)."""
+    body, kv = verified.body, verified.entry.kind_version
+    spec = _m(body, "spec")
+    env = bundle.envelope
+    if kv == "hashedrekord/0.0.1":
+        if bundle.message is None or message_digest is None:
+            raise VerificationFailure("a hashedrekord 0.0.1 entry cannot log a DSSE envelope")
+        hash_obj = _m(_m(spec, "data"), "hash")
+        algorithm, digest = message_digest
+        if hash_obj.get("algorithm") != algorithm or not hmac.compare_digest(
+            str(hash_obj.get("value", "")).lower(), digest.hex()
+        ):
+            raise VerificationFailure("transparency log entry hash does not match the signed artifact")
+        sig = _m(spec, "signature")
+        if _entry_b64(sig.get("content"), "signature") != bundle.message.signature:
+            raise VerificationFailure("transparency log entry signature does not match the bundle's signature")
+        if not signer.matches_pem(_entry_b64(_m(sig, "publicKey").get("content"), "public key")):
+            raise VerificationFailure("transparency log entry key does not match the signing key")
+    elif kv == "hashedrekord/0.0.2":
+        inner = _m(spec, "hashedRekordV002")
+        data = _m(inner, "data")
+        algorithm = _v2_hash_name(data.get("algorithm"))
+        logged_digest = _entry_b64(data.get("digest"), "digest")
+        sig = _m(inner, "signature")
+        if env is not None:
+            if len(env.signatures) != 1:
+                raise VerificationFailure("a hashedrekord entry can log a DSSE envelope with one signature only")
+            expected = hashlib.new(algorithm, pae(env.payload_type, env.payload)).digest()
+            signature = env.signatures[0]
+        else:
+            assert bundle.message is not None
+            if message_digest is None or message_digest[0] != algorithm:
+                raise VerificationFailure("transparency log entry hashes the artifact with another algorithm")
+            expected, signature = message_digest[1], bundle.message.signature
+        if not hmac.compare_digest(logged_digest, expected):
+            raise VerificationFailure("transparency log entry digest does not match the signed content")
+        if _entry_b64(sig.get("content"), "signature") != signature:
+            raise VerificationFailure("transparency log entry signature does not match the bundle's signature")
+        if not signer.matches_v2(sig.get("verifier")):
+            raise VerificationFailure("transparency log entry verifier does not match the signing key")
+    elif kv in ("dsse/0.0.1", "dsse/0.0.2"):
+        if env is None:
+            raise VerificationFailure("a dsse entry cannot log a message signature")
+        logged: list[bytes] = []
+        if kv == "dsse/0.0.1":
+            _check_v1_hash(_m(spec, "payloadHash"), env.payload, "payload")
+            items = spec.get("signatures")
+            for item in items if isinstance(items, list) else []:
+                holder = item if isinstance(item, Mapping) else {}
+                if not signer.matches_pem(_entry_b64(holder.get("verifier"), "verifier")):
+                    raise VerificationFailure("transparency log entry verifier does not match the signing key")
+                logged.append(_entry_b64(holder.get("signature"), "signature"))
+        else:
+            inner = _m(spec, "dsseV002")
+            payload_hash = _m(inner, "payloadHash")
+            name = _v2_hash_name(payload_hash.get("algorithm"))
+            if _entry_b64(payload_hash.get("digest"), "payload hash") != hashlib.new(name, env.payload).digest():
+                raise VerificationFailure("transparency log entry payload hash does not match the bundle")
+            items = inner.get("signatures")
+            for item in items if isinstance(items, list) else []:
+                holder = item if isinstance(item, Mapping) else {}
+                if not signer.matches_v2(holder.get("verifier")):
+                    raise VerificationFailure("transparency log entry verifier does not match the signing key")
+                logged.append(_entry_b64(holder.get("content"), "signature"))
+        if sorted(logged) != sorted(env.signatures):
+            raise VerificationFailure("transparency log entry signatures do not match the envelope's signatures")
+    elif kv == "intoto/0.0.2":
+        if env is None:
+            raise VerificationFailure("an intoto entry cannot log a message signature")
+        content = _m(spec, "content")
+        _check_v1_hash(_m(content, "payloadHash"), env.payload, "payload")
+        logged_env = _m(content, "envelope")
+        if logged_env.get("payloadType") not in (None, env.payload_type):
+            raise VerificationFailure("transparency log entry payload type does not match the envelope")
+        intoto_sigs: list[bytes] = []
+        items = logged_env.get("signatures")
+        for item in items if isinstance(items, list) else []:
+            holder = item if isinstance(item, Mapping) else {}
+            if not signer.matches_pem(_entry_b64(holder.get("publicKey"), "public key")):
+                raise VerificationFailure("transparency log entry key does not match the signing key")
+            intoto_sigs.append(_entry_b64(holder.get("sig"), "signature"))
+        if not intoto_sigs or len(intoto_sigs) != len(env.signatures):
+            raise VerificationFailure("transparency log entry signatures do not match the envelope's signatures")
+        for logged_sig in intoto_sigs:
+            # Rekor stores the signature base64-encoded, some versions the envelope's base64 text once more.
+            forms = {logged_sig, _maybe_b64(logged_sig)}
+            if not any(sig in forms for sig in env.signatures):
+                raise VerificationFailure("transparency log entry signatures do not match the envelope's signatures")
+    else:
+        raise VerificationFailure(f"unsupported transparency log entry type {kv[:60]}")
+
+
+# -- RFC 3161 timestamps
+
+
+def _valid_during(ca: CertificateAuthority, when: datetime) -> bool:
+    """TimeRange is a closed interval."""
+    if ca.valid_from is not None and when < ca.valid_from:
+        return False
+    return not (ca.valid_until is not None and when > ca.valid_until)
+
+
+def _verify_timestamps(bundle: _Bundle, root: TrustedRoot) -> tuple[list[datetime], list[str]]:
+    """The times of the RFC 3161 timestamps that a trusted TSA made over the bundle's signature, inside that TSA's
+    validity period, and why the others do not count. As in sigstore-go and sigstore-python, a timestamp that
+    does not verify proves nothing but does not spoil the bundle: the caller requires enough verified times."""
+    if not bundle.timestamps:
+        return [], []
+    from rfc3161_client import VerificationError as TsaError
+    from rfc3161_client import VerifierBuilder, decode_timestamp_response
+
+    if not root.timestamp_authorities:
+        return [], ["the bundle has RFC 3161 timestamps but the trusted root lists no timestamp authority"]
+    times: list[datetime] = []
+    errors: list[str] = []
+    for i, blob in enumerate(bundle.timestamps):
+        try:
+            response = decode_timestamp_response(blob)
+        except ValueError:
+            errors.append(f"RFC 3161 timestamp {i} is not a timestamp response")
+            continue
+        last = "no timestamp authority"
+        for ca in root.timestamp_authorities:
+            certs = list(ca.certificates)
+            builder = VerifierBuilder().tsa_certificate(certs[0]).add_root_certificate(certs[-1])
+            for middle in certs[1:-1]:
+                builder = builder.add_intermediate_certificate(middle)
+            try:
+                builder.build().verify_message(response, bundle.signature)
+            except (TsaError, ValueError) as exc:
+                last = str(exc)[:200]
+                continue
+            when = response.tst_info.gen_time
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+            if not _valid_during(ca, when):
+                last = f"the timestamp time {when.isoformat()} is outside the authority's validity period"
+                continue
+            times.append(when)
+            break
+        else:
+            errors.append(f"RFC 3161 timestamp {i} is not verified by a trusted timestamp authority: {last}")
+    return times, errors
+
+
+# -- signatures made with a managed key
+
+
+def _message_digest(bundle: _Bundle, image_digest: str | None, artifact: bytes | None) -> tuple[str, bytes] | None:
+    """(algorithm, digest) of what a message signature must cover: the artifact, else the image digest."""
+    if bundle.message is None:
+        return None
+    algorithm = bundle.message.digest_algorithm
+    if artifact is not None:
+        digest = hashlib.new(algorithm, artifact).digest()
+        if image_digest is not None and hashlib.sha256(artifact).hexdigest() != image_digest.partition(":")[2]:
+            raise VerificationFailure("the artifact is not the image being verified")
+    elif image_digest is not None:
+        image_algorithm, _, hex_value = image_digest.partition(":")
+        if image_algorithm != algorithm:
+            raise VerificationFailure(
+                f"the bundle signs a {algorithm} digest but the image digest is {image_algorithm}"
+            )
+        try:
+            digest = bytes.fromhex(hex_value)
+        except ValueError:
+            raise VerificationFailure(f"invalid image digest {image_digest[:100]!r}") from None
+    else:
+        raise VerificationFailure("a message signature bundle needs the artifact or image digest it signs")
+    hint = bundle.message.digest
+    if hint is not None and not hmac.compare_digest(hint, digest):
+        raise VerificationFailure("the bundle's message digest does not match the artifact")
+    return algorithm, digest
+
+
+def _verify_message_with_key(
+    verifier: PublicKeyVerifier, signature: bytes, digest: tuple[str, bytes], artifact: bytes | None
+) -> None:
+    key = verifier.key
+    algorithm, value = digest
+    prehashed = utils.Prehashed(_CRYPTO_HASHES[algorithm]())
+    try:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            if artifact is None:
+                raise VerificationFailure("an Ed25519 message signature can only be checked against the artifact")
+            key.verify(signature, artifact)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, value, ec.ECDSA(prehashed))
+        else:
+            pad: padding.AsymmetricPadding = (
+                padding.PSS(mgf=padding.MGF1(_CRYPTO_HASHES[algorithm]()), salt_length=padding.PSS.AUTO)
+                if verifier.rsa_padding == "pss"
+                else padding.PKCS1v15()
+            )
+            key.verify(signature, value, pad, prehashed)
+    except (InvalidSignature, ValueError):
+        raise VerificationFailure(
+            "invalid signature: the bundle's message signature does not verify with the key"
+        ) from None
+
+
+# -- Kyverno keyless identity policy
+
+
+def _der_utf8(value: bytes) -> str:
+    """The string of a DER UTF8String (Fulcio's v2 extensions); raw bytes as they are otherwise (v1)."""
+    if len(value) >= 2 and value[0] == 0x0C:
+        length, offset = value[1], 2
+        if length & 0x80:
+            n = length & 0x7F
+            if n == 0 or n > 4 or len(value) < 2 + n:
+                return value.decode("utf-8", "replace")
+            length, offset = int.from_bytes(value[2 : 2 + n], "big"), 2 + n
+        if offset + length == len(value):
+            return value[offset:].decode("utf-8", "replace")
+    return value.decode("utf-8", "replace")
+
+
+def _extension(cert: x509.Certificate, oid: str) -> bytes | None:
+    try:
+        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid))
+    except x509.ExtensionNotFound:
+        return None
+    value = ext.value
+    return value.value if isinstance(value, x509.UnrecognizedExtension) else None
+
+
+def certificate_issuer(cert: x509.Certificate) -> str:
+    """The OIDC issuer Fulcio recorded: the v2 extension (DER string) if present, else the v1 (raw bytes)."""
+    v2 = _extension(cert, _OID_ISSUER_V2)
+    if v2 is not None:
+        return _der_utf8(v2)
+    v1 = _extension(cert, _OID_ISSUER_V1)
+    return v1.decode("utf-8", "replace") if v1 is not None else ""
+
+
+def certificate_identities(cert: x509.Certificate) -> tuple[str, ...]:
+    """Every SAN that can name a signer: emails, URIs, DNS names, IPs and Fulcio's username otherName."""
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return ()
+    out: list[str] = []
+    out.extend(san.get_values_for_type(x509.RFC822Name))
+    out.extend(san.get_values_for_type(x509.UniformResourceIdentifier))
+    out.extend(san.get_values_for_type(x509.DNSName))
+    out.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
+    for other in san.get_values_for_type(x509.OtherName):
+        if other.type_id.dotted_string == _OID_OTHERNAME_SAN:
+            out.append(_der_utf8(other.value))
+    return tuple(out)
+
+
+class IdentityMismatch(VerificationFailure):
+    """The certificate is valid but names another signer than the policy allows."""
+
+
+def _search(pattern: str, text: str, what: str) -> bool:
+    try:
+        return re.search(pattern, text) is not None
+    except re.error as exc:
+        raise VerificationFailure(f"invalid {what} {pattern!r}: {exc}") from None
+
+
+class KyvernoIdentityPolicy:
+    """sigstore-python's ``VerificationPolicy`` (``verify(cert)``) with Kyverno's keyless semantics: ``subject``
+    and ``issuer`` are globs (``*``, ``?``; anchored), ``subjectRegExp``/``issuerRegExp`` unanchored regular
+    expressions; the subject is compared with every SAN; ``additionalExtensions`` names cosign's extension keys."""
+
+    def __init__(
+        self,
+        *,
+        subject: str = "",
+        subject_regexp: str = "",
+        issuer: str = "",
+        issuer_regexp: str = "",
+        extensions: Mapping[str, str] | None = None,
+    ) -> None:
+        self.subject = subject
+        self.subject_regexp = subject_regexp
+        self.issuer = issuer
+        self.issuer_regexp = issuer_regexp
+        self.extensions = dict(extensions or {})
+
+    @classmethod
+    def from_attestor(cls, attestor: KeylessAttestor) -> KyvernoIdentityPolicy:
+        return cls(
+            subject=attestor.subject,
+            subject_regexp=attestor.subject_reg_exp,
+            issuer=attestor.issuer,
+            issuer_regexp=attestor.issuer_reg_exp,
+            extensions=attestor.additional_extensions,
+        )
+
+    def verify(self, cert: x509.Certificate) -> None:
+        identities = certificate_identities(cert)
+        received = ", ".join(identities)
+        if self.subject and not any(wildcard_match(self.subject, s) for s in identities):
+            raise IdentityMismatch(f"subject mismatch: expected {self.subject}, received {received}")
+        if self.subject_regexp and not any(_search(self.subject_regexp, s, "subjectRegExp") for s in identities):
+            raise IdentityMismatch(f"subject mismatch: expected {self.subject_regexp}, received {received}")
+        issuer = certificate_issuer(cert)
+        if self.issuer and not wildcard_match(self.issuer, issuer):
+            raise IdentityMismatch(f"issuer mismatch: expected {self.issuer}, received {issuer}")
+        if self.issuer_regexp and not _search(self.issuer_regexp, issuer, "issuerRegExp"):
+            raise IdentityMismatch(f"issuer mismatch: expected {self.issuer_regexp}, received {issuer}")
+        for name, expected in self.extensions.items():
+            oid = _KYVERNO_EXTENSIONS.get(name) or (name if name in _KYVERNO_EXTENSIONS.values() else None)
+            if oid is None:
+                raise IdentityMismatch(f"invalid certificate extension {name}")
+            if oid == _OID_ISSUER_V1:
+                value = issuer
+            else:
+                raw = _extension(cert, oid)
+                value = raw.decode("utf-8", "replace") if raw is not None else ""
+            if not wildcard_match(expected, value):
+                raise IdentityMismatch(f"extension mismatch: expected {expected} for key {name}, received {value}")
+
+
+class _AnyIdentity:
+    """``certificates`` attestors constrain the chain, not the identity."""
+
+    def verify(self, cert: x509.Certificate) -> None:
+        return None
+
+
+# -- sigstore-python for certificates
+
+
+@lru_cache(maxsize=8)
+def _sigstore_root(raw: bytes) -> Any:
+    from sigstore.models import TrustedRoot as SigstoreTrustedRoot
+    from sigstore_models.trustroot.v1 import TrustedRoot as TrustedRootModel
+
+    return SigstoreTrustedRoot(TrustedRootModel.from_json(raw))
+
+
+@lru_cache(maxsize=1)
+def _pinned_verifier_class() -> Callable[..., SigstoreVerifier]:
+    """sigstore-python's ``Verifier`` with one substitution: the signing times it validates the certificate at are
+    the ones this module verified (``_establish_time``), for two reasons where sigstore-python 4.5 differs from the
+    Sigstore specification and the conformance suite: it treats a TSA's validity end as exclusive (TimeRange is a
+    closed interval), and it refuses the integrated time of ``intoto`` entries. Everything else — chain building at
+    those times, SCT, X.509 profile, policy, log entry, signature, validity window — is sigstore-python's own."""
+    from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
+    from sigstore.models import Bundle as SigstoreBundle
+    from sigstore.models import TrustedRoot as SigstoreTrustedRoot
+    from sigstore.verify import Verifier
+
+    class PinnedTimeVerifier(Verifier):
+        def __init__(self, *, trusted_root: SigstoreTrustedRoot, times: Sequence[tuple[bool, datetime]]) -> None:
+            super().__init__(trusted_root=trusted_root)
+            self._sigward_times = tuple(times)
+
+        def _establish_time(self, bundle: SigstoreBundle) -> list[TimestampVerificationResult]:
+            return [
+                TimestampVerificationResult(
+                    source=TimestampSource.TIMESTAMP_AUTHORITY if from_tsa else TimestampSource.TRANSPARENCY_SERVICE,
+                    time=when,
+                )
+                for from_tsa, when in self._sigward_times
+            ]
+
+    return PinnedTimeVerifier
+
+
+def _verify_certificate_bundle(
+    raw: bytes,
+    bundle: _Bundle,
+    root: TrustedRoot,
+    policy: KyvernoIdentityPolicy | _AnyIdentity,
+    times: Sequence[tuple[bool, datetime]],
+    digest: tuple[str, bytes] | None,
+) -> None:
+    from sigstore.errors import Error as SigstoreError
+    from sigstore.hashes import Hashed
+    from sigstore.models import Bundle as SigstoreBundle
+    from sigstore_models.common.v1 import HashAlgorithm
+
+    try:
+        sbundle = SigstoreBundle.from_json(raw)
+        verifier: Any = _pinned_verifier_class()(trusted_root=_sigstore_root(root.raw), times=times)
+        kinds = {e.kind_version for e in bundle.entries}
+        if bundle.envelope is not None and kinds == {"intoto/0.0.2"}:
+            # sigstore-python checks DSSE content only against dsse/hashedrekord entries; for intoto entries it
+            # does the certificate, policy and log checks and this module checks the content (done by the caller).
+            verifier._verify_common_signing_cert(sbundle, policy)
+        elif bundle.envelope is not None:
+            verifier.verify_dsse(sbundle, policy)
+        else:
+            assert digest is not None
+            algorithms = {
+                "sha256": HashAlgorithm.SHA2_256,
+                "sha384": HashAlgorithm.SHA2_384,
+                "sha512": HashAlgorithm.SHA2_512,
+            }
+            verifier.verify_artifact(Hashed(algorithm=algorithms[digest[0]], digest=digest[1]), sbundle, policy)
+    except VerificationFailure:
+        raise
+    except (SigstoreError, ValueError, TypeError, KeyError) as exc:
+        text = str(exc).strip() or type(exc).__name__
+        raise VerificationFailure(f"bundle verification failed: {text[:400]}") from None
+
+
+def _check_authority_validity(leaf: x509.Certificate, root: TrustedRoot, times: Sequence[datetime]) -> None:
+    """The CA that issued the leaf must have been trusted (its ``validFor``) at every signing time."""
+    issuers = []
+    for ca in root.certificate_authorities:
+        for cert in ca.certificates:
+            if cert.subject != leaf.issuer:
+                continue
+            try:
+                leaf.verify_directly_issued_by(cert)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            issuers.append(ca)
+            break
+    if not issuers:
+        raise VerificationFailure(
+            "the signing certificate was not issued by a certificate authority of the trusted root"
+        )
+    for when in times:
+        if not any(_valid_during(ca, when) for ca in issuers):
+            raise VerificationFailure(
+                f"the certificate authority was not trusted at the signing time {when.isoformat()} (its validFor)"
+            )
+
+
+# -- the verification
+
+
+def _layer(bundle: BundleLayer | bytes) -> BundleLayer:
+    return bundle if isinstance(bundle, BundleLayer) else BundleLayer(raw=bundle)
+
+
+def verify_bundle(
+    bundle: BundleLayer | bytes,
+    *,
+    image_digest: str | None,
+    artifact: bytes | None = None,
+    key: PublicKeyVerifier | None,
+    keyless: KeylessAttestor | None,
+    certificates: CertificateAttestor | None,
+    trusted_root: TrustedRoot,
+    ignore_tlog: bool = False,
+    ignore_sct: bool = False,
+) -> BundleResult:
+    """Verify one Sigstore bundle with exactly one of ``key``, ``keyless`` or ``certificates``.
+
+    ``image_digest`` (``sha256:…``): a DSSE statement's subject must name it, a message signature must sign it.
+    ``artifact``: the same, for the artifact's own digest (blobs; conformance tests). ``ignore_tlog`` lets a
+    managed-key bundle verify without a transparency log entry; certificate bundles always need theirs (Fulcio
+    certificates live minutes: the log or a timestamp proves when they signed), and their SCT is always checked
+    (``ignore_sct`` is accepted for the call shape only). Raises :class:`VerificationFailure` naming the check that
+    failed; :class:`ConfigurationError` for unusable trust material.
+    """
+    del ignore_sct  # sigstore-python always verifies the SCT of a certificate bundle (see the docstring)
+    layer = _layer(bundle)
+    if layer.problem:
+        raise VerificationFailure(layer.problem)
+    chosen = [x for x in (key, keyless, certificates) if x is not None]
+    if len(chosen) != 1:
+        raise VerificationFailure("bundle verification needs exactly one of a key, a keyless identity, certificates")
+    parsed = parse_bundle(layer.raw)
+    root = _attestor_root(trusted_root, keyless, certificates) if key is None else trusted_root
+    check_trusted_root(root)
+    if key is not None and parsed.material != "public_key":
+        raise VerificationFailure(
+            "the bundle is signed with a certificate, but the policy verifies with a key (keys attestor)"
+        )
+    if key is None and parsed.material == "public_key":
+        raise VerificationFailure(
+            "the bundle is signed with a managed key (verification material publicKey), "
+            "but the policy expects a certificate (keyless or certificates attestor)"
+        )
+    digest = _message_digest(parsed, image_digest, artifact)
+
+    signer: _Signer
+    if key is not None:
+        signer = _Signer(key=key.key)
+        if parsed.envelope is not None:
+            verify_envelope(parsed.envelope, key)
+        else:
+            assert parsed.message is not None and digest is not None
+            _verify_message_with_key(key, parsed.message.signature, digest, artifact)
+    else:
+        try:
+            signer = _Signer(key=check_key(parsed.leaf.public_key()), certificate=parsed.leaf)
+        except KeyLoadError as exc:
+            raise VerificationFailure(f"the signing certificate's key is unusable: {exc}") from None
+
+    # Transparency log entries and timestamps, verified here for every bundle.
+    entries: list[_VerifiedEntry] = []
+    if key is None or not ignore_tlog:
+        if not parsed.entries:
+            raise VerificationFailure(
+                "the bundle has no transparency log entry"
+                + (" (set rekor.ignoreTlog: true to verify without the transparency log)" if key is not None else "")
+            )
+        for entry in parsed.entries:
+            verified = _verify_entry(entry, root)
+            _check_entry_content(verified, parsed, signer, digest)
+            entries.append(verified)
+    tsa_times, tsa_errors = _verify_timestamps(parsed, root)
+    integrated = sorted(e.integrated_time for e in entries if e.integrated_time is not None)
+    for verified in entries:
+        if verified.integrated_time is None:
+            log = _find_log(root, verified.entry.log_id)
+            for when in tsa_times:
+                if not log.valid_at(when):
+                    raise VerificationFailure("the transparency log's key was not valid at the timestamp's time")
+    times: list[tuple[bool, datetime]] = [(True, t) for t in tsa_times]
+    times += [(False, datetime.fromtimestamp(t, tz=UTC)) for t in integrated]
+    if entries and not times:
+        raise VerificationFailure(
+            "no verified signing time: the log entry has no inclusion promise and no RFC 3161 timestamp verified"
+            + "".join(f"; {e}" for e in tsa_errors)
+        )
+
+    issuer = ""
+    if key is not None:
+        signer_name = key.key_id
+    else:
+        leaf = parsed.leaf
+        _check_authority_validity(leaf, root, [t for _, t in times])
+        policy: KyvernoIdentityPolicy | _AnyIdentity
+        if keyless is not None:
+            policy = KyvernoIdentityPolicy.from_attestor(keyless)
+        else:
+            assert certificates is not None
+            policy = _AnyIdentity()
+            if certificates.cert:
+                expected = _split_pem_certificates(certificates.cert, "certificates.cert")
+                if not expected or expected[0] != leaf:
+                    raise VerificationFailure("the bundle's certificate is not the policy's certificate")
+        _verify_certificate_bundle(layer.raw, parsed, root, policy, times, digest)
+        if parsed.envelope is not None and any(e.entry.kind == "intoto" for e in entries):
+            verify_envelope(parsed.envelope, PublicKeyVerifier(key=signer.key, source="certificate"))
+        identities = certificate_identities(leaf)
+        signer_name = identities[0] if identities else leaf.subject.rfc4514_string()
+        issuer = certificate_issuer(leaf)
+
+    statement: Statement | None = None
+    if parsed.envelope is not None:
+        statement = parse_statement(parsed.envelope)
+        if image_digest is not None:
+            check_subject(statement, image_digest=image_digest)
+        if artifact is not None:
+            check_subject(statement, image_digest=f"sha256:{hashlib.sha256(artifact).hexdigest()}")
+        is_image_signature = statement.predicate_type == COSIGN_SIGN_PREDICATE
+    else:
+        is_image_signature = image_digest is not None
+    return BundleResult(
+        statement=statement,
+        is_image_signature=is_image_signature,
+        integrated_time=integrated[0] if integrated else None,
+        signer=signer_name,
+        issuer=issuer,
+        manifest_digest=layer.manifest_digest,
+        timestamps=tuple(sorted(t for _, t in times)),
+    )
+
+
+def verify_bundle_signatures(
+    bundles: Sequence[BundleLayer],
+    *,
+    image_digest: str,
+    key: PublicKeyVerifier | None = None,
+    keyless: KeylessAttestor | None = None,
+    certificates: CertificateAttestor | None = None,
+    trusted_root: TrustedRoot,
+    ignore_tlog: bool = False,
+    ignore_sct: bool = False,
+) -> tuple[BundleResult, ...]:
+    """Every bundle that is a verified *signature* of the image (cosign v3 ``sign``); "no matching signatures: …"
+    with each bundle's reason when none is, "no signatures found" when there are no bundles."""
+    if not bundles:
+        raise VerificationFailure("no signatures found")
+    results: list[BundleResult] = []
+    errors: list[str] = []
+    for layer in bundles:
+        if layer.predicate_type and layer.predicate_type != COSIGN_SIGN_PREDICATE:
+            message = f"an attestation ({layer.predicate_type}), not an image signature"
+            if message not in errors:
+                errors.append(message)
+            continue
+        try:
+            result = verify_bundle(
+                layer,
+                image_digest=image_digest,
+                key=key,
+                keyless=keyless,
+                certificates=certificates,
+                trusted_root=trusted_root,
+                ignore_tlog=ignore_tlog,
+                ignore_sct=ignore_sct,
+            )
+        except VerificationFailure as exc:
+            if exc.message not in errors:
+                errors.append(exc.message)
+            continue
+        if not result.is_image_signature:
+            predicate = result.statement.predicate_type if result.statement is not None else "?"
+            message = f"an attestation ({predicate}), not an image signature"
+            if message not in errors:
+                errors.append(message)
+            continue
+        results.append(result)
+    if not results:
+        raise VerificationFailure("no matching signatures: " + "; ".join(errors))
+    return tuple(results)
+
+
+def verify_bundle_attestations(
+    bundles: Sequence[BundleLayer],
+    *,
+    image_digest: str,
+    predicate_type: str,
+    key: PublicKeyVerifier | None = None,
+    keyless: KeylessAttestor | None = None,
+    certificates: CertificateAttestor | None = None,
+    trusted_root: TrustedRoot,
+    ignore_tlog: bool = False,
+    ignore_sct: bool = False,
+) -> tuple[Statement, ...]:
+    """The verified in-toto statements of ``predicate_type`` about the image; "no matching attestations: …"
+    with each bundle's reason when there is none. The referrer's predicateType annotation only skips work early:
+    the verified statement decides."""
+    if not bundles:
+        raise VerificationFailure("no matching attestations: no attestations found")
+    statements: list[Statement] = []
+    errors: list[str] = []
+    for layer in bundles:
+        if layer.predicate_type and layer.predicate_type != predicate_type:
+            continue
+        try:
+            result = verify_bundle(
+                layer,
+                image_digest=image_digest,
+                key=key,
+                keyless=keyless,
+                certificates=certificates,
+                trusted_root=trusted_root,
+                ignore_tlog=ignore_tlog,
+                ignore_sct=ignore_sct,
+            )
+        except VerificationFailure as exc:
+            if exc.message not in errors:
+                errors.append(exc.message)
+            continue
+        if result.statement is None or result.statement.predicate_type != predicate_type:
+            continue
+        statements.append(result.statement)
+    if not statements:
+        reason = "; ".join(errors) or f"no attestations of type {predicate_type}"
+        raise VerificationFailure("no matching attestations: " + reason)
+    return tuple(statements)
+
+
+__all__ = [
+    "BUNDLE_MEDIA_TYPE",
+    "BUNDLE_MEDIA_TYPES",
+    "COSIGN_SIGN_PREDICATE",
+    "BundleLayer",
+    "BundleResult",
+    "IdentityMismatch",
+    "KyvernoIdentityPolicy",
+    "certificate_identities",
+    "certificate_issuer",
+    "check_trusted_root",
+    "merkle_root_from_proof",
+    "parse_bundle",
+    "parse_checkpoint",
+    "trusted_root_with_overrides",
+    "verify_bundle",
+    "verify_bundle_attestations",
+    "verify_bundle_signatures",
+]
