@@ -29,7 +29,7 @@ class Capabilities:
 
     # verifyImages[].type
     notary: bool = False
-    sigstore_bundle: bool = False
+    sigstore_bundle: bool = True
     # key material
     secret_keys: bool = False  # keys.secret {name, namespace}
     k8s_key_refs: bool = False  # publicKeys: k8s://namespace/secret
@@ -41,7 +41,7 @@ class Capabilities:
     # what is checked beyond signatures
     attestations: bool = False
     validate_deny: bool = False  # verifyImages[].validate
-    cosign_oci11: bool = False  # cosignOCI11: true (signatures as OCI 1.1 referrers)
+    cosign_oci11: bool = True  # cosignOCI11: true (signatures as OCI 1.1 referrers)
     # registry access
     registry_secrets: bool = False  # imageRegistryCredentials.secrets (cluster Secrets)
     policy_insecure_registries: bool = False  # imageRegistryCredentials.allowInsecureRegistry: true

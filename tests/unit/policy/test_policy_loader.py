@@ -518,7 +518,6 @@ def test_problem_carries_source_and_path() -> None:
 REFUSED: list[tuple[str, Doc, str, str]] = [
     # (case, document, YAML path, feature)
     ("Notary", set_iv(type="Notary", attestors=[]), f"{iv_path()}.type", "notary"),
-    ("SigstoreBundle", set_iv(type="SigstoreBundle"), f"{iv_path()}.type", "sigstore_bundle"),
     (
         "keys.secret",
         set_entry({"keys": {"secret": {"name": "s", "namespace": "n"}}}),
@@ -538,7 +537,6 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
         f"{iv_path()}.validate",
         "validate_deny",
     ),
-    ("cosignOCI11", set_iv(cosignOCI11=True), f"{iv_path()}.cosignOCI11", "cosign_oci11"),
     (
         "registry secrets",
         set_iv(imageRegistryCredentials={"secrets": ["regcred"]}),
@@ -758,6 +756,8 @@ def test_unusable_values(doc: Doc, expected: str) -> None:
 
 
 SWITCHED_ON = [
+    ("SigstoreBundle", set_iv(type="SigstoreBundle"), f"{iv_path()}.type", "sigstore_bundle"),
+    ("cosignOCI11", set_iv(cosignOCI11=True), f"{iv_path()}.cosignOCI11", "cosign_oci11"),
     ("keyless", set_entry({"keyless": {"issuer": "i", "rekor": {"url": "u"}}}), f"{E0}.keyless", "keyless"),
     ("certificates", set_entry({"certificates": {"cert": "C"}}), f"{E0}.certificates", "certificates"),
     (
@@ -792,6 +792,7 @@ def test_flipping_a_capability_accepts_the_feature() -> None:
 
 def test_capabilities_are_read_at_call_time(monkeypatch: pytest.MonkeyPatch) -> None:
     doc = set_iv(cosignOCI11=True)
+    monkeypatch.setattr(capabilities, "CURRENT", Capabilities(cosign_oci11=False))
     with pytest.raises(PolicyError):
         load(doc)
     monkeypatch.setattr(capabilities, "CURRENT", Capabilities(cosign_oci11=True))

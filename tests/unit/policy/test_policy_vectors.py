@@ -69,10 +69,7 @@ EXPECTED: dict[str, Outcome] = {
         ("spec.rules[0].match.all[0].resources.namespaceSelector: namespaceSelector needs the Namespace's labels",),
     ),
     f"{STD}keyed-basic__policy.yaml": ("loads", 1),
-    f"{STD}keyed-oci11__policy.yaml": (
-        "refused",
-        (f"{IV}.cosignOCI11: cosignOCI11 (signatures stored as OCI 1.1 referrers) is not supported yet",),
-    ),
+    f"{STD}keyed-oci11__policy.yaml": ("loads", 1),
     f"{STD}keyed-secret__policy.yaml": (
         "refused",
         (f"{E0}.keys.secret: keys.secret needs the Kubernetes API to read the Secret",),
@@ -176,15 +173,9 @@ EXPECTED: dict[str, Outcome] = {
         (CONTEXT, NOTARY, f"{E0}.certificates.cert: variables"),
     ),
     f"{STD}rollback-image-verification__policy.yaml": ("loads", 1),
-    f"{STD}sigstore-attestation-verification-regexp__policy.yaml": (
-        "refused",
-        (SIGSTORE_BUNDLE, ATTESTATIONS),
-    ),
-    f"{STD}sigstore-attestation-verification-test__policy.yaml": (
-        "refused",
-        (SIGSTORE_BUNDLE, ATTESTATIONS),
-    ),
-    f"{STD}sigstore-image-verification-test__policy.yaml": ("refused", (SIGSTORE_BUNDLE,)),
+    f"{STD}sigstore-attestation-verification-regexp__policy.yaml": ("refused", (ATTESTATIONS,)),
+    f"{STD}sigstore-attestation-verification-test__policy.yaml": ("refused", (ATTESTATIONS,)),
+    f"{STD}sigstore-image-verification-test__policy.yaml": ("loads", 1),
     f"{STD}skip-image-reference__policy.yaml": (
         "refused",
         (CONTEXT, NOTARY, f"{E0}.certificates.cert: variables"),
