@@ -52,9 +52,7 @@ def create_app() -> flask.Flask:
         body = read_body(flask.request, MAX_WEBHOOK_BYTES)
         if body is None:
             return to_flask(too_large(MAX_WEBHOOK_BYTES))
-        return to_flask(
-            handle_push_pubsub(method=flask.request.method, headers=dict(flask.request.headers), body=body)
-        )
+        return to_flask(handle_push_pubsub(method=flask.request.method, headers=dict(flask.request.headers), body=body))
 
     @app.route("/push/webhook", methods=["POST", "OPTIONS", "GET", "PUT"])
     def push_webhook() -> flask.Response:

@@ -208,9 +208,12 @@ class AwsKms:
             )
             # botocore itself reads only AWS_DEFAULT_REGION; AWS_REGION (set by Lambda, EKS, ECS) comes first here,
             # and also reaches the STS client that web identity credentials use.
-            self._session = boto3.session.Session(
-                botocore_session=core, region_name=os.environ.get("AWS_REGION") or None
-            )
+            # On GCP (Cloud Run) with SIGWARD_AWS_ROLE_ARN: credentials from the function's Google identity token
+            # (AssumeRoleWithWebIdentity), no AWS keys; otherwise the SDK's default chain, IRSA included.
+            from core.kms.aws_federation import aws_session
+
+            self._session = aws_session(os.environ.get("AWS_REGION") or None, botocore_session=core)
+            _ = boto3
         return self._session
 
 

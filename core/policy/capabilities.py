@@ -39,8 +39,8 @@ class Capabilities:
     keyless: bool = True
     certificates: bool = True
     # what is checked beyond signatures
-    attestations: bool = False
-    validate_deny: bool = False  # verifyImages[].validate
+    attestations: bool = True
+    validate_deny: bool = True  # verifyImages[].validate
     cosign_oci11: bool = True  # cosignOCI11: true (signatures as OCI 1.1 referrers)
     # registry access
     registry_secrets: bool = False  # imageRegistryCredentials.secrets (cluster Secrets)

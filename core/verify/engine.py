@@ -485,7 +485,7 @@ class Verifier:
             context = self._condition_context(ctx)
             if isinstance(statement.predicate, Mapping):
                 context.update(statement.predicate)
-            outcome = evaluate_any_all(conditions, context, now=self._clock())
+            outcome = evaluate_any_all(conditions, context, now=self._clock(), missing="error")
             if not outcome.passed:
                 raise VerificationFailure(
                     f"attestation checks failed for {ctx.ref.reference} and predicate {predicate_type}: "
@@ -511,10 +511,17 @@ class Verifier:
         from core.policy.conditions import evaluate_deny
 
         assert iv.validate is not None and iv.validate.deny is not None
-        outcome = evaluate_deny(iv.validate.deny.conditions, self._condition_context(ctx), now=self._clock())
+        # A missing key is an error (as in Kyverno), never a null that would let a deny condition quietly not hold.
+        outcome = evaluate_deny(
+            iv.validate.deny.conditions,
+            self._condition_context(ctx),
+            now=self._clock(),
+            message=iv.validate.message,
+            missing="error",
+        )
         if outcome.passed:
-            return iv.validate.message or f"image {ctx.ref.reference} denied by validate.deny"
-        return ""
+            return ""
+        return outcome.message or f"image {ctx.ref.reference} denied by validate.deny"
 
     def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
         key = (f"att:{repo}", ctx.digest)

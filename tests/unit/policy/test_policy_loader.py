@@ -526,18 +526,6 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
     ),
     ("k8s:// key", set_entry(keys_entry("k8s://ns/cosign")), f"{E0}.keys.publicKeys", "k8s_key_refs"),
     (
-        "attestations",
-        set_iv(attestations=[{"type": "https://slsa.dev/provenance/v1"}]),
-        f"{iv_path()}.attestations",
-        "attestations",
-    ),
-    (
-        "validate",
-        set_iv(validate={"deny": {"conditions": {"any": []}}}),
-        f"{iv_path()}.validate",
-        "validate_deny",
-    ),
-    (
         "registry secrets",
         set_iv(imageRegistryCredentials={"secrets": ["regcred"]}),
         f"{iv_path()}.imageRegistryCredentials.secrets",
@@ -756,6 +744,18 @@ def test_unusable_values(doc: Doc, expected: str) -> None:
 
 
 SWITCHED_ON = [
+    (
+        "attestations",
+        set_iv(attestations=[{"type": "https://slsa.dev/provenance/v1"}]),
+        f"{iv_path()}.attestations",
+        "attestations",
+    ),
+    (
+        "validate",
+        set_iv(validate={"deny": {"conditions": {"any": []}}}),
+        f"{iv_path()}.validate",
+        "validate_deny",
+    ),
     ("SigstoreBundle", set_iv(type="SigstoreBundle"), f"{iv_path()}.type", "sigstore_bundle"),
     ("cosignOCI11", set_iv(cosignOCI11=True), f"{iv_path()}.cosignOCI11", "cosign_oci11"),
     ("keyless", set_entry({"keyless": {"issuer": "i", "rekor": {"url": "u"}}}), f"{E0}.keyless", "keyless"),

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ def test_valid_signature_without_rekor_bundle_fails_when_tlog_required() -> None
     assert "signature has no Rekor bundle" in text
 
 
-def run_entry(case_dir: Path, entry: dict[str, object]) -> tuple[Verdict, str]:
+def run_entry(case_dir: Path, entry: Mapping[str, object]) -> tuple[Verdict, str]:
     """The case through a policy whose single attestor entry is ``entry`` (keyless / certificates)."""
     from tests.support.policies import cluster_policy, dump
 
