@@ -1,0 +1,420 @@
+"""The sigward benchmark suite: ``.venv/bin/python -m bench`` (not part of the test suite's pass/fail).
+
+Everything is measured in one run, side by side, against a real local docker-registry on loopback, so machine
+noise affects every row alike. Targets (from the "prove it" issue) are printed next to the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from core.admission.review import AdmissionRequest, parse_review  # noqa: E402
+from core.admission.service import AdmissionService, AdmissionSettings  # noqa: E402
+from core.deadline import Deadline  # noqa: E402
+from core.policy.loader import load_policy_text  # noqa: E402
+from core.policy.models import Policy  # noqa: E402
+from core.references import parse_image_reference  # noqa: E402
+from core.registry import RegistryClient, RegistryConfig  # noqa: E402
+from core.store import StoredVerdict, entries_key  # noqa: E402
+from core.store.memory import MemoryStore  # noqa: E402
+from core.verify.caching import CachingSignatureSource  # noqa: E402
+from core.verify.engine import Verifier  # noqa: E402
+from core.verify.oci import RegistrySignatureSource  # noqa: E402
+from core.verify.results import RuleVerdict, Verdict  # noqa: E402
+from tests.support.admission import pod, pod_request, review  # noqa: E402
+from tests.support.netutil import free_port  # noqa: E402
+from tests.support.policies import cluster_policy, dump, key_verification, keys_entry  # noqa: E402
+from tests.support.registry import LocalRegistry  # noqa: E402
+from tests.support.signing import attach_signatures, new_key, signed_layer  # noqa: E402
+
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def add(name: str, figure: str, target: str = "", verdict: str = "") -> None:
+    ROWS.append((name, figure, target, verdict))
+    print(f"  {name}: {figure}", flush=True)
+
+
+def lat(values: list[float]) -> str:
+    return f"p50 {pct(values, 0.5):.2f} ms, p99 {pct(values, 0.99):.2f} ms (n={len(values)})"
+
+
+class World:
+    def __init__(self, registry: LocalRegistry, images: int) -> None:
+        self.registry = registry
+        self.key = new_key("p256", slot=90)
+        self.images: list[tuple[str, str]] = []
+        for i in range(images):
+            digest = registry.push_image(f"bench/app{i}", tag="v1")
+            attach_signatures(registry, f"bench/app{i}", digest, [signed_layer(self.key, image_digest=digest)])
+            self.images.append((f"{registry.host}/bench/app{i}:v1", digest))
+        self.policy_yaml = dump(
+            cluster_policy("bench", [key_verification([f"{registry.host}/bench/*"], [keys_entry(self.key.public_pem)])])
+        )
+        self.policies: tuple[Policy, ...] = load_policy_text(self.policy_yaml, "bench.yaml").policies
+        self.config = RegistryConfig(
+            insecure_registries=frozenset({registry.host}), private_registries=frozenset({"127.0.0.1"})
+        )
+
+    def service(self, store: MemoryStore | None = None) -> tuple[AdmissionService, RegistryClient]:
+        client = RegistryClient(self.config)
+        verifier = Verifier(source=CachingSignatureSource(RegistrySignatureSource(client)))
+        svc = AdmissionService(
+            policies=lambda: self.policies, verifier=verifier, settings=AdmissionSettings(), store=store
+        )
+        return svc, client
+
+    def request(self, images: list[str]) -> AdmissionRequest:
+        return parse_review(review(pod_request(pod(*images))))
+
+
+def bench_in_process(world: World, cold_runs: int, warm_runs: int) -> None:
+    print("in-process admission (3-container Pod)", flush=True)
+    three = [ref for ref, _ in world.images[:3]]
+    request = world.request(three)
+    cold: list[float] = []
+    per_image: list[float] = []
+    for _ in range(cold_runs):
+        svc, client = world.service()
+        t = time.perf_counter()
+        decision = svc.decide(request, mode="mutate")
+        cold.append((time.perf_counter() - t) * 1000)
+        assert decision.allowed and len(decision.patch) == 3
+        per_image.append(client.stats.total / 3)
+        svc.close()
+        client.close()
+    add("cold (new client, nothing cached)", lat(cold))
+    add(
+        "registry requests per cold image",
+        f"{statistics.mean(per_image):.2f} (floor 3: resolve + .sig + 1 blob)",
+        "= floor",
+        "met" if statistics.mean(per_image) <= 3.0 else "missed",
+    )
+
+    store = MemoryStore()
+    policy = world.policies[0]
+    now = time.time()
+    for ref, digest in world.images[:3]:
+        parsed = parse_image_reference(ref)
+        store.record(
+            StoredVerdict(
+                digest=digest,
+                repository=parsed.repository,
+                policy=policy.name,
+                policy_hash=policy.content_hash,
+                rule="verify-signature",
+                entries=entries_key([0]),
+                verdict="pass",
+                message="push",
+                verified_at=now,
+                expires_at=now + 3600,
+                source="bench",
+            )
+        )
+    pinned = world.request([f"{parsed_repo(ref)}@{digest}" for ref, digest in world.images[:3]])
+    stored: list[float] = []
+    for _ in range(cold_runs):
+        svc, client = world.service(store)
+        t = time.perf_counter()
+        decision = svc.decide(pinned, mode="mutate")
+        stored.append((time.perf_counter() - t) * 1000)
+        assert decision.allowed and client.stats.total == 0
+        svc.close()
+        client.close()
+    add("stored push verdict (pinned images, 0 registry requests)", lat(stored))
+
+    svc, client = world.service()
+    svc.decide(request, mode="mutate")
+    warm: list[float] = []
+    for _ in range(warm_runs):
+        t = time.perf_counter()
+        svc.decide(request, mode="mutate")
+        warm.append((time.perf_counter() - t) * 1000)
+    svc.close()
+    client.close()
+    add("cache hit", lat(warm), "p99 <= 10 ms", "met" if pct(warm, 0.99) <= 10 else "missed")
+
+
+def parsed_repo(ref: str) -> str:
+    return parse_image_reference(ref).repository
+
+
+def bench_floor(world: World, runs: int) -> None:
+    """Cold verification of one image vs a bare client doing only the floor's HTTP requests."""
+    print("cold verification vs the bare HTTP floor", flush=True)
+    ref, _digest = world.images[3]
+    reg = world.registry.url
+    repo = "bench/app3"
+    bare: list[float] = []
+    ours: list[float] = []
+    policies = world.policies
+    for _ in range(runs):
+        session = requests.Session()
+        session.trust_env = False
+        t = time.perf_counter()
+        head = session.head(
+            f"{reg}/v2/{repo}/manifests/v1", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}, timeout=5
+        )
+        d = head.headers["Docker-Content-Digest"]
+        sig = session.get(
+            f"{reg}/v2/{repo}/manifests/{d.replace(':', '-')}.sig",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            timeout=5,
+        ).json()
+        blob = session.get(f"{reg}/v2/{repo}/blobs/{sig['layers'][0]['digest']}", timeout=5).content
+        assert blob
+        bare.append((time.perf_counter() - t) * 1000)
+        session.close()
+        client = RegistryClient(world.config)
+        verifier = Verifier(source=RegistrySignatureSource(client))
+        t = time.perf_counter()
+        (result,) = verifier.verify_images([ref], policies, deadline=Deadline.after(10))
+        ours.append((time.perf_counter() - t) * 1000)
+        assert result.verdict == Verdict.PASS
+        client.close()
+    ratio = pct(ours, 0.5) / pct(bare, 0.5)
+    add("bare client, same 3 requests (new connection)", lat(bare))
+    add("sigward cold verification (new client)", lat(ours))
+    add("cold verification / bare floor (p50)", f"{ratio:.2f}x", "<= 1.3x", "met" if ratio <= 1.3 else "missed")
+
+
+def bench_fifty(world: World) -> None:
+    print("50-image Pod, cold", flush=True)
+    images = [ref for ref, _ in world.images[:50]]
+    singles: list[float] = []
+    for ref in images[:10]:
+        svc, client = world.service()
+        t = time.perf_counter()
+        svc.decide(world.request([ref]), mode="mutate")
+        singles.append((time.perf_counter() - t) * 1000)
+        svc.close()
+        client.close()
+    svc, client = world.service()
+    t = time.perf_counter()
+    decision = svc.decide(world.request(images), mode="mutate")
+    total = (time.perf_counter() - t) * 1000
+    assert decision.allowed and len(decision.patch) == 50
+    svc.close()
+    client.close()
+    slowest = max(singles)
+    add(
+        "single image cold (slowest of 10)",
+        f"{slowest:.1f} ms; sum of 50 would be ~{statistics.mean(singles) * 50:.0f} ms",
+    )
+    add(
+        "50-image Pod cold",
+        f"{total:.1f} ms ({total / slowest:.1f}x the slowest single image)",
+        "close to one image, not the sum",
+        "met" if total < statistics.mean(singles) * 50 / 4 else "missed",
+    )
+
+
+def bench_cold_start() -> None:
+    print("cold start", flush=True)
+    code = (
+        "import time; t=time.perf_counter(); import runpy; import importlib.util as u; "
+        "s=u.spec_from_file_location('m', 'functions/main.py'); m=u.module_from_spec(s); s.loader.exec_module(m); "
+        "print((time.perf_counter()-t)*1000); import sys; "
+        "heavy=('boto3','botocore','hvac','azure.','google.cloud.kms','sigstore'); "
+        "print(int(any(k.startswith(heavy) for k in sys.modules)))"
+    )
+    times = []
+    heavy = "0"
+    for _ in range(5):
+        out = subprocess.run(
+            [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.split()
+        times.append(float(out[0]))
+        heavy = out[1]
+    med = statistics.median(times)
+    add(
+        "import functions/main.py (median of 5 fresh processes)",
+        f"{med:.0f} ms; cloud SDKs imported: {'yes' if heavy == '1' else 'no'}",
+        "<= 300 ms",
+        "met" if med <= 300 else "missed",
+    )
+
+
+def bench_memory() -> None:
+    print("memory after 100k cached verdicts", flush=True)
+    from core.cache import TTLCache
+
+    gc.collect()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import tracemalloc
+
+    tracemalloc.start()
+    cache: TTLCache[tuple[str, str, str, str, tuple[int, ...]], RuleVerdict] = TTLCache(max_entries=100_000, ttl=600)
+    for i in range(100_000):
+        digest = f"sha256:{i:064x}"
+        verdict = RuleVerdict(
+            image=f"registry.example/team/app{i}:v1",
+            reference=f"registry.example/team/app{i}:v1",
+            digest=digest,
+            verdict=Verdict.PASS,
+            policy="require-signed",
+            rule="verify-signature",
+            message=f"verified image signatures for registry.example/team/app{i}:v1",
+        )
+        cache.put(("0" * 64, "verify-signature", f"registry.example/team/app{i}", digest, (0,)), verdict)
+    current, _peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    add(
+        "memory for 100k cached verdicts",
+        f"{current / 1e6:.0f} MB traced ({current / 100_000:.0f} B per verdict); "
+        f"max RSS +{(after - before) / 1024:.0f} MB",
+    )
+
+
+def bench_http(world: World, workdir: Path, seconds: float) -> None:
+    print("over HTTP: sigward serve under gunicorn (2 workers x 8 threads)", flush=True)
+    policy_path = workdir / "policy.yaml"
+    policy_path.write_text(world.policy_yaml)
+    port = free_port()
+    env = {
+        **os.environ,
+        "SIGWARD_POLICY": str(policy_path),
+        "SIGWARD_INSECURE_REGISTRIES": world.registry.host,
+        "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
+        "SIGWARD_STORE": f"sqlite:///{workdir}/verdicts.db",
+    }
+    env.pop("SIGWARD_ADMISSION_TOKEN", None)
+    log = (workdir / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "8"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}/admission/mutate"
+    try:
+        started = time.perf_counter()
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.02)
+        ready = (time.perf_counter() - started) * 1000
+        three = [ref for ref, _ in world.images[:3]]
+        body = json.dumps(review(pod_request(pod(*three))))
+        t = time.perf_counter()
+        first = requests.post(url, data=body, timeout=20).json()
+        first_ms = (time.perf_counter() - t) * 1000
+        assert first["response"]["allowed"]
+        add("serve: process start to /healthz", f"{ready:.0f} ms")
+        add("serve: first admission (cold: imports, client, registry)", f"{first_ms:.0f} ms")
+        cold_http: list[float] = []
+        session = requests.Session()
+        for i in range(5):
+            imgs = [ref for ref, _ in world.images[3 + 3 * i : 6 + 3 * i]]
+            b = json.dumps(review(pod_request(pod(*imgs))))
+            t = time.perf_counter()
+            assert session.post(url, data=b, timeout=20).json()["response"]["allowed"]
+            cold_http.append((time.perf_counter() - t) * 1000)
+        add("HTTP cold (new images, warm process)", lat(cold_http))
+        warm_http: list[float] = []
+        for _ in range(200):
+            t = time.perf_counter()
+            session.post(url, data=body, timeout=20)
+            warm_http.append((time.perf_counter() - t) * 1000)
+        add("HTTP cache hit (one client)", lat(warm_http))
+        for _ in range(20):
+            session.post(url, data=body, timeout=20)  # both workers' caches warm
+        if shutil.which("wrk"):
+            rps, p50, p99 = wrk(url, body, workdir, seconds)
+            add(
+                "HTTP cache-hit throughput (wrk, 16 connections)",
+                f"{rps:.0f} req/s (p50 {p50:.1f} ms, p99 {p99:.1f} ms)",
+                ">= 1000 req/s",
+                "met" if rps >= 1000 else "missed",
+            )
+        else:
+            add("HTTP cache-hit throughput", "wrk not installed (apt-get install wrk)")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+        log.close()
+
+
+def wrk(url: str, body: str, workdir: Path, seconds: float) -> tuple[float, float, float]:
+    script = workdir / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        "done = function(summary, latency, requests)\n"
+        '  io.write(string.format("RESULT %d %d %f %f\\n", summary.requests, summary.errors.status,'
+        " latency:percentile(50) / 1000, latency:percentile(99) / 1000))\nend\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t", "2", "-c", "16", "-d", f"{int(seconds)}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    line = next(text for text in out.splitlines() if text.startswith("RESULT"))
+    _, total, errors, p50, p99 = line.split()
+    assert int(errors) == 0, out
+    return int(total) / seconds, float(p50), float(p99)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--cold", type=int, default=20)
+    parser.add_argument("--warm", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="sigward-bench-"))
+    registry = LocalRegistry(workdir / "registry")
+    registry.start()
+    try:
+        print("pushing 60 signed images…", flush=True)
+        world = World(registry, 60)
+        steps: list[Callable[[], None]] = [
+            bench_cold_start,
+            lambda: bench_in_process(world, args.cold, args.warm),
+            lambda: bench_floor(world, args.cold),
+            lambda: bench_fifty(world),
+            lambda: bench_http(world, workdir, args.seconds),
+            bench_memory,
+        ]
+        for step in steps:
+            step()
+    finally:
+        registry.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print()
+    print("| measurement | figure | target | |")
+    print("|---|---|---|---|")
+    for name, figure, target, verdict in ROWS:
+        print(f"| {name} | {figure} | {target} | {verdict} |")
+
+
+if __name__ == "__main__":
+    main()
