@@ -1181,6 +1181,28 @@ def _pinned_verifier_class() -> Callable[..., SigstoreVerifier]:
     return PinnedTimeVerifier
 
 
+def _with_proto3_defaults(raw: bytes) -> bytes:
+    """The bundle JSON with the zero values proto3 JSON leaves out written back in where sigstore-models requires
+    them (a log entry's and its inclusion proof's ``logIndex`` 0, an empty ``hashes`` list: a proof in a tree of
+    size 1). Nothing else changes; the bytes this module verified stay the ones it parsed."""
+    doc = json.loads(raw)
+    vm = doc.get("verificationMaterial") if isinstance(doc, dict) else None
+    entries = vm.get("tlogEntries") if isinstance(vm, dict) else None
+    changed = False
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        if "logIndex" not in entry:
+            entry["logIndex"], changed = "0", True
+        proof = entry.get("inclusionProof")
+        if isinstance(proof, dict):
+            if "logIndex" not in proof:
+                proof["logIndex"], changed = "0", True
+            if "hashes" not in proof:
+                proof["hashes"], changed = [], True
+    return json.dumps(doc).encode() if changed else raw
+
+
 def _verify_certificate_bundle(
     raw: bytes,
     bundle: _Bundle,
@@ -1195,7 +1217,7 @@ def _verify_certificate_bundle(
     from sigstore_models.common.v1 import HashAlgorithm
 
     try:
-        sbundle = SigstoreBundle.from_json(raw)
+        sbundle = SigstoreBundle.from_json(_with_proto3_defaults(raw))
         verifier: Any = _pinned_verifier_class()(trusted_root=_sigstore_root(root.raw), times=times)
         kinds = {e.kind_version for e in bundle.entries}
         if bundle.envelope is not None and kinds == {"intoto/0.0.2"}:
