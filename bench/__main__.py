@@ -202,33 +202,42 @@ def bench_floor(world: World, runs: int) -> None:
 
 
 def bench_fifty(world: World) -> None:
-    print("50-image Pod, cold", flush=True)
-    images = [ref for ref, _ in world.images[:50]]
+    """A 50-image Pod with nothing cached, in a warm process (its worker threads and connections exist, as in a
+    running function instance); compared with one image the same way."""
+    print("50-image Pod, cold (nothing cached, warm process)", flush=True)
+    svc, client = world.service()
+    svc.decide(world.request([ref for ref, _ in world.images[50:60]]), mode="mutate")  # start threads, connections
+    source = svc._verifier._source  # the bench clears the caches between rounds
     singles: list[float] = []
-    for ref in images[:10]:
-        svc, client = world.service()
-        t = time.perf_counter()
+    cpu_single: list[float] = []
+    for ref, _ in world.images[:10]:
+        svc.cache.clear()
+        source.clear()  # type: ignore[attr-defined]
+        t, c = time.perf_counter(), time.process_time()
         svc.decide(world.request([ref]), mode="mutate")
         singles.append((time.perf_counter() - t) * 1000)
-        svc.close()
-        client.close()
-    svc, client = world.service()
-    t = time.perf_counter()
+        cpu_single.append((time.process_time() - c) * 1000)
+    svc.cache.clear()
+    source.clear()  # type: ignore[attr-defined]
+    images = [ref for ref, _ in world.images[:50]]
+    t, c = time.perf_counter(), time.process_time()
     decision = svc.decide(world.request(images), mode="mutate")
     total = (time.perf_counter() - t) * 1000
+    cpu = (time.process_time() - c) * 1000
     assert decision.allowed and len(decision.patch) == 50
     svc.close()
     client.close()
     slowest = max(singles)
     add(
-        "single image cold (slowest of 10)",
-        f"{slowest:.1f} ms; sum of 50 would be ~{statistics.mean(singles) * 50:.0f} ms",
+        "single image cold, warm process (slowest of 10)",
+        f"{slowest:.1f} ms (CPU {statistics.mean(cpu_single):.1f} ms)",
     )
     add(
-        "50-image Pod cold",
-        f"{total:.1f} ms ({total / slowest:.1f}x the slowest single image)",
+        "50-image Pod cold, warm process",
+        f"{total:.0f} ms = {total / slowest:.1f}x the slowest single image, "
+        f"{total / (statistics.mean(singles) * 50):.2f}x the sum; sigward CPU {cpu:.0f} ms",
         "close to one image, not the sum",
-        "met" if total < statistics.mean(singles) * 50 / 4 else "missed",
+        "met" if total <= slowest * 3 else "missed",
     )
 
 

@@ -603,6 +603,8 @@ class Verifier:
         refs = [parse_image_reference(image) for image in images]
         if not refs:
             return []
+        if len(refs) == 1:  # no thread to start for one image: its requests are sequential anyway
+            return self._verify_one_image(refs[0], policies, deadline)
         workers = min(MAX_PARALLEL_IMAGES, len(refs))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sigward-verify") as pool:
             futures = [pool.submit(self._verify_one_image, ref, policies, deadline) for ref in refs]
