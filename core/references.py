@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 from core.errors import BadRequestError
 
@@ -51,7 +50,7 @@ def validate_digest(digest: str) -> str:
     length = _DIGEST_HEX_LENGTH.get(algorithm)
     if length is None:
         raise BadRequestError(f"invalid digest {digest!r}: unsupported digest algorithm {algorithm!r}")
-    if len(encoded) != length or not _HEX_RE.match(encoded):
+    if len(encoded) != length or not _HEX_RE.fullmatch(encoded):
         raise BadRequestError(f"invalid digest {digest!r}: {algorithm} needs {length} lower-case hex characters")
     return digest
 
@@ -148,9 +147,9 @@ def parse_image_reference(image: str) -> ImageReference:
     if len(image) > MAX_REFERENCE_LENGTH:
         raise BadRequestError(f"invalid image reference: longer than {MAX_REFERENCE_LENGTH} characters")
     full = _add_default_registry(image)
-    match = _REFERENCE_RE.match(full)
+    match = _REFERENCE_RE.fullmatch(full)
     if match is None:
-        if _REFERENCE_RE.match(full.lower()) is not None:
+        if _REFERENCE_RE.fullmatch(full.lower()) is not None:
             raise BadRequestError(f"invalid image reference {image!r}: repository name must be lowercase")
         raise BadRequestError(f"invalid image reference {image!r}: invalid reference format")
     domain = match.group("domain") or ""
@@ -175,24 +174,32 @@ def parse_image_reference(image: str) -> ImageReference:
     return ImageReference(registry=domain, path=path, tag=tag, digest=digest, original=image)
 
 
-@lru_cache(maxsize=4096)
-def _glob_regex(pattern: str) -> re.Pattern[str]:
-    parts = []
-    for char in pattern:
-        if char == "*":
-            parts.append(".*")
-        elif char == "?":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
-
-
 def wildcard_match(pattern: str, text: str) -> bool:
-    """Kyverno's wildcard match: ``*`` any run of characters (``/ : @`` included), ``?`` exactly one; anchored."""
+    """Kyverno's wildcard match: ``*`` any run of characters (``/ : @`` included), ``?`` exactly one; anchored.
+
+    Greedy matching with a single backtrack point: at most len(pattern) * len(text) steps, however many ``*`` a
+    hostile pattern or reference holds (a regex would backtrack exponentially)."""
     if "*" not in pattern and "?" not in pattern:
         return pattern == text
-    return _glob_regex(pattern).fullmatch(text) is not None
+    p = t = 0
+    star = -1
+    mark = 0
+    while t < len(text):
+        if p < len(pattern) and pattern[p] != "*" and (pattern[p] == "?" or pattern[p] == text[t]):
+            p += 1
+            t += 1
+        elif p < len(pattern) and pattern[p] == "*":
+            star, mark = p, t
+            p += 1
+        elif star != -1:
+            p = star + 1
+            mark += 1
+            t = mark
+        else:
+            return False
+    while p < len(pattern) and pattern[p] == "*":
+        p += 1
+    return p == len(pattern)
 
 
 def parse_repository(value: str) -> Repository:

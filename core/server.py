@@ -18,6 +18,8 @@ def create_app() -> flask.Flask:
     from core.flaskio import read_body, to_flask, too_large
 
     app = flask.Flask("sigward")
+    # "//" in a path must not become a redirect that echoes the path (the admission token may be a segment of it)
+    app.url_map.merge_slashes = False
 
     @app.route("/healthz", methods=["GET"])
     def healthz() -> flask.Response:

@@ -80,10 +80,10 @@ def _aws(uri: str, rest: str) -> KmsKeyRef:
             f"awskms: {uri!r} must be awskms://[ENDPOINT]/[ID|ALIAS|ARN] (the key part is missing; "
             "use awskms:/// for the ambient endpoint)"
         )
-    if endpoint and not _HOST.match(endpoint):
+    if endpoint and not _HOST.fullmatch(endpoint):
         raise BadRequestError(f"awskms: endpoint {endpoint!r} in {uri!r} is not a host[:port]")
     for pattern in (_AWS_KEY_ID, _AWS_KEY_ARN, _AWS_ALIAS, _AWS_ALIAS_ARN):
-        match = pattern.match(key)
+        match = pattern.fullmatch(key)
         if match:
             region = match.groupdict().get("region") or ""
             return KmsKeyRef(scheme="awskms", uri=uri, key=match.group("id"), endpoint=endpoint, region=region)
@@ -97,7 +97,7 @@ def _aws(uri: str, rest: str) -> KmsKeyRef:
 
 
 def _gcp(uri: str, rest: str) -> KmsKeyRef:
-    match = _GCP.match(rest)
+    match = _GCP.fullmatch(rest)
     if not match:
         raise BadRequestError(
             f"gcpkms: {uri!r} must be gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K[/cryptoKeyVersions/N]"
@@ -110,13 +110,13 @@ def _gcp(uri: str, rest: str) -> KmsKeyRef:
 
 
 def _azure(uri: str, rest: str) -> KmsKeyRef:
-    match = _AZURE.match(rest)
+    match = _AZURE.fullmatch(rest)
     if not match:
         raise BadRequestError(f"azurekms: {uri!r} must be azurekms://VAULT.vault.azure.net/KEY[/VERSION]")
     vault, key, version = match.group("vault"), match.group("key"), match.group("version") or ""
-    if not _HOST.match(vault):
+    if not _HOST.fullmatch(vault):
         raise BadRequestError(f"azurekms: vault host {vault!r} in {uri!r} is not a host name")
-    if not _AZURE_KEY_NAME.match(key):
+    if not _AZURE_KEY_NAME.fullmatch(key):
         raise BadRequestError(f"azurekms: key name {key!r} in {uri!r} may hold only letters, digits and dashes")
     if version and not re.fullmatch(r"[0-9A-Za-z]{1,64}", version):
         raise BadRequestError(f"azurekms: key version {version!r} in {uri!r} is not a Key Vault version id")
@@ -124,7 +124,7 @@ def _azure(uri: str, rest: str) -> KmsKeyRef:
 
 
 def _vault(uri: str, rest: str) -> KmsKeyRef:
-    if not _VAULT.match(rest):
+    if not _VAULT.fullmatch(rest):
         raise BadRequestError(
             f"hashivault: {uri!r} must be hashivault://KEY with a transit key name of letters, digits, '_' or '-'"
         )

@@ -426,6 +426,10 @@ def _parse_token_response(body: bytes, realm_host: str) -> tuple[str, float]:
         # Control characters or spaces would let a token service inject headers.
         raise AccessDeniedError(f"token service {realm_host} answered with an unusable token")
     expires = data.get("expires_in", DEFAULT_TOKEN_SECONDS)
-    if not isinstance(expires, int | float) or isinstance(expires, bool) or math.isnan(expires):
-        expires = DEFAULT_TOKEN_SECONDS
-    return token, max(float(expires), DEFAULT_TOKEN_SECONDS)
+    try:
+        if not isinstance(expires, int | float) or isinstance(expires, bool) or math.isnan(expires):
+            expires = DEFAULT_TOKEN_SECONDS
+        seconds = max(float(expires), DEFAULT_TOKEN_SECONDS)
+    except OverflowError:  # an integer beyond float range is no lifetime
+        seconds = DEFAULT_TOKEN_SECONDS
+    return token, seconds

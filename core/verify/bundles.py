@@ -252,7 +252,7 @@ def _certificate(value: Any, where: str) -> x509.Certificate:
     der = _b64(_obj(value, where).get("rawBytes"), f"{where}.rawBytes")
     try:
         return x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise _fail(f"{where} is not a DER certificate ({exc})") from None
 
 
@@ -396,7 +396,8 @@ def parse_bundle(raw: bytes) -> _Bundle:
         digest: bytes | None = None
         if ms.get("messageDigest") is not None:
             md = _obj(ms["messageDigest"], "messageSignature.messageDigest")
-            name = _HASH_NAMES.get(md.get("algorithm", ""))
+            algorithm = md.get("algorithm", "")
+            name = _HASH_NAMES.get(algorithm) if isinstance(algorithm, str) else None
             if name is None:
                 raise _fail(f"unsupported message digest algorithm {str(md.get('algorithm'))[:40]!r}")
             algorithm = name
@@ -456,7 +457,7 @@ def check_trusted_root(root: TrustedRoot) -> None:
 def _split_pem_certificates(text: str, what: str) -> list[x509.Certificate]:
     try:
         certs = x509.load_pem_x509_certificates(text.encode())
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise ConfigurationError(f"{what}: not PEM certificates ({exc})") from None
     if len(certs) > MAX_CHAIN_CERTIFICATES:
         raise ConfigurationError(f"{what}: more than {MAX_CHAIN_CERTIFICATES} certificates")

@@ -85,8 +85,8 @@ def parse_envelope(raw: bytes | Mapping[str, Any]) -> Envelope:
             raise VerificationFailure(f"DSSE envelope larger than {MAX_ENVELOPE_BYTES} bytes")
         try:
             doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise VerificationFailure("DSSE envelope is not JSON") from None
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise VerificationFailure("DSSE envelope is not JSON (or nested too deeply)") from None
     else:
         doc = raw
     if not isinstance(doc, Mapping):
@@ -127,12 +127,12 @@ def parse_statement(envelope: Envelope) -> Statement:
         )
     try:
         doc = json.loads(envelope.payload)
-    except (ValueError, UnicodeDecodeError):
-        raise VerificationFailure("in-toto statement is not JSON") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise VerificationFailure("in-toto statement is not JSON (or nested too deeply)") from None
     if not isinstance(doc, dict):
         raise VerificationFailure("in-toto statement is not a JSON object")
     stype = doc.get("_type")
-    if stype not in STATEMENT_TYPES:
+    if not isinstance(stype, str) or stype not in STATEMENT_TYPES:
         raise VerificationFailure(f"unknown in-toto statement _type {stype!r}")
     predicate_type = doc.get("predicateType")
     if not isinstance(predicate_type, str) or not predicate_type:
@@ -152,7 +152,7 @@ def parse_statement(envelope: Envelope) -> Statement:
         if isinstance(data, str):
             try:
                 parsed = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = None
             if isinstance(parsed, dict):
                 predicate = {**predicate, "Data": parsed}

@@ -185,16 +185,21 @@ class Verifier:
         image = ref.reference
         try:
             ctx = context or self.new_context(ref, deadline=deadline)
-            outcome: _EntryOutcome | None = None
-            for i, attestor_set in enumerate(iv.attestors):
-                outcome = self._verify_attestor_set(ctx, iv, attestor_set, f".attestors[{i}]")
         except VerificationFailure as exc:
             return Verdict.FAIL, f"failed to verify image {image}: {exc.message}", ""
         except ExternalServiceError as exc:
             return Verdict.ERROR, f"failed to verify image {image}: {exc.message}", ""
-        digest = ctx.digest
-        if outcome is not None and outcome.signatures:
-            digest = outcome.signatures[0].payload.manifest_digest
+        # Every attestor set and the attestations are evaluated even after an outage in one of them: a decided
+        # failure anywhere must decide (FAIL), or failurePolicy Ignore would admit what a later check refuses.
+        outage: ExternalServiceError | None = None
+        outcome: _EntryOutcome | None = None
+        for i, attestor_set in enumerate(iv.attestors):
+            try:
+                outcome = self._verify_attestor_set(ctx, iv, attestor_set, f".attestors[{i}]")
+            except VerificationFailure as exc:
+                return Verdict.FAIL, f"failed to verify image {image}: {exc.message}", ""
+            except ExternalServiceError as exc:
+                outage = outage or exc
         message = f"verified image signatures for {image}"
         if iv.attestations:
             try:
@@ -202,8 +207,13 @@ class Verifier:
             except VerificationFailure as exc:
                 return Verdict.FAIL, exc.message, ""
             except ExternalServiceError as exc:
-                return Verdict.ERROR, f"failed to verify image {image}: {exc.message}", ""
+                outage = outage or exc
             message = f"verified image attestations for {image}"
+        if outage is not None:
+            return Verdict.ERROR, f"failed to verify image {image}: {outage.message}", ""
+        digest = ctx.digest
+        if outcome is not None and outcome.signatures:
+            digest = outcome.signatures[0].payload.manifest_digest
         if iv.validate is not None and iv.validate.deny is not None:
             denied = self._deny(ctx, iv)
             if denied:

@@ -26,6 +26,8 @@ from core.errors import VerificationFailure
 from core.verify.keys import PublicKeyVerifier, SupportedKey, load_public_key_pem, spki_der
 from core.verify.trust import LogKey
 
+# 9999-12-31T23:59:59Z: past this, a timestamp is no date at all.
+MAX_INTEGRATED_TIME = 253_402_300_799
 # A Rekor bundle annotation holds a base64 entry body of a few KiB; cap parsing well above that.
 MAX_BUNDLE_BYTES = 256 * 1024
 
@@ -64,8 +66,8 @@ def verify_set(bundle: str | bytes, *, logs: Sequence[LogKey]) -> RekorEntry:
         raise VerificationFailure("invalid Rekor bundle: too large")
     try:
         doc = json.loads(raw)
-    except ValueError:
-        raise VerificationFailure("invalid Rekor bundle: not JSON") from None
+    except (ValueError, RecursionError):
+        raise VerificationFailure("invalid Rekor bundle: not JSON (or nested too deeply)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("Payload"), dict):
         raise VerificationFailure("invalid Rekor bundle: Payload missing")
     payload = doc["Payload"]
@@ -77,6 +79,9 @@ def verify_set(bundle: str | bytes, *, logs: Sequence[LogKey]) -> RekorEntry:
         raise VerificationFailure("invalid Rekor bundle: body or logID missing")
     if not isinstance(integrated_time, int) or not isinstance(log_index, int) or isinstance(integrated_time, bool):
         raise VerificationFailure("invalid Rekor bundle: integratedTime or logIndex missing")
+    # Canonical JSON carries integers only up to 2^53; a time must also be a real date (before year 10000).
+    if not 0 <= integrated_time <= MAX_INTEGRATED_TIME or not 0 <= log_index < 2**53:
+        raise VerificationFailure("invalid Rekor bundle: integratedTime or logIndex out of range")
     set_sig = _b64decode(doc.get("SignedEntryTimestamp"), "SignedEntryTimestamp")
     canonical = rfc8785.dumps(
         {"body": body_b64, "integratedTime": integrated_time, "logID": log_id, "logIndex": log_index}
@@ -100,7 +105,7 @@ def verify_set(bundle: str | bytes, *, logs: Sequence[LogKey]) -> RekorEntry:
 def _decode_body(body_b64: str) -> Mapping[str, Any]:
     try:
         body = json.loads(_b64decode(body_b64, "body"))
-    except ValueError:
+    except (ValueError, RecursionError):
         raise VerificationFailure("invalid Rekor entry body: not JSON") from None
     if not isinstance(body, dict):
         raise VerificationFailure("invalid Rekor entry body: not an object")

@@ -35,6 +35,8 @@ def parse_payload(raw: bytes) -> SimpleSigningPayload:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise VerificationFailure(f"error decoding the payload: {exc}") from None
+    except RecursionError:
+        raise VerificationFailure("error decoding the payload: nested too deeply") from None
     if not isinstance(doc, dict):
         raise VerificationFailure("error decoding the payload: not a JSON object")
     critical = doc.get("critical")

@@ -154,6 +154,8 @@ def parse_trusted_root(raw: bytes, *, source: str) -> TrustedRoot:
         doc = json.loads(raw)
     except ValueError as exc:
         raise ConfigurationError(f"trusted root {source}: not JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigurationError(f"trusted root {source}: JSON nested too deeply") from None
     if not isinstance(doc, Mapping):
         raise ConfigurationError(f"trusted root {source}: not a JSON object")
     media_type = doc.get("mediaType", "")

@@ -98,7 +98,7 @@ def load_certificates_pem(
         raise VerificationFailure(f"{what}: certificate chain too long ({count}), maximum allowed is {limit}")
     try:
         certs = x509.load_pem_x509_certificates(raw)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise VerificationFailure(f"{what}: cannot parse PEM certificates: {exc}") from None
     if len(certs) > limit:
         raise VerificationFailure(f"{what}: certificate chain too long ({len(certs)}), maximum allowed is {limit}")
