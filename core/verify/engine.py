@@ -36,6 +36,7 @@ from core.verify.trust import LogKey, TrustedRoot, load_trusted_root, logs_from_
 if TYPE_CHECKING:
     from core.policy.models import (
         AnyAllConditions,
+        Attestation,
         Attestor,
         AttestorSet,
         ImageVerification,
@@ -209,15 +210,15 @@ class Verifier:
             except ExternalServiceError as exc:
                 outage = outage or exc
             message = f"verified image attestations for {image}"
+        if iv.validate is not None and iv.validate.deny is not None:
+            denied = self._deny(ctx, iv)
+            if denied:
+                return Verdict.FAIL, denied, ""
         if outage is not None:
             return Verdict.ERROR, f"failed to verify image {image}: {outage.message}", ""
         digest = ctx.digest
         if outcome is not None and outcome.signatures:
             digest = outcome.signatures[0].payload.manifest_digest
-        if iv.validate is not None and iv.validate.deny is not None:
-            denied = self._deny(ctx, iv)
-            if denied:
-                return Verdict.FAIL, denied, ""
         return Verdict.PASS, message, digest
 
     def new_context(self, ref: ImageReference, *, deadline: Deadline) -> _ImageContext:
@@ -372,10 +373,12 @@ class Verifier:
 
     def _verify_attestations(self, ctx: _ImageContext, iv: ImageVerification) -> None:
         """Kyverno's verifyAttestations: per attestation, every attestor set must have ``count`` entries whose
-        verified statements of the predicate type all satisfy the conditions."""
+        verified statements of the predicate type all satisfy the conditions. An outage in one set or attestation
+        does not stop the others from being checked: a decided failure anywhere wins."""
         from core.policy.models import Attestor, AttestorSet
 
         image = ctx.ref.reference
+        outage: ExternalServiceError | None = None
         for i, attestation in enumerate(iv.attestations):
             path = f".attestations[{i}]"
             predicate_type = attestation.type or attestation.predicate_type
@@ -383,35 +386,53 @@ class Verifier:
                 raise VerificationFailure(f"{path}: missing predicateType")
             sets = attestation.attestors or (AttestorSet(entries=(Attestor(),)),)
             for j, attestor_set in enumerate(sets):
-                entries = expand_static_keys(attestor_set)
-                required = attestor_set.count or len(entries)
-                verified = 0
-                errors: list[str] = []
-                outages: list[str] = []
-                for k, entry in enumerate(entries):
-                    entry_path = f"{path}.attestors[{j}].entries[{k}]{_sub(entry)}"
-                    try:
-                        statements = self._attestation_statements(ctx, iv, entry, predicate_type)
-                        self._check_statements(ctx, statements, predicate_type, attestation.conditions)
-                    except VerificationFailure as exc:
-                        errors.append(f"{entry_path}: {exc.message}")
-                        continue
-                    except ExternalServiceError as exc:
-                        outages.append(f"{entry_path}: {exc.message}")
-                        continue
-                    verified += 1
-                    if verified >= required:
-                        break
-                if verified < required:
-                    if outages:
-                        raise ExternalServiceError("; ".join(outages + errors))
-                    detail = "; ".join(errors)
-                    raise VerificationFailure(
-                        f"image attestations verification failed, verifiedCount: {verified}, "
-                        f"requiredCount: {required}, error: {detail}"
-                        if errors and required > 1
-                        else detail or f"image attestations verification failed for {image}"
-                    )
+                try:
+                    self._verify_attestation_set(ctx, iv, attestation, attestor_set, f"{path}.attestors[{j}]", image)
+                except ExternalServiceError as exc:
+                    outage = outage or exc
+        if outage is not None:
+            raise outage
+
+    def _verify_attestation_set(
+        self,
+        ctx: _ImageContext,
+        iv: ImageVerification,
+        attestation: Attestation,
+        attestor_set: AttestorSet,
+        path: str,
+        image: str,
+    ) -> None:
+        predicate_type = attestation.type or attestation.predicate_type
+        entries = expand_static_keys(attestor_set)
+        required = attestor_set.count or len(entries)
+        verified = 0
+        errors: list[str] = []
+        outages: list[str] = []
+        for k, entry in enumerate(entries):
+            entry_path = f"{path}.entries[{k}]{_sub(entry)}"
+            try:
+                statements = self._attestation_statements(ctx, iv, entry, predicate_type)
+                self._check_statements(ctx, statements, predicate_type, attestation.conditions)
+            except VerificationFailure as exc:
+                errors.append(f"{entry_path}: {exc.message}")
+                continue
+            except ExternalServiceError as exc:
+                outages.append(f"{entry_path}: {exc.message}")
+                continue
+            verified += 1
+            if verified >= required:
+                return
+        if verified >= required:
+            return
+        if outages:
+            raise ExternalServiceError("; ".join(outages + errors))
+        detail = "; ".join(errors)
+        raise VerificationFailure(
+            f"image attestations verification failed, verifiedCount: {verified}, "
+            f"requiredCount: {required}, error: {detail}"
+            if errors and required > 1
+            else detail or f"image attestations verification failed for {image}"
+        )
 
     def _attestation_statements(
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, predicate_type: str
