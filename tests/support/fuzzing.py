@@ -17,7 +17,8 @@ from core.errors import SigwardError
 T = TypeVar("T")
 
 # Examples per property: small enough that the suite stays fast, overridable for a longer run
-# (SIGWARD_FUZZ_EXAMPLES=5000 .venv/bin/pytest tests/unit/fuzz).
+# (SIGWARD_FUZZ_EXAMPLES=5000 .venv/bin/pytest tests/unit/fuzz). Runs are derandomized (the same examples every time,
+# so the suite is reproducible); SIGWARD_FUZZ_RANDOM=1 explores new ones.
 EXAMPLES = int(os.environ.get("SIGWARD_FUZZ_EXAMPLES", "200"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
