@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from core.admission.http import HttpResponse
+from core.admission.http import HttpResponse, handle_admission
+from core.admission.review import MAX_REVIEW_BYTES
 
 if TYPE_CHECKING:
     import flask
@@ -33,4 +35,44 @@ def too_large(limit: int) -> HttpResponse:
 
     return HttpResponse(
         status=413, body=json.dumps({"error": f"request body exceeds the limit of {limit} bytes"}).encode()
+    )
+
+
+def respond(
+    request: flask.Request, *, limit: int, handler: Callable[[str, dict[str, str], bytes], HttpResponse]
+) -> flask.Response:
+    """Read the body within ``limit`` (413 past it) and answer with ``handler(method, headers, body)``."""
+    body = read_body(request, limit)
+    if body is None:
+        return to_flask(too_large(limit))
+    return to_flask(handler(request.method, dict(request.headers), body))
+
+
+def serve_admission(request: flask.Request, *, path: str) -> flask.Response:
+    return respond(
+        request,
+        limit=MAX_REVIEW_BYTES,
+        handler=lambda method, headers, body: handle_admission(method=method, path=path, headers=headers, body=body),
+    )
+
+
+def serve_push_pubsub(request: flask.Request) -> flask.Response:
+    from core.events import MAX_WEBHOOK_BYTES
+    from core.push.http import handle_push_pubsub
+
+    return respond(
+        request,
+        limit=MAX_WEBHOOK_BYTES,
+        handler=lambda method, headers, body: handle_push_pubsub(method=method, headers=headers, body=body),
+    )
+
+
+def serve_push_webhook(request: flask.Request) -> flask.Response:
+    from core.events import MAX_WEBHOOK_BYTES
+    from core.push.http import handle_push_webhook
+
+    return respond(
+        request,
+        limit=MAX_WEBHOOK_BYTES,
+        handler=lambda method, headers, body: handle_push_webhook(method=method, headers=headers, body=body),
     )

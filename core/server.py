@@ -13,9 +13,7 @@ if TYPE_CHECKING:
 def create_app() -> flask.Flask:
     import flask
 
-    from core.admission.http import handle_admission
-    from core.admission.review import MAX_REVIEW_BYTES
-    from core.flaskio import read_body, to_flask, too_large
+    from core.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook
 
     app = flask.Flask("sigward")
     # "//" in a path must not become a redirect that echoes the path (the admission token may be a segment of it)
@@ -37,36 +35,15 @@ def create_app() -> flask.Flask:
     @app.route("/admission", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     @app.route("/admission/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def admission(rest: str) -> flask.Response:
-        body = read_body(flask.request, MAX_REVIEW_BYTES)
-        if body is None:
-            return to_flask(too_large(MAX_REVIEW_BYTES))
-        return to_flask(
-            handle_admission(
-                method=flask.request.method, path="/" + rest, headers=dict(flask.request.headers), body=body
-            )
-        )
+        return serve_admission(flask.request, path="/" + rest)
 
     @app.route("/push/pubsub", methods=["POST", "GET", "PUT"])
     def push_pubsub() -> flask.Response:
-        from core.events import MAX_WEBHOOK_BYTES
-        from core.push.http import handle_push_pubsub
-
-        body = read_body(flask.request, MAX_WEBHOOK_BYTES)
-        if body is None:
-            return to_flask(too_large(MAX_WEBHOOK_BYTES))
-        return to_flask(handle_push_pubsub(method=flask.request.method, headers=dict(flask.request.headers), body=body))
+        return serve_push_pubsub(flask.request)
 
     @app.route("/push/webhook", methods=["POST", "OPTIONS", "GET", "PUT"])
     def push_webhook() -> flask.Response:
-        from core.events import MAX_WEBHOOK_BYTES
-        from core.push.http import handle_push_webhook
-
-        body = read_body(flask.request, MAX_WEBHOOK_BYTES)
-        if body is None:
-            return to_flask(too_large(MAX_WEBHOOK_BYTES))
-        return to_flask(
-            handle_push_webhook(method=flask.request.method, headers=dict(flask.request.headers), body=body)
-        )
+        return serve_push_webhook(flask.request)
 
     return app
 

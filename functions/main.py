@@ -16,9 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # deployed archi
 if os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies")):
     os.environ.setdefault("SIGWARD_POLICY", os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies"))
 
-from core.admission.http import handle_admission
-from core.admission.review import MAX_REVIEW_BYTES
-from core.flaskio import read_body, to_flask, too_large
+from core.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook
 
 if TYPE_CHECKING:
     import flask
@@ -27,12 +25,7 @@ if TYPE_CHECKING:
 @functions_framework.http
 def admission(request: flask.Request) -> flask.Response:
     """Kubernetes AdmissionReview v1: ``…/mutate`` (default) verifies and pins digests, ``…/validate`` checks."""
-    body = read_body(request, MAX_REVIEW_BYTES)
-    if body is None:
-        return to_flask(too_large(MAX_REVIEW_BYTES))
-    return to_flask(
-        handle_admission(method=request.method, path=request.path, headers=dict(request.headers), body=body)
-    )
+    return serve_admission(request, path=request.path)
 
 
 @functions_framework.http
@@ -42,23 +35,11 @@ def push_pubsub(request: flask.Request) -> flask.Response:
     Declared as an HTTP function on purpose: functions-framework's CloudEvent wrapper echoes request headers and
     body in its 400 answer and turns exceptions into bare 500s; here every answer is sigward's own (503 asks the
     platform to redeliver while a signature may still arrive)."""
-    from core.events import MAX_WEBHOOK_BYTES
-    from core.push.http import handle_push_pubsub
-
-    body = read_body(request, MAX_WEBHOOK_BYTES)
-    if body is None:
-        return to_flask(too_large(MAX_WEBHOOK_BYTES))
-    return to_flask(handle_push_pubsub(method=request.method, headers=dict(request.headers), body=body))
+    return serve_push_pubsub(request)
 
 
 @functions_framework.http
 def push_webhook(request: flask.Request) -> flask.Response:
     """Registry push webhooks: AWS ECR (EventBridge API destination), Azure Container Registry (Event Grid, incl.
     the validation handshake), CNCF distribution notifications, Harbor, GitHub packages."""
-    from core.events import MAX_WEBHOOK_BYTES
-    from core.push.http import handle_push_webhook
-
-    body = read_body(request, MAX_WEBHOOK_BYTES)
-    if body is None:
-        return to_flask(too_large(MAX_WEBHOOK_BYTES))
-    return to_flask(handle_push_webhook(method=request.method, headers=dict(request.headers), body=body))
+    return serve_push_webhook(request)

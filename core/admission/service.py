@@ -20,7 +20,7 @@ from core.admission.match import RequestInfo, request_info, rule_applies
 from core.admission.review import AdmissionRequest
 from core.cache import TTLCache
 from core.deadline import Deadline
-from core.errors import BadRequestError, SigwardError
+from core.errors import BadRequestError, ExternalServiceError, SigwardError
 from core.policy.models import Policy, Rule
 from core.store import StoredVerdict, VerdictStore, entries_key
 from core.verify.engine import Verifier, image_matches, image_skipped
@@ -443,8 +443,6 @@ def _changed_images(
 
 
 def _is_infra(exc: SigwardError) -> bool:
-    from core.errors import ExternalServiceError
-
     return isinstance(exc, ExternalServiceError)
 
 

@@ -3,6 +3,9 @@ for a short time, with single flight, so concurrent admissions of the same image
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
 from core.cache import TTLCache
 from core.deadline import Deadline
 from core.errors import DeadlineExceededError
@@ -10,6 +13,9 @@ from core.references import ImageReference, Repository
 from core.verify.bundles import BundleLayer
 from core.verify.cosign import SignatureLayer
 from core.verify.engine import SignatureSource
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 # Tags move; a resolution is trusted this long (the signature still binds the digest that was verified).
 DEFAULT_DIGEST_TTL_SECONDS = 30.0
@@ -39,50 +45,54 @@ class CachingSignatureSource:
     def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str:
         if ref.digest:
             return ref.digest
-        try:
-            return self._digests.get_or_compute(
-                ref.reference,
-                lambda: self.inner.resolve_digest(ref, deadline=deadline),
-                timeout=max(deadline.remaining(), 0.001),
-            )
-        except TimeoutError:
-            raise DeadlineExceededError(f"deadline exceeded resolving {ref.reference}") from None
+        return _shared(
+            self._digests,
+            ref.reference,
+            lambda: self.inner.resolve_digest(ref, deadline=deadline),
+            deadline,
+            f"resolving {ref.reference}",
+        )
 
     def signature_layers(
         self, repo: Repository, image_digest: str, *, deadline: Deadline
     ) -> tuple[SignatureLayer, ...]:
-        try:
-            return self._layers.get_or_compute(
-                (str(repo), image_digest),
-                lambda: self.inner.signature_layers(repo, image_digest, deadline=deadline),
-                timeout=max(deadline.remaining(), 0.001),
-            )
-        except TimeoutError:
-            raise DeadlineExceededError(f"deadline exceeded fetching signatures from {repo}") from None
+        return _shared(
+            self._layers,
+            (str(repo), image_digest),
+            lambda: self.inner.signature_layers(repo, image_digest, deadline=deadline),
+            deadline,
+            f"fetching signatures from {repo}",
+        )
 
     def attestation_layers(
         self, repo: Repository, image_digest: str, *, deadline: Deadline
     ) -> tuple[SignatureLayer, ...]:
-        try:
-            return self._layers.get_or_compute(
-                (f"att:{repo}", image_digest),
-                lambda: self.inner.attestation_layers(repo, image_digest, deadline=deadline),
-                timeout=max(deadline.remaining(), 0.001),
-            )
-        except TimeoutError:
-            raise DeadlineExceededError(f"deadline exceeded fetching attestations from {repo}") from None
+        return _shared(
+            self._layers,
+            (f"att:{repo}", image_digest),
+            lambda: self.inner.attestation_layers(repo, image_digest, deadline=deadline),
+            deadline,
+            f"fetching attestations from {repo}",
+        )
 
     def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]:
-        try:
-            return self._bundles.get_or_compute(
-                (str(repo), image_digest),
-                lambda: self.inner.bundles(repo, image_digest, deadline=deadline),
-                timeout=max(deadline.remaining(), 0.001),
-            )
-        except TimeoutError:
-            raise DeadlineExceededError(f"deadline exceeded fetching referrers from {repo}") from None
+        return _shared(
+            self._bundles,
+            (str(repo), image_digest),
+            lambda: self.inner.bundles(repo, image_digest, deadline=deadline),
+            deadline,
+            f"fetching referrers from {repo}",
+        )
 
     def clear(self) -> None:
         self._digests.clear()
         self._layers.clear()
         self._bundles.clear()
+
+
+def _shared(cache: TTLCache[K, V], key: K, compute: Callable[[], V], deadline: Deadline, what: str) -> V:
+    """One computation per key across concurrent callers; a waiter gives up with the deadline, not later."""
+    try:
+        return cache.get_or_compute(key, compute, timeout=max(deadline.remaining(), 0.001))
+    except TimeoutError:
+        raise DeadlineExceededError(f"deadline exceeded {what}") from None
