@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from core.errors import VerificationFailure
 from core.verify.keys import PublicKeyVerifier
-from core.verify.rekor import check_hashedrekord, verify_set
+from core.verify.rekor import Signer, check_signature_entry, verify_set
 from core.verify.simplesigning import (
     SIMPLESIGNING_MEDIA_TYPE,
     SimpleSigningPayload,
@@ -109,7 +109,7 @@ def verify_layer_with_key(
                 "signature has no Rekor bundle (set rekor.ignoreTlog: true to verify without the transparency log)"
             )
         entry = verify_set(layer.bundle, logs=tlog.logs)
-        check_hashedrekord(entry, payload=layer.payload, signature=signature, key=verifier.key)
+        check_signature_entry(entry.body, payload=layer.payload, signature=signature, signer=Signer(verifier.key))
         integrated_time = entry.integrated_time
     if annotations and not annotations_match(payload, annotations):
         raise VerificationFailure("missing or incorrect annotation")

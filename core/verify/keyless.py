@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
@@ -41,15 +39,14 @@ from core.verify.cosign import (
 )
 from core.verify.dsse import (
     DSSE_MEDIA_TYPE,
-    Envelope,
     Statement,
     check_subject,
     parse_envelope,
     parse_statement,
     verify_envelope,
 )
-from core.verify.keys import PublicKeyVerifier, SupportedKey, load_public_key_pem, spki_der
-from core.verify.rekor import RekorEntry, check_hashedrekord, verify_set
+from core.verify.keys import PublicKeyVerifier, SupportedKey, spki_der
+from core.verify.rekor import RekorEntry, Signer, check_envelope_entry, check_signature_entry, verify_set
 from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, annotations_match, check_payload, parse_payload
 from core.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
 from core.verify.x509chain import (
@@ -473,10 +470,8 @@ def _verify_sig_layer(
     check_payload(payload, image_digest=image_digest)
 
     def check_entry(entry: RekorEntry) -> None:
-        if plan.layer_cert is not None:
-            check_hashedrekord(entry, payload=layer.payload, signature=signature, certificate=plan.layer_cert)
-        else:
-            check_hashedrekord(entry, payload=layer.payload, signature=signature, key=key)
+        signer = Signer(key=key, certificate=plan.layer_cert)
+        check_signature_entry(entry.body, payload=layer.payload, signature=signature, signer=signer)
 
     at, integrated_time = _signing_time(layer, plan, check_entry, now, "signature")
     path = _certificate_path(plan, at, from_tlog=integrated_time is not None)
@@ -558,75 +553,6 @@ def _expect_media_type(layer: SignatureLayer, media_type: str, description: str)
 # --- attestations (.att DSSE layers)
 
 
-def _b64(value: Any) -> bytes | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _obj(parent: Any, key: str) -> Mapping[str, Any]:
-    value = parent.get(key) if isinstance(parent, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
-
-
-def _entry_signers(kind: Any, spec: Mapping[str, Any]) -> list[bytes]:
-    """The PEM (certificate or public key) an ``intoto`` (v0.0.1 / v0.0.2) or ``dsse`` entry names as signer."""
-    encoded: list[Any] = []
-    if kind == "intoto":
-        encoded.append(spec.get("publicKey"))
-        signatures = _obj(_obj(spec, "content"), "envelope").get("signatures")
-        if isinstance(signatures, list):
-            encoded.extend(s.get("publicKey") for s in signatures if isinstance(s, Mapping))
-    elif kind == "dsse":
-        signatures = spec.get("signatures")
-        if isinstance(signatures, list):
-            encoded.extend(s.get("verifier") for s in signatures if isinstance(s, Mapping))
-    return [pem for pem in (_b64(item) for item in encoded) if pem]
-
-
-def check_attestation_entry(
-    entry: RekorEntry, *, envelope: Envelope, certificate: x509.Certificate | None, key: SupportedKey
-) -> None:
-    """The logged ``intoto``/``dsse`` entry must be about this statement (payloadHash) and name this certificate (or,
-    for a pinned certificate without a certificate annotation, this key) as its signer."""
-    kind = entry.body.get("kind")
-    spec = _obj(entry.body, "spec")
-    if kind == "intoto":
-        holder = _obj(_obj(spec, "content"), "payloadHash")
-    elif kind == "dsse":
-        holder = _obj(spec, "payloadHash")
-    else:
-        raise VerificationFailure(f"unsupported Rekor entry kind {kind!r} for an attestation (expected intoto or dsse)")
-    value = holder.get("value")
-    if holder.get("algorithm") != "sha256" or not isinstance(value, str):
-        raise VerificationFailure("Rekor entry has no sha256 payload hash")
-    if not hmac.compare_digest(value.lower(), hashlib.sha256(envelope.payload).hexdigest()):
-        raise VerificationFailure("Rekor entry payload hash does not match the attestation")
-    signers = _entry_signers(kind, spec)
-    if not signers:
-        raise VerificationFailure("Rekor entry names no signer certificate")
-    for pem in signers:
-        if b"CERTIFICATE" in pem:
-            try:
-                logged = x509.load_pem_x509_certificate(pem)
-            except ValueError:
-                continue
-            if certificate is not None and der(logged) == der(certificate):
-                return
-            if certificate is None and spki_der(certificate_key(logged)) == spki_der(key):
-                return
-        elif certificate is None:
-            try:
-                if spki_der(load_public_key_pem(pem)) == spki_der(key):
-                    return
-            except VerificationFailure:
-                continue
-    raise VerificationFailure("Rekor entry certificate does not match the signing certificate")
-
-
 def _verify_att_layer(
     layer: SignatureLayer, plan: _Plan, *, image_digest: str, signature_algorithm: str, now: datetime | None
 ) -> Statement:
@@ -637,7 +563,8 @@ def _verify_att_layer(
     check_subject(statement, image_digest=image_digest)
 
     def check_entry(entry: RekorEntry) -> None:
-        check_attestation_entry(entry, envelope=envelope, certificate=plan.layer_cert, key=key)
+        signer = Signer(key=key, certificate=plan.layer_cert)
+        check_envelope_entry(entry.body, envelope=envelope, raw_envelope=layer.payload, signer=signer)
 
     at, integrated_time = _signing_time(layer, plan, check_entry, now, "attestation")
     _certificate_path(plan, at, from_tlog=integrated_time is not None)

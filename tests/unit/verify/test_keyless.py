@@ -316,7 +316,7 @@ CASES = [
         "rekor-entry-for-another-certificate",
         entry_for_another_certificate,
         lambda: keyless(**SUBJECT),
-        "Rekor entry certificate does not match the signing certificate",
+        "transparency log entry key or certificate does not match",
     ),
     Case(
         "wrong-rekor-key",
@@ -648,13 +648,13 @@ ATT_CASES: list[tuple[str, Callable[[], SignatureLayer], Callable[[], KeylessAtt
         "entry-payload-hash-mismatch",
         lambda: att_layer(entry_payload=b"{}"),
         lambda: keyless(**SUBJECT),
-        "Rekor entry payload hash does not match the attestation",
+        "transparency log entry payload hash does not match the signed payload",
     ),
     (
         "entry-for-another-certificate",
         lambda: att_layer(entry_certificate=issue_leaf(ca(), new_key("p256", slot=SIGNER_SLOT + 3))),
         lambda: keyless(**SUBJECT),
-        "Rekor entry certificate does not match the signing certificate",
+        "transparency log entry key or certificate does not match",
     ),
     (
         "wrong-subject",
@@ -738,7 +738,9 @@ def test_attestations_plural() -> None:
             keyless=keyless(**SUBJECT),
             trusted_root=root_of(ca()),
         )
-    assert err.value.message == "no matching attestations: Rekor entry payload hash does not match the attestation"
+    assert err.value.message == (
+        "no matching attestations: transparency log entry payload hash does not match the signed payload"
+    )
     with pytest.raises(VerificationFailure, match=r"^no matching attestations: no attestations found$"):
         verify_attestations_keyless([], image_digest=DIGEST_A, keyless=keyless(), trusted_root=root_of(ca()))
 
