@@ -47,7 +47,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
 from core.errors import ConfigurationError, VerificationFailure
-from core.references import wildcard_match
 from core.verify.dsse import (
     Envelope,
     Statement,
@@ -56,6 +55,12 @@ from core.verify.dsse import (
     parse_envelope,
     parse_statement,
     verify_envelope,
+)
+from core.verify.identity import (
+    IdentityMismatch,
+    IdentityPolicy,
+    certificate_identities,
+    certificate_issuer,
 )
 from core.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, spki_der
 from core.verify.rekor import verify_set
@@ -94,21 +99,6 @@ _CRYPTO_HASHES: Mapping[str, type[hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
-
-# Fulcio certificate extensions (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md).
-_OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
-_OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
-_OID_OTHERNAME_SAN = "1.3.6.1.4.1.57264.1.7"
-# Kyverno's ``additionalExtensions`` keys (cosign's CertExtensionMap): name or OID of the v1 extensions.
-_KYVERNO_EXTENSIONS: Mapping[str, str] = {
-    "oidcIssuer": _OID_ISSUER_V1,
-    "githubWorkflowTrigger": "1.3.6.1.4.1.57264.1.2",
-    "githubWorkflowSha": "1.3.6.1.4.1.57264.1.3",
-    "githubWorkflowName": "1.3.6.1.4.1.57264.1.4",
-    "githubWorkflowRepository": "1.3.6.1.4.1.57264.1.5",
-    "githubWorkflowRef": "1.3.6.1.4.1.57264.1.6",
-}
-
 
 # -- public data
 
@@ -1017,122 +1007,9 @@ def _verify_message_with_key(
         ) from None
 
 
-# -- Kyverno keyless identity policy
+# -- identity: the one rule of core.verify.identity (sigstore-python calls ``verify(cert)`` on the policy)
 
-
-def _der_utf8(value: bytes) -> str:
-    """The string of a DER UTF8String (Fulcio's v2 extensions); raw bytes as they are otherwise (v1)."""
-    if len(value) >= 2 and value[0] == 0x0C:
-        length, offset = value[1], 2
-        if length & 0x80:
-            n = length & 0x7F
-            if n == 0 or n > 4 or len(value) < 2 + n:
-                return value.decode("utf-8", "replace")
-            length, offset = int.from_bytes(value[2 : 2 + n], "big"), 2 + n
-        if offset + length == len(value):
-            return value[offset:].decode("utf-8", "replace")
-    return value.decode("utf-8", "replace")
-
-
-def _extension(cert: x509.Certificate, oid: str) -> bytes | None:
-    try:
-        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid))
-    except x509.ExtensionNotFound:
-        return None
-    value = ext.value
-    return value.value if isinstance(value, x509.UnrecognizedExtension) else None
-
-
-def certificate_issuer(cert: x509.Certificate) -> str:
-    """The OIDC issuer Fulcio recorded: the v2 extension (DER string) if present, else the v1 (raw bytes)."""
-    v2 = _extension(cert, _OID_ISSUER_V2)
-    if v2 is not None:
-        return _der_utf8(v2)
-    v1 = _extension(cert, _OID_ISSUER_V1)
-    return v1.decode("utf-8", "replace") if v1 is not None else ""
-
-
-def certificate_identities(cert: x509.Certificate) -> tuple[str, ...]:
-    """Every SAN that can name a signer: emails, URIs, DNS names, IPs and Fulcio's username otherName."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return ()
-    out: list[str] = []
-    out.extend(san.get_values_for_type(x509.RFC822Name))
-    out.extend(san.get_values_for_type(x509.UniformResourceIdentifier))
-    out.extend(san.get_values_for_type(x509.DNSName))
-    out.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-    for other in san.get_values_for_type(x509.OtherName):
-        if other.type_id.dotted_string == _OID_OTHERNAME_SAN:
-            out.append(_der_utf8(other.value))
-    return tuple(out)
-
-
-class IdentityMismatch(VerificationFailure):
-    """The certificate is valid but names another signer than the policy allows."""
-
-
-def _search(pattern: str, text: str, what: str) -> bool:
-    try:
-        return re.search(pattern, text) is not None
-    except re.error as exc:
-        raise VerificationFailure(f"invalid {what} {pattern!r}: {exc}") from None
-
-
-class KyvernoIdentityPolicy:
-    """sigstore-python's ``VerificationPolicy`` (``verify(cert)``) with Kyverno's keyless semantics: ``subject``
-    and ``issuer`` are globs (``*``, ``?``; anchored), ``subjectRegExp``/``issuerRegExp`` unanchored regular
-    expressions; the subject is compared with every SAN; ``additionalExtensions`` names cosign's extension keys."""
-
-    def __init__(
-        self,
-        *,
-        subject: str = "",
-        subject_regexp: str = "",
-        issuer: str = "",
-        issuer_regexp: str = "",
-        extensions: Mapping[str, str] | None = None,
-    ) -> None:
-        self.subject = subject
-        self.subject_regexp = subject_regexp
-        self.issuer = issuer
-        self.issuer_regexp = issuer_regexp
-        self.extensions = dict(extensions or {})
-
-    @classmethod
-    def from_attestor(cls, attestor: KeylessAttestor) -> KyvernoIdentityPolicy:
-        return cls(
-            subject=attestor.subject,
-            subject_regexp=attestor.subject_reg_exp,
-            issuer=attestor.issuer,
-            issuer_regexp=attestor.issuer_reg_exp,
-            extensions=attestor.additional_extensions,
-        )
-
-    def verify(self, cert: x509.Certificate) -> None:
-        identities = certificate_identities(cert)
-        received = ", ".join(identities)
-        if self.subject and not any(wildcard_match(self.subject, s) for s in identities):
-            raise IdentityMismatch(f"subject mismatch: expected {self.subject}, received {received}")
-        if self.subject_regexp and not any(_search(self.subject_regexp, s, "subjectRegExp") for s in identities):
-            raise IdentityMismatch(f"subject mismatch: expected {self.subject_regexp}, received {received}")
-        issuer = certificate_issuer(cert)
-        if self.issuer and not wildcard_match(self.issuer, issuer):
-            raise IdentityMismatch(f"issuer mismatch: expected {self.issuer}, received {issuer}")
-        if self.issuer_regexp and not _search(self.issuer_regexp, issuer, "issuerRegExp"):
-            raise IdentityMismatch(f"issuer mismatch: expected {self.issuer_regexp}, received {issuer}")
-        for name, expected in self.extensions.items():
-            oid = _KYVERNO_EXTENSIONS.get(name) or (name if name in _KYVERNO_EXTENSIONS.values() else None)
-            if oid is None:
-                raise IdentityMismatch(f"invalid certificate extension {name}")
-            if oid == _OID_ISSUER_V1:
-                value = issuer
-            else:
-                raw = _extension(cert, oid)
-                value = raw.decode("utf-8", "replace") if raw is not None else ""
-            if not wildcard_match(expected, value):
-                raise IdentityMismatch(f"extension mismatch: expected {expected} for key {name}, received {value}")
+KyvernoIdentityPolicy = IdentityPolicy
 
 
 class _AnyIdentity:
@@ -1208,7 +1085,7 @@ def _verify_certificate_bundle(
     raw: bytes,
     bundle: _Bundle,
     root: TrustedRoot,
-    policy: KyvernoIdentityPolicy | _AnyIdentity,
+    policy: IdentityPolicy | _AnyIdentity,
     times: Sequence[tuple[bool, datetime]],
     digest: tuple[str, bytes] | None,
 ) -> None:
@@ -1363,9 +1240,9 @@ def verify_bundle(
     else:
         leaf = parsed.leaf
         _check_authority_validity(leaf, root, [t for _, t in times])
-        policy: KyvernoIdentityPolicy | _AnyIdentity
+        policy: IdentityPolicy | _AnyIdentity
         if keyless is not None:
-            policy = KyvernoIdentityPolicy.from_attestor(keyless)
+            policy = IdentityPolicy.from_attestor(keyless)
         else:
             assert certificates is not None
             policy = _AnyIdentity()
