@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
@@ -62,8 +62,8 @@ from core.verify.identity import (
     certificate_identities,
     certificate_issuer,
 )
-from core.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, spki_der
-from core.verify.rekor import verify_set
+from core.verify.keys import KeyLoadError, PublicKeyVerifier, check_key, spki_der
+from core.verify.rekor import Signer, check_envelope_entry, check_signature_entry, verify_set
 from core.verify.trust import CertificateAuthority, LogKey, TrustedRoot, parse_trusted_root
 
 if TYPE_CHECKING:
@@ -727,42 +727,16 @@ def _verify_entry(entry: _Entry, root: TrustedRoot) -> _VerifiedEntry:
 # -- what a log entry must say about this bundle
 
 
-@dataclass(frozen=True)
-class _Signer:
-    """The key that made the bundle's signature, as the log entry must name it."""
-
-    key: SupportedKey
-    certificate: x509.Certificate | None = None
-
-    def matches_pem(self, pem: bytes) -> bool:
-        if self.certificate is not None:
-            try:
-                cert = x509.load_pem_x509_certificate(pem)
-            except ValueError:
-                return False
-            return cert.public_bytes(serialization.Encoding.DER) == self.certificate.public_bytes(
-                serialization.Encoding.DER
-            )
-        try:
-            if b"CERTIFICATE" in pem:
-                return _spki(x509.load_pem_x509_certificate(pem).public_key()) == spki_der(self.key)
-            return _spki(serialization.load_pem_public_key(pem)) == spki_der(self.key)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            return False
-
-    def matches_v2(self, verifier: Any) -> bool:
-        v = verifier if isinstance(verifier, Mapping) else {}
-        if self.certificate is not None:
-            cert = v.get("x509Certificate")
-            raw = _entry_b64(cert.get("rawBytes") if isinstance(cert, Mapping) else None, "verifier certificate")
-            return raw == self.certificate.public_bytes(serialization.Encoding.DER)
-        pk = v.get("publicKey")
-        raw = _entry_b64(pk.get("rawBytes") if isinstance(pk, Mapping) else None, "verifier public key")
-        return raw == spki_der(self.key)
-
-
-def _spki(key: Any) -> bytes:
-    return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+def _matches_v2(signer: Signer, verifier: Any) -> bool:
+    """A Rekor v2 entry's ``verifier``: the certificate's DER (or the key's SPKI) itself."""
+    v = verifier if isinstance(verifier, Mapping) else {}
+    if signer.certificate is not None:
+        cert = v.get("x509Certificate")
+        raw = _entry_b64(cert.get("rawBytes") if isinstance(cert, Mapping) else None, "verifier certificate")
+        return raw == signer.certificate.public_bytes(serialization.Encoding.DER)
+    pk = v.get("publicKey")
+    raw = _entry_b64(pk.get("rawBytes") if isinstance(pk, Mapping) else None, "verifier public key")
+    return raw == spki_der(signer.key)
 
 
 def _entry_b64(value: Any, what: str) -> bytes:
@@ -774,26 +748,9 @@ def _entry_b64(value: Any, what: str) -> bytes:
         raise VerificationFailure(f"transparency log entry: {what} is not base64") from None
 
 
-def _maybe_b64(data: bytes) -> bytes:
-    """``data`` decoded if it is base64 text, else ``data``."""
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return data
-
-
 def _m(parent: Any, key: str) -> Mapping[str, Any]:
     value = parent.get(key) if isinstance(parent, Mapping) else None
     return value if isinstance(value, Mapping) else {}
-
-
-def _check_v1_hash(holder: Mapping[str, Any], data: bytes, what: str) -> None:
-    algorithm = holder.get("algorithm")
-    if algorithm not in _CRYPTO_HASHES or not isinstance(holder.get("value"), str):
-        raise VerificationFailure(f"transparency log entry has no usable {what} hash")
-    expected = hashlib.new(str(algorithm), data).hexdigest()
-    if not hmac.compare_digest(str(holder["value"]).lower(), expected):
-        raise VerificationFailure(f"transparency log entry {what} hash does not match the bundle")
 
 
 def _v2_hash_name(value: Any) -> str:
@@ -804,7 +761,7 @@ def _v2_hash_name(value: Any) -> str:
 
 
 def _check_entry_content(
-    verified: _VerifiedEntry, bundle: _Bundle, signer: _Signer, message_digest: tuple[str, bytes] | None
+    verified: _VerifiedEntry, bundle: _Bundle, signer: Signer, message_digest: tuple[str, bytes] | None
 ) -> None:
     """The logged body must be this signature, over this content, by this key or certificate (else a valid
     entry about something else would vouch for the bundle)."""
@@ -814,17 +771,7 @@ def _check_entry_content(
     if kv == "hashedrekord/0.0.1":
         if bundle.message is None or message_digest is None:
             raise VerificationFailure("a hashedrekord 0.0.1 entry cannot log a DSSE envelope")
-        hash_obj = _m(_m(spec, "data"), "hash")
-        algorithm, digest = message_digest
-        if hash_obj.get("algorithm") != algorithm or not hmac.compare_digest(
-            str(hash_obj.get("value", "")).lower(), digest.hex()
-        ):
-            raise VerificationFailure("transparency log entry hash does not match the signed artifact")
-        sig = _m(spec, "signature")
-        if _entry_b64(sig.get("content"), "signature") != bundle.message.signature:
-            raise VerificationFailure("transparency log entry signature does not match the bundle's signature")
-        if not signer.matches_pem(_entry_b64(_m(sig, "publicKey").get("content"), "public key")):
-            raise VerificationFailure("transparency log entry key does not match the signing key")
+        check_signature_entry(body, signature=bundle.message.signature, signer=signer, digest=message_digest)
     elif kv == "hashedrekord/0.0.2":
         inner = _m(spec, "hashedRekordV002")
         data = _m(inner, "data")
@@ -845,56 +792,29 @@ def _check_entry_content(
             raise VerificationFailure("transparency log entry digest does not match the signed content")
         if _entry_b64(sig.get("content"), "signature") != signature:
             raise VerificationFailure("transparency log entry signature does not match the bundle's signature")
-        if not signer.matches_v2(sig.get("verifier")):
+        if not _matches_v2(signer, sig.get("verifier")):
             raise VerificationFailure("transparency log entry verifier does not match the signing key")
-    elif kv in ("dsse/0.0.1", "dsse/0.0.2"):
+    elif kv in ("dsse/0.0.1", "intoto/0.0.2"):
+        if env is None:
+            raise VerificationFailure(f"a {kv.partition('/')[0]} entry cannot log a message signature")
+        check_envelope_entry(body, envelope=env, signer=signer)
+    elif kv == "dsse/0.0.2":
         if env is None:
             raise VerificationFailure("a dsse entry cannot log a message signature")
+        inner = _m(spec, "dsseV002")
+        payload_hash = _m(inner, "payloadHash")
+        name = _v2_hash_name(payload_hash.get("algorithm"))
+        if _entry_b64(payload_hash.get("digest"), "payload hash") != hashlib.new(name, env.payload).digest():
+            raise VerificationFailure("transparency log entry payload hash does not match the bundle")
         logged: list[bytes] = []
-        if kv == "dsse/0.0.1":
-            _check_v1_hash(_m(spec, "payloadHash"), env.payload, "payload")
-            items = spec.get("signatures")
-            for item in items if isinstance(items, list) else []:
-                holder = item if isinstance(item, Mapping) else {}
-                if not signer.matches_pem(_entry_b64(holder.get("verifier"), "verifier")):
-                    raise VerificationFailure("transparency log entry verifier does not match the signing key")
-                logged.append(_entry_b64(holder.get("signature"), "signature"))
-        else:
-            inner = _m(spec, "dsseV002")
-            payload_hash = _m(inner, "payloadHash")
-            name = _v2_hash_name(payload_hash.get("algorithm"))
-            if _entry_b64(payload_hash.get("digest"), "payload hash") != hashlib.new(name, env.payload).digest():
-                raise VerificationFailure("transparency log entry payload hash does not match the bundle")
-            items = inner.get("signatures")
-            for item in items if isinstance(items, list) else []:
-                holder = item if isinstance(item, Mapping) else {}
-                if not signer.matches_v2(holder.get("verifier")):
-                    raise VerificationFailure("transparency log entry verifier does not match the signing key")
-                logged.append(_entry_b64(holder.get("content"), "signature"))
-        if sorted(logged) != sorted(env.signatures):
-            raise VerificationFailure("transparency log entry signatures do not match the envelope's signatures")
-    elif kv == "intoto/0.0.2":
-        if env is None:
-            raise VerificationFailure("an intoto entry cannot log a message signature")
-        content = _m(spec, "content")
-        _check_v1_hash(_m(content, "payloadHash"), env.payload, "payload")
-        logged_env = _m(content, "envelope")
-        if logged_env.get("payloadType") not in (None, env.payload_type):
-            raise VerificationFailure("transparency log entry payload type does not match the envelope")
-        intoto_sigs: list[bytes] = []
-        items = logged_env.get("signatures")
+        items = inner.get("signatures")
         for item in items if isinstance(items, list) else []:
             holder = item if isinstance(item, Mapping) else {}
-            if not signer.matches_pem(_entry_b64(holder.get("publicKey"), "public key")):
-                raise VerificationFailure("transparency log entry key does not match the signing key")
-            intoto_sigs.append(_entry_b64(holder.get("sig"), "signature"))
-        if not intoto_sigs or len(intoto_sigs) != len(env.signatures):
+            if not _matches_v2(signer, holder.get("verifier")):
+                raise VerificationFailure("transparency log entry verifier does not match the signing key")
+            logged.append(_entry_b64(holder.get("content"), "signature"))
+        if not logged or sorted(logged) != sorted(env.signatures):
             raise VerificationFailure("transparency log entry signatures do not match the envelope's signatures")
-        for logged_sig in intoto_sigs:
-            # Rekor stores the signature base64-encoded, some versions the envelope's base64 text once more.
-            forms = {logged_sig, _maybe_b64(logged_sig)}
-            if not any(sig in forms for sig in env.signatures):
-                raise VerificationFailure("transparency log entry signatures do not match the envelope's signatures")
     else:
         raise VerificationFailure(f"unsupported transparency log entry type {kv[:60]}")
 
@@ -1192,9 +1112,9 @@ def verify_bundle(
         )
     digest = _message_digest(parsed, image_digest, artifact)
 
-    signer: _Signer
+    signer: Signer
     if key is not None:
-        signer = _Signer(key=key.key)
+        signer = Signer(key=key.key)
         if parsed.envelope is not None:
             verify_envelope(parsed.envelope, key)
         else:
@@ -1202,7 +1122,7 @@ def verify_bundle(
             _verify_message_with_key(key, parsed.message.signature, digest, artifact)
     else:
         try:
-            signer = _Signer(key=check_key(parsed.leaf.public_key()), certificate=parsed.leaf)
+            signer = Signer(key=check_key(parsed.leaf.public_key()), certificate=parsed.leaf)
         except KeyLoadError as exc:
             raise VerificationFailure(f"the signing certificate's key is unusable: {exc}") from None
 
