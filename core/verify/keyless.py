@@ -27,7 +27,7 @@ from typing import TypeVar
 from cryptography import x509
 
 from core.errors import VerificationFailure
-from core.policy.models import CertificateAttestor, CTLog, KeylessAttestor, Rekor
+from core.policy.models import CertificateAttestor, CTLog, KeylessAttestor
 from core.verify.cosign import (
     MAX_SIGNATURE_B64,
     SignatureLayer,
@@ -48,7 +48,7 @@ from core.verify.identity import (
     certificate_identity,
 )
 from core.verify.keys import PublicKeyVerifier, SupportedKey, spki_der
-from core.verify.rekor import RekorEntry, Signer, check_envelope_entry, check_signature_entry, verify_set
+from core.verify.rekor import RekorEntry, Signer, check_envelope_entry, check_signature_entry, tlog_options, verify_set
 from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, annotations_match, check_payload, parse_payload
 from core.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
 from core.verify.x509chain import (
@@ -68,16 +68,6 @@ from core.verify.x509chain import (
 MAX_ROOT_CERTS = 64
 
 # --- trust settings from the policy and the trusted root
-
-
-def tlog_options(rekor: Rekor | None, trusted_root: TrustedRoot) -> TlogOptions:
-    """Kyverno's defaults: the transparency log is required unless ``ignoreTlog``; ``rekor.pubkey`` replaces the
-    trusted root's Rekor keys (the URL does not select keys: Kyverno verifies SETs offline with the TUF keys)."""
-    settings = rekor if rekor is not None else Rekor()
-    if settings.ignore_tlog:
-        return TlogOptions(required=False)
-    logs = logs_from_pem_keys([settings.pub_key]) if settings.pub_key.strip() else trusted_root.tlogs
-    return TlogOptions(required=True, logs=logs)
 
 
 def ct_logs(ctlog: CTLog | None, trusted_root: TrustedRoot) -> tuple[LogKey, ...] | None:

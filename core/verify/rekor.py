@@ -32,14 +32,38 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from core.errors import VerificationFailure
+from core.policy.models import Rekor
 from core.verify.dsse import Envelope
 from core.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, load_public_key_pem, spki_der
-from core.verify.trust import LogKey
+from core.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
 
 # 9999-12-31T23:59:59Z: past this, a timestamp is no date at all.
 MAX_INTEGRATED_TIME = 253_402_300_799
 # A Rekor bundle annotation holds a base64 entry body of a few KiB; cap parsing well above that.
 MAX_BUNDLE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class TlogOptions:
+    """Whether the Rekor SET must be verified, and with which log keys."""
+
+    required: bool
+    logs: tuple[LogKey, ...] = ()
+
+
+def tlog_options(rekor: Rekor | None, trusted_root: TrustedRoot) -> TlogOptions:
+    """The one reading of a policy's ``rekor:`` block for offline SET checks, whatever the attestor: the log is
+    required unless ``ignoreTlog``; ``pubkey`` replaces the trusted root's Rekor keys; a ``url`` naming a log of the
+    trusted root narrows to that log's keys (any other URL selects nothing: Kyverno verifies SETs offline with the
+    TUF keys, so all trusted logs remain candidates)."""
+    settings = rekor if rekor is not None else Rekor()
+    if settings.ignore_tlog:
+        return TlogOptions(required=False)
+    if settings.pub_key.strip():
+        return TlogOptions(required=True, logs=logs_from_pem_keys([settings.pub_key]))
+    url = settings.url.rstrip("/")
+    named = tuple(log for log in trusted_root.tlogs if url and log.base_url.rstrip("/") == url)
+    return TlogOptions(required=True, logs=named or trusted_root.tlogs)
 
 
 @dataclass(frozen=True)
