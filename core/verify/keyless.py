@@ -17,8 +17,6 @@ only verifies with the transparency log, as with cosign without a timestamp.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,10 +27,10 @@ from cryptography import x509
 from core.errors import VerificationFailure
 from core.policy.models import CertificateAttestor, CTLog, KeylessAttestor
 from core.verify.cosign import (
-    MAX_SIGNATURE_B64,
     SignatureLayer,
     TlogOptions,
     VerifiedSignature,
+    decode_signature,
 )
 from core.verify.dsse import (
     DSSE_MEDIA_TYPE,
@@ -239,20 +237,6 @@ def _certificate_path(plan: _Plan, at: datetime, *, from_tlog: bool) -> tuple[x5
     if plan.chained and plan.ct is not None:
         verify_embedded_sct(path, logs=plan.ct)
     return path
-
-
-def decode_signature(layer: SignatureLayer) -> bytes:
-    """The signature annotation, base64 with line breaks tolerated: Go's ``base64.StdEncoding`` skips ``\r``/``\n``
-    and real signatures carry them (the PKI vector's is MIME-wrapped at 76 columns)."""
-    value = layer.signature_b64
-    if not value:
-        raise VerificationFailure("signature annotation missing")
-    if len(value) > MAX_SIGNATURE_B64:
-        raise VerificationFailure("signature annotation too large")
-    try:
-        return base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationFailure("signature annotation is not base64") from None
 
 
 def _verifier(key: SupportedKey, signature_algorithm: str) -> PublicKeyVerifier:
