@@ -2,15 +2,13 @@
 
 A layer's statement counts only when, in this order: the layer is a DSSE envelope, a signature verifies over its
 PAE with the key, the payload is an in-toto statement, a subject names this image's digest, and (unless
-``ignoreTlog``) its Rekor entry is valid and about this very payload. Errors are reported in cosign's words.
+``ignoreTlog``) its Rekor entry is valid and logs this very envelope (payload and signatures) by this key. Errors
+are reported in cosign's words.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from core.errors import VerificationFailure
 from core.verify.cosign import SignatureLayer, TlogOptions
@@ -23,25 +21,7 @@ from core.verify.dsse import (
     verify_envelope,
 )
 from core.verify.keys import PublicKeyVerifier
-from core.verify.rekor import RekorEntry, verify_set
-
-
-def _payload_hash(entry: RekorEntry) -> str:
-    spec = entry.body.get("spec")
-    spec = spec if isinstance(spec, Mapping) else {}
-    kind = entry.body.get("kind")
-    holder: Any
-    if kind == "intoto":
-        content = spec.get("content")
-        holder = content.get("payloadHash") if isinstance(content, Mapping) else None
-    elif kind == "dsse":
-        holder = spec.get("payloadHash")
-    else:
-        raise VerificationFailure(f"unsupported Rekor entry kind {kind!r} for an attestation (expected intoto or dsse)")
-    if not isinstance(holder, Mapping) or holder.get("algorithm") != "sha256":
-        raise VerificationFailure("Rekor entry has no sha256 payload hash")
-    value = holder.get("value")
-    return value.lower() if isinstance(value, str) else ""
+from core.verify.rekor import Signer, check_envelope_entry, verify_set
 
 
 def verify_attestation_layer_with_key(
@@ -59,9 +39,7 @@ def verify_attestation_layer_with_key(
                 "attestation has no Rekor bundle (set rekor.ignoreTlog: true to verify without the transparency log)"
             )
         entry = verify_set(layer.bundle, logs=tlog.logs)
-        expected = hashlib.sha256(envelope.payload).hexdigest()
-        if not hmac.compare_digest(_payload_hash(entry), expected):
-            raise VerificationFailure("Rekor entry payload hash does not match the attestation")
+        check_envelope_entry(entry.body, envelope=envelope, raw_envelope=layer.payload, signer=Signer(verifier.key))
     return statement
 
 

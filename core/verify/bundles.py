@@ -42,12 +42,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
 from core.errors import ConfigurationError, VerificationFailure
-from core.references import wildcard_match
 from core.verify.dsse import (
     Envelope,
     Statement,
@@ -57,8 +56,14 @@ from core.verify.dsse import (
     parse_statement,
     verify_envelope,
 )
-from core.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, spki_der
-from core.verify.rekor import verify_set
+from core.verify.identity import (
+    IdentityMismatch,
+    IdentityPolicy,
+    certificate_identities,
+    certificate_issuer,
+)
+from core.verify.keys import KeyLoadError, PublicKeyVerifier, check_key, spki_der
+from core.verify.rekor import Signer, check_envelope_entry, check_signature_entry, verify_set
 from core.verify.trust import CertificateAuthority, LogKey, TrustedRoot, parse_trusted_root
 
 if TYPE_CHECKING:
@@ -94,21 +99,6 @@ _CRYPTO_HASHES: Mapping[str, type[hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
-
-# Fulcio certificate extensions (https://github.com/sigstore/fulcio/blob/main/docs/oid-info.md).
-_OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1"
-_OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8"
-_OID_OTHERNAME_SAN = "1.3.6.1.4.1.57264.1.7"
-# Kyverno's ``additionalExtensions`` keys (cosign's CertExtensionMap): name or OID of the v1 extensions.
-_KYVERNO_EXTENSIONS: Mapping[str, str] = {
-    "oidcIssuer": _OID_ISSUER_V1,
-    "githubWorkflowTrigger": "1.3.6.1.4.1.57264.1.2",
-    "githubWorkflowSha": "1.3.6.1.4.1.57264.1.3",
-    "githubWorkflowName": "1.3.6.1.4.1.57264.1.4",
-    "githubWorkflowRepository": "1.3.6.1.4.1.57264.1.5",
-    "githubWorkflowRef": "1.3.6.1.4.1.57264.1.6",
-}
-
 
 # -- public data
 
@@ -737,42 +727,16 @@ def _verify_entry(entry: _Entry, root: TrustedRoot) -> _VerifiedEntry:
 # -- what a log entry must say about this bundle
 
 
-@dataclass(frozen=True)
-class _Signer:
-    """The key that made the bundle's signature, as the log entry must name it."""
-
-    key: SupportedKey
-    certificate: x509.Certificate | None = None
-
-    def matches_pem(self, pem: bytes) -> bool:
-        if self.certificate is not None:
-            try:
-                cert = x509.load_pem_x509_certificate(pem)
-            except ValueError:
-                return False
-            return cert.public_bytes(serialization.Encoding.DER) == self.certificate.public_bytes(
-                serialization.Encoding.DER
-            )
-        try:
-            if b"CERTIFICATE" in pem:
-                return _spki(x509.load_pem_x509_certificate(pem).public_key()) == spki_der(self.key)
-            return _spki(serialization.load_pem_public_key(pem)) == spki_der(self.key)
-        except (ValueError, TypeError, UnsupportedAlgorithm):
-            return False
-
-    def matches_v2(self, verifier: Any) -> bool:
-        v = verifier if isinstance(verifier, Mapping) else {}
-        if self.certificate is not None:
-            cert = v.get("x509Certificate")
-            raw = _entry_b64(cert.get("rawBytes") if isinstance(cert, Mapping) else None, "verifier certificate")
-            return raw == self.certificate.public_bytes(serialization.Encoding.DER)
-        pk = v.get("publicKey")
-        raw = _entry_b64(pk.get("rawBytes") if isinstance(pk, Mapping) else None, "verifier public key")
-        return raw == spki_der(self.key)
-
-
-def _spki(key: Any) -> bytes:
-    return bytes(key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+def _matches_v2(signer: Signer, verifier: Any) -> bool:
+    """A Rekor v2 entry's ``verifier``: the certificate's DER (or the key's SPKI) itself."""
+    v = verifier if isinstance(verifier, Mapping) else {}
+    if signer.certificate is not None:
+        cert = v.get("x509Certificate")
+        raw = _entry_b64(cert.get("rawBytes") if isinstance(cert, Mapping) else None, "verifier certificate")
+        return raw == signer.certificate.public_bytes(serialization.Encoding.DER)
+    pk = v.get("publicKey")
+    raw = _entry_b64(pk.get("rawBytes") if isinstance(pk, Mapping) else None, "verifier public key")
+    return raw == spki_der(signer.key)
 
 
 def _entry_b64(value: Any, what: str) -> bytes:
@@ -784,26 +748,9 @@ def _entry_b64(value: Any, what: str) -> bytes:
         raise VerificationFailure(f"transparency log entry: {what} is not base64") from None
 
 
-def _maybe_b64(data: bytes) -> bytes:
-    """``data`` decoded if it is base64 text, else ``data``."""
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return data
-
-
 def _m(parent: Any, key: str) -> Mapping[str, Any]:
     value = parent.get(key) if isinstance(parent, Mapping) else None
     return value if isinstance(value, Mapping) else {}
-
-
-def _check_v1_hash(holder: Mapping[str, Any], data: bytes, what: str) -> None:
-    algorithm = holder.get("algorithm")
-    if algorithm not in _CRYPTO_HASHES or not isinstance(holder.get("value"), str):
-        raise VerificationFailure(f"transparency log entry has no usable {what} hash")
-    expected = hashlib.new(str(algorithm), data).hexdigest()
-    if not hmac.compare_digest(str(holder["value"]).lower(), expected):
-        raise VerificationFailure(f"transparency log entry {what} hash does not match the bundle")
 
 
 def _v2_hash_name(value: Any) -> str:
@@ -814,7 +761,7 @@ def _v2_hash_name(value: Any) -> str:
 
 
 def _check_entry_content(
-    verified: _VerifiedEntry, bundle: _Bundle, signer: _Signer, message_digest: tuple[str, bytes] | None
+    verified: _VerifiedEntry, bundle: _Bundle, signer: Signer, message_digest: tuple[str, bytes] | None
 ) -> None:
     """The logged body must be this signature, over this content, by this key or certificate (else a valid
     entry about something else would vouch for the bundle)."""
@@ -824,17 +771,7 @@ def _check_entry_content(
     if kv == "hashedrekord/0.0.1":
         if bundle.message is None or message_digest is None:
             raise VerificationFailure("a hashedrekord 0.0.1 entry cannot log a DSSE envelope")
-        hash_obj = _m(_m(spec, "data"), "hash")
-        algorithm, digest = message_digest
-        if hash_obj.get("algorithm") != algorithm or not hmac.compare_digest(
-            str(hash_obj.get("value", "")).lower(), digest.hex()
-        ):
-            raise VerificationFailure("transparency log entry hash does not match the signed artifact")
-        sig = _m(spec, "signature")
-        if _entry_b64(sig.get("content"), "signature") != bundle.message.signature:
-            raise VerificationFailure("transparency log entry signature does not match the bundle's signature")
-        if not signer.matches_pem(_entry_b64(_m(sig, "publicKey").get("content"), "public key")):
-            raise VerificationFailure("transparency log entry key does not match the signing key")
+        check_signature_entry(body, signature=bundle.message.signature, signer=signer, digest=message_digest)
     elif kv == "hashedrekord/0.0.2":
         inner = _m(spec, "hashedRekordV002")
         data = _m(inner, "data")
@@ -855,56 +792,29 @@ def _check_entry_content(
             raise VerificationFailure("transparency log entry digest does not match the signed content")
         if _entry_b64(sig.get("content"), "signature") != signature:
             raise VerificationFailure("transparency log entry signature does not match the bundle's signature")
-        if not signer.matches_v2(sig.get("verifier")):
+        if not _matches_v2(signer, sig.get("verifier")):
             raise VerificationFailure("transparency log entry verifier does not match the signing key")
-    elif kv in ("dsse/0.0.1", "dsse/0.0.2"):
+    elif kv in ("dsse/0.0.1", "intoto/0.0.2"):
+        if env is None:
+            raise VerificationFailure(f"a {kv.partition('/')[0]} entry cannot log a message signature")
+        check_envelope_entry(body, envelope=env, signer=signer)
+    elif kv == "dsse/0.0.2":
         if env is None:
             raise VerificationFailure("a dsse entry cannot log a message signature")
+        inner = _m(spec, "dsseV002")
+        payload_hash = _m(inner, "payloadHash")
+        name = _v2_hash_name(payload_hash.get("algorithm"))
+        if _entry_b64(payload_hash.get("digest"), "payload hash") != hashlib.new(name, env.payload).digest():
+            raise VerificationFailure("transparency log entry payload hash does not match the bundle")
         logged: list[bytes] = []
-        if kv == "dsse/0.0.1":
-            _check_v1_hash(_m(spec, "payloadHash"), env.payload, "payload")
-            items = spec.get("signatures")
-            for item in items if isinstance(items, list) else []:
-                holder = item if isinstance(item, Mapping) else {}
-                if not signer.matches_pem(_entry_b64(holder.get("verifier"), "verifier")):
-                    raise VerificationFailure("transparency log entry verifier does not match the signing key")
-                logged.append(_entry_b64(holder.get("signature"), "signature"))
-        else:
-            inner = _m(spec, "dsseV002")
-            payload_hash = _m(inner, "payloadHash")
-            name = _v2_hash_name(payload_hash.get("algorithm"))
-            if _entry_b64(payload_hash.get("digest"), "payload hash") != hashlib.new(name, env.payload).digest():
-                raise VerificationFailure("transparency log entry payload hash does not match the bundle")
-            items = inner.get("signatures")
-            for item in items if isinstance(items, list) else []:
-                holder = item if isinstance(item, Mapping) else {}
-                if not signer.matches_v2(holder.get("verifier")):
-                    raise VerificationFailure("transparency log entry verifier does not match the signing key")
-                logged.append(_entry_b64(holder.get("content"), "signature"))
-        if sorted(logged) != sorted(env.signatures):
-            raise VerificationFailure("transparency log entry signatures do not match the envelope's signatures")
-    elif kv == "intoto/0.0.2":
-        if env is None:
-            raise VerificationFailure("an intoto entry cannot log a message signature")
-        content = _m(spec, "content")
-        _check_v1_hash(_m(content, "payloadHash"), env.payload, "payload")
-        logged_env = _m(content, "envelope")
-        if logged_env.get("payloadType") not in (None, env.payload_type):
-            raise VerificationFailure("transparency log entry payload type does not match the envelope")
-        intoto_sigs: list[bytes] = []
-        items = logged_env.get("signatures")
+        items = inner.get("signatures")
         for item in items if isinstance(items, list) else []:
             holder = item if isinstance(item, Mapping) else {}
-            if not signer.matches_pem(_entry_b64(holder.get("publicKey"), "public key")):
-                raise VerificationFailure("transparency log entry key does not match the signing key")
-            intoto_sigs.append(_entry_b64(holder.get("sig"), "signature"))
-        if not intoto_sigs or len(intoto_sigs) != len(env.signatures):
+            if not _matches_v2(signer, holder.get("verifier")):
+                raise VerificationFailure("transparency log entry verifier does not match the signing key")
+            logged.append(_entry_b64(holder.get("content"), "signature"))
+        if not logged or sorted(logged) != sorted(env.signatures):
             raise VerificationFailure("transparency log entry signatures do not match the envelope's signatures")
-        for logged_sig in intoto_sigs:
-            # Rekor stores the signature base64-encoded, some versions the envelope's base64 text once more.
-            forms = {logged_sig, _maybe_b64(logged_sig)}
-            if not any(sig in forms for sig in env.signatures):
-                raise VerificationFailure("transparency log entry signatures do not match the envelope's signatures")
     else:
         raise VerificationFailure(f"unsupported transparency log entry type {kv[:60]}")
 
@@ -1017,122 +927,9 @@ def _verify_message_with_key(
         ) from None
 
 
-# -- Kyverno keyless identity policy
+# -- identity: the one rule of core.verify.identity (sigstore-python calls ``verify(cert)`` on the policy)
 
-
-def _der_utf8(value: bytes) -> str:
-    """The string of a DER UTF8String (Fulcio's v2 extensions); raw bytes as they are otherwise (v1)."""
-    if len(value) >= 2 and value[0] == 0x0C:
-        length, offset = value[1], 2
-        if length & 0x80:
-            n = length & 0x7F
-            if n == 0 or n > 4 or len(value) < 2 + n:
-                return value.decode("utf-8", "replace")
-            length, offset = int.from_bytes(value[2 : 2 + n], "big"), 2 + n
-        if offset + length == len(value):
-            return value[offset:].decode("utf-8", "replace")
-    return value.decode("utf-8", "replace")
-
-
-def _extension(cert: x509.Certificate, oid: str) -> bytes | None:
-    try:
-        ext = cert.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid))
-    except x509.ExtensionNotFound:
-        return None
-    value = ext.value
-    return value.value if isinstance(value, x509.UnrecognizedExtension) else None
-
-
-def certificate_issuer(cert: x509.Certificate) -> str:
-    """The OIDC issuer Fulcio recorded: the v2 extension (DER string) if present, else the v1 (raw bytes)."""
-    v2 = _extension(cert, _OID_ISSUER_V2)
-    if v2 is not None:
-        return _der_utf8(v2)
-    v1 = _extension(cert, _OID_ISSUER_V1)
-    return v1.decode("utf-8", "replace") if v1 is not None else ""
-
-
-def certificate_identities(cert: x509.Certificate) -> tuple[str, ...]:
-    """Every SAN that can name a signer: emails, URIs, DNS names, IPs and Fulcio's username otherName."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return ()
-    out: list[str] = []
-    out.extend(san.get_values_for_type(x509.RFC822Name))
-    out.extend(san.get_values_for_type(x509.UniformResourceIdentifier))
-    out.extend(san.get_values_for_type(x509.DNSName))
-    out.extend(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-    for other in san.get_values_for_type(x509.OtherName):
-        if other.type_id.dotted_string == _OID_OTHERNAME_SAN:
-            out.append(_der_utf8(other.value))
-    return tuple(out)
-
-
-class IdentityMismatch(VerificationFailure):
-    """The certificate is valid but names another signer than the policy allows."""
-
-
-def _search(pattern: str, text: str, what: str) -> bool:
-    try:
-        return re.search(pattern, text) is not None
-    except re.error as exc:
-        raise VerificationFailure(f"invalid {what} {pattern!r}: {exc}") from None
-
-
-class KyvernoIdentityPolicy:
-    """sigstore-python's ``VerificationPolicy`` (``verify(cert)``) with Kyverno's keyless semantics: ``subject``
-    and ``issuer`` are globs (``*``, ``?``; anchored), ``subjectRegExp``/``issuerRegExp`` unanchored regular
-    expressions; the subject is compared with every SAN; ``additionalExtensions`` names cosign's extension keys."""
-
-    def __init__(
-        self,
-        *,
-        subject: str = "",
-        subject_regexp: str = "",
-        issuer: str = "",
-        issuer_regexp: str = "",
-        extensions: Mapping[str, str] | None = None,
-    ) -> None:
-        self.subject = subject
-        self.subject_regexp = subject_regexp
-        self.issuer = issuer
-        self.issuer_regexp = issuer_regexp
-        self.extensions = dict(extensions or {})
-
-    @classmethod
-    def from_attestor(cls, attestor: KeylessAttestor) -> KyvernoIdentityPolicy:
-        return cls(
-            subject=attestor.subject,
-            subject_regexp=attestor.subject_reg_exp,
-            issuer=attestor.issuer,
-            issuer_regexp=attestor.issuer_reg_exp,
-            extensions=attestor.additional_extensions,
-        )
-
-    def verify(self, cert: x509.Certificate) -> None:
-        identities = certificate_identities(cert)
-        received = ", ".join(identities)
-        if self.subject and not any(wildcard_match(self.subject, s) for s in identities):
-            raise IdentityMismatch(f"subject mismatch: expected {self.subject}, received {received}")
-        if self.subject_regexp and not any(_search(self.subject_regexp, s, "subjectRegExp") for s in identities):
-            raise IdentityMismatch(f"subject mismatch: expected {self.subject_regexp}, received {received}")
-        issuer = certificate_issuer(cert)
-        if self.issuer and not wildcard_match(self.issuer, issuer):
-            raise IdentityMismatch(f"issuer mismatch: expected {self.issuer}, received {issuer}")
-        if self.issuer_regexp and not _search(self.issuer_regexp, issuer, "issuerRegExp"):
-            raise IdentityMismatch(f"issuer mismatch: expected {self.issuer_regexp}, received {issuer}")
-        for name, expected in self.extensions.items():
-            oid = _KYVERNO_EXTENSIONS.get(name) or (name if name in _KYVERNO_EXTENSIONS.values() else None)
-            if oid is None:
-                raise IdentityMismatch(f"invalid certificate extension {name}")
-            if oid == _OID_ISSUER_V1:
-                value = issuer
-            else:
-                raw = _extension(cert, oid)
-                value = raw.decode("utf-8", "replace") if raw is not None else ""
-            if not wildcard_match(expected, value):
-                raise IdentityMismatch(f"extension mismatch: expected {expected} for key {name}, received {value}")
+KyvernoIdentityPolicy = IdentityPolicy
 
 
 class _AnyIdentity:
@@ -1208,7 +1005,7 @@ def _verify_certificate_bundle(
     raw: bytes,
     bundle: _Bundle,
     root: TrustedRoot,
-    policy: KyvernoIdentityPolicy | _AnyIdentity,
+    policy: IdentityPolicy | _AnyIdentity,
     times: Sequence[tuple[bool, datetime]],
     digest: tuple[str, bytes] | None,
 ) -> None:
@@ -1315,9 +1112,9 @@ def verify_bundle(
         )
     digest = _message_digest(parsed, image_digest, artifact)
 
-    signer: _Signer
+    signer: Signer
     if key is not None:
-        signer = _Signer(key=key.key)
+        signer = Signer(key=key.key)
         if parsed.envelope is not None:
             verify_envelope(parsed.envelope, key)
         else:
@@ -1325,7 +1122,7 @@ def verify_bundle(
             _verify_message_with_key(key, parsed.message.signature, digest, artifact)
     else:
         try:
-            signer = _Signer(key=check_key(parsed.leaf.public_key()), certificate=parsed.leaf)
+            signer = Signer(key=check_key(parsed.leaf.public_key()), certificate=parsed.leaf)
         except KeyLoadError as exc:
             raise VerificationFailure(f"the signing certificate's key is unusable: {exc}") from None
 
@@ -1363,9 +1160,9 @@ def verify_bundle(
     else:
         leaf = parsed.leaf
         _check_authority_validity(leaf, root, [t for _, t in times])
-        policy: KyvernoIdentityPolicy | _AnyIdentity
+        policy: IdentityPolicy | _AnyIdentity
         if keyless is not None:
-            policy = KyvernoIdentityPolicy.from_attestor(keyless)
+            policy = IdentityPolicy.from_attestor(keyless)
         else:
             assert certificates is not None
             policy = _AnyIdentity()

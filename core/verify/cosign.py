@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from core.errors import VerificationFailure
 from core.verify.keys import PublicKeyVerifier
-from core.verify.rekor import check_hashedrekord, verify_set
+from core.verify.rekor import Signer, TlogOptions, check_signature_entry, verify_set
 from core.verify.simplesigning import (
     SIMPLESIGNING_MEDIA_TYPE,
     SimpleSigningPayload,
@@ -23,7 +23,8 @@ from core.verify.simplesigning import (
     check_payload,
     parse_payload,
 )
-from core.verify.trust import LogKey
+
+__all__ = ["TlogOptions"]  # re-exported: callers build it with the layer checks of this module
 
 ANNOTATION_SIGNATURE = "dev.cosignproject.cosign/signature"
 ANNOTATION_CERTIFICATE = "dev.sigstore.cosign/certificate"
@@ -58,14 +59,6 @@ class SignatureLayer:
     @property
     def bundle(self) -> str:
         return self.annotations.get(ANNOTATION_BUNDLE, "")
-
-
-@dataclass(frozen=True)
-class TlogOptions:
-    """Whether the Rekor SET must be verified, and with which log keys."""
-
-    required: bool
-    logs: tuple[LogKey, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,7 +102,7 @@ def verify_layer_with_key(
                 "signature has no Rekor bundle (set rekor.ignoreTlog: true to verify without the transparency log)"
             )
         entry = verify_set(layer.bundle, logs=tlog.logs)
-        check_hashedrekord(entry, payload=layer.payload, signature=signature, key=verifier.key)
+        check_signature_entry(entry.body, payload=layer.payload, signature=signature, signer=Signer(verifier.key))
         integrated_time = entry.integrated_time
     if annotations and not annotations_match(payload, annotations):
         raise VerificationFailure("missing or incorrect annotation")

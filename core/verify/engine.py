@@ -31,7 +31,7 @@ from core.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, v
 from core.verify.dsse import Statement
 from core.verify.keys import PublicKeyVerifier, split_pem_public_keys
 from core.verify.results import RuleVerdict, Verdict, worst
-from core.verify.trust import LogKey, TrustedRoot, load_trusted_root, logs_from_pem_keys
+from core.verify.trust import TrustedRoot, load_trusted_root
 
 if TYPE_CHECKING:
     from core.policy.models import (
@@ -612,17 +612,9 @@ class Verifier:
         return found
 
     def _tlog_options(self, keys: StaticKeyAttestor) -> TlogOptions:
-        rekor = keys.rekor
-        if rekor is not None and rekor.ignore_tlog:
-            return TlogOptions(required=False)
-        logs: tuple[LogKey, ...]
-        if rekor is not None and rekor.pub_key:
-            logs = logs_from_pem_keys([rekor.pub_key])
-        else:
-            all_logs = self._trusted_root().tlogs
-            url = (rekor.url if rekor is not None else "").rstrip("/")
-            logs = tuple(log for log in all_logs if url and log.base_url.rstrip("/") == url) or all_logs
-        return TlogOptions(required=True, logs=logs)
+        from core.verify.rekor import tlog_options
+
+        return tlog_options(keys.rekor, self._trusted_root())
 
     # -- many images -------------------------------------------------------------------------------------------
 

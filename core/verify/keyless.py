@@ -17,39 +17,36 @@ only verifies with the transparency log, as with cosign without a timestamp.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from cryptography import x509
-from cryptography.x509.oid import ExtensionOID
 
 from core.errors import VerificationFailure
-from core.policy.models import CertificateAttestor, CTLog, KeylessAttestor, Rekor
-from core.references import wildcard_match
+from core.policy.models import CertificateAttestor, CTLog, KeylessAttestor
 from core.verify.cosign import (
-    MAX_SIGNATURE_B64,
     SignatureLayer,
     TlogOptions,
     VerifiedSignature,
+    decode_signature,
 )
 from core.verify.dsse import (
     DSSE_MEDIA_TYPE,
-    Envelope,
     Statement,
     check_subject,
     parse_envelope,
     parse_statement,
     verify_envelope,
 )
-from core.verify.keys import PublicKeyVerifier, SupportedKey, load_public_key_pem, spki_der
-from core.verify.rekor import RekorEntry, check_hashedrekord, verify_set
+from core.verify.identity import (
+    CertificateIdentity,
+    IdentityPolicy,
+    certificate_identity,
+)
+from core.verify.keys import PublicKeyVerifier, SupportedKey, spki_der
+from core.verify.rekor import RekorEntry, Signer, check_envelope_entry, check_signature_entry, tlog_options, verify_set
 from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, annotations_match, check_payload, parse_payload
 from core.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
 from core.verify.x509chain import (
@@ -68,194 +65,7 @@ from core.verify.x509chain import (
 # A policy's `roots` may hold several Fulcio roots (and Kyverno puts every certificate of it in the root pool).
 MAX_ROOT_CERTS = 64
 
-# --- certificate identity (SANs, OIDC issuer, Fulcio extensions)
-
-FULCIO_ARC = "1.3.6.1.4.1.57264.1."
-OID_ISSUER_V1 = FULCIO_ARC + "1"
-OID_OTHERNAME_SAN = FULCIO_ARC + "7"
-OID_ISSUER_V2 = FULCIO_ARC + "8"
-# .1-.6 are raw string values (deprecated); .8 onwards are DER strings. Readable names as cosign (.1-.6, as
-# Kyverno's additionalExtensions accepts them) and Fulcio (.8 onwards) spell them.
-FULCIO_EXTENSION_NAMES: Mapping[str, str] = {
-    FULCIO_ARC + "1": "oidcIssuer",
-    FULCIO_ARC + "2": "githubWorkflowTrigger",
-    FULCIO_ARC + "3": "githubWorkflowSha",
-    FULCIO_ARC + "4": "githubWorkflowName",
-    FULCIO_ARC + "5": "githubWorkflowRepository",
-    FULCIO_ARC + "6": "githubWorkflowRef",
-    FULCIO_ARC + "8": "issuer",
-    FULCIO_ARC + "9": "buildSignerURI",
-    FULCIO_ARC + "10": "buildSignerDigest",
-    FULCIO_ARC + "11": "runnerEnvironment",
-    FULCIO_ARC + "12": "sourceRepositoryURI",
-    FULCIO_ARC + "13": "sourceRepositoryDigest",
-    FULCIO_ARC + "14": "sourceRepositoryRef",
-    FULCIO_ARC + "15": "sourceRepositoryIdentifier",
-    FULCIO_ARC + "16": "sourceRepositoryOwnerURI",
-    FULCIO_ARC + "17": "sourceRepositoryOwnerIdentifier",
-    FULCIO_ARC + "18": "buildConfigURI",
-    FULCIO_ARC + "19": "buildConfigDigest",
-    FULCIO_ARC + "20": "buildTrigger",
-    FULCIO_ARC + "21": "runInvocationURI",
-    FULCIO_ARC + "22": "sourceRepositoryVisibilityAtSigning",
-}
-_RAW_VALUE_OIDS = frozenset(FULCIO_ARC + str(n) for n in range(1, 7))
-_NAME_TO_OID = {name.lower(): oid for oid, name in FULCIO_EXTENSION_NAMES.items()}
-_ISSUER_KEYS = frozenset({"oidcissuer", "issuer", OID_ISSUER_V1, OID_ISSUER_V2})
-_DOTTED_OID = re.compile(r"^[0-2](\.\d+)+$")
-# DER string types Go's asn1.Unmarshal accepts into a string: UTF8, Printable, T61, IA5, BMP is not.
-_DER_STRING_TAGS = frozenset({0x0C, 0x13, 0x14, 0x16})
-
-
-def _der_string(value: bytes) -> str | None:
-    """A DER-encoded string (Fulcio's v2 extensions), or None when ``value`` is not exactly one."""
-    if len(value) < 2 or value[0] not in _DER_STRING_TAGS:
-        return None
-    length, offset = value[1], 2
-    if length & 0x80:
-        count = length & 0x7F
-        if count == 0 or count > 4 or len(value) < 2 + count:
-            return None
-        length, offset = int.from_bytes(value[2 : 2 + count], "big"), 2 + count
-    if offset + length != len(value):
-        return None
-    try:
-        return value[offset:].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-@dataclass(frozen=True)
-class CertificateIdentity:
-    """Who a certificate names: SANs in Go's order (DNS, email, IP, URI, Fulcio otherName), the OIDC issuer (v2
-    extension .8, else v1 .1), and the values of its private extensions by dotted OID."""
-
-    sans: tuple[str, ...]
-    issuer: str
-    extensions: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def named_extensions(self) -> dict[str, str]:
-        """Fulcio extensions by readable name (``githubWorkflowTrigger``, ``buildSignerURI``, ...)."""
-        return {FULCIO_EXTENSION_NAMES[oid]: v for oid, v in self.extensions.items() if oid in FULCIO_EXTENSION_NAMES}
-
-    def extension(self, key: str) -> str | None:
-        """The value for an ``additionalExtensions`` key (a dotted OID or a readable name); None when absent.
-        Raises for a key that is neither (Kyverno: "invalid certificate extension K")."""
-        if key.lower() in _ISSUER_KEYS:
-            return self.issuer or None
-        oid = key if _DOTTED_OID.match(key) else _NAME_TO_OID.get(key.lower())
-        if oid is None:
-            raise VerificationFailure(f"invalid certificate extension {key}")
-        return self.extensions.get(oid)
-
-
-def certificate_identity(cert: x509.Certificate) -> CertificateIdentity:
-    sans: list[str] = []
-    try:
-        ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
-    except x509.ExtensionNotFound:
-        ext = None
-    if ext is not None:
-        names = ext.value
-        assert isinstance(names, x509.SubjectAlternativeName)
-        sans.extend(names.get_values_for_type(x509.DNSName))
-        sans.extend(names.get_values_for_type(x509.RFC822Name))
-        sans.extend(str(ip) for ip in names.get_values_for_type(x509.IPAddress))
-        sans.extend(names.get_values_for_type(x509.UniformResourceIdentifier))
-        for other in names.get_values_for_type(x509.OtherName):
-            if other.type_id.dotted_string == OID_OTHERNAME_SAN:
-                text = _der_string(other.value)
-                if text is not None:
-                    sans.append(text)
-    values: dict[str, str] = {}
-    for item in cert.extensions:
-        if not isinstance(item.value, x509.UnrecognizedExtension):
-            continue
-        oid = item.oid.dotted_string
-        raw = item.value.value
-        if oid in _RAW_VALUE_OIDS:
-            values[oid] = raw.decode("utf-8", errors="replace")
-            continue
-        text = _der_string(raw)
-        if text is None and oid.startswith(FULCIO_ARC):
-            raise VerificationFailure(f"certificate extension {oid} is not a DER-encoded string")
-        values[oid] = text if text is not None else raw.decode("utf-8", errors="replace")
-    issuer_v1, issuer_v2 = values.get(OID_ISSUER_V1, ""), values.get(OID_ISSUER_V2, "")
-    if issuer_v1 and issuer_v2 and issuer_v1 != issuer_v2:
-        raise VerificationFailure(f"certificate has conflicting OIDC issuers {issuer_v1!r} and {issuer_v2!r}")
-    return CertificateIdentity(sans=tuple(sans), issuer=issuer_v2 or issuer_v1, extensions=values)
-
-
-_RE2_UNSUPPORTED = (
-    (re.compile(r"\(\?<?[=!]"), "lookaround"),
-    (re.compile(r"\(\?P="), "backreference"),
-    (re.compile(r"\(\?>"), "atomic group"),
-    (re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]"), "backreference"),
-)
-
-
-def compile_re2(pattern: str, what: str) -> re.Pattern[str]:
-    """A Kyverno RE2 pattern as a Python regex: refuses what RE2 refuses (lookaround, backreferences) and what Python
-    cannot compile, with Kyverno's "invalid regexp for subject: P : reason"; ``\\z`` is RE2's end of text."""
-    for construct, name in _RE2_UNSUPPORTED:
-        if construct.search(pattern):
-            raise VerificationFailure(f"invalid regexp for {what}: {pattern} : RE2 does not support {name}")
-    translated = re.sub(r"(?<!\\)((?:\\\\)*)\\z", r"\1\\Z", pattern)
-    try:
-        return re.compile(translated)
-    except re.error as exc:
-        raise VerificationFailure(f"invalid regexp for {what}: {pattern} : {exc}") from None
-
-
-def match_identity(
-    identity: CertificateIdentity,
-    *,
-    subject: str = "",
-    subject_regexp: str = "",
-    issuer: str = "",
-    issuer_regexp: str = "",
-    extensions: Mapping[str, str] | None = None,
-) -> None:
-    """Kyverno's keyless matching: ``subject`` (glob) or ``subjectRegExp`` (unanchored RE2) against any SAN -- either
-    matching suffices; ``issuer`` (glob) and ``issuerRegExp`` both against the OIDC issuer; every
-    ``additionalExtensions`` value (glob) against the extension named by OID or readable name.
-
-    Stricter than Kyverno on purpose: a certificate without SANs fails a subject constraint (Kyverno skips the check),
-    and a missing extension fails even against ``*`` (Kyverno compares ``*`` with the empty string)."""
-    if subject or subject_regexp:
-        matched = bool(subject) and any(wildcard_match(subject, san) for san in identity.sans)
-        if not matched and subject_regexp:
-            regex = compile_re2(subject_regexp, "subject")
-            matched = any(regex.search(san) for san in identity.sans)
-        if not matched:
-            received = ", ".join(identity.sans) or "no subject alternative names"
-            raise VerificationFailure(f"subject mismatch: expected {subject or subject_regexp}, received {received}")
-    if issuer and not wildcard_match(issuer, identity.issuer):
-        raise VerificationFailure(f"issuer mismatch: expected {issuer}, received {identity.issuer}")
-    if issuer_regexp and not compile_re2(issuer_regexp, "issuer").search(identity.issuer):
-        raise VerificationFailure(f"issuer mismatch: expected {issuer_regexp}, received {identity.issuer}")
-    for key, expected in (extensions or {}).items():
-        value = identity.extension(key)
-        if value is None:
-            raise VerificationFailure(
-                f"extension mismatch: expected {expected} for key {key}, received nothing (extension not present)"
-            )
-        if not wildcard_match(expected, value):
-            raise VerificationFailure(f"extension mismatch: expected {expected} for key {key}, received {value}")
-
-
 # --- trust settings from the policy and the trusted root
-
-
-def tlog_options(rekor: Rekor | None, trusted_root: TrustedRoot) -> TlogOptions:
-    """Kyverno's defaults: the transparency log is required unless ``ignoreTlog``; ``rekor.pubkey`` replaces the
-    trusted root's Rekor keys (the URL does not select keys: Kyverno verifies SETs offline with the TUF keys)."""
-    settings = rekor if rekor is not None else Rekor()
-    if settings.ignore_tlog:
-        return TlogOptions(required=False)
-    logs = logs_from_pem_keys([settings.pub_key]) if settings.pub_key.strip() else trusted_root.tlogs
-    return TlogOptions(required=True, logs=logs)
 
 
 def ct_logs(ctlog: CTLog | None, trusted_root: TrustedRoot) -> tuple[LogKey, ...] | None:
@@ -344,16 +154,6 @@ def _keyless_plan(layer: SignatureLayer, keyless: KeylessAttestor, trusted_root:
         roots, intermediates = fulcio_trust(keyless.roots, trusted_root, when=leaf.not_valid_before_utc)
         return verify_chain(leaf, roots=roots, intermediates=(*annotation_chain, *intermediates), at=at)
 
-    def identity_check(identity: CertificateIdentity) -> None:
-        match_identity(
-            identity,
-            subject=keyless.subject,
-            subject_regexp=keyless.subject_reg_exp,
-            issuer=keyless.issuer,
-            issuer_regexp=keyless.issuer_reg_exp,
-            extensions=keyless.additional_extensions,
-        )
-
     return _Plan(
         signing_cert=leaf,
         layer_cert=leaf,
@@ -361,7 +161,7 @@ def _keyless_plan(layer: SignatureLayer, keyless: KeylessAttestor, trusted_root:
         ct=ct,
         path_at=path_at,
         chained=True,
-        identity_check=identity_check,
+        identity_check=IdentityPolicy.from_attestor(keyless).check,
     )
 
 
@@ -439,20 +239,6 @@ def _certificate_path(plan: _Plan, at: datetime, *, from_tlog: bool) -> tuple[x5
     return path
 
 
-def decode_signature(layer: SignatureLayer) -> bytes:
-    """The signature annotation, base64 with line breaks tolerated: Go's ``base64.StdEncoding`` skips ``\r``/``\n``
-    and real signatures carry them (the PKI vector's is MIME-wrapped at 76 columns)."""
-    value = layer.signature_b64
-    if not value:
-        raise VerificationFailure("signature annotation missing")
-    if len(value) > MAX_SIGNATURE_B64:
-        raise VerificationFailure("signature annotation too large")
-    try:
-        return base64.b64decode(value.replace("\r", "").replace("\n", ""), validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationFailure("signature annotation is not base64") from None
-
-
 def _verifier(key: SupportedKey, signature_algorithm: str) -> PublicKeyVerifier:
     return PublicKeyVerifier(key=key, hash_name=signature_algorithm or "sha256", source="certificate")
 
@@ -473,10 +259,8 @@ def _verify_sig_layer(
     check_payload(payload, image_digest=image_digest)
 
     def check_entry(entry: RekorEntry) -> None:
-        if plan.layer_cert is not None:
-            check_hashedrekord(entry, payload=layer.payload, signature=signature, certificate=plan.layer_cert)
-        else:
-            check_hashedrekord(entry, payload=layer.payload, signature=signature, key=key)
+        signer = Signer(key=key, certificate=plan.layer_cert)
+        check_signature_entry(entry.body, payload=layer.payload, signature=signature, signer=signer)
 
     at, integrated_time = _signing_time(layer, plan, check_entry, now, "signature")
     path = _certificate_path(plan, at, from_tlog=integrated_time is not None)
@@ -558,75 +342,6 @@ def _expect_media_type(layer: SignatureLayer, media_type: str, description: str)
 # --- attestations (.att DSSE layers)
 
 
-def _b64(value: Any) -> bytes | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _obj(parent: Any, key: str) -> Mapping[str, Any]:
-    value = parent.get(key) if isinstance(parent, Mapping) else None
-    return value if isinstance(value, Mapping) else {}
-
-
-def _entry_signers(kind: Any, spec: Mapping[str, Any]) -> list[bytes]:
-    """The PEM (certificate or public key) an ``intoto`` (v0.0.1 / v0.0.2) or ``dsse`` entry names as signer."""
-    encoded: list[Any] = []
-    if kind == "intoto":
-        encoded.append(spec.get("publicKey"))
-        signatures = _obj(_obj(spec, "content"), "envelope").get("signatures")
-        if isinstance(signatures, list):
-            encoded.extend(s.get("publicKey") for s in signatures if isinstance(s, Mapping))
-    elif kind == "dsse":
-        signatures = spec.get("signatures")
-        if isinstance(signatures, list):
-            encoded.extend(s.get("verifier") for s in signatures if isinstance(s, Mapping))
-    return [pem for pem in (_b64(item) for item in encoded) if pem]
-
-
-def check_attestation_entry(
-    entry: RekorEntry, *, envelope: Envelope, certificate: x509.Certificate | None, key: SupportedKey
-) -> None:
-    """The logged ``intoto``/``dsse`` entry must be about this statement (payloadHash) and name this certificate (or,
-    for a pinned certificate without a certificate annotation, this key) as its signer."""
-    kind = entry.body.get("kind")
-    spec = _obj(entry.body, "spec")
-    if kind == "intoto":
-        holder = _obj(_obj(spec, "content"), "payloadHash")
-    elif kind == "dsse":
-        holder = _obj(spec, "payloadHash")
-    else:
-        raise VerificationFailure(f"unsupported Rekor entry kind {kind!r} for an attestation (expected intoto or dsse)")
-    value = holder.get("value")
-    if holder.get("algorithm") != "sha256" or not isinstance(value, str):
-        raise VerificationFailure("Rekor entry has no sha256 payload hash")
-    if not hmac.compare_digest(value.lower(), hashlib.sha256(envelope.payload).hexdigest()):
-        raise VerificationFailure("Rekor entry payload hash does not match the attestation")
-    signers = _entry_signers(kind, spec)
-    if not signers:
-        raise VerificationFailure("Rekor entry names no signer certificate")
-    for pem in signers:
-        if b"CERTIFICATE" in pem:
-            try:
-                logged = x509.load_pem_x509_certificate(pem)
-            except ValueError:
-                continue
-            if certificate is not None and der(logged) == der(certificate):
-                return
-            if certificate is None and spki_der(certificate_key(logged)) == spki_der(key):
-                return
-        elif certificate is None:
-            try:
-                if spki_der(load_public_key_pem(pem)) == spki_der(key):
-                    return
-            except VerificationFailure:
-                continue
-    raise VerificationFailure("Rekor entry certificate does not match the signing certificate")
-
-
 def _verify_att_layer(
     layer: SignatureLayer, plan: _Plan, *, image_digest: str, signature_algorithm: str, now: datetime | None
 ) -> Statement:
@@ -637,7 +352,8 @@ def _verify_att_layer(
     check_subject(statement, image_digest=image_digest)
 
     def check_entry(entry: RekorEntry) -> None:
-        check_attestation_entry(entry, envelope=envelope, certificate=plan.layer_cert, key=key)
+        signer = Signer(key=key, certificate=plan.layer_cert)
+        check_envelope_entry(entry.body, envelope=envelope, raw_envelope=layer.payload, signer=signer)
 
     at, integrated_time = _signing_time(layer, plan, check_entry, now, "attestation")
     _certificate_path(plan, at, from_tlog=integrated_time is not None)

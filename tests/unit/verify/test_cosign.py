@@ -239,7 +239,7 @@ CASES = [
             )
         ],
         lambda: verifier_for(new_key("p256")),
-        "Rekor entry public key does not match",
+        "transparency log entry key or certificate does not match",
         tlog=lambda: TlogOptions(required=True, logs=(log_key_of(new_key("p256", slot=9)),)),
     ),
 ]
@@ -280,7 +280,7 @@ def test_tlog_entry_for_another_payload_is_refused() -> None:
             "dev.sigstore.cosign/bundle": other.annotations["dev.sigstore.cosign/bundle"],
         },
     )
-    with pytest.raises(VerificationFailure, match="Rekor entry hash does not match"):
+    with pytest.raises(VerificationFailure, match="transparency log entry hash does not match"):
         verify_signatures_with_key(
             [as_layer(spliced)],
             image_digest=DIGEST_A,

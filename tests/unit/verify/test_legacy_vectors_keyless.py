@@ -20,8 +20,8 @@ import pytest
 from core.errors import VerificationFailure
 from core.policy.models import CertificateAttestor, KeylessAttestor
 from core.verify.cosign import SignatureLayer
+from core.verify.identity import certificate_identity
 from core.verify.keyless import (
-    certificate_identity,
     verify_layer_certificate,
     verify_layer_keyless,
     verify_signatures_keyless,
