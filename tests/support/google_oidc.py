@@ -68,8 +68,10 @@ def claims(**overrides: Any) -> dict[str, Any]:
 def sign(key: SigningKey, payload: dict[str, Any], *, kid: str | None = None) -> str:
     from google.auth import crypt, jwt
 
-    signer = crypt.RSASigner.from_string(key.key_pem, key_id=kid if kid is not None else key.kid)
-    token: bytes = jwt.encode(signer, payload)
+    signer = crypt.RSASigner.from_string(  # type: ignore[no-untyped-call]
+        key.key_pem, key_id=kid if kid is not None else key.kid
+    )
+    token: bytes = jwt.encode(signer, payload)  # type: ignore[no-untyped-call]
     return token.decode()
 
 
@@ -81,6 +83,9 @@ class CertsServer(ScriptedServer):
         self.max_age = max_age
         self.down = False
         super().__init__(self._answer)
+
+    def __enter__(self) -> CertsServer:
+        return self
 
     @property
     def certs_url(self) -> str:

@@ -281,7 +281,7 @@ def test_through_the_deployed_function_target(certs: CertsServer, monkeypatch: p
 
     for name, value in env_for(certs).items():
         monkeypatch.setenv(name, value)
-    app = functions_framework.create_app("push_pubsub", str(REPO / "functions" / "main.py"))
+    app = functions_framework.create_app("push_pubsub", str(REPO / "functions" / "main.py"))  # type: ignore[no-untyped-call]
     client = app.test_client()
     refused = client.post("/", data=envelope(), headers=bearer(sign(KEY, claims(aud="https://elsewhere"))))
     assert refused.status_code == 401

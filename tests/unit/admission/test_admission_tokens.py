@@ -169,7 +169,7 @@ def test_no_log_record_carries_a_path_token(
     monkeypatch.setenv("SIGWARD_ADMISSION_TOKEN", f"prod={PROD},{NEW}")
     monkeypatch.setattr("core.runtime.admission_service", service)
     caplog.set_level(logging.DEBUG)
-    client = functions_framework.create_app("admission", str(REPO / "functions" / "main.py")).test_client()
+    client = functions_framework.create_app("admission", str(REPO / "functions" / "main.py")).test_client()  # type: ignore[no-untyped-call]
     answers = [
         client.post(f"/{PROD}/mutate", data=BODY, headers={"Content-Type": "application/json"}),
         client.post(f"/{NEW}/validate", data=BODY),
