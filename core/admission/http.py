@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import logs
 from core.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
-from core.errors import BadRequestError, SigwardError
+from core.errors import BadRequestError, ConfigurationError, SigwardError
 
 if TYPE_CHECKING:
     from core.admission.service import AdmissionService, Decision, Mode
@@ -47,21 +48,75 @@ def _header(headers: Mapping[str, str], name: str) -> str:
     return value
 
 
-def authorized(*, path: str, headers: Mapping[str, str], token: str) -> tuple[bool, str]:
-    """Check the admission token (path segment or ``Authorization: Bearer``) in constant time; return the path
-    with the token segment removed, so the token never reaches a log line."""
-    segments = [s for s in path.split("/") if s]
-    ok = False
+@dataclass(frozen=True)
+class AdmissionToken:
+    """One accepted admission token; ``cluster`` names who holds it (empty for an unnamed token)."""
+
+    cluster: str
+    secret: bytes = field(repr=False)
+
+
+# Several tokens let a token rotate without downtime (add the new one, roll the clusters, remove the old one) and
+# let each cluster hold its own, so the decision log names the cluster that asked (never its token).
+MAX_ADMISSION_TOKENS = 64  # far more clusters than one deployment serves; bounds the constant-time scan per request
+_CLUSTER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+# The token travels as a URL path segment or a bearer value: a character outside this set would be mangled or split.
+_TOKEN_RE = re.compile(r"[A-Za-z0-9._~+-]+")
+
+
+def parse_tokens(value: str) -> tuple[AdmissionToken, ...]:
+    """``SIGWARD_ADMISSION_TOKEN``: comma-separated entries, each ``TOKEN`` or ``CLUSTER=TOKEN``. Errors name the
+    entry by position, never by content."""
+    entries = value.split(",")
+    if len(entries) > MAX_ADMISSION_TOKENS:
+        raise ConfigurationError(f"{ENV_TOKEN} lists {len(entries)} tokens; at most {MAX_ADMISSION_TOKENS}")
+    tokens: list[AdmissionToken] = []
+    names: set[str] = set()
+    for index, entry in enumerate(entries, start=1):
+        cluster, sep, secret = entry.strip().rpartition("=")
+        cluster, secret = cluster.strip(), secret.strip()
+        where = f"{ENV_TOKEN} entry {index}"
+        if not secret:
+            raise ConfigurationError(f"{where} has no token")
+        if sep and not _CLUSTER_RE.fullmatch(cluster):
+            raise ConfigurationError(f"{where}: the cluster name must be letters, digits, '.', '_' or '-'")
+        if not _TOKEN_RE.fullmatch(secret):
+            raise ConfigurationError(f"{where}: the token may hold only letters, digits and . _ ~ + -")
+        if sep and cluster in names:
+            raise ConfigurationError(f"{where}: cluster {cluster!r} is named twice")
+        names.add(cluster)
+        tokens.append(AdmissionToken(cluster=cluster, secret=secret.encode()))
+    return tuple(tokens)
+
+
+def _matching(candidate: bytes, tokens: tuple[AdmissionToken, ...]) -> AdmissionToken | None:
+    """Compare ``candidate`` with every token, always all of them, each in constant time."""
+    found: AdmissionToken | None = None
+    for token in tokens:
+        if hmac.compare_digest(candidate, token.secret) and found is None:
+            found = token
+    return found
+
+
+def authenticate_tokens(
+    *, path: str, headers: Mapping[str, str], tokens: tuple[AdmissionToken, ...]
+) -> tuple[AdmissionToken | None, str]:
+    """The token the request carries (a path segment or ``Authorization: Bearer``), or None; and the path with
+    every token segment removed, so no token reaches a log line or the mode decision."""
+    found: AdmissionToken | None = None
     remaining = []
-    for seg in segments:
-        if hmac.compare_digest(seg.encode(), token.encode()):
-            ok = True
-        else:
+    for seg in (s for s in path.split("/") if s):
+        match = _matching(seg.encode("utf-8", "surrogatepass"), tokens)
+        if match is None:
             remaining.append(seg)
+        elif found is None:
+            found = match
     auth = _header(headers, "Authorization")
-    if auth[:7].lower() == "bearer " and hmac.compare_digest(auth[7:].strip().encode(), token.encode()):
-        ok = True
-    return ok, "/" + "/".join(remaining)
+    if auth[:7].lower() == "bearer ":
+        match = _matching(auth[7:].strip().encode("utf-8", "surrogatepass"), tokens)
+        if found is None:
+            found = match
+    return found, "/" + "/".join(remaining)
 
 
 def mode_for(path: str) -> Mode:
@@ -78,15 +133,21 @@ def handle_admission(
     environ: Mapping[str, str] | None = None,
 ) -> HttpResponse:
     env = os.environ if environ is None else environ
-    token = env.get(ENV_TOKEN, "")
+    configured = env.get(ENV_TOKEN, "")
     clean_path = path
-    if token:
-        ok, clean_path = authorized(path=path, headers=headers, token=token)
-        if not ok:
+    cluster = ""
+    if configured:
+        try:
+            tokens = parse_tokens(configured)
+        except ConfigurationError as exc:
+            return _misconfigured(body, exc)
+        found, clean_path = authenticate_tokens(path=path, headers=headers, tokens=tokens)
+        if found is None:
             logs.emit(
                 "WARNING", "admission request refused: missing or wrong token", path_segments=len(path.split("/"))
             )
             return _json(401, {"error": "unauthorized: the admission token is missing or wrong"})
+        cluster = found.cluster
     if method.upper() != "POST":
         return _json(405, {"error": f"method {method} not allowed: POST an AdmissionReview"})
     started = time.monotonic()
@@ -113,7 +174,9 @@ def handle_admission(
         return _json(
             200, review_response(request.uid, allowed=False, code=500, message="sigward internal error (denied)")
         )
-    log_decision(request_uid=request.uid, request=request, decision=decision, mode=mode, started=started)
+    log_decision(
+        request_uid=request.uid, request=request, decision=decision, mode=mode, started=started, cluster=cluster
+    )
     return _json(
         200,
         review_response(
@@ -127,7 +190,23 @@ def handle_admission(
     )
 
 
-def log_decision(*, request_uid: str, request: Any, decision: Decision, mode: str, started: float) -> None:
+def _misconfigured(body: bytes, exc: ConfigurationError) -> HttpResponse:
+    """An unusable ``SIGWARD_ADMISSION_TOKEN`` authenticates nobody: deny with an AdmissionReview (a 500 would be an
+    allow under ``failurePolicy: Ignore``), or 400 when the body is not one."""
+    logs.emit("ERROR", "admission token configuration is unusable; denying", error=exc.message)
+    try:
+        request = parse_review(parse_json_body(body, what="AdmissionReview", max_bytes=MAX_REVIEW_BYTES))
+    except BadRequestError as bad:
+        return _json(400, {"error": bad.message})
+    return _json(
+        200,
+        review_response(request.uid, allowed=False, code=500, message="sigward configuration error (denied)"),
+    )
+
+
+def log_decision(
+    *, request_uid: str, request: Any, decision: Decision, mode: str, started: float, cluster: str = ""
+) -> None:
     verdicts = [
         {
             "image": c.image.image,
@@ -140,10 +219,12 @@ def log_decision(*, request_uid: str, request: Any, decision: Decision, mode: st
         }
         for c in decision.checks
     ]
+    named = {"cluster": cluster} if cluster else {}
     logs.emit(
         "INFO" if decision.allowed else "WARNING",
         "admission decision",
         uid=request_uid,
+        **named,
         mode=mode,
         operation=request.operation,
         kind=request.kind.kind,

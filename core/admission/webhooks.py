@@ -50,6 +50,9 @@ def _endpoint(url: str, token: str, suffix: str) -> str:
         raise BadRequestError("webhook URL must not carry a query, fragment or user info")
     if token and ("/" in token or not token.strip()):
         raise BadRequestError("the admission token must be a single path segment")
+    if "," in token or "=" in token:
+        # SIGWARD_ADMISSION_TOKEN may list several (CLUSTER=)TOKEN entries; a cluster's URL carries exactly one token
+        raise BadRequestError("pass one cluster's token with --token, not the SIGWARD_ADMISSION_TOKEN list")
     base = url.rstrip("/")
     return f"{base}/{token}/{suffix}" if token else f"{base}/{suffix}"
 

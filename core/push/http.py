@@ -1,7 +1,8 @@
 """The push functions' HTTP contract (framework-agnostic), errors mapped to answers here and only here:
 
-- authentication first (``SIGWARD_PUSH_SECRET``: ``Authorization``, ``X-Sigward-Secret`` or a GitHub HMAC), before any
-  parsing: 401 and no work;
+- authentication first (``SIGWARD_PUSH_SECRET``: ``Authorization``, ``X-Sigward-Secret`` or a GitHub HMAC; for
+  ``push_pubsub`` also a Google OIDC token when ``SIGWARD_PUBSUB_AUDIENCE`` is set), before any parsing: 401 and no
+  work;
 - malformed webhook deliveries → 400 with a precise message; a malformed Pub/Sub message is acknowledged (2xx and a
   log line), or Pub/Sub would redeliver it until it expires;
 - "signature not there yet" (within the grace period) or an unreachable registry/KMS/store → 503, so the platform
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import logs
 from core.admission.http import HttpResponse
-from core.errors import BadRequestError, ExternalServiceError, SigwardError
+from core.errors import BadRequestError, ConfigurationError, ExternalServiceError, SigwardError
 
 if TYPE_CHECKING:
     from core.events import PushEvent
@@ -42,6 +43,30 @@ def _authenticate(headers: Mapping[str, str], body: bytes, env: Mapping[str, str
     except Unauthenticated as exc:
         logs.emit("WARNING", "push request refused: not authenticated", reason=exc.message)
         return _json(401, {"error": f"unauthorized: {exc.message}"})
+    return None
+
+
+def _authenticate_pubsub(headers: Mapping[str, str], body: bytes, env: Mapping[str, str]) -> HttpResponse | None:
+    """The Google OIDC token of a Pub/Sub push delivery, when ``SIGWARD_PUBSUB_AUDIENCE`` asks for one: 401 (or 503
+    when Google's certificates cannot be fetched, so Pub/Sub redelivers) and no work otherwise. Without it, the push
+    secret applies when set (a push subscription cannot add headers, so the two do not combine)."""
+    from core.events.auth import OidcUnauthenticated, PubSubAuth, verify_pubsub_token
+
+    try:
+        config = PubSubAuth.from_env(env)
+        if config is None:
+            return _authenticate(headers, body, env)
+        sender = verify_pubsub_token(headers, config)
+    except OidcUnauthenticated as exc:
+        logs.emit("WARNING", "Pub/Sub push refused: not authenticated", reason=exc.reason.name)
+        return _json(401, {"error": f"unauthorized: {exc.message}"})
+    except ConfigurationError as exc:
+        logs.emit("ERROR", "Pub/Sub push refused: authentication is misconfigured", error=exc.message)
+        return _json(500, {"error": f"sigward configuration error: {exc.message}"})
+    except ExternalServiceError as exc:
+        logs.emit("WARNING", "Pub/Sub push refused: cannot check its token now", error=exc.message)
+        return _json(503, {"error": f"retry later: {exc.message}"})
+    logs.emit("DEBUG", "Pub/Sub push authenticated", service_account=sender)
     return None
 
 
@@ -112,10 +137,11 @@ def handle_push_pubsub(
     environ: Mapping[str, str] | None = None,
 ) -> HttpResponse:
     """Artifact Registry / GCR notifications: an Eventarc CloudEvent (binary or structured) or a raw Pub/Sub push
-    envelope. Pub/Sub push subscriptions authenticate with an OIDC token checked by Cloud Run's invoker IAM; a
-    configured ``SIGWARD_PUSH_SECRET`` is checked in addition."""
+    envelope. A push subscription's Google OIDC token is checked here when ``SIGWARD_PUBSUB_AUDIENCE`` is set (a
+    function reachable without Cloud Run IAM); behind IAM, Cloud Run checks it and strips its signature, so leave
+    the variable unset there. Without it, a configured ``SIGWARD_PUSH_SECRET`` is checked instead."""
     env = os.environ if environ is None else environ
-    denied = _authenticate(headers, body, env)
+    denied = _authenticate_pubsub(headers, body, env)
     if denied is not None:
         return denied
     if method.upper() != "POST":

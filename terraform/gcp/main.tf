@@ -1,7 +1,9 @@
 # sigward on Google Cloud: Cloud Run functions (gen2) built from the `sigward package` archive.
 #
 #   admission    HTTP, public (allUsers may invoke) behind a secret path token; min instances >= 1
-#   push_pubsub  Eventarc trigger on Pub/Sub topic `gcr` (Artifact Registry pushes), retried until it answers 2xx
+#   push_pubsub  Artifact Registry pushes (Pub/Sub topic `gcr`), retried until it answers 2xx; delivered either by an
+#                Eventarc trigger (Cloud Run IAM checks the trigger's token) or by a Pub/Sub push subscription whose
+#                Google-signed OIDC token sigward verifies itself (SIGWARD_PUBSUB_AUDIENCE/SERVICE_ACCOUNTS)
 #   push_webhook HTTP, public behind a shared secret header (optional; other registries, e.g. AWS ECR)
 #
 # Every function runs as its own service account that can only read what verification needs: public keys of the
@@ -14,7 +16,19 @@ locals {
   # Named by the archive's hash, as `sigward package` names the file: a new archive is a new object (redeploy).
   source_object = "sigward-${substr(filesha256(var.source_zip), 0, 12)}.zip"
 
-  gcr_topic          = "projects/${var.project_id}/topics/gcr"
+  gcr_topic       = "projects/${var.project_id}/topics/gcr"
+  pubsub_push     = var.push_pubsub_enabled && var.push_pubsub_delivery == "push_subscription"
+  pubsub_eventarc = var.push_pubsub_enabled && var.push_pubsub_delivery == "eventarc"
+  # Any fixed string is a valid audience; a fixed one (not the function's URL) avoids a cycle between the function's
+  # environment and its URL. The subscription asks for it and the function requires it.
+  pubsub_audience = var.pubsub_audience != "" ? var.pubsub_audience : "sigward-push-pubsub/${var.project_id}/${var.name_prefix}"
+  # Cloud Run's request log (it records each request URL, path included: the admission token) for the admission
+  # service, which a Cloud Run function (gen2) names like the function.
+  admission_request_log_filter = join(" AND ", [
+    "logName=\"projects/${var.project_id}/logs/run.googleapis.com%2Frequests\"",
+    "resource.type=\"cloud_run_revision\"",
+    "resource.labels.service_name=\"${var.name_prefix}-admission\"",
+  ])
   policy_from_secret = var.policy_source == "secret"
   policy_mount_path  = "/etc/sigward/policy"
   store_uri          = "firestore://${var.project_id}/${var.verdicts_collection}"
@@ -56,12 +70,18 @@ locals {
     var.extra_env,
   )
 
+  # Every API this module's resources and the functions' own calls need (KMS public keys, AWS federation's ID token
+  # comes from the metadata server and needs none).
   apis = [
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
     "cloudfunctions.googleapis.com",
+    "cloudkms.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
     "pubsub.googleapis.com",
     "run.googleapis.com",
     "secretmanager.googleapis.com",
@@ -114,18 +134,35 @@ resource "google_service_account" "function" {
   description  = "Runs the sigward ${each.key} function: reads public keys, images and the verdict store; nothing else."
 }
 
-# Eventarc delivers Pub/Sub messages to push_pubsub as this identity (it may invoke that function and nothing else).
+# Pub/Sub messages reach push_pubsub signed as this identity (the Eventarc trigger's, or the push subscription's
+# oidc_token): it may invoke that function and nothing else.
 resource "google_service_account" "trigger" {
   count = var.push_pubsub_enabled ? 1 : 0
 
   project      = var.project_id
   account_id   = "${var.name_prefix}-trigger"
-  display_name = "sigward Eventarc trigger"
-  description  = "Identity of the Eventarc trigger that invokes the sigward push_pubsub function."
+  display_name = "sigward Pub/Sub delivery"
+  description  = "Identity whose Google-signed OIDC token delivers Artifact Registry notifications to sigward push_pubsub."
+}
+
+data "google_project" "this" {
+  count = var.push_pubsub_enabled ? 1 : 0
+
+  project_id = var.project_id
+}
+
+# Pub/Sub's service agent mints the delivery's OIDC token for the trigger identity (automatic in projects created
+# after April 2021; granted here on that one account, not project-wide, so older projects work too).
+resource "google_service_account_iam_member" "pubsub_token_creator" {
+  count = var.push_pubsub_enabled ? 1 : 0
+
+  service_account_id = google_service_account.trigger[0].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:service-${data.google_project.this[0].number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 }
 
 resource "google_project_iam_member" "trigger_event_receiver" {
-  count = var.push_pubsub_enabled ? 1 : 0
+  count = local.pubsub_eventarc ? 1 : 0
 
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"
@@ -412,7 +449,11 @@ resource "google_cloudfunctions2_function" "push_pubsub" {
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
     service_account_email            = local.verifier_sa["push-pubsub"].email
-    environment_variables            = local.common_env
+    # With a push subscription the function is not behind Cloud Run IAM, so it checks the OIDC token itself.
+    environment_variables = merge(local.common_env, local.pubsub_push ? {
+      SIGWARD_PUBSUB_AUDIENCE         = local.pubsub_audience
+      SIGWARD_PUBSUB_SERVICE_ACCOUNTS = google_service_account.trigger[0].email
+    } : {})
 
     dynamic "secret_volumes" {
       for_each = local.policy_from_secret ? [google_secret_manager_secret_version.policy[0]] : []
@@ -429,12 +470,15 @@ resource "google_cloudfunctions2_function" "push_pubsub" {
   }
 
   # A non-2xx answer (e.g. the signature is not pushed yet) is redelivered with backoff.
-  event_trigger {
-    trigger_region        = var.region
-    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-    pubsub_topic          = local.gcr_topic
-    retry_policy          = "RETRY_POLICY_RETRY"
-    service_account_email = google_service_account.trigger[0].email
+  dynamic "event_trigger" {
+    for_each = local.pubsub_eventarc ? [google_service_account.trigger[0].email] : []
+    content {
+      trigger_region        = var.region
+      event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+      pubsub_topic          = local.gcr_topic
+      retry_policy          = "RETRY_POLICY_RETRY"
+      service_account_email = event_trigger.value
+    }
   }
 
   depends_on = [
@@ -445,15 +489,78 @@ resource "google_cloudfunctions2_function" "push_pubsub" {
   ]
 }
 
-# Only the trigger's identity may invoke push_pubsub.
+# Eventarc: only the trigger's identity may invoke push_pubsub (Cloud Run checks its token, then strips the token's
+# signature, which is why the function does not check it again).
 resource "google_cloud_run_service_iam_member" "push_pubsub_trigger" {
-  count = var.push_pubsub_enabled ? 1 : 0
+  count = local.pubsub_eventarc ? 1 : 0
 
   project  = var.project_id
   location = var.region
   service  = google_cloudfunctions2_function.push_pubsub[0].name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.trigger[0].email}"
+}
+
+# Push subscription: Cloud Run must pass the token through with its signature, so the service is not behind IAM
+# (allUsers may invoke; ingress stays internal-only) and sigward verifies the Google-signed token before any work:
+# issuer, this audience, this service account, email_verified, expiry.
+resource "google_cloud_run_service_iam_member" "push_pubsub_public" {
+  count = local.pubsub_push ? 1 : 0
+
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.push_pubsub[0].name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+resource "google_pubsub_subscription" "push_pubsub" {
+  count = local.pubsub_push ? 1 : 0
+
+  project = var.project_id
+  name    = "${var.name_prefix}-push-pubsub"
+  topic   = local.gcr_topic
+  labels  = local.labels
+
+  # The function may take up to its 120 s timeout; a non-2xx answer (signature not pushed yet, outage) is
+  # redelivered with backoff until the message expires.
+  ack_deadline_seconds       = 120
+  message_retention_duration = "86400s"
+
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.push_pubsub[0].service_config[0].uri
+
+    oidc_token {
+      service_account_email = google_service_account.trigger[0].email
+      audience              = local.pubsub_audience
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [google_pubsub_topic.gcr, google_service_account_iam_member.pubsub_token_creator]
+}
+
+# The admission token travels in the URL path, and Cloud Run's request log records request URLs: drop those
+# entries for the admission service from the _Default sink (they are never stored). Any other sink that routes
+# Cloud Run request logs (an export to BigQuery, a bucket, a SIEM) must exclude the same filter; the _Required sink
+# does not take request logs.
+resource "google_logging_project_exclusion" "admission_requests" {
+  count = var.exclude_admission_request_logs ? 1 : 0
+
+  project     = var.project_id
+  name        = "${var.name_prefix}-admission-request-logs"
+  description = "sigward: Cloud Run request logs of the admission service carry the admission token in the URL path."
+  filter      = local.admission_request_log_filter
+
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_cloudfunctions2_function" "push_webhook" {

@@ -30,6 +30,31 @@ output "push_pubsub_function" {
   value       = var.push_pubsub_enabled ? google_cloudfunctions2_function.push_pubsub[0].name : null
 }
 
+output "push_pubsub_subscription" {
+  description = "The Pub/Sub push subscription delivering to push_pubsub (null unless push_pubsub_delivery = \"push_subscription\")."
+  value       = local.pubsub_push ? google_pubsub_subscription.push_pubsub[0].id : null
+}
+
+output "pubsub_audience" {
+  description = "Audience push_pubsub requires of the push subscription's OIDC token (SIGWARD_PUBSUB_AUDIENCE; null unless push_pubsub_delivery = \"push_subscription\")."
+  value       = local.pubsub_push ? local.pubsub_audience : null
+}
+
+output "pubsub_service_account" {
+  description = "The identity whose OIDC token delivers Pub/Sub messages to push_pubsub (SIGWARD_PUBSUB_SERVICE_ACCOUNTS; null when push_pubsub is disabled)."
+  value       = var.push_pubsub_enabled ? google_service_account.trigger[0].email : null
+}
+
+output "admission_request_log_filter" {
+  description = "Cloud Logging filter matching the admission service's request logs (which carry the token in the URL): exclude it from every log sink you add."
+  value       = local.admission_request_log_filter
+}
+
+output "admission_log_exclusion" {
+  description = "The _Default sink's exclusion of the admission request logs (null when exclude_admission_request_logs = false)."
+  value       = var.exclude_admission_request_logs ? google_logging_project_exclusion.admission_requests[0].id : null
+}
+
 output "push_webhook_url" {
   description = "HTTPS URL of the push_webhook function for registry webhooks, e.g. terraform/aws's push_webhook_url (null when disabled)."
   value       = var.push_webhook_enabled ? google_cloudfunctions2_function.push_webhook[0].url : null

@@ -51,7 +51,7 @@ variable "source_bucket" {
 }
 
 variable "enable_apis" {
-  description = "Enable the APIs the module uses (Cloud Functions, Cloud Run, Cloud Build, Artifact Registry, Eventarc, Pub/Sub, Secret Manager, Firestore). They are left enabled on destroy."
+  description = "Enable the APIs the module and the functions use (Cloud Functions, Cloud Run, Cloud Build, Artifact Registry, Cloud KMS, Eventarc, Pub/Sub, Secret Manager, Firestore, IAM, Cloud Logging, Cloud Resource Manager, Cloud Storage). They are left enabled on destroy."
   type        = bool
   default     = true
 }
@@ -146,6 +146,34 @@ variable "deadline_seconds" {
 
 variable "push_pubsub_enabled" {
   description = "Deploy push_pubsub: verify images pushed to Artifact Registry / GCR as they arrive (Eventarc trigger on the gcr topic)."
+  type        = bool
+  default     = true
+}
+
+variable "push_pubsub_delivery" {
+  description = "How Pub/Sub messages reach push_pubsub: \"eventarc\" = an Eventarc trigger, the function behind Cloud Run IAM (only the trigger's identity may invoke; Cloud Run checks its token); \"push_subscription\" = a Pub/Sub push subscription with an OIDC token for the trigger identity and pubsub_audience, which sigward verifies itself (SIGWARD_PUBSUB_AUDIENCE, SIGWARD_PUBSUB_SERVICE_ACCOUNTS) because Cloud Run IAM would strip the token's signature."
+  type        = string
+  default     = "eventarc"
+
+  validation {
+    condition     = contains(["eventarc", "push_subscription"], var.push_pubsub_delivery)
+    error_message = "push_pubsub_delivery must be \"eventarc\" or \"push_subscription\"."
+  }
+}
+
+variable "pubsub_audience" {
+  description = "Audience of the push subscription's OIDC token (push_pubsub_delivery = \"push_subscription\"); the function accepts tokens for this audience only. Empty: sigward-push-pubsub/<project_id>/<name_prefix>."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = length(var.pubsub_audience) <= 256 && !can(regex("[,\\s]", var.pubsub_audience))
+    error_message = "pubsub_audience must be at most 256 characters without commas or spaces."
+  }
+}
+
+variable "exclude_admission_request_logs" {
+  description = "Exclude Cloud Run's request logs of the admission service from the _Default log sink: they record each request URL, and the URL path carries the admission token. Other sinks that route run.googleapis.com/requests must exclude them too (output admission_request_log_filter)."
   type        = bool
   default     = true
 }

@@ -21,6 +21,7 @@ ALLOWED_ROLES = {
     "roles/datastore.user",
     "roles/secretmanager.secretAccessor",
     "roles/eventarc.eventReceiver",
+    "roles/iam.serviceAccountTokenCreator",
 }
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
 
@@ -76,12 +77,14 @@ def test_admission_is_warm_public_and_token_protected(module: dict[str, Any]) ->
 def test_push_pubsub_is_triggered_by_the_gcr_topic_with_retries(module: dict[str, Any]) -> None:
     push = _function(module, "push_pubsub")
     assert block(push, "build_config")["entry_point"] == "push_pubsub"
-    trigger = block(push, "event_trigger")
+    dynamic = push["dynamic"][0]["event_trigger"]
+    assert dynamic["for_each"] == "${local.pubsub_eventarc ? [google_service_account.trigger[0].email] : []}"
+    trigger = dynamic["content"][0]
     assert trigger["event_type"] == "google.cloud.pubsub.topic.v1.messagePublished"
     assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
     assert trigger["pubsub_topic"] == "${local.gcr_topic}"
     assert module["locals"]["gcr_topic"] == "projects/${var.project_id}/topics/gcr"
-    assert trigger["service_account_email"] == "${google_service_account.trigger[0].email}"
+    assert trigger["service_account_email"] == "${event_trigger.value}"
     assert block(push, "service_config")["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
     topic = module["resource"]["google_pubsub_topic"]["gcr"]
     assert topic["name"] == "gcr" and "var.create_gcr_topic" in topic["count"]
@@ -100,6 +103,7 @@ def test_public_invoker_only_where_a_secret_guards_the_door(module: dict[str, An
     assert public == {
         ("google_cloud_run_service_iam_member", "admission_public"),
         ("google_cloud_run_service_iam_member", "push_webhook_public"),
+        ("google_cloud_run_service_iam_member", "push_pubsub_public"),  # push subscription: the OIDC token guards it
     }
     invokers = module["resource"]["google_cloud_run_service_iam_member"]
     assert invokers["admission_public"]["service"] == "${google_cloudfunctions2_function.admission.name}"
@@ -107,6 +111,11 @@ def test_public_invoker_only_where_a_secret_guards_the_door(module: dict[str, An
     assert invokers["push_webhook_public"]["count"] == "${var.push_webhook_enabled ? 1 : 0}"
     assert invokers["push_webhook_public"]["service"] == "${google_cloudfunctions2_function.push_webhook[0].name}"
     assert invokers["push_pubsub_trigger"]["member"] == "serviceAccount:${google_service_account.trigger[0].email}"
+    assert invokers["push_pubsub_trigger"]["count"] == "${local.pubsub_eventarc ? 1 : 0}"
+    assert invokers["push_pubsub_public"]["count"] == "${local.pubsub_push ? 1 : 0}"
+    assert module["locals"]["pubsub_push"] == (
+        '${var.push_pubsub_enabled && var.push_pubsub_delivery == "push_subscription"}'
+    )
     webhook = block(_function(module, "push_webhook"), "service_config")
     assert webhook["secret_environment_variables"][0]["key"] == "SIGWARD_PUSH_SECRET"
     assert module["variable"]["push_webhook_enabled"]["default"] is False
@@ -214,3 +223,146 @@ def test_example_calls_the_module() -> None:
     (call,) = example["module"].values()
     assert call["source"] == "../../gcp"
     assert call["min_instance_count"] >= 1
+
+
+def test_push_subscription_carries_an_oidc_token_the_function_requires(module: dict[str, Any]) -> None:
+    """push_pubsub_delivery = "push_subscription": the subscription signs deliveries as the trigger identity for a
+    fixed audience, and the function is configured to accept exactly that audience and identity."""
+    variable = module["variable"]["push_pubsub_delivery"]
+    assert variable["default"] == "eventarc"
+    assert 'contains(["eventarc", "push_subscription"]' in block(variable, "validation")["condition"]
+    subscription = module["resource"]["google_pubsub_subscription"]["push_pubsub"]
+    assert subscription["count"] == "${local.pubsub_push ? 1 : 0}"
+    assert subscription["topic"] == "${local.gcr_topic}"
+    push = block(subscription, "push_config")
+    assert push["push_endpoint"] == "${google_cloudfunctions2_function.push_pubsub[0].service_config[0].uri}"
+    oidc = block(push, "oidc_token")
+    assert oidc == {
+        "service_account_email": "${google_service_account.trigger[0].email}",
+        "audience": "${local.pubsub_audience}",
+    }
+    assert block(subscription, "retry_policy")["maximum_backoff"] == "600s"
+    assert block(subscription, "expiration_policy")["ttl"] == ""
+    assert subscription["ack_deadline_seconds"] >= 60
+    env = block(_function(module, "push_pubsub"), "service_config")["environment_variables"]
+    assert "local.pubsub_push" in env
+    assert "SIGWARD_PUBSUB_AUDIENCE = local.pubsub_audience" in env
+    assert "SIGWARD_PUBSUB_SERVICE_ACCOUNTS = google_service_account.trigger[0].email" in env
+    assert "var.pubsub_audience" in module["locals"]["pubsub_audience"]
+    # Pub/Sub's service agent may mint tokens for that one account only (not a project-wide grant).
+    creator = module["resource"]["google_service_account_iam_member"]["pubsub_token_creator"]
+    assert creator["service_account_id"] == "${google_service_account.trigger[0].name}"
+    assert creator["role"] == "roles/iam.serviceAccountTokenCreator"
+    assert creator["member"].endswith("@gcp-sa-pubsub.iam.gserviceaccount.com")
+    assert "${data.google_project.this[0].number}" in creator["member"]
+    # The public invoker exists only in this mode; ingress stays internal either way.
+    assert block(_function(module, "push_pubsub"), "service_config")["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
+    outputs = module["output"]
+    assert "google_pubsub_subscription.push_pubsub[0].id" in outputs["push_pubsub_subscription"]["value"]
+    assert "local.pubsub_audience" in outputs["pubsub_audience"]["value"]
+
+
+def test_admission_request_logs_are_excluded(module: dict[str, Any]) -> None:
+    """Cloud Run's request log records the URL path, which carries the admission token: the _Default sink drops the
+    admission service's request logs, and the filter is an output for other sinks."""
+    exclusion = module["resource"]["google_logging_project_exclusion"]["admission_requests"]
+    assert exclusion["count"] == "${var.exclude_admission_request_logs ? 1 : 0}"
+    assert exclusion["filter"] == "${local.admission_request_log_filter}"
+    assert module["variable"]["exclude_admission_request_logs"]["default"] is True
+    assert "disabled" not in exclusion
+    terms = module["locals"]["admission_request_log_filter"]
+    assert 'logName=\\"projects/${var.project_id}/logs/run.googleapis.com%2Frequests\\"' in terms
+    assert 'resource.type=\\"cloud_run_revision\\"' in terms
+    assert 'resource.labels.service_name=\\"${var.name_prefix}-admission\\"' in terms
+    assert '" AND "' in terms
+    # The filter names the service the admission function really is.
+    assert _function(module, "admission")["name"] == "${var.name_prefix}-admission"
+    assert module["output"]["admission_request_log_filter"]["value"] == "${local.admission_request_log_filter}"
+
+
+# Which API each resource type (or the functions' own calls) needs.
+API_OF_RESOURCE = {
+    "google_cloudfunctions2_function": {"cloudfunctions", "run", "cloudbuild", "artifactregistry", "eventarc"},
+    "google_cloud_run_service_iam_member": {"run"},
+    "google_pubsub_topic": {"pubsub"},
+    "google_pubsub_subscription": {"pubsub"},
+    "google_secret_manager_secret": {"secretmanager"},
+    "google_firestore_database": {"firestore"},
+    "google_firestore_field": {"firestore"},
+    "google_logging_project_exclusion": {"logging"},
+    "google_kms_crypto_key_iam_member": {"cloudkms"},
+    "google_artifact_registry_repository_iam_member": {"artifactregistry"},
+    "google_service_account": {"iam"},
+    "google_service_account_iam_member": {"iam"},
+    "google_project_iam_member": {"cloudresourcemanager"},
+    "google_storage_bucket": {"storage"},
+}
+
+
+def test_every_api_the_module_uses_is_enabled(module: dict[str, Any]) -> None:
+    enabled = {api.removesuffix(".googleapis.com") for api in module["locals"]["apis"]}
+    needed: set[str] = set()
+    for rtype in module["resource"]:
+        if rtype in API_OF_RESOURCE:
+            needed |= API_OF_RESOURCE[rtype]
+    assert not needed - enabled, f"APIs used but not enabled: {sorted(needed - enabled)}"
+    assert {"logging", "pubsub", "iam", "cloudkms"} <= enabled
+    services = module["resource"]["google_project_service"]["apis"]
+    assert services["for_each"] == "${var.enable_apis ? toset(local.apis) : toset([])}"
+    assert services["disable_on_destroy"] is False
+
+
+def test_example_takes_keys_and_repositories_as_variables() -> None:
+    example = load_module(REPO / "terraform" / "examples" / "gcp")
+    (call,) = example["module"].values()
+    module_vars = set(load_module(GCP)["variable"])
+    arguments = {k for k in call if k not in {"source", "providers", "depends_on"}}
+    assert arguments <= module_vars, arguments - module_vars
+    for name in ("kms_key_ids", "artifact_registry_repositories", "push_pubsub_delivery", "aws_role_arn"):
+        assert call[name] == f"${{var.{name}}}", name
+        assert example["variable"][name].get("description"), name
+    text = (REPO / "terraform" / "examples" / "gcp" / "main.tf").read_text()
+    used = set(re.findall(r"var\.([a-z_]+)", text))
+    assert used <= set(example["variable"]), used - set(example["variable"])
+    assert "terraform init" in text
+
+
+def _guide_outputs() -> set[str]:
+    text = (REPO / "docs" / "deploy.md").read_text()
+    return set(re.findall(r"terraform(?: -chdir=\S+)? output(?: -raw| -json)? ([a-z_]+)", text))
+
+
+def test_outputs_the_guide_names_exist() -> None:
+    """Every `terraform output NAME` in docs/deploy.md is an output of the example it runs in, and each example
+    output reads an output its module really has."""
+    named = _guide_outputs()
+    assert {"admission_url", "admission_token", "admission_request_log_filter"} <= named
+    examples = {cloud: load_module(REPO / "terraform" / "examples" / cloud)["output"] for cloud in ("gcp", "aws")}
+    available = set(examples["gcp"]) | set(examples["aws"])
+    assert not named - available, f"the guide names outputs no example has: {sorted(named - available)}"
+    for cloud, outputs in examples.items():
+        module_outputs = set(load_module(REPO / "terraform" / cloud)["output"])
+        for name, output in outputs.items():
+            ref = re.fullmatch(r"\$\{module\.sigward\.([a-z_]+)\}", output["value"])
+            assert ref and ref.group(1) in module_outputs, (cloud, name, output["value"])
+
+
+def test_registry_reader_grants_match_the_credential_providers() -> None:
+    """The pulls the code makes with each cloud's credentials are what the modules grant."""
+    gcp = load_module(GCP)
+    assert gcp["resource"]["google_artifact_registry_repository_iam_member"]["reader"]["role"] == (
+        "roles/artifactregistry.reader"
+    )
+    aws = (REPO / "terraform" / "aws" / "main.tf").read_text()
+    for action in ("ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"):
+        assert f'"{action}"' in aws, action
+    guide = (REPO / "docs" / "deploy.md").read_text()
+    for needle in (
+        "AcrPull",
+        "roles/artifactregistry.reader",
+        "ecr:GetAuthorizationToken",
+        "SIGWARD_AWS_ROLE_ARN",
+        "SIGWARD_REGISTRY_PROVIDERS",
+        "GITHUB_TOKEN",
+    ):
+        assert needle in guide, needle
