@@ -115,6 +115,9 @@ def test_unauthenticated_over_http_and_logs_hold_no_token(
     base, log = served
     assert post(base, "/admission/mutate", review(pod_request(pod(adm_images.signed)))).status_code == 401
     assert post(base, "/admission/nottoken/mutate", {"x": 1}).status_code == 401
+    # One authorised decision of its own, so the log check does not depend on another test running first (xdist).
+    decided = post(base, f"/admission/{TOKEN}/mutate", review(pod_request(pod(adm_images.unsigned))))
+    assert decided.json()["response"]["allowed"] is False
     time.sleep(0.2)
     text = log.read_text()
     assert "admission decision" in text  # one structured line per decision
