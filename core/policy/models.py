@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from core.policy.conditions import ConditionInputs
 
 Action = Literal["Audit", "Enforce"]
 FailurePolicy = Literal["Fail", "Ignore"]
@@ -370,6 +374,14 @@ with warnings.catch_warnings():
             )
             return tuple(name for name, value in present if value)
 
+        @cached_property
+        def condition_inputs(self) -> ConditionInputs:
+            """The request-specific values (``image.tag``, ``request.*``, ...) this entry's attestation
+            ``conditions`` and ``validate`` can read: a verdict is reusable only for the same values."""
+            from core.policy.conditions import inputs_read
+
+            return inputs_read([[a.conditions for a in self.attestations], self.validate])
+
         def effective_failure_action(self, default: Action) -> Action:
             """This entry's ``failureAction`` if set, else ``default`` (the policy's)."""
             return self.failure_action or default
@@ -490,6 +502,17 @@ with warnings.catch_warnings():
 
         def has_verify_images(self) -> bool:
             return bool(self.verify_images)
+
+        def condition_inputs(self, entries: tuple[int, ...] | None = None) -> ConditionInputs:
+            """What the conditions of ``entries`` (indexes into ``verify_images``; default all) read from the
+            request: ``.request`` true means the rule reads admission request data."""
+            from core.policy.conditions import NO_INPUTS
+
+            found = NO_INPUTS
+            for i, iv in enumerate(self.verify_images):
+                if entries is None or i in entries:
+                    found = found | iv.condition_inputs
+            return found
 
         def failure_action(self, default: Action) -> Action:
             """Kyverno's per-rule action for a verifyImages rule (``EngineResponse.ruleAction``): ``Enforce``
