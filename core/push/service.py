@@ -122,7 +122,10 @@ class PushService:
                 image=repository,
                 digest=digest,
                 status="ignored",
-                reason="no verifyImages rule matches this image",
+                reason=(
+                    "no verifyImages rule decidable at push matches this image "
+                    "(rules reading the admission request are decided at admission)"
+                ),
             )
         outcomes: list[RuleOutcome] = []
         retry_reasons: list[str] = []
