@@ -104,6 +104,7 @@ class _Unit:
     image: ResourceImage
     plan: RulePlan
     request: Mapping[str, Any] | None = field(default=None, repr=False)
+    namespace: str = ""  # the resource's namespace (validationFailureActionOverrides)
     future: Future[tuple[RuleVerdict, bool]] | None = None
     result: RuleVerdict | None = None
     cached: bool = False
@@ -209,6 +210,7 @@ class AdmissionService:
                                 image=image,
                                 plan=plan,
                                 request=request.raw,
+                                namespace=info.namespace,
                             )
                         )
         return units
@@ -362,7 +364,7 @@ class AdmissionService:
         verdict = _replace_rule(verdict, unit.rule_name)
         blocking = False
         if verdict.verdict == Verdict.FAIL:
-            blocking = unit.policy.spec.enforces(unit.rule)
+            blocking = unit.policy.spec.enforces(unit.rule, namespace=unit.namespace)
         elif verdict.verdict == Verdict.ERROR:
             blocking = unit.policy.spec.failure_policy == "Fail"
         return ImageCheck(
