@@ -1,8 +1,10 @@
 """The admission decision: which rules apply, which images they cover, verification of all of them at once under
 one deadline, and Kyverno's way of turning verdicts into allow / deny / warnings / digest patches.
 
-Verdicts are cached by (policy content hash, rule, repository, digest, matched entries): a changed policy has another
-hash, so it can never reuse an old verdict. Failures are cached briefly, infrastructure errors not at all.
+Verdicts are cached and looked up in the store under the key :mod:`core.verify.plan` computes (policy content hash,
+rule, repository, digest, applied entries, trust root, and the request-specific values the rule's conditions read):
+a changed policy has another hash, so it can never reuse an old verdict, and a rule whose conditions read the request
+is verified for every request. Failures are cached briefly, infrastructure errors not at all.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from core.cache import TTLCache
 from core.deadline import Deadline
 from core.errors import BadRequestError, ExternalServiceError, SigwardError
 from core.policy.models import Policy, Rule
-from core.store import StoredVerdict, VerdictStore, entries_key
-from core.verify.engine import Verifier, image_matches, image_skipped
+from core.store import StoredVerdict, VerdictStore
+from core.verify.engine import Verifier, image_matches
+from core.verify.plan import RulePlan, VerdictKey, plan_rule
 from core.verify.results import RuleVerdict, Verdict
 
 Mode = Literal["mutate", "validate"]
@@ -91,9 +94,6 @@ class Decision:
     elapsed_ms: float = 0.0
 
 
-VerdictKey = tuple[str, str, str, str, tuple[int, ...]]
-
-
 @dataclass
 class _Unit:
     """One verification to run: a rule of a policy for one image of the resource."""
@@ -102,10 +102,16 @@ class _Unit:
     rule: Rule
     rule_name: str
     image: ResourceImage
+    plan: RulePlan
+    request: Mapping[str, Any] | None = field(default=None, repr=False)
+    namespace: str = ""  # the resource's namespace (validationFailureActionOverrides)
     future: Future[tuple[RuleVerdict, bool]] | None = None
     result: RuleVerdict | None = None
     cached: bool = False
-    matched: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def matched(self) -> tuple[int, ...]:
+        return self.plan.matched
 
 
 class AdmissionService:
@@ -120,6 +126,7 @@ class AdmissionService:
         resolve_digest: Callable[[ResourceImage, Deadline], str] | None = None,
         store: VerdictStore | None = None,
         jmespath_search: Callable[[str, str], Any] | None = None,
+        trust_fingerprint: Callable[[], str] = lambda: "",
     ) -> None:
         self._policies = policies
         self._verifier = verifier
@@ -127,6 +134,7 @@ class AdmissionService:
         self._resolve_digest = resolve_digest
         self._store = store
         self._jmespath_search = jmespath_search
+        self._trust_fingerprint = trust_fingerprint
         self._cache: TTLCache[VerdictKey, RuleVerdict] = TTLCache(
             max_entries=self.settings.cache_entries, ttl=self.settings.pass_ttl, ttl_for=self._ttl_for
         )
@@ -192,10 +200,18 @@ class AdmissionService:
                 if request.operation == "UPDATE" and request.old_object is not None:
                     images = _changed_images(images, request.old_object, kind, rule, self._jmespath_search)
                 for image in images:
-                    matched = tuple(i for i, iv in enumerate(rule.verify_images) if image_matches(iv, image.ref))
-                    if matched:
+                    plan = plan_rule(policy, rule, image.ref)
+                    if plan is not None:
                         units.append(
-                            _Unit(policy=policy, rule=rule, rule_name=matched_rule.name, image=image, matched=matched)
+                            _Unit(
+                                policy=policy,
+                                rule=rule,
+                                rule_name=matched_rule.name,
+                                image=image,
+                                plan=plan,
+                                request=request.raw,
+                                namespace=info.namespace,
+                            )
                         )
         return units
 
@@ -216,7 +232,8 @@ class AdmissionService:
 
     def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
         ref = unit.image.ref
-        if all(image_skipped(unit.rule.verify_images[i], ref) for i in unit.matched):
+        plan = unit.plan
+        if plan.all_skipped:
             skipped = self._verifier.verify_image_rule(ref, policy=unit.policy, rule=unit.rule, deadline=deadline)
             if skipped is not None:
                 return skipped, False
@@ -224,47 +241,48 @@ class AdmissionService:
             digest = ref.digest or self._digest(unit.image, deadline)
         except SigwardError as exc:
             return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
-        key: VerdictKey = (unit.policy.content_hash, unit.rule.name, ref.repository, digest, unit.matched)
-        use_cache = all(unit.rule.verify_images[i].use_cache for i in unit.matched)
-        if use_cache:
+        key = plan.key(digest, trust_fingerprint=self._trust_fingerprint())
+        if plan.reusable:
             hit = self._cache.get(key)
             if hit is not None:
                 return hit, True
-            stored = self._stored_pass(unit, digest)
+            stored = self._stored_pass(unit, key)
             if stored is not None:
                 self._cache.put(key, stored)
                 return stored, True
 
         def compute() -> RuleVerdict:
-            context = self._verifier.new_context(ref.with_digest(digest) if not ref.digest else ref, deadline=deadline)
+            pinned = ref.with_digest(digest) if not ref.digest else ref
+            context = self._verifier.new_context(pinned, deadline=deadline, request=unit.request)
             verdict = self._verifier.verify_image_rule(
                 ref, policy=unit.policy, rule=unit.rule, deadline=deadline, context=context
             )
             if verdict is None:  # cannot happen: the unit exists because an entry matched
                 raise BadRequestError(f"no verifyImages entry matches {ref.reference}")
-            if record and verdict.verdict == Verdict.PASS:
-                self._record_pass(unit, verdict, digest)
+            if record and verdict.verdict == Verdict.PASS and not plan.request_dependent:
+                self._record_pass(unit, verdict, key)
             return verdict
 
-        if not use_cache:
+        if not plan.reusable:
             return compute(), False
         try:
             return self._cache.get_or_compute(key, compute, timeout=max(deadline.remaining(), 0.001)), False
         except TimeoutError:
             return _error_verdict(unit, "deadline exceeded before verification finished"), False
 
-    def _stored_pass(self, unit: _Unit, digest: str) -> RuleVerdict | None:
+    def _stored_pass(self, unit: _Unit, key: VerdictKey) -> RuleVerdict | None:
         """A fresh push-time (or other instance's) pass for exactly this key; the store is an optimisation, so an
         outage only costs a verification."""
         if self._store is None:
             return None
         try:
             found = self._store.lookup(
-                digest=digest,
-                repository=unit.image.ref.repository,
-                policy_hash=unit.policy.content_hash,
-                rule=unit.rule.name,
-                entries=entries_key(unit.matched),
+                digest=key.digest,
+                repository=key.repository,
+                policy_hash=key.policy_hash,
+                rule=key.rule,
+                entries=key.entries_text,
+                inputs=key.inputs,
                 now=time.time(),
             )
         except SigwardError as exc:
@@ -275,26 +293,27 @@ class AdmissionService:
         return RuleVerdict(
             image=unit.image.image,
             reference=unit.image.ref.reference,
-            digest=digest,
+            digest=key.digest,
             verdict=Verdict.PASS,
             policy=unit.policy.name,
             rule=unit.rule_name,
             message=f"verified image signatures for {unit.image.ref.reference} (verdict recorded at {found.source})",
         )
 
-    def _record_pass(self, unit: _Unit, verdict: RuleVerdict, digest: str) -> None:
+    def _record_pass(self, unit: _Unit, verdict: RuleVerdict, key: VerdictKey) -> None:
         if self._store is None:
             return
         now = time.time()
         try:
             self._store.record(
                 StoredVerdict(
-                    digest=digest,
-                    repository=unit.image.ref.repository,
+                    digest=key.digest,
+                    repository=key.repository,
                     policy=unit.policy.name,
-                    policy_hash=unit.policy.content_hash,
-                    rule=unit.rule.name,
-                    entries=entries_key(unit.matched),
+                    policy_hash=key.policy_hash,
+                    rule=key.rule,
+                    entries=key.entries_text,
+                    inputs=key.inputs,
                     verdict=Verdict.PASS.value,
                     message=verdict.message,
                     verified_at=now,
@@ -345,7 +364,7 @@ class AdmissionService:
         verdict = _replace_rule(verdict, unit.rule_name)
         blocking = False
         if verdict.verdict == Verdict.FAIL:
-            blocking = unit.policy.spec.enforces(unit.rule)
+            blocking = unit.policy.spec.enforces(unit.rule, namespace=unit.namespace)
         elif verdict.verdict == Verdict.ERROR:
             blocking = unit.policy.spec.failure_policy == "Fail"
         return ImageCheck(

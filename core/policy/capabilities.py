@@ -53,7 +53,7 @@ class Capabilities:
     namespace_selector: bool = False
     variables: bool = False  # {{ ... }} substitution in verifyImages fields
     # policy-wide switches
-    failure_action_overrides: bool = False  # spec.validationFailureActionOverrides
+    failure_action_overrides: bool = True  # spec.validationFailureActionOverrides (namespaces; no namespaceSelector)
     webhook_match_conditions: bool = False  # spec.webhookConfiguration.matchConditions
     apply_rules_one: bool = False  # spec.applyRules: One
 
@@ -118,7 +118,7 @@ REFUSALS: dict[str, str] = {
     ),
     "namespace_selector": (
         "namespaceSelector needs the Namespace's labels from the Kubernetes API, which sigward does not use: "
-        "list the namespaces in resources.namespaces instead"
+        "list the namespaces instead (resources.namespaces, or validationFailureActionOverrides[].namespaces)"
     ),
     "variables": (
         "variables ({{ ... }}) are not supported yet: sigward does not substitute them; write the value literally"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from core.errors import VerificationFailure
 from core.policy import durations
@@ -676,3 +676,136 @@ def evaluate_deny(
     if not isinstance(substituted, str):
         return ConditionOutcome(False, "the produced message didn't resolve to a string, check your policy definition.")
     return ConditionOutcome(False, substituted)
+
+
+# --- what a condition reads (verdict reuse keys)
+
+# The ``image`` fields the verifyImages condition context holds (Kyverno's ``ImageInfo``): registry, path and
+# name describe the repository, ``tag``/``reference``/``referenceWithTag`` change with the tag a request names.
+IMAGE_FIELDS = ("registry", "path", "name", "tag", "digest", "reference", "referenceWithTag")
+
+
+@dataclass(frozen=True)
+class ConditionInputs:
+    """Which request-specific values conditions can read: ``image.<field>`` names and whether anything under
+    ``request`` is read. A verdict reached with these values answers only for the same values, so they are part of
+    its reuse key, and the condition context offers nothing else (a read the analysis did not see cannot
+    happen)."""
+
+    image: frozenset[str] = frozenset()
+    request: bool = False
+
+    def __or__(self, other: ConditionInputs) -> ConditionInputs:
+        return ConditionInputs(self.image | other.image, self.request or other.request)
+
+    @property
+    def tag_dependent(self) -> bool:
+        return bool(self.image & {"tag", "reference", "referenceWithTag"})
+
+
+NO_INPUTS = ConditionInputs()
+# An expression that reads the whole context (``@``), or that cannot be analysed, may read anything.
+ALL_INPUTS = ConditionInputs(frozenset(IMAGE_FIELDS), True)
+_WHOLE = "\x00whole"
+
+
+def inputs_read(value: Any) -> ConditionInputs:
+    """The request-specific inputs the ``{{ }}`` expressions in ``value`` (conditions as written: strings, lists,
+    mappings, models) can read. Conservative: a nested ``{{ {{ }} }}`` expression (its text is only known after
+    substitution), an expression that does not parse, or one that reads the whole context counts as reading
+    everything."""
+    found = NO_INPUTS
+    for text in _strings(value):
+        found = found | _string_inputs(text)
+        if found == ALL_INPUTS:
+            break
+    return found
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, BaseModel):
+        return _strings(value.model_dump(by_alias=True))
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _string_inputs(text: str) -> ConditionInputs:
+    from core.policy.variables import variable_expressions
+
+    expressions, nested = variable_expressions(text)
+    if nested:
+        return ALL_INPUTS
+    found = NO_INPUTS
+    for expression in expressions:
+        found = found | _expression_inputs(expression)
+    return found
+
+
+def _expression_inputs(expression: str) -> ConditionInputs:
+    from core.policy.jmes import compile_expression
+
+    try:
+        parsed = compile_expression(expression).parsed
+    except VerificationFailure:
+        return ALL_INPUTS
+    roots = _roots(parsed)
+    if _WHOLE in roots:
+        return ALL_INPUTS
+    image: set[str] = set()
+    for root in roots:
+        if root == "image":
+            image.update(IMAGE_FIELDS)
+        elif root.startswith("image."):
+            image.add(root[len("image.") :])
+    return ConditionInputs(frozenset(image & set(IMAGE_FIELDS)), "request" in roots)
+
+
+# Nodes whose first child is evaluated against the current node and the rest against its result.
+_LEFT_ONLY = frozenset({"index_expression", "projection", "value_projection", "filter_projection", "pipe"})
+# Nodes whose children are all evaluated against the current node.
+_ALL_CHILDREN = frozenset(
+    {
+        "function_expression",
+        "expref",
+        "multi_select_list",
+        "multi_select_dict",
+        "key_val_pair",
+        "or_expression",
+        "and_expression",
+        "not_expression",
+        "comparator",
+        "flatten",
+    }
+)
+
+
+def _roots(node: Mapping[str, Any]) -> set[str]:
+    """Top-level names an expression reads from the context (``image.<field>`` for image fields); ``_WHOLE`` when
+    it reads the context itself (``@``) or uses a construct this walk does not know."""
+    kind = node.get("type")
+    children: list[Mapping[str, Any]] = list(node.get("children") or [])
+    if kind == "field":
+        return {str(node.get("value"))}
+    if kind in ("literal", "index", "slice"):
+        return set()
+    if kind == "subexpression":
+        first = children[0]
+        if first.get("type") == "field" and first.get("value") == "image":
+            second = children[1] if len(children) > 1 else {}
+            if second.get("type") == "field":
+                return {f"image.{second.get('value')}"}
+            return {"image"}
+        return _roots(first)
+    if kind in _LEFT_ONLY:
+        return _roots(children[0])
+    if kind in _ALL_CHILDREN:
+        out: set[str] = set()
+        for child in children:
+            out |= _roots(child)
+        return out
+    return {_WHOLE}  # current node (@), identity, or anything unknown

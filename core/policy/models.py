@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from typing import Any, ClassVar, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, model_validator
 from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from core.policy.conditions import ConditionInputs
 
 Action = Literal["Audit", "Enforce"]
 FailurePolicy = Literal["Fail", "Ignore"]
@@ -370,6 +374,14 @@ with warnings.catch_warnings():
             )
             return tuple(name for name, value in present if value)
 
+        @cached_property
+        def condition_inputs(self) -> ConditionInputs:
+            """The request-specific values (``image.tag``, ``request.*``, ...) this entry's attestation
+            ``conditions`` and ``validate`` can read: a verdict is reusable only for the same values."""
+            from core.policy.conditions import inputs_read
+
+            return inputs_read([[a.conditions for a in self.attestations], self.validate])
+
         def effective_failure_action(self, default: Action) -> Action:
             """This entry's ``failureAction`` if set, else ``default`` (the policy's)."""
             return self.failure_action or default
@@ -491,15 +503,28 @@ with warnings.catch_warnings():
         def has_verify_images(self) -> bool:
             return bool(self.verify_images)
 
-        def failure_action(self, default: Action) -> Action:
-            """Kyverno's per-rule action for a verifyImages rule (``EngineResponse.ruleAction``): ``Enforce``
-            if any entry enforces, else the first entry's explicit action, else ``default`` (the policy's)."""
+        def condition_inputs(self, entries: tuple[int, ...] | None = None) -> ConditionInputs:
+            """What the conditions of ``entries`` (indexes into ``verify_images``; default all) read from the
+            request: ``.request`` true means the rule reads admission request data."""
+            from core.policy.conditions import NO_INPUTS
+
+            found = NO_INPUTS
+            for i, iv in enumerate(self.verify_images):
+                if entries is None or i in entries:
+                    found = found | iv.condition_inputs
+            return found
+
+        def explicit_failure_action(self) -> Action | None:
+            """Kyverno's ``EngineResponse.ruleAction`` for a verifyImages rule: ``Enforce`` if any entry
+            enforces, else the first entry's explicit action, else None (the policy decides)."""
             explicit = [iv.failure_action for iv in self.verify_images if iv.failure_action is not None]
             if "Enforce" in explicit:
                 return "Enforce"
-            if explicit:
-                return explicit[0]
-            return default
+            return explicit[0] if explicit else None
+
+        def failure_action(self, default: Action) -> Action:
+            """The rule's own action, else ``default``."""
+            return self.explicit_failure_action() or default
 
 
 # --- spec / policy
@@ -555,13 +580,41 @@ class PolicySpec(KyvernoModel):
             return {**data, "validationFailureAction": _normalize_action(data["validationFailureAction"])}
         return data
 
-    def rule_failure_action(self, rule: Rule) -> Action:
-        """The action that decides whether a failure of ``rule`` blocks: its entries' ``failureAction``
-        (Enforce wins if any entry enforces), else ``spec.validationFailureAction``."""
-        return rule.failure_action(self.validation_failure_action)
+    def rule_failure_action(self, rule: Rule, *, namespace: str = "") -> Action:
+        """Whether a failure of ``rule`` for a resource in ``namespace`` blocks (Enforce) or is reported (Audit),
+        as Kyverno decides it per failed rule since v1.19 (kyverno/kyverno@111e07bbecc66abfde36ab99969af22d7a961003,
+        pkg/engine/api/engineresponse.go ``HasEnforcedFailure`` -> ``failureActionForRule`` -> ``ruleAction``):
 
-    def enforces(self, rule: Rule) -> bool:
-        return self.rule_failure_action(rule) == "Enforce"
+        1. the rule's own action: ``Enforce`` if any verifyImages entry sets ``failureAction: Enforce``, else the
+           first entry that sets one (even ``Audit`` when the policy says Enforce);
+        2. else the first ``spec.validationFailureActionOverrides`` item that matches ``namespace``
+           (``matchOverride``: an item without ``namespaces`` matches every namespace, an empty list none;
+           namespaces are wildcards);
+        3. else ``spec.validationFailureAction``.
+        """
+        explicit = rule.explicit_failure_action()
+        if explicit is not None:
+            return explicit
+        override = self.matching_override(namespace)
+        return override if override is not None else self.validation_failure_action
+
+    def matching_override(self, namespace: str) -> Action | None:
+        """The action of the first valid ``validationFailureActionOverrides`` item matching ``namespace``.
+        (``namespaceSelector`` needs the Namespace's labels; the loader refuses it.)"""
+        from core.references import wildcard_match
+
+        for override in self.validation_failure_action_overrides:
+            action = _normalize_action(override.action)
+            if action not in ("Audit", "Enforce") or override.namespace_selector is not None:
+                continue
+            if "namespaces" not in override.model_fields_set:
+                return action  # type: ignore[no-any-return]
+            if any(wildcard_match(ns, namespace) for ns in override.namespaces):
+                return action  # type: ignore[no-any-return]
+        return None
+
+    def enforces(self, rule: Rule, *, namespace: str = "") -> bool:
+        return self.rule_failure_action(rule, namespace=namespace) == "Enforce"
 
 
 class Policy(KyvernoModel):
@@ -587,5 +640,5 @@ class Policy(KyvernoModel):
         """``name`` for a ClusterPolicy, ``namespace/name`` for a Policy (Kyverno's policy key)."""
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
-    def rule_failure_action(self, rule: Rule) -> Action:
-        return self.spec.rule_failure_action(rule)
+    def rule_failure_action(self, rule: Rule, *, namespace: str = "") -> Action:
+        return self.spec.rule_failure_action(rule, namespace=namespace)

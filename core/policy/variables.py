@@ -106,6 +106,17 @@ def _variable_text(match: str) -> tuple[str, bool]:
     return text, False
 
 
+def variable_expressions(text: str) -> tuple[list[str], bool]:
+    """The ``{{ }}`` expressions written in ``text`` (without braces or the shallow ``-``), found as
+    :func:`substitute` finds them, and whether ``text`` nests them (``{{ f('{{ x }}') }}``): a nested expression's
+    final text is only known after the inner one is substituted."""
+    matches = list(_VARIABLE.finditer(text))
+    expressions = [_variable_text(m.group(2))[0] for m in matches]
+    rest = _VARIABLE.sub(lambda m: m.group(1), text)
+    nested = re.search(r"(^|[^\\])\{\{", rest) is not None
+    return expressions, nested
+
+
 def _resolve(expression: str, data: Any, now: datetime, missing: MissingKeys) -> Any:
     if not expression.strip():
         raise VerificationFailure("failed to resolve an empty {{ }} expression")

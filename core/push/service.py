@@ -2,8 +2,10 @@
 matching verifyImages rule and record the verdict; ask the platform to redeliver while a signature may still be on
 its way (grace period), then record the failure for good.
 
-Verdicts are recorded under the same key admission uses — (digest, repository, policy content hash, rule, matched
-entries) — for both the tag form and the digest form of the image when they match different entries.
+Verdicts are recorded under the key admission looks up (:mod:`core.verify.plan`: digest, repository, policy content
+hash, rule, applied entries, trust root, and the image values the rule's conditions read) — for both the tag form and
+the digest form of the image when their keys differ. An event without a tag records only the digest form, which a
+rule reading the tag never finds; a rule whose conditions read the admission request is left to admission.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from core.deadline import Deadline
 from core.errors import ExternalServiceError, SigwardError
 from core.push.findings import Finding, FindingSink, emit_finding
 from core.references import ImageReference, parse_image_reference
-from core.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore, entries_key
-from core.verify.engine import Verifier, image_matches, image_skipped
+from core.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
+from core.verify.engine import Verifier
+from core.verify.plan import RulePlan, VerdictKey, plan_image
 from core.verify.results import Verdict
 
 if TYPE_CHECKING:
     from core.events import PushEvent
-    from core.policy.models import Policy, Rule
+    from core.policy.models import Policy
 
 # A signature is usually pushed seconds after its image; a failure inside this window is retried, not recorded.
 DEFAULT_GRACE_SECONDS = 300.0
@@ -82,7 +85,9 @@ class PushService:
         notifier: FindingSink | None = None,
         clock: Callable[[], float] = time.time,
         subject_of: Callable[[PushEvent, Deadline], str] | None = None,
+        trust_fingerprint: Callable[[], str] = lambda: "",
     ) -> None:
+        self._trust_fingerprint = trust_fingerprint
         self._subject_of = subject_of
         self._policies = policies
         self._verifier = verifier
@@ -106,10 +111,10 @@ class PushService:
         about_other_image = digest != event.digest
         forms = self._forms(event, digest)
         if event.action == "delete" and not about_other_image:
-            self._record_deleted(event, forms, now)
+            self._record_deleted(event, forms, digest, now)
             self._store.mark_event(event.event_id, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
-        work = self._work(forms)
+        work = self._work(forms, digest)
         if not work:
             self._store.mark_event(event.event_id, now=now)
             return PushOutcome(
@@ -117,13 +122,16 @@ class PushService:
                 image=repository,
                 digest=digest,
                 status="ignored",
-                reason="no verifyImages rule matches this image",
+                reason=(
+                    "no verifyImages rule decidable at push matches this image "
+                    "(rules reading the admission request are decided at admission)"
+                ),
             )
         outcomes: list[RuleOutcome] = []
         retry_reasons: list[str] = []
         to_record: list[StoredVerdict] = []
-        for policy, rule, ref, indexes in work:
-            outcome, stored, retry = self._verify(event, policy, rule, ref, indexes, digest, deadline, now)
+        for plan, key in work:
+            outcome, stored, retry = self._verify(event, plan, key, deadline, now)
             outcomes.append(outcome)
             if retry:
                 retry_reasons.append(retry)
@@ -157,35 +165,28 @@ class PushService:
             forms.insert(0, parse_image_reference(f"{base}:{tag}"))
         return forms
 
-    def _work(self, forms: Sequence[ImageReference]) -> list[tuple[Policy, Rule, ImageReference, tuple[int, ...]]]:
-        seen: set[tuple[str, str, tuple[int, ...]]] = set()
+    def _work(self, forms: Sequence[ImageReference], digest: str) -> list[tuple[RulePlan, VerdictKey]]:
+        """One verification per distinct verdict key over the image's forms; rules whose entries are all skipped
+        decide nothing, and rules reading the admission request cannot be decided here."""
+        seen: set[VerdictKey] = set()
+        fingerprint = self._trust_fingerprint()
         work = []
-        for policy in self._policies():
-            for rule in policy.spec.rules:
-                for ref in forms:
-                    indexes = tuple(
-                        i
-                        for i, iv in enumerate(rule.verify_images)
-                        if image_matches(iv, ref) and not image_skipped(iv, ref)
-                    )
-                    key = (policy.content_hash, rule.name, indexes)
-                    if indexes and key not in seen:
-                        seen.add(key)
-                        work.append((policy, rule, ref, indexes))
+        policies = self._policies()
+        for ref in forms:
+            for plan in plan_image(policies, ref):
+                if plan.all_skipped or plan.request_dependent:
+                    continue
+                key = plan.key(digest, trust_fingerprint=fingerprint)
+                if key not in seen:
+                    seen.add(key)
+                    work.append((plan, key))
         return work
 
     def _verify(
-        self,
-        event: PushEvent,
-        policy: Policy,
-        rule: Rule,
-        ref: ImageReference,
-        indexes: tuple[int, ...],
-        digest: str,
-        deadline: Deadline,
-        now: float,
+        self, event: PushEvent, plan: RulePlan, key: VerdictKey, deadline: Deadline, now: float
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
         """(outcome, verdict to record or None, retry reason or "")."""
+        policy, rule, ref, digest = plan.policy, plan.rule, plan.ref, key.digest
         pinned = ref if ref.digest else ref.with_digest(digest)
         try:
             context = self._verifier.new_context(pinned, deadline=deadline)
@@ -199,7 +200,7 @@ class PushService:
         else:
             status = verdict.verdict if verdict is not None else Verdict.SKIP
             message = verdict.message if verdict is not None else "no entry matched"
-        entries = entries_key(indexes)
+        entries = key.entries_text
         outcome = RuleOutcome(
             policy=policy.name, rule=rule.name, verdict=status.value, message=message, entries=entries, form=str(ref)
         )
@@ -209,7 +210,7 @@ class PushService:
             return outcome, None, ""
         recorded = status.value
         if status == Verdict.FAIL:
-            sighting = f"{digest}|{policy.content_hash}|{rule.name}|{entries}"
+            sighting = key.stored
             first = self._store.first_seen(sighting, now=now)
             if now - first < self.settings.grace_seconds:
                 return (
@@ -223,11 +224,12 @@ class PushService:
             recorded = "unsigned" if "no signatures found" in message else Verdict.FAIL.value
         stored = StoredVerdict(
             digest=digest,
-            repository=ref.repository,
+            repository=key.repository,
             policy=policy.name,
-            policy_hash=policy.content_hash,
-            rule=rule.name,
+            policy_hash=key.policy_hash,
+            rule=key.rule,
             entries=entries,
+            inputs=key.inputs,
             verdict=recorded,
             message=message,
             verified_at=now,
@@ -238,23 +240,24 @@ class PushService:
         )
         return outcome, stored, ""
 
-    def _record_deleted(self, event: PushEvent, forms: Sequence[ImageReference], now: float) -> None:
-        for policy, rule, ref, indexes in self._work(forms):
+    def _record_deleted(self, event: PushEvent, forms: Sequence[ImageReference], digest: str, now: float) -> None:
+        for plan, key in self._work(forms, digest):
             self._store.record(
                 StoredVerdict(
                     digest=event.digest,
-                    repository=ref.repository,
-                    policy=policy.name,
-                    policy_hash=policy.content_hash,
-                    rule=rule.name,
-                    entries=entries_key(indexes),
+                    repository=key.repository,
+                    policy=plan.policy.name,
+                    policy_hash=key.policy_hash,
+                    rule=key.rule,
+                    entries=key.entries_text,
+                    inputs=key.inputs,
                     verdict="deleted",
                     message=f"image deleted from {event.source}",
                     verified_at=now,
                     expires_at=now + self.settings.verdict_ttl,
                     source=event.source,
                     event_id=event.event_id,
-                    image=str(ref),
+                    image=str(plan.ref),
                 )
             )
 

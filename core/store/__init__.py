@@ -1,8 +1,10 @@
 """The verdict store: push-time verdicts that admission reuses, event idempotency and first sightings, behind one
 small interface with three implementations — SQLite (embedded default), Firestore (GCP), memory (tests).
 
-A stored verdict is keyed by (image digest, repository, policy content hash, rule, matched entries): a changed policy
-has another hash and never finds an old verdict. Admission only ever reuses a fresh ``pass``; a recorded failure
+A stored verdict is keyed by (image digest, repository, policy content hash, rule, applied entries, inputs) as
+:mod:`core.verify.plan` computes it for push, admission and the cache alike; ``inputs`` holds the trust-root
+fingerprint and the request-specific values (``image.tag``, ...) the rule's conditions read. A changed policy has
+another hash and never finds an old verdict. Admission only ever reuses a fresh ``pass``; a recorded failure
 can make admission verify again, never allow.
 """
 
@@ -37,6 +39,7 @@ class StoredVerdict:
     source: str = ""
     event_id: str = ""
     image: str = ""
+    inputs: str = ""  # canonical text of the trust fingerprint and request-specific values read ("" = none)
 
     @property
     def key(self) -> str:
@@ -46,15 +49,17 @@ class StoredVerdict:
             policy_hash=self.policy_hash,
             rule=self.rule,
             entries=self.entries,
+            inputs=self.inputs,
         )
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def verdict_key(*, digest: str, repository: str, policy_hash: str, rule: str, entries: str) -> str:
-    raw = "\x00".join((digest, repository, policy_hash, rule, entries))
-    return hashlib.sha256(raw.encode()).hexdigest()
+def verdict_key(*, digest: str, repository: str, policy_hash: str, rule: str, entries: str, inputs: str = "") -> str:
+    """The store's key. Without ``inputs`` it is the key earlier versions wrote, so their verdicts stay usable."""
+    parts = (digest, repository, policy_hash, rule, entries, *((inputs,) if inputs else ()))
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
 def entries_key(indexes: Sequence[int]) -> str:
@@ -65,7 +70,15 @@ class VerdictStore(Protocol):
     def record(self, verdict: StoredVerdict) -> None: ...
 
     def lookup(
-        self, *, digest: str, repository: str, policy_hash: str, rule: str, entries: str, now: float
+        self,
+        *,
+        digest: str,
+        repository: str,
+        policy_hash: str,
+        rule: str,
+        entries: str,
+        now: float,
+        inputs: str = "",
     ) -> StoredVerdict | None:
         """The unexpired verdict for exactly this key, or None."""
         ...

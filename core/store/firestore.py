@@ -82,12 +82,23 @@ class FirestoreStore:
             source=str(data.get("source", "")),
             event_id=str(data.get("event_id", "")),
             image=str(data.get("image", "")),
+            inputs=str(data.get("inputs", "")),
         )
 
     def lookup(
-        self, *, digest: str, repository: str, policy_hash: str, rule: str, entries: str, now: float
+        self,
+        *,
+        digest: str,
+        repository: str,
+        policy_hash: str,
+        rule: str,
+        entries: str,
+        now: float,
+        inputs: str = "",
     ) -> StoredVerdict | None:
-        key = verdict_key(digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries)
+        key = verdict_key(
+            digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries, inputs=inputs
+        )
         ref = self._db().collection(self.collection).document(key)
         snap = self._call("read", lambda: ref.get(timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
         if not snap.exists:

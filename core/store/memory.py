@@ -27,10 +27,20 @@ class MemoryStore:
             self._verdicts[verdict.key] = verdict
 
     def lookup(
-        self, *, digest: str, repository: str, policy_hash: str, rule: str, entries: str, now: float
+        self,
+        *,
+        digest: str,
+        repository: str,
+        policy_hash: str,
+        rule: str,
+        entries: str,
+        now: float,
+        inputs: str = "",
     ) -> StoredVerdict | None:
         self._check()
-        key = verdict_key(digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries)
+        key = verdict_key(
+            digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries, inputs=inputs
+        )
         with self._lock:
             found = self._verdicts.get(key)
         return found if found is not None and found.expires_at > now else None

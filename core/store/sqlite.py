@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
     key TEXT PRIMARY KEY, digest TEXT NOT NULL, repository TEXT NOT NULL, policy TEXT NOT NULL,
     policy_hash TEXT NOT NULL, rule TEXT NOT NULL, entries TEXT NOT NULL, verdict TEXT NOT NULL,
     message TEXT NOT NULL, verified_at REAL NOT NULL, expires_at REAL NOT NULL, source TEXT NOT NULL,
-    event_id TEXT NOT NULL, image TEXT NOT NULL
+    event_id TEXT NOT NULL, image TEXT NOT NULL, inputs TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS verdicts_by_digest ON verdicts (digest);
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
@@ -26,8 +26,19 @@ CREATE TABLE IF NOT EXISTS sightings (key TEXT PRIMARY KEY, first_seen REAL NOT 
 """
 _COLUMNS = (
     "digest, repository, policy, policy_hash, rule, entries, verdict, message, verified_at, expires_at, source, "
-    "event_id, image"
+    "event_id, image, inputs"
 )
+
+
+def _add_inputs_column(conn: sqlite3.Connection) -> None:
+    """Stores written before verdict keys had ``inputs`` lack the column; their rows keep the old keys."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(verdicts)")}
+    if "inputs" not in columns:
+        try:
+            conn.execute("ALTER TABLE verdicts ADD COLUMN inputs TEXT NOT NULL DEFAULT ''")
+        except sqlite3.OperationalError as exc:  # another process added it first
+            if "duplicate column" not in str(exc):
+                raise
 
 
 class SqliteStore:
@@ -40,6 +51,7 @@ class SqliteStore:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             with self._conn() as conn:
                 conn.executescript(_SCHEMA)
+                _add_inputs_column(conn)
         except (OSError, sqlite3.Error) as exc:
             raise ExternalServiceError(f"verdict store {path} unusable: {exc}") from exc
 
@@ -65,7 +77,7 @@ class SqliteStore:
 
     def record(self, verdict: StoredVerdict) -> None:
         self._run(
-            f"INSERT OR REPLACE INTO verdicts (key, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - constant columns
+            f"INSERT OR REPLACE INTO verdicts (key, {_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608 - constant columns
             (
                 verdict.key,
                 verdict.digest,
@@ -81,13 +93,14 @@ class SqliteStore:
                 verdict.source,
                 verdict.event_id,
                 verdict.image,
+                verdict.inputs,
             ),
         )
 
     @staticmethod
     def _row(row: tuple[object, ...]) -> StoredVerdict:
         (digest, repository, policy, policy_hash, rule, entries, verdict, message, verified_at, expires_at, source,
-         event_id, image) = row  # fmt: skip
+         event_id, image, inputs) = row  # fmt: skip
         return StoredVerdict(
             digest=str(digest),
             repository=str(repository),
@@ -102,12 +115,23 @@ class SqliteStore:
             source=str(source),
             event_id=str(event_id),
             image=str(image),
+            inputs=str(inputs),
         )
 
     def lookup(
-        self, *, digest: str, repository: str, policy_hash: str, rule: str, entries: str, now: float
+        self,
+        *,
+        digest: str,
+        repository: str,
+        policy_hash: str,
+        rule: str,
+        entries: str,
+        now: float,
+        inputs: str = "",
     ) -> StoredVerdict | None:
-        key = verdict_key(digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries)
+        key = verdict_key(
+            digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries, inputs=inputs
+        )
         rows = self._run(f"SELECT {_COLUMNS} FROM verdicts WHERE key = ? AND expires_at > ?", (key, now))  # noqa: S608
         return self._row(rows[0]) if rows else None
 

@@ -84,6 +84,7 @@ class _ImageContext:
     ref: ImageReference
     digest: str
     deadline: Deadline
+    request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
     layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = field(default_factory=dict)
     bundles: dict[tuple[str, str], tuple[BundleLayer, ...]] = field(default_factory=dict)
 
@@ -113,6 +114,20 @@ def image_matches(verification: ImageVerification, ref: ImageReference) -> bool:
 
 def image_skipped(verification: ImageVerification, ref: ImageReference) -> bool:
     return any(wildcard_match(p, ref.reference) for p in verification.skip_image_references)
+
+
+def image_values(ref: ImageReference, digest: str) -> dict[str, str]:
+    """The ``image`` object conditions see (Kyverno's ``ImageInfo``) for ``ref`` at ``digest``; verdict keys
+    (:mod:`core.verify.plan`) take the values a rule reads from here too."""
+    return {
+        "registry": ref.registry,
+        "path": ref.path,
+        "name": ref.name,
+        "tag": ref.tag,
+        "digest": digest,
+        "reference": ref.reference,
+        "referenceWithTag": ref.reference_with_tag,
+    }
 
 
 class Verifier:
@@ -221,9 +236,11 @@ class Verifier:
             digest = outcome.signatures[0].payload.manifest_digest
         return Verdict.PASS, message, digest
 
-    def new_context(self, ref: ImageReference, *, deadline: Deadline) -> _ImageContext:
+    def new_context(
+        self, ref: ImageReference, *, deadline: Deadline, request: Mapping[str, Any] | None = None
+    ) -> _ImageContext:
         digest = ref.digest or self._source.resolve_digest(ref, deadline=deadline)
-        return _ImageContext(ref=ref, digest=digest, deadline=deadline)
+        return _ImageContext(ref=ref, digest=digest, deadline=deadline, request=request)
 
     def _verify_attestor_set(
         self, ctx: _ImageContext, iv: ImageVerification, attestor_set: AttestorSet, path: str
@@ -412,7 +429,7 @@ class Verifier:
             entry_path = f"{path}.entries[{k}]{_sub(entry)}"
             try:
                 statements = self._attestation_statements(ctx, iv, entry, predicate_type)
-                self._check_statements(ctx, statements, predicate_type, attestation.conditions)
+                self._check_statements(ctx, iv, statements, predicate_type, attestation.conditions)
             except VerificationFailure as exc:
                 errors.append(f"{entry_path}: {exc.message}")
                 continue
@@ -501,6 +518,7 @@ class Verifier:
     def _check_statements(
         self,
         ctx: _ImageContext,
+        iv: ImageVerification,
         statements: Sequence[Statement],
         predicate_type: str,
         conditions: Sequence[AnyAllConditions],
@@ -513,7 +531,7 @@ class Verifier:
         from core.policy.conditions import evaluate_any_all
 
         for statement in wanted:
-            context = self._condition_context(ctx)
+            context = self._condition_context(ctx, iv)
             if isinstance(statement.predicate, Mapping):
                 context.update(statement.predicate)
             outcome = evaluate_any_all(conditions, context, now=self._clock(), missing="error")
@@ -523,19 +541,17 @@ class Verifier:
                     f"{outcome.message}"
                 )
 
-    def _condition_context(self, ctx: _ImageContext) -> dict[str, Any]:
-        ref = ctx.ref
-        return {
-            "image": {
-                "registry": ref.registry,
-                "path": ref.path,
-                "name": ref.name,
-                "tag": ref.tag,
-                "digest": ctx.digest,
-                "reference": ref.reference,
-                "referenceWithTag": ref.reference_with_tag,
-            }
-        }
+    def _condition_context(self, ctx: _ImageContext, iv: ImageVerification) -> dict[str, Any]:
+        """What ``iv``'s conditions may read: the image's digest and the request-specific values they were found
+        to read (``ImageVerification.condition_inputs``), nothing more. A verdict's reuse key holds exactly these
+        values, so an expression whose text only appears at evaluation (substituted from attestation data) cannot
+        read a value the key does not cover: it finds the key missing instead."""
+        inputs = iv.condition_inputs
+        values = image_values(ctx.ref, ctx.digest)
+        context: dict[str, Any] = {"image": {k: v for k, v in values.items() if k == "digest" or k in inputs.image}}
+        if inputs.request and ctx.request is not None:
+            context["request"] = ctx.request
+        return context
 
     def _deny(self, ctx: _ImageContext, iv: ImageVerification) -> str:
         """``validate.deny``: when its conditions hold, the image is denied with ``validate.message``."""
@@ -545,7 +561,7 @@ class Verifier:
         # A missing key is an error (as in Kyverno), never a null that would let a deny condition quietly not hold.
         outcome = evaluate_deny(
             iv.validate.deny.conditions,
-            self._condition_context(ctx),
+            self._condition_context(ctx, iv),
             now=self._clock(),
             message=iv.validate.message,
             missing="error",

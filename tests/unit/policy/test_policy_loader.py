@@ -612,10 +612,12 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
         "variables",
     ),
     (
-        "failure action overrides",
-        set_spec(validationFailureActionOverrides=[{"action": "Audit", "namespaces": ["dev"]}]),
-        "spec.validationFailureActionOverrides",
-        "failure_action_overrides",
+        "failure action override namespaceSelector",
+        set_spec(
+            validationFailureActionOverrides=[{"action": "Audit", "namespaceSelector": {"matchLabels": {"a": "b"}}}]
+        ),
+        "spec.validationFailureActionOverrides[0].namespaceSelector",
+        "namespace_selector",
     ),
     (
         "webhook matchConditions",

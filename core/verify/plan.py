@@ -1,0 +1,130 @@
+"""Which rules and ``verifyImages`` entries apply to an image, and the key under which their verdict may be reused.
+
+One function answers this for the admission cache, the admission store lookup and the push-time store write, so a
+verdict recorded by one is found by the others exactly when it answers the same question. A key holds everything
+the decision read: the policy's content hash, the rule, the normalized repository, the digest, the entries applied
+(matched and not skipped), the trust-root fingerprint, and the request-specific values the rule's conditions read
+(``image.tag``, ``image.referenceWithTag``, ...). A rule whose conditions read admission request data
+(``request.*``) is decided per request: its verdict is never reused (:attr:`RulePlan.reusable`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from core.references import ImageReference
+from core.store import entries_key, verdict_key
+from core.verify.engine import image_matches, image_skipped, image_values
+
+if TYPE_CHECKING:
+    from core.policy.conditions import ConditionInputs
+    from core.policy.models import Policy, Rule
+
+
+@dataclass(frozen=True)
+class VerdictKey:
+    """The reuse key of one (policy, rule, image) verdict; ``stored`` is the store's form of the same key."""
+
+    policy_hash: str
+    rule: str
+    repository: str
+    digest: str
+    entries: tuple[int, ...]
+    inputs: str = ""
+
+    @property
+    def entries_text(self) -> str:
+        return entries_key(self.entries)
+
+    @property
+    def stored(self) -> str:
+        return verdict_key(
+            digest=self.digest,
+            repository=self.repository,
+            policy_hash=self.policy_hash,
+            rule=self.rule,
+            entries=self.entries_text,
+            inputs=self.inputs,
+        )
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    """One rule of one policy for one image: the entries whose ``imageReferences`` match (``matched``), those of
+    them not skipped by ``skipImageReferences`` (``applied``, what is verified and keyed), and what the applied
+    entries' conditions read."""
+
+    policy: Policy
+    rule: Rule
+    ref: ImageReference
+    matched: tuple[int, ...]
+    applied: tuple[int, ...]
+    inputs: ConditionInputs
+
+    @property
+    def all_skipped(self) -> bool:
+        return not self.applied
+
+    @property
+    def request_dependent(self) -> bool:
+        return self.inputs.request
+
+    @property
+    def reusable(self) -> bool:
+        """A verdict may be cached or looked up: every applied entry allows caching (``useCache``) and no
+        condition reads request data."""
+        return (
+            bool(self.applied)
+            and not self.inputs.request
+            and all(self.rule.verify_images[i].use_cache for i in self.applied)
+        )
+
+    def key(self, digest: str, *, trust_fingerprint: str = "") -> VerdictKey:
+        """The reuse key for this plan's image at ``digest``. Image values are read from the pinned form the
+        verification context uses, so a tag and its pinned ``tag@digest`` spelling agree."""
+        pinned = self.ref if self.ref.digest else self.ref.with_digest(digest)
+        return VerdictKey(
+            policy_hash=self.policy.content_hash,
+            rule=self.rule.name,
+            repository=self.ref.repository,
+            digest=digest,
+            entries=self.applied,
+            inputs=inputs_text(pinned, self.inputs, trust_fingerprint=trust_fingerprint),
+        )
+
+
+def inputs_text(ref: ImageReference, inputs: ConditionInputs, *, trust_fingerprint: str = "") -> str:
+    """Canonical text of the request-specific values ``inputs`` names (the digest is in the key already) and the
+    trust-root fingerprint; ``""`` when there are none, which keeps the key earlier versions stored."""
+    values = image_values(ref, ref.digest)
+    read = {f"image.{name}": values[name] for name in sorted(inputs.image) if name != "digest"}
+    if trust_fingerprint:
+        read["trust"] = trust_fingerprint
+    if inputs.request:
+        read["request"] = "*"  # never reused (RulePlan.reusable); marked so such a key can match nothing else
+    return json.dumps(read, sort_keys=True, separators=(",", ":")) if read else ""
+
+
+def plan_rule(policy: Policy, rule: Rule, ref: ImageReference) -> RulePlan | None:
+    """The plan of ``rule`` for ``ref``, or None when no entry's ``imageReferences`` match."""
+    matched = tuple(i for i, iv in enumerate(rule.verify_images) if image_matches(iv, ref))
+    if not matched:
+        return None
+    applied = tuple(i for i in matched if not image_skipped(rule.verify_images[i], ref))
+    return RulePlan(
+        policy=policy, rule=rule, ref=ref, matched=matched, applied=applied, inputs=rule.condition_inputs(applied)
+    )
+
+
+def plan_image(policies: Iterable[Policy], ref: ImageReference) -> list[RulePlan]:
+    """The plans of every rule of ``policies`` that matches ``ref``."""
+    out: list[RulePlan] = []
+    for policy in policies:
+        for rule in policy.spec.rules:
+            found = plan_rule(policy, rule, ref)
+            if found is not None:
+                out.append(found)
+    return out

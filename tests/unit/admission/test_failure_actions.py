@@ -1,0 +1,132 @@
+"""Enforce or Audit per failed rule, as Kyverno decides it (kyverno/kyverno@111e07bb, pkg/engine/api/engineresponse.go
+``failureActionForRule``/``ruleAction``/``matchOverride``): the rule's entries first, then the namespace overrides,
+then the policy's action. Overrides were refused at load before (regression: they are honoured now)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from core.admission.review import parse_review
+from core.admission.service import AdmissionService, AdmissionSettings
+from core.errors import PolicyError
+from core.policy.loader import load_policy_text
+from core.policy.models import Policy
+from core.verify.engine import Verifier
+from tests.support.admission import pod, pod_request, review
+from tests.support.memory import MemorySignatureSource
+from tests.support.policies import dump
+from tests.support.signing import new_key
+
+UNSIGNED = "registry.test/app/unsigned:v1"
+DIGEST = "sha256:" + "2" * 64
+PEM = new_key("p256", slot=43).public_pem
+
+
+def entry(action: str | None) -> dict[str, Any]:
+    iv: dict[str, Any] = {
+        "imageReferences": ["registry.test/*"],
+        "mutateDigest": False,
+        "attestors": [{"entries": [{"keys": {"publicKeys": PEM, "rekor": {"ignoreTlog": True}}}]}],
+    }
+    if action is not None:
+        iv["failureAction"] = action
+    return iv
+
+
+def policy(spec_action: str, entries: tuple[str | None, ...], overrides: list[dict[str, Any]] | None = None) -> Policy:
+    spec: dict[str, Any] = {
+        "validationFailureAction": spec_action,
+        "rules": [
+            {
+                "name": "verify",
+                "match": {"any": [{"resources": {"kinds": ["Pod"]}}]},
+                "verifyImages": [entry(a) for a in entries],
+            }
+        ],
+    }
+    if overrides is not None:
+        spec["validationFailureActionOverrides"] = overrides
+    doc = {"apiVersion": "kyverno.io/v1", "kind": "ClusterPolicy", "metadata": {"name": "p"}, "spec": spec}
+    (loaded,) = load_policy_text(dump(doc), "p.yaml").policies
+    return loaded
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    spec_action: str
+    entries: tuple[str | None, ...]
+    overrides: list[dict[str, Any]] | None
+    namespace: str
+    expected: str
+
+
+ROWS = [
+    Row("spec-enforce", "Enforce", (None,), None, "default", "Enforce"),
+    Row("spec-audit", "Audit", (None,), None, "default", "Audit"),
+    Row("legacy-lowercase-spec", "enforce", (None,), None, "default", "Enforce"),
+    Row("entry-enforce-beats-spec-audit", "Audit", ("Enforce",), None, "default", "Enforce"),
+    Row("entry-audit-beats-spec-enforce", "Enforce", ("Audit",), None, "default", "Audit"),
+    Row("any-entry-enforce-wins", "Audit", ("Audit", "Enforce"), None, "default", "Enforce"),
+    # Kyverno: the first explicit entry action decides even when an earlier entry sets none and the spec enforces
+    Row("first-explicit-audit-over-spec-enforce", "Enforce", (None, "Audit"), None, "default", "Audit"),
+    Row("override-audit-in-dev", "Enforce", (None,), [{"action": "Audit", "namespaces": ["dev"]}], "dev", "Audit"),
+    Row("override-not-for-prod", "Enforce", (None,), [{"action": "Audit", "namespaces": ["dev"]}], "prod", "Enforce"),
+    Row("override-wildcard", "Enforce", (None,), [{"action": "Audit", "namespaces": ["dev-*"]}], "dev-1", "Audit"),
+    Row(
+        "override-enforce-in-prod", "Audit", (None,), [{"action": "Enforce", "namespaces": ["prod"]}], "prod", "Enforce"
+    ),
+    Row("override-lowercase", "Audit", (None,), [{"action": "enforce", "namespaces": ["prod"]}], "prod", "Enforce"),
+    Row("override-without-namespaces-everywhere", "Enforce", (None,), [{"action": "Audit"}], "any", "Audit"),
+    Row(
+        "override-empty-namespaces-nowhere", "Enforce", (None,), [{"action": "Audit", "namespaces": []}], "x", "Enforce"
+    ),
+    Row(
+        "first-matching-override-wins",
+        "Audit",
+        (None,),
+        [{"action": "Enforce", "namespaces": ["dev"]}, {"action": "Audit", "namespaces": ["dev"]}],
+        "dev",
+        "Enforce",
+    ),
+    Row(
+        "entry-action-beats-override",
+        "Audit",
+        ("Audit",),
+        [{"action": "Enforce", "namespaces": ["prod"]}],
+        "prod",
+        "Audit",
+    ),
+]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.name)
+def test_failure_action_table(row: Row) -> None:
+    p = policy(row.spec_action, row.entries, row.overrides)
+    assert p.spec.rule_failure_action(p.spec.rules[0], namespace=row.namespace) == row.expected
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.name)
+def test_admission_blocks_exactly_when_the_failed_rule_enforces(row: Row) -> None:
+    source = MemorySignatureSource()
+    source.add_image(UNSIGNED, DIGEST)  # no signatures: the rule fails
+    p = policy(row.spec_action, row.entries, row.overrides)
+    svc = AdmissionService(
+        policies=lambda: [p], verifier=Verifier(source=source), settings=AdmissionSettings(deadline_seconds=5)
+    )
+    try:
+        decision = svc.decide(parse_review(review(pod_request(pod(UNSIGNED, namespace=row.namespace)))), mode="mutate")
+    finally:
+        svc.close()
+    assert decision.allowed is (row.expected == "Audit")
+    if decision.allowed:
+        assert decision.warnings  # an audited failure is reported, not silent
+
+
+def test_override_with_namespace_selector_is_refused_with_its_path() -> None:
+    with pytest.raises(PolicyError) as err:
+        policy("Enforce", (None,), [{"action": "Audit", "namespaceSelector": {"matchLabels": {"env": "dev"}}}])
+    assert "spec.validationFailureActionOverrides[0].namespaceSelector" in str(err.value)
