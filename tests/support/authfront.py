@@ -62,6 +62,6 @@ def _handler_for(front: SameOriginFront) -> type[BaseHTTPRequestHandler]:
             finally:
                 conn.close()
 
-        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+        do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward  # noqa: N815 - http.server names
 
     return Handler
