@@ -56,6 +56,10 @@ class GoogleProvider:
                 raise ExternalServiceError(
                     f"registry provider google: could not get an access token ({type(exc).__name__})"
                 ) from exc
+            except Exception as exc:  # google-auth lets KeyError/ValueError out on odd metadata answers
+                raise ExternalServiceError(
+                    f"registry provider google: the metadata server gave an unusable answer ({type(exc).__name__})"
+                ) from exc
             token = creds.token
             expiry = creds.expiry
         if not isinstance(token, str) or not token:
