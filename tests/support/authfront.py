@@ -13,6 +13,12 @@ from typing import Any
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host"})
 
 
+class _FrontServer(ThreadingHTTPServer):
+    # The default listen backlog (5) resets connections when parallel tests burst at the front.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class SameOriginFront:
     """Forwards ``path_prefixes`` → ``side_host`` and every other path → ``main_host`` (both ``ip:port``)."""
 
@@ -20,8 +26,7 @@ class SameOriginFront:
         self.main_host = main_host
         self.side_host = side_host
         self.prefixes = path_prefixes
-        server = ThreadingHTTPServer((host_ip, port), _handler_for(self))
-        server.daemon_threads = True
+        server = _FrontServer((host_ip, port), _handler_for(self))
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
