@@ -45,7 +45,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.policy.loader import load_policies
     from core.registry import RegistryClient, RegistryConfig
     from core.verify.engine import Verifier
-    from core.verify.oci import RegistrySignatureSource
+    from core.verify.oci import ProviderSources, RegistrySignatureSource
     from core.verify.results import Verdict
 
     policy_set = load_policies(_policy_paths(args.policy))
@@ -53,7 +53,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"note: {note}", file=err)
     client = RegistryClient(RegistryConfig.from_env())
     try:
-        verifier = Verifier(source=RegistrySignatureSource(client))
+        verifier = Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
         results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
     finally:
         client.close()
@@ -99,7 +99,7 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.policy.loader import load_policies
     from core.registry import RegistryClient, RegistryConfig
     from core.verify.engine import Verifier
-    from core.verify.oci import RegistrySignatureSource
+    from core.verify.oci import ProviderSources, RegistrySignatureSource
 
     if args.file == "-":
         body = sys.stdin.buffer.read(MAX_REVIEW_BYTES + 1)
@@ -114,7 +114,7 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     client = RegistryClient(RegistryConfig.from_env())
     service = AdmissionService(
         policies=lambda: policy_set.policies,
-        verifier=Verifier(source=RegistrySignatureSource(client)),
+        verifier=Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client)),
         settings=AdmissionSettings.from_env(os.environ),
         jmespath_search=runtime.jmespath_search,
     )

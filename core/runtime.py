@@ -49,9 +49,15 @@ def verifier() -> Verifier:
         if _verifier is None:
             from core.verify.caching import CachingSignatureSource
             from core.verify.engine import Verifier
-            from core.verify.oci import RegistrySignatureSource
+            from core.verify.oci import ProviderSources, RegistrySignatureSource
 
-            _verifier = Verifier(source=CachingSignatureSource(RegistrySignatureSource(registry_client())))
+            client = registry_client()
+            # A rule's imageRegistryCredentials.providers gets its own (cached) source on the same client, so the
+            # CLI, admission and push events fetch with the same providers.
+            _verifier = Verifier(
+                source=CachingSignatureSource(RegistrySignatureSource(client)),
+                source_for_providers=ProviderSources(client, CachingSignatureSource),
+            )
         return _verifier
 
 

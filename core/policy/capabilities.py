@@ -11,7 +11,7 @@ public keys, ``keys.signatureAlgorithm``, ``keys.rekor`` (``url``, ``pubkey``, `
 ``imageReferences``/``skipImageReferences``, ``repository``, ``mutateDigest``/``verifyDigest``/``required``/
 ``useCache``, ``failureAction``, ``type: Cosign``, rule ``match``/``exclude`` on kinds, names, namespaces,
 label ``selector``, annotations and operations, ``imageExtractors``, and
-``imageRegistryCredentials.providers`` (registry credentials come from the ambient environment anyway).
+``imageRegistryCredentials.providers`` (that entry's registry requests use only those credential providers).
 
 Each flag below is one feature; ``False`` means "refuse policies that use it". Later work flips a flag to
 ``True`` when the verifier implements the feature. Tests (and callers that know better) pass their own
@@ -99,8 +99,8 @@ REFUSALS: dict[str, str] = {
         "sigward reads signatures from cosign's sha256-<digest>.sig tags"
     ),
     "registry_secrets": (
-        "registry credentials from cluster Secrets are not available to sigward: "
-        "give credentials in a docker config.json (DOCKER_CONFIG) instead"
+        "registry credentials from cluster Secrets are not available to sigward (no cluster access): "
+        "use imageRegistryCredentials.providers (workload identity) or a docker config.json (DOCKER_CONFIG) instead"
     ),
     "policy_insecure_registries": (
         "allowInsecureRegistry is not taken from policies: list plain-HTTP registries in "

@@ -9,9 +9,11 @@ identity).
 from __future__ import annotations
 
 import base64
+import copy
 import hmac
 import json
 import math
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -22,9 +24,11 @@ from urllib.parse import urlencode
 
 from core.deadline import Deadline
 from core.errors import AccessDeniedError, DeadlineExceededError, ExternalServiceError
-from core.registry.credentials import Credentials, CredentialStore
+from core.registry.credentials import Credentials
+from core.registry.transport import origin
 
 if TYPE_CHECKING:
+    from core.registry.providers import CredentialSource
     from core.registry.transport import Transport
 
 # Longest WWW-Authenticate value parsed; real ones are a few hundred bytes.
@@ -48,6 +52,10 @@ MAX_SCOPES = 8
 # Longest a thread waits for another thread's token request for the same key (it has its own timeouts too).
 MAX_TOKEN_WAIT_SECONDS = 30.0
 CLIENT_ID = "sigward"
+# Token realms documented on another host than their registry (spec: registry-credentials §1): the registry's
+# credentials may go there. Every other realm must be the registry's own origin, or it gets no credentials.
+_DOCKER_HUB = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"})
+_GCR_SUBDOMAIN = re.compile(r"^[a-z0-9-]+\.gcr\.io$")
 
 _TOKEN_CHARS = frozenset(chr(c) for c in range(0x21, 0x7F))
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -251,6 +259,31 @@ class TokenCache:
             return len(self._entries)
 
 
+def _documented_realm_host(registry_host: str, realm_host: str) -> bool:
+    if registry_host in _DOCKER_HUB:
+        return realm_host == "auth.docker.io"
+    if _GCR_SUBDOMAIN.match(registry_host):
+        return realm_host == "gcr.io"
+    return False
+
+
+def realm_may_receive_credentials(registry_origin: tuple[str, str, int], realm_url: str) -> bool:
+    """Whether a token realm may be sent the registry's credentials: the registry's own origin (scheme, host and
+    port), or a realm documented for that cloud registry (HTTPS on 443). A look-alike host, another port or a
+    host the registry merely names is a foreign realm."""
+    realm = origin(realm_url)
+    if realm == registry_origin:
+        return True
+    scheme, host, port = registry_origin
+    return (
+        realm[0] == "https"
+        and realm[2] == 443
+        and scheme == "https"
+        and port == 443
+        and _documented_realm_host(host, realm[1])
+    )
+
+
 def basic_authorization(creds: Credentials) -> str:
     pair = f"{creds.username}:{creds.password}".encode()
     return "Basic " + base64.b64encode(pair).decode("ascii")
@@ -268,7 +301,7 @@ class _Known:
 class Authenticator:
     """Turns challenges into ``Authorization`` values for one client; shared by all its threads."""
 
-    def __init__(self, transport: Transport, credentials: CredentialStore, *, allow_push: bool = False) -> None:
+    def __init__(self, transport: Transport, credentials: CredentialSource, *, allow_push: bool = False) -> None:
         self._allow_push = allow_push
         self._transport = transport
         self._credentials = credentials
@@ -276,6 +309,19 @@ class Authenticator:
         self._lock = threading.Lock()
         self._known: dict[str, _Known] = {}
         self._inflight: dict[tuple[str, str, str], threading.Lock] = {}
+        # Registries whose challenge named a foreign realm: their credentials were withheld (said in 401 messages).
+        self.withheld: set[str] = set()
+
+    def with_credentials(self, credentials: CredentialSource) -> Authenticator:
+        """An authenticator for other credentials sharing this one's token cache and learned registry schemes
+        (cache keys carry the credential identity, so tokens of one credential never serve another)."""
+        other = copy.copy(self)
+        other._credentials = credentials
+        return other
+
+    def registry_origin(self, registry: str) -> tuple[str, str, int]:
+        scheme = "http" if self._transport.config.is_insecure(registry) else "https"
+        return origin(f"{scheme}://{registry}")
 
     def credentials_for(self, registry: str) -> Credentials | None:
         return self._credentials.get(registry)
@@ -289,7 +335,7 @@ class Authenticator:
         if known.scheme == "basic":
             creds = self.credentials_for(registry)
             return basic_authorization(creds) if creds is not None and creds.has_password else None
-        return self._bearer(registry, known, (scope,), deadline)
+        return self._bearer(registry, known, (scope,), deadline, self.credentials_for(registry))
 
     def on_unauthorized(
         self, registry: str, www_authenticate: str, scope: str, deadline: Deadline, *, rejected: str | None
@@ -302,20 +348,26 @@ class Authenticator:
                 f"{registry} requires authentication but its WWW-Authenticate challenge is malformed ({exc})"
             ) from None
         by_scheme = {c.scheme: c for c in challenges}
-        creds = self.credentials_for(registry)
         bearer = by_scheme.get("bearer")
         if bearer is not None:
             realm = bearer.realm
             if not realm:
                 raise AccessDeniedError(f"{registry} sent a Bearer challenge without a realm")
             known = _Known(scheme="bearer", realm=realm, service=bearer.params.get("service", ""))
-            with self._lock:
-                self._known[registry] = known
+            ours = realm_may_receive_credentials(self.registry_origin(registry), realm)
+            if ours:
+                with self._lock:
+                    self._known[registry] = known
+            else:
+                # A foreign realm gets an anonymous token request at most, and is never remembered for the registry.
+                self.withheld.add(registry)
+            creds = self.credentials_for(registry) if ours else None
             scopes = sanitize_scopes(bearer.params.get("scope", ""), scope, allow_push=self._allow_push)
             if rejected is not None:
                 for s in {scopes, (scope,)}:
                     self.tokens.invalidate(self._cache_key(registry, s, creds))
-            return self._bearer(registry, known, scopes, deadline)
+            return self._bearer(registry, known, scopes, deadline, creds)
+        creds = self.credentials_for(registry)
         if "basic" in by_scheme:
             with self._lock:
                 self._known[registry] = _Known(scheme="basic")
@@ -332,8 +384,9 @@ class Authenticator:
     def _cache_key(registry: str, scopes: tuple[str, ...], creds: Credentials | None) -> tuple[str, str, str]:
         return (registry, " ".join(scopes), creds.identity if creds is not None else "anonymous")
 
-    def _bearer(self, registry: str, known: _Known, scopes: tuple[str, ...], deadline: Deadline) -> str:
-        creds = self.credentials_for(registry)
+    def _bearer(
+        self, registry: str, known: _Known, scopes: tuple[str, ...], deadline: Deadline, creds: Credentials | None
+    ) -> str:
         key = self._cache_key(registry, scopes, creds)
         token = self.tokens.get(key)
         if token is not None:

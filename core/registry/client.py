@@ -7,8 +7,13 @@ a decided "no" (404, 401/403, a digest mismatch) is never confused with "could n
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+import threading
+from collections.abc import Mapping
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -36,6 +41,7 @@ from core.registry.models import (
     compute_digest,
     digests_equal,
 )
+from core.registry.providers import ALL_PROVIDERS, CredentialProvider, CredentialSource, ProviderChain, ProviderName
 from core.registry.transport import RequestStats, Transport, origin
 
 # distribution/reference's repository path grammar; checked again here because a Repository can be built by
@@ -52,6 +58,8 @@ _REFERRERS_UNSUPPORTED = frozenset({400, 404, 405, 406})
 MAX_REFERRERS_PAGES = 8
 # The query of a ``Link: <…>; rel="next"`` page: registries use n/last/artifactType, all URL-safe.
 _LINK_QUERY_RE = re.compile(r"^[A-Za-z0-9._~%&=+:;,/-]{0,1024}$")
+# ACR's exchange answer is one small JSON object with a JWT refresh token.
+MAX_EXCHANGE_RESPONSE_BYTES = 256 * 1024
 
 
 class RegistryClient:
@@ -61,16 +69,86 @@ class RegistryClient:
         self,
         config: RegistryConfig | None = None,
         *,
-        credentials: CredentialStore | None = None,
+        credentials: CredentialSource | None = None,
+        providers: Mapping[ProviderName, CredentialProvider] | None = None,
         allow_push: bool = False,
     ) -> None:
+        """``credentials``: the ``default`` provider (the docker config of ``$DOCKER_CONFIG`` unless given);
+        ``providers``: replaces the built-in cloud providers (google, amazon, azure, github), for tests."""
         self.config = config if config is not None else RegistryConfig.from_env()
         self.stats = RequestStats()
         self._transport = Transport(self.config, self.stats)
-        self._credentials = credentials if credentials is not None else CredentialStore.from_env()
+        default = credentials if credentials is not None else CredentialStore.from_env()
+        chosen = dict(providers) if providers is not None else self._cloud_providers()
+        chosen[ProviderName.DEFAULT] = default
+        self._chain = ProviderChain(providers=chosen, host_map=self.config.provider_map, selected=ALL_PROVIDERS)
         # Only `sigward sign` builds a pushing client; everything that verifies asks registries for pull tokens.
         self._allow_push = allow_push
-        self._auth = Authenticator(self._transport, self._credentials, allow_push=allow_push)
+        self._auth = Authenticator(self._transport, self._chain, allow_push=allow_push)
+        self._owner = True
+        self._views: dict[tuple[ProviderName, ...], RegistryClient] = {}
+        self._views_lock = threading.Lock()
+
+    def _cloud_providers(self) -> dict[ProviderName, CredentialProvider]:
+        from core.registry.providers.amazon import AmazonProvider
+        from core.registry.providers.azure import AzureProvider
+        from core.registry.providers.github import GithubProvider
+        from core.registry.providers.google import GoogleProvider
+
+        return {
+            ProviderName.GOOGLE: GoogleProvider(),
+            ProviderName.AMAZON: AmazonProvider(),
+            ProviderName.AZURE: AzureProvider(self.post_form),
+            ProviderName.GITHUB: GithubProvider(),
+        }
+
+    def with_providers(self, names: tuple[ProviderName, ...]) -> RegistryClient:
+        """This client restricted to some credential providers (a rule's ``imageRegistryCredentials.providers``):
+        same connections, token cache and providers, only the selected providers' credentials are sent."""
+        if names == self._chain.selected:
+            return self
+        with self._views_lock:
+            view = self._views.get(names)
+            if view is None:
+                view = copy.copy(self)
+                view._chain = self._chain.narrowed(names)
+                view._auth = self._auth.with_credentials(view._chain)
+                view._owner = False
+                view._views = {}
+                self._views[names] = view
+            return view
+
+    @property
+    def providers(self) -> tuple[ProviderName, ...]:
+        return self._chain.selected
+
+    def post_form(self, registry: str, path: str, form: Mapping[str, str]) -> Mapping[str, Any]:
+        """POST a form to the registry's own origin (ACR's ``/oauth2/exchange``) and return its JSON object."""
+        registry = self._check_registry(registry)
+        deadline = Deadline.after(self.config.connect_timeout + self.config.read_timeout)
+        resp = self._transport.send(
+            "POST",
+            f"{self._base(registry)}{path}",
+            deadline=deadline,
+            kind="token",
+            headers={"Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded"},
+            data=dict(form),
+        )
+        status = resp.status_code
+        if status in (401, 403):
+            self._transport.discard(resp)
+            raise AccessDeniedError(f"{registry}{path} answered HTTP {status}")
+        if status != 200:
+            detail = self._transport.error_detail(resp, deadline)
+            raise ExternalServiceError(f"{registry}{path} answered HTTP {status}{detail}")
+        body = self._transport.read_body(resp, MAX_EXCHANGE_RESPONSE_BYTES, deadline, f"answer of {registry}{path}")
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            raise ExternalServiceError(f"{registry}{path} did not answer with JSON") from None
+        if not isinstance(data, dict):
+            raise ExternalServiceError(f"{registry}{path} did not answer with a JSON object")
+        return data
 
     # -- public API
 
@@ -258,7 +336,8 @@ class RegistryClient:
             raise ExternalServiceError(f"{registry} does not serve the registry API v2 (HTTP {status} for /v2/)")
 
     def close(self) -> None:
-        self._transport.close()
+        if self._owner:  # a provider view shares its parent's connections
+            self._transport.close()
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -365,6 +444,7 @@ class RegistryClient:
         )
         if resp.status_code != 401 or not same_origin:
             return resp
+        self._refuse_foreign_401(resp, url, registry)
         challenge = resp.headers.get("WWW-Authenticate", "")
         self._transport.discard(resp)
         authorization = self._auth.on_unauthorized(registry, challenge, scope, deadline, rejected=authorization)
@@ -397,6 +477,7 @@ class RegistryClient:
         )
         if resp.status_code != 401:
             return resp
+        self._refuse_foreign_401(resp, url, registry)
         challenge = resp.headers.get("WWW-Authenticate", "")
         self._transport.discard(resp)
         if not challenge:
@@ -407,6 +488,17 @@ class RegistryClient:
         return self._transport.send(
             method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization
         )
+
+    def _refuse_foreign_401(self, resp: requests.Response, url: str, registry: str) -> None:
+        """A 401 after a redirect to another origin is that origin's challenge, not the registry's: answering it
+        would send the registry's credentials to a host they do not belong to."""
+        final = resp.url or url
+        if origin(final) != origin(url):
+            self._transport.discard(resp)
+            raise AccessDeniedError(
+                f"{registry} redirected to {urlsplit(final).netloc}, which asked for authentication: "
+                f"the credentials of {registry} are not sent to another host"
+            )
 
     def _raise_for_status(self, resp: requests.Response, repo: Repository, what: str, deadline: Deadline) -> None:
         status = resp.status_code
@@ -421,6 +513,8 @@ class RegistryClient:
                 if self._auth.credentials_for(registry) is not None
                 else f"anonymously (no credentials configured for {registry})"
             )
+            if registry in self._auth.withheld:
+                used += f"; its token realm is on another host, so the credentials of {registry} were not sent there"
             raise AccessDeniedError(f"access to {what} in {repo} denied (HTTP {status}) {used}")
         detail = self._transport.error_detail(resp, deadline)
         raise ExternalServiceError(f"{registry} answered HTTP {status} for {what} in {repo}{detail}")

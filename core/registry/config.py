@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.errors import ConfigurationError
+from core.registry.providers import ENV_PROVIDERS, ProviderName, parse_provider_map
 
 ENV_INSECURE = "SIGWARD_INSECURE_REGISTRIES"
 ENV_PRIVATE = "SIGWARD_PRIVATE_REGISTRIES"
@@ -48,6 +49,8 @@ class RegistryConfig:
     max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
     # A CA bundle path for HTTPS verification (REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE); empty = certifi's bundle.
     ca_bundle: str = ""
+    # SIGWARD_REGISTRY_PROVIDERS: host[:port] → credential provider, beyond the built-in cloud host patterns.
+    provider_map: Mapping[str, ProviderName] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Accept any iterable of names (a set literal in tests) but store normalized frozensets.
@@ -68,6 +71,7 @@ class RegistryConfig:
             insecure_registries=_split_hosts(env.get(ENV_INSECURE, "")),
             private_registries=_split_hosts(env.get(ENV_PRIVATE, "")),
             ca_bundle=env.get("REQUESTS_CA_BUNDLE", "") or env.get("CURL_CA_BUNDLE", ""),
+            provider_map=parse_provider_map(env.get(ENV_PROVIDERS, "")),
         )
 
     def is_insecure(self, netloc: str) -> bool:

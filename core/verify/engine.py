@@ -48,6 +48,19 @@ if TYPE_CHECKING:
 # Images of one request or command verified at once; each mostly waits on the network.
 MAX_PARALLEL_IMAGES = 16
 
+#: A signature source fetching with only the given credential providers (``imageRegistryCredentials.providers``).
+SourceForProviders = Callable[[tuple[str, ...]], "SignatureSource"]
+
+
+def credential_providers(iv: ImageVerification) -> tuple[str, ...] | None:
+    """The providers a verifyImages entry's registry requests may use, Kyverno's way: no
+    ``imageRegistryCredentials`` → the process-wide setting (``None``); given without providers → the docker
+    config only (Kyverno's default keychain); else exactly those providers."""
+    creds = iv.image_registry_credentials
+    if creds is None:
+        return None
+    return tuple(creds.providers) or ("default",)
+
 
 class SignatureSource(Protocol):
     """Where digests and signatures come from: a registry in production, bytes in tests."""
@@ -85,6 +98,7 @@ class _ImageContext:
     digest: str
     deadline: Deadline
     request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
+    source: SignatureSource | None = None  # this entry's credential providers; None = the verifier's own source
     layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = field(default_factory=dict)
     bundles: dict[tuple[str, str], tuple[BundleLayer, ...]] = field(default_factory=dict)
 
@@ -140,9 +154,13 @@ class Verifier:
         keys: KeyResolver | None = None,
         trusted_root: Callable[[], TrustedRoot] = load_trusted_root,
         clock: Callable[[], datetime] | None = None,
+        source_for_providers: SourceForProviders | None = None,
     ) -> None:
+        """``source_for_providers``: how entries with ``imageRegistryCredentials`` get their own source; without
+        it such entries are refused (verifying with credentials the policy excluded would be wrong)."""
         self._clock = clock or (lambda: datetime.now(UTC))
         self._source = source
+        self._source_for_providers = source_for_providers
         if keys is None:
             from core.kms.resolver import KeyResolver as DefaultKeyResolver
 
@@ -201,6 +219,7 @@ class Verifier:
         image = ref.reference
         try:
             ctx = context or self.new_context(ref, deadline=deadline)
+            ctx = self._with_entry_source(ctx, iv)
         except VerificationFailure as exc:
             return Verdict.FAIL, f"failed to verify image {image}: {exc.message}", ""
         except ExternalServiceError as exc:
@@ -235,6 +254,25 @@ class Verifier:
         if outcome is not None and outcome.signatures:
             digest = outcome.signatures[0].payload.manifest_digest
         return Verdict.PASS, message, digest
+
+    def _with_entry_source(self, ctx: _ImageContext, iv: ImageVerification) -> _ImageContext:
+        """A context whose fetches use the entry's credential providers, with its own fetched-layer memo (layers
+        fetched with other credentials must not stand in for these)."""
+        providers = credential_providers(iv)
+        if providers is None:
+            return ctx
+        if self._source_for_providers is None:
+            raise BadRequestError("imageRegistryCredentials.providers is not supported by this verifier")
+        return _ImageContext(
+            ref=ctx.ref,
+            digest=ctx.digest,
+            deadline=ctx.deadline,
+            request=ctx.request,
+            source=self._source_for_providers(providers),
+        )
+
+    def _source_of(self, ctx: _ImageContext) -> SignatureSource:
+        return ctx.source if ctx.source is not None else self._source
 
     def new_context(
         self, ref: ImageReference, *, deadline: Deadline, request: Mapping[str, Any] | None = None
@@ -358,7 +396,7 @@ class Verifier:
         key = (f"bundles:{repo}", ctx.digest)
         found = ctx.bundles.get(key)
         if found is None:
-            found = self._source.bundles(repo, ctx.digest, deadline=ctx.deadline)
+            found = self._source_of(ctx).bundles(repo, ctx.digest, deadline=ctx.deadline)
             ctx.bundles[key] = found
         return found
 
@@ -574,7 +612,7 @@ class Verifier:
         key = (f"att:{repo}", ctx.digest)
         found = ctx.layers.get(key)
         if found is None:
-            found = self._source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline)
+            found = self._source_of(ctx).attestation_layers(repo, ctx.digest, deadline=ctx.deadline)
             ctx.layers[key] = found
         return found
 
@@ -623,7 +661,7 @@ class Verifier:
         key = (str(repo), ctx.digest)
         found = ctx.layers.get(key)
         if found is None:
-            found = self._source.signature_layers(repo, ctx.digest, deadline=ctx.deadline)
+            found = self._source_of(ctx).signature_layers(repo, ctx.digest, deadline=ctx.deadline)
             ctx.layers[key] = found
         return found
 

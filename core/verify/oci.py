@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from core.deadline import Deadline
@@ -15,6 +17,7 @@ from core.verify.simplesigning import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from core.registry import RegistryClient
+    from core.verify.engine import SignatureSource
 
 # cosign appends one layer per signature; real images carry a handful. Thousands of layers are an attack on our
 # time and memory, so only the first ones are read.
@@ -24,6 +27,31 @@ MAX_SIGNATURE_LAYERS = 32
 def signature_tag(image_digest: str, suffix: str = "sig") -> str:
     """cosign's tag scheme: ``sha256:abc…`` → ``sha256-abc….sig``."""
     return f"{image_digest.replace(':', '-')}.{suffix}"
+
+
+class ProviderSources:
+    """Signature sources restricted to a rule's credential providers, one per distinct selection, all on the same
+    registry client (connections and token cache shared; cache keys carry the credential identity)."""
+
+    def __init__(
+        self, client: RegistryClient, wrap: Callable[[SignatureSource], SignatureSource] = lambda s: s
+    ) -> None:
+        self._client = client
+        self._wrap = wrap
+        self._lock = threading.Lock()
+        self._sources: dict[tuple[str, ...], SignatureSource] = {}
+
+    def __call__(self, providers: tuple[str, ...]) -> SignatureSource:
+        from core.registry.providers import selection
+
+        names = selection(providers)
+        key = tuple(n.value for n in names)
+        with self._lock:
+            found = self._sources.get(key)
+            if found is None:
+                found = self._wrap(RegistrySignatureSource(self._client.with_providers(names)))
+                self._sources[key] = found
+            return found
 
 
 class RegistrySignatureSource:

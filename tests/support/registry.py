@@ -24,6 +24,7 @@ import requests
 import yaml
 
 from core.registry import RegistryConfig
+from tests.support.authfront import SameOriginFront
 from tests.support.netutil import free_port
 from tests.support.tokenserver import TokenServer
 
@@ -96,7 +97,11 @@ class LocalRegistry:
         token_server: TokenServer | None = None,
         host_ip: str = "127.0.0.1",
         notifications: list[dict[str, Any]] | None = None,
+        realm: str = "",
     ) -> None:
+        """Token auth: the registry process listens on a private port behind a same-origin front that also serves
+        ``/token`` (forwarded to ``token_server``), so the realm is the registry's own origin unless ``realm``
+        names another URL (a foreign realm, for the tests that credentials never reach one)."""
         self.notifications = notifications
         if auth not in ("none", "htpasswd", "token"):
             raise ValueError(f"unknown auth {auth!r}")
@@ -107,6 +112,10 @@ class LocalRegistry:
         self.token_server = token_server
         self.host_ip = host_ip
         self.port = free_port(host_ip)
+        # Token auth: the registry itself listens here, behind the front on ``port``.
+        self.backend_port = free_port(host_ip) if auth == "token" else self.port
+        self.realm = realm
+        self._front: SameOriginFront | None = None
         self.storage = workdir / "storage"
         self.storage.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.yml"
@@ -140,7 +149,12 @@ class LocalRegistry:
                 "delete": {"enabled": True},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },
-            "http": {"addr": self.host, "headers": {"X-Content-Type-Options": ["nosniff"]}},
+            "http": {
+                "addr": f"{self.host_ip}:{self.backend_port}",
+                "headers": {"X-Content-Type-Options": ["nosniff"]},
+                # Upload locations relative to the request, so they stay on the front's origin.
+                "relativeurls": True,
+            },
         }
         if self.auth == "htpasswd":
             htpasswd = self.workdir / "htpasswd"
@@ -149,6 +163,7 @@ class LocalRegistry:
         elif self.auth == "token":
             assert self.token_server is not None
             config["auth"] = self.token_server.registry_auth_config()
+            config["auth"]["token"]["realm"] = self.realm or f"{self.url}/token"
         if self.notifications:
             # distribution's notification endpoints: how a real registry reports pushes to a webhook
             config["notifications"] = {"endpoints": self.notifications}
@@ -161,6 +176,11 @@ class LocalRegistry:
         if not Path(binary).exists():
             raise RegistryError(
                 f"{REGISTRY_BINARY} not found: install Debian's docker-registry (apt-get install -y docker-registry)"
+            )
+        if self.auth == "token" and self._front is None:
+            assert self.token_server is not None
+            self._front = SameOriginFront(
+                self.host_ip, self.port, f"{self.host_ip}:{self.backend_port}", self.token_server.host, ("/token",)
             )
         env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
         log = self.log_path.open("ab")
@@ -193,6 +213,9 @@ class LocalRegistry:
     def stop(self) -> None:
         """Kill the registry's process group and wait for it (a stopped registry refuses connections)."""
         proc, self._proc = self._proc, None
+        front, self._front = self._front, None
+        if front is not None:
+            front.close()
         if proc is None or proc.poll() is not None:
             return
         try:

@@ -40,7 +40,7 @@ from tests.support.moto import REGION, clear_ambient_aws
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.registry import HTPASSWD_PASSWORD, HTPASSWD_USER, OCI_MANIFEST, LocalRegistry
 from tests.support.signing import attach_signatures, new_key, signed_layer
-from tests.support.tokenserver import TOKEN_PASSWORD, TOKEN_USER
+from tests.support.tokenserver import TOKEN_PASSWORD, TOKEN_USER, TokenServer
 
 pytestmark = pytest.mark.registry
 
@@ -206,42 +206,57 @@ def test_registry_password_never_in_logs_or_answers(
     assert_absent([WRONG_PASSWORD], sigward_log, std_logs.text, json.dumps(response))
 
 
+@pytest.fixture
+def proxied_token_registry(token_server: TokenServer, tmp_path: Path) -> Iterator[tuple[LocalRegistry, FaultProxy]]:
+    """A token-auth registry reached through a fault proxy whose origin is also the realm's (credentials go only
+    to a realm on the registry's own origin)."""
+    reg = LocalRegistry(tmp_path / "proxied-registry", auth="token", token_server=token_server)
+    with FaultProxy(reg.url) as proxy:
+        reg.realm = f"http://{proxy.host}/token"
+        reg._write_config()
+        reg.start()
+        try:
+            yield reg, proxy
+        finally:
+            reg.close()
+
+
 def test_bearer_and_identity_tokens_never_in_logs_or_answers(
-    token_registry: LocalRegistry, tmp_path: Path, std_logs: pytest.LogCaptureFixture
+    proxied_token_registry: tuple[LocalRegistry, FaultProxy], tmp_path: Path, std_logs: pytest.LogCaptureFixture
 ) -> None:
     """A token the token server issued, refused by the registry (a proxy answers 403 to it); and an identity
     (refresh) token the token server rejects. Neither token, nor the password behind the first, is ever shown."""
+    token_registry, proxy = proxied_token_registry
     assert token_registry.token_server is not None
     digest = token_registry.push_image("secrets/bearer", tag="v1")
     attach_signatures(token_registry, "secrets/bearer", digest, [signed_layer(KEY, image_digest=digest)])
     token_host = token_registry.token_server.host
     texts: list[str] = []
-    with FaultProxy(token_registry.url) as proxy:
 
-        def refuse_tokens(seen: Seen) -> Reply | None:
-            if is_image_manifest(seen) and seen.headers.get("authorization", "").startswith("Bearer "):
-                return Reply(403, {"Content-Type": "application/json"}, b'{"errors":[{"code":"DENIED"}]}')
-            return None
+    def refuse_tokens(seen: Seen) -> Reply | None:
+        if is_image_manifest(seen) and seen.headers.get("authorization", "").startswith("Bearer "):
+            return Reply(403, {"Content-Type": "application/json"}, b'{"errors":[{"code":"DENIED"}]}')
+        return None
 
-        proxy.fault = refuse_tokens
-        image = f"{proxy.host}/secrets/bearer:v1"
-        for entry in (auth_entry(TOKEN_USER, TOKEN_PASSWORD), {"identitytoken": IDENTITY_TOKEN}):
-            config = tmp_path / "config.json"
-            config.write_text(json.dumps({"auths": {proxy.host: entry}}))
-            with admission(
-                policy_for(f"{proxy.host}/*"),
-                insecure=[proxy.host, token_host],
-                credentials=CredentialStore(config),
-            ) as adm:
-                response, _ = adm.decide(image)
-                texts += [adm.log.getvalue(), json.dumps(response)]
-            assert response["allowed"] is False
-            assert "denied" in response["status"]["message"] or "refused" in response["status"]["message"]
-        issued = [
-            s.headers["authorization"][len("Bearer ") :]
-            for s in proxy.seen()
-            if s.headers.get("authorization", "").startswith("Bearer ")
-        ]
+    proxy.fault = refuse_tokens
+    image = f"{proxy.host}/secrets/bearer:v1"
+    for entry in (auth_entry(TOKEN_USER, TOKEN_PASSWORD), {"identitytoken": IDENTITY_TOKEN}):
+        config = tmp_path / "config.json"
+        config.write_text(json.dumps({"auths": {proxy.host: entry}}))
+        with admission(
+            policy_for(f"{proxy.host}/*"),
+            insecure=[proxy.host, token_host],
+            credentials=CredentialStore(config),
+        ) as adm:
+            response, _ = adm.decide(image)
+            texts += [adm.log.getvalue(), json.dumps(response)]
+        assert response["allowed"] is False
+        assert "denied" in response["status"]["message"] or "refused" in response["status"]["message"]
+    issued = [
+        s.headers["authorization"][len("Bearer ") :]
+        for s in proxy.seen()
+        if s.headers.get("authorization", "").startswith("Bearer ")
+    ]
     assert issued, "no token was ever issued: the refused-token case was not exercised"
     assert_absent([*set(issued), TOKEN_PASSWORD, IDENTITY_TOKEN], std_logs.text, *texts)
 
