@@ -52,7 +52,18 @@ def verifier() -> Verifier:
             from core.verify.oci import RegistrySignatureSource
 
             _verifier = Verifier(source=CachingSignatureSource(RegistrySignatureSource(registry_client())))
+            _start_trust_root_refresh()
         return _verifier
+
+
+def _start_trust_root_refresh() -> None:
+    """Load the trusted root at cold start and start its TUF refresh in the background, so the first verification
+    finds it ready (nothing when ``SIGWARD_TRUSTED_ROOT`` pins a file). A configuration error surfaces here."""
+    if environ().get("SIGWARD_TRUSTED_ROOT"):
+        return
+    from core.verify.tuf import default_holder
+
+    default_holder(environ()).start()
 
 
 def policies() -> PolicySet:
@@ -164,5 +175,7 @@ def reset() -> None:
             _store.close()
         _registry = _verifier = _policies = _admission = _store = _push = None
     from core.kms import backends
+    from core.verify import tuf
 
     backends.reset()
+    tuf.reset()
