@@ -137,6 +137,11 @@ def _fetcher(deadline: float) -> Urllib3Fetcher:
     return BudgetFetcher(socket_timeout=SOCKET_TIMEOUT_SECONDS, app_user_agent=USER_AGENT)
 
 
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _private_dir(path: Path, url: str) -> None:
     """Create ``path`` (0700) or accept it only if it is ours and nobody else can write to it: the default lives
     under the shared temp directory, where another user could otherwise plant a trusted root."""
@@ -181,13 +186,13 @@ def fetch_trusted_root(source: TrustRootSource) -> bytes:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_TRUSTED_ROOT_BYTES + 1)
     except tuf_errors.RepositoryError as exc:
-        raise TrustRootRefreshError(RefreshFailure.REJECTED, url, f"{type(exc).__name__}: {exc}") from exc
+        raise TrustRootRefreshError(RefreshFailure.REJECTED, url, _describe(exc)) from exc
     except tuf_errors.DownloadError as exc:
-        raise TrustRootRefreshError(RefreshFailure.UNREACHABLE, url, f"{type(exc).__name__}: {exc}") from exc
+        raise TrustRootRefreshError(RefreshFailure.UNREACHABLE, url, _describe(exc)) from exc
     except OSError as exc:  # urllib3 connection errors are OSErrors too
-        raise TrustRootRefreshError(RefreshFailure.UNREACHABLE, url, f"{type(exc).__name__}: {exc}") from exc
+        raise TrustRootRefreshError(RefreshFailure.UNREACHABLE, url, _describe(exc)) from exc
     except ValueError as exc:  # python-tuf raises it for a malformed bootstrap root
-        raise TrustRootRefreshError(RefreshFailure.REJECTED, url, f"{type(exc).__name__}: {exc}") from exc
+        raise TrustRootRefreshError(RefreshFailure.REJECTED, url, _describe(exc)) from exc
     try:
         parse_trusted_root(raw, source=f"{url} {source.target_name}")
     except ConfigurationError as exc:

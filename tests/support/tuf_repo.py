@@ -13,8 +13,16 @@ import hashlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from securesystemslib.signer import CryptoSigner, Signer
-from tuf.api.metadata import Metadata, MetaFile, Root, Snapshot, TargetFile, Targets, Timestamp
+from securesystemslib.signer import CryptoSigner, Signer  # type: ignore[attr-defined]
+from tuf.api.metadata import (  # type: ignore[attr-defined]  # public API, re-exported without __all__
+    Metadata,
+    MetaFile,
+    Root,
+    Snapshot,
+    TargetFile,
+    Targets,
+    Timestamp,
+)
 
 from tests.support.httpservers import Reply, ScriptedServer, Seen
 
@@ -118,6 +126,15 @@ class TufRepository:
         return self.files[f"targets/{info.hashes['sha256']}.{name}"]
 
     # -- misbehaving
+
+    def publish_and_fail(self, targets: Mapping[str, bytes], status: int) -> None:
+        """Publish, then answer ``status`` to every request (the new state is never seen)."""
+        self.publish(targets)
+        self.fail_with(status)
+
+    def publish_and_tamper(self, targets: Mapping[str, bytes], name: str, data: bytes) -> None:
+        self.publish(targets)
+        self.tamper_target(name, data)
 
     def fail_with(self, status: int) -> None:
         """Every request answers ``status`` from now on."""
