@@ -58,7 +58,18 @@ def verifier() -> Verifier:
                 source=CachingSignatureSource(RegistrySignatureSource(client)),
                 source_for_providers=ProviderSources(client, CachingSignatureSource),
             )
+            _start_trust_root_refresh()
         return _verifier
+
+
+def _start_trust_root_refresh() -> None:
+    """Load the trusted root at cold start and start its TUF refresh in the background, so the first verification
+    finds it ready (nothing when ``SIGWARD_TRUSTED_ROOT`` pins a file). A configuration error surfaces here."""
+    if environ().get("SIGWARD_TRUSTED_ROOT"):
+        return
+    from core.verify.tuf import default_holder
+
+    default_holder(environ()).start()
 
 
 def policies() -> PolicySet:
@@ -170,5 +181,7 @@ def reset() -> None:
             _store.close()
         _registry = _verifier = _policies = _admission = _store = _push = None
     from core.kms import backends
+    from core.verify import tuf
 
     backends.reset()
+    tuf.reset()

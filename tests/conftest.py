@@ -4,6 +4,7 @@ that trust them. The logic lives in :mod:`tests.support`; this file only wires i
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,10 @@ import pytest
 from core.registry import RegistryConfig
 from tests.support.registry import LocalRegistry, local_config
 from tests.support.tokenserver import IDENTITY_TOKEN, TOKEN_PASSWORD, TOKEN_USER, TokenServer
+
+# The suite has no internet: the trusted root is the bundled one unless a test points SIGWARD_TUF_* at a local TUF
+# repository (tests/support/tuf_repo.py); nothing may try to reach tuf-repo-cdn.sigstore.dev.
+os.environ.setdefault("SIGWARD_TUF_OFFLINE", "1")
 
 
 def _started(registry: LocalRegistry) -> Iterator[LocalRegistry]:

@@ -15,8 +15,8 @@ Two paths, chosen by the bundle's verification material:
   chain to the Fulcio CAs at the verified times, SCT, Sigstore X.509 profile, the Kyverno identity policy
   (:class:`KyvernoIdentityPolicy`, glob/regex as Kyverno matches them), log entry, signature, consistency.
   sigstore-python's own time establishment is replaced by the times verified here (see
-  :func:`_pinned_verifier_class` for why), and ``intoto`` entries — which sigstore-python 4.5 does not check
-  against DSSE content — are checked here.
+  :func:`core.verify.sigstore_private.pinned_time_verifier_class` for why), and ``intoto`` entries — which
+  sigstore-python 4.5 does not check against DSSE content — are checked here.
 
 For an image, a DSSE bundle yields an in-toto statement whose subject must name the image digest; the predicate
 ``https://sigstore.dev/cosign/sign/v1`` makes it an image signature, anything else an attestation. A message
@@ -34,7 +34,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -64,11 +64,10 @@ from core.verify.identity import (
 )
 from core.verify.keys import KeyLoadError, PublicKeyVerifier, check_key, spki_der
 from core.verify.rekor import Signer, check_envelope_entry, check_signature_entry, verify_set
+from core.verify.sigstore_private import pinned_time_verifier_class, verify_common_signing_cert
 from core.verify.trust import CertificateAuthority, LogKey, TrustedRoot, parse_trusted_root
 
 if TYPE_CHECKING:
-    from sigstore.verify import Verifier as SigstoreVerifier
-
     from core.policy.models import CertificateAttestor, KeylessAttestor
 
 # -- media types and limits
@@ -950,35 +949,6 @@ def _sigstore_root(raw: bytes) -> Any:
     return SigstoreTrustedRoot(TrustedRootModel.from_json(raw))
 
 
-@lru_cache(maxsize=1)
-def _pinned_verifier_class() -> Callable[..., SigstoreVerifier]:
-    """sigstore-python's ``Verifier`` with one substitution: the signing times it validates the certificate at are
-    the ones this module verified (``_establish_time``), for two reasons where sigstore-python 4.5 differs from the
-    Sigstore specification and the conformance suite: it treats a TSA's validity end as exclusive (TimeRange is a
-    closed interval), and it refuses the integrated time of ``intoto`` entries. Everything else — chain building at
-    those times, SCT, X.509 profile, policy, log entry, signature, validity window — is sigstore-python's own."""
-    from sigstore._internal.timestamp import TimestampSource, TimestampVerificationResult
-    from sigstore.models import Bundle as SigstoreBundle
-    from sigstore.models import TrustedRoot as SigstoreTrustedRoot
-    from sigstore.verify import Verifier
-
-    class PinnedTimeVerifier(Verifier):
-        def __init__(self, *, trusted_root: SigstoreTrustedRoot, times: Sequence[tuple[bool, datetime]]) -> None:
-            super().__init__(trusted_root=trusted_root)
-            self._sigward_times = tuple(times)
-
-        def _establish_time(self, bundle: SigstoreBundle) -> list[TimestampVerificationResult]:
-            return [
-                TimestampVerificationResult(
-                    source=TimestampSource.TIMESTAMP_AUTHORITY if from_tsa else TimestampSource.TRANSPARENCY_SERVICE,
-                    time=when,
-                )
-                for from_tsa, when in self._sigward_times
-            ]
-
-    return PinnedTimeVerifier
-
-
 def _with_proto3_defaults(raw: bytes) -> bytes:
     """The bundle JSON with the zero values proto3 JSON leaves out written back in where sigstore-models requires
     them (a log entry's and its inclusion proof's ``logIndex`` 0, an empty ``hashes`` list: a proof in a tree of
@@ -1016,12 +986,12 @@ def _verify_certificate_bundle(
 
     try:
         sbundle = SigstoreBundle.from_json(_with_proto3_defaults(raw))
-        verifier: Any = _pinned_verifier_class()(trusted_root=_sigstore_root(root.raw), times=times)
+        verifier: Any = pinned_time_verifier_class()(trusted_root=_sigstore_root(root.raw), times=times)
         kinds = {e.kind_version for e in bundle.entries}
         if bundle.envelope is not None and kinds == {"intoto/0.0.2"}:
             # sigstore-python checks DSSE content only against dsse/hashedrekord entries; for intoto entries it
             # does the certificate, policy and log checks and this module checks the content (done by the caller).
-            verifier._verify_common_signing_cert(sbundle, policy)
+            verify_common_signing_cert(verifier, sbundle, policy)
         elif bundle.envelope is not None:
             verifier.verify_dsse(sbundle, policy)
         else:

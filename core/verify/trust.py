@@ -7,13 +7,13 @@ import the sigstore package; bundle verification (which does use sigstore-python
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
-from importlib import resources
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,12 @@ class TrustedRoot:
     timestamp_authorities: tuple[CertificateAuthority, ...]
     source: str
     raw: bytes
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """``sha256:<hex>`` of the exact trusted-root bytes: what anything cached on a verdict made under this root
+        (verdict caches, stores) must include in its key, so a rotated root never serves a verdict of the old one."""
+        return "sha256:" + hashlib.sha256(self.raw).hexdigest()
 
 
 def _time(value: Any, where: str) -> datetime | None:
@@ -176,8 +182,9 @@ def parse_trusted_root(raw: bytes, *, source: str) -> TrustedRoot:
 
 def _public_good_bytes() -> bytes:
     """The public-good production trusted root that sigstore-python ships (read as data, no import of sigstore)."""
-    base = resources.files("sigstore") / "_store" / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev" / "trusted_root.json"
-    return base.read_bytes()
+    from core.verify.sigstore_private import BUNDLED_TRUSTED_ROOT, PUBLIC_GOOD_TUF_URL, bundled_file
+
+    return bundled_file(PUBLIC_GOOD_TUF_URL, BUNDLED_TRUSTED_ROOT)
 
 
 @lru_cache(maxsize=8)
@@ -193,11 +200,22 @@ def _load(path: str) -> TrustedRoot:
     return parse_trusted_root(raw, source=path)
 
 
+def load_pinned_trusted_root(path: str) -> TrustedRoot:
+    """A trusted root from a file (or ``public-good``: the one sigstore-python ships); parsed once per process."""
+    return _load(path)
+
+
 def load_trusted_root(path: str | None = None, *, environ: Mapping[str, str] | None = None) -> TrustedRoot:
-    """``path``, else ``SIGWARD_TRUSTED_ROOT``, else the public-good root; parsed once per process."""
+    """``path``, else ``SIGWARD_TRUSTED_ROOT`` (pinned: never refreshed, no network), else the root kept current over
+    TUF (:mod:`core.verify.tuf`; ``SIGWARD_TUF_*``). Cheap: call it for every verification, a refreshed root is
+    swapped in atomically between calls."""
     env = os.environ if environ is None else environ
-    chosen = path or env.get("SIGWARD_TRUSTED_ROOT") or "public-good"
-    return _load(chosen)
+    pinned = path or env.get("SIGWARD_TRUSTED_ROOT")
+    if pinned:
+        return _load(pinned)
+    from core.verify.tuf import default_holder
+
+    return default_holder(env).current()
 
 
 def logs_from_pem_keys(pems: Sequence[str]) -> tuple[LogKey, ...]:

@@ -147,6 +147,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("SIGWARD_", "PYTHON", "VIRTUAL_ENV", "GOOGLE_", "AWS_", "AZURE_"))
     }
+    env["SIGWARD_TUF_OFFLINE"] = "1"  # no internet in the suite: the bundled trusted root, no TUF refresh
     env.update(extra)
     return env
 
