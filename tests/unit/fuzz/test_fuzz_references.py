@@ -126,7 +126,7 @@ def test_wildcard_match_is_linear_time() -> None:
     started = time.monotonic()
     assert wildcard_match(pattern, HOSTILE_TEXT) is False
     elapsed = time.monotonic() - started
-    assert elapsed < 0.1, f"{pattern!r} against a {len(HOSTILE_TEXT)}-character reference took {elapsed:.2f}s"
+    assert elapsed < 0.5, f"{pattern!r} against a {len(HOSTILE_TEXT)}-character reference took {elapsed:.2f}s"
 
 
 # Regression test (was a strict xfail until fixed in da1389d): core.references._REFERENCE_RE ends in '$', which also
