@@ -411,9 +411,12 @@ class Front:
             data = (data or b"") + (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
         except h11.LocalProtocolError:
             # h11 refuses to answer in its state (e.g. a head it could not parse): answer with raw bytes
-            data = f"HTTP/1.1 {status} Bad Request\r\n".encode() + b"".join(
-                f"{k}: {v}\r\n".encode() for k, v in headers
-            ) + b"\r\n" + body
+            data = (
+                f"HTTP/1.1 {status} Bad Request\r\n".encode()
+                + b"".join(f"{k}: {v}\r\n".encode() for k, v in headers)
+                + b"\r\n"
+                + body
+            )
         writer.write(data)
         await writer.drain()
 
