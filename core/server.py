@@ -58,6 +58,9 @@ MAX_CONNECTIONS = 4096
 # Push deliveries waiting for a thread beyond the lane's threads; past it → 503 (the platform redelivers).
 PUSH_QUEUE = 16
 PUSH_THREADS = 4
+# A push delivery that waited this long for a thread is answered 503 unprocessed: its sender has a short timeout
+# (EventBridge 5 s) and redelivers anyway, and work for a gone sender would only delay the next deliveries.
+PUSH_QUEUE_SECONDS = 1.0
 OTHER_THREADS = 2
 READ_CHUNK = 64 * 1024
 
@@ -124,6 +127,12 @@ def _json_answer(status: int, message: str) -> Answer:
     return Answer(status, (("Content-Type", "application/json"),), json.dumps({"error": message}).encode())
 
 
+def _busy() -> Answer:
+    """The push lane is full: the platform redelivers on a 503."""
+    answer = _json_answer(503, "busy with other push deliveries: retry later")
+    return Answer(503, (*answer.headers, ("Retry-After", "1")), answer.body)
+
+
 def lane_of(path: str) -> str:
     if path == "/admission" or path.startswith("/admission/"):
         return "admission"
@@ -179,6 +188,12 @@ def call_wsgi(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> A
             close()
     status, headers = started
     return Answer(int(status.split(" ", 1)[0]), tuple(headers), body)
+
+
+def _call_if_fresh(app: Callable[..., Iterable[bytes]], environ: dict[str, Any], stale_at: float) -> Answer:
+    if time.monotonic() > stale_at:
+        return _busy()
+    return call_wsgi(app, environ)
 
 
 class Front:
@@ -320,12 +335,16 @@ class Front:
         environ = self._wsgi_environ(request, path, query, headers, body, peer)
         if lane == "push":
             if self._push_inflight >= self.limits.push_threads + self.limits.push_queue:
-                answer = _json_answer(503, "busy with other push deliveries: retry later")
-                return Answer(503, (*answer.headers, ("Retry-After", "1")), answer.body), True
+                return _busy(), True
             self._push_inflight += 1
         try:
             loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(self._pools[lane], call_wsgi, self._app, environ)
+            if lane == "push":
+                answer = await loop.run_in_executor(
+                    self._pools[lane], _call_if_fresh, self._app, environ, time.monotonic() + PUSH_QUEUE_SECONDS
+                )
+            else:
+                answer = await loop.run_in_executor(self._pools[lane], call_wsgi, self._app, environ)
         finally:
             if lane == "push":
                 self._push_inflight -= 1
@@ -458,9 +477,11 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _run_process(sock: socket.socket, port: int, threads: int, ssl_context: ssl.SSLContext | None) -> None:
+def _run_process(
+    app: flask.Flask, sock: socket.socket, port: int, threads: int, ssl_context: ssl.SSLContext | None
+) -> None:
     async def main() -> None:
-        front = Front(create_app(), limits=Limits(admission_threads=threads), server_port=port)
+        front = Front(app, limits=Limits(admission_threads=threads), server_port=port)
         server = await asyncio.start_server(front.handle, sock=sock, ssl=ssl_context, limit=MAX_HEAD_BYTES)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -478,16 +499,20 @@ def serve(
 ) -> None:
     """Bind once, then serve in ``workers`` processes (forked, sharing the socket); stop on SIGTERM/SIGINT."""
     count = workers if workers and workers > 0 else default_workers(os.environ)
+    # imports and the app are made before the port is bound: a connection accepted early would wait on them
+    app = create_app()
+    import h11  # noqa: F401 - imported once, before the processes fork
+
     sock = _listen(host, port)
     if count == 1:
-        _run_process(sock, port, threads, ssl_context)
+        _run_process(app, sock, port, threads, ssl_context)
         return
     children: list[int] = []
     for _ in range(count):
         pid = os.fork()
         if pid == 0:
             try:
-                _run_process(sock, port, threads, ssl_context)
+                _run_process(app, sock, port, threads, ssl_context)
             finally:
                 os._exit(0)
         children.append(pid)
