@@ -277,7 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve every function target locally on one port")
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WORKERS", "0")),
+        help="processes (default: one per core; one with SIGWARD_STORE=memory:)",
+    )
     serve.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "16")))
     serve.set_defaults(handler=cmd_serve)
 

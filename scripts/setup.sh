@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry)
+APT_PACKAGES=(docker-registry wrk)  # wrk: python -m bench's HTTP throughput row
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -9,10 +9,9 @@ is verified for every request. Failures are cached briefly, infrastructure error
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ from core import logs
 from core.admission.images import ResourceImage, extract_images
 from core.admission.match import RequestInfo, request_info, rule_applies
 from core.admission.review import AdmissionRequest
+from core.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
 from core.cache import TTLCache
 from core.deadline import Deadline
 from core.errors import BadRequestError, ExternalServiceError, SigwardError
@@ -38,8 +38,10 @@ DEFAULT_PASS_TTL_SECONDS = 600.0
 DEFAULT_FAIL_TTL_SECONDS = 30.0
 # Bounded so a cluster churning through images cannot grow memory without limit (~1 KiB per entry).
 DEFAULT_CACHE_ENTRIES = 100_000
-# Verifications run concurrently across images, rules and requests; each mostly waits on the network.
-DEFAULT_WORKERS = 32
+# Verifications run concurrently across images, rules and requests (each mostly waits on the network), shared fairly:
+# one request holds at most PER_REQUEST threads at once (core.admission.scheduling).
+DEFAULT_WORKERS = DEFAULT_MAX_THREADS
+PER_REQUEST = DEFAULT_PER_BATCH
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,6 @@ class _Unit:
     plan: RulePlan
     request: Mapping[str, Any] | None = field(default=None, repr=False)
     namespace: str = ""  # the resource's namespace (validationFailureActionOverrides)
-    future: Future[tuple[RuleVerdict, bool]] | None = None
     result: RuleVerdict | None = None
     cached: bool = False
 
@@ -138,7 +139,7 @@ class AdmissionService:
         self._cache: TTLCache[VerdictKey, RuleVerdict] = TTLCache(
             max_entries=self.settings.cache_entries, ttl=self.settings.pass_ttl, ttl_for=self._ttl_for
         )
-        self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="sigward-admission")
+        self._pool = FairPool(per_batch=PER_REQUEST, max_threads=self.settings.workers, name="sigward-admission")
 
     @property
     def cache(self) -> TTLCache[VerdictKey, RuleVerdict]:
@@ -152,7 +153,7 @@ class AdmissionService:
         return 0.0
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.close()
 
     # -- the decision ----------------------------------------------------------------------------------------------
 
@@ -216,18 +217,29 @@ class AdmissionService:
         return units
 
     def _verify_all(self, units: Sequence[_Unit], deadline: Deadline, *, record: bool) -> list[ImageCheck]:
-        for unit in units:
-            unit.future = self._pool.submit(self._verify_unit, unit, deadline, record)
+        """Every unit's outcome by the deadline. A unit that never started (every thread busy with other work) is
+        not an outage of its registry: it blocks whatever the failurePolicy, so exhaustion never admits."""
+        outcomes = self._pool.run(
+            [functools.partial(self._verify_unit, unit, deadline, record) for unit in units], deadline
+        )
         checks = []
-        for unit in units:
-            assert unit.future is not None
-            try:
-                verdict, cached = unit.future.result(timeout=max(deadline.remaining(), 0.0))
-            except FutureTimeout:
+        for unit, outcome in zip(units, outcomes, strict=True):
+            not_started = False
+            if isinstance(outcome, Done):
+                verdict, cached = outcome.value
+            elif isinstance(outcome, Raised):
+                if not isinstance(outcome.error, SigwardError):
+                    raise outcome.error
+                verdict, cached = (
+                    _error_verdict(unit, outcome.error.message, failed=not _is_infra(outcome.error)),
+                    False,
+                )
+            elif isinstance(outcome, NotStarted):
+                not_started, cached = True, False
+                verdict = _error_verdict(unit, "not verified: sigward was too busy to start before the deadline")
+            else:
                 verdict, cached = _error_verdict(unit, "deadline exceeded before verification finished"), False
-            except SigwardError as exc:
-                verdict, cached = _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
-            checks.append(self._check(unit, verdict, cached))
+            checks.append(self._check(unit, verdict, cached, not_started=not_started))
         return checks
 
     def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
@@ -360,13 +372,15 @@ class AdmissionService:
 
     # -- shaping ---------------------------------------------------------------------------------------------------
 
-    def _check(self, unit: _Unit, verdict: RuleVerdict, cached: bool) -> ImageCheck:
+    def _check(self, unit: _Unit, verdict: RuleVerdict, cached: bool, *, not_started: bool = False) -> ImageCheck:
         verdict = _replace_rule(verdict, unit.rule_name)
         blocking = False
         if verdict.verdict == Verdict.FAIL:
             blocking = unit.policy.spec.enforces(unit.rule, namespace=unit.namespace)
         elif verdict.verdict == Verdict.ERROR:
-            blocking = unit.policy.spec.failure_policy == "Fail"
+            blocking = unit.policy.spec.failure_policy == "Fail" or (
+                not_started and unit.policy.spec.enforces(unit.rule, namespace=unit.namespace)
+            )
         return ImageCheck(
             policy=unit.policy,
             rule=unit.rule,

@@ -74,8 +74,9 @@ def _process(pushes: tuple[PushEvent, ...], service: Callable[[], PushService]) 
     outcomes: list[PushOutcome] = []
     try:
         svc = service()
+        deadline = svc.delivery_deadline()  # one delivery, one deadline, whatever number of events it carries
         for push in pushes:
-            outcomes.append(svc.handle(push))
+            outcomes.append(svc.handle(push, deadline=deadline))
     except ExternalServiceError as exc:
         logs.emit("WARNING", "push handling failed; asking for redelivery", error=exc.message)
         return _json(503, {"error": f"retry later: {exc.message}", "results": [o.as_json() for o in outcomes]})

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Literal
 
 from core import logs
 from core.deadline import Deadline
-from core.errors import ExternalServiceError, SigwardError
+from core.errors import BadRequestError, ExternalServiceError, SigwardError
 from core.push.findings import Finding, FindingSink, emit_finding
 from core.references import ImageReference, parse_image_reference
 from core.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
-from core.verify.engine import Verifier
+from core.verify.engine import Verifier, image_matches
 from core.verify.plan import RulePlan, VerdictKey, plan_image
 from core.verify.results import Verdict
 
@@ -96,10 +96,33 @@ class PushService:
         self._notifier = notifier
         self._clock = clock
 
+    def delivery_deadline(self) -> Deadline:
+        """The one deadline every event of a delivery (one HTTP request or Pub/Sub message) shares."""
+        return Deadline.after(self.settings.deadline_seconds)
+
     def handle(self, event: PushEvent, *, deadline: Deadline | None = None) -> PushOutcome:
-        deadline = deadline or Deadline.after(self.settings.deadline_seconds)
-        now = self._clock()
+        """Policy first: an event whose registry and repository no rule matches is acknowledged before any network
+        call (store included) — a push event must not make sigward contact a host no policy names. An event reached
+        after its delivery's deadline is left for redelivery untouched."""
+        deadline = deadline or self.delivery_deadline()
         repository = f"{event.registry}/{event.repository}"
+        if not self._policy_names(event):
+            return PushOutcome(
+                event_id=event.event_id,
+                image=repository,
+                digest=event.digest,
+                status="ignored",
+                reason="no verifyImages rule matches this registry and repository",
+            )
+        if deadline.expired():
+            return PushOutcome(
+                event_id=event.event_id,
+                image=repository,
+                digest=event.digest,
+                status="retry",
+                reason="the delivery's deadline was reached before this event was handled",
+            )
+        now = self._clock()
         if self._store.event_done(event.event_id, now=now):
             return PushOutcome(event_id=event.event_id, image=repository, digest=event.digest, status="duplicate")
         # A signature, attestation or referrer push (or delete) means: (re-)verify the image it is about.
@@ -156,6 +179,21 @@ class PushService:
         )
 
     # -- internals ---------------------------------------------------------------------------------------------
+
+    def _policy_names(self, event: PushEvent) -> bool:
+        """Whether any rule's imageReferences match the event's own image (tag or digest form). A signature or
+        referrer lives in its subject's repository, so this also decides whether its subject may be looked up."""
+        try:
+            forms = self._forms(event, event.digest)
+        except BadRequestError:
+            return False
+        return any(
+            image_matches(iv, ref)
+            for policy in self._policies()
+            for rule in policy.spec.rules
+            for iv in rule.verify_images
+            for ref in forms
+        )
 
     def _forms(self, event: PushEvent, digest: str) -> list[ImageReference]:
         base = f"{event.registry}/{event.repository}"

@@ -373,6 +373,7 @@ def admission(
     store: VerdictStore | None = None,
     credentials: CredentialStore | None = None,
     config: Mapping[str, Any] | None = None,
+    workers: int = 8,
 ) -> Iterator[Admission]:
     """An admission service as ``core.runtime`` builds it (caching signature source, default key resolver), with
     its own registry client, deadline and negative-cache TTL; its log lines are captured in ``Admission.log``."""
@@ -389,7 +390,7 @@ def admission(
     service = AdmissionService(
         policies=lambda: loaded,
         verifier=Verifier(source=source),
-        settings=AdmissionSettings(deadline_seconds=deadline, fail_ttl=fail_ttl, pass_ttl=pass_ttl, workers=8),
+        settings=AdmissionSettings(deadline_seconds=deadline, fail_ttl=fail_ttl, pass_ttl=pass_ttl, workers=workers),
         store=store,
     )
     stack = Admission(service=service, client=client, source=source)
@@ -418,7 +419,8 @@ def busy_threads() -> list[str]:
             if frame.f_code.co_filename.startswith(CORE_DIR):
                 where.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}")
             frame = frame.f_back
-        if where:
+        # an idle FairPool thread waits for work inside its own loop (core.admission.scheduling) and nowhere else
+        if where and not all(w.startswith("scheduling.py:") and w.endswith(" _work") for w in where):
             busy.append(f"{thread.name}: {' <- '.join(where[:4])}")
     return busy
 

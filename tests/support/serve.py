@@ -45,8 +45,8 @@ class Served:
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or (on a loaded machine) slow to answer its first request
             time.sleep(0.1)
         raise RuntimeError(f"sigward serve did not start: {self.log()}")
 

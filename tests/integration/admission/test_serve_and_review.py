@@ -1,4 +1,4 @@
-"""`sigward serve` over real HTTP (gunicorn, as functions-framework serves) and `sigward review` as a process."""
+"""`sigward serve` over real HTTP (its asyncio/h11 front, core/server.py) and `sigward review` as a process."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``sigward serve`` (gunicorn + Flask, as deployed) against abusive HTTP: wrong methods, paths that play with the
+"""``sigward serve`` (asyncio/h11 front + Flask) against abusive HTTP: wrong methods, paths that play with the
 token segment, oversized headers, lines and bodies, bytes that are not a request. Every answer is a clean 4xx (or a
 real AdmissionReview that denies), never a 5xx — which a ``failurePolicy: Ignore`` webhook would turn into an allow —
 and the token never shows up in an answer or in the server's log. The server stays healthy throughout.
