@@ -21,9 +21,10 @@ from core.errors import BadRequestError, ExternalServiceError, SigwardError, Ver
 from core.references import (
     ImageReference,
     Repository,
+    image_covered,
+    image_skipped_by,
     parse_image_reference,
     parse_repository,
-    wildcard_match,
 )
 from core.verify.attestations import verify_attestations_with_key
 from core.verify.bundles import BundleLayer
@@ -108,11 +109,13 @@ def expand_static_keys(attestor_set: AttestorSet) -> tuple[Attestor, ...]:
 
 
 def image_matches(verification: ImageVerification, ref: ImageReference) -> bool:
-    return any(wildcard_match(p, ref.reference) for p in verification.image_references)
+    """Every spelling of the image is considered (see :func:`core.references.image_covered`)."""
+    return image_covered(verification.image_references, ref)
 
 
 def image_skipped(verification: ImageVerification, ref: ImageReference) -> bool:
-    return any(wildcard_match(p, ref.reference) for p in verification.skip_image_references)
+    """Only what the runtime pulls can be skipped (see :func:`core.references.image_skipped_by`)."""
+    return image_skipped_by(verification.skip_image_references, ref)
 
 
 class Verifier:
