@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.deadline import Deadline
-from core.errors import BadRequestError, ExternalServiceError, SigwardError, VerificationFailure
+from core.errors import (
+    BadRequestError,
+    ConfigurationError,
+    ExternalServiceError,
+    SigwardError,
+    VerificationFailure,
+)
 from core.references import (
     ImageReference,
     Repository,
@@ -189,6 +195,8 @@ class Verifier:
         image = ref.reference
         try:
             ctx = context or self.new_context(ref, deadline=deadline)
+        except ConfigurationError:
+            raise  # e.g. the image's registry refused by the network guard: configuration, not an unsigned image
         except VerificationFailure as exc:
             return Verdict.FAIL, f"failed to verify image {image}: {exc.message}", ""
         except ExternalServiceError as exc:
@@ -677,6 +685,8 @@ class Verifier:
         try:
             if needs_network:
                 context = self.new_context(ref, deadline=deadline)
+        except ConfigurationError:
+            raise  # the caller reports configuration (CLI exit 2; admission denies)
         except SigwardError as exc:
             verdict = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
             return [
