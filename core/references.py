@@ -1,22 +1,38 @@
-"""Container image references, parsed and normalized exactly as Kyverno does, and Kyverno's wildcard match.
+"""Container image references, parsed as Kyverno does but with one spelling per registry, and Kyverno's wildcard match.
 
 Kyverno (``pkg/utils/image/infos.go``) prefixes ``docker.io/`` when the first path segment has no ``.`` or ``:``, is
 not ``localhost`` and is all lower case, parses with the distribution reference grammar, defaults the tag to
 ``latest`` when there is neither tag nor digest, and renders ``registry/path@digest`` (the tag dropped) or
 ``registry/path:tag``. It does *not* insert ``library/``; that is only how Docker Hub's API spells official images, so
 it lives in :meth:`ImageReference.api_repository`.
+
+Kyverno then compares patterns with that string as written, so ``Registry.Example.com/app``, ``host:443/app``,
+``index.docker.io/library/nginx`` escape a pattern written for ``registry.example.com/*`` or ``docker.io/nginx*``.
+sigward is stricter: the registry is normalized (lower case, no default ``:443``, Docker Hub's aliases are
+``docker.io``, ``docker.io/library/x`` is ``docker.io/x``) before anything matches, patterns are normalized the same
+way (:func:`normalize_pattern`), and :func:`image_covered` / :func:`image_skipped_by` decide with every spelling of
+the image in mind. ``127.0.0.1`` and ``localhost`` stay different registries: only spelling is normalized, never
+name resolution.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from core.errors import BadRequestError
 
 DEFAULT_REGISTRY = "docker.io"
 # Docker Hub's API host; `docker.io` itself only redirects.
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
+# Other names of Docker Hub a runtime pulls the same images from: the legacy index name and the API host.
+DOCKER_HUB_ALIASES = frozenset({"index.docker.io", DOCKER_HUB_API_HOST})
+# The port HTTPS implies: `host:443` and `host` are one registry endpoint.
+DEFAULT_HTTPS_PORT_SUFFIX = ":443"
+# How Docker Hub's API spells official images (`nginx` is `library/nginx`).
+OFFICIAL_NAMESPACE = "library/"
 # distribution/reference: a repository name may not exceed 255 characters.
 MAX_NAME_LENGTH = 255
 # A reference longer than this is not an image a human or a controller wrote; refuse before running any regex.
@@ -56,7 +72,29 @@ def validate_digest(digest: str) -> str:
 
 
 def _api_host(registry: str) -> str:
-    return DOCKER_HUB_API_HOST if registry in ("docker.io", "index.docker.io") else registry
+    return DOCKER_HUB_API_HOST if registry == DEFAULT_REGISTRY or registry in DOCKER_HUB_ALIASES else registry
+
+
+def normalize_registry(registry: str) -> str:
+    """One spelling per registry: lower case (host names are case-insensitive), no explicit default HTTPS port,
+    Docker Hub's aliases as ``docker.io``. A dot-less host that is a registry only by its capitals keeps them (its
+    lower-case spelling would name a Docker Hub namespace). Total: also applied to the registry part of patterns."""
+    host = registry.lower()
+    if not _is_registry_segment(host):
+        # `MyHost/app` names host MyHost only because of its capitals; `myhost/app` would be Docker Hub's.
+        return registry
+    if host.endswith(DEFAULT_HTTPS_PORT_SUFFIX):
+        host = host[: -len(DEFAULT_HTTPS_PORT_SUFFIX)]
+    return DEFAULT_REGISTRY if host in DOCKER_HUB_ALIASES else host
+
+
+def _normalize_path(registry: str, path: str) -> str:
+    """``docker.io/library/nginx`` is ``docker.io/nginx``: the short form is what Kyverno renders for ``nginx``."""
+    if registry == DEFAULT_REGISTRY and path.startswith(OFFICIAL_NAMESPACE):
+        rest = path[len(OFFICIAL_NAMESPACE) :]
+        if rest and "/" not in rest:
+            return rest
+    return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +122,16 @@ class Repository:
 
 @dataclass(frozen=True, slots=True)
 class ImageReference:
-    """A parsed image reference. ``tag`` is ``""`` when only a digest was given."""
+    """A parsed image reference, registry and path normalized. ``tag`` is ``""`` when only a digest was given;
+    ``written`` is the repository as the resource spelled it (Kyverno's form, ``docker.io/`` added), which is what
+    a digest patch keeps so that the runtime and its pull secrets see the same name."""
 
     registry: str
     path: str
     tag: str
     digest: str
     original: str
+    written: str = ""
 
     @property
     def name(self) -> str:
@@ -116,11 +157,37 @@ class ImageReference:
         return replace(self, digest=validate_digest(digest))
 
     def pinned(self, digest: str) -> str:
-        """The value ``mutateDigest`` writes: ``registry/path:tag@digest`` (``registry/path@digest`` without tag)."""
+        """The value ``mutateDigest`` writes: ``registry/path:tag@digest`` (``registry/path@digest`` without tag),
+        in the resource's own spelling of the repository (as Kyverno does): the digest pins the content, and a
+        rewritten host could change which pull secret the kubelet picks."""
         validate_digest(digest)
+        repository = self.written or self.repository
         if self.tag:
-            return f"{self.repository}:{self.tag}@{digest}"
-        return f"{self.repository}@{digest}"
+            return f"{repository}:{self.tag}@{digest}"
+        return f"{repository}@{digest}"
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """The normalized reference and, for a Docker Hub official image, its ``library/`` form: the same image
+        under every name a runtime pulls it by (a tag beside a digest is not part of it)."""
+        if self.registry == DEFAULT_REGISTRY and "/" not in self.path:
+            return (
+                self.reference,
+                f"{DEFAULT_REGISTRY}/{OFFICIAL_NAMESPACE}{self.reference[len(DEFAULT_REGISTRY) + 1 :]}",
+            )
+        return (self.reference,)
+
+    @property
+    def spellings(self) -> tuple[str, ...]:
+        """Every string this image is matched as: the normalized reference first, then the same with the tag
+        written beside a digest (``r/p:t@d``, ``r/p:t``), each also in Docker Hub's ``library/`` form."""
+        forms = [self.reference]
+        if self.digest and self.tag:
+            forms += [f"{self.repository}:{self.tag}@{self.digest}", self.reference_with_tag]
+        if self.registry == DEFAULT_REGISTRY and "/" not in self.path:
+            prefix = f"{DEFAULT_REGISTRY}/"
+            forms += [f"{prefix}{OFFICIAL_NAMESPACE}{f[len(prefix) :]}" for f in forms]
+        return tuple(forms)
 
     @property
     def repo(self) -> Repository:
@@ -171,7 +238,15 @@ def parse_image_reference(image: str) -> ImageReference:
     tag = match.group("tag") or ""
     if not tag and not digest:
         tag = "latest"
-    return ImageReference(registry=domain, path=path, tag=tag, digest=digest, original=image)
+    registry = normalize_registry(domain)
+    return ImageReference(
+        registry=registry,
+        path=_normalize_path(registry, path),
+        tag=tag,
+        digest=digest,
+        original=image,
+        written=f"{domain}/{path}",
+    )
 
 
 def wildcard_match(pattern: str, text: str) -> bool:
@@ -212,3 +287,67 @@ def parse_repository(value: str) -> Repository:
 
 def has_wildcard(pattern: str) -> bool:
     return "*" in pattern or "?" in pattern
+
+
+# Distinct patterns whose normalized forms are remembered; policies hold a few dozen, so this is never reached in
+# practice and only bounds memory if something feeds patterns from elsewhere.
+MAX_CACHED_PATTERNS = 4096
+_BARE_NAME_RE = re.compile(rf"{_PATH_COMPONENT}", re.ASCII)
+
+
+def _is_registry_segment(first: str) -> bool:
+    """Kyverno's test of a first path segment (see ``_add_default_registry``)."""
+    return any(c in first for c in ".:") or first == "localhost" or first.lower() != first
+
+
+def normalize_pattern(pattern: str, *, short_names: bool = True) -> str:
+    """An image pattern with its registry part spelled as :func:`normalize_registry` spells images.
+
+    A wildcard-free registry segment is normalized; a first segment with a wildcard and a ``.`` or ``:`` (a host
+    pattern such as ``*.Example.com``) is only lower-cased (what its literal characters match lies before a ``/``,
+    where normalized references are lower case). A pattern
+    without a registry (``nginx:*``, ``team/*``) names Docker Hub: with ``short_names`` it gets ``docker.io/`` (Kyverno
+    never matches such a pattern, since images are compared in full form); without, it is left as is, which keeps
+    ``skipImageReferences`` as narrow as in Kyverno. Total: never raises."""
+    slash = pattern.find("/")
+    if slash == -1:
+        name = re.split(r"[:@]", pattern, maxsplit=1)[0]
+        if short_names and name and _BARE_NAME_RE.fullmatch(name):
+            return f"{DEFAULT_REGISTRY}/{pattern}"
+        return pattern
+    first, rest = pattern[:slash], pattern[slash:]
+    if has_wildcard(first):
+        return (first.lower() if any(c in first for c in ".:") else first) + rest
+    if _is_registry_segment(first):
+        return normalize_registry(first) + rest
+    if short_names and _BARE_NAME_RE.fullmatch(first):
+        return f"{DEFAULT_REGISTRY}/{pattern}"
+    return pattern
+
+
+@lru_cache(maxsize=MAX_CACHED_PATTERNS)
+def _covering_forms(pattern: str) -> tuple[str, ...]:
+    normal = normalize_pattern(pattern, short_names=True)
+    if normal.endswith(":*"):  # "any tag" also covers the same repository pinned by digest alone
+        return (normal, normal[:-2] + "@*")
+    return (normal,)
+
+
+@lru_cache(maxsize=MAX_CACHED_PATTERNS)
+def _skipping_form(pattern: str) -> str:
+    return normalize_pattern(pattern, short_names=False)
+
+
+def image_covered(patterns: Iterable[str], ref: ImageReference) -> bool:
+    """Does an ``imageReferences`` list select ``ref``? Yes when any pattern matches any spelling of the image (the
+    normalized reference, the tag written beside its digest, Docker Hub's ``library/`` form): however the resource
+    spells an image, it is verified whenever some spelling of it is named."""
+    spellings = ref.spellings
+    return any(wildcard_match(form, s) for p in patterns for form in _covering_forms(p) for s in spellings)
+
+
+def image_skipped_by(patterns: Iterable[str], ref: ImageReference) -> bool:
+    """Does a ``skipImageReferences`` list exempt ``ref``? Only by what the runtime pulls (the normalized reference
+    or its ``library/`` alias), never by a tag written beside a digest, which nothing verifies."""
+    aliases = ref.aliases
+    return any(wildcard_match(_skipping_form(p), a) for p in patterns for a in aliases)

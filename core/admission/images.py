@@ -1,8 +1,10 @@
 """Images in Kubernetes resources, found where Kyverno finds them (``pkg/utils/api/image.go``).
 
-Pods: ``spec.{initContainers,containers,ephemeralContainers}[*].image``; the Pod controllers one or two templates
-deeper; any other kind only through the rule's ``imageExtractors``, which replace the built-in extraction for that
-kind. Each image keeps its JSON pointer so the mutate path patches exactly the field it verified.
+Pods: ``spec.{initContainers,containers,ephemeralContainers}[*].image`` and — stricter than Kyverno, which does not
+look there — image volumes (``spec.volumes[*].image.reference``, KEP-4639: an OCI image mounted read-only, which a
+Pod can execute from as well as a container image); the Pod controllers one or two templates deeper; any other kind
+only through the rule's ``imageExtractors``, which replace the built-in extraction for that kind. Each image keeps
+its JSON pointer so the mutate path patches exactly the field it verified.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from core.errors import BadRequestError
 from core.references import ImageReference, parse_image_reference
 
 CONTAINER_GROUPS = ("initContainers", "containers", "ephemeralContainers")
+# Kubernetes image volumes: `volumes[*].image.reference` (pullPolicy beside it).
+IMAGE_VOLUME_GROUP = "volumes"
 _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "Pod": ("spec",),
     "DaemonSet": ("spec", "template", "spec"),
@@ -68,10 +72,15 @@ class _Extractor:
 
 
 def _standard(prefix: tuple[str, ...]) -> tuple[_Extractor, ...]:
-    return tuple(
+    containers = tuple(
         _Extractor(fields=(*prefix, group, "*"), key="name", value="image", name=group, jmes_path="")
         for group in CONTAINER_GROUPS
     )
+    # The volume's name is one level up from `reference`; the JSON pointer identifies the image instead.
+    volumes = _Extractor(
+        fields=(*prefix, IMAGE_VOLUME_GROUP, "*", "image"), key="", value="reference", name="volumes", jmes_path=""
+    )
+    return (*containers, volumes)
 
 
 def _escape(token: str) -> str:

@@ -1,8 +1,11 @@
 """Load Kyverno policies from YAML files and directories into :class:`~core.policy.models.Policy` objects.
 
-A path is a file (one or more YAML documents) or a directory (its ``*.yaml``/``*.yml`` files, sorted by name,
-not recursive). Documents that are not Kyverno policies (Namespaces, ConfigMaps, empty documents) and rules
-without ``verifyImages`` are skipped with a note. Every document that is a policy must be valid: Kyverno's
+A path is a file (one or more YAML documents, or JSON) or a directory (its ``*.yaml``/``*.yml``/``*.json`` files,
+sorted by name, not recursive). Documents that are not Kyverno policies (Namespaces, ConfigMaps, empty documents)
+and rules without ``verifyImages`` are skipped with a note, but a path that yields no verifyImages policy at all is
+a problem: configuration that would enforce nothing fails closed instead of admitting everything. ``.json`` files
+are read as JSON (JSON is YAML, but PyYAML refuses the tabs JSON may be indented with), and a YAML text that fails
+to parse and has tabs is retried as JSON. Every document that is a policy must be valid: Kyverno's
 validation (:mod:`core.policy.validation`) and sigward's capability table (:mod:`core.policy.capabilities`)
 apply, and all problems of all files are reported together in one :class:`~core.errors.PolicyError`, each with
 its YAML path.
@@ -16,6 +19,7 @@ Kubernetes).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,7 +38,7 @@ from core.policy import capabilities as capabilities_module
 from core.policy.capabilities import Capabilities
 from core.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from core.policy.support import unsupported
-from core.policy.validation import Problem, validate_metadata, validate_spec
+from core.policy.validation import Problem, pattern_notes, validate_metadata, validate_spec
 
 # A policy file is a few KiB (the largest Kyverno samples, with PEM chains, are ~20 KiB); anything beyond this
 # is not a policy and reading it whole would only cost memory.
@@ -51,7 +55,8 @@ MAX_YAML_NODES = 100_000
 SUPPORTED_API_VERSIONS = ("kyverno.io/v1", "kyverno.io/v2beta1")
 POLICY_KINDS = ("ClusterPolicy", "Policy")
 POLICY_ENV = "SIGWARD_POLICY"
-POLICY_FILE_SUFFIXES = (".yaml", ".yml")
+POLICY_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+JSON_SUFFIX = ".json"
 
 _IMAGE_VALIDATING_POLICY = (
     "is not supported yet: sigward verifies images with the verifyImages rules of ClusterPolicy/Policy "
@@ -116,12 +121,20 @@ def load_policies(
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     loader = _Loader(capabilities or capabilities_module.CURRENT)
+    if not paths:
+        loader.problem("", "", "no policy path given")
     for p in paths:
         path = Path(p)
+        policies_before, problems_before = len(loader.policies), len(loader.problems)
         if path.is_dir():
-            files = sorted(f for f in path.iterdir() if f.suffix in POLICY_FILE_SUFFIXES and f.is_file())
+            try:
+                files = sorted(f for f in path.iterdir() if f.suffix in POLICY_FILE_SUFFIXES and f.is_file())
+            except OSError as exc:
+                loader.problem(str(path), "", f"cannot list directory: {exc.strerror or exc}")
+                continue
             if not files:
-                loader.notes.append(f"{path}: no *.yaml or *.yml files")
+                loader.problem(str(path), "", "no *.yaml, *.yml or *.json files: a policy path must yield a policy")
+                continue
             for f in files:
                 loader.load_file(f)
         elif path.is_file():
@@ -130,11 +143,18 @@ def load_policies(
             loader.problem(str(path), "", "not a regular file or directory")
         else:
             loader.problem(str(path), "", "no such file or directory")
+        if len(loader.policies) == policies_before and len(loader.problems) == problems_before:
+            loader.problem(
+                str(path),
+                "",
+                "yields no ClusterPolicy or Policy with verifyImages rules: refusing to run with nothing to enforce",
+            )
     return loader.result()
 
 
 def load_policy_text(text: str, source: str, *, capabilities: Capabilities | None = None) -> PolicySet:
-    """Load the policies in one YAML text (e.g. stdin); ``source`` names it in notes and problems."""
+    """Load the policies in one YAML text (e.g. stdin); ``source`` names it in notes and problems. Unlike a path,
+    a text may hold no policy (callers decide whether that is an error)."""
     loader = _Loader(capabilities or capabilities_module.CURRENT)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_POLICY_FILE_BYTES:
         loader.problem(source, "", f"larger than {MAX_POLICY_FILE_BYTES} bytes: not a policy file")
@@ -254,6 +274,53 @@ def iter_yaml_documents(text: str) -> Iterator[Any]:
             yield loader.construct_document(node)
     finally:
         loader.dispose()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+def _check_json_size(document: Any) -> None:
+    """The YAML caps for a JSON document: nesting depth and node count."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    nodes = 0
+    while stack:
+        node, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_YAML_NODES:
+            raise YamlLimitError(f"more than {MAX_YAML_NODES} JSON values")
+        if depth > MAX_YAML_DEPTH:
+            raise YamlLimitError(f"JSON nested deeper than {MAX_YAML_DEPTH} levels")
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
+def parse_json_document(text: str) -> Any:
+    """One JSON document, with duplicate keys, NaN/Infinity and the YAML loader's size caps refused; raises
+    :class:`YamlLimitError` or :class:`ValueError` (``json.JSONDecodeError``)."""
+    try:
+        document = json.loads(text, object_pairs_hook=_json_object, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise YamlLimitError(f"JSON nested deeper than {MAX_YAML_DEPTH} levels") from None
+    _check_json_size(document)
+    return document
+
+
+def _json_error_message(exc: ValueError | YamlLimitError) -> str:
+    if isinstance(exc, YamlLimitError):
+        return f"refused: {exc}"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+    return f"invalid JSON: {exc}"
 
 
 def _yaml_error_message(exc: yaml.YAMLError) -> str:
@@ -433,15 +500,40 @@ class _Loader:
         except UnicodeDecodeError:
             self.problem(source, "", "not UTF-8 text")
             return
-        self.load_text(text, source)
+        if path.suffix == JSON_SUFFIX:
+            self.load_json(text, source)
+        else:
+            self.load_text(text, source)
+
+    def load_json(self, text: str, source: str) -> None:
+        try:
+            document = parse_json_document(text)
+        except (ValueError, YamlLimitError) as exc:
+            self.problem(source, "", _json_error_message(exc))
+            return
+        self.load_document(document, f"{source}#doc1")
 
     def load_text(self, text: str, source: str) -> None:
-        number = 0
+        # Parsed whole before loading: a text that turns out to be tab-indented JSON is loaded once, as JSON.
+        documents: list[Any] = []
+        error: yaml.YAMLError | None = None
         try:
-            for number, document in enumerate(iter_yaml_documents(text), start=1):
-                self.load_document(document, f"{source}#doc{number}")
+            for document in iter_yaml_documents(text):
+                documents.append(document)
         except yaml.YAMLError as exc:
-            self.problem(f"{source}#doc{number + 1}", "", _yaml_error_message(exc))
+            error = exc
+        if error is not None and "\t" in text and not isinstance(error, YamlLimitError):
+            try:
+                document = parse_json_document(text)
+            except (ValueError, YamlLimitError):
+                pass
+            else:
+                self.load_document(document, f"{source}#doc1")
+                return
+        for number, document in enumerate(documents, start=1):
+            self.load_document(document, f"{source}#doc{number}")
+        if error is not None:
+            self.problem(f"{source}#doc{len(documents) + 1}", "", _yaml_error_message(error))
 
     def load_document(self, document: Any, source: str) -> None:
         if document is None:
@@ -519,6 +611,10 @@ class _Loader:
                 self.notes.append(f"{source}: policy {meta.name} rule {rule.name}: no verifyImages; skipped")
                 continue
             for j, iv in enumerate(rule.verify_images):
+                self.notes.extend(
+                    f"{source}: policy {meta.name} rule {rule.name}: {note}"
+                    for note in pattern_notes(iv.converted(), f"verifyImages[{j}]")
+                )
                 deprecated = iv.deprecated_fields()
                 if deprecated:
                     self.notes.append(

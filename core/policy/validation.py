@@ -28,7 +28,7 @@ from core.policy.models import (
     ResourceDescription,
     Rule,
 )
-from core.references import wildcard_match
+from core.references import normalize_pattern, wildcard_match
 
 Problem = tuple[str, str]  # (YAML path, message)
 
@@ -463,3 +463,29 @@ def validate_attestor_set(attestor_set: AttestorSet, path: str, *, nested: bool 
         if entry.attestor is not None:
             out.extend(validate_attestor_set(entry.attestor, f"{epath}.attestor", nested=True))
     return out
+
+
+def pattern_notes(iv: ImageVerification, path: str) -> list[str]:
+    """Notes for image patterns written in a non-normal form: sigward matches them normalized (stricter than Kyverno,
+    which compares them as written), so say how each one is read."""
+    notes: list[str] = []
+    for k, pattern in enumerate(iv.image_references):
+        normal = normalize_pattern(pattern)
+        if normal != pattern:
+            notes.append(
+                f"{path}.imageReferences[{k}]: {pattern!r} is matched as {normal!r} (sigward normalizes the registry "
+                "spelling; Kyverno compares patterns as written and would miss images spelled the other way)"
+            )
+    for k, pattern in enumerate(iv.skip_image_references):
+        normal = normalize_pattern(pattern, short_names=False)
+        if normal != pattern:
+            notes.append(
+                f"{path}.skipImageReferences[{k}]: {pattern!r} is matched as {normal!r} (sigward normalizes the "
+                "registry spelling)"
+            )
+        elif normalize_pattern(pattern) != pattern:
+            notes.append(
+                f"{path}.skipImageReferences[{k}]: {pattern!r} names no registry, so it skips nothing (as in Kyverno); "
+                f"write {normalize_pattern(pattern)!r} to skip those images"
+            )
+    return notes

@@ -27,7 +27,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.util import connection as urllib3_connection
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-from core.errors import VerificationFailure
+from core.errors import ConfigurationError, VerificationFailure
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +88,13 @@ MAX_RESOLVED_ADDRESSES = 64
 Resolver = Callable[[str, int], list[str]]
 
 
-class BlockedAddressError(VerificationFailure):
+class BlockedAddressError(VerificationFailure, ConfigurationError):
     """A connection was refused by the network guard.
 
     A decided failure, not an outage: a registry that sends us to the metadata service must not turn into an
-    "unreachable" error that a fail-open admission policy would wave through.
+    "unreachable" error that a fail-open admission policy would wave through. And a configuration problem (an
+    image's registry that is private and not in SIGWARD_PRIVATE_REGISTRIES, or hostile): reported as such (CLI exit
+    2), never as an unsigned image.
     """
 
 

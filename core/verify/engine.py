@@ -17,13 +17,20 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.deadline import Deadline
-from core.errors import BadRequestError, ExternalServiceError, SigwardError, VerificationFailure
+from core.errors import (
+    BadRequestError,
+    ConfigurationError,
+    ExternalServiceError,
+    SigwardError,
+    VerificationFailure,
+)
 from core.references import (
     ImageReference,
     Repository,
+    image_covered,
+    image_skipped_by,
     parse_image_reference,
     parse_repository,
-    wildcard_match,
 )
 from core.verify.attestations import verify_attestations_with_key
 from core.verify.bundles import BundleLayer
@@ -123,11 +130,13 @@ def expand_static_keys(attestor_set: AttestorSet) -> tuple[Attestor, ...]:
 
 
 def image_matches(verification: ImageVerification, ref: ImageReference) -> bool:
-    return any(wildcard_match(p, ref.reference) for p in verification.image_references)
+    """Every spelling of the image is considered (see :func:`core.references.image_covered`)."""
+    return image_covered(verification.image_references, ref)
 
 
 def image_skipped(verification: ImageVerification, ref: ImageReference) -> bool:
-    return any(wildcard_match(p, ref.reference) for p in verification.skip_image_references)
+    """Only what the runtime pulls can be skipped (see :func:`core.references.image_skipped_by`)."""
+    return image_skipped_by(verification.skip_image_references, ref)
 
 
 def image_values(ref: ImageReference, digest: str) -> dict[str, str]:
@@ -220,6 +229,8 @@ class Verifier:
         try:
             ctx = context or self.new_context(ref, deadline=deadline)
             ctx = self._with_entry_source(ctx, iv)
+        except ConfigurationError:
+            raise  # e.g. the image's registry refused by the network guard: configuration, not an unsigned image
         except VerificationFailure as exc:
             return Verdict.FAIL, f"failed to verify image {image}: {exc.message}", ""
         except ExternalServiceError as exc:
@@ -720,6 +731,8 @@ class Verifier:
         try:
             if needs_network:
                 context = self.new_context(ref, deadline=deadline)
+        except ConfigurationError:
+            raise  # the caller reports configuration (CLI exit 2; admission denies)
         except SigwardError as exc:
             verdict = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
             return [

@@ -56,8 +56,9 @@ PARSE_CASES = [
     # Ports and IP registries.
     ("127.0.0.1:5000/a/b:c", "127.0.0.1:5000", "a/b", "c", "", "127.0.0.1:5000/a/b:c", None),
     ("[::1]:5000/a/b", "[::1]:5000", "a/b", "latest", "", "[::1]:5000/a/b:latest", None),
-    # An upper-case first segment is a registry host, not a Docker Hub namespace.
-    ("Registry.Example/app", "Registry.Example", "app", "latest", "", "Registry.Example/app:latest", None),
+    # An upper-case first segment is a registry host, not a Docker Hub namespace; sigward lower-cases hosts
+    # (except a dot-less one, whose lower-case spelling would be a Docker Hub namespace).
+    ("Registry.Example/app", "registry.example", "app", "latest", "", "registry.example/app:latest", None),
     ("MyHost/app", "MyHost", "app", "latest", "", "MyHost/app:latest", None),
     ("gcr.io/project/sub/app:v1", "gcr.io", "project/sub/app", "v1", "", "gcr.io/project/sub/app:v1", None),
     # "_" is no valid domain character, but Kyverno still takes such a first segment as the registry.

@@ -15,6 +15,9 @@ from core.errors import BadRequestError
 from core.references import (
     MAX_NAME_LENGTH,
     MAX_REFERENCE_LENGTH,
+    image_covered,
+    image_skipped_by,
+    normalize_pattern,
     parse_image_reference,
     parse_repository,
     validate_digest,
@@ -136,3 +139,91 @@ def test_wildcard_match_is_linear_time() -> None:
 def test_reference_with_a_trailing_newline_is_refused(text: str) -> None:
     with pytest.raises(BadRequestError):
         parse_image_reference(text)
+
+
+# --- normalization: one spelling per registry (issue 12 §1)
+
+spelled_registries = st.sampled_from(
+    [
+        "",
+        "docker.io/",
+        "Docker.IO/",
+        "index.docker.io/",
+        "registry-1.docker.io:443/",
+        "ghcr.io/",
+        "GHCR.io:443/",
+        "localhost:5000/",
+        "LOCALHOST:5000/",
+        "127.0.0.1:5000/",
+        "Reg.X/",
+        "MyHost/",
+        "reg.x:443/",
+    ]
+)
+normal_paths = st.from_regex(r"(?:library/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+){0,2}", fullmatch=True)
+versions = st.sampled_from(["", ":v1", ":latest", "@" + DIGEST, ":v1@" + DIGEST])
+pattern_texts = st.one_of(
+    st.text(alphabet=REFERENCE_ALPHABET, max_size=40),
+    st.builds(
+        lambda registry, path, tail: f"{registry}{path}{tail}",
+        spelled_registries,
+        st.sampled_from(["*", "nginx", "team/*", "library/nginx:*", "a?c/*", "app:v1", "app@*"]),
+        st.sampled_from(["", "*", ":*", "@*"]),
+    ),
+)
+
+
+@SETTINGS
+@given(registry=spelled_registries, path=normal_paths, version=versions)
+def test_normalized_reference_is_a_fixed_point(registry: str, path: str, version: str) -> None:
+    """Parsing the normalized reference changes nothing: normalization is idempotent and its output is normal."""
+    try:
+        ref = parse_image_reference(f"{registry}{path}{version}")
+    except BadRequestError:
+        return
+    again = parse_image_reference(ref.reference)
+    assert (again.registry, again.path, again.digest, again.reference) == (
+        ref.registry,
+        ref.path,
+        ref.digest,
+        ref.reference,
+    )
+    assert again.aliases == ref.aliases
+    # A host spelled in other letter case is the same image (dot-less hosts keep their capitals, see
+    # normalize_registry); so is the explicit default port.
+    host = registry.rstrip("/")
+    if host and any(c in host for c in ".:"):
+        spellings = [host.upper(), host.lower()]
+        if ":" not in host.removesuffix(":443"):
+            spellings.append(host.removesuffix(":443") + ":443")
+        for spelled in spellings:
+            assert parse_image_reference(f"{spelled}/{path}{version}").reference == ref.reference
+
+
+@SETTINGS
+@given(pattern=pattern_texts)
+def test_pattern_normalization_is_idempotent(pattern: str) -> None:
+    for short_names in (True, False):
+        normal = normalize_pattern(pattern, short_names=short_names)
+        assert normalize_pattern(normal, short_names=short_names) == normal
+
+
+@SETTINGS
+@given(pattern=pattern_texts, registry=spelled_registries, path=normal_paths, version=versions)
+def test_normal_input_matches_as_before_normalization(pattern: str, registry: str, path: str, version: str) -> None:
+    """For an already-normal pattern and an already-normal reference, matching is Kyverno's plain glob (plus the
+    spellings it adds, never fewer): normalization only adds what other spellings would have matched."""
+    try:
+        ref = parse_image_reference(f"{registry}{path}{version}")
+    except BadRequestError:
+        return
+    text = ref.reference
+    if normalize_pattern(pattern) == pattern and wildcard_match(pattern, text):
+        assert image_covered([pattern], ref)
+    if normalize_pattern(pattern, short_names=False) == pattern:
+        assert image_skipped_by([pattern], ref) is (
+            wildcard_match(pattern, text) or any(wildcard_match(pattern, a) for a in ref.aliases)
+        )
+    # Skipping is never wider than covering would be for the same pattern written in full form.
+    if image_skipped_by([pattern], ref):
+        assert image_covered([pattern], ref)

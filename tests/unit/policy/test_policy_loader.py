@@ -1124,8 +1124,9 @@ def test_files_and_a_single_path(tmp_path: Path) -> None:
     assert [p.name for p in load_policies(str(one)).policies] == ["one"]
 
 
-def test_empty_directory_is_a_note(tmp_path: Path) -> None:
-    assert load_policies([tmp_path]).notes == (f"{tmp_path}: no *.yaml or *.yml files",)
+def test_empty_policy_path_directory_is_a_problem(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"no \*\.yaml, \*\.yml or \*\.json files"):
+        load_policies([tmp_path])
 
 
 def test_problems_of_all_files_are_reported_together(tmp_path: Path) -> None:
