@@ -23,7 +23,7 @@ leftmost, so the cost is one pass over the text per piece, whoever wrote either 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -102,32 +102,30 @@ class CompiledPattern:
     """An RE2 program: :meth:`search` (unanchored, as Go's ``MatchString``) and :meth:`fullmatch` answer bool,
     in time linear in the text."""
 
-    __slots__ = ("_regexp", "pattern")
+    __slots__ = ("_matcher", "_regexp", "pattern")
 
-    def __init__(self, pattern: str, regexp: Any) -> None:
+    def __init__(self, pattern: str, regexp: Any, matcher: Any) -> None:
         self.pattern = pattern
         self._regexp = regexp
+        self._matcher = matcher  # the same pattern without captures: RE2 answers yes/no with its DFA alone
 
     def search(self, text: str) -> bool:
-        return self._regexp.search(go_text(text).encode("utf-8")) is not None
+        return self._matcher.search(go_text(text).encode("utf-8")) is not None
 
     def fullmatch(self, text: str) -> bool:
-        return self._regexp.fullmatch(go_text(text).encode("utf-8")) is not None
+        return self._matcher.fullmatch(go_text(text).encode("utf-8")) is not None
 
-    def finditer(self, text: str) -> list[Match]:
-        """Every match of ``text`` left to right (``text`` already :func:`go_text`), as Go's ``FindAll``: an empty
-        match right after the previous match is skipped."""
+    def finditer(self, text: str) -> Iterator[Match]:
+        """Every match of ``text`` left to right (``text`` already :func:`go_text`), lazily, as Go's ``FindAll``: an
+        empty match right after the previous match is skipped."""
         names = tuple(sorted(self._regexp.groupindex.items(), key=lambda kv: kv[1]))
-        out: list[Match] = []
         previous_end = -1
         for m in self._regexp.finditer(text):
             start, end = m.span()
             if start == end and start == previous_end:
                 continue
-            groups = (m.group(0), *m.groups())
-            out.append(Match(start=start, end=end, groups=groups, names=names))
+            yield Match(start=start, end=end, groups=(m.group(0), *m.groups()), names=names)
             previous_end = end
-        return out
 
     def replace_all(self, src: str, replacement: Callable[[Match], str]) -> str:
         """Go's ``ReplaceAllStringFunc`` semantics: each match replaced by ``replacement(match)``."""
@@ -196,11 +194,13 @@ def _compile(pattern: str) -> CompiledPattern | tuple[PatternRefusal, str]:
     options.log_errors = False
     try:
         regexp = re2.compile(go_text(pattern), options)
+        options.never_capture = True
+        matcher = re2.compile(go_text(pattern), options)
     except re2.error as exc:
         raw = exc.args[0] if exc.args else ""
         message = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         return _refusal(pattern, message), message
-    return CompiledPattern(pattern, regexp)
+    return CompiledPattern(pattern, regexp, matcher)
 
 
 def compile_re2(pattern: str, *, path: str) -> CompiledPattern:
@@ -213,25 +213,35 @@ def compile_re2(pattern: str, *, path: str) -> CompiledPattern:
     raise PatternError(path=path, pattern=pattern, refusal=refusal, detail=detail)
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
+def _piece_program(piece: str) -> Any:
+    """A wildcard piece with ``?`` as an RE2 program (``?`` is one character, newlines included), or None when
+    RE2 will not take it (too large): the caller then scans in Python."""
+    import re2
+
+    options = re2.Options()
+    options.max_mem = RE2_MAX_MEMORY
+    options.log_errors = False
+    options.dot_nl = True
+    options.never_capture = True
+    source = ".".join(re2.escape(go_text(run)) for run in piece.split("?"))
+    try:
+        return re2.compile(source, options)
+    except re2.error:
+        return None
+
+
 def _find_piece(piece: str, text: str, start: int, end: int) -> int:
     """The leftmost index ``>= start`` where ``piece`` (literal but for ``?``) occurs within ``text[:end]``, or -1."""
     if "?" not in piece:
         return text.find(piece, start, end)
-    # Anchor on the longest literal run, then check the rest around it: each candidate costs len(piece).
-    runs = piece.split("?")
-    longest = max(range(len(runs)), key=lambda k: len(runs[k]))
-    offset = sum(len(r) + 1 for r in runs[:longest])
-    anchor = runs[longest]
-    i = start
-    while i + len(piece) <= end:
-        if anchor:
-            hit = text.find(anchor, i + offset, end - (len(piece) - offset - len(anchor)))
-            if hit == -1:
-                return -1
-            i = hit - offset
+    program = _piece_program(piece)
+    if program is not None:
+        found = program.search(go_text(text), start, end)
+        return -1 if found is None else int(found.start())
+    for i in range(start, end - len(piece) + 1):  # pragma: no cover - only for pieces beyond RE2's memory budget
         if all(pc in ("?", text[i + k]) for k, pc in enumerate(piece)):
             return i
-        i += 1
     return -1
 
 
@@ -240,8 +250,8 @@ def wildcard_match(pattern: str, text: str) -> bool:
     rest literal; anchored at both ends.
 
     The pattern is split at ``*``: the first piece must start the text, the last end it, and each middle piece is
-    taken at its leftmost occurrence after the previous one (leftmost is always safe between stars), so no position is
-    revisited for a piece without ``?``; pieces with ``?`` are located by their longest literal run."""
+    taken at its leftmost occurrence after the previous one (leftmost is always safe between stars): a literal piece
+    by ``str.find``, a piece with ``?`` by an RE2 search, both linear in the text."""
     if "*" not in pattern:
         return len(pattern) == len(text) and all(p in ("?", t) for p, t in zip(pattern, text, strict=True))
     pieces = pattern.split("*")

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from core.patterns import wildcard_match
 from core.policy.models import (
     MAX_WEBHOOK_TIMEOUT_SECONDS,
     SIGNATURE_ALGORITHMS,
@@ -28,7 +29,6 @@ from core.policy.models import (
     ResourceDescription,
     Rule,
 )
-from core.references import wildcard_match
 
 Problem = tuple[str, str]  # (YAML path, message)
 
