@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
 import time
@@ -190,3 +191,30 @@ def test_same_digest_in_two_repositories_within_one_second_are_both_recorded(
     assert "duplicate" not in json.dumps(crafted), crafted
     assert "duplicate" in json.dumps(post_event(served, distribution(host, "team/one", digest, crafted_id),
                                                 dist_headers))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://localhost@evil.example/x", "https://user:pw-s3cret@hooks.example/x", "https://169.254.169.254/",
+     "http://127.0.0.1.evil.example/hook"],
+)
+def test_serve_refuses_a_bad_findings_url_at_start_up(url: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.support.serve import REPO
+
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(dump(cluster_policy("p", [key_verification(["ghcr.io/org/*"], [keys_entry(KEY.public_pem)])])))
+    proc = subprocess.run(
+        [sys.executable, "-m", "core.cli", "serve", "--port", "1"],
+        cwd=REPO,
+        env={**os.environ, "SIGWARD_POLICY": str(policy), "SIGWARD_FINDINGS_WEBHOOK": url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "SIGWARD_FINDINGS_WEBHOOK is not usable" in proc.stderr
+    assert "s3cret" not in proc.stderr and "Traceback" not in proc.stderr
