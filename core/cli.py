@@ -141,6 +141,9 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from core.server import serve
 
     loaded = runtime.policies()  # fail fast on a broken policy, before binding the port
+    from core.push.findings import Notifier
+
+    Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)
     print(
         f"sigward: serving on http://{args.host}:{args.port} "
         f"(policies: {', '.join(p.key for p in loaded.policies) or 'none'})",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from core.errors import BadRequestError
+from core.patterns import wildcard_match as wildcard_match  # noqa: PLC0414 - explicit re-export of the one implementation
 
 DEFAULT_REGISTRY = "docker.io"
 # Docker Hub's API host; `docker.io` itself only redirects.
@@ -247,34 +248,6 @@ def parse_image_reference(image: str) -> ImageReference:
         original=image,
         written=f"{domain}/{path}",
     )
-
-
-def wildcard_match(pattern: str, text: str) -> bool:
-    """Kyverno's wildcard match: ``*`` any run of characters (``/ : @`` included), ``?`` exactly one; anchored.
-
-    Greedy matching with a single backtrack point: at most len(pattern) * len(text) steps, however many ``*`` a
-    hostile pattern or reference holds (a regex would backtrack exponentially)."""
-    if "*" not in pattern and "?" not in pattern:
-        return pattern == text
-    p = t = 0
-    star = -1
-    mark = 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] != "*" and (pattern[p] == "?" or pattern[p] == text[t]):
-            p += 1
-            t += 1
-        elif p < len(pattern) and pattern[p] == "*":
-            star, mark = p, t
-            p += 1
-        elif star != -1:
-            p = star + 1
-            mark += 1
-            t = mark
-        else:
-            return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
 
 
 def parse_repository(value: str) -> Repository:

@@ -7,6 +7,7 @@ reason) or a :class:`HandshakeReply` to send back verbatim (Azure Event Grid's s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -73,6 +74,13 @@ def is_valid_tag(tag: str) -> bool:
     return _TAG_RE.match(tag) is not None
 
 
+def event_key(*, source: str, action: str, registry: str, repository: str, digest: str, delivery_id: str) -> str:
+    """The one idempotency key of a push event (see :attr:`PushEvent.idempotency_key`); fields are joined with NUL,
+    which none of them can contain, so no two field tuples share a key."""
+    raw = "\x00".join(("sigward-event-v2", source, action, registry, repository, digest, delivery_id))
+    return "ev2-" + hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class PushEvent:
     """One manifest pushed to (or deleted from) a registry.
@@ -108,6 +116,20 @@ class PushEvent:
             raise BadRequestError(
                 f"push event: {self.registry!r} / {self.repository!r} is not a registry host and repository path"
             )
+
+    @property
+    def idempotency_key(self) -> str:
+        """What marks this event handled: source, action, registry, repository, digest and the source's own delivery
+        id, hashed. An event about another repository, or a crafted one from another source reusing a delivery id,
+        has another key and can never mark this push as already handled; a redelivery has the same key."""
+        return event_key(
+            source=self.source,
+            action=self.action,
+            registry=self.registry,
+            repository=self.repository,
+            digest=self.digest,
+            delivery_id=self.event_id,
+        )
 
     @property
     def image(self) -> ImageReference:

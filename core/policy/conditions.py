@@ -29,7 +29,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from core.errors import VerificationFailure
+from core.patterns import wildcard_match as _wildcard_match
 from core.policy import durations
+from core.policy.budget import budget, charge
 from core.policy.jmes import (
     MissingKeys,
     go_json_dumps,
@@ -42,7 +44,6 @@ from core.policy.jmes import (
     try_parse_go_float,
     try_parse_quantity,
     try_parse_semver,
-    wildcard_match,
 )
 from core.policy.models import AnyAllConditions, Condition
 from core.policy.variables import substitute_json
@@ -58,6 +59,12 @@ class ConditionOutcome:
 
     passed: bool
     message: str = ""
+
+
+def wildcard_match(pattern: str, text: str) -> bool:
+    """:func:`core.patterns.wildcard_match`, charged to the evaluation's budget (either side may be signed data)."""
+    charge(len(pattern) + len(text))
+    return _wildcard_match(pattern, text)
 
 
 # --- operators
@@ -519,17 +526,17 @@ def _resolve(condition: Condition, data: Any, now: datetime, missing: MissingKey
     try:
         key = substitute_json(to_json_data(condition.key), data, now=now, missing=missing)
     except VerificationFailure as exc:
-        raise VerificationFailure(f"failed to substitute variables in condition key: {exc.message}") from None
+        raise type(exc)(f"failed to substitute variables in condition key: {exc.message}") from None
     try:
         value = substitute_json(to_json_data(condition.value), data, now=now, missing=missing)
     except VerificationFailure as exc:
-        raise VerificationFailure(f"failed to substitute variables in condition value: {exc.message}") from None
+        raise type(exc)(f"failed to substitute variables in condition value: {exc.message}") from None
     message = condition.message
     if with_message and message:
         try:
             resolved = substitute_json(message, data, now=now, missing=missing)
         except VerificationFailure as exc:
-            raise VerificationFailure(f"failed to substitute variables in condition message: {exc.message}") from None
+            raise type(exc)(f"failed to substitute variables in condition message: {exc.message}") from None
         message = resolved if isinstance(resolved, str) else go_json_dumps(resolved)
     return _Resolved(condition, key, value, message)
 
@@ -587,7 +594,15 @@ def evaluate_any_all(
     are substituted before any is evaluated (an expression error anywhere fails the check, as in Kyverno).
     A key missing from the context is null, or with ``missing="error"`` an error as in Kyverno
     (:func:`core.policy.variables.substitute`). Raises :class:`VerificationFailure` for an unknown operator
-    or a failing expression."""
+    or a failing expression; :class:`~core.policy.budget.BudgetExceeded` (a failure) when evaluating costs more than
+    one evaluation's budget."""
+    with budget():
+        return _evaluate_any_all(conditions, context, now=now, missing=missing)
+
+
+def _evaluate_any_all(
+    conditions: Sequence[AnyAllConditions], context: Mapping[str, Any], *, now: datetime, missing: MissingKeys
+) -> ConditionOutcome:
     for block in conditions:
         for condition in (*block.any, *block.all):
             canonical_operator(condition.operator)
@@ -641,7 +656,15 @@ def evaluate_deny(
     substituted, as Kyverno builds it; without any, a description of what held. Conditions are substituted
     one at a time as they are evaluated (Kyverno's precondition order). ``missing`` as for
     :func:`evaluate_any_all`: note that with the default ``"null"`` a deny condition over a path the context
-    lacks usually does not hold (the image is allowed), where Kyverno errors (and blocks)."""
+    lacks usually does not hold (the image is allowed), where Kyverno errors (and blocks). Bounded by one
+    evaluation's budget, as :func:`evaluate_any_all`."""
+    with budget():
+        return _evaluate_deny(deny_conditions, context, now=now, message=message, missing=missing)
+
+
+def _evaluate_deny(
+    deny_conditions: Any, context: Mapping[str, Any], *, now: datetime, message: str, missing: MissingKeys
+) -> ConditionOutcome:
     form = deny_conditions_form(deny_conditions)
     for condition in (*form.any, *form.all) if isinstance(form, AnyAllConditions) else form:
         canonical_operator(condition.operator)

@@ -35,7 +35,9 @@ from jmespath import exceptions as jmes_exceptions
 from jmespath import functions, visitor
 
 from core.errors import VerificationFailure
+from core.patterns import CompiledPattern, Match, PatternError, compile_re2, wildcard_match
 from core.policy import durations
+from core.policy.budget import DATA_NODE_COST, NODE_COST, BudgetExceeded, budget, charge
 from core.policy.durations import GoTime
 
 # Expressions come from policies (trusted authors) but are compiled once per distinct text.
@@ -88,8 +90,10 @@ def _to_json(value: Any, budget: list[int], depth: int) -> Any:
     if value is None or isinstance(value, str | bool | int | float):
         return value
     if isinstance(value, Mapping):
+        charge(DATA_NODE_COST * len(value))
         return {_json_key(k): _to_json(v, budget, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
+        charge(DATA_NODE_COST * len(value))
         return [_to_json(v, budget, depth + 1) for v in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -140,30 +144,6 @@ def to_float(value: int | float) -> float:
         return float(value)
     except OverflowError:
         return math.inf if value > 0 else -math.inf
-
-
-def wildcard_match(pattern: str, text: str) -> bool:
-    """Kyverno's ``wildcard.Match`` (go-wildcard v1): ``*`` any run of characters, ``?`` exactly one, the
-    rest literal, anchored. Linear-time matching: in conditions either side may come from signed data."""
-    p = t = 0
-    star = -1
-    mark = 0
-    while t < len(text):
-        if p < len(pattern) and pattern[p] == "*":
-            star, mark = p, t
-            p += 1
-        elif p < len(pattern) and (pattern[p] == "?" or pattern[p] == text[t]):
-            p += 1
-            t += 1
-        elif star != -1:
-            p = star + 1
-            mark += 1
-            t = mark
-        else:
-            return False
-    while p < len(pattern) and pattern[p] == "*":
-        p += 1
-    return p == len(pattern)
 
 
 # --- Go formatting
@@ -779,83 +759,12 @@ def parse_semver_range(text: str) -> Callable[[SemVer], bool]:
     return matches
 
 
-# --- Go regular expressions on Python's re
-
-_MULTILINE_FLAG = re.compile(r"\(\?[imsU-]*m")
-_POSIX_CLASS = re.compile(
-    r"\[:(alnum|alpha|ascii|blank|cntrl|digit|graph|lower|print|punct|space|upper|word|xdigit):\]"
-)
-_POSIX_CLASSES = {
-    "alnum": "0-9A-Za-z",
-    "alpha": "A-Za-z",
-    "ascii": "\\x00-\\x7f",
-    "blank": "\\t ",
-    "cntrl": "\\x00-\\x1f\\x7f",
-    "digit": "0-9",
-    "graph": "!-~",
-    "lower": "a-z",
-    "print": " -~",
-    "punct": "!-/:-@\\[-`{-~",
-    "space": "\\t\\n\\v\\f\\r ",
-    "upper": "A-Z",
-    "word": "0-9A-Za-z_",
-    "xdigit": "0-9A-Fa-f",
-}
-
-
-@lru_cache(maxsize=512)
-def go_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a Go (RE2) pattern with Python's ``re``: ``\\d``, ``\\w``, ``\\s``, ``\\b`` are ASCII as in Go,
-    ``$`` (without the ``m`` flag) matches only at the very end, ``\\z`` and ``(?<name>...)`` are accepted.
-    Raises ValueError for patterns Python cannot compile."""
-    multiline = bool(_MULTILINE_FLAG.search(pattern))
-    out: list[str] = []
-    i = 0
-    in_class = False
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            out.append("\\Z" if nxt == "z" and not in_class else c + nxt)
-            i += 2
-            continue
-        if in_class:
-            posix = _POSIX_CLASS.match(pattern, i)
-            if posix:
-                out.append(_POSIX_CLASSES[posix.group(1)])
-                i = posix.end()
-                continue
-            if c == "]":
-                in_class = False
-            out.append("\\" + c if c in "[&~|" else c)
-        elif c == "[":
-            in_class = True
-            out.append(c)
-            if pattern[i + 1 : i + 2] == "^":
-                out.append("^")
-                i += 1
-            if pattern[i + 1 : i + 2] == "]":
-                out.append("\\]")
-                i += 1
-        elif c == "$" and not multiline:
-            out.append("\\Z")
-        elif c == "(" and pattern[i + 1 : i + 3] == "?<" and pattern[i + 3 : i + 4] not in ("=", "!"):
-            out.append("(?P<")
-            i += 3
-            continue
-        else:
-            out.append(c)
-        i += 1
-    try:
-        return re.compile("".join(out), re.ASCII)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
-
+# --- Go regular expressions (RE2, core.patterns)
 
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_]+")
 
 
-def _expand_template(template: str, match: re.Match[str]) -> str:
+def _expand_template(template: str, match: Match) -> str:
     """Go's ``Regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``; unknown groups are empty."""
     out: list[str] = []
     i = 0
@@ -882,31 +791,9 @@ def _expand_template(template: str, match: re.Match[str]) -> str:
             out.append("$")
             i += 1
             continue
-        try:
-            group = match.group(int(name) if name.isdigit() else name)
-        except IndexError:
-            group = None
-        out.append(group or "")
+        out.append(match.group(int(name) if name.isdigit() else name) or "")
     return "".join(out)
 
-
-def go_replace_all(regex: re.Pattern[str], src: str, repl: Callable[[re.Match[str]], str]) -> str:
-    """Go's ``ReplaceAll``: an empty match right after the previous match is not replaced."""
-    out: list[str] = []
-    last_end = 0
-    search_pos = 0
-    while search_pos <= len(src):
-        match = regex.search(src, search_pos)
-        if match is None:
-            break
-        start, end = match.span()
-        out.append(src[last_end:start])
-        if end > last_end or start == 0:
-            out.append(repl(match))
-        last_end = end
-        search_pos = search_pos + 1 if search_pos + 1 > end else end
-    out.append(src[last_end:])
-    return "".join(out)
 
 
 # --- arithmetic operands
@@ -1131,11 +1018,13 @@ def _duration_arg(name: str, value: str) -> int:
         raise _func_error(name, str(exc)) from None
 
 
-def _regex(name: str, pattern: str) -> re.Pattern[str]:
+def _regex(name: str, pattern: str) -> CompiledPattern:
+    """A pattern given at run time (possibly from attestation data) that RE2 refuses is an evaluation error: the
+    condition fails closed; Python's backtracking ``re`` is never a fallback."""
     try:
-        return go_regex(pattern)
-    except ValueError as exc:
-        raise _func_error(name, f"invalid pattern {pattern!r}: {exc}") from None
+        return compile_re2(pattern, path="")
+    except PatternError as exc:
+        raise _func_error(name, f"invalid pattern (argument #1): {exc.message}") from None
 
 
 def _string_arg(name: str, index: int, value: Any) -> str:
@@ -1151,12 +1040,37 @@ SN = {"types": ["string", "number"]}
 ANY: dict[str, Any] = {"types": []}
 
 
+def _size(value: Any) -> int:
+    """What a function's argument or result costs to handle: its length (shallow for containers)."""
+    return len(value) if isinstance(value, str | list | dict) else 1
+
+
+def _charged(text: str) -> str:
+    charge(len(text))
+    return text
+
+
+def _charge_replacement(value: str, old: str, new: str, count: int) -> None:
+    """Charge a replacement's output before building it: ``replace`` can multiply its input's size."""
+    hits = value.count(old) if old else len(value) + 1
+    if count >= 0:
+        hits = min(hits, count)
+    charge(len(value) + hits * len(new))
+
+
 class KyvernoFunctions(functions.Functions):  # type: ignore[misc]
-    """Kyverno's JMESPath functions; time functions use ``now`` (the wall clock when None)."""
+    """Kyverno's JMESPath functions; time functions use ``now`` (the wall clock when None). Every call charges its
+    arguments' and result's sizes to the evaluation's budget (:mod:`core.policy.budget`)."""
 
     def __init__(self, now: datetime | None = None) -> None:
         super().__init__()
         self._now = now
+
+    def call_function(self, function_name: str, resolved_args: list[Any]) -> Any:
+        charge(sum(_size(a) for a in resolved_args))
+        result = super().call_function(function_name, resolved_args)
+        charge(_size(result))
+        return result
 
     def _current(self) -> GoTime:
         return GoTime.from_datetime(self._now if self._now is not None else datetime.now(UTC))
@@ -1174,10 +1088,12 @@ class KyvernoFunctions(functions.Functions):  # type: ignore[misc]
     @_sig(S, S, S, N)
     def _func_replace(self, value: str, old: str, new: str, count: float) -> str:
         n = durations.float_to_int64(to_float(count))
+        _charge_replacement(value, old, new, n)
         return value.replace(old, new, n if n >= 0 else -1)
 
     @_sig(S, S, S)
     def _func_replace_all(self, value: str, old: str, new: str) -> str:
+        _charge_replacement(value, old, new, -1)
         return value.replace(old, new)
 
     @_sig(S)
@@ -1258,24 +1174,31 @@ class KyvernoFunctions(functions.Functions):  # type: ignore[misc]
 
     @_sig(S, SN)
     def _func_regex_match(self, pattern: str, value: Any) -> bool:
-        return _regex("regex_match", pattern).search(_string_arg("regex_match", 2, value)) is not None
+        text = _string_arg("regex_match", 2, value)
+        charge(len(text) + len(pattern))
+        return _regex("regex_match", pattern).search(text)
 
     @_sig(S, SN, SN)
     def _func_regex_replace_all(self, pattern: str, value: Any, repl: Any) -> str:
         regex = _regex("regex_replace_all", pattern)
         template = _string_arg("regex_replace_all", 3, repl)
         source = _string_arg("regex_replace_all", 2, value)
-        return go_replace_all(regex, source, lambda m: _expand_template(template, m))
+        charge(len(source) + len(pattern))
+        return regex.replace_all(source, lambda m: _charged(_expand_template(template, m)))
 
     @_sig(S, SN, SN)
     def _func_regex_replace_all_literal(self, pattern: str, value: Any, repl: Any) -> str:
         regex = _regex("regex_replace_all_literal", pattern)
         literal = _string_arg("regex_replace_all_literal", 3, repl)
-        return go_replace_all(regex, _string_arg("regex_replace_all_literal", 2, value), lambda m: literal)
+        source = _string_arg("regex_replace_all_literal", 2, value)
+        charge(len(source) + len(pattern))
+        return regex.replace_all(source, lambda m: _charged(literal))
 
     @_sig(S, SN)
     def _func_pattern_match(self, pattern: str, value: Any) -> bool:
-        return wildcard_match(pattern, _string_arg("pattern_match", 2, value))
+        text = _string_arg("pattern_match", 2, value)
+        charge(len(text) + len(pattern))
+        return wildcard_match(pattern, text)
 
     @_sig({"types": ["object"]}, {"types": ["object"]})
     def _func_label_match(self, labels: dict[str, Any], against: dict[str, Any]) -> bool:
@@ -1477,12 +1400,20 @@ def compile_expression(expression: str) -> Any:
         raise VerificationFailure(f"invalid JMESPath expression {expression!r}: {exc}") from None
 
 
+class _BudgetedInterpreter(visitor.TreeInterpreter):  # type: ignore[misc]
+    """jmespath's tree interpreter, charging every node visit to the evaluation's budget."""
+
+    def visit(self, node: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        charge(NODE_COST)
+        return super().visit(node, *args, **kwargs)
+
+
 class _UnknownKey(Exception):
     def __init__(self, key: str) -> None:
         super().__init__(f'Unknown key "{key}" in path')
 
 
-class _KyvernoInterpreter(visitor.TreeInterpreter):  # type: ignore[misc]
+class _KyvernoInterpreter(_BudgetedInterpreter):
     """The interpreter of Kyverno's go-jmespath fork: a field missing from an object is an error ("Unknown
     key"), which travels up through ``a.b`` and ``a[0]`` chains to the result; every other construct
     (function arguments, comparisons, ``||``, ``&&``, ``!``, pipes, projections, filters, multi-selects)
@@ -1525,9 +1456,12 @@ def search(expression: str, data: Any, *, now: datetime | None = None, missing: 
     compiled = compile_expression(expression)
     options = jmespath.Options(custom_functions=KyvernoFunctions(now))
     try:
-        if missing == "error":
-            return _KyvernoInterpreter(options).visit(compiled.parsed, data)
-        return compiled.search(data, options=options)
+        with budget():
+            if missing == "error":
+                return _KyvernoInterpreter(options).visit(compiled.parsed, data)
+            return _BudgetedInterpreter(options).visit(compiled.parsed, data)
+    except BudgetExceeded as exc:
+        raise BudgetExceeded(f"JMESPath expression {expression!r}: {exc.message}") from None
     except VerificationFailure as exc:
         raise VerificationFailure(f"JMESPath expression {expression!r} failed: {exc.message}") from None
     except (_UnknownKey, *_EVALUATION_ERRORS) as exc:

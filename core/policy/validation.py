@@ -17,6 +17,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from core.errors import VerificationFailure
+from core.patterns import PatternError, compile_re2, wildcard_match
+from core.policy.jmes import compile_expression
 from core.policy.models import (
     MAX_WEBHOOK_TIMEOUT_SECONDS,
     SIGNATURE_ALGORITHMS,
@@ -28,7 +31,7 @@ from core.policy.models import (
     ResourceDescription,
     Rule,
 )
-from core.references import normalize_pattern, wildcard_match
+from core.references import normalize_pattern
 
 Problem = tuple[str, str]  # (YAML path, message)
 
@@ -411,6 +414,9 @@ def validate_image_verification(iv: ImageVerification, path: str, *, audit: bool
         for c, block in enumerate(attestation.conditions):
             for name in ("any", "all"):
                 for d, cond in enumerate(getattr(block, name)):
+                    cpath = f"{apath}.conditions[{c}].{name}[{d}]"
+                    for field in ("key", "value", "message"):
+                        out.extend(pattern_problems(getattr(cond, field), f"{cpath}.{field}"))
                     if cond.operator not in CONDITION_OPERATORS:
                         out.append(
                             (
@@ -421,6 +427,8 @@ def validate_image_verification(iv: ImageVerification, path: str, *, audit: bool
                         )
     for n, attestor_set in enumerate(modern.attestors):
         out.extend(validate_attestor_set(attestor_set, f"{path}.attestors[{n}]"))
+    if modern.validate is not None and modern.validate.deny is not None:
+        out.extend(pattern_problems(modern.validate.deny.conditions, f"{path}.validate.deny.conditions"))
     if modern.type == "Notary":
         for attestor_set in modern.attestors:
             for entry in attestor_set.entries:
@@ -429,6 +437,56 @@ def validate_image_verification(iv: ImageVerification, path: str, *, audit: bool
                 if entry.keys is not None:
                     out.append((f"{path}.attestors", "Keys field is not allowed for type notary"))
     return out
+
+
+# Kyverno's JMESPath functions whose first argument is a Go (RE2) regular expression.
+REGEX_FUNCTIONS = frozenset({"regex_match", "regex_replace_all", "regex_replace_all_literal"})
+
+
+def _re2_problem(pattern: str, path: str) -> list[Problem]:
+    try:
+        compile_re2(pattern, path=path)
+    except PatternError as exc:
+        return [(path, str(PatternError(path="", pattern=pattern, refusal=exc.refusal, detail=exc.detail)))]
+    return []
+
+
+def pattern_problems(value: Any, path: str) -> list[Problem]:
+    """Literal patterns of the regex functions inside ``{{ }}`` expressions anywhere in ``value`` that RE2 refuses,
+    each with the YAML path of the string holding it (patterns computed at run time are checked when evaluated)."""
+    out: list[Problem] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            out.extend(pattern_problems(v, f"{path}.{k}"))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            out.extend(pattern_problems(v, f"{path}[{i}]"))
+    elif isinstance(value, str) and "{{" in value:
+        for found in VARIABLE_RE.finditer(value):
+            expression = found.group(2)[2:-2].strip().removeprefix("-").strip()
+            try:
+                parsed = compile_expression(expression).parsed
+            except VerificationFailure:
+                continue  # reported (or tolerated) where the expression is evaluated
+            for pattern in _literal_patterns(parsed):
+                out.extend(_re2_problem(pattern, path))
+    return out
+
+
+def _literal_patterns(node: Any) -> list[str]:
+    found: list[str] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, dict):
+            continue
+        children = current.get("children") or []
+        if current.get("type") == "function_expression" and current.get("value") in REGEX_FUNCTIONS and children:
+            first = children[0]
+            if isinstance(first, dict) and first.get("type") == "literal" and isinstance(first.get("value"), str):
+                found.append(first["value"])
+        stack.extend(c for c in children if isinstance(c, dict))
+    return found
 
 
 def validate_attestor_set(attestor_set: AttestorSet, path: str, *, nested: bool = False) -> list[Problem]:
@@ -460,6 +518,9 @@ def validate_attestor_set(attestor_set: AttestorSet, path: str, *, nested: bool 
             # The CRD gives rekor.url no default: `rekor: {}` has an empty URL for Kyverno.
             if keyless.rekor is not None and ("url" not in keyless.rekor.model_fields_set or not keyless.rekor.url):
                 out.append((f"{epath}.keyless", MSG_URL_REQUIRED))
+            for name, pattern in (("subjectRegExp", keyless.subject_reg_exp), ("issuerRegExp", keyless.issuer_reg_exp)):
+                if pattern and not has_variable(pattern):
+                    out.extend(_re2_problem(pattern, f"{epath}.keyless.{name}"))
         if entry.attestor is not None:
             out.extend(validate_attestor_set(entry.attestor, f"{epath}.attestor", nested=True))
     return out

@@ -123,7 +123,7 @@ def _resolve(expression: str, data: Any, now: datetime, missing: MissingKeys) ->
     try:
         return search(expression.strip(), data, now=now, missing=missing)
     except VerificationFailure as exc:
-        raise VerificationFailure(f"failed to resolve {expression}: {exc.message}") from None
+        raise type(exc)(f"failed to resolve {expression}: {exc.message}") from None  # keeps BudgetExceeded
 
 
 def _as_text(value: Any) -> str:

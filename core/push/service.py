@@ -123,7 +123,7 @@ class PushService:
                 reason="the delivery's deadline was reached before this event was handled",
             )
         now = self._clock()
-        if self._store.event_done(event.event_id, now=now):
+        if self._store.event_done(event.idempotency_key, now=now):
             return PushOutcome(event_id=event.event_id, image=repository, digest=event.digest, status="duplicate")
         # A signature, attestation or referrer push (or delete) means: (re-)verify the image it is about.
         digest = event.subject_digest or event.digest
@@ -135,11 +135,11 @@ class PushService:
         forms = self._forms(event, digest)
         if event.action == "delete" and not about_other_image:
             self._record_deleted(event, forms, digest, now)
-            self._store.mark_event(event.event_id, now=now)
+            self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
         work = self._work(forms, digest)
         if not work:
-            self._store.mark_event(event.event_id, now=now)
+            self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(
                 event_id=event.event_id,
                 image=repository,
@@ -173,7 +173,7 @@ class PushService:
                 rules=tuple(outcomes),
                 reason="; ".join(dict.fromkeys(retry_reasons)),
             )
-        self._store.mark_event(event.event_id, now=now)
+        self._store.mark_event(event.idempotency_key, now=now)
         return PushOutcome(
             event_id=event.event_id, image=repository, digest=digest, status="recorded", rules=tuple(outcomes)
         )

@@ -85,9 +85,14 @@ class VerdictStore(Protocol):
 
     def for_digest(self, digest: str) -> list[StoredVerdict]: ...
 
-    def event_done(self, event_id: str, *, now: float) -> bool: ...
+    def event_done(self, event_id: str, *, now: float) -> bool:
+        """Whether the event with this idempotency key (:attr:`core.events.PushEvent.idempotency_key`: source,
+        action, registry, repository, digest and delivery id, hashed) was handled and has not expired."""
+        ...
 
-    def mark_event(self, event_id: str, *, now: float, ttl: float = DEFAULT_EVENT_TTL_SECONDS) -> None: ...
+    def mark_event(self, event_id: str, *, now: float, ttl: float = DEFAULT_EVENT_TTL_SECONDS) -> None:
+        """Remember an event's idempotency key (never the bare delivery id: ids are only unique per source)."""
+        ...
 
     def first_seen(self, key: str, *, now: float, ttl: float = DEFAULT_EVENT_TTL_SECONDS) -> float:
         """When ``key`` was first seen (recording ``now`` if never): the start of a signature grace period."""

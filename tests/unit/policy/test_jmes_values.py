@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from core.patterns import wildcard_match
 from core.policy import durations
 from core.policy.jmes import (
     BINARY_SI,
@@ -20,7 +21,6 @@ from core.policy.jmes import (
     parse_go_float,
     parse_quantity,
     parse_semver,
-    wildcard_match,
 )
 
 

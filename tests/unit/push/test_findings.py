@@ -107,3 +107,84 @@ def test_configuration() -> None:
     assert notifier is not None and notifier.topic == "projects/p/topics/t"
     with pytest.raises(ConfigurationError):
         Notifier.from_env({"SIGWARD_FINDINGS_WEBHOOK": "http://hooks.example/x"})
+
+
+# Findings URL rules (issue 20 §5): parsed, not prefix-matched.
+REFUSED_URLS = [
+    ("http://hooks.example/x", "plain http"),
+    ("ftp://hooks.example/x", "https://"),
+    ("hooks.example/x", "https://"),
+    ("https://user:s3cr3t-pw@hooks.example/x", "credentials"),
+    ("https://s3cr3t-tok@hooks.example/x", "credentials"),
+    ("http://localhost@evil.example/x", "credentials"),
+    ("http://127.0.0.1.evil.example/x", "plain http"),
+    ("http://127.0.0.1:8080@evil.example/x", "credentials"),
+    ("https://169.254.169.254/latest/meta-data", "metadata"),
+    ("https://[fd00:ec2::254]/x", "metadata"),
+    ("https://metadata.google.internal/computeMetadata/v1/", "metadata"),
+    ("https://10.0.0.5/hook", "private"),
+    ("https://[::ffff:169.254.169.254]/x", "metadata"),
+    ("https:///nohost", "no host"),
+    ("https://hooks.example:99999/x", "valid URL"),
+    ("https://hooks.example/x#frag", "fragment"),
+    ("https://hooks.example/x y", "whitespace"),
+    ("https://hooks.example\\@evil/x", "backslash"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), REFUSED_URLS)
+def test_findings_url_refused_at_start_up_naming_the_variable(url: str, reason: str) -> None:
+    with pytest.raises(ConfigurationError) as err:
+        Notifier.from_env({"SIGWARD_FINDINGS_WEBHOOK": url})
+    text = str(err.value)
+    assert text.startswith("SIGWARD_FINDINGS_WEBHOOK is not usable: ")
+    assert reason in text
+    assert "s3cr3t" not in text and "/x" not in text and "meta-data" not in text  # never echoes userinfo or path
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://hooks.slack.com/services/T0/B0/XYZ", "https://hooks.example:8443/a?b=c", "http://127.0.0.1:9/h",
+     "http://[::1]:9/h", "http://localhost:9/h", "HTTPS://Hooks.Example/x"],
+)
+def test_findings_url_accepted(url: str) -> None:
+    notifier = Notifier.from_env({"SIGWARD_FINDINGS_WEBHOOK": url})
+    assert notifier is not None and notifier.target is not None
+    assert notifier.target.url == url
+    assert "/" not in notifier.target.shown.split("://", 1)[1]
+
+
+def test_findings_post_passes_the_network_guard_on_resolved_addresses(captured: io.StringIO) -> None:
+    """A public-looking name that resolves to a metadata address is refused when connecting, and the log line
+    names neither the URL nor its token."""
+    notifier = Notifier(webhook_url="https://hooks.example/services/SECRET-TOKEN")
+    assert notifier.target is not None
+    object.__setattr__(notifier.target.guard, "resolver", lambda host, port: ["169.254.169.254"])
+    assert notifier.notify(FINDING, deadline=Deadline.after(2)) is False
+    out = captured.getvalue()
+    assert "finding notification failed" in out
+    assert "BlockedAddressError" in out
+    assert "SECRET-TOKEN" not in out
+
+
+def test_findings_post_carries_no_ambient_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    hook = Hook([200])
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login user password netrc-secret\n")
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
+    seen: list[dict[str, str]] = []
+    original = hook.server.RequestHandlerClass.do_POST  # type: ignore[attr-defined]
+
+    def spy(handler: Any) -> None:
+        seen.append(dict(handler.headers))
+        original(handler)
+
+    hook.server.RequestHandlerClass.do_POST = spy  # type: ignore[attr-defined]
+    try:
+        assert Notifier(webhook_url=hook.url).notify(FINDING, deadline=Deadline.after(5)) is True
+    finally:
+        hook.close()
+    assert seen and "Authorization" not in seen[0] and "Proxy-Authorization" not in seen[0]
+    assert set(seen[0]) <= {"Host", "Content-Type", "Content-Length", "Accept-Encoding", "Connection", "Accept",
+                            "User-Agent"}

@@ -118,7 +118,7 @@ def test_signed_push_records_a_pass_under_the_admission_key(world: World) -> Non
     assert {r.verdict for r in outcome.rules} == {"pass"}
     assert stored(store, clock, policies()[0]) == "pass"
     assert recorder.findings == []
-    assert store.event_done("e1", now=clock.now)
+    assert store.event_done(event("e1").idempotency_key, now=clock.now)
 
 
 def test_image_before_signature_retries_then_records_unsigned(world: World) -> None:
@@ -126,7 +126,7 @@ def test_image_before_signature_retries_then_records_unsigned(world: World) -> N
     first = service.handle(event("e1"))
     assert first.status == "retry" and "grace period" in first.reason
     assert stored(store, clock, policies()[0]) is None  # nothing recorded while the signature may still come
-    assert not store.event_done("e1", now=clock.now)  # the redelivery will be processed
+    assert not store.event_done(event("e1").idempotency_key, now=clock.now)  # the redelivery will be processed
     clock.now += 120
     assert service.handle(event("e1")).status == "retry"
     clock.now += 400  # past the grace period: the failure is final
