@@ -91,9 +91,11 @@ class FakeMetadataServer:
 class AccessTokenMetadata:
     """A metadata-server stand-in issuing OAuth access tokens (only with ``Metadata-Flavor: Google``)."""
 
-    def __init__(self, expires_in: int = 3599) -> None:
+    def __init__(self, expires_in: int = 3599, token: str = "") -> None:
+        """``token``: issue this one every time (a registry told in advance which token to accept)."""
         self.issued: list[str] = []
         self.expires_in = expires_in
+        self.token = token
         self.server = ScriptedServer(self._answer)
 
     def _answer(self, seen: Seen) -> Reply:
@@ -113,7 +115,7 @@ class AccessTokenMetadata:
             )
         if not (path.startswith(accounts) and path.endswith("/token")):
             return Reply(status=404, headers=flavor)
-        token = f"ya29.sigward-test-{len(self.issued)}-{'x' * 20}"
+        token = self.token or f"ya29.sigward-test-{len(self.issued)}-{'x' * 20}"
         self.issued.append(token)
         body = json.dumps({"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"}).encode()
         return Reply(status=200, headers={**flavor, "Content-Type": "application/json"}, body=body)
