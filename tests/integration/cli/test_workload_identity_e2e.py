@@ -29,8 +29,8 @@ from tests.support.signing import attach_signatures, new_key, signed_layer
 from tests.support.tokenserver import TokenServer
 
 pytestmark = pytest.mark.registry
-GOOGLE_TOKEN = "ya29.sigward-e2e-access-token-0123456789"  # noqa: S105 - a test token
-PUSH_SECRET = "push-secret-e2e-0123456789"  # noqa: S105 - a test secret
+GOOGLE_TOKEN = "ya29.sigward-e2e-access-token-0123456789"
+PUSH_SECRET = "push-secret-e2e-0123456789"
 KEY = new_key("p256")
 
 
