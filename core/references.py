@@ -89,6 +89,18 @@ def normalize_registry(registry: str) -> str:
     return DEFAULT_REGISTRY if host in DOCKER_HUB_ALIASES else host
 
 
+def normalize_registry_host(host: str) -> str:
+    """A registry named on its own (an operator's ``SIGWARD_*_REGISTRIES`` entry, a connection's ``host[:port]``)
+    spelled as :func:`normalize_registry` spells an image's registry, so ``Host:443`` and ``host`` are one registry.
+    Unlike an image's first segment, a name given as a host is a host whatever its case."""
+    host = host.strip().lower().rstrip(".")
+    if host.count(":") > 1 and not host.startswith("["):
+        return host  # a bare IPv6 literal: its last group is not a port
+    if host.endswith(DEFAULT_HTTPS_PORT_SUFFIX):
+        host = host[: -len(DEFAULT_HTTPS_PORT_SUFFIX)].rstrip(".")
+    return DEFAULT_REGISTRY if host in DOCKER_HUB_ALIASES else host
+
+
 def _normalize_path(registry: str, path: str) -> str:
     """``docker.io/library/nginx`` is ``docker.io/nginx``: the short form is what Kyverno renders for ``nginx``."""
     if registry == DEFAULT_REGISTRY and path.startswith(OFFICIAL_NAMESPACE):

@@ -25,7 +25,7 @@ from core.deadline import Deadline
 from core.errors import BadRequestError, ExternalServiceError, SigwardError
 from core.policy.models import Policy, Rule
 from core.store import StoredVerdict, VerdictStore
-from core.verify.engine import Verifier, image_matches
+from core.verify.engine import Verifier, image_matches, rule_credential_providers
 from core.verify.plan import RulePlan, VerdictKey, plan_rule
 from core.verify.results import RuleVerdict, Verdict
 
@@ -250,7 +250,7 @@ class AdmissionService:
             if skipped is not None:
                 return skipped, False
         try:
-            digest = ref.digest or self._digest(unit.image, deadline)
+            digest = ref.digest or self._digest(unit.image, unit.rule, deadline)
         except SigwardError as exc:
             return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
         key = plan.key(digest, trust_fingerprint=self._trust_fingerprint())
@@ -337,10 +337,12 @@ class AdmissionService:
         except SigwardError as exc:
             logs.emit("WARNING", "verdict store write failed", error=exc.message)
 
-    def _digest(self, image: ResourceImage, deadline: Deadline) -> str:
+    def _digest(self, image: ResourceImage, rule: Rule, deadline: Deadline) -> str:
+        """The tag's digest, looked up with the rule's credential providers only."""
         if self._resolve_digest is not None:
             return self._resolve_digest(image, deadline)
-        return self._verifier.new_context(image.ref, deadline=deadline).digest
+        providers = rule_credential_providers(rule, image.ref)
+        return self._verifier.new_context(image.ref, deadline=deadline, providers=providers).digest
 
     def _validate(self, units: Sequence[_Unit], deadline: Deadline, *, record: bool) -> list[ImageCheck]:
         """``verifyDigest`` → "missing digest for X"; ``required`` → the image must have verified under the policy,

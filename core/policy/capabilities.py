@@ -44,7 +44,6 @@ class Capabilities:
     cosign_oci11: bool = True  # cosignOCI11: true (signatures as OCI 1.1 referrers)
     # registry access
     registry_secrets: bool = False  # imageRegistryCredentials.secrets (cluster Secrets)
-    policy_insecure_registries: bool = False  # imageRegistryCredentials.allowInsecureRegistry: true
     # rule selection
     rule_context: bool = False  # rule context entries (ConfigMap, apiCall, imageRegistry, variable, globalReference)
     preconditions: bool = False
@@ -101,10 +100,6 @@ REFUSALS: dict[str, str] = {
     "registry_secrets": (
         "registry credentials from cluster Secrets are not available to sigward (no cluster access): "
         "use imageRegistryCredentials.providers (workload identity) or a docker config.json (DOCKER_CONFIG) instead"
-    ),
-    "policy_insecure_registries": (
-        "allowInsecureRegistry is not taken from policies: list plain-HTTP registries in "
-        "SIGWARD_INSECURE_REGISTRIES instead"
     ),
     "rule_context": (
         "rule context entries need the Kubernetes API or variable substitution, which sigward does not have: "

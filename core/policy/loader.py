@@ -38,7 +38,7 @@ from core.policy import capabilities as capabilities_module
 from core.policy.capabilities import Capabilities
 from core.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from core.policy.support import unsupported
-from core.policy.validation import Problem, pattern_notes, validate_metadata, validate_spec
+from core.policy.validation import Problem, credential_notes, pattern_notes, validate_metadata, validate_spec
 
 # A policy file is a few KiB (the largest Kyverno samples, with PEM chains, are ~20 KiB); anything beyond this
 # is not a policy and reading it whole would only cost memory.
@@ -614,6 +614,7 @@ class _Loader:
                 self.notes.extend(
                     f"{source}: policy {meta.name} rule {rule.name}: {note}"
                     for note in pattern_notes(iv.converted(), f"verifyImages[{j}]")
+                    + credential_notes(iv, f"verifyImages[{j}]")
                 )
                 deprecated = iv.deprecated_fields()
                 if deprecated:

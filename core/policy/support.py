@@ -98,17 +98,10 @@ def _image_verification(iv: ImageVerification, path: str, caps: Capabilities) ->
     # `validate: {}` is Kyverno's zero value (HasValidateImageVerification is false): nothing to refuse.
     if iv.validate is not None and (iv.validate.message or iv.validate.deny is not None) and not caps.validate_deny:
         out.append((f"{path}.validate", refusal("validate_deny")))
+    # allowInsecureRegistry is accepted and never changes transport (see validation.credential_notes).
     creds = iv.image_registry_credentials
-    if creds is not None:
-        if creds.secrets and not caps.registry_secrets:
-            out.append((f"{path}.imageRegistryCredentials.secrets", refusal("registry_secrets")))
-        if creds.allow_insecure_registry and not caps.policy_insecure_registries:
-            out.append(
-                (
-                    f"{path}.imageRegistryCredentials.allowInsecureRegistry",
-                    refusal("policy_insecure_registries"),
-                )
-            )
+    if creds is not None and creds.secrets and not caps.registry_secrets:
+        out.append((f"{path}.imageRegistryCredentials.secrets", refusal("registry_secrets")))
     out.extend(_repository(iv.repository, f"{path}.repository", caps))
 
     # The deprecated single-image form, where it is written.

@@ -550,3 +550,18 @@ def pattern_notes(iv: ImageVerification, path: str) -> list[str]:
                 f"write {normalize_pattern(pattern)!r} to skip those images"
             )
     return notes
+
+
+#: What ``allowInsecureRegistry: true`` means here: the policy author cannot downgrade transport; the operator can.
+INSECURE_REGISTRY_NOTE = (
+    "allowInsecureRegistry is accepted but changes nothing by itself: sigward never skips TLS verification, and "
+    "reaches a registry over plain HTTP only when the operator lists it in SIGWARD_INSECURE_REGISTRIES"
+)
+
+
+def credential_notes(iv: ImageVerification, path: str) -> list[str]:
+    """Notes on ``imageRegistryCredentials`` fields that sigward reads differently from Kyverno."""
+    creds = iv.image_registry_credentials
+    if creds is not None and creds.allow_insecure_registry:
+        return [f"{path}.imageRegistryCredentials.allowInsecureRegistry: {INSECURE_REGISTRY_NOTE}"]
+    return []

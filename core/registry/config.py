@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core.errors import ConfigurationError
+from core.references import normalize_registry_host
 from core.registry.providers import ENV_PROVIDERS, ProviderName, parse_provider_map
 
 ENV_INSECURE = "SIGWARD_INSECURE_REGISTRIES"
@@ -31,7 +32,7 @@ DEFAULT_MAX_RETRY_AFTER = 5.0
 
 
 def _split_hosts(value: str) -> frozenset[str]:
-    return frozenset(part.strip().lower() for part in value.split(",") if part.strip())
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,11 @@ class RegistryConfig:
 
     def __post_init__(self) -> None:
         # Accept any iterable of names (a set literal in tests) but store normalized frozensets.
-        object.__setattr__(self, "insecure_registries", frozenset(h.strip().lower() for h in self.insecure_registries))
-        object.__setattr__(self, "private_registries", frozenset(h.strip().lower() for h in self.private_registries))
+        # Entries are spelled as image references spell registries: `Host:443` is `host`, Docker Hub's aliases are
+        # `docker.io`. The network guard normalises the private list the same way (it also takes URLs).
+        insecure = frozenset(normalize_registry_host(h) for h in self.insecure_registries if h.strip())
+        object.__setattr__(self, "insecure_registries", insecure)
+        object.__setattr__(self, "private_registries", frozenset(h.strip() for h in self.private_registries))
         for name in ("connect_timeout", "read_timeout", "max_retry_after"):
             if not getattr(self, name) > 0:
                 raise ConfigurationError(f"registry {name} must be positive")
@@ -75,5 +79,6 @@ class RegistryConfig:
         )
 
     def is_insecure(self, netloc: str) -> bool:
-        """Plain HTTP is allowed only for an exact ``host:port`` (or bare host for port 80) in the list."""
-        return netloc.lower() in self.insecure_registries
+        """Plain HTTP is allowed only for an exact ``host:port`` (or bare host for port 80) in the list, both sides
+        normalised (:func:`~core.references.normalize_registry_host`)."""
+        return normalize_registry_host(netloc) in self.insecure_registries

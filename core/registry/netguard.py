@@ -28,6 +28,7 @@ from urllib3.util import connection as urllib3_connection
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from core.errors import ConfigurationError, VerificationFailure
+from core.references import normalize_registry_host
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,10 @@ class NetworkGuard:
 
     def private_allowed(self, host: str, port: int) -> bool:
         name = normalize_host(host)
-        return name in self.private_hosts or host_port(name, port) in self.private_hosts
+        return (
+            _normalize_entry(name) in self.private_hosts
+            or _normalize_entry(host_port(name, port)) in self.private_hosts
+        )
 
     def check_name(self, host: str, port: int) -> None:
         """Checks that need no DNS (metadata names, address literals); raises :class:`BlockedAddressError`."""
@@ -203,9 +207,12 @@ class NetworkGuard:
 
 
 def _normalize_entry(entry: str) -> str:
+    """An operator's entry (``host``, ``host:port``, a URL) or a connection's name, spelled as image references
+    spell registries (``Host:443`` is ``host``; Docker Hub's names are ``docker.io``); IPv6 without brackets."""
     entry = entry.strip().lower().rstrip("/")
     if "://" in entry:
         entry = urlsplit(entry).netloc
+    entry = normalize_registry_host(entry)
     if entry.startswith("[") and entry.endswith("]"):
         return entry[1:-1]
     return entry

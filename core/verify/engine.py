@@ -59,6 +59,15 @@ MAX_PARALLEL_IMAGES = 16
 SourceForProviders = Callable[[tuple[str, ...]], "SignatureSource"]
 
 
+def rule_credential_providers(rule: Rule, ref: ImageReference) -> tuple[str, ...] | None:
+    """The providers that resolve ``ref``'s tag for ``rule``: those of its first entry that matches the image and
+    fetches anything (every entry re-resolves with its own providers when they differ, see ``_with_entry_source``)."""
+    for iv in rule.verify_images:
+        if image_matches(iv, ref) and not image_skipped(iv, ref) and (iv.attestors or iv.attestations):
+            return credential_providers(iv)
+    return None
+
+
 def credential_providers(iv: ImageVerification) -> tuple[str, ...] | None:
     """The providers a verifyImages entry's registry requests may use, Kyverno's way: no
     ``imageRegistryCredentials`` → the process-wide setting (``None``); given without providers → the docker
@@ -106,6 +115,9 @@ class _ImageContext:
     deadline: Deadline
     request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
     source: SignatureSource | None = None  # this entry's credential providers; None = the verifier's own source
+    # The credential providers the tag was resolved with (None = the process-wide setting); meaningless when the
+    # reference carried its digest.
+    resolved_with: tuple[str, ...] | None = None
     layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = field(default_factory=dict)
     bundles: dict[tuple[str, str], tuple[BundleLayer, ...]] = field(default_factory=dict)
 
@@ -270,26 +282,44 @@ class Verifier:
         """A context whose fetches use the entry's credential providers, with its own fetched-layer memo (layers
         fetched with other credentials must not stand in for these)."""
         providers = credential_providers(iv)
-        if providers is None:
+        reresolve = not ctx.ref.digest and providers != ctx.resolved_with
+        if providers is None and not reresolve:
             return ctx
-        if self._source_for_providers is None:
-            raise BadRequestError("imageRegistryCredentials.providers is not supported by this verifier")
+        source = self._source_for(providers)
+        # A tag is resolved with this entry's credentials only: a rule that excludes a provider must not have its
+        # image looked up with it (Kyverno builds each entry's client from its imageRegistryCredentials).
+        digest = source.resolve_digest(ctx.ref, deadline=ctx.deadline) if reresolve else ctx.digest
         return _ImageContext(
             ref=ctx.ref,
-            digest=ctx.digest,
+            digest=digest,
             deadline=ctx.deadline,
             request=ctx.request,
-            source=self._source_for_providers(providers),
+            source=None if providers is None else source,
+            resolved_with=providers,
         )
+
+    def _source_for(self, providers: tuple[str, ...] | None) -> SignatureSource:
+        if providers is None:
+            return self._source
+        if self._source_for_providers is None:
+            raise BadRequestError("imageRegistryCredentials.providers is not supported by this verifier")
+        return self._source_for_providers(providers)
 
     def _source_of(self, ctx: _ImageContext) -> SignatureSource:
         return ctx.source if ctx.source is not None else self._source
 
     def new_context(
-        self, ref: ImageReference, *, deadline: Deadline, request: Mapping[str, Any] | None = None
+        self,
+        ref: ImageReference,
+        *,
+        deadline: Deadline,
+        request: Mapping[str, Any] | None = None,
+        providers: tuple[str, ...] | None = None,
     ) -> _ImageContext:
-        digest = ref.digest or self._source.resolve_digest(ref, deadline=deadline)
-        return _ImageContext(ref=ref, digest=digest, deadline=deadline, request=request)
+        """``providers``: the credential providers to resolve a tag with (``rule_credential_providers``); None =
+        the process-wide setting."""
+        digest = ref.digest or self._source_for(providers).resolve_digest(ref, deadline=deadline)
+        return _ImageContext(ref=ref, digest=digest, deadline=deadline, request=request, resolved_with=providers)
 
     def _verify_attestor_set(
         self, ctx: _ImageContext, iv: ImageVerification, attestor_set: AttestorSet, path: str
@@ -730,7 +760,10 @@ class Verifier:
         context: _ImageContext | None = None
         try:
             if needs_network:
-                context = self.new_context(ref, deadline=deadline)
+                providers = next(
+                    (rule_credential_providers(rule, ref) for _, rule in pairs if _fetches(rule, ref)), None
+                )
+                context = self.new_context(ref, deadline=deadline, providers=providers)
         except ConfigurationError:
             raise  # the caller reports configuration (CLI exit 2; admission denies)
         except SigwardError as exc:
@@ -753,6 +786,13 @@ class Verifier:
             if rule_verdict is not None:
                 out.append(rule_verdict)
         return out
+
+
+def _fetches(rule: Rule, ref: ImageReference) -> bool:
+    return any(
+        image_matches(iv, ref) and not image_skipped(iv, ref) and (iv.attestors or iv.attestations)
+        for iv in rule.verify_images
+    )
 
 
 def _sub(entry: Attestor) -> str:

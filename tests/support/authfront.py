@@ -50,9 +50,17 @@ def _handler_for(front: SameOriginFront) -> type[BaseHTTPRequestHandler]:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
             conn = http.client.HTTPConnection(target, timeout=10)
             try:
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    resp = conn.getresponse()
+                    data = resp.read()
+                except OSError:
+                    # The registry behind is not up yet (start() polls through the front): answer like a gateway
+                    # instead of dropping the connection with a traceback on stderr.
+                    self.send_response(502)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(resp.status)
                 for key, value in resp.getheaders():
                     if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":

@@ -6,8 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -84,3 +86,68 @@ class FakeMetadataServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class AccessTokenMetadata:
+    """A metadata-server stand-in issuing OAuth access tokens (only with ``Metadata-Flavor: Google``)."""
+
+    def __init__(self, expires_in: int = 3599, token: str = "") -> None:
+        """``token``: issue this one every time (a registry told in advance which token to accept)."""
+        self.issued: list[str] = []
+        self.expires_in = expires_in
+        self.token = token
+        self.server = ScriptedServer(self._answer)
+
+    def _answer(self, seen: Seen) -> Reply:
+        flavor = {"Metadata-Flavor": "Google"}
+        if seen.headers.get("metadata-flavor") != "Google":
+            return Reply(status=403, body=b"Missing Metadata-Flavor:Google header.")
+        path = seen.path.split("?", 1)[0]
+        if path == "/":
+            return Reply(status=200, headers=flavor, body=b"")
+        if path == "/computeMetadata/v1/project/project-id":
+            return Reply(status=200, headers={**flavor, "Content-Type": "text/plain"}, body=b"sigward-test")
+        accounts = "/computeMetadata/v1/instance/service-accounts/"
+        if path.startswith(accounts) and path.endswith("/") and path.count("/") == 6:
+            info = {"email": "sigward@sigward-test.iam.gserviceaccount.com", "scopes": [], "aliases": ["default"]}
+            return Reply(
+                status=200, headers={**flavor, "Content-Type": "application/json"}, body=json.dumps(info).encode()
+            )
+        if not (path.startswith(accounts) and path.endswith("/token")):
+            return Reply(status=404, headers=flavor)
+        token = self.token or f"ya29.sigward-test-{len(self.issued)}-{'x' * 20}"
+        self.issued.append(token)
+        body = json.dumps({"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"}).encode()
+        return Reply(status=200, headers={**flavor, "Content-Type": "application/json"}, body=body)
+
+    def close(self) -> None:
+        self.server.close()
+
+    def environment(self, home: Path) -> dict[str, str]:
+        """What google-auth needs to find this server as the workload's metadata server (set before import), with
+        no other Application Default Credentials reachable (``home`` is an empty directory)."""
+        return {
+            "HOME": str(home),
+            "CLOUDSDK_CONFIG": str(home / "gcloud"),
+            "GCE_METADATA_HOST": self.server.host,
+            "GCE_METADATA_IP": self.server.host,
+            "GCE_METADATA_MTLS_MODE": "none",
+        }
+
+
+#: Variables that would hand google-auth other credentials or another metadata server.
+AMBIENT_GOOGLE_VARIABLES = ("GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_ROOT", "NO_GCE_CHECK")
+
+
+def install_access_token_metadata(monkeypatch: pytest.MonkeyPatch, home: Path) -> AccessTokenMetadata:
+    """Start an :class:`AccessTokenMetadata` and point this process's google-auth at it (close it when done)."""
+    import google.auth.compute_engine._metadata as metadata_module
+
+    md = AccessTokenMetadata()
+    for name in AMBIENT_GOOGLE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in md.environment(home).items():
+        monkeypatch.setenv(name, value)
+    # google-auth reads the metadata host at import; the module may already be imported by another test.
+    monkeypatch.setattr(metadata_module, "_GCE_METADATA_HOST", md.server.host, raising=False)
+    return md

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from core.errors import ConfigurationError
+from core.references import normalize_registry_host
 from core.registry.credentials import Credentials
 
 ENV_PROVIDERS = "SIGWARD_REGISTRY_PROVIDERS"
@@ -92,6 +93,7 @@ def parse_provider_map(value: str, *, variable: str = ENV_PROVIDERS) -> Mapping[
         except ValueError:
             known = ", ".join(p.value for p in ProviderName)
             raise ConfigurationError(f"{variable}: item {shown!r} names an unknown provider (known: {known})") from None
+        host = normalize_registry_host(host)  # `Host:443` is `host`, as in image references
         if host in out and out[host] != name:
             raise ConfigurationError(f"{variable}: host {host!r} is mapped to two providers")
         out[host] = name
@@ -170,7 +172,7 @@ class ProviderChain:
 
     def provider_for(self, host: str) -> ProviderName | None:
         host = host.lower()
-        mapped = self.host_map.get(host)
+        mapped = self.host_map.get(normalize_registry_host(host))
         return mapped if mapped is not None else builtin_provider(host)
 
     def get(self, host: str) -> Credentials | None:

@@ -21,6 +21,9 @@ from core.registry.providers import ECR_HOST_RE, ExpiringCache
 REFRESH_MARGIN_SECONDS = 1800.0
 # Bounded SDK calls: an admission deadline is seconds, botocore's default is a minute.
 SDK_TIMEOUT_SECONDS = 5.0
+# ECR Public: tokens come from the ecr-public API (us-east-1 only), which sigward does not call yet; its public
+# images need none, so these hosts are pulled anonymously and never get a private-ECR token.
+ECR_PUBLIC_HOSTS = frozenset({"public.ecr.aws", "ecr-public.aws.com"})
 _DENIED_CODES = frozenset({"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"})
 
 
@@ -37,6 +40,8 @@ class AmazonProvider:
 
     def get(self, host: str) -> Credentials | None:
         bare = host.lower().removesuffix(":443")
+        if bare in ECR_PUBLIC_HOSTS:
+            return None
         match = ECR_HOST_RE.match(bare)
         if match is not None:
             account, fips, region = match.group(1), bool(match.group(2)), match.group(3)

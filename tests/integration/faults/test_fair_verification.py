@@ -97,10 +97,10 @@ def test_image_that_never_started_is_not_an_outage(
     with admission(both(silent, registry, "Ignore"), insecure=[silent.host, registry.host], workers=8) as adm:
         default_digest = adm.service._digest
 
-        def resolve(image: Any, deadline: Any) -> str:
+        def resolve(image: Any, rule: Any, deadline: Any) -> str:
             if image.ref.registry == silent.host:
                 gate.wait(10)
-            return default_digest(image, deadline)
+            return default_digest(image, rule, deadline)
 
         adm.service._digest = resolve  # type: ignore[method-assign]
         try:

@@ -17,46 +17,13 @@ from core.errors import AccessDeniedError
 from core.references import Repository
 from core.registry import CredentialStore, RegistryClient, RegistryConfig
 from core.registry.providers import ProviderName
+from tests.support.gce_metadata import AccessTokenMetadata, install_access_token_metadata
 from tests.support.httpservers import Reply, ScriptedServer, Seen
 from tests.support.moto import MotoServer, clear_ambient_aws
 from tests.support.registry import LocalRegistry
 from tests.support.tokenserver import TokenServer
 
 pytestmark = pytest.mark.registry
-
-
-class AccessTokenMetadata:
-    """A metadata-server stand-in issuing OAuth access tokens (only with ``Metadata-Flavor: Google``)."""
-
-    def __init__(self, on_issue: object = None, expires_in: int = 3599) -> None:
-        self.issued: list[str] = []
-        self.expires_in = expires_in
-        self.server = ScriptedServer(self._answer)
-
-    def _answer(self, seen: Seen) -> Reply:
-        flavor = {"Metadata-Flavor": "Google"}
-        if seen.headers.get("metadata-flavor") != "Google":
-            return Reply(status=403, body=b"Missing Metadata-Flavor:Google header.")
-        path = seen.path.split("?", 1)[0]
-        if path == "/":
-            return Reply(status=200, headers=flavor, body=b"")
-        if path == "/computeMetadata/v1/project/project-id":
-            return Reply(status=200, headers={**flavor, "Content-Type": "text/plain"}, body=b"sigward-test")
-        accounts = "/computeMetadata/v1/instance/service-accounts/"
-        if path.startswith(accounts) and path.endswith("/") and path.count("/") == 6:
-            info = {"email": "sigward@sigward-test.iam.gserviceaccount.com", "scopes": [], "aliases": ["default"]}
-            return Reply(
-                status=200, headers={**flavor, "Content-Type": "application/json"}, body=json.dumps(info).encode()
-            )
-        if not (path.startswith(accounts) and path.endswith("/token")):
-            return Reply(status=404, headers=flavor)
-        token = f"ya29.sigward-test-{len(self.issued)}-{'x' * 20}"
-        self.issued.append(token)
-        body = json.dumps({"access_token": token, "expires_in": self.expires_in, "token_type": "Bearer"}).encode()
-        return Reply(status=200, headers={**flavor, "Content-Type": "application/json"}, body=body)
-
-    def close(self) -> None:
-        self.server.close()
 
 
 def deadline() -> Deadline:
@@ -98,18 +65,7 @@ def _client(reg: LocalRegistry, provider: str, tmp_path: Path) -> RegistryClient
 
 @pytest.fixture
 def metadata(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[AccessTokenMetadata]:
-    import google.auth.compute_engine._metadata as metadata_module
-
-    md = AccessTokenMetadata()
-    for name in ("GOOGLE_APPLICATION_CREDENTIALS", "GCE_METADATA_ROOT", "NO_GCE_CHECK"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-    monkeypatch.setenv("GCE_METADATA_HOST", md.server.host)
-    monkeypatch.setenv("GCE_METADATA_IP", md.server.host)
-    monkeypatch.setenv("GCE_METADATA_MTLS_MODE", "none")
-    # google-auth reads the metadata host at import; the module may already be imported by another test.
-    monkeypatch.setattr(metadata_module, "_GCE_METADATA_HOST", md.server.host, raising=False)
+    md = install_access_token_metadata(monkeypatch, tmp_path)
     try:
         yield md
     finally:

@@ -532,12 +532,6 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
         "registry_secrets",
     ),
     (
-        "allowInsecureRegistry",
-        set_iv(imageRegistryCredentials={"allowInsecureRegistry": True}),
-        f"{iv_path()}.imageRegistryCredentials.allowInsecureRegistry",
-        "policy_insecure_registries",
-    ),
-    (
         "tsaCertChain",
         set_entry(keys_entry(ctlog={"tsaCertChain": "CHAIN"})),
         f"{E0}.keys.ctlog.tsaCertChain",
