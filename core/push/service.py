@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from core import logs
 from core.deadline import Deadline
-from core.errors import BadRequestError, ExternalServiceError, SigwardError
+from core.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, failure_kind_of
 from core.push.findings import Finding, FindingSink, emit_finding
 from core.references import ImageReference, parse_image_reference
 from core.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
@@ -233,11 +233,12 @@ class PushService:
             )
         except SigwardError as exc:
             status = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
-            verdict = None
+            failure = failure_kind_of(exc)
             message = exc.message
         else:
             status = verdict.verdict if verdict is not None else Verdict.SKIP
             message = verdict.message if verdict is not None else "no entry matched"
+            failure = verdict.failure if verdict is not None else None
         entries = key.entries_text
         outcome = RuleOutcome(
             policy=policy.name, rule=rule.name, verdict=status.value, message=message, entries=entries, form=str(ref)
@@ -259,7 +260,7 @@ class PushService:
                         f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
                     ),
                 )
-            recorded = "unsigned" if "no signatures found" in message else Verdict.FAIL.value
+            recorded = "unsigned" if failure is FailureKind.NO_SIGNATURES else Verdict.FAIL.value
         stored = StoredVerdict(
             digest=digest,
             repository=key.repository,
