@@ -103,11 +103,14 @@ class KeyResolver(Protocol):
 
 @dataclass
 class _ImageContext:
-    """What one image's checks share: its resolved digest and the signature manifests already fetched."""
+    """What one image's checks share: its resolved digest, the signature manifests already fetched, and the one
+    trusted root every check of this image uses (a root refreshed in the background mid-verification must not mix
+    with the old one: a chain checked under one root and a log key taken from another would prove nothing)."""
 
     ref: ImageReference
     digest: str
     deadline: Deadline
+    trusted_root: TrustedRoot
     request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
     source: SignatureSource | None = None  # this entry's credential providers; None = the verifier's own source
     layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = field(default_factory=dict)
@@ -300,6 +303,7 @@ class Verifier:
             ref=ctx.ref,
             digest=ctx.digest,
             deadline=ctx.deadline,
+            trusted_root=ctx.trusted_root,
             request=ctx.request,
             source=self._source_for_providers(providers),
         )
@@ -307,11 +311,26 @@ class Verifier:
     def _source_of(self, ctx: _ImageContext) -> SignatureSource:
         return ctx.source if ctx.source is not None else self._source
 
+    def trusted_root(self) -> TrustedRoot:
+        """A snapshot of the trusted root in use now; a verification and its verdict key take one and keep it."""
+        return self._trusted_root()
+
+    def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str:
+        return ref.digest or self._source.resolve_digest(ref, deadline=deadline)
+
     def new_context(
-        self, ref: ImageReference, *, deadline: Deadline, request: Mapping[str, Any] | None = None
+        self,
+        ref: ImageReference,
+        *,
+        deadline: Deadline,
+        request: Mapping[str, Any] | None = None,
+        trusted_root: TrustedRoot | None = None,
     ) -> _ImageContext:
-        digest = ref.digest or self._source.resolve_digest(ref, deadline=deadline)
-        return _ImageContext(ref=ref, digest=digest, deadline=deadline, request=request)
+        """The shared state of one image's verification; ``trusted_root`` is the snapshot a verdict key was made
+        with (taken now when not given)."""
+        digest = self.resolve_digest(ref, deadline=deadline)
+        root = trusted_root if trusted_root is not None else self.trusted_root()
+        return _ImageContext(ref=ref, digest=digest, deadline=deadline, trusted_root=root, request=request)
 
     def _verify_attestor_set(
         self, ctx: _ImageContext, iv: ImageVerification, attestor_set: AttestorSet, path: str
@@ -397,7 +416,7 @@ class Verifier:
         from core.policy.models import KeylessAttestor
         from core.verify.bundles import trusted_root_with_overrides
 
-        root = self._trusted_root()
+        root = ctx.trusted_root
         if entry.keys is not None:
             rekor = entry.keys.rekor
             if rekor is not None and rekor.pub_key:
@@ -445,7 +464,7 @@ class Verifier:
         verifier = self._keys.verifier(keys, deadline=ctx.deadline)
         repo = self._signature_repository(ctx, iv, entry)
         layers = self._layers(ctx, repo)
-        tlog = self._tlog_options(keys)
+        tlog = self._tlog_options(ctx, keys)
         annotations = dict(entry.annotations)
         try:
             signatures = verify_signatures_with_key(
@@ -573,7 +592,7 @@ class Verifier:
                     layers,
                     image_digest=ctx.digest,
                     certificates=entry.certificates,
-                    trusted_root=self._trusted_root(),
+                    trusted_root=ctx.trusted_root,
                     signature_algorithm=entry.signature_algorithm,
                     now=self._clock(),
                 )
@@ -581,13 +600,13 @@ class Verifier:
                 layers,
                 image_digest=ctx.digest,
                 keyless=entry.keyless or KeylessAttestor(),
-                trusted_root=self._trusted_root(),
+                trusted_root=ctx.trusted_root,
                 signature_algorithm=entry.signature_algorithm,
                 now=self._clock(),
             )
         keys = entry.keys
         verifier = self._keys.verifier(keys, deadline=ctx.deadline)
-        tlog = self._tlog_options(keys)
+        tlog = self._tlog_options(ctx, keys)
         try:
             return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog)
         except VerificationFailure:
@@ -677,7 +696,7 @@ class Verifier:
                     image_digest=ctx.digest,
                     certificates=entry.certificates,
                     annotations=annotations,
-                    trusted_root=self._trusted_root(),
+                    trusted_root=ctx.trusted_root,
                     signature_algorithm=entry.signature_algorithm,
                     now=self._clock(),
                 )
@@ -689,7 +708,7 @@ class Verifier:
                 image_digest=ctx.digest,
                 keyless=keyless,
                 annotations=annotations,
-                trusted_root=self._trusted_root(),
+                trusted_root=ctx.trusted_root,
                 signature_algorithm=entry.signature_algorithm,
                 now=self._clock(),
             )
@@ -712,10 +731,10 @@ class Verifier:
             ctx.layers[key] = found
         return found
 
-    def _tlog_options(self, keys: StaticKeyAttestor) -> TlogOptions:
+    def _tlog_options(self, ctx: _ImageContext, keys: StaticKeyAttestor) -> TlogOptions:
         from core.verify.rekor import tlog_options
 
-        return tlog_options(keys.rekor, self._trusted_root())
+        return tlog_options(keys.rekor, ctx.trusted_root)
 
     # -- many images -------------------------------------------------------------------------------------------
 

@@ -20,13 +20,12 @@ from core.policy.loader import load_policy_text
 from core.policy.models import Policy, Rule
 from core.push.service import PushService, PushSettings
 from core.references import ImageReference
-from core.store import entries_key
 from core.store.memory import MemoryStore
 from core.verify import attestations, bundles, cosign, engine, keyless
 from core.verify.cosign import SignatureLayer
 from core.verify.engine import Verifier
 from core.verify.results import RuleVerdict, Verdict
-from tests.support.memory import MemorySignatureSource
+from tests.support.memory import MemorySignatureSource, stored_verdict
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.signing import SignedLayer, attestation_layer, in_toto_statement, new_key, signed_layer
 
@@ -202,15 +201,7 @@ def _recorded_status(verifier: Verifier, policy: Policy) -> str | None:
     assert service.handle(_push_event()).status == "retry"  # inside the grace period
     clock.now += 120
     assert service.handle(_push_event()).status == "recorded"
-    found = store.lookup(
-        digest=DIGEST,
-        repository=f"{HOST}/{REPO}",
-        policy_hash=policy.content_hash,
-        rule="verify-signature",
-        entries=entries_key([0]),
-        now=clock.now,
-    )
-    return found.verdict if found else None
+    return stored_verdict(store, policy, IMAGE, DIGEST, now=clock.now)
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.name)
@@ -226,7 +217,7 @@ class _FixedVerdict(Verifier):
         super().__init__(source=MemorySignatureSource())
         self._message, self._failure = message, failure
 
-    def new_context(self, ref: ImageReference, *, deadline: Deadline, request: Mapping[str, Any] | None = None) -> Any:
+    def new_context(self, ref: ImageReference, *, deadline: Deadline, **_: Any) -> Any:
         return None
 
     def verify_image_rule(
