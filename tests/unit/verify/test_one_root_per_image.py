@@ -167,3 +167,31 @@ def test_admission_key_uses_the_snapshot_the_checks_used(seen: Seen) -> None:
     for other in ROOTS:
         if other.fingerprint != fingerprint:
             assert service.cache.get(plan.key(DIGEST, trust_fingerprint=other.fingerprint)) is None
+
+
+def _keyless_key(extra: dict[str, Any]) -> object:
+    entry = {"keyless": {**KEYLESS["keyless"], **extra}}
+    doc = cluster_policy("p", [{"imageReferences": [f"{HOST}/*"], "attestors": [{"entries": [entry]}]}])
+    (policy,) = load_policy_text(dump(doc), "p.yaml").policies
+    plan = plan_rule(policy, policy.spec.rules[0], parse_image_reference(IMAGE))
+    assert plan is not None
+    return plan.key(DIGEST, trust_fingerprint=ROOTS[0].fingerprint)
+
+
+OTHER_PEM = new_key("p256", slot=82).public_pem
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"roots": OTHER_PEM},
+        {"rekor": {"url": "https://rekor.sigstore.dev", "pubkey": OTHER_PEM}},
+        {"ctlog": {"pubkey": OTHER_PEM}},
+    ],
+    ids=["roots", "rekor.pubkey", "ctlog.pubkey"],
+)
+def test_policy_trust_overrides_are_in_the_key(override: dict[str, Any]) -> None:
+    """Trust material a policy carries itself is part of its content hash, so of every verdict key."""
+    assert _keyless_key({}) == _keyless_key({})
+    assert _keyless_key(override) != _keyless_key({})
+    assert _keyless_key(override) != _keyless_key({**override, "subject": "other@example.com"})
