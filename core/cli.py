@@ -35,6 +35,17 @@ def _policy_paths(args_paths: Sequence[str] | None) -> list[str]:
     return paths
 
 
+def _settle_trust_root() -> None:
+    """A command runs once: let the trusted root's first TUF refresh finish (bounded; see
+    :meth:`core.verify.tuf.TrustRootHolder.settle`) unless ``SIGWARD_TRUSTED_ROOT`` pins a file. Offline
+    (``SIGWARD_TUF_OFFLINE``) or with a fresh cached copy this returns at once."""
+    if os.environ.get("SIGWARD_TRUSTED_ROOT"):
+        return
+    from core.verify.tuf import default_holder
+
+    default_holder(os.environ).settle()
+
+
 def _print_problems(err: PolicyError, out: TextIO) -> None:
     for problem in err.problems:
         print(f"error: {problem}", file=out)
@@ -51,6 +62,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     policy_set = load_policies(_policy_paths(args.policy))
     for note in policy_set.notes:
         print(f"note: {note}", file=err)
+    _settle_trust_root()
     client = RegistryClient(RegistryConfig.from_env())
     try:
         verifier = Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
@@ -111,6 +123,7 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             raise BadRequestError(f"cannot read {args.file}: {exc.strerror}") from None
     request = parse_review(parse_json_body(body, what="AdmissionReview", max_bytes=MAX_REVIEW_BYTES))
     policy_set = load_policies(_policy_paths(args.policy))
+    _settle_trust_root()
     client = RegistryClient(RegistryConfig.from_env())
     service = AdmissionService(
         policies=lambda: policy_set.policies,

@@ -11,6 +11,7 @@ unreachable, deadline exceeded), because Kyverno's ``failurePolicy`` only applie
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -55,8 +56,37 @@ class PolicyError(SigwardError):
         super().__init__("; ".join(str(p) for p in self.problems) or "invalid policy")
 
 
+class FailureKind(enum.Enum):
+    """What a decided failure was, for code that branches on it (stored status ``unsigned``, which of two failures
+    stands): never the message text, which follows Kyverno's wording and is for people."""
+
+    NO_SIGNATURES = "no signatures"  # nothing signed the image where the entry looked
+    NO_ATTESTATIONS = "no attestations"  # no attestation (of the wanted predicate type) where the entry looked
+    NOT_SATISFIED = "not satisfied"  # something was there but did not satisfy the policy, or any other refusal
+
+
+def combined_kind(kinds: Iterable[FailureKind]) -> FailureKind:
+    """The kind of a failure made of several: theirs when they agree, else :attr:`FailureKind.NOT_SATISFIED`."""
+    distinct = set(kinds)
+    return distinct.pop() if len(distinct) == 1 else FailureKind.NOT_SATISFIED
+
+
 class VerificationFailure(SigwardError):
-    """A decided negative outcome: the image or its signatures do not satisfy the policy."""
+    """A decided negative outcome: the image or its signatures do not satisfy the policy; ``kind`` says which."""
+
+    def __init__(self, message: str, *, kind: FailureKind = FailureKind.NOT_SATISFIED) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def no_signatures_found() -> VerificationFailure:
+    """cosign's and Kyverno's "no signatures found", typed."""
+    return VerificationFailure("no signatures found", kind=FailureKind.NO_SIGNATURES)
+
+
+def no_attestations_found(detail: str = "no attestations found") -> VerificationFailure:
+    """cosign's "no matching attestations: no attestations found" (or ``detail``), typed."""
+    return VerificationFailure(f"no matching attestations: {detail}", kind=FailureKind.NO_ATTESTATIONS)
 
 
 class NotFoundError(VerificationFailure):
@@ -73,3 +103,10 @@ class ExternalServiceError(SigwardError):
 
 class DeadlineExceededError(ExternalServiceError):
     """The shared time budget ran out before an answer was had."""
+
+
+def failure_kind_of(exc: SigwardError) -> FailureKind | None:
+    """The kind of a verdict decided by ``exc``: None for an infrastructure error (no decision was made)."""
+    if isinstance(exc, VerificationFailure):
+        return exc.kind
+    return None if isinstance(exc, ExternalServiceError) else FailureKind.NOT_SATISFIED

@@ -53,7 +53,9 @@ def verifier() -> Verifier:
 
             client = registry_client()
             # A rule's imageRegistryCredentials.providers gets its own (cached) source on the same client, so the
-            # CLI, admission and push events fetch with the same providers.
+            # CLI, admission and push events fetch with the same providers. Its trusted root (SIGWARD_TRUSTED_ROOT,
+            # else the one kept current over TUF) is what admission and push snapshot once per verification and
+            # put in every verdict key, so a verdict made under a rotated root is never reused.
             _verifier = Verifier(
                 source=CachingSignatureSource(RegistrySignatureSource(client)),
                 source_for_providers=ProviderSources(client, CachingSignatureSource),

@@ -127,7 +127,6 @@ class AdmissionService:
         resolve_digest: Callable[[ResourceImage, Deadline], str] | None = None,
         store: VerdictStore | None = None,
         jmespath_search: Callable[[str, str], Any] | None = None,
-        trust_fingerprint: Callable[[], str] = lambda: "",
     ) -> None:
         self._policies = policies
         self._verifier = verifier
@@ -135,7 +134,6 @@ class AdmissionService:
         self._resolve_digest = resolve_digest
         self._store = store
         self._jmespath_search = jmespath_search
-        self._trust_fingerprint = trust_fingerprint
         self._cache: TTLCache[VerdictKey, RuleVerdict] = TTLCache(
             max_entries=self.settings.cache_entries, ttl=self.settings.pass_ttl, ttl_for=self._ttl_for
         )
@@ -251,9 +249,12 @@ class AdmissionService:
                 return skipped, False
         try:
             digest = ref.digest or self._digest(unit.image, unit.rule, deadline)
+            # One root for this verification: the key says which root a verdict was made under, and the checks use
+            # exactly that root even when a background refresh swaps it meanwhile.
+            root = self._verifier.trusted_root()
         except SigwardError as exc:
             return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
-        key = plan.key(digest, trust_fingerprint=self._trust_fingerprint())
+        key = plan.key(digest, trust_fingerprint=root.fingerprint)
         if plan.reusable:
             hit = self._cache.get(key)
             if hit is not None:
@@ -265,7 +266,7 @@ class AdmissionService:
 
         def compute() -> RuleVerdict:
             pinned = ref.with_digest(digest) if not ref.digest else ref
-            context = self._verifier.new_context(pinned, deadline=deadline, request=unit.request)
+            context = self._verifier.new_context(pinned, deadline=deadline, request=unit.request, trusted_root=root)
             verdict = self._verifier.verify_image_rule(
                 ref, policy=unit.policy, rule=unit.rule, deadline=deadline, context=context
             )
@@ -342,7 +343,7 @@ class AdmissionService:
         if self._resolve_digest is not None:
             return self._resolve_digest(image, deadline)
         providers = rule_credential_providers(rule, image.ref)
-        return self._verifier.new_context(image.ref, deadline=deadline, providers=providers).digest
+        return self._verifier.resolve_digest(image.ref, deadline=deadline, providers=providers)
 
     def _validate(self, units: Sequence[_Unit], deadline: Deadline, *, record: bool) -> list[ImageCheck]:
         """``verifyDigest`` → "missing digest for X"; ``required`` → the image must have verified under the policy,

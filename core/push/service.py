@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from core import logs
 from core.deadline import Deadline
-from core.errors import BadRequestError, ExternalServiceError, SigwardError
+from core.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, failure_kind_of
 from core.push.findings import Finding, FindingSink, emit_finding
 from core.references import ImageReference, parse_image_reference
 from core.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
@@ -28,6 +28,7 @@ from core.verify.results import Verdict
 if TYPE_CHECKING:
     from core.events import PushEvent
     from core.policy.models import Policy
+    from core.verify.trust import TrustedRoot
 
 # A signature is usually pushed seconds after its image; a failure inside this window is retried, not recorded.
 DEFAULT_GRACE_SECONDS = 300.0
@@ -85,9 +86,7 @@ class PushService:
         notifier: FindingSink | None = None,
         clock: Callable[[], float] = time.time,
         subject_of: Callable[[PushEvent, Deadline], str] | None = None,
-        trust_fingerprint: Callable[[], str] = lambda: "",
     ) -> None:
-        self._trust_fingerprint = trust_fingerprint
         self._subject_of = subject_of
         self._policies = policies
         self._verifier = verifier
@@ -133,11 +132,13 @@ class PushService:
                 digest = subject
         about_other_image = digest != event.digest
         forms = self._forms(event, digest)
+        # One trusted root for the whole event: its fingerprint is in every key recorded and every check uses it.
+        root = self._verifier.trusted_root()
         if event.action == "delete" and not about_other_image:
-            self._record_deleted(event, forms, digest, now)
+            self._record_deleted(event, forms, digest, root, now)
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
-        work = self._work(forms, digest)
+        work = self._work(forms, digest, root)
         if not work:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(
@@ -154,7 +155,7 @@ class PushService:
         retry_reasons: list[str] = []
         to_record: list[StoredVerdict] = []
         for plan, key in work:
-            outcome, stored, retry = self._verify(event, plan, key, deadline, now)
+            outcome, stored, retry = self._verify(event, plan, key, root, deadline, now)
             outcomes.append(outcome)
             if retry:
                 retry_reasons.append(retry)
@@ -203,11 +204,13 @@ class PushService:
             forms.insert(0, parse_image_reference(f"{base}:{tag}"))
         return forms
 
-    def _work(self, forms: Sequence[ImageReference], digest: str) -> list[tuple[RulePlan, VerdictKey]]:
+    def _work(
+        self, forms: Sequence[ImageReference], digest: str, root: TrustedRoot
+    ) -> list[tuple[RulePlan, VerdictKey]]:
         """One verification per distinct verdict key over the image's forms; rules whose entries are all skipped
         decide nothing, and rules reading the admission request cannot be decided here."""
         seen: set[VerdictKey] = set()
-        fingerprint = self._trust_fingerprint()
+        fingerprint = root.fingerprint
         work = []
         policies = self._policies()
         for ref in forms:
@@ -221,23 +224,30 @@ class PushService:
         return work
 
     def _verify(
-        self, event: PushEvent, plan: RulePlan, key: VerdictKey, deadline: Deadline, now: float
+        self,
+        event: PushEvent,
+        plan: RulePlan,
+        key: VerdictKey,
+        root: TrustedRoot,
+        deadline: Deadline,
+        now: float,
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
-        """(outcome, verdict to record or None, retry reason or "")."""
+        """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's)."""
         policy, rule, ref, digest = plan.policy, plan.rule, plan.ref, key.digest
         pinned = ref if ref.digest else ref.with_digest(digest)
         try:
-            context = self._verifier.new_context(pinned, deadline=deadline)
+            context = self._verifier.new_context(pinned, deadline=deadline, trusted_root=root)
             verdict = self._verifier.verify_image_rule(
                 ref, policy=policy, rule=rule, deadline=deadline, context=context
             )
         except SigwardError as exc:
             status = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
-            verdict = None
+            failure = failure_kind_of(exc)
             message = exc.message
         else:
             status = verdict.verdict if verdict is not None else Verdict.SKIP
             message = verdict.message if verdict is not None else "no entry matched"
+            failure = verdict.failure if verdict is not None else None
         entries = key.entries_text
         outcome = RuleOutcome(
             policy=policy.name, rule=rule.name, verdict=status.value, message=message, entries=entries, form=str(ref)
@@ -259,7 +269,7 @@ class PushService:
                         f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
                     ),
                 )
-            recorded = "unsigned" if "no signatures found" in message else Verdict.FAIL.value
+            recorded = "unsigned" if failure is FailureKind.NO_SIGNATURES else Verdict.FAIL.value
         stored = StoredVerdict(
             digest=digest,
             repository=key.repository,
@@ -278,8 +288,10 @@ class PushService:
         )
         return outcome, stored, ""
 
-    def _record_deleted(self, event: PushEvent, forms: Sequence[ImageReference], digest: str, now: float) -> None:
-        for plan, key in self._work(forms, digest):
+    def _record_deleted(
+        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, root: TrustedRoot, now: float
+    ) -> None:
+        for plan, key in self._work(forms, digest, root):
             self._store.record(
                 StoredVerdict(
                     digest=event.digest,

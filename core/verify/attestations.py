@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.errors import VerificationFailure
+from core.errors import VerificationFailure, no_attestations_found
 from core.verify.cosign import SignatureLayer, TlogOptions
 from core.verify.dsse import (
     DSSE_MEDIA_TYPE,
@@ -48,7 +48,7 @@ def verify_attestations_with_key(
 ) -> tuple[Statement, ...]:
     """Every statement whose layer verifies; "no matching attestations: …" (cosign's error) when none does."""
     if not layers:
-        raise VerificationFailure("no matching attestations: no attestations found")
+        raise no_attestations_found()
     statements: list[Statement] = []
     errors: list[str] = []
     for layer in layers:

@@ -46,7 +46,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
-from core.errors import ConfigurationError, VerificationFailure
+from core.errors import ConfigurationError, VerificationFailure, no_attestations_found, no_signatures_found
 from core.verify.dsse import (
     Envelope,
     Statement,
@@ -1182,7 +1182,7 @@ def verify_bundle_signatures(
     """Every bundle that is a verified *signature* of the image (cosign v3 ``sign``); "no matching signatures: …"
     with each bundle's reason when none is, "no signatures found" when there are no bundles."""
     if not bundles:
-        raise VerificationFailure("no signatures found")
+        raise no_signatures_found()
     results: list[BundleResult] = []
     errors: list[str] = []
     for layer in bundles:
@@ -1234,7 +1234,7 @@ def verify_bundle_attestations(
     with each bundle's reason when there is none. The referrer's predicateType annotation only skips work early:
     the verified statement decides."""
     if not bundles:
-        raise VerificationFailure("no matching attestations: no attestations found")
+        raise no_attestations_found()
     statements: list[Statement] = []
     errors: list[str] = []
     for layer in bundles:
@@ -1259,8 +1259,9 @@ def verify_bundle_attestations(
             continue
         statements.append(result.statement)
     if not statements:
-        reason = "; ".join(errors) or f"no attestations of type {predicate_type}"
-        raise VerificationFailure("no matching attestations: " + reason)
+        if not errors:
+            raise no_attestations_found(f"no attestations of type {predicate_type}")
+        raise VerificationFailure("no matching attestations: " + "; ".join(errors))
     return tuple(statements)
 
 

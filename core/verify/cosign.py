@@ -13,7 +13,7 @@ import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from core.errors import VerificationFailure
+from core.errors import VerificationFailure, no_signatures_found
 from core.verify.keys import PublicKeyVerifier
 from core.verify.rekor import Signer, TlogOptions, check_signature_entry, verify_set
 from core.verify.simplesigning import (
@@ -119,7 +119,7 @@ def verify_signatures_with_key(
 ) -> tuple[VerifiedSignature, ...]:
     """Every layer that verifies; raise "no matching signatures: …" (cosign's error) when none does."""
     if not layers:
-        raise VerificationFailure("no signatures found")
+        raise no_signatures_found()
     verified: list[VerifiedSignature] = []
     errors: list[str] = []
     for layer in layers:

@@ -21,8 +21,12 @@ from core.errors import (
     BadRequestError,
     ConfigurationError,
     ExternalServiceError,
+    FailureKind,
     SigwardError,
     VerificationFailure,
+    combined_kind,
+    failure_kind_of,
+    no_signatures_found,
 )
 from core.references import (
     ImageReference,
@@ -108,11 +112,14 @@ class KeyResolver(Protocol):
 
 @dataclass
 class _ImageContext:
-    """What one image's checks share: its resolved digest and the signature manifests already fetched."""
+    """What one image's checks share: its resolved digest, the signature manifests already fetched, and the one
+    trusted root every check of this image uses (a root refreshed in the background mid-verification must not mix
+    with the old one: a chain checked under one root and a log key taken from another would prove nothing)."""
 
     ref: ImageReference
     digest: str
     deadline: Deadline
+    trusted_root: TrustedRoot
     request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
     source: SignatureSource | None = None  # this entry's credential providers; None = the verifier's own source
     # The credential providers the tag was resolved with (None = the process-wide setting); meaningless when the
@@ -125,6 +132,16 @@ class _ImageContext:
 @dataclass(frozen=True)
 class _EntryOutcome:
     signatures: tuple[VerifiedSignature, ...]
+
+
+@dataclass(frozen=True)
+class _EntryVerdict:
+    """What one verifyImages entry decided for an image; ``failure`` is set on a FAIL."""
+
+    verdict: Verdict
+    message: str
+    digest: str = ""
+    failure: FailureKind | None = None
 
 
 def expand_static_keys(attestor_set: AttestorSet) -> tuple[Attestor, ...]:
@@ -206,15 +223,22 @@ class Verifier:
         if not matching:
             return None
         mutate = any(iv.mutate_digest for iv in matching)
-        verdicts: list[tuple[Verdict, str, str]] = []
+        verdicts: list[_EntryVerdict] = []
         for iv in matching:
             if image_skipped(iv, ref):
-                verdicts.append((Verdict.SKIP, f"skipping image reference {ref.reference} (skipImageReferences)", ""))
+                verdicts.append(
+                    _EntryVerdict(Verdict.SKIP, f"skipping image reference {ref.reference} (skipImageReferences)")
+                )
                 continue
             verdicts.append(self._verify_entry_for_image(ref, iv, deadline=deadline, context=context))
-        final = worst(v for v, _, _ in verdicts)
-        message = "; ".join(dict.fromkeys(m for v, m, _ in verdicts if v == final))
-        digest = next((d for v, _, d in verdicts if d), context.digest if context else ref.digest)
+        final = worst(v.verdict for v in verdicts)
+        message = "; ".join(dict.fromkeys(v.message for v in verdicts if v.verdict == final))
+        digest = next((v.digest for v in verdicts if v.digest), context.digest if context else ref.digest)
+        failure = (
+            combined_kind(v.failure or FailureKind.NOT_SATISFIED for v in verdicts if v.verdict == final)
+            if final == Verdict.FAIL
+            else None
+        )
         return RuleVerdict(
             image=ref.original,
             reference=ref.reference,
@@ -224,6 +248,7 @@ class Verifier:
             rule=rule.name,
             message=message,
             mutate_digest=mutate,
+            failure=failure,
         )
 
     def _verify_entry_for_image(
@@ -233,10 +258,10 @@ class Verifier:
         *,
         deadline: Deadline,
         context: _ImageContext | None,
-    ) -> tuple[Verdict, str, str]:
-        """(verdict, message, digest) for one verifyImages entry."""
+    ) -> _EntryVerdict:
+        """The outcome of one verifyImages entry."""
         if not iv.attestors and not iv.attestations:
-            return Verdict.PASS, f"no attestors or attestations to verify for {ref.reference}", ""
+            return _EntryVerdict(Verdict.PASS, f"no attestors or attestations to verify for {ref.reference}")
         image = ref.reference
         try:
             ctx = context or self.new_context(ref, deadline=deadline)
@@ -244,9 +269,9 @@ class Verifier:
         except ConfigurationError:
             raise  # e.g. the image's registry refused by the network guard: configuration, not an unsigned image
         except VerificationFailure as exc:
-            return Verdict.FAIL, f"failed to verify image {image}: {exc.message}", ""
+            return _EntryVerdict(Verdict.FAIL, f"failed to verify image {image}: {exc.message}", failure=exc.kind)
         except ExternalServiceError as exc:
-            return Verdict.ERROR, f"failed to verify image {image}: {exc.message}", ""
+            return _EntryVerdict(Verdict.ERROR, f"failed to verify image {image}: {exc.message}")
         # Every attestor set and the attestations are evaluated even after an outage in one of them: a decided
         # failure anywhere must decide (FAIL), or failurePolicy Ignore would admit what a later check refuses.
         outage: ExternalServiceError | None = None
@@ -255,7 +280,7 @@ class Verifier:
             try:
                 outcome = self._verify_attestor_set(ctx, iv, attestor_set, f".attestors[{i}]")
             except VerificationFailure as exc:
-                return Verdict.FAIL, f"failed to verify image {image}: {exc.message}", ""
+                return _EntryVerdict(Verdict.FAIL, f"failed to verify image {image}: {exc.message}", failure=exc.kind)
             except ExternalServiceError as exc:
                 outage = outage or exc
         message = f"verified image signatures for {image}"
@@ -263,20 +288,20 @@ class Verifier:
             try:
                 self._verify_attestations(ctx, iv)
             except VerificationFailure as exc:
-                return Verdict.FAIL, exc.message, ""
+                return _EntryVerdict(Verdict.FAIL, exc.message, failure=exc.kind)
             except ExternalServiceError as exc:
                 outage = outage or exc
             message = f"verified image attestations for {image}"
         if iv.validate is not None and iv.validate.deny is not None:
             denied = self._deny(ctx, iv)
             if denied:
-                return Verdict.FAIL, denied, ""
+                return _EntryVerdict(Verdict.FAIL, denied, failure=FailureKind.NOT_SATISFIED)
         if outage is not None:
-            return Verdict.ERROR, f"failed to verify image {image}: {outage.message}", ""
+            return _EntryVerdict(Verdict.ERROR, f"failed to verify image {image}: {outage.message}")
         digest = ctx.digest
         if outcome is not None and outcome.signatures:
             digest = outcome.signatures[0].payload.manifest_digest
-        return Verdict.PASS, message, digest
+        return _EntryVerdict(Verdict.PASS, message, digest)
 
     def _with_entry_source(self, ctx: _ImageContext, iv: ImageVerification) -> _ImageContext:
         """A context whose fetches use the entry's credential providers, with its own fetched-layer memo (layers
@@ -293,6 +318,7 @@ class Verifier:
             ref=ctx.ref,
             digest=digest,
             deadline=ctx.deadline,
+            trusted_root=ctx.trusted_root,
             request=ctx.request,
             source=None if providers is None else source,
             resolved_with=providers,
@@ -308,6 +334,16 @@ class Verifier:
     def _source_of(self, ctx: _ImageContext) -> SignatureSource:
         return ctx.source if ctx.source is not None else self._source
 
+    def trusted_root(self) -> TrustedRoot:
+        """A snapshot of the trusted root in use now; a verification and its verdict key take one and keep it."""
+        return self._trusted_root()
+
+    def resolve_digest(
+        self, ref: ImageReference, *, deadline: Deadline, providers: tuple[str, ...] | None = None
+    ) -> str:
+        """The digest ``ref`` names, a tag looked up with ``providers``' credentials only (None = process-wide)."""
+        return ref.digest or self._source_for(providers).resolve_digest(ref, deadline=deadline)
+
     def new_context(
         self,
         ref: ImageReference,
@@ -315,11 +351,16 @@ class Verifier:
         deadline: Deadline,
         request: Mapping[str, Any] | None = None,
         providers: tuple[str, ...] | None = None,
+        trusted_root: TrustedRoot | None = None,
     ) -> _ImageContext:
-        """``providers``: the credential providers to resolve a tag with (``rule_credential_providers``); None =
-        the process-wide setting."""
-        digest = ref.digest or self._source_for(providers).resolve_digest(ref, deadline=deadline)
-        return _ImageContext(ref=ref, digest=digest, deadline=deadline, request=request, resolved_with=providers)
+        """The shared state of one image's verification. ``providers``: the credential providers to resolve a tag
+        with (``rule_credential_providers``; None = the process-wide setting); ``trusted_root``: the snapshot a
+        verdict key was made with (taken now when not given)."""
+        digest = self.resolve_digest(ref, deadline=deadline, providers=providers)
+        root = trusted_root if trusted_root is not None else self.trusted_root()
+        return _ImageContext(
+            ref=ref, digest=digest, deadline=deadline, trusted_root=root, request=request, resolved_with=providers
+        )
 
     def _verify_attestor_set(
         self, ctx: _ImageContext, iv: ImageVerification, attestor_set: AttestorSet, path: str
@@ -328,6 +369,7 @@ class Verifier:
         required = attestor_set.count or len(entries)
         verified = 0
         failures: list[str] = []
+        kinds: list[FailureKind] = []
         outages: list[str] = []
         last: _EntryOutcome | None = None
         for i, entry in enumerate(entries):
@@ -339,6 +381,7 @@ class Verifier:
                     last = self._verify_entry(ctx, iv, entry, entry_path)
             except VerificationFailure as exc:
                 failures.append(exc.message if entry.attestor is not None else f"{entry_path}{_sub(entry)}: {exc}")
+                kinds.append(exc.kind)
                 continue
             except ExternalServiceError as exc:
                 outages.append(f"{entry_path}{_sub(entry)}: {exc.message}")
@@ -350,7 +393,8 @@ class Verifier:
             raise ExternalServiceError("; ".join(outages + failures))
         if not failures:
             failures.append(f"{path}: verified {verified} of {required} required entries")
-        raise VerificationFailure("; ".join(failures))
+            kinds.append(FailureKind.NOT_SATISFIED)
+        raise VerificationFailure("; ".join(failures), kind=combined_kind(kinds))
 
     def _verify_entry(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, path: str) -> _EntryOutcome:
         """Legacy ``.sig`` signatures first (type Cosign), then Sigstore bundles attached as OCI referrers (cosign
@@ -366,11 +410,13 @@ class Verifier:
         except VerificationFailure as exc:
             if legacy is None:
                 raise
-            if exc.message == "no signatures found":
+            if exc.kind is FailureKind.NO_SIGNATURES:
                 raise legacy from None
-            if legacy.message == "no signatures found":
+            if legacy.kind is FailureKind.NO_SIGNATURES:
                 raise
-            raise VerificationFailure(f"{legacy.message}; OCI referrers: {exc.message}") from None
+            raise VerificationFailure(
+                f"{legacy.message}; OCI referrers: {exc.message}", kind=combined_kind((legacy.kind, exc.kind))
+            ) from None
         return _EntryOutcome(signatures=())
 
     def _verify_entry_bundles(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> None:
@@ -383,7 +429,7 @@ class Verifier:
             return
         # type SigstoreBundle: any verified bundle about this image (signature or attestation) satisfies the entry
         if not bundles:
-            raise VerificationFailure("no signatures found")
+            raise no_signatures_found()
         errors: list[str] = []
         for bundle in bundles:
             try:
@@ -400,7 +446,7 @@ class Verifier:
         from core.policy.models import KeylessAttestor
         from core.verify.bundles import trusted_root_with_overrides
 
-        root = self._trusted_root()
+        root = ctx.trusted_root
         if entry.keys is not None:
             rekor = entry.keys.rekor
             if rekor is not None and rekor.pub_key:
@@ -448,7 +494,7 @@ class Verifier:
         verifier = self._keys.verifier(keys, deadline=ctx.deadline)
         repo = self._signature_repository(ctx, iv, entry)
         layers = self._layers(ctx, repo)
-        tlog = self._tlog_options(keys)
+        tlog = self._tlog_options(ctx, keys)
         annotations = dict(entry.annotations)
         try:
             signatures = verify_signatures_with_key(
@@ -503,6 +549,7 @@ class Verifier:
         required = attestor_set.count or len(entries)
         verified = 0
         errors: list[str] = []
+        kinds: list[FailureKind] = []
         outages: list[str] = []
         for k, entry in enumerate(entries):
             entry_path = f"{path}.entries[{k}]{_sub(entry)}"
@@ -511,6 +558,7 @@ class Verifier:
                 self._check_statements(ctx, iv, statements, predicate_type, attestation.conditions)
             except VerificationFailure as exc:
                 errors.append(f"{entry_path}: {exc.message}")
+                kinds.append(exc.kind)
                 continue
             except ExternalServiceError as exc:
                 outages.append(f"{entry_path}: {exc.message}")
@@ -527,7 +575,8 @@ class Verifier:
             f"image attestations verification failed, verifiedCount: {verified}, "
             f"requiredCount: {required}, error: {detail}"
             if errors and required > 1
-            else detail or f"image attestations verification failed for {image}"
+            else detail or f"image attestations verification failed for {image}",
+            kind=combined_kind(kinds) if kinds else FailureKind.NOT_SATISFIED,
         )
 
     def _attestation_statements(
@@ -552,9 +601,13 @@ class Verifier:
         except VerificationFailure as exc:
             if legacy is None:
                 raise
-            if "no attestations found" in exc.message or "no matching attestations: no" in exc.message:
+            if exc.kind is FailureKind.NO_ATTESTATIONS:
                 raise legacy from None
-            raise VerificationFailure(f"{legacy.message}; OCI referrers: {exc.message}") from None
+            if legacy.kind is FailureKind.NO_ATTESTATIONS:
+                raise
+            raise VerificationFailure(
+                f"{legacy.message}; OCI referrers: {exc.message}", kind=combined_kind((legacy.kind, exc.kind))
+            ) from None
 
     def _legacy_attestations(
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, repo: Repository
@@ -569,7 +622,7 @@ class Verifier:
                     layers,
                     image_digest=ctx.digest,
                     certificates=entry.certificates,
-                    trusted_root=self._trusted_root(),
+                    trusted_root=ctx.trusted_root,
                     signature_algorithm=entry.signature_algorithm,
                     now=self._clock(),
                 )
@@ -577,13 +630,13 @@ class Verifier:
                 layers,
                 image_digest=ctx.digest,
                 keyless=entry.keyless or KeylessAttestor(),
-                trusted_root=self._trusted_root(),
+                trusted_root=ctx.trusted_root,
                 signature_algorithm=entry.signature_algorithm,
                 now=self._clock(),
             )
         keys = entry.keys
         verifier = self._keys.verifier(keys, deadline=ctx.deadline)
-        tlog = self._tlog_options(keys)
+        tlog = self._tlog_options(ctx, keys)
         try:
             return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog)
         except VerificationFailure:
@@ -604,7 +657,9 @@ class Verifier:
     ) -> None:
         wanted = [s for s in statements if s.predicate_type == predicate_type]
         if not wanted:
-            raise VerificationFailure(f"attestions not found for predicate type {predicate_type}")
+            raise VerificationFailure(
+                f"attestions not found for predicate type {predicate_type}", kind=FailureKind.NO_ATTESTATIONS
+            )
         if not conditions:
             return
         from core.policy.conditions import evaluate_any_all
@@ -671,7 +726,7 @@ class Verifier:
                     image_digest=ctx.digest,
                     certificates=entry.certificates,
                     annotations=annotations,
-                    trusted_root=self._trusted_root(),
+                    trusted_root=ctx.trusted_root,
                     signature_algorithm=entry.signature_algorithm,
                     now=self._clock(),
                 )
@@ -683,7 +738,7 @@ class Verifier:
                 image_digest=ctx.digest,
                 keyless=keyless,
                 annotations=annotations,
-                trusted_root=self._trusted_root(),
+                trusted_root=ctx.trusted_root,
                 signature_algorithm=entry.signature_algorithm,
                 now=self._clock(),
             )
@@ -706,10 +761,10 @@ class Verifier:
             ctx.layers[key] = found
         return found
 
-    def _tlog_options(self, keys: StaticKeyAttestor) -> TlogOptions:
+    def _tlog_options(self, ctx: _ImageContext, keys: StaticKeyAttestor) -> TlogOptions:
         from core.verify.rekor import tlog_options
 
-        return tlog_options(keys.rekor, self._trusted_root())
+        return tlog_options(keys.rekor, ctx.trusted_root)
 
     # -- many images -------------------------------------------------------------------------------------------
 
@@ -777,6 +832,7 @@ class Verifier:
                     policy=policy.name,
                     rule=rule.name,
                     message=f"failed to verify image {ref.reference}: {exc.message}",
+                    failure=failure_kind_of(exc),
                 )
                 for policy, rule in pairs
             ]

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from cryptography import x509
 
-from core.errors import VerificationFailure
+from core.errors import VerificationFailure, no_attestations_found, no_signatures_found
 from core.policy.models import CertificateAttestor, CTLog, KeylessAttestor
 from core.verify.cosign import (
     SignatureLayer,
@@ -399,10 +399,14 @@ _T = TypeVar("_T")
 
 
 def _collect(
-    layers: Sequence[SignatureLayer], check: Callable[[SignatureLayer], _T], *, empty: str, prefix: str
+    layers: Sequence[SignatureLayer],
+    check: Callable[[SignatureLayer], _T],
+    *,
+    empty: Callable[[], VerificationFailure],
+    prefix: str,
 ) -> tuple[_T, ...]:
     if not layers:
-        raise VerificationFailure(empty)
+        raise empty()
     verified: list[_T] = []
     errors: list[str] = []
     for layer in layers:
@@ -437,7 +441,7 @@ def verify_signatures_keyless(
             signature_algorithm=signature_algorithm,
             now=now,
         ),
-        empty="no signatures found",
+        empty=no_signatures_found,
         prefix="no matching signatures: ",
     )
 
@@ -463,7 +467,7 @@ def verify_signatures_certificate(
             signature_algorithm=signature_algorithm,
             now=now,
         ),
-        empty="no signatures found",
+        empty=no_signatures_found,
         prefix="no matching signatures: ",
     )
 
@@ -487,7 +491,7 @@ def verify_attestations_keyless(
             signature_algorithm=signature_algorithm,
             now=now,
         ),
-        empty="no matching attestations: no attestations found",
+        empty=no_attestations_found,
         prefix="no matching attestations: ",
     )
 
@@ -511,6 +515,6 @@ def verify_attestations_certificate(
             signature_algorithm=signature_algorithm,
             now=now,
         ),
-        empty="no matching attestations: no attestations found",
+        empty=no_attestations_found,
         prefix="no matching attestations: ",
     )

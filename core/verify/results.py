@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from core.errors import FailureKind
+
 
 class Verdict(StrEnum):
     PASS = "pass"  # noqa: S105 - a verdict, not a password
@@ -28,6 +30,7 @@ class RuleVerdict:
     rule: str
     message: str
     mutate_digest: bool = False
+    failure: FailureKind | None = None  # what a FAIL was (never read from ``message``); None otherwise
 
     def as_json(self) -> dict[str, str]:
         return {

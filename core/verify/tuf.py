@@ -304,6 +304,17 @@ class TrustRootHolder:
             self._thread = threading.Thread(target=self.refresh, name="sigward-tuf-refresh", daemon=True)
             self._thread.start()
 
+    def settle(self, timeout: float = REFRESH_BUDGET_SECONDS) -> None:
+        """For short-lived commands (``sigward verify``/``review``), which get no later refresh: when the root in
+        use is not a TUF-verified one younger than the max age (it is the bundled root, or none) and the network
+        is allowed, run the first refresh now and wait for it at most ``timeout`` seconds (a refresh is bounded by
+        :data:`REFRESH_BUDGET_SECONDS` anyway); a failed or slow refresh leaves the root as it was. Nothing at all
+        when offline or when a fresh verified copy was on disk."""
+        if self.offline or self.origin in (RootOrigin.CACHE, RootOrigin.TUF):
+            return
+        self.start()
+        self.wait(timeout)
+
     def wait(self, timeout: float) -> None:
         """Wait up to ``timeout`` seconds for a running background refresh (tests, short-lived commands)."""
         thread = self._thread

@@ -3,11 +3,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from core.deadline import Deadline
 from core.errors import NotFoundError
 from core.references import ImageReference, Repository
 from core.verify.bundles import BundleLayer
 from core.verify.cosign import SignatureLayer
+
+if TYPE_CHECKING:
+    from core.policy.models import Policy
+    from core.store import VerdictStore
+    from core.verify.trust import TrustedRoot
 
 
 class MemorySignatureSource:
@@ -52,3 +59,27 @@ class MemorySignatureSource:
     def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]:
         self.requests += 1
         return self.bundle_layers.get((str(repo), image_digest), ())
+
+
+def stored_verdict(
+    store: VerdictStore, policy: Policy, image: str, digest: str, *, now: float, root: TrustedRoot | None = None
+) -> str | None:
+    """What ``store`` holds for ``image`` at ``digest`` under ``policy``'s first rule, looked up with the key
+    admission uses (:mod:`core.verify.plan`), trusted-root fingerprint included (the process's root by default)."""
+    from core.references import parse_image_reference
+    from core.verify.plan import plan_rule
+    from core.verify.trust import load_trusted_root
+
+    plan = plan_rule(policy, policy.spec.rules[0], parse_image_reference(image))
+    assert plan is not None, f"{policy.name} does not match {image}"
+    key = plan.key(digest, trust_fingerprint=(root or load_trusted_root()).fingerprint)
+    found = store.lookup(
+        digest=key.digest,
+        repository=key.repository,
+        policy_hash=key.policy_hash,
+        rule=key.rule,
+        entries=key.entries_text,
+        inputs=key.inputs,
+        now=now,
+    )
+    return found.verdict if found else None

@@ -214,8 +214,11 @@ def test_skipped_images_warn_without_network() -> None:
 
 
 def test_stored_pass_is_reused_and_stored_failure_never_allows() -> None:
+    from core.references import parse_image_reference
     from core.store import StoredVerdict, entries_key
     from core.store.memory import MemoryStore
+    from core.verify.plan import plan_rule
+    from core.verify.trust import load_trusted_root
 
     source = make_source()
     current = policies()
@@ -226,6 +229,9 @@ def test_stored_pass_is_reused_and_stored_failure_never_allows() -> None:
     policy = current[0]
     pinned_unsigned = f"{HOST}/app/unsigned@{D_UNSIGNED}"
     now = time.time()
+    plan = plan_rule(policy, policy.spec.rules[0], parse_image_reference(pinned_unsigned))
+    assert plan is not None
+    key = plan.key(D_UNSIGNED, trust_fingerprint=load_trusted_root().fingerprint)  # the root admission verifies with
 
     def stored(verdict: str) -> StoredVerdict:
         return StoredVerdict(
@@ -235,6 +241,7 @@ def test_stored_pass_is_reused_and_stored_failure_never_allows() -> None:
             policy_hash=policy.content_hash,
             rule="verify-signature",
             entries=entries_key([0]),
+            inputs=key.inputs,
             verdict=verdict,
             message="m",
             verified_at=now,

@@ -19,11 +19,10 @@ from core.policy.models import Policy
 from core.push.findings import Finding
 from core.push.http import handle_push_webhook
 from core.push.service import PushService, PushSettings
-from core.store import entries_key
 from core.store.memory import MemoryStore
 from core.verify.cosign import SignatureLayer
 from core.verify.engine import Verifier
-from tests.support.memory import MemorySignatureSource
+from tests.support.memory import MemorySignatureSource, stored_verdict
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.signing import new_key, signed_layer
 
@@ -98,16 +97,8 @@ def world() -> Iterator[World]:
     yield service, source, store, clock, recorder
 
 
-def stored(store: MemoryStore, clock: Clock, policy: Policy, *, repository: str = f"{HOST}/{REPO}") -> str | None:
-    found = store.lookup(
-        digest=DIGEST,
-        repository=repository,
-        policy_hash=policy.content_hash,
-        rule="verify-signature",
-        entries=entries_key([0]),
-        now=clock.now,
-    )
-    return found.verdict if found else None
+def stored(store: MemoryStore, clock: Clock, policy: Policy) -> str | None:
+    return stored_verdict(store, policy, f"{HOST}/{REPO}:v1", DIGEST, now=clock.now)
 
 
 def test_signed_push_records_a_pass_under_the_admission_key(world: World) -> None:
