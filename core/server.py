@@ -233,9 +233,14 @@ def admission_handlers() -> AdmissionHandlers:
     return AdmissionHandlers(decide=decide, from_memory=from_memory)
 
 
-def admission_path(path: str) -> str:
-    """The path the admission handler sees, as the Flask route gives it: after ``/admission``, UTF-8."""
-    rest = path[len("/admission") :].lstrip("/")
+def admission_path(path: str) -> str | None:
+    """The path the admission handler sees, exactly as :func:`create_app`'s route gives it (after ``/admission``,
+    UTF-8); None for a path that route does not match (``/admission/``, ``/admission//…``: 404 as before)."""
+    if path == "/admission":
+        return "/"
+    rest = path[len("/admission/") :]
+    if not path.startswith("/admission/") or not rest or rest.startswith("/"):
+        return None
     return "/" + rest.encode("latin-1").decode("utf-8", "replace")
 
 
@@ -384,8 +389,9 @@ class Front:
             return _json_answer(400, "malformed request body"), False
         if body is None:
             return _json_answer(413, f"request body exceeds the limit of {limit} bytes"), False
-        if lane == "admission" and self._admission is not None and request.method == b"POST":
-            return await self._admit(self._admission, admission_path(path), headers, body), True
+        direct = admission_path(path) if lane == "admission" and request.method == b"POST" else None
+        if direct is not None and self._admission is not None:
+            return await self._admit(self._admission, direct, headers, body), True
         environ = self._wsgi_environ(request, path, query, headers, body, peer)
         if lane == "push":
             if self._push_inflight >= self.limits.push_threads + self.limits.push_queue:
