@@ -164,6 +164,12 @@ def admission_service() -> AdmissionService:
         return _admission
 
 
+def admission_service_if_built() -> AdmissionService | None:
+    """The admission service when it already exists, without building it or waiting for the thread that is: an
+    event loop may ask (building opens the store and loads the trust root, which blocks)."""
+    return _admission
+
+
 def jmespath_search(expression: str, value: str) -> object:
     """Kyverno-flavoured JMESPath, imported on first use (extractors with ``jmesPath`` are rare)."""
     from core.policy.jmes import search

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import io
 import json
 import os
@@ -63,6 +64,10 @@ PUSH_THREADS = 4
 PUSH_QUEUE_SECONDS = 1.0
 OTHER_THREADS = 2
 READ_CHUNK = 64 * 1024
+# An admission whose verdicts are all cached is answered on the event loop itself, without a thread hop — when its
+# review is at most this big: parsing and deciding it then takes well under a millisecond, so no other connection
+# waits longer than that. Larger reviews, and any that need the registry or the store, go to the admission threads.
+INLINE_REVIEW_BYTES = 64 * 1024
 
 
 def create_app() -> flask.Flask:
@@ -199,6 +204,47 @@ def call_wsgi(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> A
     return Answer(int(status.split(" ", 1)[0]), tuple(headers), body)
 
 
+@dataclass(frozen=True)
+class AdmissionHandlers:
+    """The admission target called directly with the parsed request (no WSGI/Flask per request): ``decide`` on an
+    admission thread; ``from_memory`` on the event loop, None when the answer needs more than memory."""
+
+    decide: Callable[[str, Mapping[str, str], bytes], Answer]
+    from_memory: Callable[[str, Mapping[str, str], bytes], Answer | None]
+
+
+def admission_handlers() -> AdmissionHandlers:
+    """The admission target of :func:`create_app`'s ``/admission/...`` route, as :class:`AdmissionHandlers`."""
+    from core import runtime
+    from core.admission.http import HttpResponse, answer_from_memory, handle_admission
+
+    def answer(response: HttpResponse) -> Answer:
+        return Answer(response.status, tuple(response.headers.items()), response.body)
+
+    def decide(path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        return answer(handle_admission(method="POST", path=path, headers=headers, body=body))
+
+    def from_memory(path: str, headers: Mapping[str, str], body: bytes) -> Answer | None:
+        svc = runtime.admission_service_if_built()
+        if svc is None:
+            return None  # building it blocks (store, trust root): the first admission does that on a thread
+        found = answer_from_memory(method="POST", path=path, headers=headers, body=body, service=lambda: svc)
+        return None if found is None else answer(found)
+
+    return AdmissionHandlers(decide=decide, from_memory=from_memory)
+
+
+def admission_path(path: str) -> str | None:
+    """The path the admission handler sees, exactly as :func:`create_app`'s route gives it (after ``/admission``,
+    UTF-8); None for a path that route does not match (``/admission/``, ``/admission//…``: 404 as before)."""
+    if path == "/admission":
+        return "/"
+    rest = path[len("/admission/") :]
+    if not path.startswith("/admission/") or not rest or rest.startswith("/"):
+        return None
+    return "/" + rest.encode("latin-1").decode("utf-8", "replace")
+
+
 def _call_if_fresh(app: Callable[..., Iterable[bytes]], environ: dict[str, Any], stale_at: float) -> Answer:
     if time.monotonic() > stale_at:
         return _busy()
@@ -215,8 +261,11 @@ class Front:
         limits: Limits | None = None,
         environ: Mapping[str, str] | None = None,
         server_port: int = 0,
+        admission: AdmissionHandlers | None = None,
     ) -> None:
+        """``admission``: POSTs to ``/admission/...`` go to these instead of the app (same answers, less work)."""
         self._app = app
+        self._admission = admission
         self.limits = limits or Limits()
         self._environ = os.environ if environ is None else environ
         self._port = str(server_port)
@@ -341,6 +390,9 @@ class Front:
             return _json_answer(400, "malformed request body"), False
         if body is None:
             return _json_answer(413, f"request body exceeds the limit of {limit} bytes"), False
+        direct = admission_path(path) if lane == "admission" and request.method == b"POST" else None
+        if direct is not None and self._admission is not None:
+            return await self._admit(self._admission, direct, headers, body), True
         environ = self._wsgi_environ(request, path, query, headers, body, peer)
         if lane == "push":
             if self._push_inflight >= self.limits.push_threads + self.limits.push_queue:
@@ -358,6 +410,15 @@ class Front:
             if lane == "push":
                 self._push_inflight -= 1
         return answer, True
+
+    async def _admit(self, handlers: AdmissionHandlers, path: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """A cache hit with a small review is answered right here; everything else on an admission thread."""
+        if len(body) <= INLINE_REVIEW_BYTES:
+            answer = handlers.from_memory(path, headers, body)
+            if answer is not None:
+                return answer
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pools["admission"], handlers.decide, path, headers, body)
 
     async def _body(self, conn: h11.Connection, reader: asyncio.StreamReader, limit: int) -> bytes | None:
         import h11
@@ -490,7 +551,7 @@ def _run_process(
     app: flask.Flask, sock: socket.socket, port: int, threads: int, ssl_context: ssl.SSLContext | None
 ) -> None:
     async def main() -> None:
-        front = Front(app, limits=Limits(admission_threads=threads), server_port=port)
+        front = Front(app, limits=Limits(admission_threads=threads), server_port=port, admission=admission_handlers())
         server = await asyncio.start_server(front.handle, sock=sock, ssl=ssl_context, limit=MAX_HEAD_BYTES)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -500,7 +561,15 @@ def _run_process(
             await stop.wait()
         front.close()
 
-    asyncio.run(main())
+    # Everything built so far (modules, the app, policies) lives as long as the process: kept out of the collector's
+    # scans, so a full collection under load does not walk it each time (its pauses land in the latency tail).
+    gc.freeze()
+    try:
+        import uvloop  # libuv's loop: several times less per-event overhead than asyncio's selector loop
+    except ImportError:  # not built for this platform: the standard loop behaves the same, only slower
+        asyncio.run(main())
+    else:
+        uvloop.run(main())
 
 
 def serve(

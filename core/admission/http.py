@@ -21,6 +21,7 @@ from core.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_revie
 from core.errors import BadRequestError, ConfigurationError, SigwardError
 
 if TYPE_CHECKING:
+    from core.admission.review import AdmissionRequest
     from core.admission.service import AdmissionService, Decision, Mode
 
 ENV_TOKEN = "SIGWARD_ADMISSION_TOKEN"  # noqa: S105 - the variable name, not a secret
@@ -132,6 +133,42 @@ def handle_admission(
     service: Callable[[], AdmissionService] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> HttpResponse:
+    def decide(svc: AdmissionService, request: AdmissionRequest, mode: Mode) -> Decision:
+        return svc.decide(request, mode=mode)
+
+    answer = _handle(method, path, headers, body, service, environ, decide)
+    assert answer is not None  # decide always decides
+    return answer
+
+
+def answer_from_memory(
+    *,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    service: Callable[[], AdmissionService],
+    environ: Mapping[str, str] | None = None,
+) -> HttpResponse | None:
+    """:func:`handle_admission`'s answer when it needs nothing outside this process's memory (every verdict
+    cached, or a refusal); None — having logged nothing — when the decision needs a registry, the store or a
+    thread: then call :func:`handle_admission`."""
+
+    def decide(svc: AdmissionService, request: AdmissionRequest, mode: Mode) -> Decision | None:
+        return svc.decide_from_memory(request, mode=mode)
+
+    return _handle(method, path, headers, body, service, environ, decide)
+
+
+def _handle(
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    service: Callable[[], AdmissionService] | None,
+    environ: Mapping[str, str] | None,
+    decide: Callable[[AdmissionService, AdmissionRequest, Mode], Decision | None],
+) -> HttpResponse | None:
     env = os.environ if environ is None else environ
     configured = env.get(ENV_TOKEN, "")
     clean_path = path
@@ -161,8 +198,9 @@ def handle_admission(
     try:
         from core import runtime
 
-        svc = (service or runtime.admission_service)()
-        decision = svc.decide(request, mode=mode)
+        decision = decide((service or runtime.admission_service)(), request, mode)
+        if decision is None:
+            return None
     except SigwardError as exc:
         logs.emit("ERROR", "admission could not be decided", uid=request.uid, error=exc.message)
         return _json(

@@ -96,6 +96,10 @@ class Decision:
     elapsed_ms: float = 0.0
 
 
+class _NotInMemory(Exception):
+    """Internal: a verdict the decision needs is not in this process's memory."""
+
+
 @dataclass
 class _Unit:
     """One verification to run: a rule of a policy for one image of the resource."""
@@ -156,6 +160,18 @@ class AdmissionService:
     # -- the decision ----------------------------------------------------------------------------------------------
 
     def decide(self, request: AdmissionRequest, *, mode: Mode) -> Decision:
+        return self._decide(request, mode=mode, memory_only=False)
+
+    def decide_from_memory(self, request: AdmissionRequest, *, mode: Mode) -> Decision | None:
+        """The decision when every verdict it needs is already in this process's cache; None when one is not
+        (then :meth:`decide` it). Waits on no registry, store or thread, so an event loop may call it: a cache hit
+        is answered without handing the request to another thread."""
+        try:
+            return self._decide(request, mode=mode, memory_only=True)
+        except _NotInMemory:
+            return None
+
+    def _decide(self, request: AdmissionRequest, *, mode: Mode, memory_only: bool) -> Decision:
         started = time.monotonic()
         deadline = Deadline.after(self.settings.deadline_seconds)
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
@@ -165,9 +181,9 @@ class AdmissionService:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         record = not request.dry_run
         checks = (
-            self._validate(units, deadline, record=record)
+            self._validate(units, deadline, record=record, memory_only=memory_only)
             if mode == "validate"
-            else self._verify_all(units, deadline, record=record)
+            else self._verify_all(units, deadline, record=record, memory_only=memory_only)
         )
         decision = self._shape(request, checks, mode=mode)
         return replace(decision, elapsed_ms=_ms(started))
@@ -214,14 +230,28 @@ class AdmissionService:
                         )
         return units
 
-    def _verify_all(self, units: Sequence[_Unit], deadline: Deadline, *, record: bool) -> list[ImageCheck]:
+    def _verify_all(
+        self, units: Sequence[_Unit], deadline: Deadline, *, record: bool, memory_only: bool = False
+    ) -> list[ImageCheck]:
         """Every unit's outcome by the deadline. A unit that never started (every thread busy with other work) is
-        not an outage of its registry: it blocks whatever the failurePolicy, so exhaustion never admits."""
-        outcomes = self._pool.run(
-            [functools.partial(self._verify_unit, unit, deadline, record) for unit in units], deadline
+        not an outage of its registry: it blocks whatever the failurePolicy, so exhaustion never admits. Verdicts
+        already in memory are taken here, without a thread; ``memory_only`` raises :class:`_NotInMemory` when one
+        is not."""
+        remembered = [self._from_memory(unit) for unit in units]
+        missing = [unit for unit, hit in zip(units, remembered, strict=True) if hit is None]
+        if missing and memory_only:
+            raise _NotInMemory
+        outcomes = iter(
+            self._pool.run([functools.partial(self._verify_unit, unit, deadline, record) for unit in missing], deadline)
+            if missing
+            else ()
         )
         checks = []
-        for unit, outcome in zip(units, outcomes, strict=True):
+        for unit, hit in zip(units, remembered, strict=True):
+            if hit is not None:
+                checks.append(self._check(unit, hit, True))
+                continue
+            outcome = next(outcomes)
             not_started = False
             if isinstance(outcome, Done):
                 verdict, cached = outcome.value
@@ -239,6 +269,24 @@ class AdmissionService:
                 verdict, cached = _error_verdict(unit, "deadline exceeded before verification finished"), False
             checks.append(self._check(unit, verdict, cached, not_started=not_started))
         return checks
+
+    def _from_memory(self, unit: _Unit) -> RuleVerdict | None:
+        """The unit's cached verdict when its digest and verdict are both in memory (the same key
+        :meth:`_verify_unit` looks up); None when finding out would need the registry, the store or the verifier."""
+        plan = unit.plan
+        if not plan.reusable or plan.all_skipped:
+            return None
+        ref = unit.image.ref
+        if not ref.digest and rule_credential_providers(unit.rule, ref) is not None:
+            return None  # the remembered resolution may have used other credentials than this rule's providers
+        digest = ref.digest or (self._verifier.known_digest(ref) if self._resolve_digest is None else None)
+        if not digest:
+            return None
+        try:
+            root = self._verifier.trusted_root()
+        except SigwardError:
+            return None
+        return self._cache.get(plan.key(digest, trust_fingerprint=root.fingerprint))
 
     def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
         ref = unit.image.ref
@@ -345,7 +393,9 @@ class AdmissionService:
         providers = rule_credential_providers(rule, image.ref)
         return self._verifier.resolve_digest(image.ref, deadline=deadline, providers=providers)
 
-    def _validate(self, units: Sequence[_Unit], deadline: Deadline, *, record: bool) -> list[ImageCheck]:
+    def _validate(
+        self, units: Sequence[_Unit], deadline: Deadline, *, record: bool, memory_only: bool = False
+    ) -> list[ImageCheck]:
         """``verifyDigest`` → "missing digest for X"; ``required`` → the image must have verified under the policy,
         from the cache or by verifying again — never from an annotation the requester could have written."""
         to_verify: list[_Unit] = []
@@ -365,7 +415,7 @@ class AdmissionService:
                 checks.append(self._check(unit, verdict, False))
             elif any(iv.required for iv in ivs):
                 to_verify.append(unit)
-        for check in self._verify_all(to_verify, deadline, record=record):
+        for check in self._verify_all(to_verify, deadline, record=record, memory_only=memory_only):
             if check.verdict.verdict == Verdict.FAIL:
                 verdict = _replace_message(check.verdict, f"unverified image {check.image.ref.reference}")
                 checks.append(self._check_from(check, verdict))

@@ -53,6 +53,10 @@ class CachingSignatureSource:
             f"resolving {ref.reference}",
         )
 
+    def cached_digest(self, ref: ImageReference) -> str | None:
+        """The fresh resolution of ``ref`` already held, without asking the registry."""
+        return ref.digest or self._digests.get(ref.reference)
+
     def signature_layers(
         self, repo: Repository, image_digest: str, *, deadline: Deadline
     ) -> tuple[SignatureLayer, ...]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from core.deadline import Deadline
 from core.errors import (
@@ -80,6 +80,13 @@ def credential_providers(iv: ImageVerification) -> tuple[str, ...] | None:
     if creds is None:
         return None
     return tuple(creds.providers) or ("default",)
+
+
+@runtime_checkable
+class RemembersDigests(Protocol):
+    """A source that can say, without a request, which digest it last resolved for a tag (still fresh)."""
+
+    def cached_digest(self, ref: ImageReference) -> str | None: ...
 
 
 class SignatureSource(Protocol):
@@ -198,6 +205,7 @@ class Verifier:
         it such entries are refused (verifying with credentials the policy excluded would be wrong)."""
         self._clock = clock or (lambda: datetime.now(UTC))
         self._source = source
+        self._remembers = source if isinstance(source, RemembersDigests) else None
         self._source_for_providers = source_for_providers
         if keys is None:
             from core.kms.resolver import KeyResolver as DefaultKeyResolver
@@ -343,6 +351,13 @@ class Verifier:
     ) -> str:
         """The digest ``ref`` names, a tag looked up with ``providers``' credentials only (None = process-wide)."""
         return ref.digest or self._source_for(providers).resolve_digest(ref, deadline=deadline)
+
+    def known_digest(self, ref: ImageReference) -> str | None:
+        """The digest of ``ref`` when it is known without a network request (pinned, or a fresh resolution the
+        source remembers); None otherwise. Lets a cache hit be answered without waiting on anything."""
+        if ref.digest:
+            return ref.digest
+        return self._remembers.cached_digest(ref) if self._remembers is not None else None
 
     def new_context(
         self,
