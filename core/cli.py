@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from core import logs
 from core.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
 
 EXIT_OK = 0
@@ -345,6 +346,10 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse's own usage errors
         return EXIT_BAD_INPUT if exc.code not in (0, None) else EXIT_OK
+    previous = logs.current_stream()
+    if args.command != "serve":
+        # stdout is the command's answer (--json results, a review's AdmissionReview); log lines go to stderr
+        logs.set_stream(err)
     try:
         code: int = args.handler(args, out, err)
         return code
@@ -362,6 +367,8 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
         return EXIT_INFRA
     except KeyboardInterrupt:
         return 130
+    finally:
+        logs.set_stream(previous)
 
 
 def main() -> None:

@@ -14,6 +14,11 @@ _lock = threading.Lock()
 _stream: TextIO | None = None
 
 
+def current_stream() -> TextIO | None:
+    """Where log lines go now (None: stdout)."""
+    return _stream
+
+
 def set_stream(stream: TextIO | None) -> None:
     """Send log lines elsewhere (tests capture them); None restores stdout."""
     global _stream  # noqa: PLW0603 - one process-wide sink, like the logging module's root handler
