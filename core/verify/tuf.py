@@ -21,6 +21,7 @@ first verification wait, at most :data:`FIRST_ROOT_WAIT_SECONDS`, and then fails
 from __future__ import annotations
 
 import enum
+import fcntl
 import os
 import stat
 import tempfile
@@ -158,9 +159,6 @@ def _private_dir(path: Path, url: str) -> None:
 
 def fetch_trusted_root(source: TrustRootSource) -> bytes:
     """One TUF refresh of ``source``: the verified bytes of its target, also kept on disk for the next start."""
-    from tuf.api import exceptions as tuf_errors
-    from tuf.ngclient.config import UpdaterConfig
-    from tuf.ngclient.updater import Updater
 
     url = source.url
     _private_dir(source.cache_dir, url)
@@ -168,6 +166,25 @@ def fetch_trusted_root(source: TrustRootSource) -> bytes:
     metadata_dir, targets_dir = source.repo_dir / "metadata", source.repo_dir / "targets"
     _private_dir(metadata_dir, url)
     _private_dir(targets_dir, url)
+    # One TUF client at a time per cache directory, across threads and the serve processes that share it: python-tuf
+    # rewrites root.json and root_history/ in place, and two clients at once trip over each other's files.
+    with _THREAD_LOCK, (source.repo_dir / ".lock").open("a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            return _fetch_locked(source, metadata_dir, targets_dir)
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+_THREAD_LOCK = threading.Lock()
+
+
+def _fetch_locked(source: TrustRootSource, metadata_dir: Path, targets_dir: Path) -> bytes:
+    from tuf.api import exceptions as tuf_errors
+    from tuf.ngclient.config import UpdaterConfig
+    from tuf.ngclient.updater import Updater
+
+    url = source.url
     try:
         updater = Updater(
             metadata_dir=str(metadata_dir),
@@ -186,6 +203,9 @@ def fetch_trusted_root(source: TrustRootSource) -> bytes:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_TRUSTED_ROOT_BYTES + 1)
     except tuf_errors.RepositoryError as exc:
+        raise TrustRootRefreshError(RefreshFailure.REJECTED, url, _describe(exc)) from exc
+    except tuf_errors.DownloadLengthMismatchError as exc:
+        # more bytes than the signed metadata allows: the mirror serves something else (tampered), not an outage
         raise TrustRootRefreshError(RefreshFailure.REJECTED, url, _describe(exc)) from exc
     except tuf_errors.DownloadError as exc:
         raise TrustRootRefreshError(RefreshFailure.UNREACHABLE, url, _describe(exc)) from exc
