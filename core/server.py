@@ -170,9 +170,7 @@ def refuse_before_body(lane: str, path: str, headers: Mapping[str, str], environ
                 return _json_answer(401, "unauthorized: the admission token is missing or wrong")
     elif lane == "push":
         secret = environ.get("SIGWARD_PUSH_SECRET", "")
-        if path.rstrip("/").endswith("/pubsub") and (
-            environ.get("SIGWARD_PUBSUB_AUDIENCE") or environ.get("SIGWARD_PUBSUB_SERVICE_ACCOUNTS")
-        ):
+        if path.rstrip("/").endswith("/pubsub") and _pubsub_oidc_configured(environ):
             return None  # Pub/Sub deliveries prove themselves with a Google OIDC token, checked by the adapter
         if secret:
             from core.events.auth import SIGNATURE_HEADER, Unauthenticated, authenticate
@@ -183,6 +181,18 @@ def refuse_before_body(lane: str, path: str, headers: Mapping[str, str], environ
                 except Unauthenticated as exc:
                     return _json_answer(401, f"unauthorized: {exc.message}")
     return None
+
+
+def _pubsub_oidc_configured(environ: Mapping[str, str]) -> bool:
+    """Whether ``push_pubsub`` checks OIDC tokens instead of the push secret -- the adapter's own reading of the
+    settings (half a configuration counts as configured: the adapter answers it as a misconfiguration)."""
+    from core.errors import ConfigurationError
+    from core.events.auth import PubSubAuth
+
+    try:
+        return PubSubAuth.from_env(environ) is not None
+    except ConfigurationError:
+        return True
 
 
 def call_wsgi(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> Answer:
