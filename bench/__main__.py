@@ -26,19 +26,19 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.admission.review import AdmissionRequest, parse_review  # noqa: E402
-from core.admission.service import AdmissionService, AdmissionSettings  # noqa: E402
-from core.deadline import Deadline  # noqa: E402
-from core.policy.loader import load_policy_text  # noqa: E402
-from core.policy.models import Policy  # noqa: E402
-from core.references import parse_image_reference  # noqa: E402
-from core.registry import RegistryClient, RegistryConfig  # noqa: E402
-from core.store import StoredVerdict, entries_key  # noqa: E402
-from core.store.memory import MemoryStore  # noqa: E402
-from core.verify.caching import CachingSignatureSource  # noqa: E402
-from core.verify.engine import Verifier  # noqa: E402
-from core.verify.oci import RegistrySignatureSource  # noqa: E402
-from core.verify.results import RuleVerdict, Verdict  # noqa: E402
+from sigward.admission.review import AdmissionRequest, parse_review  # noqa: E402
+from sigward.admission.service import AdmissionService, AdmissionSettings  # noqa: E402
+from sigward.deadline import Deadline  # noqa: E402
+from sigward.policy.loader import load_policy_text  # noqa: E402
+from sigward.policy.models import Policy  # noqa: E402
+from sigward.references import parse_image_reference  # noqa: E402
+from sigward.registry import RegistryClient, RegistryConfig  # noqa: E402
+from sigward.store import StoredVerdict, entries_key  # noqa: E402
+from sigward.store.memory import MemoryStore  # noqa: E402
+from sigward.verify.caching import CachingSignatureSource  # noqa: E402
+from sigward.verify.engine import Verifier  # noqa: E402
+from sigward.verify.oci import RegistrySignatureSource  # noqa: E402
+from sigward.verify.results import RuleVerdict, Verdict  # noqa: E402
 from tests.support.admission import pod, pod_request, review  # noqa: E402
 from tests.support.netutil import free_port  # noqa: E402
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry  # noqa: E402
@@ -269,7 +269,7 @@ def bench_cold_start() -> None:
 
 def bench_memory() -> None:
     print("memory after 100k cached verdicts", flush=True)
-    from core.cache import TTLCache
+    from sigward.cache import TTLCache
 
     gc.collect()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -315,7 +315,7 @@ def bench_http(world: World, workdir: Path, seconds: float, repo: Path = REPO, l
     env.pop("SIGWARD_ADMISSION_TOKEN", None)
     log = (workdir / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "8"],
+        [sys.executable, "-m", "sigward.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "8"],
         cwd=repo,
         env={**env, "PYTHONPATH": str(repo)},
         stdout=subprocess.DEVNULL,

@@ -89,7 +89,7 @@ def main() -> None:
     env.pop("SIGWARD_ADMISSION_TOKEN", None)
     log = (workdir / "serve.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "16"],
+        [sys.executable, "-m", "sigward.cli", "serve", "--port", str(port), "--workers", "2", "--threads", "16"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from core import logs
-from core.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
+from sigward import logs
+from sigward.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -26,7 +26,7 @@ DEFAULT_VERIFY_TIMEOUT_SECONDS = 120.0
 
 
 def _policy_paths(args_paths: Sequence[str] | None) -> list[str]:
-    from core.policy.loader import policy_paths_from_env
+    from sigward.policy.loader import policy_paths_from_env
 
     if args_paths:
         return list(args_paths)
@@ -38,11 +38,11 @@ def _policy_paths(args_paths: Sequence[str] | None) -> list[str]:
 
 def _settle_trust_root() -> None:
     """A command runs once: let the trusted root's first TUF refresh finish (bounded; see
-    :meth:`core.verify.tuf.TrustRootHolder.settle`) unless ``SIGWARD_TRUSTED_ROOT`` pins a file. Offline
+    :meth:`sigward.verify.tuf.TrustRootHolder.settle`) unless ``SIGWARD_TRUSTED_ROOT`` pins a file. Offline
     (``SIGWARD_TUF_OFFLINE``) or with a fresh cached copy this returns at once."""
     if os.environ.get("SIGWARD_TRUSTED_ROOT"):
         return
-    from core.verify.tuf import default_holder
+    from sigward.verify.tuf import default_holder
 
     default_holder(os.environ).settle()
 
@@ -53,12 +53,12 @@ def _print_problems(err: PolicyError, out: TextIO) -> None:
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core.deadline import Deadline
-    from core.policy.loader import load_policies
-    from core.registry import RegistryClient, RegistryConfig
-    from core.verify.engine import Verifier
-    from core.verify.oci import ProviderSources, RegistrySignatureSource
-    from core.verify.results import Verdict
+    from sigward.deadline import Deadline
+    from sigward.policy.loader import load_policies
+    from sigward.registry import RegistryClient, RegistryConfig
+    from sigward.verify.engine import Verifier
+    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
+    from sigward.verify.results import Verdict
 
     policy_set = load_policies(_policy_paths(args.policy))
     for note in policy_set.notes:
@@ -87,7 +87,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core.policy.loader import load_policies
+    from sigward.policy.loader import load_policies
 
     status = EXIT_OK
     for path in args.paths:
@@ -106,13 +106,13 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core import runtime
-    from core.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
-    from core.admission.service import AdmissionService, AdmissionSettings
-    from core.policy.loader import load_policies
-    from core.registry import RegistryClient, RegistryConfig
-    from core.verify.engine import Verifier
-    from core.verify.oci import ProviderSources, RegistrySignatureSource
+    from sigward import runtime
+    from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
+    from sigward.admission.service import AdmissionService, AdmissionSettings
+    from sigward.policy.loader import load_policies
+    from sigward.registry import RegistryClient, RegistryConfig
+    from sigward.verify.engine import Verifier
+    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
 
     if args.file == "-":
         body = sys.stdin.buffer.read(MAX_REVIEW_BYTES + 1)
@@ -151,11 +151,11 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core import runtime
-    from core.server import serve
+    from sigward import runtime
+    from sigward.server import serve
 
     loaded = runtime.policies()  # fail fast on a broken policy, before binding the port
-    from core.push.findings import Notifier
+    from sigward.push.findings import Notifier
 
     Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)
     print(
@@ -168,7 +168,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core.admission.webhooks import render_webhook_configurations
+    from sigward.admission.webhooks import render_webhook_configurations
 
     out.write(
         render_webhook_configurations(
@@ -184,9 +184,9 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
 
 def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core.deadline import Deadline
-    from core.registry import RegistryClient, RegistryConfig
-    from core.sign import Signer, sign_image
+    from sigward.deadline import Deadline
+    from sigward.registry import RegistryClient, RegistryConfig
+    from sigward.sign import Signer, sign_image
 
     annotations: dict[str, str] = {}
     for item in args.annotation or []:
@@ -221,8 +221,8 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_package(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from core.package import package
-    from core.policy.loader import policy_paths_from_env
+    from sigward.package import package
+    from sigward.policy.loader import policy_paths_from_env
 
     policies = list(args.policy or policy_paths_from_env())
     result = package(args.out, policies)
@@ -239,8 +239,8 @@ def cmd_package(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_verdict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from datetime import UTC, datetime
 
-    from core.references import parse_image_reference
-    from core.store import open_store
+    from sigward.references import parse_image_reference
+    from sigward.store import open_store
 
     ref = parse_image_reference(args.image)
     if not ref.digest:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from core.errors import DeadlineExceededError
+from sigward.errors import DeadlineExceededError
 
 
 @dataclass(frozen=True, slots=True)

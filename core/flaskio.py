@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from core.admission.http import HttpResponse, handle_admission
-from core.admission.review import MAX_REVIEW_BYTES
+from sigward.admission.http import HttpResponse, handle_admission
+from sigward.admission.review import MAX_REVIEW_BYTES
 
 if TYPE_CHECKING:
     import flask
@@ -57,8 +57,8 @@ def serve_admission(request: flask.Request, *, path: str) -> flask.Response:
 
 
 def serve_push_pubsub(request: flask.Request) -> flask.Response:
-    from core.events import MAX_WEBHOOK_BYTES
-    from core.push.http import handle_push_pubsub
+    from sigward.events import MAX_WEBHOOK_BYTES
+    from sigward.push.http import handle_push_pubsub
 
     return respond(
         request,
@@ -68,8 +68,8 @@ def serve_push_pubsub(request: flask.Request) -> flask.Response:
 
 
 def serve_push_webhook(request: flask.Request) -> flask.Response:
-    from core.events import MAX_WEBHOOK_BYTES
-    from core.push.http import handle_push_webhook
+    from sigward.events import MAX_WEBHOOK_BYTES
+    from sigward.push.http import handle_push_webhook
 
     return respond(
         request,

@@ -4,7 +4,7 @@ Layout (what Cloud Build expects; local packages are not pip-installed, they are
 
     main.py            a copy of functions/main.py (it puts its own directory first on sys.path)
     requirements.txt   every runtime distribution pinned to the version installed here (see below)
-    core/...           the package, without tests, caches or hidden files
+    sigward/...        the package (core/ of the checkout), without tests, caches or hidden files
     policies/...       the policies given with --policy (main.py points SIGWARD_POLICY here when it is unset)
 
 Reproducible: entries sorted by name, every timestamp 1980-01-01 00:00:00, every file mode 0644, no directory
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import BadRequestError, ConfigurationError
+from sigward.errors import BadRequestError, ConfigurationError
 
 ARCHIVE_DATE = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644  # regular file, rw-r--r--
@@ -42,7 +42,7 @@ POLICY_SUFFIXES = (".yaml", ".yml")
 POLICY_DEFAULT_MARKER = 'os.environ.setdefault("SIGWARD_POLICY"'
 _SKIP_DIRS = frozenset({"__pycache__", "tests", "test"})
 _SKIP_SUFFIXES = (".pyc", ".pyo", ".orig", ".rej", ".swp")
-_NOT_RUNTIME = frozenset({"sigward"})  # itself: it ships as core/ in the archive
+_NOT_RUNTIME = frozenset({"sigward"})  # itself: it ships as sigward/ in the archive
 
 
 @dataclass(frozen=True)
@@ -65,13 +65,23 @@ class PackageResult:
 
 
 def source_root() -> Path:
-    """The directory holding ``core/`` and ``functions/`` (the checkout, or site-packages for a wheel install)."""
-    import core
+    """The directory holding the package: a checkout (``core/`` + ``functions/``) or site-packages (``sigward/``)."""
+    import sigward
 
-    root = Path(core.__file__).resolve().parent.parent
-    if not (root / "functions" / "main.py").is_file():
-        raise ConfigurationError(f"functions/main.py not found beside {root / 'core'}: package from a source checkout")
+    root = Path(sigward.__file__).resolve().parent.parent
+    _layout(root)
     return root
+
+
+def _layout(root: Path) -> tuple[Path, Path]:
+    """(the package directory, functions' main.py) under ``root``, for a checkout or a wheel install."""
+    if (root / "core" / "__init__.py").is_file() and (root / "functions" / "main.py").is_file():
+        return root / "core", root / "functions" / "main.py"
+    if (root / "sigward" / "functions" / "main.py").is_file():
+        return root / "sigward", root / "sigward" / "functions" / "main.py"
+    raise ConfigurationError(
+        f"functions/main.py not found under {root}: package from a source checkout or a wheel install"
+    )
 
 
 # -- requirements ---------------------------------------------------------------------------------------------
@@ -168,18 +178,22 @@ def requirements_text(pins: Sequence[str]) -> str:
 # -- archive entries ------------------------------------------------------------------------------------------
 
 
-def _package_files(core_dir: Path) -> dict[str, bytes]:
+def _package_files(package_dir: Path) -> dict[str, bytes]:
+    """``sigward/<path>`` for every runtime file of the package (not the deployable targets: main.py is at the top)."""
     files: dict[str, bytes] = {}
-    for dirpath, dirnames, filenames in os.walk(core_dir):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("."))
+    for dirpath, dirnames, filenames in os.walk(package_dir):
+        at_top = Path(dirpath) == package_dir
+        dirnames[:] = sorted(
+            d for d in dirnames if d not in _SKIP_DIRS and not d.startswith(".") and not (at_top and d == "functions")
+        )
         for fname in filenames:
             path = Path(dirpath) / fname
             if fname.startswith(".") or fname.endswith(_SKIP_SUFFIXES) or path.is_symlink():
                 continue
             if fname.startswith("test_") or fname.endswith("_test.py") or fname == "conftest.py":
                 continue
-            rel = path.relative_to(core_dir.parent).as_posix()
-            files[rel] = path.read_bytes()
+            rel = path.relative_to(package_dir).as_posix()
+            files[f"sigward/{rel}"] = path.read_bytes()
     return files
 
 
@@ -208,8 +222,8 @@ def _policy_files(paths: Sequence[str]) -> dict[str, bytes]:
 
 def archive_entries(policies: Sequence[str], *, root: Path | None = None) -> tuple[dict[str, bytes], list[str]]:
     """Every archive entry (name → bytes) and the pinned requirements."""
-    root = root or source_root()
-    main_py = (root / "functions" / "main.py").read_bytes()
+    package_dir, main_path = _layout(root or source_root())
+    main_py = main_path.read_bytes()
     policy_files = _policy_files(policies)
     if policy_files and POLICY_DEFAULT_MARKER.encode() not in main_py:
         raise ConfigurationError(
@@ -217,12 +231,12 @@ def archive_entries(policies: Sequence[str], *, root: Path | None = None) -> tup
             "bundled policies would be ignored"
         )
     if policies:
-        from core.policy.loader import load_policies
+        from sigward.policy.loader import load_policies
 
         load_policies(list(policies))  # a broken policy fails here (exit 2), not at the first cold start
-    pins = pinned_requirements(top_level_requirements(root))
+    pins = pinned_requirements(top_level_requirements(package_dir.parent))
     entries = {"main.py": main_py, "requirements.txt": requirements_text(pins).encode()}
-    entries.update(_package_files(root / "core"))
+    entries.update(_package_files(package_dir))
     entries.update(policy_files)
     return entries, pins
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from core.errors import SigwardError
+from sigward.errors import SigwardError
 
 # Go's regexp has no length limit, but no policy needs a pattern this long; refusing bigger ones bounds the cost of
 # compiling a pattern an attestation supplies at run time.

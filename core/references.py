@@ -22,8 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from core.errors import BadRequestError
-from core.patterns import wildcard_match as wildcard_match  # noqa: PLC0414 - explicit re-export of the one implementation
+from sigward.errors import BadRequestError
+from sigward.patterns import wildcard_match as wildcard_match  # noqa: PLC0414 - explicit re-export of the one implementation
 
 DEFAULT_REGISTRY = "docker.io"
 # Docker Hub's API host; `docker.io` itself only redirects.

@@ -8,17 +8,17 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from core.errors import ConfigurationError, SigwardError
+from sigward.errors import ConfigurationError, SigwardError
 
 if TYPE_CHECKING:
-    from core.admission.service import AdmissionService
-    from core.deadline import Deadline
-    from core.events import PushEvent
-    from core.policy.loader import PolicySet
-    from core.push.service import PushService
-    from core.registry import RegistryClient
-    from core.store import VerdictStore
-    from core.verify.engine import Verifier
+    from sigward.admission.service import AdmissionService
+    from sigward.deadline import Deadline
+    from sigward.events import PushEvent
+    from sigward.policy.loader import PolicySet
+    from sigward.push.service import PushService
+    from sigward.registry import RegistryClient
+    from sigward.store import VerdictStore
+    from sigward.verify.engine import Verifier
 
 _lock = threading.RLock()
 _registry: RegistryClient | None = None
@@ -37,7 +37,7 @@ def registry_client() -> RegistryClient:
     global _registry  # noqa: PLW0603 - per-process singleton by design
     with _lock:
         if _registry is None:
-            from core.registry import RegistryClient, RegistryConfig
+            from sigward.registry import RegistryClient, RegistryConfig
 
             _registry = RegistryClient(RegistryConfig.from_env(environ()))
         return _registry
@@ -47,9 +47,9 @@ def verifier() -> Verifier:
     global _verifier  # noqa: PLW0603
     with _lock:
         if _verifier is None:
-            from core.verify.caching import CachingSignatureSource
-            from core.verify.engine import Verifier
-            from core.verify.oci import ProviderSources, RegistrySignatureSource
+            from sigward.verify.caching import CachingSignatureSource
+            from sigward.verify.engine import Verifier
+            from sigward.verify.oci import ProviderSources, RegistrySignatureSource
 
             client = registry_client()
             # A rule's imageRegistryCredentials.providers gets its own (cached) source on the same client, so the
@@ -69,7 +69,7 @@ def _start_trust_root_refresh() -> None:
     finds it ready (nothing when ``SIGWARD_TRUSTED_ROOT`` pins a file). A configuration error surfaces here."""
     if environ().get("SIGWARD_TRUSTED_ROOT"):
         return
-    from core.verify.tuf import default_holder
+    from sigward.verify.tuf import default_holder
 
     default_holder(environ()).start()
 
@@ -78,7 +78,7 @@ def policies() -> PolicySet:
     global _policies  # noqa: PLW0603
     with _lock:
         if _policies is None:
-            from core.policy.loader import load_policies, policy_paths_from_env
+            from sigward.policy.loader import load_policies, policy_paths_from_env
 
             paths = list(policy_paths_from_env(environ()))
             if not paths:
@@ -91,7 +91,7 @@ def store() -> VerdictStore:
     global _store  # noqa: PLW0603
     with _lock:
         if _store is None:
-            from core.store import open_store
+            from sigward.store import open_store
 
             _store = open_store(environ=environ())
         return _store
@@ -102,7 +102,7 @@ def store_or_none() -> VerdictStore | None:
     try:
         return store()
     except Exception as exc:  # any store failure only costs caching
-        from core import logs
+        from sigward import logs
 
         logs.emit("WARNING", "verdict store unavailable; admission verifies without it", error=str(exc))
         return None
@@ -112,8 +112,8 @@ def push_service() -> PushService:
     global _push  # noqa: PLW0603
     with _lock:
         if _push is None:
-            from core.push.findings import Notifier
-            from core.push.service import PushService, PushSettings
+            from sigward.push.findings import Notifier
+            from sigward.push.service import PushService, PushSettings
 
             loaded = policies()
             env = environ()
@@ -135,7 +135,7 @@ def push_service() -> PushService:
 
 def _subject_of(event: PushEvent, deadline: Deadline) -> str:
     """The ``subject`` digest of a pushed manifest (a referrer), or "" — one manifest request at push time."""
-    from core.references import Repository
+    from sigward.references import Repository
 
     try:
         manifest = registry_client().get_manifest(
@@ -151,7 +151,7 @@ def admission_service() -> AdmissionService:
     global _admission  # noqa: PLW0603
     with _lock:
         if _admission is None:
-            from core.admission.service import AdmissionService, AdmissionSettings
+            from sigward.admission.service import AdmissionService, AdmissionSettings
 
             loaded = policies()
             _admission = AdmissionService(
@@ -172,7 +172,7 @@ def admission_service_if_built() -> AdmissionService | None:
 
 def jmespath_search(expression: str, value: str) -> object:
     """Kyverno-flavoured JMESPath, imported on first use (extractors with ``jmesPath`` are rare)."""
-    from core.policy.jmes import search
+    from sigward.policy.jmes import search
 
     return search(expression, value)
 
@@ -188,8 +188,8 @@ def reset() -> None:
         if _store is not None:
             _store.close()
         _registry = _verifier = _policies = _admission = _store = _push = None
-    from core.kms import backends
-    from core.verify import tuf
+    from sigward.kms import backends
+    from sigward.verify import tuf
 
     backends.reset()
     tuf.reset()

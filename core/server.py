@@ -73,7 +73,7 @@ INLINE_REVIEW_BYTES = 64 * 1024
 def create_app() -> flask.Flask:
     import flask
 
-    from core.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook
+    from sigward.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook
 
     app = flask.Flask("sigward")
     # "//" in a path must not become a redirect that echoes the path (the admission token may be a segment of it)
@@ -81,7 +81,7 @@ def create_app() -> flask.Flask:
 
     @app.route("/healthz", methods=["GET"])
     def healthz() -> flask.Response:
-        from core import runtime
+        from sigward import runtime
 
         try:
             loaded = runtime.policies()
@@ -147,8 +147,8 @@ def lane_of(path: str) -> str:
 
 
 def body_limit(lane: str) -> int:
-    from core.admission.review import MAX_REVIEW_BYTES
-    from core.events import MAX_WEBHOOK_BYTES
+    from sigward.admission.review import MAX_REVIEW_BYTES
+    from sigward.events import MAX_WEBHOOK_BYTES
 
     return {"admission": MAX_REVIEW_BYTES, "push": MAX_WEBHOOK_BYTES}.get(lane, 64 * 1024)
 
@@ -159,8 +159,8 @@ def refuse_before_body(lane: str, path: str, headers: Mapping[str, str], environ
     if lane == "admission":
         value = environ.get("SIGWARD_ADMISSION_TOKEN", "")
         if value:
-            from core.admission.http import authenticate_tokens, parse_tokens
-            from core.errors import ConfigurationError
+            from sigward.admission.http import authenticate_tokens, parse_tokens
+            from sigward.errors import ConfigurationError
 
             try:
                 tokens = parse_tokens(value)
@@ -173,7 +173,7 @@ def refuse_before_body(lane: str, path: str, headers: Mapping[str, str], environ
         if path.rstrip("/").endswith("/pubsub") and _pubsub_oidc_configured(environ):
             return None  # Pub/Sub deliveries prove themselves with a Google OIDC token, checked by the adapter
         if secret:
-            from core.events.auth import SIGNATURE_HEADER, Unauthenticated, authenticate
+            from sigward.events.auth import SIGNATURE_HEADER, Unauthenticated, authenticate
 
             if SIGNATURE_HEADER.lower() not in {k.lower() for k in headers}:
                 try:
@@ -186,8 +186,8 @@ def refuse_before_body(lane: str, path: str, headers: Mapping[str, str], environ
 def _pubsub_oidc_configured(environ: Mapping[str, str]) -> bool:
     """Whether ``push_pubsub`` checks OIDC tokens instead of the push secret -- the adapter's own reading of the
     settings (half a configuration counts as configured: the adapter answers it as a misconfiguration)."""
-    from core.errors import ConfigurationError
-    from core.events.auth import PubSubAuth
+    from sigward.errors import ConfigurationError
+    from sigward.events.auth import PubSubAuth
 
     try:
         return PubSubAuth.from_env(environ) is not None
@@ -225,8 +225,8 @@ class AdmissionHandlers:
 
 def admission_handlers() -> AdmissionHandlers:
     """The admission target of :func:`create_app`'s ``/admission/...`` route, as :class:`AdmissionHandlers`."""
-    from core import runtime
-    from core.admission.http import HttpResponse, answer_from_memory, handle_admission
+    from sigward import runtime
+    from sigward.admission.http import HttpResponse, answer_from_memory, handle_admission
 
     def answer(response: HttpResponse) -> Answer:
         return Answer(response.status, tuple(response.headers.items()), response.body)

@@ -17,15 +17,15 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from core.deadline import Deadline
-from core.errors import BadRequestError, ConfigurationError, NotFoundError, VerificationFailure
-from core.kms.uri import is_kms_uri, parse_kms_uri
-from core.references import Repository, parse_image_reference, parse_repository
-from core.registry import OCI_MANIFEST, RegistryClient
-from core.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer, TlogOptions, verify_signatures_with_key
-from core.verify.keys import PublicKeyVerifier, check_key
-from core.verify.oci import signature_tag
-from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
+from sigward.deadline import Deadline
+from sigward.errors import BadRequestError, ConfigurationError, NotFoundError, VerificationFailure
+from sigward.kms.uri import is_kms_uri, parse_kms_uri
+from sigward.references import Repository, parse_image_reference, parse_repository
+from sigward.registry import OCI_MANIFEST, RegistryClient
+from sigward.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer, TlogOptions, verify_signatures_with_key
+from sigward.verify.keys import PublicKeyVerifier, check_key
+from sigward.verify.oci import signature_tag
+from sigward.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
 
 # A private key file larger than this is not a PEM key (RSA-4096 PKCS#8 PEM is ~3.3 KiB).
 MAX_KEY_FILE_BYTES = 64 * 1024
@@ -64,8 +64,8 @@ class Signer:
 
     def sign(self, payload: bytes, *, deadline: Deadline) -> tuple[bytes, PublicKeyVerifier]:
         if self._private is None:
-            from core.kms import backends
-            from core.kms.base import DEFAULT_KMS_TIMEOUT_SECONDS
+            from sigward.kms import backends
+            from sigward.kms.base import DEFAULT_KMS_TIMEOUT_SECONDS
 
             ref = parse_kms_uri(self.key)
             backend = backends.backend(ref.scheme)

@@ -1,6 +1,7 @@
-"""Deployable function targets (functions-framework): thin adapters that parse the trigger, call core and shape
-the response. Each target is a plain function in this module, as Cloud Run functions require; ``core/`` sits
-beside this file in the deployed archive (and on ``sys.path`` through the repository root locally)."""
+"""Deployable function targets (functions-framework): thin adapters that parse the trigger, call the ``sigward``
+package and shape the response. Each target is a plain function in this module, as Cloud Run functions require;
+``sigward/`` sits beside this file in the deployed archive (locally the repository root's ``sigward -> core`` link, or
+an installed distribution)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # deployed archi
 if os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies")):
     os.environ.setdefault("SIGWARD_POLICY", os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies"))
 
-from core.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook
+from sigward.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook
 
 if TYPE_CHECKING:
     import flask

@@ -7,7 +7,7 @@ tests/unit/fuzz. Not part of the test suite; run one target at a time for as lon
                                             # e.g. -max_total_time=600 -max_len=8192
 
 Targets: admission, reference, policy, manifest, dsse, statement, simplesigning, rekor, bundle, pem, trustedroot,
-kmsuri, challenge, token. A crash is any exception that is not sigward's own error (``core.errors.SigwardError``,
+kmsuri, challenge, token. A crash is any exception that is not sigward's own error (``sigward.errors.SigwardError``,
 plus ``ChallengeError`` for the WWW-Authenticate parser, whose contract it is); libFuzzer saves the input as
 ``crash-<sha1>``. Everything runs in-process and offline: the admission target uses an in-memory signature source.
 """
@@ -24,22 +24,22 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-with atheris.instrument_imports(include=["core"]):
-    from core.admission.http import handle_admission
-    from core.admission.service import AdmissionService, AdmissionSettings
-    from core.errors import SigwardError
-    from core.kms.uri import parse_kms_uri
-    from core.policy.loader import load_policy_text
-    from core.references import parse_image_reference, wildcard_match
-    from core.registry.auth import ChallengeError, _parse_token_response, parse_www_authenticate
-    from core.registry.models import Manifest, compute_digest
-    from core.verify.bundles import parse_bundle
-    from core.verify.dsse import Envelope, parse_envelope, parse_statement
-    from core.verify.engine import Verifier
-    from core.verify.rekor import verify_set
-    from core.verify.simplesigning import parse_payload
-    from core.verify.trust import load_trusted_root, parse_trusted_root
-    from core.verify.x509chain import load_certificates_pem
+with atheris.instrument_imports(include=["sigward"]):
+    from sigward.admission.http import handle_admission
+    from sigward.admission.service import AdmissionService, AdmissionSettings
+    from sigward.errors import SigwardError
+    from sigward.kms.uri import parse_kms_uri
+    from sigward.policy.loader import load_policy_text
+    from sigward.references import parse_image_reference, wildcard_match
+    from sigward.registry.auth import ChallengeError, _parse_token_response, parse_www_authenticate
+    from sigward.registry.models import Manifest, compute_digest
+    from sigward.verify.bundles import parse_bundle
+    from sigward.verify.dsse import Envelope, parse_envelope, parse_statement
+    from sigward.verify.engine import Verifier
+    from sigward.verify.rekor import verify_set
+    from sigward.verify.simplesigning import parse_payload
+    from sigward.verify.trust import load_trusted_root, parse_trusted_root
+    from sigward.verify.x509chain import load_certificates_pem
 
 
 def _admission_service() -> AdmissionService:
@@ -114,8 +114,8 @@ TARGETS: dict[str, Callable[[bytes], Any]] = {
 
 def seeds() -> dict[str, list[bytes]]:
     """Valid inputs per target (made with the test suite's own builders), so mutation starts past the JSON syntax."""
-    from core.verify.simplesigning import make_payload
-    from core.verify.trust import _public_good_bytes
+    from sigward.verify.simplesigning import make_payload
+    from sigward.verify.trust import _public_good_bytes
     from tests.support import bundles
     from tests.support.admission import pod, pod_request, review
     from tests.support.fulcio import make_fulcio, pems

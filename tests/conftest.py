@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core.registry import RegistryConfig
+from sigward.registry import RegistryConfig
 from tests.support.registry import LocalRegistry, local_config
 from tests.support.tokenserver import IDENTITY_TOKEN, TOKEN_PASSWORD, TOKEN_USER, TokenServer
 
@@ -68,7 +68,7 @@ def token_registry(tmp_path_factory: pytest.TempPathFactory, token_server: Token
 
 @pytest.fixture
 def registry_config(registry: LocalRegistry) -> RegistryConfig:
-    """Settings that make a :class:`~core.registry.RegistryClient` trust the session ``registry``."""
+    """Settings that make a :class:`~sigward.registry.RegistryClient` trust the session ``registry``."""
     return local_config(registry)
 
 

@@ -16,13 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core import logs
-from core.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
-from core.errors import BadRequestError, ConfigurationError, SigwardError
+from sigward import logs
+from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
+from sigward.errors import BadRequestError, ConfigurationError, SigwardError
 
 if TYPE_CHECKING:
-    from core.admission.review import AdmissionRequest
-    from core.admission.service import AdmissionService, Decision, Mode
+    from sigward.admission.review import AdmissionRequest
+    from sigward.admission.service import AdmissionService, Decision, Mode
 
 ENV_TOKEN = "SIGWARD_ADMISSION_TOKEN"  # noqa: S105 - the variable name, not a secret
 
@@ -196,7 +196,7 @@ def _handle(
         return _json(400, {"error": exc.message})
     mode = mode_for(clean_path)
     try:
-        from core import runtime
+        from sigward import runtime
 
         decision = decide((service or runtime.admission_service)(), request, mode)
         if decision is None:

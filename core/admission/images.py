@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.errors import BadRequestError
-from core.references import ImageReference, parse_image_reference
+from sigward.errors import BadRequestError
+from sigward.references import ImageReference, parse_image_reference
 
 CONTAINER_GROUPS = ("initContainers", "containers", "ephemeralContainers")
 # Kubernetes image volumes: `volumes[*].image.reference` (pullPolicy beside it).
@@ -35,7 +35,7 @@ MAX_IMAGES_PER_RESOURCE = 256
 
 
 class ExtractorConfig(Protocol):
-    """The fields of a Kyverno ``imageExtractors`` entry (see core.policy.models.ImageExtractorConfig)."""
+    """The fields of a Kyverno ``imageExtractors`` entry (see sigward.policy.models.ImageExtractorConfig)."""
 
     @property
     def path(self) -> str: ...

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.admission.images import POD_CONTROLLERS
-from core.policy.models import (
+from sigward.admission.images import POD_CONTROLLERS
+from sigward.policy.models import (
     LabelSelector,
     MatchResources,
     Policy,
@@ -21,7 +21,7 @@ from core.policy.models import (
     ResourceFilter,
     Rule,
 )
-from core.references import wildcard_match
+from sigward.references import wildcard_match
 
 AUTOGEN_ANNOTATION = "pod-policies.kyverno.io/autogen-controllers"
 DEFAULT_AUTOGEN = (

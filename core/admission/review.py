@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import BadRequestError
+from sigward.errors import BadRequestError
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from core.deadline import Deadline
+from sigward.deadline import Deadline
 
 T = TypeVar("T")
 

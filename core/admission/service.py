@@ -1,7 +1,7 @@
 """The admission decision: which rules apply, which images they cover, verification of all of them at once under
 one deadline, and Kyverno's way of turning verdicts into allow / deny / warnings / digest patches.
 
-Verdicts are cached and looked up in the store under the key :mod:`core.verify.plan` computes (policy content hash,
+Verdicts are cached and looked up in the store under the key :mod:`sigward.verify.plan` computes (policy content hash,
 rule, repository, digest, applied entries, trust root, and the request-specific values the rule's conditions read):
 a changed policy has another hash, so it can never reuse an old verdict, and a rule whose conditions read the request
 is verified for every request. Failures are cached briefly, infrastructure errors not at all.
@@ -15,19 +15,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from core import logs
-from core.admission.images import ResourceImage, extract_images
-from core.admission.match import RequestInfo, request_info, rule_applies
-from core.admission.review import AdmissionRequest
-from core.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
-from core.cache import TTLCache
-from core.deadline import Deadline
-from core.errors import BadRequestError, ExternalServiceError, SigwardError
-from core.policy.models import Policy, Rule
-from core.store import StoredVerdict, VerdictStore
-from core.verify.engine import Verifier, image_matches, rule_credential_providers
-from core.verify.plan import RulePlan, VerdictKey, plan_rule
-from core.verify.results import RuleVerdict, Verdict
+from sigward import logs
+from sigward.admission.images import ResourceImage, extract_images
+from sigward.admission.match import RequestInfo, request_info, rule_applies
+from sigward.admission.review import AdmissionRequest
+from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
+from sigward.cache import TTLCache
+from sigward.deadline import Deadline
+from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
+from sigward.policy.models import Policy, Rule
+from sigward.store import StoredVerdict, VerdictStore
+from sigward.verify.engine import Verifier, image_matches, rule_credential_providers
+from sigward.verify.plan import RulePlan, VerdictKey, plan_rule
+from sigward.verify.results import RuleVerdict, Verdict
 
 Mode = Literal["mutate", "validate"]
 
@@ -39,7 +39,7 @@ DEFAULT_FAIL_TTL_SECONDS = 30.0
 # Bounded so a cluster churning through images cannot grow memory without limit (~1 KiB per entry).
 DEFAULT_CACHE_ENTRIES = 100_000
 # Verifications run concurrently across images, rules and requests (each mostly waits on the network), shared fairly:
-# one request holds at most PER_REQUEST threads at once (core.admission.scheduling).
+# one request holds at most PER_REQUEST threads at once (sigward.admission.scheduling).
 DEFAULT_WORKERS = DEFAULT_MAX_THREADS
 PER_REQUEST = DEFAULT_PER_BATCH
 
@@ -60,11 +60,11 @@ class AdmissionSettings:
         try:
             seconds = float(raw)
         except ValueError:
-            from core.errors import ConfigurationError
+            from sigward.errors import ConfigurationError
 
             raise ConfigurationError(f"SIGWARD_DEADLINE_SECONDS={raw!r} is not a number of seconds") from None
         if not 0.1 <= seconds <= 29:
-            from core.errors import ConfigurationError
+            from sigward.errors import ConfigurationError
 
             raise ConfigurationError(
                 "SIGWARD_DEADLINE_SECONDS must be between 0.1 and 29 (below the webhook timeoutSeconds, max 30)"

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from core.errors import BadRequestError
+from sigward.errors import BadRequestError
 
 # Never sent to the webhook: the control plane's own namespaces (a broken webhook must not lock the cluster out).
 DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")

@@ -8,21 +8,21 @@
   after :func:`authenticate` when ``SIGWARD_PUSH_SECRET`` is set.
 """
 
-from core.events.acr import from_event_grid
-from core.events.auth import Unauthenticated, authenticate
-from core.events.distribution import from_distribution
-from core.events.ecr import from_eventbridge
-from core.events.gcr import from_pubsub_cloudevent, from_pubsub_push
-from core.events.github import from_github
-from core.events.harbor import from_harbor
-from core.events.models import (
+from sigward.events.acr import from_event_grid
+from sigward.events.auth import Unauthenticated, authenticate
+from sigward.events.distribution import from_distribution
+from sigward.events.ecr import from_eventbridge
+from sigward.events.gcr import from_pubsub_cloudevent, from_pubsub_push
+from sigward.events.github import from_github
+from sigward.events.harbor import from_harbor
+from sigward.events.models import (
     MAX_EVENTS,
     MAX_WEBHOOK_BYTES,
     HandshakeReply,
     PushEvent,
     WebhookResult,
 )
-from core.events.webhook import parse_webhook
+from sigward.events.webhook import parse_webhook
 
 __all__ = [
     "MAX_EVENTS",

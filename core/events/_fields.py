@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.errors import BadRequestError
-from core.events.models import (
+from sigward.errors import BadRequestError
+from sigward.events.models import (
     MAX_EVENT_ID_CHARS,
     MAX_FIELD_CHARS,
     Action,
@@ -16,7 +16,7 @@ from core.events.models import (
     Source,
     is_valid_tag,
 )
-from core.references import parse_image_reference, validate_digest
+from sigward.references import parse_image_reference, validate_digest
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 

@@ -16,7 +16,7 @@ a batch array; a single object is accepted too). ``ImageDeleted`` carries no tag
 (Helm) are ignored. The registry host is ``data.request.host``; when absent it is derived from the registry's
 resource id in ``topic``/``source`` (``<name>.azurecr.io``).
 
-Handshakes (answered only after the caller authenticated the request, see :mod:`core.events.auth`):
+Handshakes (answered only after the caller authenticated the request, see :mod:`sigward.events.auth`):
 
 - Event Grid schema: header ``aeg-event-type: SubscriptionValidation`` and a
   ``Microsoft.EventGrid.SubscriptionValidationEvent`` whose ``data.validationCode`` is echoed as
@@ -31,10 +31,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from core.admission.review import parse_json_body
-from core.events._fields import Fields, clip, join, lower_headers
-from core.events.cloudevents import CloudEvent, binary_event, looks_structured, structured_events
-from core.events.models import MAX_EVENTS, MAX_WEBHOOK_BYTES, HandshakeReply, WebhookResult, combine
+from sigward.admission.review import parse_json_body
+from sigward.events._fields import Fields, clip, join, lower_headers
+from sigward.events.cloudevents import CloudEvent, binary_event, looks_structured, structured_events
+from sigward.events.models import MAX_EVENTS, MAX_WEBHOOK_BYTES, HandshakeReply, WebhookResult, combine
 
 IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 IMAGE_DELETED = "Microsoft.ContainerRegistry.ImageDeleted"

@@ -34,8 +34,8 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from core.errors import ConfigurationError, ExternalServiceError, SigwardError
-from core.events._fields import lower_headers
+from sigward.errors import ConfigurationError, ExternalServiceError, SigwardError
+from sigward.events._fields import lower_headers
 
 SECRET_HEADER = "X-Sigward-Secret"  # noqa: S105 - a header name, not a secret
 SIGNATURE_HEADER = "X-Hub-Signature-256"

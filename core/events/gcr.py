@@ -25,11 +25,11 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from core.admission.review import parse_json_body
-from core.errors import BadRequestError
-from core.events._fields import Fields, clip, lower_headers
-from core.events.models import MAX_WEBHOOK_BYTES, PushEvent, WebhookResult
-from core.references import ImageReference, parse_image_reference
+from sigward.admission.review import parse_json_body
+from sigward.errors import BadRequestError
+from sigward.events._fields import Fields, clip, lower_headers
+from sigward.events.models import MAX_WEBHOOK_BYTES, PushEvent, WebhookResult
+from sigward.references import ImageReference, parse_image_reference
 
 PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 # GCR/AR messages are ~200 bytes; Pub/Sub allows 10 MB, which is nothing we want to decode.

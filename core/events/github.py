@@ -2,7 +2,7 @@
 
 Header ``X-GitHub-Event: registry_package`` (or the older ``package``, same payload under the key ``package``),
 ``X-GitHub-Delivery: <GUID>`` (kept across redeliveries: the event id), ``X-Hub-Signature-256`` (see
-:mod:`core.events.auth`). Body (a real delivery, as posted in JRoy/disgit#3, and octokit/webhooks'
+:mod:`sigward.events.auth`). Body (a real delivery, as posted in JRoy/disgit#3, and octokit/webhooks'
 ``registry_package/published`` example)::
 
     {"action": "published" | "updated",
@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.admission.review import parse_json_body
-from core.events._fields import Fields, clip, join, lower_headers
-from core.events.models import MAX_WEBHOOK_BYTES, WebhookResult
+from sigward.admission.review import parse_json_body
+from sigward.events._fields import Fields, clip, join, lower_headers
+from sigward.events.models import MAX_WEBHOOK_BYTES, WebhookResult
 
 GHCR_HOST = "ghcr.io"
 EVENTS = {"registry_package": "registry_package", "package": "package"}

@@ -1,6 +1,6 @@
 """The normalized shape of a registry push (or delete) notification, whatever platform sent it.
 
-Every adapter in :mod:`core.events` turns a platform's payload into :class:`PushEvent` values; the HTTP entry point
+Every adapter in :mod:`sigward.events` turns a platform's payload into :class:`PushEvent` values; the HTTP entry point
 gets a :class:`WebhookResult` that carries either those pushes (possibly none: ignored events are listed with their
 reason) or a :class:`HandshakeReply` to send back verbatim (Azure Event Grid's subscription validation).
 """
@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from core.errors import BadRequestError
-from core.references import ImageReference, parse_image_reference, validate_digest
+from sigward.errors import BadRequestError
+from sigward.references import ImageReference, parse_image_reference, validate_digest
 
 Source = Literal["gcr", "ecr", "acr", "distribution", "harbor", "github"]
 Action = Literal["push", "delete"]

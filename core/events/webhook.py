@@ -12,8 +12,9 @@ Recognition, first match wins (headers are trusted only to pick a parser, never 
    ``eventType`` objects → Event Grid; ``events`` → distribution; ``detail-type`` or ``source: aws.ecr`` →
    EventBridge; ``type`` + ``event_data`` → Harbor; ``message`` + ``subscription`` → a Pub/Sub push.
 
-Authenticate first (:func:`core.events.auth.authenticate`), then call :func:`parse_webhook`. It raises
-:class:`~core.errors.BadRequestError` (400) for anything malformed or unrecognized; a delivery that is well formed but
+Authenticate first (:func:`sigward.events.auth.authenticate`), then call :func:`parse_webhook`. It raises
+:class:`~sigward.errors.BadRequestError` (400) for anything malformed or unrecognized; a delivery that is well formed
+but
 of no interest (a pull, a blob push, a failed ECR action, an npm package) yields no pushes and a reason in
 ``ignored`` — answer it 2xx so the sender does not retry it.
 """
@@ -23,12 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.admission.review import parse_json_body
-from core.errors import BadRequestError
-from core.events import acr, distribution, ecr, gcr, github, harbor
-from core.events._fields import clip, lower_headers, media_type_of
-from core.events.cloudevents import CloudEvent, binary_event, looks_structured, structured_events
-from core.events.models import MAX_WEBHOOK_BYTES, Source, WebhookResult, combine
+from sigward.admission.review import parse_json_body
+from sigward.errors import BadRequestError
+from sigward.events import acr, distribution, ecr, gcr, github, harbor
+from sigward.events._fields import clip, lower_headers, media_type_of
+from sigward.events.cloudevents import CloudEvent, binary_event, looks_structured, structured_events
+from sigward.events.models import MAX_WEBHOOK_BYTES, Source, WebhookResult, combine
 
 WHAT = "push webhook"
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from core.errors import (
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     ExternalServiceError,
@@ -36,9 +36,9 @@ from core.errors import (
     SigwardError,
     VerificationFailure,
 )
-from core.kms.base import DEFAULT_KMS_TIMEOUT_SECONDS, KmsPublicKey
-from core.kms.uri import KmsKeyRef, Scheme
-from core.verify.keys import KeyLoadError, RSAPadding, SupportedKey, load_public_key_der
+from sigward.kms.base import DEFAULT_KMS_TIMEOUT_SECONDS, KmsPublicKey
+from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.verify.keys import KeyLoadError, RSAPadding, SupportedKey, load_public_key_der
 
 KeyFamily = Literal["ecdsa", "rsa", "ed25519"]
 
@@ -46,7 +46,7 @@ KeyFamily = Literal["ecdsa", "rsa", "ed25519"]
 @dataclass(frozen=True)
 class SigningAlgorithm:
     """How signatures of one AWS ``SigningAlgorithmSpec`` verify. ``hash_name`` is unused for pure Ed25519 (it
-    carries ``sha256`` only because :class:`~core.verify.keys.PublicKeyVerifier` wants a valid name)."""
+    carries ``sha256`` only because :class:`~sigward.verify.keys.PublicKeyVerifier` wants a valid name)."""
 
     family: KeyFamily
     hash_name: str
@@ -210,7 +210,7 @@ class AwsKms:
             # and also reaches the STS client that web identity credentials use.
             # On GCP (Cloud Run) with SIGWARD_AWS_ROLE_ARN: credentials from the function's Google identity token
             # (AssumeRoleWithWebIdentity), no AWS keys; otherwise the SDK's default chain, IRSA included.
-            from core.kms.aws_federation import aws_session
+            from sigward.kms.aws_federation import aws_session
 
             self._session = aws_session(os.environ.get("AWS_REGION") or None, botocore_session=core)
             _ = boto3

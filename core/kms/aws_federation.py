@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from core.errors import AccessDeniedError, ConfigurationError, ExternalServiceError
+from sigward.errors import AccessDeniedError, ConfigurationError, ExternalServiceError
 
 if TYPE_CHECKING:
     import boto3  # type: ignore[import-untyped]

@@ -25,7 +25,7 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.errors import (
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     DeadlineExceededError,
@@ -34,9 +34,9 @@ from core.errors import (
     SigwardError,
     VerificationFailure,
 )
-from core.kms.base import KmsPublicKey
-from core.kms.uri import KmsKeyRef, Scheme
-from core.verify.keys import KeyLoadError, PublicKeyVerifier, check_key
+from sigward.kms.base import KmsPublicKey
+from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, check_key
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib
 import threading
 
-from core.kms.base import KmsBackend
-from core.kms.uri import Scheme
+from sigward.kms.base import KmsBackend
+from sigward.kms.uri import Scheme
 
 _MODULES: dict[Scheme, tuple[str, str]] = {
-    "awskms": ("core.kms.aws", "AwsKms"),
-    "gcpkms": ("core.kms.gcp", "GcpKms"),
-    "azurekms": ("core.kms.azure", "AzureKms"),
-    "hashivault": ("core.kms.vault", "VaultKms"),
+    "awskms": ("sigward.kms.aws", "AwsKms"),
+    "gcpkms": ("sigward.kms.gcp", "GcpKms"),
+    "azurekms": ("sigward.kms.azure", "AzureKms"),
+    "hashivault": ("sigward.kms.vault", "VaultKms"),
 }
 _lock = threading.Lock()
 _backends: dict[Scheme, KmsBackend] = {}

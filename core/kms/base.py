@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.kms.uri import KmsKeyRef, Scheme
-from core.verify.keys import RSAPadding, SupportedKey
+from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.verify.keys import RSAPadding, SupportedKey
 
 # One KMS call may take this long at most (the admission deadline may cut it shorter).
 DEFAULT_KMS_TIMEOUT_SECONDS = 5.0

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from core.errors import (
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     DeadlineExceededError,
@@ -36,9 +36,9 @@ from core.errors import (
     SigwardError,
     VerificationFailure,
 )
-from core.kms.base import KmsPublicKey
-from core.kms.uri import KmsKeyRef, Scheme
-from core.verify.keys import KeyLoadError, PublicKeyVerifier, RSAPadding, SupportedKey, load_public_key_pem
+from sigward.kms.base import KmsPublicKey
+from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, RSAPadding, SupportedKey, load_public_key_pem
 
 if TYPE_CHECKING:
     from google.api_core.retry import Retry

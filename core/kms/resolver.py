@@ -8,16 +8,16 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from core.cache import TTLCache
-from core.deadline import Deadline
-from core.errors import BadRequestError, DeadlineExceededError, VerificationFailure
-from core.kms import backends
-from core.kms.base import DEFAULT_KMS_TIMEOUT_SECONDS, KmsPublicKey
-from core.kms.uri import is_kms_uri, parse_kms_uri
-from core.verify.keys import PublicKeyVerifier, load_public_key_pem
+from sigward.cache import TTLCache
+from sigward.deadline import Deadline
+from sigward.errors import BadRequestError, DeadlineExceededError, VerificationFailure
+from sigward.kms import backends
+from sigward.kms.base import DEFAULT_KMS_TIMEOUT_SECONDS, KmsPublicKey
+from sigward.kms.uri import is_kms_uri, parse_kms_uri
+from sigward.verify.keys import PublicKeyVerifier, load_public_key_pem
 
 if TYPE_CHECKING:
-    from core.policy.models import StaticKeyAttestor
+    from sigward.policy.models import StaticKeyAttestor
 
 # sigstore's KMS clients cache public keys for 5 minutes; rotation is also caught by the re-fetch on failure.
 DEFAULT_KEY_TTL_SECONDS = 300.0
@@ -32,7 +32,7 @@ def key_text(keys: StaticKeyAttestor) -> str:
 
 
 class KeyResolver:
-    """Implements :class:`core.verify.engine.KeyResolver` for PEM keys and every KMS scheme."""
+    """Implements :class:`sigward.verify.engine.KeyResolver` for PEM keys and every KMS scheme."""
 
     def __init__(self, *, ttl: float = DEFAULT_KEY_TTL_SECONDS, timeout: float = DEFAULT_KMS_TIMEOUT_SECONDS) -> None:
         self._timeout = timeout

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from core.errors import BadRequestError
+from sigward.errors import BadRequestError
 
 Scheme = Literal["awskms", "gcpkms", "azurekms", "hashivault"]
 SCHEMES: tuple[Scheme, ...] = ("awskms", "gcpkms", "azurekms", "hashivault")

@@ -56,7 +56,7 @@ from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from core.errors import (
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     ExternalServiceError,
@@ -64,9 +64,9 @@ from core.errors import (
     SigwardError,
     VerificationFailure,
 )
-from core.kms.base import KmsPublicKey
-from core.kms.uri import KmsKeyRef, Scheme
-from core.verify.keys import KeyLoadError, SupportedKey, check_key, load_public_key_pem
+from sigward.kms.base import KmsPublicKey
+from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.verify.keys import KeyLoadError, SupportedKey, check_key, load_public_key_pem
 
 DEFAULT_TRANSIT_PATH = "transit"
 DEFAULT_K8S_MOUNT = "kubernetes"

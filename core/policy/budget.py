@@ -7,7 +7,7 @@ predicate node converted — to the budget of the evaluation in
 progress, and stops with :class:`BudgetExceeded` once it is spent, so one request cannot hold a worker (and, through
 the GIL, its neighbours) for long.
 
-Exceeding the budget is a *decided* failure (a :class:`~core.errors.VerificationFailure`), not an infrastructure
+Exceeding the budget is a *decided* failure (a :class:`~sigward.errors.VerificationFailure`), not an infrastructure
 error: the input that blew it is attacker-controlled and deterministic, so calling it an outage would let it through
 under ``failurePolicy: Ignore``. It fails the attestation check that evaluated it.
 """
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
-from core.errors import VerificationFailure
+from sigward.errors import VerificationFailure
 
 # Units for one evaluation (one attestation's conditions, one deny block, one expression outside those): with
 # NODE_COST below this is ~200k JMESPath node visits or ~10M characters scanned — well under a second of CPU on a

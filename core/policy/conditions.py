@@ -4,7 +4,7 @@
 :func:`evaluate_any_all` checks an attestation's ``conditions`` against a context (for attestations: the
 in-toto statement's predicate merged into the root, so keys are bare, ``{{ builder.id }}``). The list is
 ANDed; in each element ``any`` is OR and ``all`` is AND (both present: both must hold; an empty element
-holds). Keys, values and messages are substituted first (:mod:`core.policy.variables`), as Kyverno's
+holds). Keys, values and messages are substituted first (:mod:`sigward.policy.variables`), as Kyverno's
 ``SubstituteAllInConditions`` does, then each condition's operator compares key and value with Kyverno's
 Go-typed rules: every number is a float64, durations (``"168h"``), Kubernetes quantities (``"1Gi"``) and
 semantic versions compare as such, wildcards (``*``, ``?``) apply on the value side of ``Equals`` and both
@@ -15,7 +15,7 @@ operator, not even ``NotEquals`` or ``AnyNotIn``.
 list), where the conditions being *true* denies.
 
 An operator Kyverno does not know, or an expression that fails, raises
-:class:`~core.errors.VerificationFailure`; Kyverno fails the check in both cases.
+:class:`~sigward.errors.VerificationFailure`; Kyverno fails the check in both cases.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from core.errors import VerificationFailure
-from core.patterns import wildcard_match as _wildcard_match
-from core.policy import durations
-from core.policy.budget import budget, charge
-from core.policy.jmes import (
+from sigward.errors import VerificationFailure
+from sigward.patterns import wildcard_match as _wildcard_match
+from sigward.policy import durations
+from sigward.policy.budget import budget, charge
+from sigward.policy.jmes import (
     MissingKeys,
     go_json_dumps,
     go_sprint,
@@ -45,8 +45,8 @@ from core.policy.jmes import (
     try_parse_quantity,
     try_parse_semver,
 )
-from core.policy.models import AnyAllConditions, Condition
-from core.policy.variables import substitute_json
+from sigward.policy.models import AnyAllConditions, Condition
+from sigward.policy.variables import substitute_json
 
 # Generated failure descriptions show at most this many characters of a key or value.
 MAX_SHOWN_CHARS = 80
@@ -62,7 +62,7 @@ class ConditionOutcome:
 
 
 def wildcard_match(pattern: str, text: str) -> bool:
-    """:func:`core.patterns.wildcard_match`, charged to the evaluation's budget (either side may be signed data)."""
+    """:func:`sigward.patterns.wildcard_match`, charged to the evaluation's budget (either side may be signed data)."""
     charge(len(pattern) + len(text))
     return _wildcard_match(pattern, text)
 
@@ -593,8 +593,8 @@ def evaluate_any_all(
     """Attestation ``conditions`` over ``context``: every element must hold. All keys, values and messages
     are substituted before any is evaluated (an expression error anywhere fails the check, as in Kyverno).
     A key missing from the context is null, or with ``missing="error"`` an error as in Kyverno
-    (:func:`core.policy.variables.substitute`). Raises :class:`VerificationFailure` for an unknown operator
-    or a failing expression; :class:`~core.policy.budget.BudgetExceeded` (a failure) when evaluating costs more than
+    (:func:`sigward.policy.variables.substitute`). Raises :class:`VerificationFailure` for an unknown operator
+    or a failing expression; :class:`~sigward.policy.budget.BudgetExceeded` (a failure) when evaluating costs more than
     one evaluation's budget."""
     with budget():
         return _evaluate_any_all(conditions, context, now=now, missing=missing)
@@ -758,7 +758,7 @@ def _strings(value: Any) -> list[str]:
 
 
 def _string_inputs(text: str) -> ConditionInputs:
-    from core.policy.variables import variable_expressions
+    from sigward.policy.variables import variable_expressions
 
     expressions, nested = variable_expressions(text)
     if nested:
@@ -770,7 +770,7 @@ def _string_inputs(text: str) -> ConditionInputs:
 
 
 def _expression_inputs(expression: str) -> ConditionInputs:
-    from core.policy.jmes import compile_expression
+    from sigward.policy.jmes import compile_expression
 
     try:
         parsed = compile_expression(expression).parsed

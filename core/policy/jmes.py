@@ -5,12 +5,12 @@ Kyverno runs on Go, and its conditions see Go values: every JSON number is a ``f
 way ``fmt`` and ``encoding/json`` print them, strings parse as Go's ``strconv`` parses them. The helpers here
 reproduce that (:func:`go_sprint`, :func:`go_json_dumps`, :func:`parse_go_float`), together with Kubernetes
 resource quantities (:func:`parse_quantity`, ``"1Gi"``, ``"500m"``) and ``blang/semver`` versions
-(:func:`parse_semver`), which both the functions and :mod:`core.policy.conditions` use. Go durations and
-times are in :mod:`core.policy.durations`.
+(:func:`parse_semver`), which both the functions and :mod:`sigward.policy.conditions` use. Go durations and
+times are in :mod:`sigward.policy.durations`.
 
 Time functions read the clock only through ``now`` (:func:`search`), so evaluation is deterministic under
 test. An unknown function is a clear error, never a silent null; every failure is a
-:class:`~core.errors.VerificationFailure` naming the expression.
+:class:`~sigward.errors.VerificationFailure` naming the expression.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ import jmespath
 from jmespath import exceptions as jmes_exceptions
 from jmespath import functions, visitor
 
-from core.errors import VerificationFailure
-from core.patterns import CompiledPattern, Match, PatternError, compile_re2, wildcard_match
-from core.policy import durations
-from core.policy.budget import DATA_NODE_COST, NODE_COST, BudgetExceeded, budget, charge
-from core.policy.durations import GoTime
+from sigward.errors import VerificationFailure
+from sigward.patterns import CompiledPattern, Match, PatternError, compile_re2, wildcard_match
+from sigward.policy import durations
+from sigward.policy.budget import DATA_NODE_COST, NODE_COST, BudgetExceeded, budget, charge
+from sigward.policy.durations import GoTime
 
 # Expressions come from policies (trusted authors) but are compiled once per distinct text.
 MAX_EXPRESSION_LENGTH = 4096
@@ -759,7 +759,7 @@ def parse_semver_range(text: str) -> Callable[[SemVer], bool]:
     return matches
 
 
-# --- Go regular expressions (RE2, core.patterns)
+# --- Go regular expressions (RE2, sigward.patterns)
 
 _TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_]+")
 
@@ -1060,7 +1060,7 @@ def _charge_replacement(value: str, old: str, new: str, count: int) -> None:
 
 class KyvernoFunctions(functions.Functions):  # type: ignore[misc]
     """Kyverno's JMESPath functions; time functions use ``now`` (the wall clock when None). Every call charges its
-    arguments' and result's sizes to the evaluation's budget (:mod:`core.policy.budget`)."""
+    arguments' and result's sizes to the evaluation's budget (:mod:`sigward.policy.budget`)."""
 
     def __init__(self, now: datetime | None = None) -> None:
         super().__init__()

@@ -1,4 +1,4 @@
-"""Load Kyverno policies from YAML files and directories into :class:`~core.policy.models.Policy` objects.
+"""Load Kyverno policies from YAML files and directories into :class:`~sigward.policy.models.Policy` objects.
 
 A path is a file (one or more YAML documents, or JSON) or a directory (its ``*.yaml``/``*.yml``/``*.json`` files,
 sorted by name, not recursive). Documents that are not Kyverno policies (Namespaces, ConfigMaps, empty documents)
@@ -6,8 +6,8 @@ and rules without ``verifyImages`` are skipped with a note, but a path that yiel
 a problem: configuration that would enforce nothing fails closed instead of admitting everything. ``.json`` files
 are read as JSON (JSON is YAML, but PyYAML refuses the tabs JSON may be indented with), and a YAML text that fails
 to parse and has tabs is retried as JSON. Every document that is a policy must be valid: Kyverno's
-validation (:mod:`core.policy.validation`) and sigward's capability table (:mod:`core.policy.capabilities`)
-apply, and all problems of all files are reported together in one :class:`~core.errors.PolicyError`, each with
+validation (:mod:`sigward.policy.validation`) and sigward's capability table (:mod:`sigward.policy.capabilities`)
+apply, and all problems of all files are reported together in one :class:`~sigward.errors.PolicyError`, each with
 its YAML path.
 
 YAML is read with a hardened safe loader: file size, aliases, nesting depth and the size of the document with
@@ -33,12 +33,12 @@ from pydantic import BaseModel, StrictInt, StrictStr, ValidationError
 from pydantic import Field as PydanticField
 from pydantic_core import ErrorDetails
 
-from core.errors import PolicyError, PolicyProblem
-from core.policy import capabilities as capabilities_module
-from core.policy.capabilities import Capabilities
-from core.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
-from core.policy.support import unsupported
-from core.policy.validation import Problem, credential_notes, pattern_notes, validate_metadata, validate_spec
+from sigward.errors import PolicyError, PolicyProblem
+from sigward.policy import capabilities as capabilities_module
+from sigward.policy.capabilities import Capabilities
+from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
+from sigward.policy.support import unsupported
+from sigward.policy.validation import Problem, credential_notes, pattern_notes, validate_metadata, validate_spec
 
 # A policy file is a few KiB (the largest Kyverno samples, with PEM chains, are ~20 KiB); anything beyond this
 # is not a policy and reading it whole would only cost memory.

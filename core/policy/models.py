@@ -9,7 +9,7 @@ Every model forbids unknown fields and is frozen. Scalars are strict (a YAML ``"
 ``30`` is not a string), as the Kubernetes API server's schema validation is. A YAML ``null`` on a typed field
 means "not set", as the API server prunes it before defaulting.
 
-The loader (:mod:`core.policy.loader`) validates documents against these models with aliases only, applies
+The loader (:mod:`sigward.policy.loader`) validates documents against these models with aliases only, applies
 Kyverno's own validation and the capability table, converts the deprecated single-image form into the modern
 one, and sets ``Policy.source``/``Policy.content_hash``.
 """
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, Strict
 from pydantic.alias_generators import to_camel
 
 if TYPE_CHECKING:
-    from core.policy.conditions import ConditionInputs
+    from sigward.policy.conditions import ConditionInputs
 
 Action = Literal["Audit", "Enforce"]
 FailurePolicy = Literal["Fail", "Ignore"]
@@ -378,7 +378,7 @@ with warnings.catch_warnings():
         def condition_inputs(self) -> ConditionInputs:
             """The request-specific values (``image.tag``, ``request.*``, ...) this entry's attestation
             ``conditions`` and ``validate`` can read: a verdict is reusable only for the same values."""
-            from core.policy.conditions import inputs_read
+            from sigward.policy.conditions import inputs_read
 
             return inputs_read([[a.conditions for a in self.attestations], self.validate])
 
@@ -506,7 +506,7 @@ with warnings.catch_warnings():
         def condition_inputs(self, entries: tuple[int, ...] | None = None) -> ConditionInputs:
             """What the conditions of ``entries`` (indexes into ``verify_images``; default all) read from the
             request: ``.request`` true means the rule reads admission request data."""
-            from core.policy.conditions import NO_INPUTS
+            from sigward.policy.conditions import NO_INPUTS
 
             found = NO_INPUTS
             for i, iv in enumerate(self.verify_images):
@@ -601,7 +601,7 @@ class PolicySpec(KyvernoModel):
     def matching_override(self, namespace: str) -> Action | None:
         """The action of the first valid ``validationFailureActionOverrides`` item matching ``namespace``.
         (``namespaceSelector`` needs the Namespace's labels; the loader refuses it.)"""
-        from core.references import wildcard_match
+        from sigward.references import wildcard_match
 
         for override in self.validation_failure_action_overrides:
             action = _normalize_action(override.action)

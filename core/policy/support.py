@@ -1,4 +1,4 @@
-"""Refuse what sigward does not implement (see :mod:`core.policy.capabilities`), each with its YAML path.
+"""Refuse what sigward does not implement (see :mod:`sigward.policy.capabilities`), each with its YAML path.
 
 Only ``verifyImages`` rules are looked at: the loader skips the others. Deprecated single-image fields are
 checked where they are written (``verifyImages[0].key``, ``.issuer``), before they are converted, so the paths
@@ -14,9 +14,9 @@ from typing import Any
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from core.errors import BadRequestError
-from core.policy.capabilities import Capabilities, refusal
-from core.policy.models import (
+from sigward.errors import BadRequestError
+from sigward.policy.capabilities import Capabilities, refusal
+from sigward.policy.models import (
     PEM_PUBLIC_KEY_END,
     AttestorSet,
     ImageVerification,
@@ -25,8 +25,8 @@ from core.policy.models import (
     ResourceDescription,
     StaticKeyAttestor,
 )
-from core.policy.validation import Problem, has_variable
-from core.references import parse_repository
+from sigward.policy.validation import Problem, has_variable
+from sigward.references import parse_repository
 
 PEM_PUBLIC_KEY_BEGIN = "-----BEGIN PUBLIC KEY-----"
 # cosign's KMS key reference schemes (sigstore/pkg/signature/kms).
@@ -230,8 +230,8 @@ def _key_reference(ref: str, path: str, caps: Capabilities) -> list[Problem]:
     if KMS_URI_RE.match(ref):
         if not caps.kms_keys:
             return [(path, refusal("kms_keys"))]
-        from core.errors import BadRequestError
-        from core.kms.uri import parse_kms_uri
+        from sigward.errors import BadRequestError
+        from sigward.kms.uri import parse_kms_uri
 
         try:
             parse_kms_uri(ref)

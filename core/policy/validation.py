@@ -17,10 +17,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from core.errors import VerificationFailure
-from core.patterns import PatternError, compile_re2, wildcard_match
-from core.policy.jmes import compile_expression
-from core.policy.models import (
+from sigward.errors import VerificationFailure
+from sigward.patterns import PatternError, compile_re2, wildcard_match
+from sigward.policy.jmes import compile_expression
+from sigward.policy.models import (
     MAX_WEBHOOK_TIMEOUT_SECONDS,
     SIGNATURE_ALGORITHMS,
     AttestorSet,
@@ -31,7 +31,7 @@ from core.policy.models import (
     ResourceDescription,
     Rule,
 )
-from core.references import normalize_pattern
+from sigward.references import normalize_pattern
 
 Problem = tuple[str, str]  # (YAML path, message)
 

@@ -1,7 +1,7 @@
 """Kyverno's ``{{ }}`` variable substitution (``pkg/engine/variables/vars.go``) over policy values.
 
 :func:`substitute` walks strings, lists and maps (map keys included) and replaces every ``{{ expression }}``
-with the result of the JMESPath ``expression`` evaluated over the context (:mod:`core.policy.jmes`):
+with the result of the JMESPath ``expression`` evaluated over the context (:mod:`sigward.policy.jmes`):
 
 - a string that is exactly one ``{{expr}}`` becomes the typed result (a number, a list, ``None``, ...);
 - inside a larger string the result is interpolated: strings as they are, anything else as Go's
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.errors import VerificationFailure
-from core.policy.jmes import MissingKeys, go_json_dumps, search, to_json_data
+from sigward.errors import VerificationFailure
+from sigward.policy.jmes import MissingKeys, go_json_dumps, search, to_json_data
 
 # A policy holds a handful of expressions, nested two or three deep; a value that keeps producing new
 # "{{ }}" (from data that contains them, or a reference loop) stops here instead of running forever.
@@ -68,7 +68,7 @@ def substitute(value: Any, context: Mapping[str, Any], *, now: datetime, missing
 
 
 def substitute_json(value: Any, data: Any, *, now: datetime, missing: MissingKeys = "null") -> Any:
-    """:func:`substitute` over a context already in JSON form (:func:`core.policy.jmes.to_json_data`), so
+    """:func:`substitute` over a context already in JSON form (:func:`sigward.policy.jmes.to_json_data`), so
     callers substituting many values convert the context once."""
     return _walk(value, data, now, _Budget(MAX_SUBSTITUTIONS, missing))
 

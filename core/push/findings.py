@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core import logs
-from core.deadline import Deadline
-from core.errors import ConfigurationError
-from core.registry.netguard import BlockedAddressError, NetworkGuard, host_port, normalize_host
+from sigward import logs
+from sigward.deadline import Deadline
+from sigward.errors import ConfigurationError
+from sigward.registry.netguard import BlockedAddressError, NetworkGuard, host_port, normalize_host
 
 # One notification attempt may take this long; retries only while the handler's deadline allows.
 ATTEMPT_TIMEOUT_SECONDS = 3.0
@@ -159,7 +159,7 @@ class Notifier:
         if self._session is None:
             import requests
 
-            from core.registry.netguard import GuardedHTTPAdapter
+            from sigward.registry.netguard import GuardedHTTPAdapter
 
             session = requests.Session()
             session.trust_env = False  # no proxies, no .netrc credentials from the environment

@@ -17,13 +17,13 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from core import logs
-from core.admission.http import HttpResponse
-from core.errors import BadRequestError, ConfigurationError, ExternalServiceError, SigwardError
+from sigward import logs
+from sigward.admission.http import HttpResponse
+from sigward.errors import BadRequestError, ConfigurationError, ExternalServiceError, SigwardError
 
 if TYPE_CHECKING:
-    from core.events import PushEvent
-    from core.push.service import PushOutcome, PushService
+    from sigward.events import PushEvent
+    from sigward.push.service import PushOutcome, PushService
 
 ENV_SECRET = "SIGWARD_PUSH_SECRET"  # noqa: S105 - the variable's name
 
@@ -36,7 +36,7 @@ def _authenticate(headers: Mapping[str, str], body: bytes, env: Mapping[str, str
     secret = env.get(ENV_SECRET, "")
     if not secret:
         return None
-    from core.events import Unauthenticated, authenticate
+    from sigward.events import Unauthenticated, authenticate
 
     try:
         authenticate(headers, body, secret=secret)
@@ -50,7 +50,7 @@ def _authenticate_pubsub(headers: Mapping[str, str], body: bytes, env: Mapping[s
     """The Google OIDC token of a Pub/Sub push delivery, when ``SIGWARD_PUBSUB_AUDIENCE`` asks for one: 401 (or 503
     when Google's certificates cannot be fetched, so Pub/Sub redelivers) and no work otherwise. Without it, the push
     secret applies when set (a push subscription cannot add headers, so the two do not combine)."""
-    from core.events.auth import OidcUnauthenticated, PubSubAuth, verify_pubsub_token
+    from sigward.events.auth import OidcUnauthenticated, PubSubAuth, verify_pubsub_token
 
     try:
         config = PubSubAuth.from_env(env)
@@ -112,7 +112,7 @@ def handle_push_webhook(
     denied = _authenticate(headers, body, env)
     if denied is not None:
         return denied
-    from core.events import parse_webhook
+    from sigward.events import parse_webhook
 
     try:
         result = parse_webhook(method, headers, body)
@@ -124,7 +124,7 @@ def handle_push_webhook(
         return HttpResponse(status=reply.status, body=reply.body, headers=dict(reply.headers))
     for reason in result.ignored:
         logs.emit("INFO", "push event ignored", source=result.source, reason=reason)
-    from core import runtime
+    from sigward import runtime
 
     return _process(result.pushes, service or runtime.push_service)
 
@@ -147,8 +147,8 @@ def handle_push_pubsub(
         return denied
     if method.upper() != "POST":
         return _json(405, {"error": f"method {method} not allowed: POST a Pub/Sub message"})
-    from core.events import from_pubsub_cloudevent, from_pubsub_push
-    from core.events.cloudevents import binary_event, looks_structured, structured_events
+    from sigward.events import from_pubsub_cloudevent, from_pubsub_push
+    from sigward.events.cloudevents import binary_event, looks_structured, structured_events
 
     try:
         lowered = {k.lower(): v for k, v in headers.items()}
@@ -156,8 +156,8 @@ def handle_push_pubsub(
             event = binary_event(lowered, body)
             pushes = from_pubsub_cloudevent(event.data, {})
         else:
-            from core.admission.review import parse_json_body
-            from core.events import MAX_WEBHOOK_BYTES
+            from sigward.admission.review import parse_json_body
+            from sigward.events import MAX_WEBHOOK_BYTES
 
             doc = parse_json_body(body, what="Pub/Sub message", max_bytes=MAX_WEBHOOK_BYTES)
             if looks_structured(doc):
@@ -168,6 +168,6 @@ def handle_push_pubsub(
         # acknowledged: a message that cannot be parsed will not parse on redelivery either
         logs.emit("ERROR", "malformed Pub/Sub message acknowledged without work", error=exc.message)
         return _json(200, {"acknowledged": True, "error": exc.message})
-    from core import runtime
+    from sigward import runtime
 
     return _process(pushes, service or runtime.push_service)

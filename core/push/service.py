@@ -2,7 +2,7 @@
 matching verifyImages rule and record the verdict; ask the platform to redeliver while a signature may still be on
 its way (grace period), then record the failure for good.
 
-Verdicts are recorded under the key admission looks up (:mod:`core.verify.plan`: digest, repository, policy content
+Verdicts are recorded under the key admission looks up (:mod:`sigward.verify.plan`: digest, repository, policy content
 hash, rule, applied entries, trust root, and the image values the rule's conditions read) — for both the tag form and
 the digest form of the image when their keys differ. An event without a tag records only the digest form, which a
 rule reading the tag never finds; a rule whose conditions read the admission request is left to admission.
@@ -15,20 +15,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from core import logs
-from core.deadline import Deadline
-from core.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, failure_kind_of
-from core.push.findings import Finding, FindingSink, emit_finding
-from core.references import ImageReference, parse_image_reference
-from core.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
-from core.verify.engine import Verifier, image_matches
-from core.verify.plan import RulePlan, VerdictKey, plan_image
-from core.verify.results import Verdict
+from sigward import logs
+from sigward.deadline import Deadline
+from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, failure_kind_of
+from sigward.push.findings import Finding, FindingSink, emit_finding
+from sigward.references import ImageReference, parse_image_reference
+from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
+from sigward.verify.engine import Verifier, image_matches
+from sigward.verify.plan import RulePlan, VerdictKey, plan_image
+from sigward.verify.results import Verdict
 
 if TYPE_CHECKING:
-    from core.events import PushEvent
-    from core.policy.models import Policy
-    from core.verify.trust import TrustedRoot
+    from sigward.events import PushEvent
+    from sigward.policy.models import Policy
+    from sigward.verify.trust import TrustedRoot
 
 # A signature is usually pushed seconds after its image; a failure inside this window is retried, not recorded.
 DEFAULT_GRACE_SECONDS = 300.0

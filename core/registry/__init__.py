@@ -3,10 +3,10 @@
 Use one :class:`RegistryClient` per process (it is thread-safe) so connections and tokens are reused.
 """
 
-from core.registry.client import RegistryClient
-from core.registry.config import RegistryConfig
-from core.registry.credentials import Credentials, CredentialStore
-from core.registry.models import (
+from sigward.registry.client import RegistryClient
+from sigward.registry.config import RegistryConfig
+from sigward.registry.credentials import Credentials, CredentialStore
+from sigward.registry.models import (
     ACCEPTED_MEDIA_TYPES,
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -15,8 +15,8 @@ from core.registry.models import (
     Descriptor,
     Manifest,
 )
-from core.registry.netguard import BlockedAddressError, NetworkGuard
-from core.registry.transport import RequestStats
+from sigward.registry.netguard import BlockedAddressError, NetworkGuard
+from sigward.registry.transport import RequestStats
 
 __all__ = [
     "ACCEPTED_MEDIA_TYPES",

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-from core.deadline import Deadline
-from core.errors import AccessDeniedError, DeadlineExceededError, ExternalServiceError
-from core.registry.credentials import Credentials
-from core.registry.transport import origin
+from sigward.deadline import Deadline
+from sigward.errors import AccessDeniedError, DeadlineExceededError, ExternalServiceError
+from sigward.registry.credentials import Credentials
+from sigward.registry.transport import origin
 
 if TYPE_CHECKING:
-    from core.registry.providers import CredentialSource
-    from core.registry.transport import Transport
+    from sigward.registry.providers import CredentialSource
+    from sigward.registry.transport import Transport
 
 # Longest WWW-Authenticate value parsed; real ones are a few hundred bytes.
 MAX_CHALLENGE_LENGTH = 8 * 1024

@@ -1,7 +1,7 @@
 """The OCI distribution client sigward verifies with: resolve tags, fetch manifests and blobs, check bytes.
 
 Every answer is treated as hostile: bodies are bounded, digests are recomputed over the exact bytes received
-and compared with what was asked for, and status codes map to the error classes of :mod:`core.errors` so that
+and compared with what was asked for, and status codes map to the error classes of :mod:`sigward.errors` so that
 a decided "no" (404, 401/403, a digest mismatch) is never confused with "could not find out" (5xx, timeouts).
 """
 
@@ -18,19 +18,19 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
-from core.deadline import Deadline
-from core.errors import (
+from sigward.deadline import Deadline
+from sigward.errors import (
     AccessDeniedError,
     BadRequestError,
     ExternalServiceError,
     NotFoundError,
     VerificationFailure,
 )
-from core.references import ImageReference, Repository, validate_digest
-from core.registry.auth import Authenticator, pull_scope, push_scope
-from core.registry.config import RegistryConfig
-from core.registry.credentials import CredentialStore
-from core.registry.models import (
+from sigward.references import ImageReference, Repository, validate_digest
+from sigward.registry.auth import Authenticator, pull_scope, push_scope
+from sigward.registry.config import RegistryConfig
+from sigward.registry.credentials import CredentialStore
+from sigward.registry.models import (
     ACCEPT_HEADER,
     ACCEPTED_MEDIA_TYPES,
     MAX_DESCRIPTORS,
@@ -41,8 +41,8 @@ from core.registry.models import (
     compute_digest,
     digests_equal,
 )
-from core.registry.providers import ALL_PROVIDERS, CredentialProvider, CredentialSource, ProviderChain, ProviderName
-from core.registry.transport import RequestStats, Transport, origin
+from sigward.registry.providers import ALL_PROVIDERS, CredentialProvider, CredentialSource, ProviderChain, ProviderName
+from sigward.registry.transport import RequestStats, Transport, origin
 
 # distribution/reference's repository path grammar; checked again here because a Repository can be built by
 # hand and its path goes into a URL.
@@ -90,10 +90,10 @@ class RegistryClient:
         self._views_lock = threading.Lock()
 
     def _cloud_providers(self) -> dict[ProviderName, CredentialProvider]:
-        from core.registry.providers.amazon import AmazonProvider
-        from core.registry.providers.azure import AzureProvider
-        from core.registry.providers.github import GithubProvider
-        from core.registry.providers.google import GoogleProvider
+        from sigward.registry.providers.amazon import AmazonProvider
+        from sigward.registry.providers.azure import AzureProvider
+        from sigward.registry.providers.github import GithubProvider
+        from sigward.registry.providers.google import GoogleProvider
 
         return {
             ProviderName.GOOGLE: GoogleProvider(),

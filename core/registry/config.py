@@ -6,9 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core.errors import ConfigurationError
-from core.references import normalize_registry_host
-from core.registry.providers import ENV_PROVIDERS, ProviderName, parse_provider_map
+from sigward.errors import ConfigurationError
+from sigward.references import normalize_registry_host
+from sigward.registry.providers import ENV_PROVIDERS, ProviderName, parse_provider_map
 
 ENV_INSECURE = "SIGWARD_INSECURE_REGISTRIES"
 ENV_PRIVATE = "SIGWARD_PRIVATE_REGISTRIES"
@@ -80,5 +80,5 @@ class RegistryConfig:
 
     def is_insecure(self, netloc: str) -> bool:
         """Plain HTTP is allowed only for an exact ``host:port`` (or bare host for port 80) in the list, both sides
-        normalised (:func:`~core.references.normalize_registry_host`)."""
+        normalised (:func:`~sigward.references.normalize_registry_host`)."""
         return normalize_registry_host(netloc) in self.insecure_registries

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import ConfigurationError
+from sigward.errors import ConfigurationError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from core.errors import BadRequestError, VerificationFailure
-from core.references import validate_digest
+from sigward.errors import BadRequestError, VerificationFailure
+from sigward.references import validate_digest
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

@@ -27,8 +27,8 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 from urllib3.util import connection as urllib3_connection
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
-from core.errors import ConfigurationError, VerificationFailure
-from core.references import normalize_registry_host
+from sigward.errors import ConfigurationError, VerificationFailure
+from sigward.references import normalize_registry_host
 
 log = logging.getLogger(__name__)
 

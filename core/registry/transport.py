@@ -24,10 +24,10 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from core.deadline import Deadline
-from core.errors import DeadlineExceededError, ExternalServiceError, VerificationFailure
-from core.registry.config import RegistryConfig
-from core.registry.netguard import BlockedAddressError, GuardedHTTPAdapter, NetworkGuard
+from sigward.deadline import Deadline
+from sigward.errors import DeadlineExceededError, ExternalServiceError, VerificationFailure
+from sigward.registry.config import RegistryConfig
+from sigward.registry.netguard import BlockedAddressError, GuardedHTTPAdapter, NetworkGuard
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ CHUNK_BYTES = 64 * 1024
 RETRY_BACKOFF_SECONDS = 0.2
 # Hosts whose connection pools are kept (one per registry, token service and storage host).
 POOL_HOSTS = 32
-# Connections kept per host: at least the number of images verified at once (core.verify MAX_PARALLEL_IMAGES).
+# Connections kept per host: at least the number of images verified at once (sigward.verify MAX_PARALLEL_IMAGES).
 POOL_MAXSIZE = 32
 # distribution's error codes are upper-case identifiers; anything else from an error body is not echoed.
 _ERROR_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")

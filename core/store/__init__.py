@@ -2,7 +2,7 @@
 small interface with three implementations — SQLite (embedded default), Firestore (GCP), memory (tests).
 
 A stored verdict is keyed by (image digest, repository, policy content hash, rule, applied entries, inputs) as
-:mod:`core.verify.plan` computes it for push, admission and the cache alike; ``inputs`` holds the trust-root
+:mod:`sigward.verify.plan` computes it for push, admission and the cache alike; ``inputs`` holds the trust-root
 fingerprint and the request-specific values (``image.tag``, ...) the rule's conditions read. A changed policy has
 another hash and never finds an old verdict. Admission only ever reuses a fresh ``pass``; a recorded failure
 can make admission verify again, never allow.
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from core.errors import ConfigurationError
+from sigward.errors import ConfigurationError
 
 # A push-time pass is trusted by admission this long (signatures can be removed; re-verify now and then).
 DEFAULT_VERDICT_TTL_SECONDS = 24 * 3600.0
@@ -86,7 +86,7 @@ class VerdictStore(Protocol):
     def for_digest(self, digest: str) -> list[StoredVerdict]: ...
 
     def event_done(self, event_id: str, *, now: float) -> bool:
-        """Whether the event with this idempotency key (:attr:`core.events.PushEvent.idempotency_key`: source,
+        """Whether the event with this idempotency key (:attr:`sigward.events.PushEvent.idempotency_key`: source,
         action, registry, repository, digest and delivery id, hashed) was handled and has not expired."""
         ...
 
@@ -106,11 +106,11 @@ def open_store(uri: str | None = None, *, environ: Mapping[str, str] | None = No
     env = os.environ if environ is None else environ
     value = (uri or env.get("SIGWARD_STORE") or "sqlite:///.sigward/verdicts.db").strip()
     if value in ("memory:", "memory://"):
-        from core.store.memory import MemoryStore
+        from sigward.store.memory import MemoryStore
 
         return MemoryStore()
     if value.startswith("sqlite:///"):
-        from core.store.sqlite import SqliteStore
+        from sigward.store.sqlite import SqliteStore
 
         # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them
         path = value[len("sqlite:///") :]
@@ -118,7 +118,7 @@ def open_store(uri: str | None = None, *, environ: Mapping[str, str] | None = No
             raise ConfigurationError("SIGWARD_STORE=sqlite:/// needs a file path")
         return SqliteStore(path)
     if value.startswith("firestore://"):
-        from core.store.firestore import FirestoreStore
+        from sigward.store.firestore import FirestoreStore
 
         rest = value[len("firestore://") :]
         project, _, collection = rest.partition("/")

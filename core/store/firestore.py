@@ -9,8 +9,8 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from core.errors import ExternalServiceError
-from core.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, verdict_key
+from sigward.errors import ExternalServiceError
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, verdict_key
 
 # Firestore calls are small; past this the store counts as unavailable (admission then verifies itself).
 CALL_TIMEOUT_SECONDS = 5.0

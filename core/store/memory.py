@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from core.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, verdict_key
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, verdict_key
 
 
 class MemoryStore:
@@ -17,7 +17,7 @@ class MemoryStore:
 
     def _check(self) -> None:
         if not self.available:
-            from core.errors import ExternalServiceError
+            from sigward.errors import ExternalServiceError
 
             raise ExternalServiceError("verdict store unavailable (memory store switched off)")
 

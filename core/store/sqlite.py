@@ -8,8 +8,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from core.errors import ExternalServiceError
-from core.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, verdict_key
+from sigward.errors import ExternalServiceError
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, verdict_key
 
 # How long a writer waits for another process's transaction before giving up (then: infrastructure error).
 BUSY_TIMEOUT_MS = 5000

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from core.errors import VerificationFailure, no_attestations_found
-from core.verify.cosign import SignatureLayer, TlogOptions
-from core.verify.dsse import (
+from sigward.errors import VerificationFailure, no_attestations_found
+from sigward.verify.cosign import SignatureLayer, TlogOptions
+from sigward.verify.dsse import (
     DSSE_MEDIA_TYPE,
     Statement,
     check_subject,
@@ -20,8 +20,8 @@ from core.verify.dsse import (
     parse_statement,
     verify_envelope,
 )
-from core.verify.keys import PublicKeyVerifier
-from core.verify.rekor import Signer, check_envelope_entry, verify_set
+from sigward.verify.keys import PublicKeyVerifier
+from sigward.verify.rekor import Signer, check_envelope_entry, verify_set
 
 
 def verify_attestation_layer_with_key(

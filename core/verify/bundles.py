@@ -15,7 +15,7 @@ Two paths, chosen by the bundle's verification material:
   chain to the Fulcio CAs at the verified times, SCT, Sigstore X.509 profile, the Kyverno identity policy
   (:class:`KyvernoIdentityPolicy`, glob/regex as Kyverno matches them), log entry, signature, consistency.
   sigstore-python's own time establishment is replaced by the times verified here (see
-  :func:`core.verify.sigstore_private.pinned_time_verifier_class` for why), and ``intoto`` entries — which
+  :func:`sigward.verify.sigstore_private.pinned_time_verifier_class` for why), and ``intoto`` entries — which
   sigstore-python 4.5 does not check against DSSE content — are checked here.
 
 For an image, a DSSE bundle yields an in-toto statement whose subject must name the image digest; the predicate
@@ -46,8 +46,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
-from core.errors import ConfigurationError, VerificationFailure, no_attestations_found, no_signatures_found
-from core.verify.dsse import (
+from sigward.errors import ConfigurationError, VerificationFailure, no_attestations_found, no_signatures_found
+from sigward.verify.dsse import (
     Envelope,
     Statement,
     check_subject,
@@ -56,19 +56,19 @@ from core.verify.dsse import (
     parse_statement,
     verify_envelope,
 )
-from core.verify.identity import (
+from sigward.verify.identity import (
     IdentityMismatch,
     IdentityPolicy,
     certificate_identities,
     certificate_issuer,
 )
-from core.verify.keys import KeyLoadError, PublicKeyVerifier, check_key, spki_der
-from core.verify.rekor import Signer, check_envelope_entry, check_signature_entry, verify_set
-from core.verify.sigstore_private import pinned_time_verifier_class, verify_common_signing_cert
-from core.verify.trust import CertificateAuthority, LogKey, TrustedRoot, parse_trusted_root
+from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, check_key, spki_der
+from sigward.verify.rekor import Signer, check_envelope_entry, check_signature_entry, verify_set
+from sigward.verify.sigstore_private import pinned_time_verifier_class, verify_common_signing_cert
+from sigward.verify.trust import CertificateAuthority, LogKey, TrustedRoot, parse_trusted_root
 
 if TYPE_CHECKING:
-    from core.policy.models import CertificateAttestor, KeylessAttestor
+    from sigward.policy.models import CertificateAttestor, KeylessAttestor
 
 # -- media types and limits
 
@@ -477,7 +477,7 @@ def _authority(certs: Sequence[x509.Certificate], uri: str) -> dict[str, Any]:
 
 
 def _log_entry_doc(pem: str, url: str, what: str) -> dict[str, Any]:
-    from core.verify.keys import load_public_key_pem
+    from sigward.verify.keys import load_public_key_pem
 
     try:
         key = load_public_key_pem(pem)
@@ -926,7 +926,7 @@ def _verify_message_with_key(
         ) from None
 
 
-# -- identity: the one rule of core.verify.identity (sigstore-python calls ``verify(cert)`` on the policy)
+# -- identity: the one rule of sigward.verify.identity (sigstore-python calls ``verify(cert)`` on the policy)
 
 KyvernoIdentityPolicy = IdentityPolicy
 

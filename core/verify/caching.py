@@ -1,4 +1,4 @@
-"""A :class:`~core.verify.engine.SignatureSource` that remembers tag → digest resolutions and signature manifests
+"""A :class:`~sigward.verify.engine.SignatureSource` that remembers tag → digest resolutions and signature manifests
 for a short time, with single flight, so concurrent admissions of the same image send one set of requests."""
 
 from __future__ import annotations
@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
-from core.cache import TTLCache
-from core.deadline import Deadline
-from core.errors import DeadlineExceededError
-from core.references import ImageReference, Repository
-from core.verify.bundles import BundleLayer
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import SignatureSource
+from sigward.cache import TTLCache
+from sigward.deadline import Deadline
+from sigward.errors import DeadlineExceededError
+from sigward.references import ImageReference, Repository
+from sigward.verify.bundles import BundleLayer
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import SignatureSource
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

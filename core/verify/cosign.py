@@ -13,10 +13,10 @@ import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from core.errors import VerificationFailure, no_signatures_found
-from core.verify.keys import PublicKeyVerifier
-from core.verify.rekor import Signer, TlogOptions, check_signature_entry, verify_set
-from core.verify.simplesigning import (
+from sigward.errors import VerificationFailure, no_signatures_found
+from sigward.verify.keys import PublicKeyVerifier
+from sigward.verify.rekor import Signer, TlogOptions, check_signature_entry, verify_set
+from sigward.verify.simplesigning import (
     SIMPLESIGNING_MEDIA_TYPE,
     SimpleSigningPayload,
     annotations_match,

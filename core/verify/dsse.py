@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import VerificationFailure
-from core.verify.keys import PublicKeyVerifier
+from sigward.errors import VerificationFailure
+from sigward.verify.keys import PublicKeyVerifier
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 DSSE_MEDIA_TYPE = "application/vnd.dsse.envelope.v1+json"

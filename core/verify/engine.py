@@ -1,5 +1,5 @@
 """The verification service: for each image and each matching ``verifyImages`` entry, fetch what the attestors
-need through a :class:`SignatureSource` and decide with the pure checks in :mod:`core.verify.cosign`.
+need through a :class:`SignatureSource` and decide with the pure checks in :mod:`sigward.verify.cosign`.
 
 Semantics follow Kyverno's ``imageverifier.go``: every AttestorSet must pass (AND); inside a set, entries are tried
 in order until ``count`` of them verify (nil/0 = all); a nested ``attestor`` recurses; several PEM keys in one
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from core.deadline import Deadline
-from core.errors import (
+from sigward.deadline import Deadline
+from sigward.errors import (
     BadRequestError,
     ConfigurationError,
     ExternalServiceError,
@@ -28,7 +28,7 @@ from core.errors import (
     failure_kind_of,
     no_signatures_found,
 )
-from core.references import (
+from sigward.references import (
     ImageReference,
     Repository,
     image_covered,
@@ -36,16 +36,16 @@ from core.references import (
     parse_image_reference,
     parse_repository,
 )
-from core.verify.attestations import verify_attestations_with_key
-from core.verify.bundles import BundleLayer
-from core.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
-from core.verify.dsse import Statement
-from core.verify.keys import PublicKeyVerifier, split_pem_public_keys
-from core.verify.results import RuleVerdict, Verdict, worst
-from core.verify.trust import TrustedRoot, load_trusted_root
+from sigward.verify.attestations import verify_attestations_with_key
+from sigward.verify.bundles import BundleLayer
+from sigward.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
+from sigward.verify.dsse import Statement
+from sigward.verify.keys import PublicKeyVerifier, split_pem_public_keys
+from sigward.verify.results import RuleVerdict, Verdict, worst
+from sigward.verify.trust import TrustedRoot, load_trusted_root
 
 if TYPE_CHECKING:
-    from core.policy.models import (
+    from sigward.policy.models import (
         AnyAllConditions,
         Attestation,
         Attestor,
@@ -166,18 +166,18 @@ def expand_static_keys(attestor_set: AttestorSet) -> tuple[Attestor, ...]:
 
 
 def image_matches(verification: ImageVerification, ref: ImageReference) -> bool:
-    """Every spelling of the image is considered (see :func:`core.references.image_covered`)."""
+    """Every spelling of the image is considered (see :func:`sigward.references.image_covered`)."""
     return image_covered(verification.image_references, ref)
 
 
 def image_skipped(verification: ImageVerification, ref: ImageReference) -> bool:
-    """Only what the runtime pulls can be skipped (see :func:`core.references.image_skipped_by`)."""
+    """Only what the runtime pulls can be skipped (see :func:`sigward.references.image_skipped_by`)."""
     return image_skipped_by(verification.skip_image_references, ref)
 
 
 def image_values(ref: ImageReference, digest: str) -> dict[str, str]:
     """The ``image`` object conditions see (Kyverno's ``ImageInfo``) for ``ref`` at ``digest``; verdict keys
-    (:mod:`core.verify.plan`) take the values a rule reads from here too."""
+    (:mod:`sigward.verify.plan`) take the values a rule reads from here too."""
     return {
         "registry": ref.registry,
         "path": ref.path,
@@ -208,7 +208,7 @@ class Verifier:
         self._remembers = source if isinstance(source, RemembersDigests) else None
         self._source_for_providers = source_for_providers
         if keys is None:
-            from core.kms.resolver import KeyResolver as DefaultKeyResolver
+            from sigward.kms.resolver import KeyResolver as DefaultKeyResolver
 
             keys = DefaultKeyResolver()
         self._keys: KeyResolver = keys
@@ -435,7 +435,7 @@ class Verifier:
         return _EntryOutcome(signatures=())
 
     def _verify_entry_bundles(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> None:
-        from core.verify.bundles import verify_bundle, verify_bundle_signatures
+        from sigward.verify.bundles import verify_bundle, verify_bundle_signatures
 
         bundles = self._bundle_layers(ctx, self._signature_repository(ctx, iv, entry))
         kwargs = self._bundle_trust(ctx, entry)
@@ -458,8 +458,8 @@ class Verifier:
 
     def _bundle_trust(self, ctx: _ImageContext, entry: Attestor) -> dict[str, Any]:
         """verify_bundle's keyword arguments for an attestor entry (key, identity or certificates, trust roots)."""
-        from core.policy.models import KeylessAttestor
-        from core.verify.bundles import trusted_root_with_overrides
+        from sigward.policy.models import KeylessAttestor
+        from sigward.verify.bundles import trusted_root_with_overrides
 
         root = ctx.trusted_root
         if entry.keys is not None:
@@ -532,7 +532,7 @@ class Verifier:
         """Kyverno's verifyAttestations: per attestation, every attestor set must have ``count`` entries whose
         verified statements of the predicate type all satisfy the conditions. An outage in one set or attestation
         does not stop the others from being checked: a decided failure anywhere wins."""
-        from core.policy.models import Attestor, AttestorSet
+        from sigward.policy.models import Attestor, AttestorSet
 
         image = ctx.ref.reference
         outage: ExternalServiceError | None = None
@@ -604,7 +604,7 @@ class Verifier:
                 return self._legacy_attestations(ctx, iv, entry, repo)
             except VerificationFailure as exc:
                 legacy = exc
-        from core.verify.bundles import verify_bundle_attestations
+        from sigward.verify.bundles import verify_bundle_attestations
 
         try:
             return verify_bundle_attestations(
@@ -629,8 +629,8 @@ class Verifier:
     ) -> tuple[Statement, ...]:
         layers = self._att_layers(ctx, repo)
         if entry.keys is None:
-            from core.policy.models import KeylessAttestor
-            from core.verify.keyless import verify_attestations_certificate, verify_attestations_keyless
+            from sigward.policy.models import KeylessAttestor
+            from sigward.verify.keyless import verify_attestations_certificate, verify_attestations_keyless
 
             if entry.certificates is not None:
                 return verify_attestations_certificate(
@@ -677,7 +677,7 @@ class Verifier:
             )
         if not conditions:
             return
-        from core.policy.conditions import evaluate_any_all
+        from sigward.policy.conditions import evaluate_any_all
 
         for statement in wanted:
             context = self._condition_context(ctx, iv)
@@ -704,7 +704,7 @@ class Verifier:
 
     def _deny(self, ctx: _ImageContext, iv: ImageVerification) -> str:
         """``validate.deny``: when its conditions hold, the image is denied with ``validate.message``."""
-        from core.policy.conditions import evaluate_deny
+        from sigward.policy.conditions import evaluate_deny
 
         assert iv.validate is not None and iv.validate.deny is not None
         # A missing key is an error (as in Kyverno), never a null that would let a deny condition quietly not hold.
@@ -729,8 +729,8 @@ class Verifier:
 
     def _verify_entry_certificates(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         """``certificates`` and ``keyless`` entries (an empty entry is keyless with no identity constraint)."""
-        from core.policy.models import KeylessAttestor
-        from core.verify.keyless import verify_signatures_certificate, verify_signatures_keyless
+        from sigward.policy.models import KeylessAttestor
+        from sigward.verify.keyless import verify_signatures_certificate, verify_signatures_keyless
 
         layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
         annotations = dict(entry.annotations)
@@ -777,7 +777,7 @@ class Verifier:
         return found
 
     def _tlog_options(self, ctx: _ImageContext, keys: StaticKeyAttestor) -> TlogOptions:
-        from core.verify.rekor import tlog_options
+        from sigward.verify.rekor import tlog_options
 
         return tlog_options(keys.rekor, ctx.trusted_root)
 

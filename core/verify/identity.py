@@ -1,9 +1,10 @@
 """The one identity rule: who a signing certificate names, and whether a Kyverno ``keyless`` attestor accepts it.
 
-Legacy ``.sig``/``.att`` layers (:mod:`core.verify.keyless`) and Sigstore bundles (:mod:`core.verify.bundles`, through
+Legacy ``.sig``/``.att`` layers (:mod:`sigward.verify.keyless`) and Sigstore bundles (:mod:`sigward.verify.bundles`,
+through
 sigstore-python's policy hook) both call this module, so the same signer under the same attestor gets the same
 verdict whatever the signature format: ``subject``/``issuer`` (globs), ``subjectRegExp``/``issuerRegExp`` (RE2,
-compiled by :func:`core.patterns.compile_re2`) and ``additionalExtensions`` (Fulcio extensions by OID or name).
+compiled by :func:`sigward.patterns.compile_re2`) and ``additionalExtensions`` (Fulcio extensions by OID or name).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
-from core.errors import PolicyError, SigwardError, VerificationFailure
-from core.patterns import CompiledPattern, compile_re2
-from core.references import wildcard_match
+from sigward.errors import PolicyError, SigwardError, VerificationFailure
+from sigward.patterns import CompiledPattern, compile_re2
+from sigward.references import wildcard_match
 
 if TYPE_CHECKING:
-    from core.policy.models import KeylessAttestor
+    from sigward.policy.models import KeylessAttestor
 
 
 class IdentityMismatch(VerificationFailure):

@@ -24,15 +24,15 @@ from typing import TypeVar
 
 from cryptography import x509
 
-from core.errors import VerificationFailure, no_attestations_found, no_signatures_found
-from core.policy.models import CertificateAttestor, CTLog, KeylessAttestor
-from core.verify.cosign import (
+from sigward.errors import VerificationFailure, no_attestations_found, no_signatures_found
+from sigward.policy.models import CertificateAttestor, CTLog, KeylessAttestor
+from sigward.verify.cosign import (
     SignatureLayer,
     TlogOptions,
     VerifiedSignature,
     decode_signature,
 )
-from core.verify.dsse import (
+from sigward.verify.dsse import (
     DSSE_MEDIA_TYPE,
     Statement,
     check_subject,
@@ -40,16 +40,23 @@ from core.verify.dsse import (
     parse_statement,
     verify_envelope,
 )
-from core.verify.identity import (
+from sigward.verify.identity import (
     CertificateIdentity,
     IdentityPolicy,
     certificate_identity,
 )
-from core.verify.keys import PublicKeyVerifier, SupportedKey, spki_der
-from core.verify.rekor import RekorEntry, Signer, check_envelope_entry, check_signature_entry, tlog_options, verify_set
-from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, annotations_match, check_payload, parse_payload
-from core.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
-from core.verify.x509chain import (
+from sigward.verify.keys import PublicKeyVerifier, SupportedKey, spki_der
+from sigward.verify.rekor import (
+    RekorEntry,
+    Signer,
+    check_envelope_entry,
+    check_signature_entry,
+    tlog_options,
+    verify_set,
+)
+from sigward.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, annotations_match, check_payload, parse_payload
+from sigward.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
+from sigward.verify.x509chain import (
     MAX_CHAIN_CERTS,
     certificate_key,
     check_leaf,

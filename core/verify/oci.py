@@ -6,18 +6,18 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from core.deadline import Deadline
-from core.errors import NotFoundError, VerificationFailure
-from core.references import ImageReference, Repository
-from core.verify.bundles import BundleLayer
-from core.verify.cosign import SignatureLayer
-from core.verify.dsse import MAX_ENVELOPE_BYTES
-from core.verify.referrers import fetch_bundle_layers
-from core.verify.simplesigning import MAX_PAYLOAD_BYTES
+from sigward.deadline import Deadline
+from sigward.errors import NotFoundError, VerificationFailure
+from sigward.references import ImageReference, Repository
+from sigward.verify.bundles import BundleLayer
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.dsse import MAX_ENVELOPE_BYTES
+from sigward.verify.referrers import fetch_bundle_layers
+from sigward.verify.simplesigning import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
-    from core.registry import RegistryClient
-    from core.verify.engine import SignatureSource
+    from sigward.registry import RegistryClient
+    from sigward.verify.engine import SignatureSource
 
 # cosign appends one layer per signature; real images carry a handful. Thousands of layers are an attack on our
 # time and memory, so only the first ones are read.
@@ -42,7 +42,7 @@ class ProviderSources:
         self._sources: dict[tuple[str, ...], SignatureSource] = {}
 
     def __call__(self, providers: tuple[str, ...]) -> SignatureSource:
-        from core.registry.providers import selection
+        from sigward.registry.providers import selection
 
         names = selection(providers)
         key = tuple(n.value for n in names)
@@ -73,7 +73,7 @@ class RegistrySignatureSource:
 
     def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]:
         """Sigstore bundles attached to the image as OCI 1.1 referrers (cosign v3), via the referrers API or the
-        ``sha256-<hex>`` tag schema; see :mod:`core.verify.referrers`."""
+        ``sha256-<hex>`` tag schema; see :mod:`sigward.verify.referrers`."""
         return fetch_bundle_layers(self.client, repo, image_digest, deadline=deadline)
 
     def _layers(

@@ -15,13 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.references import ImageReference
-from core.store import entries_key, verdict_key
-from core.verify.engine import image_matches, image_skipped, image_values
+from sigward.references import ImageReference
+from sigward.store import entries_key, verdict_key
+from sigward.verify.engine import image_matches, image_skipped, image_values
 
 if TYPE_CHECKING:
-    from core.policy.conditions import ConditionInputs
-    from core.policy.models import Policy, Rule
+    from sigward.policy.conditions import ConditionInputs
+    from sigward.policy.models import Policy, Rule
 
 
 @dataclass(frozen=True)

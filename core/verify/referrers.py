@@ -4,11 +4,11 @@ Layout (cosign ``specs/BUNDLE_SPEC.md``): a manifest with ``artifactType`` = the
 ``application/vnd.oci.empty.v1+json``, one layer holding the bundle JSON, ``subject`` = the image descriptor, and
 annotations ``dev.sigstore.bundle.content`` / ``dev.sigstore.bundle.predicateType``. Registries list it through the
 referrers API; on registries without it, clients maintain an index under the tag ``sha256-<hex>``
-(:meth:`core.registry.RegistryClient.referrers` reads either).
+(:meth:`sigward.registry.RegistryClient.referrers` reads either).
 
 Every answer is hostile: the referrer manifest must be about *this* image (its ``subject`` digest), at most
 :data:`MAX_BUNDLE_REFERRERS` are read, and each bundle blob is size-capped and digest-checked. A referrer that
-cannot be used becomes a :class:`~core.verify.bundles.BundleLayer` with a ``problem``, so the verdict can say why.
+cannot be used becomes a :class:`~sigward.verify.bundles.BundleLayer` with a ``problem``, so the verdict can say why.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from core.deadline import Deadline
-from core.errors import NotFoundError, VerificationFailure
-from core.references import Repository
-from core.registry.models import Descriptor
-from core.verify.bundles import BUNDLE_MEDIA_TYPES, MAX_BUNDLE_BYTES, BundleLayer
+from sigward.deadline import Deadline
+from sigward.errors import NotFoundError, VerificationFailure
+from sigward.references import Repository
+from sigward.registry.models import Descriptor
+from sigward.verify.bundles import BUNDLE_MEDIA_TYPES, MAX_BUNDLE_BYTES, BundleLayer
 
 if TYPE_CHECKING:
-    from core.registry import RegistryClient
+    from sigward.registry import RegistryClient
 
 OCI_EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 ANNOTATION_BUNDLE_CONTENT = "dev.sigstore.bundle.content"

@@ -31,11 +31,11 @@ import rfc8785
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from core.errors import VerificationFailure
-from core.policy.models import Rekor
-from core.verify.dsse import Envelope
-from core.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, load_public_key_pem, spki_der
-from core.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
+from sigward.errors import VerificationFailure
+from sigward.policy.models import Rekor
+from sigward.verify.dsse import Envelope
+from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, load_public_key_pem, spki_der
+from sigward.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
 
 # 9999-12-31T23:59:59Z: past this, a timestamp is no date at all.
 MAX_INTEGRATED_TIME = 253_402_300_799

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from core.errors import FailureKind
+from sigward.errors import FailureKind
 
 
 class Verdict(StrEnum):

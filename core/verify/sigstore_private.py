@@ -10,7 +10,7 @@ upstream change fails that test loudly instead of silently changing a verdict:
 2. ``Verifier._verify_common_signing_cert``: certificate, policy and log checks without the content check, for
    DSSE bundles whose log entry is ``intoto`` (which sigstore-python 4.5 does not match against content).
 3. The bundled public-good TUF bootstrap data, ``sigstore/_store/<quoted TUF URL>/{root.json,trusted_root.json}``:
-   read as package data (no import of sigstore code), the offline starting point of :mod:`core.verify.tuf`.
+   read as package data (no import of sigstore code), the offline starting point of :mod:`sigward.verify.tuf`.
 
 Nothing here is imported at module import time: admission's cold path must not load sigstore-python.
 """
@@ -45,7 +45,7 @@ def bundled_file(url: str, name: str) -> bytes:
 @lru_cache(maxsize=1)
 def pinned_time_verifier_class() -> Callable[..., SigstoreVerifier]:
     """sigstore-python's ``Verifier`` with one substitution: the signing times it validates the certificate at are
-    the ones sigward verified (core.verify.bundles ``_verify_timestamps``), for two reasons where sigstore-python 4.5
+    the ones sigward verified (sigward.verify.bundles ``_verify_timestamps``), for two reasons where sigstore-python 4.5
     differs from the Sigstore specification and the conformance suite: it treats a TSA's validity end as exclusive
     (TimeRange is a closed interval), and it refuses the integrated time of ``intoto`` entries. Everything else —
     chain building at those times, SCT, X.509 profile, policy, log entry, signature, validity window — is

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import VerificationFailure
+from sigward.errors import VerificationFailure
 
 COSIGN_SIGNATURE_TYPE = "cosign container image signature"
 SIMPLESIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"

@@ -19,8 +19,8 @@ from typing import Any
 
 from cryptography import x509
 
-from core.errors import ConfigurationError
-from core.verify.keys import SupportedKey, key_id, load_public_key_der
+from sigward.errors import ConfigurationError
+from sigward.verify.keys import SupportedKey, key_id, load_public_key_der
 
 # A trusted root is a few KiB; the cap stops a wrong path (a disk image, /dev/zero) from being read whole.
 MAX_TRUSTED_ROOT_BYTES = 1024 * 1024
@@ -182,7 +182,7 @@ def parse_trusted_root(raw: bytes, *, source: str) -> TrustedRoot:
 
 def _public_good_bytes() -> bytes:
     """The public-good production trusted root that sigstore-python ships (read as data, no import of sigstore)."""
-    from core.verify.sigstore_private import BUNDLED_TRUSTED_ROOT, PUBLIC_GOOD_TUF_URL, bundled_file
+    from sigward.verify.sigstore_private import BUNDLED_TRUSTED_ROOT, PUBLIC_GOOD_TUF_URL, bundled_file
 
     return bundled_file(PUBLIC_GOOD_TUF_URL, BUNDLED_TRUSTED_ROOT)
 
@@ -207,20 +207,20 @@ def load_pinned_trusted_root(path: str) -> TrustedRoot:
 
 def load_trusted_root(path: str | None = None, *, environ: Mapping[str, str] | None = None) -> TrustedRoot:
     """``path``, else ``SIGWARD_TRUSTED_ROOT`` (pinned: never refreshed, no network), else the root kept current over
-    TUF (:mod:`core.verify.tuf`; ``SIGWARD_TUF_*``). Cheap: call it for every verification, a refreshed root is
+    TUF (:mod:`sigward.verify.tuf`; ``SIGWARD_TUF_*``). Cheap: call it for every verification, a refreshed root is
     swapped in atomically between calls."""
     env = os.environ if environ is None else environ
     pinned = path or env.get("SIGWARD_TRUSTED_ROOT")
     if pinned:
         return _load(pinned)
-    from core.verify.tuf import default_holder
+    from sigward.verify.tuf import default_holder
 
     return default_holder(env).current()
 
 
 def logs_from_pem_keys(pems: Sequence[str]) -> tuple[LogKey, ...]:
     """Log keys given in a policy (``rekor.pubkey`` / ``ctlog.pubkey``): valid at all times."""
-    from core.verify.keys import load_public_key_pem, split_pem_public_keys
+    from sigward.verify.keys import load_public_key_pem, split_pem_public_keys
 
     out = []
     for text in pems:

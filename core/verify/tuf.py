@@ -15,7 +15,7 @@ unreachable. So the holder starts with the best root it has locally — a TUF-ve
 once (until one succeeds again). Only when there is no root at all (a private TUF repository, nothing cached) does the
 first verification wait, at most :data:`FIRST_ROOT_WAIT_SECONDS`, and then fails closed.
 
-``SIGWARD_TRUSTED_ROOT`` (a pinned file, handled in :mod:`core.verify.trust`) bypasses all of this.
+``SIGWARD_TRUSTED_ROOT`` (a pinned file, handled in :mod:`sigward.verify.trust`) bypasses all of this.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
-from core import logs
-from core.errors import ConfigurationError, ExternalServiceError
-from core.verify.sigstore_private import BUNDLED_TRUSTED_ROOT, BUNDLED_TUF_ROOT, PUBLIC_GOOD_TUF_URL, bundled_file
-from core.verify.trust import MAX_TRUSTED_ROOT_BYTES, TrustedRoot, parse_trusted_root
+from sigward import logs
+from sigward.errors import ConfigurationError, ExternalServiceError
+from sigward.verify.sigstore_private import BUNDLED_TRUSTED_ROOT, BUNDLED_TUF_ROOT, PUBLIC_GOOD_TUF_URL, bundled_file
+from sigward.verify.trust import MAX_TRUSTED_ROOT_BYTES, TrustedRoot, parse_trusted_root
 
 if TYPE_CHECKING:
     from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher

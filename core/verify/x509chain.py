@@ -36,9 +36,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.certificate_transparency import LogEntryType, SignedCertificateTimestamp
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-from core.errors import VerificationFailure
-from core.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, spki_der
-from core.verify.trust import LogKey
+from sigward.errors import VerificationFailure
+from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, spki_der
+from sigward.verify.trust import LogKey
 
 # Kyverno caps a policy's certChain at 11 certificates (10 intermediates + root, CVE-2026-32280); the same cap
 # applies to the layer's chain annotation and bounds the path: leaf + at most 10 intermediates + root.

@@ -20,8 +20,8 @@ import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from core.verify.bundles import BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE
-from core.verify.dsse import INTOTO_PAYLOAD_TYPE, pae
+from sigward.verify.bundles import BUNDLE_MEDIA_TYPE, COSIGN_SIGN_PREDICATE
+from sigward.verify.dsse import INTOTO_PAYLOAD_TYPE, pae
 from tests.support.registry import OCI_INDEX, OCI_MANIFEST, LocalRegistry, sha256_digest
 from tests.support.signing import SigningKey, new_key
 

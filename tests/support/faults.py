@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import logs
-from core.admission.http import handle_admission
-from core.admission.service import AdmissionService, AdmissionSettings
-from core.policy.loader import load_policy_text
-from core.registry import CredentialStore, RegistryClient, RegistryConfig
-from core.store import VerdictStore
-from core.verify.caching import CachingSignatureSource
-from core.verify.engine import Verifier
-from core.verify.oci import RegistrySignatureSource
+from sigward import logs
+from sigward.admission.http import handle_admission
+from sigward.admission.service import AdmissionService, AdmissionSettings
+from sigward.policy.loader import load_policy_text
+from sigward.registry import CredentialStore, RegistryClient, RegistryConfig
+from sigward.store import VerdictStore
+from sigward.verify.caching import CachingSignatureSource
+from sigward.verify.engine import Verifier
+from sigward.verify.oci import RegistrySignatureSource
 from tests.support.admission import pod, pod_request, review
 from tests.support.httpservers import Reply, ScriptedServer, Seen, forward
 from tests.support.policies import dump
@@ -375,7 +375,7 @@ def admission(
     config: Mapping[str, Any] | None = None,
     workers: int = 8,
 ) -> Iterator[Admission]:
-    """An admission service as ``core.runtime`` builds it (caching signature source, default key resolver), with
+    """An admission service as ``sigward.runtime`` builds it (caching signature source, default key resolver), with
     its own registry client, deadline and negative-cache TTL; its log lines are captured in ``Admission.log``."""
     loaded = load_policy_text(dump(*policies), "faults.yaml").policies
     registry_config = RegistryConfig(
@@ -419,7 +419,7 @@ def busy_threads() -> list[str]:
             if frame.f_code.co_filename.startswith(CORE_DIR):
                 where.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}")
             frame = frame.f_back
-        # an idle FairPool thread waits for work inside its own loop (core.admission.scheduling) and nowhere else
+        # an idle FairPool thread waits for work inside its own loop (sigward.admission.scheduling) and nowhere else
         if where and not all(w.startswith("scheduling.py:") and w.endswith(" _work") for w in where):
             busy.append(f"{thread.name}: {' <- '.join(where[:4])}")
     return busy

@@ -30,9 +30,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from core.verify.cosign import ANNOTATION_BUNDLE, ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, SignatureLayer
-from core.verify.dsse import DSSE_MEDIA_TYPE
-from core.verify.trust import TrustedRoot, parse_trusted_root
+from sigward.verify.cosign import ANNOTATION_BUNDLE, ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, SignatureLayer
+from sigward.verify.dsse import DSSE_MEDIA_TYPE
+from sigward.verify.trust import TrustedRoot, parse_trusted_root
 from tests.support.signing import PrivateKey, SigningKey, dsse_envelope, new_key, rekor_bundle, signed_layer
 
 # Signing happens at a fixed time, never "now": the leaves live ten minutes around it.

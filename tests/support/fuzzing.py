@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from core.errors import SigwardError
+from sigward.errors import SigwardError
 
 T = TypeVar("T")
 

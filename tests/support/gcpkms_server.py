@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 from google.cloud.kms_v1 import types as kms
 
-from core.kms import backends
-from core.kms.gcp import ENDPOINT_ENV, INSECURE_ENV, SIGNING_ALGORITHMS, GcpKms, crc32c
+from sigward.kms import backends
+from sigward.kms.gcp import ENDPOINT_ENV, INSECURE_ENV, SIGNING_ALGORITHMS, GcpKms, crc32c
 
 SERVICE = "google.cloud.kms.v1.KeyManagementService"
 PROJECT_PREFIX = "projects/sigward-test/locations/global/keyRings/ring/cryptoKeys/"

@@ -40,8 +40,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.x509.oid import NameOID
 
-from core.kms import backends
-from core.kms.azure import AzureKms
+from sigward.kms import backends
+from sigward.kms.azure import AzureKms
 
 TENANT_ID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT_ID = "0f9c1b9e-5a0e-4a55-9c3c-3c1c4a5b6c7d"

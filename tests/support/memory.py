@@ -1,20 +1,20 @@
-"""An in-memory :class:`~core.verify.engine.SignatureSource`: the engine's exact code path, fed with bytes
+"""An in-memory :class:`~sigward.verify.engine.SignatureSource`: the engine's exact code path, fed with bytes
 (used for vectors whose images cannot be re-pushed to a registry because their blobs are not published)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.deadline import Deadline
-from core.errors import NotFoundError
-from core.references import ImageReference, Repository
-from core.verify.bundles import BundleLayer
-from core.verify.cosign import SignatureLayer
+from sigward.deadline import Deadline
+from sigward.errors import NotFoundError
+from sigward.references import ImageReference, Repository
+from sigward.verify.bundles import BundleLayer
+from sigward.verify.cosign import SignatureLayer
 
 if TYPE_CHECKING:
-    from core.policy.models import Policy
-    from core.store import VerdictStore
-    from core.verify.trust import TrustedRoot
+    from sigward.policy.models import Policy
+    from sigward.store import VerdictStore
+    from sigward.verify.trust import TrustedRoot
 
 
 class MemorySignatureSource:
@@ -65,10 +65,10 @@ def stored_verdict(
     store: VerdictStore, policy: Policy, image: str, digest: str, *, now: float, root: TrustedRoot | None = None
 ) -> str | None:
     """What ``store`` holds for ``image`` at ``digest`` under ``policy``'s first rule, looked up with the key
-    admission uses (:mod:`core.verify.plan`), trusted-root fingerprint included (the process's root by default)."""
-    from core.references import parse_image_reference
-    from core.verify.plan import plan_rule
-    from core.verify.trust import load_trusted_root
+    admission uses (:mod:`sigward.verify.plan`), trusted-root fingerprint included (the process's root by default)."""
+    from sigward.references import parse_image_reference
+    from sigward.verify.plan import plan_rule
+    from sigward.verify.trust import load_trusted_root
 
     plan = plan_rule(policy, policy.spec.rules[0], parse_image_reference(image))
     assert plan is not None, f"{policy.name} does not match {image}"

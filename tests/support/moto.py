@@ -310,7 +310,7 @@ def aws_moto_keys(aws_moto_admin: Any) -> dict[str, dict[str, str]]:
 def aws_kms_env(aws_moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MotoServer]:
     """The process environment aimed at the session's moto (static dummy keys, AWS_REGION, endpoint variables);
     the awskms backend forgotten before and after."""
-    from core.kms import backends
+    from sigward.kms import backends
 
     point_at_moto(monkeypatch, tmp_path, aws_moto_server)
     backends.reset()

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 import yaml
 
-from core.registry import RegistryConfig
+from sigward.registry import RegistryConfig
 from tests.support.authfront import SameOriginFront
 from tests.support.netutil import free_port
 from tests.support.tokenserver import TokenServer

@@ -31,7 +31,7 @@ class Served:
     def start(self) -> None:
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "sigward.cli", "serve", "--port", str(self.port)],
             cwd=REPO,
             env=self.env,
             stdout=log,

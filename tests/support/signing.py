@@ -14,8 +14,8 @@ import rfc8785
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from core.verify.cosign import ANNOTATION_BUNDLE, ANNOTATION_SIGNATURE
-from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
+from sigward.verify.cosign import ANNOTATION_BUNDLE, ANNOTATION_SIGNATURE
+from sigward.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
 
 KeyKind = Literal["p256", "p384", "p521", "rsa2048", "rsa3072", "ed25519"]
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -218,7 +218,7 @@ def in_toto_statement(
 
 
 def dsse_envelope(key: SigningKey, payload: bytes, payload_type: str = "application/vnd.in-toto+json") -> bytes:
-    from core.verify.dsse import pae
+    from sigward.verify.dsse import pae
 
     sig = key.sign(pae(payload_type, payload))
     return json.dumps(

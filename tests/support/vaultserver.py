@@ -470,7 +470,7 @@ def vault_server() -> Iterator[VaultServer]:
 def vault_env(vault_server: VaultServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[VaultServer]:
     """``VAULT_ADDR`` at ``vault_server`` with its root token, no other Vault variable, ``HOME`` without a
     ``.vault-token``; the hashivault backend forgotten before and after."""
-    from core.kms import backends
+    from sigward.kms import backends
 
     for name in VAULT_VARIABLES:
         monkeypatch.delenv(name, raising=False)

@@ -1,4 +1,5 @@
-"""core.patterns: RE2 compilation with typed refusals naming the path, Go-compatible matching, linear-time wildcards."""
+"""sigward.patterns: RE2 compilation with typed refusals naming the path, Go-compatible matching, linear-time
+wildcards."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import time
 
 import pytest
 
-from core.errors import SigwardError
-from core.patterns import (
+from sigward.errors import SigwardError
+from sigward.patterns import (
     MAX_PATTERN_LENGTH,
     PatternError,
     PatternRefusal,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import BadRequestError
-from core.references import parse_image_reference, parse_repository, validate_digest, wildcard_match
+from sigward.errors import BadRequestError
+from sigward.references import parse_image_reference, parse_repository, validate_digest, wildcard_match
 
 DIGEST = "sha256:dead07b4d8ed7e29e98de0f4504d87e8880d4347859d839686a31da35a3b532f"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.references import (
+from sigward.references import (
     image_covered,
     image_skipped_by,
     normalize_pattern,

@@ -1,4 +1,4 @@
-"""``core.server.Front``'s admission dispatch (issue 13: serve throughput), over a real loopback socket: a POST to
+"""``sigward.server.Front``'s admission dispatch (issue 13: serve throughput), over a real loopback socket: a POST to
 ``/admission/...`` goes to the admission handlers, not the WSGI app — a small review answered from memory on the
 event loop, anything else on an admission thread — and authentication before the body still comes first."""
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from core.server import INLINE_REVIEW_BYTES, AdmissionHandlers, Answer, Front, admission_path
+from sigward.server import INLINE_REVIEW_BYTES, AdmissionHandlers, Answer, Front, admission_path
 
 
 @dataclass
@@ -143,7 +143,7 @@ def test_token_is_checked_before_the_direct_handlers() -> None:
 )
 def test_admission_path_as_the_flask_route_gives_it(path: str, expected: str | None) -> None:
     """The same paths reach the handler as through the app's route (where it 404s, so does the direct path)."""
-    from core.server import create_app
+    from sigward.server import create_app
 
     assert admission_path(path) == expected
     try:

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from core.errors import ConfigurationError
-from core.references import normalize_registry_host
-from core.registry.credentials import Credentials
+from sigward.errors import ConfigurationError
+from sigward.references import normalize_registry_host
+from sigward.registry.credentials import Credentials
 
 ENV_PROVIDERS = "SIGWARD_REGISTRY_PROVIDERS"
 # A host[:port] as the registry client accepts it (client._REGISTRY_RE), lower-cased before matching.

@@ -1,5 +1,5 @@
 """``amazon``: ECR ``GetAuthorizationToken`` through the AWS SDK chain (IRSA, instance/task role, or the GCP → AWS
-federation of :mod:`core.kms.aws_federation` when ``SIGWARD_AWS_ROLE_ARN`` is set). Account and region come from
+federation of :mod:`sigward.kms.aws_federation` when ``SIGWARD_AWS_ROLE_ARN`` is set). Account and region come from
 the ECR host name; a host mapped to ``amazon`` by ``SIGWARD_REGISTRY_PROVIDERS`` uses the SDK's region."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from core.errors import AccessDeniedError, ConfigurationError, ExternalServiceError
-from core.registry.credentials import Credentials
-from core.registry.providers import ECR_HOST_RE, ExpiringCache
+from sigward.errors import AccessDeniedError, ConfigurationError, ExternalServiceError
+from sigward.registry.credentials import Credentials
+from sigward.registry.providers import ECR_HOST_RE, ExpiringCache
 
 # ECR tokens live 12 h; refreshing 30 min early leaves a long-running verification room to finish.
 REFRESH_MARGIN_SECONDS = 1800.0
@@ -53,7 +53,7 @@ class AmazonProvider:
     def _client(self, region: str, fips: bool) -> Any:
         from botocore.config import Config  # type: ignore[import-untyped]
 
-        from core.kms.aws_federation import aws_session
+        from sigward.kms.aws_federation import aws_session
 
         with self._lock:
             if self._session is None:

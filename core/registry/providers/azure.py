@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core.errors import AccessDeniedError, ConfigurationError, ExternalServiceError, SigwardError
-from core.registry.credentials import Credentials
-from core.registry.providers import ExpiringCache
+from sigward.errors import AccessDeniedError, ConfigurationError, ExternalServiceError, SigwardError
+from sigward.registry.credentials import Credentials
+from sigward.registry.providers import ExpiringCache
 
 # The ACR audience: accepted whether or not the registry allows ARM-audience tokens.
 SCOPE = "https://containerregistry.azure.net/.default"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from core.registry.credentials import Credentials
+from sigward.registry.credentials import Credentials
 
 ENV_TOKEN = "GITHUB_TOKEN"  # noqa: S105 - a variable name, not a secret
 ENV_ACTOR = "GITHUB_ACTOR"

@@ -8,9 +8,9 @@ import time
 from datetime import UTC
 from typing import Any
 
-from core.errors import ConfigurationError, ExternalServiceError
-from core.registry.credentials import Credentials
-from core.registry.providers import ExpiringCache
+from sigward.errors import ConfigurationError, ExternalServiceError
+from sigward.registry.credentials import Credentials
+from sigward.registry.providers import ExpiringCache
 
 # The scope go-containerregistry asks ADC for; it covers Artifact Registry and Container Registry pulls.
 SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)

@@ -12,7 +12,7 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
-from core import runtime
+from sigward import runtime
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.registry import LocalRegistry
 from tests.support.signing import attach_signatures, new_key, signed_layer

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from core import runtime
+from sigward import runtime
 from tests.integration.admission.conftest import AdmissionEnv, AdmissionImages, require_signed_policy
 from tests.support.admission import decode_patch, pod, pod_request, review
 from tests.support.httpservers import SilentServer

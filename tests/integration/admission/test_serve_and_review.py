@@ -47,7 +47,7 @@ def served(adm_images: AdmissionImages, tmp_path_factory: pytest.TempPathFactory
     port = free_port()
     log = (workdir / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "sigward.cli", "serve", "--port", str(port)],
         cwd=REPO,
         env=env_for(policy, adm_images),
         stdout=log,
@@ -138,7 +138,7 @@ def test_review_command(adm_images: AdmissionImages, tmp_path: Path) -> None:
     request = pod_request(pod(adm_images.signed))
     signed.write_text(json.dumps(review(request)))
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "review", "--policy", str(policy), str(signed)],
+        [sys.executable, "-m", "sigward.cli", "review", "--policy", str(policy), str(signed)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -154,7 +154,7 @@ def test_review_command(adm_images: AdmissionImages, tmp_path: Path) -> None:
     # denied is still exit 0 (a response was produced); stdin works
     unsigned = json.dumps(review(pod_request(pod(adm_images.unsigned))))
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "review", "--policy", str(policy), "-"],
+        [sys.executable, "-m", "sigward.cli", "review", "--policy", str(policy), "-"],
         cwd=REPO,
         env=env,
         input=unsigned,
@@ -167,7 +167,7 @@ def test_review_command(adm_images: AdmissionImages, tmp_path: Path) -> None:
     assert json.loads(proc.stdout)["response"]["allowed"] is False
     # bad input: exit 2 with a precise message
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "review", "--policy", str(policy), "-"],
+        [sys.executable, "-m", "sigward.cli", "review", "--policy", str(policy), "-"],
         cwd=REPO,
         env=env,
         input='{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}',

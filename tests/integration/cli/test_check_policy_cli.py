@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def check(*paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", "check-policy", *map(str, paths)],
+        [sys.executable, "-m", "sigward.cli", "check-policy", *map(str, paths)],
         cwd=REPO,
         capture_output=True,
         text=True,

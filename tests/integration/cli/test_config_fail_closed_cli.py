@@ -57,7 +57,7 @@ def _env(loopback: Loopback, **extra: str) -> dict[str, str]:
 
 def sigward(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
+        [sys.executable, "-m", "sigward.cli", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -160,7 +160,7 @@ def test_empty_policy_path_exits_2(loopback: Loopback, tmp_path: Path, command: 
     if command == "serve":
         env["SIGWARD_POLICY"] = str(path)
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
+        [sys.executable, "-m", "sigward.cli", *args],
         env=env,
         input=json.dumps(review(pod_request(pod(f"127.0.0.1:{loopback.port}/{loopback.unsigned_path}")))),
         capture_output=True,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from core.deadline import Deadline
-from core.references import parse_repository
-from core.registry import RegistryClient
+from sigward.deadline import Deadline
+from sigward.references import parse_repository
+from sigward.registry import RegistryClient
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.registry import HTPASSWD_PASSWORD, HTPASSWD_USER, LocalRegistry, local_config
 from tests.support.signing import SigningKey, new_key
@@ -43,7 +43,7 @@ def run(args: list[str], registry_hosts: str, **env_extra: str) -> subprocess.Co
     env.pop(" SIGWARD_KEY_PASSWORD", None)
     env.update(env_extra)
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
+        [sys.executable, "-m", "sigward.cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

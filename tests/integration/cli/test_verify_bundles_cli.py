@@ -28,7 +28,7 @@ def verify(registry: LocalRegistry, policy_doc: dict[str, Any], image: str, tmp:
     path.write_text(dump(policy_doc))
     env = {**os.environ, "SIGWARD_INSECURE_REGISTRIES": registry.host, "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "verify", "--policy", str(path), "--json", image],
+        [sys.executable, "-m", "sigward.cli", "verify", "--policy", str(path), "--json", image],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -132,7 +132,7 @@ def cli_env(images: Images) -> dict[str, str]:
 
 def sigward(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
+        [sys.executable, "-m", "sigward.cli", *args],
         env=env,
         capture_output=True,
         text=True,

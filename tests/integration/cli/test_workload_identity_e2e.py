@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from core.store.sqlite import SqliteStore
+from sigward.store.sqlite import SqliteStore
 from tests.support.admission import pod, pod_request, review
 from tests.support.gce_metadata import AMBIENT_GOOGLE_VARIABLES, AccessTokenMetadata
 from tests.support.netutil import free_port
@@ -99,8 +99,9 @@ def _google_token_requests(stack: Stack) -> int:
 @pytest.mark.parametrize(("providers", "exit_code"), [(None, 0), (["google"], 0), (["amazon"], 1)])
 def test_sigward_verify_process(stack: Stack, providers: list[str] | None, exit_code: int) -> None:
     stack.tokens.clear()
+    policy = str(stack.policy(providers))
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "verify", "--json", "--policy", str(stack.policy(providers)), stack.image],
+        [sys.executable, "-m", "sigward.cli", "verify", "--json", "--policy", policy, stack.image],
         cwd=REPO,
         env=stack.env,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""AWS credentials on GCP without keys (core.kms.aws_federation): a local stand-in for the GCE metadata server
+"""AWS credentials on GCP without keys (sigward.kms.aws_federation): a local stand-in for the GCE metadata server
 serves a Google-style ID token (a JWT minted here), a real ``moto_server`` plays STS and KMS, and the session
 ``aws_session()`` returns calls AWS as the assumed role — refreshing before the credentials expire."""
 
@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from core.errors import ExternalServiceError
-from core.kms import aws_federation
-from core.kms.aws_federation import FederationSettings, aws_session
+from sigward.errors import ExternalServiceError
+from sigward.kms import aws_federation
+from sigward.kms.aws_federation import FederationSettings, aws_session
 from tests.support.gce_metadata import FakeMetadataServer, token_claims
 from tests.support.moto import ACCOUNT, REGION, MotoServer, clear_ambient_aws, create_signing_key, kms_admin
 
@@ -140,7 +140,7 @@ def test_unreachable_metadata_server_is_an_infrastructure_error(
 def test_a_role_arn_that_is_not_one_is_a_configuration_error(
     gcp_env: MotoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from core.errors import ConfigurationError
+    from sigward.errors import ConfigurationError
 
     monkeypatch.setenv("SIGWARD_AWS_ROLE_ARN", "sigward-gcp")
     with pytest.raises(ConfigurationError, match="SIGWARD_AWS_ROLE_ARN"):

@@ -1,6 +1,6 @@
 """``sigward package``: the archive is byte-for-byte reproducible, and once unpacked it is a working Cloud Run
 functions source — a fresh virtualenv that cannot see this checkout serves the ``admission`` target from it under
-the real functions-framework, importing ``core`` from the archive only."""
+the real functions-framework, importing ``sigward`` from the archive only."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from core.cli import run
-from core.package import ARCHIVE_DATE, FILE_MODE, archive_name, package
+from sigward.cli import run
+from sigward.package import ARCHIVE_DATE, FILE_MODE, archive_name, package
 from tests.support.admission import pod, review
 from tests.support.netutil import free_port
 
@@ -92,9 +92,9 @@ def test_archive_layout(archive: tuple[Path, Path]) -> None:
         assert zf.read("main.py") == (root / "functions" / "main.py").read_bytes()
         requirements = zf.read("requirements.txt").decode()
         assert zf.read("policies/example-policy.yaml") == POLICY.read_bytes()
-    assert "core/__init__.py" in names and "core/admission/http.py" in names and "core/py.typed" in names
+    assert "sigward/__init__.py" in names and "sigward/admission/http.py" in names and "sigward/py.typed" in names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or "/tests/" in n]
-    assert {n.split("/")[0] for n in names} == {"main.py", "requirements.txt", "core", "policies"}
+    assert {n.split("/")[0] for n in names} == {"main.py", "requirements.txt", "sigward", "policies"}
     pins = [line for line in requirements.splitlines() if line and not line.startswith("#")]
     assert [p.split("==")[0] for p in pins] == sorted(p.split("==")[0] for p in pins)
     assert all("==" in pin for pin in pins)
@@ -126,7 +126,7 @@ def test_cli_prints_sha256sum_line_and_refuses_a_broken_policy(
 def _fresh_venv(where: Path) -> Path:
     """A virtualenv without pip whose only view of installed distributions is this venv's site-packages directory
     as a plain path entry: its ``.pth`` files (among them sigward's editable-install finder) are not processed, so
-    ``core`` can come from nowhere but the unpacked archive."""
+    ``sigward`` can come from nowhere but the unpacked archive."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=60)
     python = where / "bin" / "python"
     site = subprocess.run(
@@ -204,9 +204,9 @@ def test_unpacked_archive_serves_admission_from_a_fresh_venv(archive: tuple[Path
         zf.extractall(source)
     python = _fresh_venv(tmp_path / "venv")
 
-    # Outside the archive, the fresh venv knows no `core` (this checkout is invisible to it) ...
+    # Outside the archive, the fresh venv knows no `sigward` (this checkout is invisible to it) ...
     probe = subprocess.run(
-        [str(python), "-c", "import importlib.util as u; print(u.find_spec('core'))"],
+        [str(python), "-c", "import importlib.util as u; print(u.find_spec('sigward'))"],
         cwd=tmp_path,
         env=_clean_env(),
         capture_output=True,
@@ -215,7 +215,7 @@ def test_unpacked_archive_serves_admission_from_a_fresh_venv(archive: tuple[Path
         check=True,
     )
     assert probe.stdout.strip() == "None"
-    # ... and loading main.py as functions-framework does imports core from beside it, policies from policies/.
+    # ... and loading main.py as functions-framework does imports sigward from beside it, policies from policies/.
     loaded = subprocess.run(
         [
             str(python),
@@ -223,8 +223,8 @@ def test_unpacked_archive_serves_admission_from_a_fresh_venv(archive: tuple[Path
             "import importlib.util, json, os, sys\n"
             "spec = importlib.util.spec_from_file_location('main', 'main.py')\n"
             "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-            "import core, flask\n"
-            "print(json.dumps({'core': core.__file__, 'flask': flask.__file__,"
+            "import sigward, flask\n"
+            "print(json.dumps({'sigward': sigward.__file__, 'flask': flask.__file__,"
             " 'policy': os.environ.get('SIGWARD_POLICY')}))",
         ],
         cwd=source,
@@ -235,7 +235,7 @@ def test_unpacked_archive_serves_admission_from_a_fresh_venv(archive: tuple[Path
         check=True,
     )
     where = json.loads(loaded.stdout)
-    assert Path(where["core"]).resolve().is_relative_to(source.resolve())
+    assert Path(where["sigward"]).resolve().is_relative_to(source.resolve())
     assert Path(where["flask"]).resolve().is_relative_to(Path(sysconfig.get_paths()["purelib"]).resolve())
     assert where["policy"] == str(source / "policies")
 
@@ -268,11 +268,11 @@ def test_unpacked_archive_serves_admission_from_a_fresh_venv(archive: tuple[Path
         assert no_token.status_code == 401
     assert "Traceback" not in log.read_text()
 
-    # What the container image runs (infra/container/Dockerfile): `python -m core.cli serve` with the archive on
+    # What the container image runs (infra/container/Dockerfile): `python -m sigward.cli serve` with the archive on
     # PYTHONPATH, from another directory, the port from $PORT.
     port = free_port()
     env = {"PYTHONPATH": str(source), "SIGWARD_POLICY": str(source / "policies"), "SIGWARD_STORE": "memory:"}
-    command = [str(python), "-m", "core.cli", "serve", "--host", "127.0.0.1"]
+    command = [str(python), "-m", "sigward.cli", "serve", "--host", "127.0.0.1"]
     with _server(command, tmp_path, tmp_path / "serve.log", {**env, "PORT": str(port)}) as base:
         health = requests.get(f"{base}/healthz", timeout=10)
         assert health.status_code == 200, health.text

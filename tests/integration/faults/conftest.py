@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.kms import backends
+from sigward.kms import backends
 from tests.support.faults import FaultProxy
 from tests.support.policies import cluster_policy, key_verification, keys_entry
 from tests.support.registry import LocalRegistry

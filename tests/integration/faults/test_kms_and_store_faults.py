@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from core import logs, runtime
-from core.admission.http import handle_admission
-from core.push.http import handle_push_webhook
-from core.push.service import PushService
-from core.registry import CredentialStore, RegistryClient, RegistryConfig
-from core.store.memory import MemoryStore
-from core.verify.engine import Verifier
-from core.verify.oci import RegistrySignatureSource
+from sigward import logs, runtime
+from sigward.admission.http import handle_admission
+from sigward.push.http import handle_push_webhook
+from sigward.push.service import PushService
+from sigward.registry import CredentialStore, RegistryClient, RegistryConfig
+from sigward.store.memory import MemoryStore
+from sigward.verify.engine import Verifier
+from sigward.verify.oci import RegistrySignatureSource
 from tests.integration.faults.conftest import DEADLINE, KEY, SLACK, FaultImages, require_signed
 from tests.support.admission import pod, pod_request, review
 from tests.support.faults import admission, wait_until_idle
@@ -178,7 +178,7 @@ HEADERS = {"Content-Type": "application/vnd.docker.distribution.events.v1+json"}
 def test_push_handler_asks_for_redelivery_while_the_store_is_down(
     registry: LocalRegistry, fault_images: FaultImages
 ) -> None:
-    from core.policy.loader import load_policy_text
+    from sigward.policy.loader import load_policy_text
 
     store = MemoryStore()
     store.available = False

@@ -20,7 +20,7 @@ from typing import Any
 import functions_framework
 import pytest
 
-from core import runtime
+from sigward import runtime
 from tests.support.admission import decode_patch, pod, pod_request, review
 from tests.support.gcpkms_server import GcpKmsServer, key_uri
 from tests.support.keyvault_server import KeyVaultServer
@@ -81,7 +81,7 @@ def all_backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args],
+        [sys.executable, "-m", "sigward.cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

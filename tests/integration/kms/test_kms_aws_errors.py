@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import (
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     ExternalServiceError,
@@ -19,9 +19,9 @@ from core.errors import (
     SigwardError,
     VerificationFailure,
 )
-from core.kms.aws import AwsKms
-from core.kms.uri import parse_kms_uri
-from core.verify.keys import KeyLoadError
+from sigward.kms.aws import AwsKms
+from sigward.kms.uri import parse_kms_uri
+from sigward.verify.keys import KeyLoadError
 from tests.support.httpservers import Reply, ScriptedServer, Seen
 from tests.support.moto import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, clear_ambient_aws
 from tests.support.signing import new_key

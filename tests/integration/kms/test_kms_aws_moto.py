@@ -16,18 +16,18 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from core.deadline import Deadline
-from core.errors import ConfigurationError, ExternalServiceError, NotFoundError, VerificationFailure
-from core.kms import resolver
-from core.kms.aws import AwsKms
-from core.kms.resolver import KeyResolver
-from core.kms.uri import parse_kms_uri
-from core.policy.loader import load_policy_text
-from core.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.keys import KeyLoadError, PublicKeyVerifier
-from core.verify.results import Verdict
-from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
+from sigward.deadline import Deadline
+from sigward.errors import ConfigurationError, ExternalServiceError, NotFoundError, VerificationFailure
+from sigward.kms import resolver
+from sigward.kms.aws import AwsKms
+from sigward.kms.resolver import KeyResolver
+from sigward.kms.uri import parse_kms_uri
+from sigward.policy.loader import load_policy_text
+from sigward.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.keys import KeyLoadError, PublicKeyVerifier
+from sigward.verify.results import Verdict
+from sigward.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
 from tests.support.httpservers import SilentServer
 from tests.support.memory import MemorySignatureSource
 from tests.support.moto import (

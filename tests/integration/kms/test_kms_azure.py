@@ -12,25 +12,25 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from core.deadline import Deadline
-from core.errors import (
+from sigward.deadline import Deadline
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     ExternalServiceError,
     NotFoundError,
     VerificationFailure,
 )
-from core.kms import backends, resolver
-from core.kms.azure import AzureKms
-from core.kms.base import KmsBackend
-from core.kms.resolver import KeyResolver
-from core.kms.uri import parse_kms_uri
-from core.policy.loader import load_policy_text
-from core.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.keys import KeyLoadError, describe_key, spki_pem
-from core.verify.results import RuleVerdict, Verdict
-from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
+from sigward.kms import backends, resolver
+from sigward.kms.azure import AzureKms
+from sigward.kms.base import KmsBackend
+from sigward.kms.resolver import KeyResolver
+from sigward.kms.uri import parse_kms_uri
+from sigward.policy.loader import load_policy_text
+from sigward.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.keys import KeyLoadError, describe_key, spki_pem
+from sigward.verify.results import RuleVerdict, Verdict
+from sigward.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
 from tests.support.httpservers import SilentServer
 from tests.support.keyvault_server import CLIENT_ID, FEDERATED_TOKEN, KeyVaultServer, azurekms_backend
 from tests.support.memory import MemorySignatureSource

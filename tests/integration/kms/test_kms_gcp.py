@@ -10,19 +10,19 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import AccessDeniedError, ConfigurationError, ExternalServiceError, NotFoundError
-from core.kms import backends, resolver
-from core.kms.base import KmsBackend
-from core.kms.gcp import ENDPOINT_ENV, INSECURE_ENV, GcpKms
-from core.kms.resolver import KeyResolver
-from core.kms.uri import parse_kms_uri
-from core.policy.loader import load_policy_text
-from core.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.keys import KeyLoadError, spki_pem
-from core.verify.results import RuleVerdict, Verdict
-from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
+from sigward.deadline import Deadline
+from sigward.errors import AccessDeniedError, ConfigurationError, ExternalServiceError, NotFoundError
+from sigward.kms import backends, resolver
+from sigward.kms.base import KmsBackend
+from sigward.kms.gcp import ENDPOINT_ENV, INSECURE_ENV, GcpKms
+from sigward.kms.resolver import KeyResolver
+from sigward.kms.uri import parse_kms_uri
+from sigward.policy.loader import load_policy_text
+from sigward.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.keys import KeyLoadError, spki_pem
+from sigward.verify.results import RuleVerdict, Verdict
+from sigward.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
 from tests.support.gcpkms_server import FakeKey, GcpKmsServer, gcpkms_backend, key_uri
 from tests.support.memory import MemorySignatureSource
 from tests.support.netutil import free_port
@@ -158,7 +158,7 @@ def test_key_without_enabled_versions_is_a_decided_failure(gcp: GcpKms, server: 
 def test_kms_signature_verifies_through_resolver_and_verifier(
     gcp: GcpKms, server: GcpKmsServer, key_id: str, hash_name: str, padding: str, kind: str
 ) -> None:
-    from core.verify.keys import describe_key
+    from sigward.verify.keys import describe_key
 
     uri = key_uri(_key(server, key_id))
     public = gcp.public_key(parse_kms_uri(uri), timeout=5)

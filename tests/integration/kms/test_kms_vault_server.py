@@ -12,18 +12,24 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from core.deadline import Deadline
-from core.errors import AccessDeniedError, ConfigurationError, ExternalServiceError, NotFoundError, VerificationFailure
-from core.kms import backends, resolver
-from core.kms.resolver import KeyResolver
-from core.kms.uri import parse_kms_uri
-from core.kms.vault import VaultKms
-from core.policy.loader import load_policy_text
-from core.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.keys import KeyLoadError, PublicKeyVerifier, spki_der
-from core.verify.results import Verdict
-from core.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
+from sigward.deadline import Deadline
+from sigward.errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    ExternalServiceError,
+    NotFoundError,
+    VerificationFailure,
+)
+from sigward.kms import backends, resolver
+from sigward.kms.resolver import KeyResolver
+from sigward.kms.uri import parse_kms_uri
+from sigward.kms.vault import VaultKms
+from sigward.policy.loader import load_policy_text
+from sigward.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, spki_der
+from sigward.verify.results import Verdict
+from sigward.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, make_payload
 from tests.support.memory import MemorySignatureSource
 from tests.support.netutil import free_port
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from core.store.sqlite import SqliteStore
+from sigward.store.sqlite import SqliteStore
 from tests.support.netutil import free_port
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.registry import LocalRegistry
@@ -94,7 +94,7 @@ def test_signed_then_unsigned_push(stack: tuple[LocalRegistry, Served, Path]) ->
     assert wait_for(db, unsigned, "unsigned") == ["unsigned"], served.log()
     env = {**os.environ, "SIGWARD_STORE": f"sqlite:///{db}"}
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "verdict", f"{registry.host}/e2e/signed@{signed}", "--json"],
+        [sys.executable, "-m", "sigward.cli", "verdict", f"{registry.host}/e2e/signed@{signed}", "--json"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -107,7 +107,7 @@ def test_signed_then_unsigned_push(stack: tuple[LocalRegistry, Served, Path]) ->
     assert doc["verdicts"][-1]["verdict"] == "pass"
     assert doc["verdicts"][-1]["source"] == "distribution"
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "verdict", f"{registry.host}/e2e/unsigned@{unsigned}"],
+        [sys.executable, "-m", "sigward.cli", "verdict", f"{registry.host}/e2e/unsigned@{unsigned}"],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -118,7 +118,7 @@ def test_signed_then_unsigned_push(stack: tuple[LocalRegistry, Served, Path]) ->
     assert proc.returncode == 0 and proc.stdout.startswith("UNSIGNED")
     missing = "sha256:" + "0" * 64
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "verdict", f"{registry.host}/e2e/none@{missing}"],
+        [sys.executable, "-m", "sigward.cli", "verdict", f"{registry.host}/e2e/none@{missing}"],
         cwd=REPO,
         env=env,
         capture_output=True,

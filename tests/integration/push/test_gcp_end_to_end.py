@@ -14,8 +14,8 @@ from pathlib import Path
 import functions_framework
 import pytest
 
-from core import runtime
-from core.store import open_store
+from sigward import runtime
+from sigward.store import open_store
 from tests.support.admission import pod, pod_request, review
 from tests.support.emulators import GcloudEmulator, gcloud_available
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
@@ -131,7 +131,7 @@ def test_artifact_registry_push_to_admission(
 
 
 def test_malformed_pubsub_message_is_acknowledged(tmp_path: Path) -> None:
-    from core.push.http import handle_push_pubsub
+    from sigward.push.http import handle_push_pubsub
 
     envelope = {"subscription": "s", "message": {"messageId": "1", "data": base64.b64encode(b"not json").decode()}}
     resp = handle_push_pubsub(

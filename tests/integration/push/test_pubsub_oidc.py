@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from core import logs
-from core.events.auth import CERTS_REFETCH_INTERVAL_SECONDS, GoogleCerts, OidcFailure
-from core.push.http import handle_push_pubsub
-from core.push.service import PushService
-from core.store.memory import MemoryStore
-from core.verify.engine import Verifier
+from sigward import logs
+from sigward.events.auth import CERTS_REFETCH_INTERVAL_SECONDS, GoogleCerts, OidcFailure
+from sigward.push.http import handle_push_pubsub
+from sigward.push.service import PushService
+from sigward.store.memory import MemoryStore
+from sigward.verify.engine import Verifier
 from tests.support.google_oidc import (
     AUDIENCE,
     SERVICE_ACCOUNT,

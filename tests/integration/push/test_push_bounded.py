@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 
-from core.push.service import DEFAULT_PUSH_DEADLINE_SECONDS
+from sigward.push.service import DEFAULT_PUSH_DEADLINE_SECONDS
 from tests.support.admission import pod, pod_request, review
 from tests.support.faults import AcceptCounter
 from tests.support.httpservers import SilentServer

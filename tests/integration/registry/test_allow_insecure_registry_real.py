@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from core.policy.loader import load_policy_text
-from core.policy.validation import INSECURE_REGISTRY_NOTE
+from sigward.policy.loader import load_policy_text
+from sigward.policy.validation import INSECURE_REGISTRY_NOTE
 from tests.support.httpservers import Reply, ScriptedServer, Seen
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.signing import new_key
@@ -57,7 +57,7 @@ def _sigward(args: list[str], env_extra: dict[str, str]) -> subprocess.Completed
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGWARD_")}
     env.update(env_extra)
     return subprocess.run(
-        [sys.executable, "-m", "core.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "sigward.cli", *args], env=env, capture_output=True, text=True, timeout=120, check=False
     )
 
 

@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import AccessDeniedError, ExternalServiceError, VerificationFailure
-from core.references import Repository
-from core.registry import OCI_INDEX, CredentialStore, RegistryClient, RegistryConfig
-from core.verify import referrers as referrers_module
-from core.verify.bundles import BUNDLE_MEDIA_TYPE, BundleLayer, verify_bundle_signatures
-from core.verify.keys import PublicKeyVerifier, load_public_key_pem
-from core.verify.oci import RegistrySignatureSource
-from core.verify.trust import parse_trusted_root
+from sigward.deadline import Deadline
+from sigward.errors import AccessDeniedError, ExternalServiceError, VerificationFailure
+from sigward.references import Repository
+from sigward.registry import OCI_INDEX, CredentialStore, RegistryClient, RegistryConfig
+from sigward.verify import referrers as referrers_module
+from sigward.verify.bundles import BUNDLE_MEDIA_TYPE, BundleLayer, verify_bundle_signatures
+from sigward.verify.keys import PublicKeyVerifier, load_public_key_pem
+from sigward.verify.oci import RegistrySignatureSource
+from sigward.verify.trust import parse_trusted_root
 from tests.support.bundles import add_to_fallback_index, b64, dsse_bundle, encode, push_bundle_referrer, statement
 from tests.support.bundles import trusted_root as trusted_root_json
 from tests.support.httpservers import Reply, ScriptedServer, Seen, forward

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import AccessDeniedError
-from core.references import Repository, parse_image_reference
-from core.registry import CredentialStore, RegistryClient
+from sigward.deadline import Deadline
+from sigward.errors import AccessDeniedError
+from sigward.references import Repository, parse_image_reference
+from sigward.registry import CredentialStore, RegistryClient
 from tests.support.registry import HTPASSWD_PASSWORD, HTPASSWD_USER, LocalRegistry, local_config
 from tests.support.tokenserver import IDENTITY_TOKEN, SERVICE, TOKEN_PASSWORD, TOKEN_USER, TokenServer
 

@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import DeadlineExceededError, ExternalServiceError, NotFoundError, VerificationFailure
-from core.references import Repository, parse_image_reference
-from core.registry import (
+from sigward.deadline import Deadline
+from sigward.errors import DeadlineExceededError, ExternalServiceError, NotFoundError, VerificationFailure
+from sigward.references import Repository, parse_image_reference
+from sigward.registry import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import (
+from sigward.deadline import Deadline
+from sigward.errors import (
     AccessDeniedError,
     DeadlineExceededError,
     ExternalServiceError,
     VerificationFailure,
 )
-from core.references import Repository, parse_image_reference
-from core.registry import BlockedAddressError, CredentialStore, RegistryClient, RegistryConfig
+from sigward.references import Repository, parse_image_reference
+from sigward.registry import BlockedAddressError, CredentialStore, RegistryClient, RegistryConfig
 from tests.support.httpservers import Reply, ScriptedServer, Seen, SilentServer, forward
 from tests.support.registry import (
     HTPASSWD_PASSWORD,

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import AccessDeniedError, ConfigurationError
-from core.kms import aws_federation
-from core.references import Repository
-from core.registry import CredentialStore, RegistryClient, RegistryConfig
-from core.registry.credentials import Credentials
-from core.registry.providers import ProviderChain, ProviderName
+from sigward.deadline import Deadline
+from sigward.errors import AccessDeniedError, ConfigurationError
+from sigward.kms import aws_federation
+from sigward.references import Repository
+from sigward.registry import CredentialStore, RegistryClient, RegistryConfig
+from sigward.registry.credentials import Credentials
+from sigward.registry.providers import ProviderChain, ProviderName
 from tests.support.acr import AcrFront, EntraServer
 from tests.support.gce_metadata import FakeMetadataServer
 from tests.support.keyvault_server import _CLEARED as AZURE_CLEARED
@@ -291,7 +291,7 @@ def test_amazon_ecr_token_with_federated_credentials(
 def test_amazon_without_role_or_credentials_is_configuration(
     moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from core.registry.providers.amazon import AmazonProvider
+    from sigward.registry.providers.amazon import AmazonProvider
 
     clear_ambient_aws(monkeypatch, tmp_path)
     monkeypatch.delenv("SIGWARD_AWS_ROLE_ARN", raising=False)
@@ -318,7 +318,7 @@ class _Counting:
 def test_ecr_public_gets_no_credentials_and_is_not_refused(host: str) -> None:
     """ECR Public tokens (ecr-public GetAuthorizationToken, us-east-1) are not implemented: moto 5 has no ecr-public
     to test against. ECR Public is pulled anonymously; a private-ECR token is never sent to it."""
-    from core.registry.providers.amazon import AmazonProvider
+    from sigward.registry.providers.amazon import AmazonProvider
 
     amazon = _Counting()
     chain = ProviderChain(providers={ProviderName.AMAZON: amazon}, host_map={})

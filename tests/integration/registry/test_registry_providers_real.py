@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import AccessDeniedError
-from core.references import Repository
-from core.registry import CredentialStore, RegistryClient, RegistryConfig
-from core.registry.providers import ProviderName
+from sigward.deadline import Deadline
+from sigward.errors import AccessDeniedError
+from sigward.references import Repository
+from sigward.registry import CredentialStore, RegistryClient, RegistryConfig
+from sigward.registry.providers import ProviderName
 from tests.support.gce_metadata import AccessTokenMetadata, install_access_token_metadata
 from tests.support.httpservers import Reply, ScriptedServer, Seen
 from tests.support.moto import MotoServer, clear_ambient_aws
@@ -104,7 +104,7 @@ def test_google_adc_token_pulls_with_no_docker_config(
 def test_google_token_refreshed_before_expiry(
     provider_registry: LocalRegistry, provider_server: TokenServer, metadata: AccessTokenMetadata, tmp_path: Path
 ) -> None:
-    from core.registry.providers.google import GoogleProvider
+    from sigward.registry.providers.google import GoogleProvider
 
     now = [0.0]
     provider = GoogleProvider(clock=lambda: now[0] + __import__("time").time())

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.deadline import Deadline
-from core.errors import ExternalServiceError, VerificationFailure
-from core.references import Repository
-from core.registry import CredentialStore, RegistryClient, RegistryConfig
+from sigward.deadline import Deadline
+from sigward.errors import ExternalServiceError, VerificationFailure
+from sigward.references import Repository
+from sigward.registry import CredentialStore, RegistryClient, RegistryConfig
 from tests.support.httpservers import Reply, ScriptedServer, Seen
 from tests.support.registry import sha256_digest
 

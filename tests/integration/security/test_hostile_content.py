@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from core.admission.http import handle_admission
-from core.cli import run
-from core.errors import PolicyError
-from core.events import MAX_WEBHOOK_BYTES
-from core.policy.loader import load_policies, load_policy_text
-from core.push.http import handle_push_pubsub, handle_push_webhook
-from core.verify.cosign import ANNOTATION_SIGNATURE
-from core.verify.dsse import DSSE_MEDIA_TYPE
-from core.verify.oci import MAX_SIGNATURE_LAYERS
+from sigward.admission.http import handle_admission
+from sigward.cli import run
+from sigward.errors import PolicyError
+from sigward.events import MAX_WEBHOOK_BYTES
+from sigward.policy.loader import load_policies, load_policy_text
+from sigward.push.http import handle_push_pubsub, handle_push_webhook
+from sigward.verify.cosign import ANNOTATION_SIGNATURE
+from sigward.verify.dsse import DSSE_MEDIA_TYPE
+from sigward.verify.oci import MAX_SIGNATURE_LAYERS
 from tests.support.admission import pod, pod_request, review
 from tests.support.bundles import dsse_bundle, encode, message_bundle, push_bundle_referrer, statement
 from tests.support.faults import FaultProxy, admission, gzip_bomb, is_blob, is_signature_manifest

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from core.store.sqlite import SqliteStore
+from sigward.store.sqlite import SqliteStore
 from tests.support.admission import pod, pod_request, review
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.registry import LocalRegistry
@@ -207,7 +207,7 @@ def test_serve_refuses_a_bad_findings_url_at_start_up(url: str, tmp_path: Path) 
     policy = tmp_path / "policy.yaml"
     policy.write_text(dump(cluster_policy("p", [key_verification(["ghcr.io/org/*"], [keys_entry(KEY.public_pem)])])))
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "serve", "--port", "1"],
+        [sys.executable, "-m", "sigward.cli", "serve", "--port", "1"],
         cwd=REPO,
         env={**os.environ, "SIGWARD_POLICY": str(policy), "SIGWARD_FINDINGS_WEBHOOK": url},
         capture_output=True,

@@ -2,7 +2,7 @@
 CLI's output — while authentication fails in every way it can (wrong password, refused token, rejected identity
 token, KMS access denied, wrong admission token or push secret).
 
-Logs are captured from sigward's own stream (``core.logs``) and from the standard ``logging`` module at INFO (what a
+Logs are captured from sigward's own stream (``sigward.logs``) and from the standard ``logging`` module at INFO (what a
 deployment might enable); subprocess output is captured whole. Each secret is searched for as written, base64-encoded
 (as a Basic header carries it) and URL-encoded.
 """
@@ -23,16 +23,16 @@ from urllib.parse import quote
 
 import pytest
 
-from core import logs
-from core.admission.http import handle_admission
-from core.cli import run
-from core.kms import backends
-from core.push.http import handle_push_webhook
-from core.push.service import PushService
-from core.registry import CredentialStore, RegistryClient, RegistryConfig
-from core.store.memory import MemoryStore
-from core.verify.engine import Verifier
-from core.verify.oci import RegistrySignatureSource
+from sigward import logs
+from sigward.admission.http import handle_admission
+from sigward.cli import run
+from sigward.kms import backends
+from sigward.push.http import handle_push_webhook
+from sigward.push.service import PushService
+from sigward.registry import CredentialStore, RegistryClient, RegistryConfig
+from sigward.store.memory import MemoryStore
+from sigward.verify.engine import Verifier
+from sigward.verify.oci import RegistrySignatureSource
 from tests.support.admission import pod, pod_request, review
 from tests.support.faults import FaultProxy, admission, is_blob, is_image_manifest
 from tests.support.httpservers import Reply, ScriptedServer, Seen, forward
@@ -265,7 +265,7 @@ def test_bearer_and_identity_tokens_never_in_logs_or_answers(
 
 
 def test_push_secret_never_in_logs_or_answers(registry: LocalRegistry, std_logs: pytest.LogCaptureFixture) -> None:
-    from core.policy.loader import load_policy_text
+    from sigward.policy.loader import load_policy_text
 
     digest = registry.push_image("secrets/pushed", tag="v1")
     target = {
@@ -407,7 +407,7 @@ def test_cli_output_holds_no_secrets(
             [
                 sys.executable,
                 "-m",
-                "core.cli",
+                "sigward.cli",
                 "verify",
                 "--policy",
                 str(tmp_path / "policy.yaml"),

@@ -1,7 +1,7 @@
 """``sigward serve`` under slow, idle and unauthenticated clients (issue 12 §3), process-level on loopback: a valid
 signed admission is still answered in under a second; the token / push secret is checked on the head, so an
 unauthenticated body is never waited for (its twin with the right credentials is); slow and idle sockets are closed
-by the server within its head/body time limits (core.server.HEAD_SECONDS, BODY_SECONDS)."""
+by the server within its head/body time limits (sigward.server.HEAD_SECONDS, BODY_SECONDS)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from core.server import BODY_SECONDS, HEAD_SECONDS
+from sigward.server import BODY_SECONDS, HEAD_SECONDS
 from tests.support.admission import pod, pod_request, review
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.registry import LocalRegistry

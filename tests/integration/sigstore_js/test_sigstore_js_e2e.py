@@ -28,7 +28,7 @@ import functions_framework
 import pytest
 import requests
 
-from core import runtime
+from sigward import runtime
 from tests.support.admission import decode_patch, pod, pod_request, review
 from tests.support.policies import cluster_policy, dump
 from tests.support.registry import HTPASSWD_PASSWORD, HTPASSWD_USER, OCI_INDEX, LocalRegistry
@@ -195,7 +195,7 @@ def sigward_verify(
     if mock_root:
         env["SIGWARD_TRUSTED_ROOT"] = str(attested.trusted_root)
     proc = subprocess.run(
-        [sys.executable, "-m", "core.cli", "verify", "--policy", str(path), "--json", attested.image],
+        [sys.executable, "-m", "sigward.cli", "verify", "--policy", str(path), "--json", attested.image],
         cwd=REPO,
         env=env,
         capture_output=True,

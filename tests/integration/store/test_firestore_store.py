@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.store import StoredVerdict, open_store
-from core.store.firestore import FirestoreStore
+from sigward.store import StoredVerdict, open_store
+from sigward.store.firestore import FirestoreStore
 from tests.support.emulators import GcloudEmulator, gcloud_available
 
 DIGEST = "sha256:" + "a" * 64
@@ -82,7 +82,7 @@ def test_contract_on_the_emulator(store: FirestoreStore) -> None:
 
 
 def test_emulator_down_is_an_infrastructure_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.errors import ExternalServiceError
+    from sigward.errors import ExternalServiceError
     from tests.support.netutil import free_port
 
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", f"127.0.0.1:{free_port()}")

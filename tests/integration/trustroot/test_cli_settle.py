@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from core import cli
-from core.verify import tuf as tufmod
-from core.verify.tuf import RootOrigin, TrustRootHolder, TrustRootSource
+from sigward import cli
+from sigward.verify import tuf as tufmod
+from sigward.verify.tuf import RootOrigin, TrustRootHolder, TrustRootSource
 from tests.support.admission import pod, pod_request, review
 from tests.support.fulcio import make_fulcio, trusted_root_json
 from tests.support.httpservers import SilentServer

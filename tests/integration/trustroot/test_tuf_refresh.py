@@ -1,4 +1,4 @@
-"""The trusted root kept current over TUF (core.verify.tuf) against a real TUF repository on 127.0.0.1
+"""The trusted root kept current over TUF (sigward.verify.tuf) against a real TUF repository on 127.0.0.1
 (tests/support/tuf_repo.py): a rotated root is picked up and changes verdicts; a broken mirror keeps the last good
 root and logs once; a restart reads the verified copy on disk; nothing ever blocks verification."""
 
@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from securesystemslib.signer import CryptoSigner  # type: ignore[attr-defined]
 
-from core import logs
-from core.errors import ConfigurationError, ExternalServiceError, VerificationFailure
-from core.policy.models import KeylessAttestor
-from core.verify import tuf as tufmod
-from core.verify.keyless import verify_layer_keyless
-from core.verify.trust import load_trusted_root, parse_trusted_root
-from core.verify.tuf import RefreshFailure, RootOrigin, TrustRootHolder, TrustRootRefreshError, TrustRootSource
+from sigward import logs
+from sigward.errors import ConfigurationError, ExternalServiceError, VerificationFailure
+from sigward.policy.models import KeylessAttestor
+from sigward.verify import tuf as tufmod
+from sigward.verify.keyless import verify_layer_keyless
+from sigward.verify.trust import load_trusted_root, parse_trusted_root
+from sigward.verify.tuf import RefreshFailure, RootOrigin, TrustRootHolder, TrustRootRefreshError, TrustRootSource
 from tests.support.fulcio import TEST_EMAIL, TEST_ISSUER, cert_layer, issue_leaf, make_fulcio, trusted_root_json
 from tests.support.httpservers import SilentServer
 from tests.support.signing import new_key

@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from core.admission.review import parse_review
-from core.admission.service import AdmissionService, AdmissionSettings
-from core.events import PushEvent
-from core.policy.loader import load_policy_text
-from core.policy.models import Policy
-from core.push.service import PushService, PushSettings
-from core.registry import RegistryClient
-from core.store.memory import MemoryStore
-from core.verify.engine import Verifier
-from core.verify.oci import RegistrySignatureSource
-from core.verify.tuf import TrustRootHolder, TrustRootSource
+from sigward.admission.review import parse_review
+from sigward.admission.service import AdmissionService, AdmissionSettings
+from sigward.events import PushEvent
+from sigward.policy.loader import load_policy_text
+from sigward.policy.models import Policy
+from sigward.push.service import PushService, PushSettings
+from sigward.registry import RegistryClient
+from sigward.store.memory import MemoryStore
+from sigward.verify.engine import Verifier
+from sigward.verify.oci import RegistrySignatureSource
+from sigward.verify.tuf import TrustRootHolder, TrustRootSource
 from tests.support.admission import pod, pod_request, review
 from tests.support.fulcio import make_fulcio, trusted_root_json
 from tests.support.memory import stored_verdict

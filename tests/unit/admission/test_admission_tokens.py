@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from core import logs
-from core.admission.http import MAX_ADMISSION_TOKENS, authenticate_tokens, handle_admission, parse_tokens
-from core.admission.service import AdmissionService, AdmissionSettings
-from core.errors import ConfigurationError
-from core.verify.engine import Verifier
+from sigward import logs
+from sigward.admission.http import MAX_ADMISSION_TOKENS, authenticate_tokens, handle_admission, parse_tokens
+from sigward.admission.service import AdmissionService, AdmissionSettings
+from sigward.errors import ConfigurationError
+from sigward.verify.engine import Verifier
 from tests.support.admission import pod, pod_request, review
 from tests.support.memory import MemorySignatureSource
 
@@ -167,7 +167,7 @@ def test_no_log_record_carries_a_path_token(
     from tests.support.serve import REPO
 
     monkeypatch.setenv("SIGWARD_ADMISSION_TOKEN", f"prod={PROD},{NEW}")
-    monkeypatch.setattr("core.runtime.admission_service", service)
+    monkeypatch.setattr("sigward.runtime.admission_service", service)
     caplog.set_level(logging.DEBUG)
     client = functions_framework.create_app("admission", str(REPO / "functions" / "main.py")).test_client()  # type: ignore[no-untyped-call]
     answers = [

@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 
-from core.admission.http import answer_from_memory, handle_admission
-from core.admission.review import AdmissionRequest, parse_review
-from core.admission.service import AdmissionService, AdmissionSettings, Decision
-from core.cache import TTLCache
-from core.policy.loader import load_policy_text
-from core.policy.models import Policy
-from core.store.memory import MemoryStore
-from core.verify.caching import CachingSignatureSource
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
+from sigward.admission.http import answer_from_memory, handle_admission
+from sigward.admission.review import AdmissionRequest, parse_review
+from sigward.admission.service import AdmissionService, AdmissionSettings, Decision
+from sigward.cache import TTLCache
+from sigward.policy.loader import load_policy_text
+from sigward.policy.models import Policy
+from sigward.store.memory import MemoryStore
+from sigward.verify.caching import CachingSignatureSource
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
 from tests.support.admission import pod, pod_request, review
 from tests.support.memory import MemorySignatureSource
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry

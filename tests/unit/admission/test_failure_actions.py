@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from core.admission.review import parse_review
-from core.admission.service import AdmissionService, AdmissionSettings
-from core.errors import PolicyError
-from core.policy.loader import load_policy_text
-from core.policy.models import Policy
-from core.verify.engine import Verifier
+from sigward.admission.review import parse_review
+from sigward.admission.service import AdmissionService, AdmissionSettings
+from sigward.errors import PolicyError
+from sigward.policy.loader import load_policy_text
+from sigward.policy.models import Policy
+from sigward.verify.engine import Verifier
 from tests.support.admission import pod, pod_request, review
 from tests.support.memory import MemorySignatureSource
 from tests.support.policies import dump

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from core.admission.images import POD_CONTROLLERS, extract_images
-from core.errors import BadRequestError
+from sigward.admission.images import POD_CONTROLLERS, extract_images
+from sigward.errors import BadRequestError
 
 SIGNED = "registry.example.com/team/data:v1"
 OTHER = "registry.example.com/team/tools:v2"

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from core.admission.images import extract_images
-from core.admission.match import request_info, rule_applies
-from core.errors import BadRequestError
-from core.policy.loader import load_policy_text
-from core.policy.models import Policy
+from sigward.admission.images import extract_images
+from sigward.admission.match import request_info, rule_applies
+from sigward.errors import BadRequestError
+from sigward.policy.loader import load_policy_text
+from sigward.policy.models import Policy
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.signing import new_key
 

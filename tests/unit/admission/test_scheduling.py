@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from core.admission.scheduling import NOT_STARTED, TIMED_OUT, Done, FairPool, Raised
-from core.deadline import Deadline
+from sigward.admission.scheduling import NOT_STARTED, TIMED_OUT, Done, FairPool, Raised
+from sigward.deadline import Deadline
 
 _POOLS: list[FairPool] = []
 

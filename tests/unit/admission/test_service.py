@@ -10,15 +10,15 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.admission.review import AdmissionRequest, parse_review
-from core.admission.service import AdmissionService, AdmissionSettings
-from core.deadline import Deadline
-from core.errors import ExternalServiceError
-from core.policy.loader import load_policy_text
-from core.policy.models import Policy
-from core.references import ImageReference, Repository
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
+from sigward.admission.review import AdmissionRequest, parse_review
+from sigward.admission.service import AdmissionService, AdmissionSettings
+from sigward.deadline import Deadline
+from sigward.errors import ExternalServiceError
+from sigward.policy.loader import load_policy_text
+from sigward.policy.models import Policy
+from sigward.references import ImageReference, Repository
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
 from tests.support.admission import pod, pod_request, review
 from tests.support.memory import MemorySignatureSource
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
@@ -214,11 +214,11 @@ def test_skipped_images_warn_without_network() -> None:
 
 
 def test_stored_pass_is_reused_and_stored_failure_never_allows() -> None:
-    from core.references import parse_image_reference
-    from core.store import StoredVerdict, entries_key
-    from core.store.memory import MemoryStore
-    from core.verify.plan import plan_rule
-    from core.verify.trust import load_trusted_root
+    from sigward.references import parse_image_reference
+    from sigward.store import StoredVerdict, entries_key
+    from sigward.store.memory import MemoryStore
+    from sigward.verify.plan import plan_rule
+    from sigward.verify.trust import load_trusted_root
 
     source = make_source()
     current = policies()

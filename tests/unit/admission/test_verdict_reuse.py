@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
-from core.admission.review import AdmissionRequest, parse_review
-from core.admission.service import AdmissionService, AdmissionSettings
-from core.events import PushEvent
-from core.policy.loader import load_policy_text
-from core.policy.models import Policy
-from core.push.service import PushService, PushSettings
-from core.references import parse_image_reference
-from core.store.memory import MemoryStore
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.plan import plan_rule
+from sigward.admission.review import AdmissionRequest, parse_review
+from sigward.admission.service import AdmissionService, AdmissionSettings
+from sigward.events import PushEvent
+from sigward.policy.loader import load_policy_text
+from sigward.policy.models import Policy
+from sigward.push.service import PushService, PushSettings
+from sigward.references import parse_image_reference
+from sigward.store.memory import MemoryStore
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.plan import plan_rule
 from tests.support.admission import pod, pod_request, review
 from tests.support.memory import MemorySignatureSource
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry

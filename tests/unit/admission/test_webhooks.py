@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.admission.webhooks import render_webhook_configurations, webhook_configurations
-from core.errors import BadRequestError
+from sigward.admission.webhooks import render_webhook_configurations, webhook_configurations
+from sigward.errors import BadRequestError
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from core.events import PushEvent, from_distribution, from_harbor
-from core.push.service import PushService, PushSettings
-from core.store.memory import MemoryStore
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
+from sigward.events import PushEvent, from_distribution, from_harbor
+from sigward.push.service import PushService, PushSettings
+from sigward.store.memory import MemoryStore
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
 from tests.support.memory import MemorySignatureSource
 from tests.support.signing import signed_layer
 from tests.unit.push.test_push_service import DIGEST, HOST, KEY, REPO, Clock, Recorder, policies

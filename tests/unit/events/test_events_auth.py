@@ -7,8 +7,8 @@ import hmac
 
 import pytest
 
-from core.errors import ConfigurationError
-from core.events import Unauthenticated, authenticate
+from sigward.errors import ConfigurationError
+from sigward.events import Unauthenticated, authenticate
 
 SECRET = "correct horse battery staple"
 BODY = b'{"action":"published","registry_package":{}}'

@@ -16,8 +16,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.errors import SigwardError
-from core.events import (
+from sigward.errors import SigwardError
+from sigward.events import (
     PushEvent,
     WebhookResult,
     authenticate,

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import SigwardError
-from core.events import authenticate, from_pubsub_cloudevent, from_pubsub_push, parse_webhook
+from sigward.errors import SigwardError
+from sigward.events import authenticate, from_pubsub_cloudevent, from_pubsub_push, parse_webhook
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(GOLDEN.glob("*.json"))

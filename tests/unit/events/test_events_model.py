@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import BadRequestError
-from core.events import (
+from sigward.errors import BadRequestError
+from sigward.events import (
     MAX_EVENTS,
     MAX_WEBHOOK_BYTES,
     PushEvent,
@@ -22,9 +22,9 @@ from core.events import (
     from_pubsub_push,
     parse_webhook,
 )
-from core.events.ecr import ecr_registry_host
-from core.events.gcr import MAX_PUBSUB_DATA_BYTES
-from core.events.models import is_manifest_media_type, subject_digest_of_tag
+from sigward.events.ecr import ecr_registry_host
+from sigward.events.gcr import MAX_PUBSUB_DATA_BYTES
+from sigward.events.models import is_manifest_media_type, subject_digest_of_tag
 
 HEX = "6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b"
 DIGEST = f"sha256:{HEX}"

@@ -16,13 +16,13 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from core.admission.http import HttpResponse, handle_admission
-from core.admission.service import AdmissionService, AdmissionSettings
-from core.errors import BadRequestError
-from core.policy.loader import load_policy_text
-from core.references import parse_image_reference, wildcard_match
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
+from sigward.admission.http import HttpResponse, handle_admission
+from sigward.admission.service import AdmissionService, AdmissionSettings
+from sigward.errors import BadRequestError
+from sigward.policy.loader import load_policy_text
+from sigward.references import parse_image_reference, wildcard_match
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
 from tests.support.admission import pod, pod_request, review
 from tests.support.fuzzing import SETTINGS, byte_mutations, dumps, json_values, mutations
 from tests.support.memory import MemorySignatureSource

@@ -11,8 +11,8 @@ import time
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from core.events import PushEvent
-from core.patterns import PatternError, compile_re2, wildcard_match
+from sigward.events import PushEvent
+from sigward.patterns import PatternError, compile_re2, wildcard_match
 from tests.support.fuzzing import SETTINGS
 
 REGEX_ALPHABET = "ab.*+?()[]{}|^$\\-:=<>!PkCzdwsb0123,"

@@ -10,9 +10,9 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from core.errors import PolicyError
-from core.policy.loader import load_policy_text
-from core.references import wildcard_match
+from sigward.errors import PolicyError
+from sigward.policy.loader import load_policy_text
+from sigward.references import wildcard_match
 from tests.support.fuzzing import SETTINGS, byte_mutations, json_values, mutations
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.signing import new_key

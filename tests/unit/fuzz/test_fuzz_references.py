@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from core.errors import BadRequestError
-from core.references import (
+from sigward.errors import BadRequestError
+from sigward.references import (
     MAX_NAME_LENGTH,
     MAX_REFERENCE_LENGTH,
     image_covered,
@@ -132,7 +132,7 @@ def test_wildcard_match_is_linear_time() -> None:
     assert elapsed < 0.5, f"{pattern!r} against a {len(HOSTILE_TEXT)}-character reference took {elapsed:.2f}s"
 
 
-# Regression test (was a strict xfail until fixed in da1389d): core.references._REFERENCE_RE ends in '$', which also
+# Regression test (was a strict xfail until fixed in da1389d): sigward.references._REFERENCE_RE ends in '$', which also
 # matches before a trailing newline; Go's regexp (distribution/reference, Kyverno) does not, so 'app:v1\n' is refused
 # there and verified as 'app:v1' here (use re.fullmatch or \Z)
 @pytest.mark.parametrize("text", ["registry.test/app:v1\n", f"registry.test/app@{DIGEST}\n"])

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from core.deadline import Deadline
-from core.errors import BadRequestError, ExternalServiceError, VerificationFailure
-from core.kms.uri import SCHEMES, parse_kms_uri
-from core.registry import CredentialStore, RegistryConfig
-from core.registry.auth import (
+from sigward.deadline import Deadline
+from sigward.errors import BadRequestError, ExternalServiceError, VerificationFailure
+from sigward.kms.uri import SCHEMES, parse_kms_uri
+from sigward.registry import CredentialStore, RegistryConfig
+from sigward.registry.auth import (
     MAX_TOKEN_LENGTH,
     Authenticator,
     ChallengeError,
@@ -23,8 +23,8 @@ from core.registry.auth import (
     parse_www_authenticate,
     sanitize_scopes,
 )
-from core.registry.models import MAX_DESCRIPTORS, OCI_INDEX, OCI_MANIFEST, Manifest, compute_digest
-from core.registry.transport import RequestStats, Transport
+from sigward.registry.models import MAX_DESCRIPTORS, OCI_INDEX, OCI_MANIFEST, Manifest, compute_digest
+from sigward.registry.transport import RequestStats, Transport
 from tests.support.fuzzing import SETTINGS, byte_mutations, dumps, json_values, mutations, only_ours
 
 DIGEST = "sha256:" + "a" * 64
@@ -223,7 +223,7 @@ def test_kms_uri_parse_is_total(uri: str) -> None:
     assert re.fullmatch(r"[a-z0-9-]*", ref.region)
 
 
-# Regression test (was a strict xfail until fixed in da1389d): core.kms.uri._HOST ends in '$', which also matches
+# Regression test (was a strict xfail until fixed in da1389d): sigward.kms.uri._HOST ends in '$', which also matches
 # before a trailing newline, so 'awskms://host\n/alias/x' parses with endpoint 'host\n' (use re.fullmatch or \Z)
 @pytest.mark.parametrize("uri", ["awskms://kms.example\n/alias/x", "azurekms://v.vault.azure.net\n/key"])
 def test_kms_endpoint_with_a_trailing_newline_is_refused(uri: str) -> None:

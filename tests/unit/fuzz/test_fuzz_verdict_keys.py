@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.references import parse_image_reference
-from core.verify.plan import plan_rule
+from sigward.references import parse_image_reference
+from sigward.verify.plan import plan_rule
 from tests.unit.admission.test_verdict_reuse import DIGEST, REPO, deny_if, entry, load
 
 # Docker's tag grammar: a word character first, then up to 127 of [A-Za-z0-9_.-].

@@ -19,17 +19,17 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from core.errors import ConfigurationError, SigwardError, VerificationFailure
-from core.policy.models import KeylessAttestor
-from core.verify.bundles import BundleLayer, parse_bundle, verify_bundle
-from core.verify.cosign import ANNOTATION_CERTIFICATE, SignatureLayer
-from core.verify.dsse import Envelope, check_subject, parse_envelope, parse_statement
-from core.verify.keyless import verify_signatures_keyless
-from core.verify.keys import PublicKeyVerifier, load_public_key_pem
-from core.verify.rekor import verify_set
-from core.verify.simplesigning import check_payload, make_payload, parse_payload
-from core.verify.trust import _public_good_bytes, logs_from_pem_keys, parse_trusted_root
-from core.verify.x509chain import load_certificates_pem
+from sigward.errors import ConfigurationError, SigwardError, VerificationFailure
+from sigward.policy.models import KeylessAttestor
+from sigward.verify.bundles import BundleLayer, parse_bundle, verify_bundle
+from sigward.verify.cosign import ANNOTATION_CERTIFICATE, SignatureLayer
+from sigward.verify.dsse import Envelope, check_subject, parse_envelope, parse_statement
+from sigward.verify.keyless import verify_signatures_keyless
+from sigward.verify.keys import PublicKeyVerifier, load_public_key_pem
+from sigward.verify.rekor import verify_set
+from sigward.verify.simplesigning import check_payload, make_payload, parse_payload
+from sigward.verify.trust import _public_good_bytes, logs_from_pem_keys, parse_trusted_root
+from sigward.verify.x509chain import load_certificates_pem
 from tests.support import bundles as bundle_support
 from tests.support.fulcio import TEST_EMAIL, TEST_ISSUER, cert_layer, issue_leaf, make_fulcio, pems
 from tests.support.fulcio import trusted_root as fulcio_root

@@ -15,7 +15,7 @@ from botocore import exceptions as boto  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.errors import (
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     ExternalServiceError,
@@ -23,8 +23,8 @@ from core.errors import (
     SigwardError,
     VerificationFailure,
 )
-from core.kms import aws
-from core.kms.aws import (
+from sigward.kms import aws
+from sigward.kms.aws import (
     SIGNING_ALGORITHMS,
     AwsKms,
     endpoint_url,
@@ -32,8 +32,8 @@ from core.kms.aws import (
     public_key_from_response,
     resolve_region,
 )
-from core.kms.uri import parse_kms_uri
-from core.verify.keys import KeyLoadError
+from sigward.kms.uri import parse_kms_uri
+from sigward.verify.keys import KeyLoadError
 from tests.support.moto import clear_ambient_aws
 from tests.support.signing import new_key
 
@@ -299,7 +299,7 @@ def test_ambient_endpoint_variable_is_the_sdks(monkeypatch: pytest.MonkeyPatch, 
 
 def test_cold_start_imports_no_sdk() -> None:
     code = (
-        "import sys, core.kms.aws, core.kms.vault; "
+        "import sys, sigward.kms.aws, sigward.kms.vault; "
         "bad = [m for m in ('boto3', 'botocore', 'hvac') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from core.errors import (
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     ExternalServiceError,
@@ -21,8 +21,8 @@ from core.errors import (
     SigwardError,
     VerificationFailure,
 )
-from core.kms.azure import Jwk, credential_attempts, credential_error, key_from_jwk, map_error, raw_to_der
-from core.verify.keys import KeyLoadError, PublicKeyVerifier, describe_key
+from sigward.kms.azure import Jwk, credential_attempts, credential_error, key_from_jwk, map_error, raw_to_der
+from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, describe_key
 
 VERSION = "https://vault.example/keys/k/0123456789abcdef0123456789abcdef"
 

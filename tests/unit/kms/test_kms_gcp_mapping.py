@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 
-from core.errors import (
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     ExternalServiceError,
@@ -21,8 +21,8 @@ from core.errors import (
     SigwardError,
     VerificationFailure,
 )
-from core.kms.gcp import SIGNING_ALGORITHMS, crc32c, map_error, public_key_for, signing_algorithm
-from core.verify.keys import KeyLoadError
+from sigward.kms.gcp import SIGNING_ALGORITHMS, crc32c, map_error, public_key_for, signing_algorithm
+from sigward.verify.keys import KeyLoadError
 
 ROOT = Path(__file__).resolve().parents[3]
 VERSION = "projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1"
@@ -192,7 +192,7 @@ def test_module_imports_no_cloud_sdk() -> None:
     # functions-framework's namespace .pth creates the empty ``google`` / ``google.cloud`` packages at interpreter
     # start, so what counts is what importing the backends adds.
     code = (
-        "import sys; before = set(sys.modules); import core.kms.gcp, core.kms.azure; "
+        "import sys; before = set(sys.modules); import sigward.kms.gcp, sigward.kms.azure; "
         "added = [m for m in set(sys.modules) - before if m.startswith(('google', 'azure', 'grpc', 'proto'))]; "
         "assert not added, added"
     )

@@ -9,17 +9,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import ExternalServiceError, NotFoundError
-from core.kms import backends, resolver
-from core.kms.base import KmsPublicKey
-from core.kms.resolver import KeyResolver
-from core.kms.uri import KmsKeyRef
-from core.policy.loader import load_policy_text
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.keys import load_public_key_pem
-from core.verify.results import Verdict
+from sigward.deadline import Deadline
+from sigward.errors import ExternalServiceError, NotFoundError
+from sigward.kms import backends, resolver
+from sigward.kms.base import KmsPublicKey
+from sigward.kms.resolver import KeyResolver
+from sigward.kms.uri import KmsKeyRef
+from sigward.policy.loader import load_policy_text
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.keys import load_public_key_pem
+from sigward.verify.results import Verdict
 from tests.support.memory import MemorySignatureSource
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.signing import SigningKey, new_key, signed_layer
@@ -85,7 +85,7 @@ def test_verifies_with_the_kms_key_and_caches_it(kms: ScriptedKms) -> None:
 def test_concurrent_first_uses_share_one_fetch(kms: ScriptedKms) -> None:
     kms.delay = 0.2
     res = KeyResolver()
-    from core.policy.models import StaticKeyAttestor
+    from sigward.policy.models import StaticKeyAttestor
 
     keys = StaticKeyAttestor(public_keys=URI)
     threads = [

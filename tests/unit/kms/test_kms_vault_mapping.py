@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from hvac import exceptions as hv
 
-from core.errors import (
+from sigward.errors import (
     AccessDeniedError,
     ConfigurationError,
     ExternalServiceError,
@@ -21,8 +21,8 @@ from core.errors import (
     SigwardError,
     VerificationFailure,
 )
-from core.kms.uri import parse_kms_uri
-from core.kms.vault import (
+from sigward.kms.uri import parse_kms_uri
+from sigward.kms.vault import (
     VAULT_HASHES,
     VAULT_KEY_TYPES,
     VaultSettings,
@@ -31,7 +31,7 @@ from core.kms.vault import (
     map_vault_login_error,
     public_key_from_vault,
 )
-from core.verify.keys import KeyLoadError
+from sigward.verify.keys import KeyLoadError
 from tests.support.signing import new_key
 
 REF = parse_kms_uri("hashivault://cosign")

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from core.errors import VerificationFailure
-from core.policy.budget import MAX_EVALUATION_COST, BudgetExceeded, EvaluationBudget, budget, charge
-from core.policy.conditions import evaluate_any_all, evaluate_deny
-from core.policy.jmes import search
-from core.policy.models import AnyAllConditions, Condition
+from sigward.errors import VerificationFailure
+from sigward.policy.budget import MAX_EVALUATION_COST, BudgetExceeded, EvaluationBudget, budget, charge
+from sigward.policy.conditions import evaluate_any_all, evaluate_deny
+from sigward.policy.jmes import search
+from sigward.policy.models import AnyAllConditions, Condition
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

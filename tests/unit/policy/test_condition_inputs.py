@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from core.policy.conditions import ALL_INPUTS, NO_INPUTS, ConditionInputs, inputs_read
+from sigward.policy.conditions import ALL_INPUTS, NO_INPUTS, ConditionInputs, inputs_read
 
 
 def image(*fields: str) -> ConditionInputs:

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from core.errors import VerificationFailure
-from core.policy.conditions import (
+from sigward.errors import VerificationFailure
+from sigward.policy.conditions import (
     ConditionOutcome,
     canonical_operator,
     evaluate_any_all,
     evaluate_deny,
     evaluate_operator,
 )
-from core.policy.models import AnyAllConditions, Condition
+from sigward.policy.models import AnyAllConditions, Condition
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import VerificationFailure
-from core.policy.conditions import evaluate_any_all, evaluate_deny, evaluate_operator
-from core.policy.models import AnyAllConditions, Condition
+from sigward.errors import VerificationFailure
+from sigward.policy.conditions import evaluate_any_all, evaluate_deny, evaluate_operator
+from sigward.policy.models import AnyAllConditions, Condition
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 OPERATORS = [

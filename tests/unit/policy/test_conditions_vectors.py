@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from core.policy.conditions import evaluate_any_all, evaluate_deny
-from core.policy.models import AnyAllConditions, Condition
+from sigward.policy.conditions import evaluate_any_all, evaluate_deny
+from sigward.policy.models import AnyAllConditions, Condition
 from tests.support.vectors import require_vectors
 
 pytestmark = pytest.mark.vectors

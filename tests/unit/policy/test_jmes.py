@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import VerificationFailure
-from core.policy.jmes import search
+from sigward.errors import VerificationFailure
+from sigward.policy.jmes import search
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import VerificationFailure
-from core.policy.jmes import search
+from sigward.errors import VerificationFailure
+from sigward.policy.jmes import search
 
 NOW = datetime(2022, 4, 13, 0, 10, tzinfo=UTC)
 

@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core.errors import VerificationFailure
-from core.patterns import wildcard_match
-from core.policy import durations
-from core.policy.jmes import (
+from sigward.errors import VerificationFailure
+from sigward.patterns import wildcard_match
+from sigward.policy import durations
+from sigward.policy.jmes import (
     go_float32_string,
     go_json_number,
     go_sprint,

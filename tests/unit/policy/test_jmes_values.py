@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from core.patterns import wildcard_match
-from core.policy import durations
-from core.policy.jmes import (
+from sigward.patterns import wildcard_match
+from sigward.policy import durations
+from sigward.policy.jmes import (
     BINARY_SI,
     DECIMAL_EXPONENT,
     DECIMAL_SI,

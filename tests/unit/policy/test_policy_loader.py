@@ -15,10 +15,10 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from core.errors import PolicyError
-from core.policy import capabilities
-from core.policy.capabilities import REFUSALS, Capabilities
-from core.policy.loader import (
+from sigward.errors import PolicyError
+from sigward.policy import capabilities
+from sigward.policy.capabilities import REFUSALS, Capabilities
+from sigward.policy.loader import (
     MAX_POLICY_FILE_BYTES,
     MAX_YAML_ALIASES,
     PolicySet,

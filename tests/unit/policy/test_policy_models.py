@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
-from core.policy.models import (
+from sigward.policy.models import (
     DEFAULT_REKOR_URL,
     Attestation,
     Attestor,
@@ -80,7 +80,7 @@ DEFAULTS: list[tuple[str, Any, str, Any]] = [
 
 @pytest.mark.parametrize(("model", "data", "attribute", "expected"), DEFAULTS)
 def test_defaults(model: str, data: dict[str, Any], attribute: str, expected: Any) -> None:
-    from core.policy import models
+    from sigward.policy import models
 
     cls = getattr(models, model)
     obj = cls.model_validate(data, by_alias=True, by_name=False)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import PolicyError
-from core.policy.loader import MAX_YAML_DEPTH, load_policies, load_policy_text
+from sigward.errors import PolicyError
+from sigward.policy.loader import MAX_YAML_DEPTH, load_policies, load_policy_text
 from tests.unit.policy.test_policy_loader import CONFIGMAP, NAMESPACE, dump, policy, rule, verification
 
 VALIDATE_ONLY = policy(rule(name="labels", validate={"pattern": {"metadata": {"labels": {"a": "b"}}}}), name="v")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import PolicyError
-from core.policy.loader import load_policy_text
+from sigward.errors import PolicyError
+from sigward.policy.loader import load_policy_text
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 
 PEM = (

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import PolicyError
-from core.policy.loader import load_policies
+from sigward.errors import PolicyError
+from sigward.policy.loader import load_policies
 
 pytestmark = pytest.mark.vectors
 

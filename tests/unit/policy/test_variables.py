@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import VerificationFailure
-from core.policy.variables import MAX_STRING_LENGTH, MAX_SUBSTITUTIONS, substitute
+from sigward.errors import VerificationFailure
+from sigward.policy.variables import MAX_STRING_LENGTH, MAX_SUBSTITUTIONS, substitute
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 CONTEXT: dict[str, Any] = {

@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import VerificationFailure
-from core.policy.jmes import MissingKeys
-from core.policy.variables import substitute
+from sigward.errors import VerificationFailure
+from sigward.policy.jmes import MissingKeys
+from sigward.policy.variables import substitute
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 VALUES = st.recursive(

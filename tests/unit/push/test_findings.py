@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from core import logs
-from core.deadline import Deadline
-from core.errors import ConfigurationError
-from core.push.findings import Finding, Notifier, emit_finding
+from sigward import logs
+from sigward.deadline import Deadline
+from sigward.errors import ConfigurationError
+from sigward.push.findings import Finding, Notifier, emit_finding
 from tests.support.httpservers import SilentServer
 
 FINDING = Finding(

@@ -11,17 +11,17 @@ from typing import Literal
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import ExternalServiceError
-from core.events import PushEvent
-from core.policy.loader import load_policy_text
-from core.policy.models import Policy
-from core.push.findings import Finding
-from core.push.http import handle_push_webhook
-from core.push.service import PushService, PushSettings
-from core.store.memory import MemoryStore
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
+from sigward.deadline import Deadline
+from sigward.errors import ExternalServiceError
+from sigward.events import PushEvent
+from sigward.policy.loader import load_policy_text
+from sigward.policy.models import Policy
+from sigward.push.findings import Finding
+from sigward.push.http import handle_push_webhook
+from sigward.push.service import PushService, PushSettings
+from sigward.store.memory import MemoryStore
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
 from tests.support.memory import MemorySignatureSource, stored_verdict
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.signing import new_key, signed_layer

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from core.errors import AccessDeniedError
-from core.registry.auth import (
+from sigward.errors import AccessDeniedError
+from sigward.registry.auth import (
     DEFAULT_TOKEN_SECONDS,
     MAX_CHALLENGE_LENGTH,
     TOKEN_EXPIRY_MARGIN_SECONDS,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigurationError
-from core.registry.credentials import (
+from sigward.errors import ConfigurationError
+from sigward.registry.credentials import (
     MAX_HELPER_OUTPUT_BYTES,
     Credentials,
     CredentialStore,

@@ -1,15 +1,15 @@
 """SIGWARD_INSECURE_REGISTRIES, SIGWARD_PRIVATE_REGISTRIES and SIGWARD_REGISTRY_PROVIDERS name registries the way
-image references do (core.references: lower case, no ``:443``, Docker Hub's aliases are ``docker.io``), so
+image references do (sigward.references: lower case, no ``:443``, Docker Hub's aliases are ``docker.io``), so
 ``Host:443`` or ``Host`` in those variables means the same registry as the image ``host/app``."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.references import normalize_registry_host
-from core.registry.config import RegistryConfig
-from core.registry.netguard import NetworkGuard
-from core.registry.providers import ProviderChain, ProviderName, parse_provider_map
+from sigward.references import normalize_registry_host
+from sigward.registry.config import RegistryConfig
+from sigward.registry.netguard import NetworkGuard
+from sigward.registry.providers import ProviderChain, ProviderName, parse_provider_map
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_provider_map_normalized(mapping: str, host: str, provider: ProviderName
 
 
 def test_provider_map_same_registry_two_spellings_two_providers_refused() -> None:
-    from core.errors import ConfigurationError
+    from sigward.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="mapped to two providers"):
         parse_provider_map("reg.example:443=google,Reg.Example=amazon")

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from core.errors import ConfigurationError, VerificationFailure
-from core.registry import config as config_module
-from core.registry import models
-from core.registry.config import RegistryConfig
-from core.registry.models import (
+from sigward.errors import ConfigurationError, VerificationFailure
+from sigward.registry import config as config_module
+from sigward.registry import models
+from sigward.registry.config import RegistryConfig
+from sigward.registry.models import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
@@ -21,7 +21,7 @@ from core.registry.models import (
     Manifest,
     compute_digest,
 )
-from core.registry.transport import parse_retry_after
+from sigward.registry.transport import parse_retry_after
 
 D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64
@@ -194,7 +194,7 @@ def test_limits_are_named_and_sane() -> None:
     assert 0 < cfg.connect_timeout <= cfg.read_timeout <= 30
     assert cfg.max_retry_after <= 10
     assert models.MAX_DESCRIPTORS >= 128
-    from core.registry import auth, credentials, transport
+    from sigward.registry import auth, credentials, transport
 
     assert transport.MAX_REDIRECTS == 5
     assert transport.POOL_MAXSIZE >= 16

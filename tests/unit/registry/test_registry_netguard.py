@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from core.registry.config import RegistryConfig
-from core.registry.netguard import BlockedAddressError, NetworkGuard, classify_address
-from core.registry.transport import RequestStats, Transport
+from sigward.registry.config import RegistryConfig
+from sigward.registry.netguard import BlockedAddressError, NetworkGuard, classify_address
+from sigward.registry.transport import RequestStats, Transport
 
 
 def fixed_resolver(answers: dict[str, list[str]]) -> object:
@@ -150,7 +150,7 @@ def test_url_rules_allow(url: str) -> None:
 def test_guard_runs_at_connect_time_for_names(unused_tcp_port: int) -> None:
     """``localhost`` passes the name checks but resolves to loopback: refused when the socket is made."""
     transport = make_transport(insecure_registries=frozenset({f"localhost:{unused_tcp_port}"}))
-    from core.deadline import Deadline
+    from sigward.deadline import Deadline
 
     with pytest.raises(BlockedAddressError, match="private or loopback"):
         transport.send("GET", f"http://localhost:{unused_tcp_port}/v2/", deadline=Deadline.after(5), kind="t")

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from core.errors import ConfigurationError
-from core.registry.auth import realm_may_receive_credentials
-from core.registry.config import RegistryConfig
-from core.registry.credentials import Credentials
-from core.registry.providers import (
+from sigward.errors import ConfigurationError
+from sigward.registry.auth import realm_may_receive_credentials
+from sigward.registry.config import RegistryConfig
+from sigward.registry.credentials import Credentials
+from sigward.registry.providers import (
     ExpiringCache,
     ProviderChain,
     ProviderName,
@@ -19,9 +19,9 @@ from core.registry.providers import (
     parse_provider_map,
     selection,
 )
-from core.registry.providers.azure import jwt_expiry
-from core.registry.providers.github import GithubProvider
-from core.registry.transport import origin
+from sigward.registry.providers.azure import jwt_expiry
+from sigward.registry.providers.github import GithubProvider
+from sigward.registry.transport import origin
 
 G, A, Z, H = ProviderName.GOOGLE, ProviderName.AMAZON, ProviderName.AZURE, ProviderName.GITHUB
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigurationError, ExternalServiceError
-from core.store import StoredVerdict, VerdictStore, open_store
-from core.store.memory import MemoryStore
-from core.store.sqlite import SqliteStore
+from sigward.errors import ConfigurationError, ExternalServiceError
+from sigward.store import StoredVerdict, VerdictStore, open_store
+from sigward.store.memory import MemoryStore
+from sigward.store.sqlite import SqliteStore
 
 DIGEST = "sha256:" + "a" * 64
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from core.store import StoredVerdict, verdict_key
-from core.store.memory import MemoryStore
-from core.store.sqlite import SqliteStore
+from sigward.store import StoredVerdict, verdict_key
+from sigward.store.memory import MemoryStore
+from sigward.store.sqlite import SqliteStore
 
 DIGEST = "sha256:" + "3" * 64
 BASE = {"digest": DIGEST, "repository": "registry.test/app", "policy_hash": "h", "rule": "r", "entries": "0"}

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.errors import VerificationFailure
-from core.verify.attestations import verify_attestations_with_key
-from core.verify.cosign import SignatureLayer, TlogOptions
-from core.verify.dsse import Statement, pae, parse_envelope
-from core.verify.keys import PublicKeyVerifier, load_public_key_pem
+from sigward.errors import VerificationFailure
+from sigward.verify.attestations import verify_attestations_with_key
+from sigward.verify.cosign import SignatureLayer, TlogOptions
+from sigward.verify.dsse import Statement, pae, parse_envelope
+from sigward.verify.keys import PublicKeyVerifier, load_public_key_pem
 from tests.support.signing import SignedLayer, attestation_layer, in_toto_statement, new_key
 
 DIGEST = "sha256:" + "e" * 64

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from core.errors import ConfigurationError, VerificationFailure
-from core.verify.bundles import (
+from sigward.errors import ConfigurationError, VerificationFailure
+from sigward.verify.bundles import (
     BundleLayer,
     BundleResult,
     merkle_root_from_proof,
@@ -22,8 +22,8 @@ from core.verify.bundles import (
     verify_bundle_attestations,
     verify_bundle_signatures,
 )
-from core.verify.keys import PublicKeyVerifier, load_public_key_pem
-from core.verify.trust import TrustedRoot, parse_trusted_root
+from sigward.verify.keys import PublicKeyVerifier, load_public_key_pem
+from sigward.verify.trust import TrustedRoot, parse_trusted_root
 from tests.support.bundles import (
     TestLog,
     b64,
@@ -436,7 +436,7 @@ def test_checkpoint_parsing() -> None:
 
 
 def test_bundles_module_does_not_import_sigstore() -> None:
-    code = "import core.verify.bundles, core.verify.referrers, sys; assert 'sigstore' not in sys.modules"
+    code = "import sigward.verify.bundles, sigward.verify.referrers, sys; assert 'sigstore' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
 
 

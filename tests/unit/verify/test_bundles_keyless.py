@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from core.errors import ConfigurationError, VerificationFailure
-from core.policy.models import CertificateAttestor, CTLog, KeylessAttestor, Rekor
-from core.verify.bundles import (
+from sigward.errors import ConfigurationError, VerificationFailure
+from sigward.policy.models import CertificateAttestor, CTLog, KeylessAttestor, Rekor
+from sigward.verify.bundles import (
     BundleLayer,
     IdentityMismatch,
     KyvernoIdentityPolicy,
@@ -29,7 +29,7 @@ from core.verify.bundles import (
     verify_bundle_attestations,
     verify_bundle_signatures,
 )
-from core.verify.trust import TrustedRoot, load_trusted_root, parse_trusted_root
+from sigward.verify.trust import TrustedRoot, load_trusted_root, parse_trusted_root
 from tests.support.bundles import TestLog, dsse_bundle, encode, statement
 from tests.support.signing import new_key
 from tests.support.vectors import require_vectors

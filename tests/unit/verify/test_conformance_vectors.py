@@ -1,4 +1,4 @@
-"""Every sigstore-conformance verification case through :func:`core.verify.bundles.verify_bundle`.
+"""Every sigstore-conformance verification case through :func:`sigward.verify.bundles.verify_bundle`.
 
 Each case folder (../shared/vectors/sigstore-conformance) is pinned in :data:`CASES` with its outcome and, for the
 failures, a fragment of the message saying which check refused it — so a case that starts failing for another
@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import SigwardError
-from core.policy.models import KeylessAttestor
-from core.verify.bundles import BundleResult, verify_bundle
-from core.verify.keys import PublicKeyVerifier, load_public_key_pem
-from core.verify.trust import load_trusted_root, parse_trusted_root
+from sigward.errors import SigwardError
+from sigward.policy.models import KeylessAttestor
+from sigward.verify.bundles import BundleResult, verify_bundle
+from sigward.verify.keys import PublicKeyVerifier, load_public_key_pem
+from sigward.verify.trust import load_trusted_root, parse_trusted_root
 from tests.support.signing import new_key
 from tests.support.vectors import require_vectors, vectors_dir
 

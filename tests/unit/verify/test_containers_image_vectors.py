@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from core.deadline import Deadline
-from core.policy.loader import load_policy_text
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.results import Verdict
+from sigward.deadline import Deadline
+from sigward.policy.loader import load_policy_text
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.results import Verdict
 from tests.support.memory import MemorySignatureSource
 from tests.support.vectors import require_vectors
 

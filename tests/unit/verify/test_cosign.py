@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.errors import VerificationFailure
-from core.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
-from core.verify.keys import PublicKeyVerifier, load_public_key_pem, split_pem_public_keys
-from core.verify.simplesigning import make_payload
-from core.verify.trust import LogKey
+from sigward.errors import VerificationFailure
+from sigward.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
+from sigward.verify.keys import PublicKeyVerifier, load_public_key_pem, split_pem_public_keys
+from sigward.verify.simplesigning import make_payload
+from sigward.verify.trust import LogKey
 from tests.support.signing import (
     KeyKind,
     SignedLayer,
@@ -40,7 +40,7 @@ def verifier_for(key: SigningKey, *, hash_name: str = "sha256", pss: bool = Fals
 
 def log_key_of(key: SigningKey) -> LogKey:
     loaded = load_public_key_pem(key.public_pem)
-    from core.verify.keys import key_id
+    from sigward.verify.keys import key_id
 
     return LogKey(log_id=key_id(loaded), key=loaded)
 

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from core.deadline import Deadline
-from core.errors import ExternalServiceError
-from core.policy.loader import load_policy_text
-from core.references import ImageReference, Repository
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.results import Verdict
+from sigward.deadline import Deadline
+from sigward.errors import ExternalServiceError
+from sigward.policy.loader import load_policy_text
+from sigward.references import ImageReference, Repository
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.results import Verdict
 from tests.support.memory import MemorySignatureSource
 from tests.support.policies import cluster_policy, dump, keys_entry
 from tests.support.signing import SignedLayer, new_key, signed_layer

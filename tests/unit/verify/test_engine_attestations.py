@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from core.deadline import Deadline
-from core.policy.loader import load_policy_text
-from core.verify.bundles import BundleLayer
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.results import Verdict
-from core.verify.trust import load_trusted_root
+from sigward.deadline import Deadline
+from sigward.policy.loader import load_policy_text
+from sigward.verify.bundles import BundleLayer
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.results import Verdict
+from sigward.verify.trust import load_trusted_root
 from tests.support.memory import MemorySignatureSource
 from tests.support.policies import cluster_policy, dump, keys_entry
 from tests.support.signing import SignedLayer, attestation_layer, in_toto_statement, new_key, signed_layer

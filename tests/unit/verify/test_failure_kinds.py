@@ -1,4 +1,5 @@
-"""Decided failures carry a typed kind (core.errors.FailureKind) from where they are raised to the verdict: the stored
+"""Decided failures carry a typed kind (sigward.errors.FailureKind) from where they are raised to the verdict: the
+stored
 status ``unsigned`` and the choice between a legacy and an OCI-referrer failure read the kind, never the message.
 Every case runs twice, once with Kyverno's wording and once with the "nothing found" messages reworded by a test
 double; the outcome must not change (regression: push recorded ``unsigned`` when a message merely contained
@@ -12,19 +13,19 @@ from typing import Any
 
 import pytest
 
-from core import errors
-from core.deadline import Deadline
-from core.errors import FailureKind, VerificationFailure
-from core.events import PushEvent
-from core.policy.loader import load_policy_text
-from core.policy.models import Policy, Rule
-from core.push.service import PushService, PushSettings
-from core.references import ImageReference
-from core.store.memory import MemoryStore
-from core.verify import attestations, bundles, cosign, engine, keyless
-from core.verify.cosign import SignatureLayer
-from core.verify.engine import Verifier
-from core.verify.results import RuleVerdict, Verdict
+from sigward import errors
+from sigward.deadline import Deadline
+from sigward.errors import FailureKind, VerificationFailure
+from sigward.events import PushEvent
+from sigward.policy.loader import load_policy_text
+from sigward.policy.models import Policy, Rule
+from sigward.push.service import PushService, PushSettings
+from sigward.references import ImageReference
+from sigward.store.memory import MemoryStore
+from sigward.verify import attestations, bundles, cosign, engine, keyless
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.engine import Verifier
+from sigward.verify.results import RuleVerdict, Verdict
 from tests.support.memory import MemorySignatureSource, stored_verdict
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.signing import SignedLayer, attestation_layer, in_toto_statement, new_key, signed_layer

@@ -1,4 +1,5 @@
-"""One identity rule (``core.verify.identity``): every case runs through a legacy cosign ``.sig`` layer *and* a Sigstore
+"""One identity rule (``sigward.verify.identity``): every case runs through a legacy cosign ``.sig`` layer *and* a
+Sigstore
 bundle carrying the same Fulcio certificate, and must get the same verdict with the same words. The rows that the
 two matchers used to decide differently are named ``regression-…`` after the disagreement."""
 
@@ -15,11 +16,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
-from core.errors import VerificationFailure
-from core.policy.models import KeylessAttestor
-from core.verify.bundles import BUNDLE_MEDIA_TYPE, verify_bundle
-from core.verify.keyless import verify_layer_keyless
-from core.verify.trust import parse_trusted_root
+from sigward.errors import VerificationFailure
+from sigward.policy.models import KeylessAttestor
+from sigward.verify.bundles import BUNDLE_MEDIA_TYPE, verify_bundle
+from sigward.verify.keyless import verify_layer_keyless
+from sigward.verify.trust import parse_trusted_root
 from tests.support.bundles import TestLog, encode, log_entry
 from tests.support.fulcio import (
     FULCIO as ARC,

@@ -1,4 +1,5 @@
-"""Keyless and certificate-based checks of cosign ``.sig`` and ``.att`` layers (``core.verify.keyless``) against a test
+"""Keyless and certificate-based checks of cosign ``.sig`` and ``.att`` layers (``sigward.verify.keyless``) against a
+test
 Fulcio, CT log and Rekor: each scenario a row with the expected outcome, negative cases included."""
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import Any
 import pytest
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from core.errors import VerificationFailure
-from core.patterns import compile_re2
-from core.policy.models import CertificateAttestor, KeylessAttestor
-from core.verify.cosign import ANNOTATION_BUNDLE, ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, SignatureLayer
-from core.verify.dsse import Statement
-from core.verify.identity import CertificateIdentity, certificate_identity, match_identity
-from core.verify.keyless import (
+from sigward.errors import VerificationFailure
+from sigward.patterns import compile_re2
+from sigward.policy.models import CertificateAttestor, KeylessAttestor
+from sigward.verify.cosign import ANNOTATION_BUNDLE, ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, SignatureLayer
+from sigward.verify.dsse import Statement
+from sigward.verify.identity import CertificateIdentity, certificate_identity, match_identity
+from sigward.verify.keyless import (
     VerifiedCertificateSignature,
     verify_attestation_certificate,
     verify_attestation_keyless,
@@ -29,8 +30,8 @@ from core.verify.keyless import (
     verify_signatures_certificate,
     verify_signatures_keyless,
 )
-from core.verify.simplesigning import make_payload
-from core.verify.trust import TrustedRoot
+from sigward.verify.simplesigning import make_payload
+from sigward.verify.trust import TrustedRoot
 from tests.support.fulcio import (
     GITHUB_WORKFLOW,
     INTEGRATED_TIME,

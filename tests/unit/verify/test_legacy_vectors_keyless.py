@@ -1,5 +1,5 @@
 """Known answers on real cosign signatures (containers/image signature/fixtures): the keyless Fulcio + Rekor case and
-the PKI certificate-chain case, through ``core.verify.keyless``.
+the PKI certificate-chain case, through ``sigward.verify.keyless``.
 
 Each ``signature-N`` file is ``\\x00sigstore-json\\n`` + JSON {mimeType, payload (base64), annotations}; the image
 digest is sha256 of the ``manifest.json`` beside it. Rekor and CT keys come from the public-good trusted root that
@@ -17,18 +17,18 @@ from typing import Any
 
 import pytest
 
-from core.errors import VerificationFailure
-from core.policy.models import CertificateAttestor, KeylessAttestor
-from core.verify.cosign import SignatureLayer
-from core.verify.identity import certificate_identity
-from core.verify.keyless import (
+from sigward.errors import VerificationFailure
+from sigward.policy.models import CertificateAttestor, KeylessAttestor
+from sigward.verify.cosign import SignatureLayer
+from sigward.verify.identity import certificate_identity
+from sigward.verify.keyless import (
     verify_layer_certificate,
     verify_layer_keyless,
     verify_signatures_keyless,
 )
-from core.verify.keys import spki_pem
-from core.verify.trust import TrustedRoot, load_trusted_root
-from core.verify.x509chain import load_certificate_pem, load_certificates_pem, verify_chain, verify_embedded_sct
+from sigward.verify.keys import spki_pem
+from sigward.verify.trust import TrustedRoot, load_trusted_root
+from sigward.verify.x509chain import load_certificate_pem, load_certificates_pem, verify_chain, verify_embedded_sct
 from tests.support.vectors import require_vectors
 
 pytestmark = pytest.mark.vectors

@@ -12,17 +12,17 @@ from typing import Any
 
 import pytest
 
-from core.admission.review import parse_review
-from core.admission.service import AdmissionService, AdmissionSettings
-from core.deadline import Deadline
-from core.policy.loader import load_policy_text
-from core.policy.models import Policy
-from core.references import parse_image_reference
-from core.verify import bundles, keyless, rekor
-from core.verify.engine import Verifier
-from core.verify.plan import plan_rule
-from core.verify.results import Verdict
-from core.verify.trust import TrustedRoot, parse_trusted_root
+from sigward.admission.review import parse_review
+from sigward.admission.service import AdmissionService, AdmissionSettings
+from sigward.deadline import Deadline
+from sigward.policy.loader import load_policy_text
+from sigward.policy.models import Policy
+from sigward.references import parse_image_reference
+from sigward.verify import bundles, keyless, rekor
+from sigward.verify.engine import Verifier
+from sigward.verify.plan import plan_rule
+from sigward.verify.results import Verdict
+from sigward.verify.trust import TrustedRoot, parse_trusted_root
 from tests.support.admission import pod, pod_request, review
 from tests.support.fulcio import make_fulcio, trusted_root_json
 from tests.support.memory import MemorySignatureSource

@@ -1,4 +1,4 @@
-"""Transparency-log entries bound to what they vouch for (``core.verify.rekor``): for every entry kind a cosign
+"""Transparency-log entries bound to what they vouch for (``sigward.verify.rekor``): for every entry kind a cosign
 ``.sig`` or ``.att`` layer can carry -- hashedrekord 0.0.1, rekord 0.0.1, intoto 0.0.1 / 0.0.2, dsse 0.0.1 -- a valid
 entry passes and an entry whose signature, key/certificate or hash differs fails, with a key (``keys`` attestor) and
 with a Fulcio certificate (``keyless`` attestor). Every entry here carries a valid SET by the trusted test Rekor key:
@@ -18,10 +18,10 @@ import pytest
 import rfc8785
 from cryptography import x509
 
-from core.errors import VerificationFailure
-from core.policy.models import KeylessAttestor
-from core.verify.attestations import verify_attestation_layer_with_key
-from core.verify.cosign import (
+from sigward.errors import VerificationFailure
+from sigward.policy.models import KeylessAttestor
+from sigward.verify.attestations import verify_attestation_layer_with_key
+from sigward.verify.cosign import (
     ANNOTATION_BUNDLE,
     ANNOTATION_CERTIFICATE,
     ANNOTATION_CHAIN,
@@ -30,12 +30,12 @@ from core.verify.cosign import (
     TlogOptions,
     verify_layer_with_key,
 )
-from core.verify.dsse import DSSE_MEDIA_TYPE, pae, parse_envelope
-from core.verify.keyless import verify_attestation_keyless, verify_layer_keyless
-from core.verify.keys import PublicKeyVerifier, load_public_key_pem
-from core.verify.rekor import EntryMismatch, EntryMismatchError, Signer, check_envelope_entry, check_signature_entry
-from core.verify.simplesigning import make_payload
-from core.verify.trust import logs_from_pem_keys
+from sigward.verify.dsse import DSSE_MEDIA_TYPE, pae, parse_envelope
+from sigward.verify.keyless import verify_attestation_keyless, verify_layer_keyless
+from sigward.verify.keys import PublicKeyVerifier, load_public_key_pem
+from sigward.verify.rekor import EntryMismatch, EntryMismatchError, Signer, check_envelope_entry, check_signature_entry
+from sigward.verify.simplesigning import make_payload
+from sigward.verify.trust import logs_from_pem_keys
 from tests.support.fulcio import (
     INTEGRATED_TIME,
     TEST_EMAIL,

@@ -1,4 +1,5 @@
-"""Pins of the sigstore-python internals sigward relies on (core.verify.sigstore_private). If one of these fails after
+"""Pins of the sigstore-python internals sigward relies on (sigward.verify.sigstore_private). If one of these fails
+after
 an upgrade, sigstore-python changed something sigward uses without a public API: fix sigstore_private.py (and
 nothing else) before shipping the upgrade."""
 
@@ -13,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-import core
-from core.verify.sigstore_private import (
+import sigward
+from sigward.verify.sigstore_private import (
     BUNDLED_TRUSTED_ROOT,
     BUNDLED_TUF_ROOT,
     PUBLIC_GOOD_TUF_URL,
     bundled_file,
     pinned_time_verifier_class,
 )
-from core.verify.trust import parse_trusted_root
+from sigward.verify.trust import parse_trusted_root
 
 WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -78,8 +79,8 @@ def test_no_bundled_files_for_other_repositories() -> None:
 
 
 def test_private_sigstore_imports_live_only_in_sigstore_private() -> None:
-    """Regression: core.verify.bundles imported sigstore._internal.timestamp directly."""
-    base = Path(core.__file__).parent.parent
+    """Regression: sigward.verify.bundles imported sigstore._internal.timestamp directly."""
+    base = Path(sigward.__file__).resolve().parent.parent
     offenders = []
     for path in [*base.joinpath("core").rglob("*.py"), *base.joinpath("functions").rglob("*.py")]:
         if path.name == "sigstore_private.py":

@@ -1,4 +1,4 @@
-"""SIGWARD_TUF_* settings (core.verify.tuf.source_from_env): defaults, and a precise ConfigurationError for each bad
+"""SIGWARD_TUF_* settings (sigward.verify.tuf.source_from_env): defaults, and a precise ConfigurationError for each bad
 value; the pinned SIGWARD_TRUSTED_ROOT never touches TUF."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ConfigurationError
-from core.verify.sigstore_private import PUBLIC_GOOD_TUF_URL
-from core.verify.trust import load_trusted_root
-from core.verify.tuf import DEFAULT_REFRESH_SECONDS, TrustRootHolder, default_cache_dir, source_from_env
+from sigward.errors import ConfigurationError
+from sigward.verify.sigstore_private import PUBLIC_GOOD_TUF_URL
+from sigward.verify.trust import load_trusted_root
+from sigward.verify.tuf import DEFAULT_REFRESH_SECONDS, TrustRootHolder, default_cache_dir, source_from_env
 
 TUF_ROOT_FILE = "tuf-root.json"  # written by the fixture: a real TUF root from tests/support/tuf_repo.py
 

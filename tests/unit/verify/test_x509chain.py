@@ -1,4 +1,4 @@
-"""Chain building and SCT checks of ``core.verify.x509chain`` over certificates made by the test Fulcio: each case
+"""Chain building and SCT checks of ``sigward.verify.x509chain`` over certificates made by the test Fulcio: each case
 asserts the verdict and the reason."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from core.errors import VerificationFailure
-from core.verify.keys import key_id, load_public_key_der
-from core.verify.trust import LogKey
-from core.verify.x509chain import (
+from sigward.errors import VerificationFailure
+from sigward.verify.keys import key_id, load_public_key_der
+from sigward.verify.trust import LogKey
+from sigward.verify.x509chain import (
     MAX_INTERMEDIATES,
     embedded_scts,
     load_certificate_pem,
