@@ -121,8 +121,12 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             with open(args.file, "rb") as fh:
                 body = fh.read(MAX_REVIEW_BYTES + 1)
         except OSError as exc:
-            raise BadRequestError(f"cannot read {args.file}: {exc.strerror}") from None
-    request = parse_review(parse_json_body(body, what="AdmissionReview", max_bytes=MAX_REVIEW_BYTES))
+            raise BadRequestError(f"{args.file}: cannot read: {exc.strerror}") from None
+    source = "<stdin>" if args.file == "-" else args.file
+    try:
+        request = parse_review(parse_json_body(body, what="AdmissionReview", max_bytes=MAX_REVIEW_BYTES))
+    except BadRequestError as exc:
+        raise BadRequestError(f"{source}: {exc}") from None
     policy_set = load_policies(_policy_paths(args.policy))
     _settle_trust_root()
     client = RegistryClient(RegistryConfig.from_env())
@@ -152,8 +156,12 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward import runtime
+    from sigward.policy.loader import POLICY_ENV
     from sigward.server import serve
 
+    if args.policy:
+        # the environment is what every serve process (forked workers included) reads its policies from
+        os.environ[POLICY_ENV] = ":".join(args.policy)
     loaded = runtime.policies()  # fail fast on a broken policy, before binding the port
     from sigward.push.findings import Notifier
 
@@ -266,72 +274,145 @@ def cmd_verdict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if verdicts else EXIT_FAIL
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sigward", description="Verify container image signatures against Kyverno verifyImages policies."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the exit-code tables as written and shows every option's default (argparse's documented hook)."""
 
-    verify = sub.add_parser("verify", help="verify images against every matching verifyImages rule")
-    verify.add_argument("--policy", action="append", help="policy file or directory (repeatable)")
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings
+        if shown and "%(default)" not in text and "default:" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+# One table per subcommand, shown by its --help (the contract: ../shared/CONTRACT.md).
+_EXIT_CODES = {
+    "verify": "0 all images pass (or no rule matched)\n1 an image failed verification\n"
+    "2 bad input or configuration\n3 infrastructure error (registry/KMS unreachable) that no failure outranked",
+    "check-policy": "0 every policy is valid\n2 a policy is invalid (each problem is printed with its YAML path)",
+    "review": "0 a response AdmissionReview was printed (allowed or not)\n2 bad input (the file is named)",
+    "serve": "0 stopped by SIGTERM/SIGINT\n2 bad configuration (policy, findings webhook, TLS files)",
+    "verdict": "0 a verdict is stored\n1 none stored\n2 bad input",
+    "sign": "0 signed (or already signed)\n2 bad input or configuration\n3 registry/KMS error",
+    "webhook-config": "0 printed\n2 bad input",
+    "package": "0 archive written\n2 bad input or configuration",
+}
+_TOP_EXIT_CODES = (
+    "exit codes (details in each command's --help):\n  0 ok\n  1 a decided failure (verify, verdict)\n"
+    "  2 bad input or configuration\n  3 infrastructure error (registry/KMS unreachable)"
+)
+
+
+def _sub(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str, description: str = ""
+) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=f"{summary[0].upper()}{summary[1:]}.{chr(10) * 2 + description if description else ''}",
+        epilog="exit codes:\n" + "\n".join(f"  {line}" for line in _EXIT_CODES[name].splitlines()),
+        formatter_class=_HelpFormatter,
+    )
+
+
+_POLICY_HELP = "policy file (multi-document YAML or JSON) or directory; repeatable (default: $SIGWARD_POLICY)"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sigward import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="sigward",
+        description="Verify container image signatures against Kyverno verifyImages policies.",
+        epilog=_TOP_EXIT_CODES,
+        formatter_class=_HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"sigward {__version__}", help="print the version")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    verify = _sub(
+        sub,
+        "verify",
+        "verify images against every matching verifyImages rule",
+        "One result per (image, rule) that matched; an image no rule matched is reported as skip.",
+    )
+    verify.add_argument("--policy", action="append", help=_POLICY_HELP)
     verify.add_argument("--json", action="store_true", help="print one JSON object with all results")
     verify.add_argument(
         "--timeout", type=float, default=DEFAULT_VERIFY_TIMEOUT_SECONDS, help="overall time budget in seconds"
     )
-    verify.add_argument("images", nargs="+", metavar="IMAGE")
+    verify.add_argument("images", nargs="+", metavar="IMAGE", help="image reference (tag or digest)")
     verify.set_defaults(handler=cmd_verify)
 
-    check = sub.add_parser("check-policy", help="load and validate policies, printing each problem with its path")
-    check.add_argument("paths", nargs="+", metavar="PATH")
+    check = _sub(sub, "check-policy", "load and validate policies, printing each problem with its YAML path")
+    check.add_argument("paths", nargs="+", metavar="PATH", help="policy file or directory")
     check.set_defaults(handler=cmd_check_policy)
 
-    review = sub.add_parser("review", help="decide one AdmissionReview (v1) offline; prints the response review")
-    review.add_argument("--policy", action="append", help="policy file or directory (repeatable)")
+    review = _sub(
+        sub,
+        "review",
+        "decide one AdmissionReview (v1) offline and print the response AdmissionReview",
+        "Contacts the registries the policies need, exactly as the admission webhook would.",
+    )
+    review.add_argument("--policy", action="append", help=_POLICY_HELP)
     review.add_argument("--validate", action="store_true", help="apply the validate checks instead of mutate")
-    review.add_argument("file", metavar="FILE|-")
+    review.add_argument("file", metavar="FILE|-", help="the AdmissionReview JSON file, or - for stdin")
     review.set_defaults(handler=cmd_review)
 
-    serve = sub.add_parser("serve", help="serve every function target locally on one port")
-    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    serve = _sub(
+        sub,
+        "serve",
+        "serve every function target locally on one port",
+        "Paths: POST /admission/mutate, /admission/validate, /push/pubsub, /push/webhook; GET /healthz.",
+    )
+    serve.add_argument("--policy", action="append", help=_POLICY_HELP)
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port ($PORT)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
     serve.add_argument(
         "--workers",
         type=int,
         default=int(os.environ.get("WORKERS", "0")),
-        help="processes (default: one per core; one with SIGWARD_STORE=memory:)",
+        help="processes ($WORKERS; 0 = one per core, one with SIGWARD_STORE=memory:)",
     )
-    serve.add_argument("--threads", type=int, default=int(os.environ.get("THREADS", "16")))
+    serve.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("THREADS", "16")),
+        help="admission threads per process ($THREADS)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
-    verdict = sub.add_parser("verdict", help="print the stored push-time verdict(s) for IMAGE@DIGEST")
-    verdict.add_argument("image", metavar="IMAGE@DIGEST")
-    verdict.add_argument("--json", action="store_true")
+    verdict = _sub(sub, "verdict", "print the stored push-time verdict(s) for IMAGE@DIGEST")
+    verdict.add_argument("image", metavar="IMAGE@DIGEST", help="the image by digest")
+    verdict.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")
     verdict.set_defaults(handler=cmd_verdict)
 
-    sign = sub.add_parser("sign", help="write a cosign-compatible .sig signature with a KMS or local key")
+    sign = _sub(sub, "sign", "write a cosign-compatible .sig signature with a KMS or local key")
     sign.add_argument(
         "--key", required=True, help="KMS URI (awskms://, gcpkms://, azurekms://, hashivault://) or PEM file"
     )
     sign.add_argument("--annotation", "-a", action="append", help="KEY=VALUE added to the signed payload (repeatable)")
     sign.add_argument("--repository", help="push the signature to this repository instead of the image's")
-    sign.add_argument("--json", action="store_true")
-    sign.add_argument("--timeout", type=float, default=60.0)
-    sign.add_argument("image", metavar="IMAGE")
+    sign.add_argument("--json", action="store_true", help="print the result as JSON")
+    sign.add_argument("--timeout", type=float, default=60.0, help="overall time budget in seconds")
+    sign.add_argument("image", metavar="IMAGE", help="image reference to sign (resolved to its digest)")
     sign.set_defaults(handler=cmd_sign)
 
-    hooks = sub.add_parser("webhook-config", help="print the Mutating/ValidatingWebhookConfiguration for a URL")
+    hooks = _sub(sub, "webhook-config", "print the Mutating/ValidatingWebhookConfiguration for a URL")
     hooks.add_argument("--url", required=True, help="the admission function's https URL")
     hooks.add_argument("--token", default="", help="admission token (default: $SIGWARD_ADMISSION_TOKEN)")
-    hooks.add_argument("--failure-policy", choices=["Fail", "Ignore"], default="Fail")
-    hooks.add_argument("--timeout-seconds", type=int, default=10)
-    hooks.add_argument("--name", default="sigward")
+    hooks.add_argument(
+        "--failure-policy", choices=["Fail", "Ignore"], default="Fail", help="what the API server does on no answer"
+    )
+    hooks.add_argument("--timeout-seconds", type=int, default=10, help="the webhooks' timeoutSeconds")
+    hooks.add_argument("--name", default="sigward", help="name of the configurations")
     hooks.add_argument("--exclude-namespace", action="append", help="namespace never sent to the webhook (repeatable)")
     hooks.set_defaults(handler=cmd_webhook_config)
 
-    pkg = sub.add_parser(
-        "package", help="build the reproducible Cloud Run functions source zip (sigward-<sha12>.zip) with policies"
+    pkg = _sub(
+        sub, "package", "build the reproducible Cloud Run functions source zip (sigward-<sha12>.zip) with policies"
     )
-    pkg.add_argument("--out", default="dist", help="directory for the archive (default: dist)")
+    pkg.add_argument("--out", default="dist", help="directory for the archive")
     pkg.add_argument("--policy", action="append", help="policy file or directory to bundle (default: $SIGWARD_POLICY)")
     pkg.add_argument("--json", action="store_true", help="print path, sha256, policies and pins as JSON")
     pkg.set_defaults(handler=cmd_package)
