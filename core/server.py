@@ -92,6 +92,15 @@ def create_app() -> flask.Flask:
         body = {"status": "ok", "policies": [p.key for p in loaded.policies]}
         return flask.Response(json.dumps(body), status=200, mimetype="application/json")
 
+    @app.route("/metrics", methods=["GET"])
+    def metrics_text() -> flask.Response:
+        from sigward import metrics
+
+        if not metrics.enabled():
+            return flask.Response(json.dumps({"error": "metrics are off"}), status=404, mimetype="application/json")
+        body, content_type = metrics.render()
+        return flask.Response(body, status=200, content_type=content_type)
+
     @app.route("/admission", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     @app.route("/admission/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def admission(rest: str) -> flask.Response:
@@ -587,10 +596,25 @@ def serve(
 ) -> None:
     """Bind once, then serve in ``workers`` processes (forked, sharing the socket); stop on SIGTERM/SIGINT."""
     count = workers if workers and workers > 0 else default_workers(os.environ)
+    from sigward import metrics
+
+    # before forking: every process writes its counts to its own file in one directory, which /metrics sums
+    owned_metrics_dir = metrics.MULTIPROC_ENV not in os.environ  # else the operator's directory: left in place
+    metrics_dir = metrics.enable(multiprocess=True)
     # imports and the app are made before the port is bound: a connection accepted early would wait on them
     app = create_app()
     import h11  # noqa: F401 - imported once, before the processes fork
 
+    try:
+        _serve_processes(app, host, port, count, threads, ssl_context)
+    finally:
+        if owned_metrics_dir and metrics_dir:
+            metrics.remove_directory(metrics_dir)
+
+
+def _serve_processes(
+    app: flask.Flask, host: str, port: int, count: int, threads: int, ssl_context: ssl.SSLContext | None
+) -> None:
     sock = _listen(host, port)
     if count == 1:
         _run_process(app, sock, port, threads, ssl_context)

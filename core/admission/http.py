@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sigward import logs
+from sigward import logs, metrics
 from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
 from sigward.errors import BadRequestError, ConfigurationError, SigwardError
 
@@ -203,12 +203,14 @@ def _handle(
             return None
     except SigwardError as exc:
         logs.emit("ERROR", "admission could not be decided", uid=request.uid, error=exc.message)
+        _record_undecided(request, mode, started)
         return _json(
             200,
             review_response(request.uid, allowed=False, code=500, message=f"sigward could not decide: {exc.message}"),
         )
     except Exception as exc:
         logs.emit("ERROR", "admission failed unexpectedly", uid=request.uid, error=type(exc).__name__)
+        _record_undecided(request, mode, started)
         return _json(
             200, review_response(request.uid, allowed=False, code=500, message="sigward internal error (denied)")
         )
@@ -225,6 +227,16 @@ def _handle(
             patch=decision.patch,
             warnings=decision.warnings,
         ),
+    )
+
+
+def _record_undecided(request: AdmissionRequest, mode: str, started: float) -> None:
+    metrics.record_admission(
+        webhook=mode,
+        kind=request.kind.kind,
+        operation=request.operation,
+        allowed=None,
+        seconds=time.monotonic() - started,
     )
 
 
@@ -245,33 +257,22 @@ def _misconfigured(body: bytes, exc: ConfigurationError) -> HttpResponse:
 def log_decision(
     *, request_uid: str, request: Any, decision: Decision, mode: str, started: float, cluster: str = ""
 ) -> None:
-    verdicts = [
-        {
-            "image": c.image.image,
-            "digest": c.verdict.digest,
-            "policy": c.policy.name,
-            "rule": c.rule_name,
-            "verdict": c.verdict.verdict.value,
-            "cached": c.cached,
-            "message": c.verdict.message,
-        }
-        for c in decision.checks
-    ]
-    named = {"cluster": cluster} if cluster else {}
-    logs.emit(
-        "INFO" if decision.allowed else "WARNING",
-        "admission decision",
-        uid=request_uid,
-        **named,
-        mode=mode,
-        operation=request.operation,
-        kind=request.kind.kind,
-        namespace=request.namespace,
-        name=request.object_name,
-        dryRun=request.dry_run,
-        allowed=decision.allowed,
-        images=sorted({c.image.image for c in decision.checks}),
-        verdicts=verdicts,
-        patched=len(decision.patch),
-        latency_ms=round((time.monotonic() - started) * 1000, 2),
+    """The decision's audit line (:mod:`sigward.admission.audit`) and its metrics."""
+    from sigward.admission.audit import decision_fields
+
+    seconds = time.monotonic() - started
+    fields = decision_fields(request, decision, mode=mode, latency_ms=round(seconds * 1000, 2))
+    fields["uid"] = request_uid
+    if cluster:
+        fields["cluster"] = cluster
+    logs.emit("INFO" if decision.allowed else "WARNING", "admission decision", **fields)
+    metrics.record_admission(
+        webhook=mode, kind=request.kind.kind, operation=request.operation, allowed=decision.allowed, seconds=seconds
     )
+    for check in decision.checks:
+        metrics.record_rule_result(
+            policy=check.policy.key,
+            rule=check.rule_name,
+            result=check.verdict.verdict.value,
+            cause="admission_request",
+        )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from sigward import logs
+from sigward import logs, metrics
 from sigward.admission.images import ResourceImage, extract_images
 from sigward.admission.match import RequestInfo, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest
@@ -249,6 +249,8 @@ class AdmissionService:
         checks = []
         for unit, hit in zip(units, remembered, strict=True):
             if hit is not None:
+                metrics.record_cache(hit=True)
+                metrics.record_verification(metrics.VerificationSource.CACHE, 0.0)
                 checks.append(self._check(unit, hit, True))
                 continue
             outcome = next(outcomes)
@@ -264,8 +266,10 @@ class AdmissionService:
                 )
             elif isinstance(outcome, NotStarted):
                 not_started, cached = True, False
+                metrics.record_deadline_exhausted(metrics.DeadlineScope.NOT_STARTED)
                 verdict = _error_verdict(unit, "not verified: sigward was too busy to start before the deadline")
             else:
+                metrics.record_deadline_exhausted(metrics.DeadlineScope.ADMISSION)
                 verdict, cached = _error_verdict(unit, "deadline exceeded before verification finished"), False
             checks.append(self._check(unit, verdict, cached, not_started=not_started))
         return checks
@@ -289,28 +293,39 @@ class AdmissionService:
         return self._cache.get(plan.key(digest, trust_fingerprint=root.fingerprint))
 
     def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
+        """(verdict, whether it was reused), timed by where it came from."""
+        started = time.monotonic()
+        verdict, source = self._verdict_for(unit, deadline, record)
+        metrics.record_verification(source, time.monotonic() - started)
+        return verdict, source is not metrics.VerificationSource.COLD
+
+    def _verdict_for(
+        self, unit: _Unit, deadline: Deadline, record: bool
+    ) -> tuple[RuleVerdict, metrics.VerificationSource]:
+        cold = metrics.VerificationSource.COLD
         ref = unit.image.ref
         plan = unit.plan
         if plan.all_skipped:
             skipped = self._verifier.verify_image_rule(ref, policy=unit.policy, rule=unit.rule, deadline=deadline)
             if skipped is not None:
-                return skipped, False
+                return skipped, cold
         try:
             digest = ref.digest or self._digest(unit.image, unit.rule, deadline)
             # One root for this verification: the key says which root a verdict was made under, and the checks use
             # exactly that root even when a background refresh swaps it meanwhile.
             root = self._verifier.trusted_root()
         except SigwardError as exc:
-            return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
+            return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), cold
         key = plan.key(digest, trust_fingerprint=root.fingerprint)
         if plan.reusable:
             hit = self._cache.get(key)
+            metrics.record_cache(hit=hit is not None)
             if hit is not None:
-                return hit, True
+                return hit, metrics.VerificationSource.CACHE
             stored = self._stored_pass(unit, key)
             if stored is not None:
                 self._cache.put(key, stored)
-                return stored, True
+                return stored, metrics.VerificationSource.STORE
 
         def compute() -> RuleVerdict:
             pinned = ref.with_digest(digest) if not ref.digest else ref
@@ -325,11 +340,12 @@ class AdmissionService:
             return verdict
 
         if not plan.reusable:
-            return compute(), False
+            return compute(), cold
         try:
-            return self._cache.get_or_compute(key, compute, timeout=max(deadline.remaining(), 0.001)), False
+            return self._cache.get_or_compute(key, compute, timeout=max(deadline.remaining(), 0.001)), cold
         except TimeoutError:
-            return _error_verdict(unit, "deadline exceeded before verification finished"), False
+            metrics.record_deadline_exhausted(metrics.DeadlineScope.ADMISSION)
+            return _error_verdict(unit, "deadline exceeded before verification finished"), cold
 
     def _stored_pass(self, unit: _Unit, key: VerdictKey) -> RuleVerdict | None:
         """A fresh push-time (or other instance's) pass for exactly this key; the store is an optimisation, so an
@@ -347,8 +363,10 @@ class AdmissionService:
                 now=time.time(),
             )
         except SigwardError as exc:
+            metrics.record_store_request("lookup", metrics.Outcome.ERROR)
             logs.emit("WARNING", "verdict store lookup failed; verifying instead", error=exc.message)
             return None
+        metrics.record_store_request("lookup", metrics.Outcome.OK)
         if found is None or found.verdict != Verdict.PASS.value:
             return None
         return RuleVerdict(
@@ -384,7 +402,10 @@ class AdmissionService:
                 )
             )
         except SigwardError as exc:
+            metrics.record_store_request("record", metrics.Outcome.ERROR)
             logs.emit("WARNING", "verdict store write failed", error=exc.message)
+            return
+        metrics.record_store_request("record", metrics.Outcome.OK)
 
     def _digest(self, image: ResourceImage, rule: Rule, deadline: Deadline) -> str:
         """The tag's digest, looked up with the rule's credential providers only."""

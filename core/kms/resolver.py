@@ -8,9 +8,10 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from sigward import metrics
 from sigward.cache import TTLCache
 from sigward.deadline import Deadline
-from sigward.errors import BadRequestError, DeadlineExceededError, VerificationFailure
+from sigward.errors import BadRequestError, DeadlineExceededError, SigwardError, VerificationFailure
 from sigward.kms import backends
 from sigward.kms.base import DEFAULT_KMS_TIMEOUT_SECONDS, KmsPublicKey
 from sigward.kms.uri import is_kms_uri, parse_kms_uri
@@ -81,7 +82,18 @@ class KeyResolver:
         timeout = deadline.timeout(self._timeout)
 
         def fetch() -> KmsPublicKey:
-            fetched = backends.backend(ref.scheme).public_key(ref, timeout=timeout)
+            try:
+                fetched = backends.backend(ref.scheme).public_key(ref, timeout=timeout)
+            except DeadlineExceededError:
+                metrics.record_kms_request(ref.scheme, metrics.Outcome.DEADLINE)
+                raise
+            except VerificationFailure:
+                metrics.record_kms_request(ref.scheme, metrics.Outcome.CLIENT_ERROR)  # refused / no such key
+                raise
+            except SigwardError:
+                metrics.record_kms_request(ref.scheme, metrics.Outcome.ERROR)
+                raise
+            metrics.record_kms_request(ref.scheme, metrics.Outcome.OK)
             with self._lock:
                 self._fetched_at[uri] = time.monotonic()
             return fetched

@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sigward import logs
+from sigward import logs, metrics
 from sigward.admission.http import HttpResponse
 from sigward.errors import BadRequestError, ConfigurationError, ExternalServiceError, SigwardError
 
@@ -78,12 +78,21 @@ def _process(pushes: tuple[PushEvent, ...], service: Callable[[], PushService]) 
         for push in pushes:
             outcomes.append(svc.handle(push, deadline=deadline))
     except ExternalServiceError as exc:
+        for push, done in zip(pushes, outcomes, strict=False):
+            metrics.record_push_event(push.source, done.status)
+        for push in pushes[len(outcomes) :]:
+            metrics.record_push_event(push.source, "retry")
         logs.emit("WARNING", "push handling failed; asking for redelivery", error=exc.message)
         return _json(503, {"error": f"retry later: {exc.message}", "results": [o.as_json() for o in outcomes]})
     except SigwardError as exc:
+        for push in pushes:
+            metrics.record_push_event(push.source, "error")
         logs.emit("ERROR", "push handling could not run", error=exc.message)
         return _json(500, {"error": exc.message})
-    for outcome in outcomes:
+    for push, outcome in zip(pushes, outcomes, strict=False):
+        metrics.record_push_event(push.source, outcome.status)
+        for rule in outcome.rules:
+            metrics.record_rule_result(policy=rule.policy, rule=rule.rule, result=rule.verdict, cause="push_event")
         logs.emit(
             "INFO" if outcome.status != "retry" else "WARNING",
             "push handled",

@@ -24,8 +24,9 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
+from sigward import metrics
 from sigward.deadline import Deadline
-from sigward.errors import DeadlineExceededError, ExternalServiceError, VerificationFailure
+from sigward.errors import DeadlineExceededError, ExternalServiceError, SigwardError, VerificationFailure
 from sigward.registry.config import RegistryConfig
 from sigward.registry.netguard import BlockedAddressError, GuardedHTTPAdapter, NetworkGuard
 
@@ -189,6 +190,32 @@ class Transport:
         return parts
 
     def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        deadline: Deadline,
+        kind: str,
+        headers: Mapping[str, str] | None = None,
+        authorization: str | None = None,
+        data: Mapping[str, str] | bytes | None = None,
+    ) -> requests.Response:
+        """:meth:`_send`, counted by kind and outcome (``sigward_registry_requests_total``)."""
+        try:
+            resp = self._send(
+                method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization, data=data
+            )
+        except DeadlineExceededError:
+            metrics.record_registry_request(kind, metrics.Outcome.DEADLINE)
+            metrics.record_deadline_exhausted(metrics.DeadlineScope.REGISTRY)
+            raise
+        except SigwardError:
+            metrics.record_registry_request(kind, metrics.Outcome.ERROR)
+            raise
+        metrics.record_registry_request(kind, metrics.outcome_of_status(resp.status_code))
+        return resp
+
+    def _send(
         self,
         method: str,
         url: str,

@@ -1,0 +1,126 @@
+"""sigward.metrics: a no-op until enabled (no prometheus-client import), and in multiprocess mode the counts of every
+forked process add up in one scrape."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sigward import metrics
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(code: str, tmp_path: Path) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop(metrics.MULTIPROC_ENV, None)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_disabled_records_nothing_and_imports_nothing(tmp_path: Path) -> None:
+    out = _run(
+        """
+        import sys
+        from sigward import metrics
+        metrics.record_admission(webhook="mutate", kind="Pod", operation="CREATE", allowed=True, seconds=0.1)
+        metrics.record_cache(hit=True)
+        metrics.record_registry_request("manifest.get", metrics.Outcome.OK)
+        print(metrics.enabled(), "prometheus_client" in sys.modules)
+        """,
+        tmp_path,
+    )
+    assert out.split() == ["False", "False"]
+
+
+def test_counts_add_up_across_forked_processes(tmp_path: Path) -> None:
+    out = _run(
+        f"""
+        import os
+        from sigward import metrics
+        metrics.enable(multiprocess=True, multiprocess_dir={str(tmp_path / "prom")!r})
+        children = []
+        for n in (3, 5):
+            pid = os.fork()
+            if pid == 0:
+                for _ in range(n):
+                    metrics.record_admission(
+                        webhook="mutate", kind="Pod", operation="CREATE", allowed=True, seconds=0.002
+                    )
+                metrics.record_push_event("ecr", "recorded")
+                os._exit(0)
+            children.append(pid)
+        for pid in children:
+            os.waitpid(pid, 0)
+        print(metrics.render()[0].decode())
+        """,
+        tmp_path,
+    )
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(out)
+        for s in family.samples
+    }
+    labels = (
+        ("request_allowed", "true"),
+        ("request_webhook", "mutate"),
+        ("resource_kind", "Pod"),
+        ("resource_request_operation", "CREATE"),
+    )
+    assert samples[("sigward_admission_requests_total", labels)] == 8
+    assert samples[("sigward_push_events_total", (("event_source", "ecr"), ("push_outcome", "recorded")))] == 2
+    bucket = (("le", "0.0025"), ("request_allowed", "true"), ("request_webhook", "mutate"))
+    assert samples[("sigward_admission_review_duration_seconds_bucket", bucket)] == 8
+    assert len(list((tmp_path / "prom").glob("counter_*.db"))) == 2  # one file per process
+
+
+def test_stale_files_from_an_earlier_run_are_removed(tmp_path: Path) -> None:
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    (prom / "counter_99999.db").write_bytes(b"stale")
+    _run(f"from sigward import metrics; metrics.enable(multiprocess=True, multiprocess_dir={str(prom)!r})", tmp_path)
+    assert not (prom / "counter_99999.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("kind", "operation", "want"),
+    [
+        ("Pod", "CREATE", ("Pod", "CREATE")),
+        ("Deployment", "UPDATE", ("Deployment", "UPDATE")),
+        ("MyCRD", "CREATE", ("other", "CREATE")),
+        ("Pod", "PATCH-ME", ("Pod", "other")),
+        ("x" * 500, "", ("other", "other")),
+    ],
+)
+def test_labels_are_bounded(kind: str, operation: str, want: tuple[str, str]) -> None:
+    assert (metrics.bounded_kind(kind), metrics.bounded_operation(operation)) == want
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, metrics.Outcome.OK),
+        (307, metrics.Outcome.OK),
+        (404, metrics.Outcome.CLIENT_ERROR),
+        (429, metrics.Outcome.THROTTLED),
+        (503, metrics.Outcome.SERVER_ERROR),
+    ],
+)
+def test_outcome_of_status(status: int, outcome: metrics.Outcome) -> None:
+    assert metrics.outcome_of_status(status) is outcome
