@@ -93,6 +93,17 @@ class _Instruments:
 
 
 _instruments: _Instruments | None = None
+# Labelled children by (instrument, label values): prometheus-client's labels() validates and locks on every call; the
+# label sets are bounded, so this stays small and saves most of the per-update cost on the admission hot path.
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    key = (id(metric), labels)
+    found = _children.get(key)
+    if found is None:
+        found = _children.setdefault(key, metric.labels(*labels))
+    return found
 
 
 def enabled() -> bool:
@@ -104,6 +115,7 @@ def enable(*, multiprocess_dir: str | None = None, multiprocess: bool = False) -
     directory; stale files from an earlier run are removed) — call it before forking worker processes. Returns the
     directory used, or None in single-process mode."""
     global _instruments  # noqa: PLW0603 - one set of instruments per process, like prometheus-client's REGISTRY
+    _children.clear()
     directory = None
     if multiprocess:
         directory = multiprocess_dir or os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="sigward-metrics-")
@@ -179,6 +191,7 @@ def disable() -> None:
     """Forget the instruments (tests); the multiprocess directory stays for the caller to remove."""
     global _instruments  # noqa: PLW0603
     _instruments = None
+    _children.clear()
 
 
 def remove_directory(directory: str) -> None:
@@ -218,59 +231,59 @@ def record_admission(*, webhook: str, kind: str, operation: str, allowed: bool |
     if m is None:
         return
     result = "error" if allowed is None else ("true" if allowed else "false")
-    m.admission_requests.labels(webhook, bounded_kind(kind), bounded_operation(operation), result).inc()
-    m.admission_duration.labels(webhook, result).observe(seconds)
+    _child(m.admission_requests, webhook, bounded_kind(kind), bounded_operation(operation), result).inc()
+    _child(m.admission_duration, webhook, result).observe(seconds)
 
 
 def record_rule_result(*, policy: str, rule: str, result: str, cause: str) -> None:
     m = _instruments
     if m is not None:
-        m.policy_results.labels(policy, rule, "imageVerify", result, cause).inc()
+        _child(m.policy_results, policy, rule, "imageVerify", result, cause).inc()
 
 
 def record_verification(source: VerificationSource, seconds: float) -> None:
     m = _instruments
     if m is not None:
-        m.verification_duration.labels(source.value).observe(seconds)
+        _child(m.verification_duration, source.value).observe(seconds)
 
 
 def record_cache(*, hit: bool) -> None:
     m = _instruments
     if m is not None:
-        m.cache_requests.labels("hit" if hit else "miss").inc()
+        _child(m.cache_requests, "hit" if hit else "miss").inc()
 
 
 def record_registry_request(kind: str, outcome: Outcome) -> None:
     m = _instruments
     if m is not None:
-        m.registry_requests.labels(kind, outcome.value).inc()
+        _child(m.registry_requests, kind, outcome.value).inc()
 
 
 def record_kms_request(provider: str, outcome: Outcome) -> None:
     m = _instruments
     if m is not None:
-        m.kms_requests.labels(provider, outcome.value).inc()
+        _child(m.kms_requests, provider, outcome.value).inc()
 
 
 def record_store_request(operation: str, outcome: Outcome) -> None:
     m = _instruments
     if m is not None:
-        m.store_requests.labels(operation, outcome.value).inc()
+        _child(m.store_requests, operation, outcome.value).inc()
 
 
 def record_push_event(source: str, outcome: str) -> None:
     m = _instruments
     if m is not None:
-        m.push_events.labels(source, outcome).inc()
+        _child(m.push_events, source, outcome).inc()
 
 
 def record_deadline_exhausted(scope: DeadlineScope) -> None:
     m = _instruments
     if m is not None:
-        m.deadline_exhausted.labels(scope.value).inc()
+        _child(m.deadline_exhausted, scope.value).inc()
 
 
 def record_exception_applied(*, policy: str, rule: str, exception: str) -> None:
     m = _instruments
     if m is not None:
-        m.exceptions_applied.labels(policy, rule, exception).inc()
+        _child(m.exceptions_applied, policy, rule, exception).inc()
