@@ -10,11 +10,16 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, TextIO
 
 from sigward import logs
 from sigward.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
+from sigward.reports import OutputFormat
+
+if TYPE_CHECKING:
+    from sigward.policy.models import Policy
+    from sigward.verify.results import RuleVerdict
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -70,20 +75,42 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
     finally:
         client.close()
-    if args.json:
-        json.dump({"results": [r.as_json() for r in results]}, out, indent=2)
-        out.write("\n")
-    else:
-        for r in results:
-            digest = f" ({r.digest})" if r.digest else ""
-            where = f" {r.policy}/{r.rule}:" if r.policy else ":"
-            print(f"{r.verdict.value.upper():5} {r.image}{digest}{where} {r.message}", file=out)
+    _write_report(_output_format(args), results, policy_set.policies, out)
     verdicts = {r.verdict for r in results}
     if Verdict.FAIL in verdicts:
         return EXIT_FAIL
     if Verdict.ERROR in verdicts:
         return EXIT_INFRA
     return EXIT_OK
+
+
+def _output_format(args: argparse.Namespace) -> str:
+    """``--json`` is ``--output json``; asking for two different formats is an error, not a silent pick."""
+    if args.json and args.output not in (None, "json"):
+        raise BadRequestError(f"--json and --output {args.output} disagree: give one of them")
+    return "json" if args.json else (args.output or "text")
+
+
+def _write_report(fmt: str, results: Sequence[RuleVerdict], policies: Sequence[Policy], out: TextIO) -> None:
+    if fmt == "text":
+        for r in results:
+            digest = f" ({r.digest})" if r.digest else ""
+            where = f" {r.policy}/{r.rule}:" if r.policy else ":"
+            print(f"{r.verdict.value.upper():5} {r.image}{digest}{where} {r.message}", file=out)
+        return
+    doc: Mapping[str, object]
+    if fmt == "sarif":
+        from sigward.reports.sarif import render_sarif
+
+        doc = render_sarif(results, policies)
+    elif fmt == "policyreport":
+        from sigward.reports.policyreport import render_policy_report
+
+        doc = render_policy_report(results, policies)
+    else:
+        doc = {"results": [r.as_json() for r in results]}
+    json.dump(doc, out, indent=2)
+    out.write("\n")
 
 
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -337,7 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
         "One result per (image, rule) that matched; an image no rule matched is reported as skip.",
     )
     verify.add_argument("--policy", action="append", help=_POLICY_HELP)
-    verify.add_argument("--json", action="store_true", help="print one JSON object with all results")
+    verify.add_argument("--json", action="store_true", help="print one JSON object with all results (= --output json)")
+    verify.add_argument(
+        "--output",
+        "-o",
+        choices=[f.value for f in OutputFormat],
+        help="report format: text, json, sarif (SARIF 2.1.0), policyreport (wgpolicyk8s.io/v1alpha2) (default: text)",
+    )
     verify.add_argument(
         "--timeout", type=float, default=DEFAULT_VERIFY_TIMEOUT_SECONDS, help="overall time budget in seconds"
     )

@@ -1,0 +1,65 @@
+"""A ``wgpolicyk8s.io/v1alpha2`` PolicyReport for ``sigward verify --output policyreport``: one result per (image,
+rule), shaped as Kyverno's ``ToPolicyReportResult`` (source, policy, rule, result, message, scored, severity,
+category, timestamp, properties) with the report ``summary``. The checked thing is an image, not a Kubernetes
+object, so it goes in ``properties`` (``image``, ``digest``) rather than ``resources``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sigward.policy.models import Policy
+from sigward.reports import facts_for
+from sigward.verify.results import RuleVerdict, Verdict
+
+API_VERSION = "wgpolicyk8s.io/v1alpha2"
+SOURCE = "sigward"
+RESULTS = ("pass", "fail", "warn", "error", "skip")
+
+
+def _result(verdict: RuleVerdict, scored: bool) -> str:
+    if verdict.verdict == Verdict.FAIL and not scored:
+        return "warn"  # Kyverno: an unscored policy's failure is a warning
+    return verdict.verdict.value
+
+
+def render_policy_report(
+    verdicts: Sequence[RuleVerdict],
+    policies: Sequence[Policy],
+    *,
+    name: str = "sigward-verify",
+    namespace: str = "default",
+    now: float | None = None,
+) -> dict[str, Any]:
+    stamp = time.time() if now is None else now
+    seconds = int(stamp)
+    timestamp = {"seconds": seconds, "nanos": int((stamp - seconds) * 1e9)}
+    results: list[dict[str, Any]] = []
+    summary = dict.fromkeys(RESULTS, 0)
+    for v in verdicts:
+        facts = facts_for(v, policies)
+        outcome = _result(v, facts.scored)
+        summary[outcome] += 1
+        entry: dict[str, Any] = {
+            "source": SOURCE,
+            "policy": facts.policy.key if facts.policy is not None else (v.policy or "-"),
+            "rule": v.rule or "-",
+            "result": outcome,
+            "message": v.message,
+            "scored": facts.scored,
+            "timestamp": timestamp,
+            "properties": {"image": v.image, "digest": v.digest, "process": "sigward verify"},
+        }
+        if facts.severity:
+            entry["severity"] = facts.severity
+        if facts.category:
+            entry["category"] = facts.category
+        results.append(entry)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "PolicyReport",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "sigward"}},
+        "results": results,
+        "summary": summary,
+    }

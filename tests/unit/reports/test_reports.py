@@ -1,0 +1,169 @@
+"""``sigward verify --output sarif|policyreport``: the documents validate against the upstream schemas (SARIF 2.1.0,
+the PolicyReport CRD), map every verdict as documented, and the validators reject tampered documents."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from sigward.policy.loader import load_policies
+from sigward.reports.policyreport import render_policy_report
+from sigward.reports.sarif import NO_RULE_ID, render_sarif
+from sigward.verify.results import RuleVerdict, Verdict
+from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
+from tests.support.report_schemas import errors, policy_report_validator, sarif_validator
+from tests.support.signing import new_key
+
+DIGEST = "sha256:" + "a" * 64
+
+
+def _policies(tmp_path: Any, *, action: str, annotations: dict[str, str] | None = None) -> Any:
+    verification = key_verification(
+        ["ghcr.io/*"], [keys_entry(new_key().public_pem)], mutate_digest=False if action == "Audit" else None
+    )
+    doc = cluster_policy("require-signed", [verification], action=action)
+    if annotations:
+        doc["metadata"]["annotations"] = annotations
+    path = tmp_path / "p.yaml"
+    path.write_text(dump(doc))
+    policies = load_policies([path]).policies
+    return policies, policies[0].spec.rules[0].name
+
+
+def _verdict(
+    result: Verdict, rule: str, image: str = "ghcr.io/org/app:v1", policy: str = "require-signed"
+) -> RuleVerdict:
+    return RuleVerdict(
+        image=image,
+        reference=image,
+        digest=DIGEST if result != Verdict.SKIP else "",
+        verdict=result,
+        policy=policy if result != Verdict.SKIP else "",
+        rule=rule if result != Verdict.SKIP else "",
+        message={Verdict.PASS: "verified", Verdict.FAIL: "no signatures found"}.get(result, "nothing matched"),
+    )
+
+
+# (verdict, failure action) -> SARIF (level, kind), PolicyReport result
+CASES = [
+    (Verdict.PASS, "Enforce", ("none", "pass"), "pass"),
+    (Verdict.FAIL, "Enforce", ("error", "fail"), "fail"),
+    (Verdict.FAIL, "Audit", ("warning", "fail"), "fail"),
+    (Verdict.ERROR, "Audit", ("error", "fail"), "error"),
+    (Verdict.SKIP, "Enforce", ("none", "notApplicable"), "skip"),
+]
+
+
+@pytest.mark.parametrize(("verdict", "action", "sarif", "report"), CASES)
+def test_mapping_and_schemas(tmp_path: Any, verdict: Verdict, action: str, sarif: tuple[str, str], report: str) -> None:
+    policies, rule = _policies(tmp_path, action=action)
+    verdicts = [_verdict(verdict, rule)]
+    doc = render_sarif(verdicts, policies)
+    assert errors(sarif_validator(), doc) == []
+    (result,) = doc["runs"][0]["results"]
+    assert (result["level"], result["kind"]) == sarif
+    assert result["ruleId"] == (f"require-signed/{rule}" if verdict != Verdict.SKIP else NO_RULE_ID)
+    assert doc["runs"][0]["tool"]["driver"]["rules"][result["ruleIndex"]]["id"] == result["ruleId"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "ghcr.io/org/app"
+
+    polr = render_policy_report(verdicts, policies, now=1_700_000_000.25)
+    assert errors(policy_report_validator(), polr) == []
+    (entry,) = polr["results"]
+    assert entry["result"] == report and entry["source"] == "sigward"
+    assert entry["timestamp"] == {"seconds": 1_700_000_000, "nanos": 250_000_000}
+    assert polr["summary"][report] == 1 and sum(polr["summary"].values()) == 1
+
+
+def test_one_result_per_image_and_rule_and_stable_rule_ids(tmp_path: Any) -> None:
+    policies, rule = _policies(tmp_path, action="Enforce")
+    verdicts = [
+        _verdict(Verdict.PASS, rule, "ghcr.io/org/a:v1"),
+        _verdict(Verdict.FAIL, rule, "ghcr.io/org/b:v1"),
+        _verdict(Verdict.SKIP, rule, "docker.io/library/nginx:1"),
+    ]
+    doc = render_sarif(verdicts, policies)
+    assert errors(sarif_validator(), doc) == []
+    run = doc["runs"][0]
+    assert len(run["results"]) == 3
+    assert [r["id"] for r in run["tool"]["driver"]["rules"]] == [f"require-signed/{rule}", NO_RULE_ID]
+    assert render_sarif(verdicts, policies)["runs"][0]["tool"] == run["tool"]  # same ids next run
+    polr = render_policy_report(verdicts, policies)
+    assert errors(policy_report_validator(), polr) == []
+    assert polr["summary"] == {"pass": 1, "fail": 1, "warn": 0, "error": 0, "skip": 1}
+    assert [e["properties"]["image"] for e in polr["results"]] == [v.image for v in verdicts]
+
+
+def test_kyverno_annotations_severity_category_unscored(tmp_path: Any) -> None:
+    annotations = {
+        "policies.kyverno.io/severity": "High",
+        "policies.kyverno.io/category": "Supply Chain",
+        "policies.kyverno.io/scored": "false",
+    }
+    policies, rule = _policies(tmp_path, action="Enforce", annotations=annotations)
+    polr = render_policy_report([_verdict(Verdict.FAIL, rule)], policies)
+    assert errors(policy_report_validator(), polr) == []
+    (entry,) = polr["results"]
+    assert (entry["severity"], entry["category"], entry["scored"], entry["result"]) == (
+        "high",
+        "Supply Chain",
+        False,
+        "warn",  # Kyverno: an unscored policy's failure is a warning
+    )
+    sarif = render_sarif([_verdict(Verdict.FAIL, rule)], policies)
+    assert sarif["runs"][0]["tool"]["driver"]["rules"][0]["properties"]["severity"] == "high"
+
+
+def test_unknown_severity_is_left_out(tmp_path: Any) -> None:
+    policies, rule = _policies(tmp_path, action="Enforce", annotations={"policies.kyverno.io/severity": "urgent"})
+    polr = render_policy_report([_verdict(Verdict.FAIL, rule)], policies)
+    assert errors(policy_report_validator(), polr) == []
+    assert "severity" not in polr["results"][0]
+
+
+def _tamper(doc: dict[str, Any], path: list[Any], value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    node: Any = out
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (["version"], "2.0.0"),
+        (["runs", 0, "results", 0, "level"], "fatal"),
+        (["runs", 0, "results", 0, "kind"], "denied"),
+        (["runs", 0, "results", 0, "message"], KeyError),
+        (["runs", 0, "tool", "driver", "name"], KeyError),
+    ],
+)
+def test_sarif_validator_rejects_tampered(tmp_path: Any, path: list[Any], value: Any) -> None:
+    policies, rule = _policies(tmp_path, action="Enforce")
+    doc = render_sarif([_verdict(Verdict.FAIL, rule)], policies)
+    assert errors(sarif_validator(), _tamper(doc, path, value))
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (["results", 0, "result"], "deny"),
+        (["results", 0, "policy"], KeyError),
+        (["results", 0, "severity"], "urgent"),
+        (["results", 0, "properties", "digest"], 7),
+        (["results", 0, "timestamp", "nanos"], KeyError),
+        (["results", 0, "image"], "not a field"),
+        (["summary", "fail"], "1"),
+        (["apiVersion"], "wgpolicyk8s.io/v1beta1"),
+    ],
+)
+def test_policy_report_validator_rejects_tampered(tmp_path: Any, path: list[Any], value: Any) -> None:
+    policies, rule = _policies(tmp_path, action="Enforce")
+    doc = render_policy_report([_verdict(Verdict.FAIL, rule)], policies)
+    assert errors(policy_report_validator(), _tamper(doc, path, value))
