@@ -189,16 +189,29 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.policy:
         # the environment is what every serve process (forked workers included) reads its policies from
         os.environ[POLICY_ENV] = ":".join(args.policy)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise BadRequestError("--tls-cert and --tls-key go together: give both or neither")
+    tls = None
+    if args.tls_cert:
+        from sigward.tlsreload import ReloadingTLS
+
+        tls = ReloadingTLS(args.tls_cert, args.tls_key)  # a bad pair is a ConfigurationError: exit 2, nothing bound
     loaded = runtime.policies()  # fail fast on a broken policy, before binding the port
     from sigward.push.findings import Notifier
 
     Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)
     print(
-        f"sigward: serving on http://{args.host}:{args.port} "
+        f"sigward: serving on {'https' if tls else 'http'}://{args.host}:{args.port} "
         f"(policies: {', '.join(p.key for p in loaded.policies) or 'none'})",
         file=err,
     )
-    serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    serve(
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        ssl_context=tls.context if tls else None,
+    )
     return EXIT_OK
 
 
@@ -396,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "serve",
         "serve every function target locally on one port",
-        "Paths: POST /admission/mutate, /admission/validate, /push/pubsub, /push/webhook; GET /healthz.",
+        "Paths: POST /admission/mutate, /admission/validate, /push/pubsub, /push/webhook; GET /healthz, /metrics.",
     )
     serve.add_argument("--policy", action="append", help=_POLICY_HELP)
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="port ($PORT)")
@@ -413,6 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("THREADS", "16")),
         help="admission threads per process ($THREADS)",
     )
+    serve.add_argument(
+        "--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate chain (reloaded when it changes)"
+    )
+    serve.add_argument("--tls-key", metavar="FILE", help="the certificate's PEM private key (with --tls-cert)")
     serve.set_defaults(handler=cmd_serve)
 
     verdict = _sub(sub, "verdict", "print the stored push-time verdict(s) for IMAGE@DIGEST")
