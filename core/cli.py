@@ -129,6 +129,8 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for policy in policy_set.policies:
             rules = sum(1 for rule in policy.spec.rules if rule.verify_images)
             print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
+        for exc in policy_set.exceptions:
+            print(f"ok: {exc.source}: PolicyException {exc.key}", file=out)
     return status
 
 
@@ -162,6 +164,7 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         verifier=Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client)),
         settings=AdmissionSettings.from_env(os.environ),
         jmespath_search=runtime.jmespath_search,
+        exceptions=lambda: policy_set.exceptions,
     )
     try:
         decision = service.decide(request, mode="validate" if args.validate else "mutate")

@@ -160,6 +160,7 @@ def admission_service() -> AdmissionService:
                 settings=AdmissionSettings.from_env(environ()),
                 jmespath_search=jmespath_search,
                 store=store_or_none(),
+                exceptions=lambda: loaded.exceptions,
             )
         return _admission
 

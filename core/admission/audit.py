@@ -59,9 +59,11 @@ def decision_fields(request: AdmissionRequest, decision: Decision, *, mode: str,
             "blocking": c.blocking,
             "cached": c.cached,
             "message": c.verdict.message,
+            **({"exceptions": list(c.exceptions)} if c.exceptions else {}),
         }
         for c in decision.checks
     ]
+    exempted = sorted({key for c in decision.checks for key in c.exceptions})
     return {
         "uid": request.uid,
         **requester(request),
@@ -77,5 +79,6 @@ def decision_fields(request: AdmissionRequest, decision: Decision, *, mode: str,
         "digests": sorted({c.verdict.digest for c in decision.checks if c.verdict.digest}),
         "verdicts": verdicts,
         "patched": len(decision.patch),
+        **({"exceptions": exempted} if exempted else {}),
         "latency_ms": latency_ms,
     }

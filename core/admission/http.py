@@ -276,3 +276,5 @@ def log_decision(
             result=check.verdict.verdict.value,
             cause="admission_request",
         )
+        for key in check.exceptions:
+            metrics.record_exception_applied(policy=check.policy.key, rule=check.rule_name, exception=key)

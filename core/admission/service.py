@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sigward import logs, metrics
+from sigward.admission.exceptions import matching_exceptions, skip_message
 from sigward.admission.images import ResourceImage, extract_images
 from sigward.admission.match import RequestInfo, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest
@@ -23,6 +24,7 @@ from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH,
 from sigward.cache import TTLCache
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
+from sigward.policy.exceptions import PolicyException
 from sigward.policy.models import Policy, Rule
 from sigward.store import StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, image_matches, rule_credential_providers
@@ -83,6 +85,7 @@ class ImageCheck:
     verdict: RuleVerdict
     blocking: bool  # this outcome denies the request
     cached: bool = False
+    exceptions: tuple[str, ...] = ()  # the PolicyExceptions that exempted the request from this rule (a skip)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class _Unit:
     namespace: str = ""  # the resource's namespace (validationFailureActionOverrides)
     result: RuleVerdict | None = None
     cached: bool = False
+    exceptions: tuple[str, ...] = ()  # PolicyExceptions exempting the request from this rule: not verified
 
     @property
     def matched(self) -> tuple[int, ...]:
@@ -131,8 +135,10 @@ class AdmissionService:
         resolve_digest: Callable[[ResourceImage, Deadline], str] | None = None,
         store: VerdictStore | None = None,
         jmespath_search: Callable[[str, str], Any] | None = None,
+        exceptions: Callable[[], Sequence[PolicyException]] | None = None,
     ) -> None:
         self._policies = policies
+        self._exceptions = exceptions or (lambda: ())
         self._verifier = verifier
         self.settings = settings or AdmissionSettings()
         self._resolve_digest = resolve_digest
@@ -179,13 +185,15 @@ class AdmissionService:
         units = self._units(request)
         if not units:
             return Decision(allowed=True, elapsed_ms=_ms(started))
+        exempted = [self._exempted(unit) for unit in units if unit.exceptions]
+        units = [unit for unit in units if not unit.exceptions]
         record = not request.dry_run
         checks = (
             self._validate(units, deadline, record=record, memory_only=memory_only)
             if mode == "validate"
             else self._verify_all(units, deadline, record=record, memory_only=memory_only)
         )
-        decision = self._shape(request, checks, mode=mode)
+        decision = self._shape(request, [*exempted, *checks], mode=mode)
         return replace(decision, elapsed_ms=_ms(started))
 
     def _units(self, request: AdmissionRequest) -> list[_Unit]:
@@ -202,6 +210,7 @@ class AdmissionService:
             obj=obj,
         )
         units: list[_Unit] = []
+        exceptions = self._exceptions()
         for policy in self._policies():
             if not policy.spec.admission:
                 continue  # Kyverno applies such a policy only in background scans
@@ -209,6 +218,13 @@ class AdmissionService:
                 matched_rule = rule_applies(policy, rule, info)
                 if matched_rule is None:
                     continue
+                exempt = (
+                    matching_exceptions(
+                        exceptions, policy_key=policy.key, rule_name=matched_rule.name, info=info, request=request.raw
+                    )
+                    if exceptions
+                    else ()
+                )
                 images = extract_images(
                     obj, kind=kind, extractors=rule.image_extractors, jmespath_search=self._jmespath_search
                 )
@@ -226,6 +242,7 @@ class AdmissionService:
                                 plan=plan,
                                 request=request.raw,
                                 namespace=info.namespace,
+                                exceptions=exempt,
                             )
                         )
         return units
@@ -273,6 +290,27 @@ class AdmissionService:
                 verdict, cached = _error_verdict(unit, "deadline exceeded before verification finished"), False
             checks.append(self._check(unit, verdict, cached, not_started=not_started))
         return checks
+
+    def _exempted(self, unit: _Unit) -> ImageCheck:
+        """Kyverno's outcome for a rule a PolicyException exempts: skip, unverified, never blocking, no patch."""
+        verdict = RuleVerdict(
+            image=unit.image.image,
+            reference=unit.image.ref.reference,
+            digest=unit.image.ref.digest or "",
+            verdict=Verdict.SKIP,
+            policy=unit.policy.name,
+            rule=unit.rule_name,
+            message=skip_message(unit.exceptions),
+        )
+        return ImageCheck(
+            policy=unit.policy,
+            rule=unit.rule,
+            rule_name=unit.rule_name,
+            image=unit.image,
+            verdict=verdict,
+            blocking=False,
+            exceptions=unit.exceptions,
+        )
 
     def _from_memory(self, unit: _Unit) -> RuleVerdict | None:
         """The unit's cached verdict when its digest and verdict are both in memory (the same key

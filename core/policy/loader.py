@@ -36,6 +36,14 @@ from pydantic_core import ErrorDetails
 from sigward.errors import PolicyError, PolicyProblem
 from sigward.policy import capabilities as capabilities_module
 from sigward.policy.capabilities import Capabilities
+from sigward.policy.exceptions import (
+    EXCEPTION_API_VERSIONS,
+    EXCEPTION_KIND,
+    ExceptionSpec,
+    PolicyException,
+    without_operations,
+)
+from sigward.policy.exceptions import spec_problems as exception_problems
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from sigward.policy.support import unsupported
 from sigward.policy.validation import Problem, credential_notes, pattern_notes, validate_metadata, validate_spec
@@ -68,8 +76,7 @@ REFUSED_KYVERNO_KINDS: dict[str, str] = {
     "NamespacedImageValidatingPolicy": _IMAGE_VALIDATING_POLICY,
     "ImageVerificationPolicy": _IMAGE_VALIDATING_POLICY,
     "PolicyException": (
-        "is not supported yet: a PolicyException exempts resources from policy rules, "
-        "which sigward cannot honour; narrow the rule with exclude instead"
+        "is not supported yet: sigward honours the kyverno.io/v2 and kyverno.io/v2beta1 PolicyException only"
     ),
 }
 _TOP_LEVEL_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
@@ -97,6 +104,7 @@ class PolicySet:
 
     policies: tuple[Policy, ...] = ()
     notes: tuple[str, ...] = ()
+    exceptions: tuple[PolicyException, ...] = ()  # kyverno.io PolicyExceptions found beside the policies
 
     def rules(self) -> Iterator[tuple[Policy, Rule]]:
         """Every (policy, verifyImages rule) pair, in load order."""
@@ -125,7 +133,7 @@ def load_policies(
         loader.problem("", "", "no policy path given")
     for p in paths:
         path = Path(p)
-        policies_before, problems_before = len(loader.policies), len(loader.problems)
+        policies_before, problems_before = len(loader.policies) + len(loader.exceptions), len(loader.problems)
         if path.is_dir():
             try:
                 files = sorted(f for f in path.iterdir() if f.suffix in POLICY_FILE_SUFFIXES and f.is_file())
@@ -143,12 +151,15 @@ def load_policies(
             loader.problem(str(path), "", "not a regular file or directory")
         else:
             loader.problem(str(path), "", "no such file or directory")
-        if len(loader.policies) == policies_before and len(loader.problems) == problems_before:
+        if len(loader.policies) + len(loader.exceptions) == policies_before and len(loader.problems) == problems_before:
             loader.problem(
                 str(path),
                 "",
                 "yields no ClusterPolicy or Policy with verifyImages rules: refusing to run with nothing to enforce",
             )
+    if paths and loader.exceptions and not loader.policies and not loader.problems:
+        # a path of PolicyExceptions alone is fine beside policy paths, but exceptions alone enforce nothing
+        loader.problem(str(paths[0]), "", "only PolicyExceptions: refusing to run with nothing to enforce")
     return loader.result()
 
 
@@ -469,6 +480,7 @@ def _normalized_entry(iv: ImageVerification) -> ImageVerification:
 class _Loader:
     capabilities: Capabilities
     policies: list[Policy] = field(default_factory=list)
+    exceptions: list[PolicyException] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[PolicyProblem] = field(default_factory=list)
     _seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -479,7 +491,7 @@ class _Loader:
     def result(self) -> PolicySet:
         if self.problems:
             raise PolicyError(self.problems)
-        return PolicySet(policies=tuple(self.policies), notes=tuple(self.notes))
+        return PolicySet(policies=tuple(self.policies), notes=tuple(self.notes), exceptions=tuple(self.exceptions))
 
     def load_file(self, path: Path) -> None:
         source = str(path)
@@ -564,10 +576,38 @@ class _Loader:
                     "apiVersion",
                     f"{api_version} {kind} is not supported: use {' or '.join(SUPPORTED_API_VERSIONS)}",
                 )
+        elif kind == EXCEPTION_KIND and api_version in EXCEPTION_API_VERSIONS:
+            self.load_exception(document, source)
         elif kind in REFUSED_KYVERNO_KINDS:
             self.problem(source, "kind", f"{api_version} {kind} {REFUSED_KYVERNO_KINDS[kind]}")
         else:
             self.notes.append(f"{source}: {api_version} {kind} is not a ClusterPolicy or Policy; skipped")
+
+    def load_exception(self, document: dict[str, Any], source: str) -> None:
+        problems: list[Problem] = [("", f'unknown field "{k}"') for k in document if k not in _TOP_LEVEL_FIELDS]
+        meta = _validate(ObjectMeta, document.get("metadata") or {}, "metadata", problems)
+        spec: ExceptionSpec | None = None
+        if document.get("spec") is None:
+            problems.append(("", 'missing required field "spec"'))
+        else:
+            spec = _validate(ExceptionSpec, document["spec"], "spec", problems)
+        if spec is not None:
+            problems.extend(exception_problems(spec))
+        if meta is not None and not meta.name:
+            problems.append(("metadata.name", "a PolicyException needs a name"))
+        if problems or meta is None or spec is None:
+            for path, message in problems:
+                self.problem(source, path, message)
+            return
+        key = (EXCEPTION_KIND, meta.namespace, meta.name)
+        if key in self._seen:
+            self.problem(source, "metadata.name", f"PolicyException {meta.name} is also defined in {self._seen[key]}")
+            return
+        self._seen[key] = source
+        if any(d.resources.operations for d in (*spec.match.any, *spec.match.all)):
+            self.notes.append(f"{source}: PolicyException {meta.name}: match operations are ignored (as in Kyverno)")
+        spec = spec.model_copy(update={"match": without_operations(spec.match)})
+        self.exceptions.append(PolicyException(name=meta.name, namespace=meta.namespace, spec=spec, source=source))
 
     def load_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
         problems: list[Problem] = []

@@ -34,11 +34,13 @@ def served(adm_images: AdmissionImages, tmp_path_factory: pytest.TempPathFactory
     workdir = tmp_path_factory.mktemp("metrics")
     policy = workdir / "policy.yaml"
     policy.write_text(dump(require_signed_policy(adm_images.host)))
+    exempt = workdir / "exception.yaml"
+    exempt.write_text(dump(legacy_exception()))
     metrics_dir = workdir / "prom"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGWARD_")}
     env.update(
         {
-            "SIGWARD_POLICY": str(policy),
+            "SIGWARD_POLICY": f"{policy}:{exempt}",
             "SIGWARD_INSECURE_REGISTRIES": adm_images.host,
             "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
             "SIGWARD_STORE": f"sqlite:///{workdir / 'verdicts.db'}",
@@ -75,6 +77,18 @@ def served(adm_images: AdmissionImages, tmp_path_factory: pytest.TempPathFactory
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
         log.close()
+
+
+def legacy_exception() -> dict[str, Any]:
+    return {
+        "apiVersion": "kyverno.io/v2",
+        "kind": "PolicyException",
+        "metadata": {"name": "legacy-apps", "namespace": "kyverno"},
+        "spec": {
+            "exceptions": [{"policyName": "require-signed", "ruleNames": ["*"]}],
+            "match": {"any": [{"resources": {"kinds": ["Pod"], "namespaces": ["legacy"]}}]},
+        },
+    }
 
 
 def scrape(base: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -115,8 +129,10 @@ def distribution_push(host: str, repository: str, digest: str, event_id: str) ->
 
 def test_metrics_after_admissions_and_pushes(served: tuple[str, Path, Path], adm_images: AdmissionImages) -> None:
     base, metrics_dir, _ = served
-    before = scrape(base)
-    assert value(before, "sigward_admission_requests_total") == 0
+    before = scrape(base)  # other tests of this module may have run first on this server: compare deltas
+
+    def delta(name: str, **labels: str) -> float:
+        return value(samples, name, **labels) - value(before, name, **labels)
 
     def admit(image: str) -> bool:
         # a fresh connection each: the two processes accept from one socket
@@ -139,7 +155,7 @@ def test_metrics_after_admissions_and_pushes(served: tuple[str, Path, Path], adm
 
     samples = scrape(base)
     total = "sigward_admission_requests_total"
-    assert value(samples, total) == SIGNED_ADMISSIONS + UNSIGNED_ADMISSIONS
+    assert delta(total) == SIGNED_ADMISSIONS + UNSIGNED_ADMISSIONS
     assert (
         value(
             samples,
@@ -151,30 +167,29 @@ def test_metrics_after_admissions_and_pushes(served: tuple[str, Path, Path], adm
         )
         == SIGNED_ADMISSIONS
     )
-    assert value(samples, total, request_allowed="false") == UNSIGNED_ADMISSIONS
-    assert value(samples, total, request_allowed="error") == 0
+    assert delta(total, request_allowed="false") == UNSIGNED_ADMISSIONS
+    assert delta(total, request_allowed="error") == 0
     results = "sigward_policy_results_total"
     common = {"policy_name": "require-signed", "rule_type": "imageVerify"}
-    assert value(samples, results, rule_result="pass", rule_execution_cause="admission_request", **common) == (
-        SIGNED_ADMISSIONS
-    )
-    assert value(samples, results, rule_result="fail", rule_execution_cause="admission_request", **common) == (
+    assert delta(results, rule_result="pass", rule_execution_cause="admission_request", **common) == (SIGNED_ADMISSIONS)
+    assert delta(results, rule_result="fail", rule_execution_cause="admission_request", **common) == (
         UNSIGNED_ADMISSIONS
     )
-    assert value(samples, results, rule_execution_cause="push_event", rule_result="pass", **common) == 1
-    assert value(samples, "sigward_admission_review_duration_seconds_count") == SIGNED_ADMISSIONS + UNSIGNED_ADMISSIONS
+    assert delta(results, rule_execution_cause="push_event", rule_result="pass", **common) >= 1
+    assert delta("sigward_admission_review_duration_seconds_count") == SIGNED_ADMISSIONS + UNSIGNED_ADMISSIONS
     # every image verdict is timed by where it came from; at least the first signed one is verified cold
     durations = "sigward_image_verification_duration_seconds_count"
-    assert value(samples, durations, verification_source="cold") >= 2  # signed and unsigned, each once per process
-    assert value(samples, durations) == SIGNED_ADMISSIONS + UNSIGNED_ADMISSIONS
-    hits = value(samples, "sigward_verification_cache_requests_total", cache_result="hit")
-    misses = value(samples, "sigward_verification_cache_requests_total", cache_result="miss")
+    assert delta(durations, verification_source="cold") >= 2  # signed and unsigned, each once per process
+    assert delta(durations) == SIGNED_ADMISSIONS + UNSIGNED_ADMISSIONS
+    hits = delta("sigward_verification_cache_requests_total", cache_result="hit")
+    misses = delta("sigward_verification_cache_requests_total", cache_result="miss")
     assert hits + misses == SIGNED_ADMISSIONS + UNSIGNED_ADMISSIONS and hits >= 1
-    assert value(samples, "sigward_registry_requests_total", request_outcome="ok") > 0
-    assert value(samples, "sigward_registry_requests_total", request_kind="manifest.get") > 0
-    assert value(samples, "sigward_push_events_total", event_source="distribution", push_outcome="recorded") == 1
-    assert value(samples, "sigward_deadline_exhausted_total") == 0
-    assert value(samples, "sigward_store_requests_total", store_operation="record", request_outcome="ok") >= 1
+    assert delta("sigward_registry_requests_total", request_outcome="ok") > 0
+    assert delta("sigward_registry_requests_total", request_kind="manifest.get") > 0
+    pushes = delta("sigward_push_events_total", event_source="distribution")
+    assert pushes == 1 and delta("sigward_push_events_total", push_outcome="recorded") == 1
+    assert delta("sigward_deadline_exhausted_total") == 0
+    assert delta("sigward_store_requests_total", store_operation="record", request_outcome="ok") >= 1
     # bounded cardinality: no image name or digest anywhere in a label
     text = requests.get(f"{base}/metrics", timeout=5).text
     assert adm_images.signed_digest not in text and "adm/signed" not in text and "adm/unsigned" not in text
@@ -229,3 +244,35 @@ def test_decision_audit_line(served: tuple[str, Path, Path], adm_images: Admissi
     assert isinstance(line["latency_ms"], float)
     text = json.dumps(line)
     assert "extra-secret-7c1" not in text and "body-must-not-leak-9f3" not in text
+
+
+def test_exempted_admission_is_logged_and_counted(served: tuple[str, Path, Path], adm_images: AdmissionImages) -> None:
+    base, _, log = served
+    before = scrape(base)
+    obj = pod(adm_images.unsigned)
+    obj["metadata"]["namespace"] = "legacy"
+    request = pod_request(obj)
+    request["namespace"] = "legacy"
+    response = requests.post(f"{base}/admission/mutate", json=review(request), timeout=15).json()["response"]
+    assert response["allowed"] is True and "patch" not in response
+    assert any("rule is skipped due to policy exceptions" in w for w in response.get("warnings", []))
+    samples = scrape(base)
+    name = "sigward_policy_exceptions_applied_total"
+    labels = {"policy_name": "require-signed", "exception": "kyverno/legacy-apps"}
+    assert value(samples, name, **labels) - value(before, name, **labels) == 1
+    skip = {"rule_result": "skip", "policy_name": "require-signed"}
+    results = "sigward_policy_results_total"
+    assert value(samples, results, **skip) - value(before, results, **skip) == 1
+    line = _decision_line(log, request["uid"])
+    assert line["exceptions"] == ["kyverno/legacy-apps"] and line["outcome"] == "allowed"
+    assert line["verdicts"][0]["verdict"] == "skip" and line["verdicts"][0]["exceptions"] == ["kyverno/legacy-apps"]
+
+
+def _decision_line(log: Path, uid: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for raw in log.read_text().splitlines():
+            if uid in raw and '"admission decision"' in raw:
+                return dict(json.loads(raw))
+        time.sleep(0.05)
+    raise AssertionError(f"no decision line for {uid}")

@@ -1065,8 +1065,12 @@ def test_a_list_is_expanded() -> None:
             "kind: policies.kyverno.io/v1alpha1 ImageValidatingPolicy is not supported yet",
         ),
         (
+            {"apiVersion": "policies.kyverno.io/v1beta1", "kind": "PolicyException", "metadata": {"name": "e"}},
+            "kind: policies.kyverno.io/v1beta1 PolicyException is not supported yet",
+        ),
+        (
             {"apiVersion": "kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "e"}},
-            "kind: kyverno.io/v2 PolicyException is not supported yet",
+            ': missing required field "spec"',
         ),
         (
             {"apiVersion": "kyverno.io/v2", "kind": "ClusterPolicy", "metadata": {"name": "p"}},
