@@ -129,8 +129,8 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for policy in policy_set.policies:
             rules = sum(1 for rule in policy.spec.rules if rule.verify_images)
             print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
-        for exc in policy_set.exceptions:
-            print(f"ok: {exc.source}: PolicyException {exc.key}", file=out)
+        for exemption in policy_set.exceptions:
+            print(f"ok: {exemption.source}: PolicyException {exemption.key}", file=out)
     return status
 
 
@@ -203,6 +203,9 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.push.findings import Notifier
 
     Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)
+    from sigward import tracing
+
+    tracing.check(os.environ)  # ... and on OTEL_* settings that cannot work
     print(
         f"sigward: serving on {'https' if tls else 'http'}://{args.host}:{args.port} "
         f"(policies: {', '.join(p.key for p in loaded.policies) or 'none'})",

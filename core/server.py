@@ -569,6 +569,10 @@ def _listen(host: str, port: int) -> socket.socket:
 def _run_process(
     app: flask.Flask, sock: socket.socket, port: int, threads: int, ssl_context: ssl.SSLContext | None
 ) -> None:
+    from sigward import tracing
+
+    tracing.configure_from_env(os.environ)  # per process: the batch exporter's thread does not survive a fork
+
     async def main() -> None:
         front = Front(app, limits=Limits(admission_threads=threads), server_port=port, admission=admission_handlers())
         server = await asyncio.start_server(front.handle, sock=sock, ssl=ssl_context, limit=MAX_HEAD_BYTES)
@@ -589,6 +593,8 @@ def _run_process(
         asyncio.run(main())
     else:
         uvloop.run(main())
+    finally:
+        tracing.shutdown()
 
 
 def serve(

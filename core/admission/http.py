@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sigward import logs, metrics
+from sigward import logs, metrics, tracing
 from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
 from sigward.errors import BadRequestError, ConfigurationError, SigwardError
 
@@ -198,7 +198,17 @@ def _handle(
     try:
         from sigward import runtime
 
-        decision = decide((service or runtime.admission_service)(), request, mode)
+        with tracing.span(
+            "sigward.admission",
+            uid=request.uid,
+            mode=mode,
+            operation=request.operation,
+            kind=request.kind.kind,
+            namespace=request.namespace,
+        ) as current:
+            decision = decide((service or runtime.admission_service)(), request, mode)
+            if decision is not None:
+                tracing.set_attributes(current, allowed=decision.allowed, checks=len(decision.checks))
         if decision is None:
             return None
     except SigwardError as exc:

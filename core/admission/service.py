@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from sigward import logs, metrics
+from sigward import logs, metrics, tracing
 from sigward.admission.exceptions import matching_exceptions, skip_message
 from sigward.admission.images import ResourceImage, extract_images
 from sigward.admission.match import RequestInfo, request_info, rule_applies
@@ -258,8 +258,11 @@ class AdmissionService:
         missing = [unit for unit, hit in zip(units, remembered, strict=True) if hit is None]
         if missing and memory_only:
             raise _NotInMemory
+        parent = tracing.capture()  # the pool's threads do not inherit the request's trace context
         outcomes = iter(
-            self._pool.run([functools.partial(self._verify_unit, unit, deadline, record) for unit in missing], deadline)
+            self._pool.run(
+                [functools.partial(self._verify_unit, unit, deadline, record, parent) for unit in missing], deadline
+            )
             if missing
             else ()
         )
@@ -330,10 +333,16 @@ class AdmissionService:
             return None
         return self._cache.get(plan.key(digest, trust_fingerprint=root.fingerprint))
 
-    def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
+    def _verify_unit(
+        self, unit: _Unit, deadline: Deadline, record: bool, parent: Any = None
+    ) -> tuple[RuleVerdict, bool]:
         """(verdict, whether it was reused), timed by where it came from."""
         started = time.monotonic()
-        verdict, source = self._verdict_for(unit, deadline, record)
+        with tracing.span(
+            "sigward.verify", parent, policy=unit.policy.key, rule=unit.rule_name, image=unit.image.image
+        ) as current:
+            verdict, source = self._verdict_for(unit, deadline, record)
+            tracing.set_attributes(current, verdict=verdict.verdict.value, source=source.value)
         metrics.record_verification(source, time.monotonic() - started)
         return verdict, source is not metrics.VerificationSource.COLD
 

@@ -8,7 +8,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from sigward import metrics
+from sigward import metrics, tracing
 from sigward.cache import TTLCache
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, DeadlineExceededError, SigwardError, VerificationFailure
@@ -83,7 +83,8 @@ class KeyResolver:
 
         def fetch() -> KmsPublicKey:
             try:
-                fetched = backends.backend(ref.scheme).public_key(ref, timeout=timeout)
+                with tracing.span("sigward.kms.public_key", scheme=ref.scheme):
+                    fetched = backends.backend(ref.scheme).public_key(ref, timeout=timeout)
             except DeadlineExceededError:
                 metrics.record_kms_request(ref.scheme, metrics.Outcome.DEADLINE)
                 raise

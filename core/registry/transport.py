@@ -24,7 +24,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit
 import requests
 import urllib3.exceptions
 
-from sigward import metrics
+from sigward import metrics, tracing
 from sigward.deadline import Deadline
 from sigward.errors import DeadlineExceededError, ExternalServiceError, SigwardError, VerificationFailure
 from sigward.registry.config import RegistryConfig
@@ -200,11 +200,13 @@ class Transport:
         authorization: str | None = None,
         data: Mapping[str, str] | bytes | None = None,
     ) -> requests.Response:
-        """:meth:`_send`, counted by kind and outcome (``sigward_registry_requests_total``)."""
+        """:meth:`_send`, counted by kind and outcome (``sigward_registry_requests_total``) and traced."""
         try:
-            resp = self._send(
-                method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization, data=data
-            )
+            with tracing.span("sigward.registry.request", kind=kind, method=method, host=urlsplit(url).netloc) as span:
+                resp = self._send(
+                    method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization, data=data
+                )
+                tracing.set_attributes(span, status=resp.status_code)
         except DeadlineExceededError:
             metrics.record_registry_request(kind, metrics.Outcome.DEADLINE)
             metrics.record_deadline_exhausted(metrics.DeadlineScope.REGISTRY)
