@@ -284,3 +284,45 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "monitoring_enabled" {
+  description = "Create the log-based metrics, the dashboard and the alert policies (monitoring.tf)."
+  type        = bool
+  default     = true
+}
+
+variable "alert_notification_channels" {
+  description = "Cloud Monitoring notification channel ids the alert policies notify (empty: alerts show in the console only)."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_denials_per_minute" {
+  description = "Alert when more Pods than this are denied per minute, for 5 minutes."
+  type        = number
+  default     = 20
+  validation {
+    condition     = var.alert_denials_per_minute > 0
+    error_message = "alert_denials_per_minute must be positive."
+  }
+}
+
+variable "alert_errors_per_5_minutes" {
+  description = "Alert when more admissions than this could not be decided in 5 minutes."
+  type        = number
+  default     = 0
+  validation {
+    condition     = var.alert_errors_per_5_minutes >= 0
+    error_message = "alert_errors_per_5_minutes must not be negative."
+  }
+}
+
+variable "alert_latency_p99_ms" {
+  description = "Alert when the p99 admission decision latency stays above this many milliseconds for 10 minutes (keep it below deadline_seconds)."
+  type        = number
+  default     = 5000
+  validation {
+    condition     = var.alert_latency_p99_ms > 0
+    error_message = "alert_latency_p99_ms must be positive."
+  }
+}
