@@ -166,7 +166,7 @@ def signing_times(
 ) -> SigningTimes:
     """The times the certificate is checked at: every verified log time and RFC 3161 time; else, only under
     ``rekor.ignoreTlog``, the current time; else a refusal (no evidence of when the short-lived key signed)."""
-    times = tuple(sorted({*tlog_times, *timestamps.times}))
+    times = tuple(sorted([*tlog_times, *timestamps.times]))
     if times:
         return SigningTimes(times=times, evidenced=True)
     if trust.ignore_tlog:
