@@ -20,6 +20,7 @@ from sigward.verify.sigstore_private import (
 )
 from sigward.verify.trust import parse_trusted_root
 
+
 def test_bundled_public_good_files_are_where_sigward_reads_them() -> None:
     root = json.loads(bundled_file(PUBLIC_GOOD_TUF_URL, BUNDLED_TUF_ROOT))
     assert root["signed"]["_type"] == "root"
