@@ -1,29 +1,25 @@
 """Sigstore bundles (v0.1–v0.3): the format cosign v3 signs into by default and attaches to images as OCI 1.1
 referrers. Pure functions over the bundle bytes, a key or an identity policy, and trust material.
 
-Two paths, chosen by the bundle's verification material:
+Parsing is strict plain JSON (no protobuf model): every field this module reads is type- and size-checked with its
+JSON path in the error, unknown fields are ignored as protobuf JSON parsers ignore them, and no third-party model
+decides what "present" means (proto3 leaves zero values out; sigstore-models refused a proof in a size-1 tree).
 
-* **Managed key** (``publicKey{hint}``: cosign v3 ``--key``, KMS keys included). sigstore-python refuses these
-  bundles (it requires a certificate), so everything is checked here: the DSSE signature over PAE (or the message
-  signature over the artifact digest) with the policy's key; each transparency-log entry — Merkle inclusion proof
-  (RFC 9162 §2.1.3.2) up to a checkpoint whose signed note verifies with the log's key from the trusted root, the
-  inclusion promise (SET) of Rekor v1 entries, and the logged body being this very signature, content and key
-  (``hashedrekord`` 0.0.1/0.0.2, ``dsse`` 0.0.1/0.0.2, ``intoto`` 0.0.2); RFC 3161 timestamps against the trusted
-  root's timestamp authorities.
-* **Certificate** (``certificate`` in v0.3, ``x509CertificateChain`` before). The same structural, log and timestamp
-  checks run first (so a forged log entry is refused twice), then sigstore-python's ``Verifier`` does the rest:
-  chain to the Fulcio CAs at the verified times, SCT, Sigstore X.509 profile, the Kyverno identity policy
-  (:class:`KyvernoIdentityPolicy`, glob/regex as Kyverno matches them), log entry, signature, consistency.
-  sigstore-python's own time establishment is replaced by the times verified here (see
-  :func:`sigward.verify.sigstore_private.pinned_time_verifier_class` for why), and ``intoto`` entries — which
-  sigstore-python 4.5 does not check against DSSE content — are checked here.
+The checks are sigward's own, shared with legacy layers: the DSSE signature over PAE (or the message signature over
+the artifact digest) with the policy's key or the certificate's key; each transparency-log entry — Merkle inclusion
+proof (RFC 9162 §2.1.3.2) up to a checkpoint whose signed note verifies with the log's key, the inclusion promise
+(SET) of Rekor v1 entries, and the logged body being this very signature, content and key (``hashedrekord``
+0.0.1/0.0.2, ``dsse`` 0.0.1/0.0.2, ``intoto`` 0.0.2); RFC 3161 timestamps (:mod:`sigward.verify.timestamps`); and
+for certificates :mod:`sigward.verify.certificates` (chain at every verified signing time, SCT, identity), exactly
+as for a legacy ``.sig``/``.att`` layer. Time evidence: the log is required unless ``ignoreTlog`` or no log is
+trusted (GitHub's TSA-only instance); a certificate bundle with neither a verified log time nor a verified timestamp
+is refused (``ignoreTlog`` alone lets the current time stand in, as cosign does).
 
 For an image, a DSSE bundle yields an in-toto statement whose subject must name the image digest; the predicate
 ``https://sigstore.dev/cosign/sign/v1`` makes it an image signature, anything else an attestation. A message
 signature bundle attached to an image signs the image digest itself.
 
-sigstore is imported lazily (inside functions): admission's cold path does not pay for it unless a bundle is
-checked with a certificate.
+No sigstore-python code is used; ``rfc3161-client`` is imported lazily, only when a bundle carries timestamps.
 """
 
 from __future__ import annotations
