@@ -1,7 +1,7 @@
 """Sigstore trust material (``trusted_root.json``): transparency-log keys, CT-log keys, Fulcio CAs, TSAs.
 
 A small parser of the documented JSON shape rather than sigstore-python's model, so admission's cold path does not
-import the sigstore package; bundle verification (which does use sigstore-python) loads its own copy lazily.
+import the sigstore package (bundle verification does not use sigstore-python either).
 """
 
 from __future__ import annotations
