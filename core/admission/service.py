@@ -286,7 +286,7 @@ class AdmissionService:
             root = self._verifier.trusted_root()
         except SigwardError:
             return None
-        return self._cache.get(plan.key(digest, trust_fingerprint=root.fingerprint))
+        return self._cache.get(plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root)))
 
     def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
         ref = unit.image.ref
@@ -302,7 +302,7 @@ class AdmissionService:
             root = self._verifier.trusted_root()
         except SigwardError as exc:
             return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
-        key = plan.key(digest, trust_fingerprint=root.fingerprint)
+        key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
         if plan.reusable:
             hit = self._cache.get(key)
             if hit is not None:

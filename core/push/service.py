@@ -210,14 +210,13 @@ class PushService:
         """One verification per distinct verdict key over the image's forms; rules whose entries are all skipped
         decide nothing, and rules reading the admission request cannot be decided here."""
         seen: set[VerdictKey] = set()
-        fingerprint = root.fingerprint
         work = []
         policies = self._policies()
         for ref in forms:
             for plan in plan_image(policies, ref):
                 if plan.all_skipped or plan.request_dependent:
                     continue
-                key = plan.key(digest, trust_fingerprint=fingerprint)
+                key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
                 if key not in seen:
                     seen.add(key)
                     work.append((plan, key))

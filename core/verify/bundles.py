@@ -70,7 +70,7 @@ from sigward.verify.identity import (
 from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, spki_der
 from sigward.verify.rekor import Signer, check_envelope_entry, check_signature_entry, verify_set
 from sigward.verify.timestamps import verify_timestamps
-from sigward.verify.trust import LogKey, TrustedRoot, parse_trusted_root
+from sigward.verify.trust import LogKey, TrustedRoot, parse_trusted_root, root_for_certificate
 from sigward.verify.x509chain import certificate_key, load_certificates_pem
 
 if TYPE_CHECKING:
@@ -892,6 +892,7 @@ def verify_bundle(
     keyless: KeylessAttestor | None,
     certificates: CertificateAttestor | None,
     trusted_root: TrustedRoot,
+    also_trusted: Sequence[TrustedRoot] = (),
     ignore_tlog: bool = False,
     ignore_sct: bool = False,
 ) -> BundleResult:
@@ -901,7 +902,9 @@ def verify_bundle(
     ``artifact``: the same, for the artifact's own digest (blobs; conformance tests). ``ignore_tlog`` /
     ``ignore_sct`` add to what the attestor's ``rekor``/``ctlog`` say. Certificate bundles go through
     :mod:`sigward.verify.certificates` (the rules legacy layers use); time evidence is verified log entries and/or
-    RFC 3161 timestamps. Raises :class:`VerificationFailure` naming the check that failed;
+    RFC 3161 timestamps. ``also_trusted``: further roots the policy allows; a certificate bundle is verified against
+    the one among ``trusted_root`` and these whose CA issued its leaf (never any other). Raises
+    :class:`VerificationFailure` naming the check that failed;
     :class:`ConfigurationError` for unusable trust material.
     """
     layer = _layer(bundle)
@@ -911,8 +914,6 @@ def verify_bundle(
     if len(chosen) != 1:
         raise VerificationFailure("bundle verification needs exactly one of a key, a keyless identity, certificates")
     parsed = parse_bundle(layer.raw)
-    root = _attestor_root(trusted_root, keyless, certificates) if key is None else trusted_root
-    check_trusted_root(root)
     if key is not None and parsed.material != "public_key":
         raise VerificationFailure(
             "the bundle is signed with a certificate, but the policy verifies with a key (keys attestor)"
@@ -922,6 +923,10 @@ def verify_bundle(
             "the bundle is signed with a managed key (verification material publicKey), "
             "but the policy expects a certificate (keyless or certificates attestor)"
         )
+    if key is None and also_trusted:  # narrow to the allowed root that issued the leaf
+        trusted_root = root_for_certificate((trusted_root, *also_trusted), parsed.leaf) or trusted_root
+    root = _attestor_root(trusted_root, keyless, certificates) if key is None else trusted_root
+    check_trusted_root(root)
     digest = _message_digest(parsed, image_digest, artifact)
 
     trust: CertificateTrust | None = None
@@ -1021,6 +1026,7 @@ def verify_bundle_signatures(
     keyless: KeylessAttestor | None = None,
     certificates: CertificateAttestor | None = None,
     trusted_root: TrustedRoot,
+    also_trusted: Sequence[TrustedRoot] = (),
     ignore_tlog: bool = False,
     ignore_sct: bool = False,
 ) -> tuple[BundleResult, ...]:
@@ -1044,6 +1050,7 @@ def verify_bundle_signatures(
                 keyless=keyless,
                 certificates=certificates,
                 trusted_root=trusted_root,
+                also_trusted=also_trusted,
                 ignore_tlog=ignore_tlog,
                 ignore_sct=ignore_sct,
             )
@@ -1072,6 +1079,7 @@ def verify_bundle_attestations(
     keyless: KeylessAttestor | None = None,
     certificates: CertificateAttestor | None = None,
     trusted_root: TrustedRoot,
+    also_trusted: Sequence[TrustedRoot] = (),
     ignore_tlog: bool = False,
     ignore_sct: bool = False,
 ) -> tuple[Statement, ...]:
@@ -1093,6 +1101,7 @@ def verify_bundle_attestations(
                 keyless=keyless,
                 certificates=certificates,
                 trusted_root=trusted_root,
+                also_trusted=also_trusted,
                 ignore_tlog=ignore_tlog,
                 ignore_sct=ignore_sct,
             )

@@ -10,6 +10,7 @@ infrastructure *error* (failurePolicy decides) only when the other entries did n
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from sigward.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature
 from sigward.verify.dsse import Statement
 from sigward.verify.keys import PublicKeyVerifier, split_pem_public_keys
 from sigward.verify.results import RuleVerdict, Verdict, worst
-from sigward.verify.trust import TrustedRoot, load_trusted_root
+from sigward.verify.trust import TrustedRoot, load_github_trusted_root, load_trusted_root
 
 if TYPE_CHECKING:
     from sigward.policy.models import (
@@ -127,6 +128,8 @@ class _ImageContext:
     digest: str
     deadline: Deadline
     trusted_root: TrustedRoot
+    # Further roots this rule's policy allows (``sigward.dev/trusted-roots``); bundles pick among them by leaf issuer.
+    also_trusted: tuple[TrustedRoot, ...] = ()
     request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
     source: SignatureSource | None = None  # this entry's credential providers; None = the verifier's own source
     # The credential providers the tag was resolved with (None = the process-wide setting); meaningless when the
@@ -200,6 +203,7 @@ class Verifier:
         trusted_root: Callable[[], TrustedRoot] = load_trusted_root,
         clock: Callable[[], datetime] | None = None,
         source_for_providers: SourceForProviders | None = None,
+        github_root: Callable[[], TrustedRoot] = load_github_trusted_root,
     ) -> None:
         """``source_for_providers``: how entries with ``imageRegistryCredentials`` get their own source; without
         it such entries are refused (verifying with credentials the policy excluded would be wrong)."""
@@ -213,6 +217,7 @@ class Verifier:
             keys = DefaultKeyResolver()
         self._keys: KeyResolver = keys
         self._trusted_root = trusted_root
+        self._github_root = github_root
 
     # -- one image ---------------------------------------------------------------------------------------------
 
@@ -238,7 +243,7 @@ class Verifier:
                     _EntryVerdict(Verdict.SKIP, f"skipping image reference {ref.reference} (skipImageReferences)")
                 )
                 continue
-            verdicts.append(self._verify_entry_for_image(ref, iv, deadline=deadline, context=context))
+            verdicts.append(self._verify_entry_for_image(ref, iv, deadline=deadline, context=context, policy=policy))
         final = worst(v.verdict for v in verdicts)
         message = "; ".join(dict.fromkeys(v.message for v in verdicts if v.verdict == final))
         digest = next((v.digest for v in verdicts if v.digest), context.digest if context else ref.digest)
@@ -266,14 +271,17 @@ class Verifier:
         *,
         deadline: Deadline,
         context: _ImageContext | None,
+        policy: Policy | None = None,
     ) -> _EntryVerdict:
-        """The outcome of one verifyImages entry."""
+        """The outcome of one verifyImages entry, under the trusted roots ``policy`` allows."""
         if not iv.attestors and not iv.attestations:
             return _EntryVerdict(Verdict.PASS, f"no attestors or attestations to verify for {ref.reference}")
         image = ref.reference
         try:
             ctx = context or self.new_context(ref, deadline=deadline)
             ctx = self._with_entry_source(ctx, iv)
+            if policy is not None:
+                ctx = self._with_policy_roots(ctx, policy)
         except ConfigurationError:
             raise  # e.g. the image's registry refused by the network guard: configuration, not an unsigned image
         except VerificationFailure as exc:
@@ -327,6 +335,7 @@ class Verifier:
             digest=digest,
             deadline=ctx.deadline,
             trusted_root=ctx.trusted_root,
+            also_trusted=ctx.also_trusted,
             request=ctx.request,
             source=None if providers is None else source,
             resolved_with=providers,
@@ -345,6 +354,33 @@ class Verifier:
     def trusted_root(self) -> TrustedRoot:
         """A snapshot of the trusted root in use now; a verification and its verdict key take one and keep it."""
         return self._trusted_root()
+
+    def policy_roots(self, policy: Policy, default: TrustedRoot) -> tuple[TrustedRoot, ...]:
+        """The roots ``policy`` allows (``sigward.dev/trusted-roots``; public-good = ``default``, the snapshot this
+        verification took), in the order written: the first verifies legacy signatures and keyed bundles."""
+        from sigward.policy.trustroots import RootName, allowed_root_names
+
+        names = allowed_root_names(policy.annotations)
+        return tuple(default if name is RootName.PUBLIC_GOOD else self._github_root() for name in names)
+
+    def trust_fingerprint(self, policy: Policy, default: TrustedRoot) -> str:
+        """What a verdict key records of the roots ``policy`` allows: every allowed root's fingerprint, so a
+        rotation of any of them never serves a verdict made under the old one (the default root's alone when the
+        policy allows only it, the key earlier versions stored)."""
+        from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
+
+        if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
+            return default.fingerprint
+        return ",".join(root.fingerprint for root in self.policy_roots(policy, default))
+
+    def _with_policy_roots(self, ctx: _ImageContext, policy: Policy) -> _ImageContext:
+        from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
+
+        if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
+            return ctx
+        roots = self.policy_roots(policy, ctx.trusted_root)
+        # A copy sharing the fetched-layer memo: the layers are the same, only the roots differ per policy.
+        return dataclasses.replace(ctx, trusted_root=roots[0], also_trusted=roots[1:])
 
     def resolve_digest(
         self, ref: ImageReference, *, deadline: Deadline, providers: tuple[str, ...] | None = None
@@ -481,6 +517,7 @@ class Verifier:
                 "keyless": None,
                 "certificates": certs,
                 "trusted_root": root,
+                "also_trusted": ctx.also_trusted,
                 "ignore_tlog": bool(certs.rekor is not None and certs.rekor.ignore_tlog),
                 "ignore_sct": bool(certs.ctlog is not None and certs.ctlog.ignore_sct),
             }
@@ -490,6 +527,7 @@ class Verifier:
             "keyless": keyless,
             "certificates": None,
             "trusted_root": root,
+            "also_trusted": ctx.also_trusted,
             "ignore_tlog": bool(keyless.rekor is not None and keyless.rekor.ignore_tlog),
             "ignore_sct": bool(keyless.ctlog is not None and keyless.ctlog.ignore_sct),
         }
