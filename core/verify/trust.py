@@ -195,6 +195,23 @@ def parse_trusted_roots(raw: bytes, *, source: str) -> tuple[TrustedRoot, ...]:
     return tuple(parse_trusted_root(line, source=f"{source} line {n}") for n, line in enumerate(lines, 1))
 
 
+def roots_from_inline(value: str | bytes, *, where: str) -> tuple[TrustedRoot, ...]:
+    """Trusted roots written into a policy (ImageValidatingPolicy ``attestors[].cosign.trustedRoot.value``, or what
+    its ``expression`` yields): sigstore-go trusted-root JSON or gh's JSONL, at most :data:`MAX_TRUSTED_ROOT_BYTES`
+    (Kyverno's limit too). ``where`` names the policy field in every error; bundles then choose among these roots
+    with :func:`root_for_certificate` (``also_trusted`` of verify_bundle), never beyond them."""
+    raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+    if not raw.strip():
+        raise ConfigurationError(f"{where}: the trusted root is empty")
+    if len(raw) > MAX_TRUSTED_ROOT_BYTES:
+        raise ConfigurationError(f"{where}: the trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+    roots = parse_trusted_roots(raw, source=where)
+    for root in roots:
+        if not root.certificate_authorities and not root.tlogs and not root.timestamp_authorities:
+            raise ConfigurationError(f"{root.source}: the trusted root lists no CA, transparency log or TSA")
+    return roots
+
+
 def root_for_certificate(roots: Sequence[TrustedRoot], leaf: x509.Certificate) -> TrustedRoot | None:
     """The root among ``roots`` that has a certificate authority whose certificate issued ``leaf`` (by name and
     subject key identifier), as gh picks GitHub's or public-good's root per bundle. Selection only narrows: the
