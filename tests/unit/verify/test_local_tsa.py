@@ -4,10 +4,11 @@ cannot give — an expired TSA, a token older than the certificate, several toke
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,10 +18,21 @@ from cryptography.hazmat.primitives import serialization
 from sigward.errors import SigwardError
 from sigward.policy.models import KeylessAttestor
 from sigward.verify.bundles import verify_bundle
+from sigward.verify.cosign import ANNOTATION_RFC3161, SignatureLayer
 from sigward.verify.dsse import INTOTO_PAYLOAD_TYPE, pae
+from sigward.verify.keyless import verify_attestation_keyless, verify_layer_keyless
 from sigward.verify.trust import TrustedRoot, parse_trusted_root
 from tests.support.bundles import b64, statement
-from tests.support.fulcio import SIGNING_TIME, TEST_EMAIL, TEST_ISSUER, issue_leaf, make_fulcio, trusted_root_json
+from tests.support.fulcio import (
+    SIGNING_TIME,
+    TEST_EMAIL,
+    TEST_ISSUER,
+    cert_attestation_layer,
+    cert_layer,
+    issue_leaf,
+    make_fulcio,
+    trusted_root_json,
+)
 from tests.support.signing import new_key
 from tests.support.tsa import LocalTSA, make_tsa
 
@@ -146,3 +158,66 @@ def test_tsa_only_bundle(case: Case) -> None:
         return
     with pytest.raises(SigwardError, match=case.error):
         run()
+
+
+# -- cosign's legacy layers: the ``dev.sigstore.cosign/rfc3161timestamp`` annotation. cosign (pkg/cosign/verify.go,
+# VerifyRFC3161Timestamp) timestamps the raw signature bytes of a ``.sig`` layer and, since an ``.att`` layer has no
+# base64 signature, the layer's payload (the whole DSSE envelope).
+
+
+def with_stamp(layer: SignatureLayer, covered: bytes, *, when: datetime = AT) -> SignatureLayer:
+    token_bytes = TSA.stamp(covered, gen_time=when)
+    annotations = {**layer.annotations, ANNOTATION_RFC3161: json.dumps({"SignedRFC3161TimeStamp": b64(token_bytes)})}
+    return replace(layer, annotations=annotations)
+
+
+def sig_layer() -> SignatureLayer:
+    return cert_layer(SIGNER, LEAF, image_digest=DIGEST, chain=FULCIO.chain)
+
+
+def att_layer() -> SignatureLayer:
+    payload = json.loads(statement(DIGEST, predicate_type="https://slsa.dev/provenance/v1"))
+    return cert_attestation_layer(SIGNER, LEAF, payload, chain=FULCIO.chain)
+
+
+def raw_signature(layer: SignatureLayer) -> bytes:
+    return base64.b64decode(layer.annotations["dev.cosignproject.cosign/signature"])
+
+
+@pytest.mark.parametrize(
+    ("kind", "covers", "error"),
+    [
+        ("sig", "signature", None),
+        ("att", "envelope", None),
+        # negatives: the token covers other bytes than cosign timestamps, or is too early for the certificate
+        ("sig", "payload", "no verified signing time"),
+        ("att", "signature-in-envelope", "no verified signing time"),
+        ("sig", "signature-early", "certificate was issued after observed time"),
+    ],
+)
+def test_legacy_layer_rfc3161_annotation(kind: str, covers: str, error: str | None) -> None:
+    layer = sig_layer() if kind == "sig" else att_layer()
+    if covers in ("signature", "signature-early"):
+        covered = raw_signature(layer)
+    elif covers == "signature-in-envelope":
+        covered = base64.b64decode(json.loads(layer.payload)["signatures"][0]["sig"])
+    else:
+        covered = layer.payload
+    stamped = with_stamp(layer, covered, when=AT - timedelta(minutes=5) if covers.endswith("early") else AT)
+
+    if error is None:
+        verify_legacy(kind, stamped)
+        return
+    with pytest.raises(SigwardError, match=error):
+        verify_legacy(kind, stamped)
+    with pytest.raises(SigwardError, match="no verified signing time"):  # and with no token at all: nothing to go on
+        verify_legacy(kind, layer)
+
+
+def verify_legacy(kind: str, layer: SignatureLayer) -> None:
+    keyless = KeylessAttestor(subject=TEST_EMAIL, issuer=TEST_ISSUER)
+    trusted = root(TSA.authority())
+    if kind == "sig":
+        verify_layer_keyless(layer, image_digest=DIGEST, keyless=keyless, annotations={}, trusted_root=trusted)
+    else:
+        verify_attestation_keyless(layer, image_digest=DIGEST, keyless=keyless, trusted_root=trusted)
