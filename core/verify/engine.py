@@ -371,7 +371,12 @@ class Verifier:
 
         if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
             return default.fingerprint
-        return ",".join(root.fingerprint for root in self.policy_roots(policy, default))
+        try:
+            return ",".join(root.fingerprint for root in self.policy_roots(policy, default))
+        except SigwardError:
+            # No GitHub root yet (TUF unreachable, unreadable file): a key no verdict was made under; the
+            # verification itself then reports the reason.
+            return f"{default.fingerprint},unavailable"
 
     def _with_policy_roots(self, ctx: _ImageContext, policy: Policy) -> _ImageContext:
         from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
-from sigward.errors import ConfigurationError, SigwardError
+from sigward.deadline import Deadline
+from sigward.errors import ConfigurationError, ExternalServiceError, SigwardError
 from sigward.policy.loader import load_policy_text
 from sigward.policy.models import KeylessAttestor
 from sigward.policy.trustroots import RootName, parse_root_names, trusted_roots_problems
-from sigward.verify.bundles import verify_bundle
+from sigward.verify.bundles import BundleLayer, verify_bundle
 from sigward.verify.engine import Verifier
 from sigward.verify.trust import MAX_TRUSTED_ROOT_BYTES, TrustedRoot, parse_trusted_root, roots_from_inline
 from tests.support.github_attestations import ACTIONS, GH_1, PG, SAN, Vector, bundle_doc, bundle_entry, root_path
@@ -21,6 +22,7 @@ from tests.support.memory import MemorySignatureSource
 from tests.support.policies import cluster_policy, dump
 
 ANNOTATION = "sigward.dev/trusted-roots"
+HOST = "registry.example"
 
 
 def root(name: str) -> TrustedRoot:
@@ -141,3 +143,18 @@ def test_inline_roots_refused(value: str, error: str) -> None:
     with pytest.raises(ConfigurationError, match=error) as info:
         roots_from_inline(value, where=where)
     assert where in info.value.message
+
+
+def test_github_root_unavailable_is_an_error_verdict_never_a_pass() -> None:
+    pg = root("public-good.json")
+
+    def unreachable() -> TrustedRoot:
+        raise ExternalServiceError("no trusted root yet from TUF repository https://tuf-repo.github.com: timed out")
+
+    source = MemorySignatureSource()
+    source.add_bundles(f"{HOST}/app", GH_1.digest, (BundleLayer(raw=json.dumps(bundle_doc(GH_1)).encode()),))
+    verifier = Verifier(source=source, trusted_root=lambda: pg, github_root=unreachable)
+    both = policy("public-good,github")
+    assert verifier.trust_fingerprint(both, pg) == f"{pg.fingerprint},unavailable"
+    (verdict,) = verifier.verify_images([f"{HOST}/app@{GH_1.digest}"], [both], deadline=Deadline.after(10))
+    assert verdict.verdict.value == "error" and "tuf-repo.github.com" in verdict.message, verdict
