@@ -28,7 +28,7 @@ class Capabilities:
     """One flag per Kyverno feature that changes what verification means; ``True`` = implemented."""
 
     # verifyImages[].type
-    notary: bool = False
+    notary: bool = True  # type: Notary (Notation signatures and attestations, sigward.verify.notation)
     sigstore_bundle: bool = True
     # key material
     secret_keys: bool = False  # keys.secret {name, namespace}
