@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sigward.errors import FailureKind, VerificationFailure
-from sigward.verify.notation.certs import check_authentic_chain, check_validity, go_time
+from sigward.verify.notation.certs import check_authentic_chain, go_time
 from sigward.verify.notation.envelope import (
     ALGORITHMS,
     SCHEME_SIGNING_AUTHORITY,
@@ -140,10 +140,6 @@ def verify_envelope(env: Envelope, *, target: Target, trust: NotationTrust, now:
     store = trust.signing_authority if signing_authority else trust.ca
     at = attrs.authentic_signing_time if signing_authority and attrs.authentic_signing_time else now
     check_authentic_chain(env.chain, store, at)
-    try:
-        check_validity(env.chain, at)
-    except VerificationFailure as exc:
-        raise VerificationFailure(f"authenticTimestamp validation failed: {exc.message}") from None
     if attrs.expiry is not None and now >= attrs.expiry:
         raise VerificationFailure(f'digital signature has expired on "{go_time(attrs.expiry)}"')
     return artifact
