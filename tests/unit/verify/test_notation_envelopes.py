@@ -3,6 +3,7 @@ negative twins, and the parsers fuzzed with hypothesis (never anything but a Ver
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 
@@ -74,10 +75,8 @@ def test_oversized_chain_is_refused() -> None:
 @settings(max_examples=200, deadline=None)
 @given(data=st.binary(max_size=2048), cose=st.booleans())
 def test_fuzz_parsers_fail_closed(data: bytes, cose: bool) -> None:
-    try:
+    with contextlib.suppress(VerificationFailure):
         parse_envelope(COSE_MEDIA_TYPE if cose else JWS_MEDIA_TYPE, data)
-    except VerificationFailure:
-        pass
 
 
 @settings(max_examples=200, deadline=None)
