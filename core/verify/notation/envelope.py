@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from sigward.errors import VerificationFailure
 
@@ -142,8 +143,13 @@ def load_der_chain(items: list[bytes], where: str) -> tuple[x509.Certificate, ..
     certs = []
     for i, item in enumerate(items):
         try:
-            certs.append(x509.load_der_x509_certificate(item))
-        except ValueError as exc:
+            cert = x509.load_der_x509_certificate(item)
+            # cryptography parses fields lazily: touch every one a later check reads, so a malformed certificate
+            # fails here, as a parse error, not as an exception from deep inside a check.
+            _ = (cert.public_key(), cert.subject, cert.issuer, cert.extensions, cert.not_valid_after_utc)
+            _ = (cert.not_valid_before_utc, cert.signature_algorithm_oid)
+            certs.append(cert)
+        except (ValueError, UnsupportedAlgorithm) as exc:
             raise fail(f"{where}[{i}]: not a DER certificate ({str(exc)[:100]})") from None
     return tuple(certs)
 
