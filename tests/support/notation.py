@@ -55,6 +55,8 @@ def _ku(*, sign: bool, cert_sign: bool) -> x509.KeyUsage:
 
 @dataclass(frozen=True)
 class TestCA:
+    __test__ = False  # a helper, not a pytest test class
+
     root: x509.Certificate
     leaf: x509.Certificate
     leaf_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -155,3 +157,52 @@ def _tampered(media_type: str, envelope: bytes) -> bytes:
         doc["signature"] = ("B" if sig[0] != "B" else "C") + sig[1:]
         return json.dumps(doc).encode()
     return envelope[:-1] + bytes([envelope[-1] ^ 1])  # last byte of the COSE signature
+
+
+def write_signing_files(ca: TestCA, directory: Path) -> tuple[Path, Path]:
+    """``(private key PEM, chain PEM leaf first)`` for ``sigward sign --notation``."""
+    key = directory / "notation-key.pem"
+    key.write_bytes(
+        ca.leaf_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    chain = directory / "notation-chain.pem"
+    chain.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in ca.chain))
+    return key, chain
+
+
+def push_notary_attestation(
+    registry: LocalRegistry,
+    repo: str,
+    digest: str,
+    artifact_type: str,
+    document: dict[str, object],
+    ca: TestCA | None,
+    *,
+    envelope_format: str = "jws",
+    layer_media_type: str = "application/json",
+) -> str:
+    """A Notary attestation as Kyverno reads it: a referrer of ``digest`` whose artifactType is the attestation type
+    and whose one layer is the JSON document, signed with Notation by ``ca`` (unsigned when ``ca`` is None)."""
+    image = registry.pushed[digest]
+    body = json.dumps(document).encode()
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": {"mediaType": OCI_EMPTY, "digest": registry.push_blob(repo, b"{}"), "size": 2},
+        "layers": [{"mediaType": layer_media_type, "digest": registry.push_blob(repo, body), "size": len(body)}],
+        "subject": {"mediaType": image.media_type, "digest": digest, "size": image.size},
+    }
+    raw = json.dumps(manifest).encode()
+    att = registry.push_manifest(repo, sha256_digest(raw), raw, OCI_MANIFEST)
+    add_to_fallback_index(
+        registry,
+        repo,
+        digest,
+        {"mediaType": OCI_MANIFEST, "digest": att, "size": len(raw), "artifactType": artifact_type},
+    )
+    if ca is not None:
+        sign_pushed(registry, repo, att, ca, envelope_format=envelope_format)
+    return att
