@@ -30,14 +30,15 @@ class NotaryImages:
 def notary_images(registry: LocalRegistry) -> NotaryImages:
     trusted, other = make_ca("adm"), make_ca("adm other", ec_key=True)
     digests: dict[str, str] = {}
-    for name, signer, kwargs in [
+    cases: list[tuple[str, TestCA | None, dict[str, Any]]] = [
         ("jws", trusted, {"envelope_format": "jws"}),
         ("cose", trusted, {"envelope_format": "cose"}),
         ("untrusted", other, {}),
         ("tampered", trusted, {"tamper": True}),
         ("replayed", trusted, {"subject_digest": "sha256:" + "1" * 64}),
         ("unsigned", None, {}),
-    ]:
+    ]
+    for name, signer, kwargs in cases:
         repo = f"adm-notary/{name}"
         digests[name] = registry.push_image(repo, tag="v1")
         if signer is not None:
