@@ -194,6 +194,10 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not sep or not key:
             raise BadRequestError(f"--annotation {item!r}: expected KEY=VALUE")
         annotations[key] = value
+    if args.notation:
+        return _sign_notation(args, annotations, out)
+    if args.cert_chain:
+        raise BadRequestError("--cert-chain is for Notation signatures: add --notation jws|cose")
     signer = Signer(args.key)
     client = RegistryClient(RegistryConfig.from_env(), allow_push=True)
     try:
@@ -215,6 +219,46 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(
             f"{state} {result.image}@{result.digest} with {result.key}: "
             f"{result.signature_repository}:{result.signature_tag}",
+            file=out,
+        )
+    return EXIT_OK
+
+
+def _sign_notation(args: argparse.Namespace, annotations: dict[str, str], out: TextIO) -> int:
+    """``--notation jws|cose``: a Notary Project signature with a local key and its certificate chain."""
+    from pathlib import Path
+
+    from sigward.deadline import Deadline
+    from sigward.kms.uri import is_kms_uri
+    from sigward.registry import RegistryClient, RegistryConfig
+    from sigward.sign_notation import sign_image_notation
+
+    if not args.cert_chain:
+        raise BadRequestError("--notation needs --cert-chain PEM (the signing certificate first, then its CAs)")
+    if is_kms_uri(args.key):
+        raise BadRequestError("--notation signs with a local PEM key only (KMS keys sign cosign signatures)")
+    client = RegistryClient(RegistryConfig.from_env(), allow_push=True)
+    try:
+        result = sign_image_notation(
+            args.image,
+            key_path=Path(args.key),
+            chain_path=Path(args.cert_chain),
+            envelope_format=args.notation,
+            client=client,
+            deadline=Deadline.after(args.timeout),
+            annotations=annotations or None,
+            repository=args.repository,
+            environ=os.environ,
+        )
+    finally:
+        client.close()
+    if args.json:
+        json.dump(result.__dict__, out, indent=2)
+        out.write("\n")
+    else:
+        print(
+            f"signed {result.image}@{result.digest} with a Notation {result.envelope} signature: "
+            f"{result.signature_repository}@{result.signature_manifest}",
             file=out,
         )
     return EXIT_OK
@@ -308,12 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--json", action="store_true")
     verdict.set_defaults(handler=cmd_verdict)
 
-    sign = sub.add_parser("sign", help="write a cosign-compatible .sig signature with a KMS or local key")
+    sign = sub.add_parser(
+        "sign", help="write a cosign-compatible .sig signature (KMS or local key), or a Notation signature (--notation)"
+    )
     sign.add_argument(
         "--key", required=True, help="KMS URI (awskms://, gcpkms://, azurekms://, hashivault://) or PEM file"
     )
     sign.add_argument("--annotation", "-a", action="append", help="KEY=VALUE added to the signed payload (repeatable)")
     sign.add_argument("--repository", help="push the signature to this repository instead of the image's")
+    sign.add_argument(
+        "--notation",
+        choices=("jws", "cose"),
+        help="write a Notary Project signature (JWS or COSE envelope, OCI referrer) instead of a cosign .sig",
+    )
+    sign.add_argument("--cert-chain", help="with --notation: PEM file, the signing certificate first, then its CAs")
     sign.add_argument("--json", action="store_true")
     sign.add_argument("--timeout", type=float, default=60.0)
     sign.add_argument("image", metavar="IMAGE")

@@ -87,8 +87,6 @@ def _snake(name: str) -> str:
 
 def _image_verification(iv: ImageVerification, path: str, caps: Capabilities) -> list[Problem]:
     out: list[Problem] = []
-    if iv.type == "Notary" and not caps.notary:
-        out.append((f"{path}.type", refusal("notary")))
     if iv.type == "SigstoreBundle" and not caps.sigstore_bundle:
         out.append((f"{path}.type", refusal("sigstore_bundle")))
     if iv.cosign_oci11 and not caps.cosign_oci11:

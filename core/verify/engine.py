@@ -414,6 +414,8 @@ class Verifier:
     def _verify_entry(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, path: str) -> _EntryOutcome:
         """Legacy ``.sig`` signatures first (type Cosign), then Sigstore bundles attached as OCI referrers (cosign
         v3's default, and the only place ``type: SigstoreBundle`` looks)."""
+        if iv.type == "Notary":
+            return self._verify_entry_notary(ctx, iv, entry)
         legacy: VerificationFailure | None = None
         if iv.type != "SigstoreBundle":
             try:
@@ -432,6 +434,22 @@ class Verifier:
             raise VerificationFailure(
                 f"{legacy.message}; OCI referrers: {exc.message}", kind=combined_kind((legacy.kind, exc.kind))
             ) from None
+        return _EntryOutcome(signatures=())
+
+    def _verify_entry_notary(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
+        """Notation signatures (see :mod:`sigward.verify.notation`); the verified digest is the image's."""
+        from sigward.verify.notation.policy import verify_notary_image
+
+        verify_notary_image(
+            self._source_of(ctx),
+            repo=ctx.ref.repo,
+            signature_repo=self._signature_repository(ctx, iv, entry),
+            digest=ctx.digest,
+            reference=f"{ctx.ref.repository}@{ctx.digest}",
+            entry=entry,
+            now=self._clock(),
+            deadline=ctx.deadline,
+        )
         return _EntryOutcome(signatures=())
 
     def _verify_entry_bundles(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> None:
@@ -598,6 +616,19 @@ class Verifier:
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, predicate_type: str
     ) -> tuple[Statement, ...]:
         repo = self._signature_repository(ctx, iv, entry)
+        if iv.type == "Notary":
+            from sigward.verify.notation.policy import notary_statements
+
+            return notary_statements(
+                self._source_of(ctx),
+                signature_repo=repo,
+                digest=ctx.digest,
+                reference=f"{ctx.ref.repository}@{ctx.digest}",
+                artifact_type=predicate_type,
+                entry=entry,
+                now=self._clock(),
+                deadline=ctx.deadline,
+            )
         legacy: VerificationFailure | None = None
         if iv.type != "SigstoreBundle":
             try:
