@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sigward import logs
 from sigward.admission.images import ResourceImage, extract_images
 from sigward.admission.match import RequestInfo, request_info, rule_applies
-from sigward.admission.review import AdmissionRequest
+from sigward.admission.review import AdmissionRequest, review_response
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
 from sigward.cache import TTLCache
 from sigward.deadline import Deadline
@@ -94,6 +94,17 @@ class Decision:
     checks: tuple[ImageCheck, ...] = ()
     code: int = 200
     elapsed_ms: float = 0.0
+
+    def review(self, uid: str) -> dict[str, Any]:
+        """This decision as the AdmissionReview v1 response for request ``uid`` (webhook and ``sigward review``)."""
+        return review_response(
+            uid,
+            allowed=self.allowed,
+            message=self.message,
+            code=self.code if not self.allowed else None,
+            patch=self.patch,
+            warnings=self.warnings,
+        )
 
 
 class _NotInMemory(Exception):

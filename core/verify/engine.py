@@ -425,15 +425,7 @@ class Verifier:
         try:
             self._verify_entry_bundles(ctx, iv, entry)
         except VerificationFailure as exc:
-            if legacy is None:
-                raise
-            if exc.kind is FailureKind.NO_SIGNATURES:
-                raise legacy from None
-            if legacy.kind is FailureKind.NO_SIGNATURES:
-                raise
-            raise VerificationFailure(
-                f"{legacy.message}; OCI referrers: {exc.message}", kind=combined_kind((legacy.kind, exc.kind))
-            ) from None
+            raise _standing_failure(legacy, exc, nothing=FailureKind.NO_SIGNATURES) from None
         return _EntryOutcome(signatures=())
 
     def _verify_entry_bundles(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> None:
@@ -616,15 +608,7 @@ class Verifier:
                 **self._bundle_trust(ctx, entry),
             )
         except VerificationFailure as exc:
-            if legacy is None:
-                raise
-            if exc.kind is FailureKind.NO_ATTESTATIONS:
-                raise legacy from None
-            if legacy.kind is FailureKind.NO_ATTESTATIONS:
-                raise
-            raise VerificationFailure(
-                f"{legacy.message}; OCI referrers: {exc.message}", kind=combined_kind((legacy.kind, exc.kind))
-            ) from None
+            raise _standing_failure(legacy, exc, nothing=FailureKind.NO_ATTESTATIONS) from None
 
     def _legacy_attestations(
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, repo: Repository
@@ -843,6 +827,20 @@ class Verifier:
                 for plan in plans
             ]
         return [self.evaluate(plan, deadline=deadline, context=context) for plan in plans]
+
+
+def _standing_failure(
+    legacy: VerificationFailure | None, referrers: VerificationFailure, *, nothing: FailureKind
+) -> VerificationFailure:
+    """Which failure stands when the legacy layers and the OCI referrers both failed: the one that found something
+    (the other found ``nothing``), else both, by kind — never by message."""
+    if legacy is None or referrers.kind is nothing:
+        return legacy or referrers
+    if legacy.kind is nothing:
+        return referrers
+    return VerificationFailure(
+        f"{legacy.message}; OCI referrers: {referrers.message}", kind=combined_kind((legacy.kind, referrers.kind))
+    )
 
 
 def _fetches(plan: RulePlan) -> bool:
