@@ -119,9 +119,10 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.server import serve
-    from sigward.wiring import build_services
+    from sigward.wiring import process_services
 
-    loaded = build_services(os.environ).policies()  # fail fast on a broken policy, before binding the port
+    # Fail fast on a broken policy, before binding the port; the process's services keep them for its workers.
+    loaded = process_services().policies()
     from sigward.push.findings import Notifier
 
     Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)

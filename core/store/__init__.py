@@ -130,14 +130,8 @@ class StoredVerdict:
 
     @property
     def key(self) -> str:
-        return verdict_key(
-            digest=self.digest,
-            repository=self.repository,
-            policy_hash=self.policy_hash,
-            rule=self.rule,
-            entries=self.entries,
-            inputs=self.inputs,
-        )
+        """The store's form of :attr:`verdict_key`: what :meth:`VerdictStore.lookup` finds it by."""
+        return self.verdict_key.stored
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
