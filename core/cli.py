@@ -36,17 +36,6 @@ def _policy_paths(args_paths: Sequence[str] | None) -> list[str]:
     return paths
 
 
-def _settle_trust_root() -> None:
-    """A command runs once: let the trusted root's first TUF refresh finish (bounded; see
-    :meth:`sigward.verify.tuf.TrustRootHolder.settle`) unless ``SIGWARD_TRUSTED_ROOT`` pins a file. Offline
-    (``SIGWARD_TUF_OFFLINE``) or with a fresh cached copy this returns at once."""
-    if os.environ.get("SIGWARD_TRUSTED_ROOT"):
-        return
-    from sigward.verify.tuf import default_holder
-
-    default_holder(os.environ).settle()
-
-
 def _print_problems(err: PolicyError, out: TextIO) -> None:
     for problem in err.problems:
         print(f"error: {problem}", file=out)
@@ -54,22 +43,18 @@ def _print_problems(err: PolicyError, out: TextIO) -> None:
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.deadline import Deadline
-    from sigward.policy.loader import load_policies
-    from sigward.registry import RegistryClient, RegistryConfig
-    from sigward.verify.engine import Verifier
-    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
     from sigward.verify.results import Verdict
+    from sigward.wiring import build_services
 
-    policy_set = load_policies(_policy_paths(args.policy))
+    services = build_services(os.environ, policy_paths=tuple(_policy_paths(args.policy)), short_lived=True)
+    policy_set = services.policies()
     for note in policy_set.notes:
         print(f"note: {note}", file=err)
-    _settle_trust_root()
-    client = RegistryClient(RegistryConfig.from_env())
     try:
-        verifier = Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
+        verifier = services.verifier()
         results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
     finally:
-        client.close()
+        services.close()
     if args.json:
         json.dump({"results": [r.as_json() for r in results]}, out, indent=2)
         out.write("\n")
@@ -106,13 +91,8 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward import runtime
-    from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
-    from sigward.admission.service import AdmissionService, AdmissionSettings
-    from sigward.policy.loader import load_policies
-    from sigward.registry import RegistryClient, RegistryConfig
-    from sigward.verify.engine import Verifier
-    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
+    from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review
+    from sigward.wiring import build_services
 
     if args.file == "-":
         body = sys.stdin.buffer.read(MAX_REVIEW_BYTES + 1)
@@ -123,38 +103,26 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except OSError as exc:
             raise BadRequestError(f"cannot read {args.file}: {exc.strerror}") from None
     request = parse_review(parse_json_body(body, what="AdmissionReview", max_bytes=MAX_REVIEW_BYTES))
-    policy_set = load_policies(_policy_paths(args.policy))
-    _settle_trust_root()
-    client = RegistryClient(RegistryConfig.from_env())
-    service = AdmissionService(
-        policies=lambda: policy_set.policies,
-        verifier=Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client)),
-        settings=AdmissionSettings.from_env(os.environ),
-        jmespath_search=runtime.jmespath_search,
+    # No verdict store: a one-off review neither reuses nor records verdicts.
+    services = build_services(
+        {**os.environ, "SIGWARD_STORE": "memory:"}, policy_paths=tuple(_policy_paths(args.policy)), short_lived=True
     )
     try:
-        decision = service.decide(request, mode="validate" if args.validate else "mutate")
+        decision = services.admission().decide(request, mode="validate" if args.validate else "mutate")
     finally:
-        service.close()
-        client.close()
-    doc = review_response(
-        request.uid,
-        allowed=decision.allowed,
-        message=decision.message,
-        code=decision.code if not decision.allowed else None,
-        patch=decision.patch,
-        warnings=decision.warnings,
-    )
+        services.close()
+    doc = decision.review(request.uid)
     json.dump(doc, out, indent=2)
     out.write("\n")
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward import runtime
     from sigward.server import serve
+    from sigward.wiring import process_services
 
-    loaded = runtime.policies()  # fail fast on a broken policy, before binding the port
+    # Fail fast on a broken policy, before binding the port; the process's services keep them for its workers.
+    loaded = process_services().policies()
     from sigward.push.findings import Notifier
 
     Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)

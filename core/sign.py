@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ConfigurationError, NotFoundError, VerificationFailure
-from sigward.kms.uri import is_kms_uri, parse_kms_uri
+from sigward.policy.kms_uri import is_kms_uri, parse_kms_uri
 from sigward.references import Repository, parse_image_reference, parse_repository
 from sigward.registry import OCI_MANIFEST, RegistryClient
 from sigward.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer, TlogOptions, verify_signatures_with_key

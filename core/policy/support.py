@@ -229,7 +229,7 @@ def _key_reference(ref: str, path: str, caps: Capabilities) -> list[Problem]:
         if not caps.kms_keys:
             return [(path, refusal("kms_keys"))]
         from sigward.errors import BadRequestError
-        from sigward.kms.uri import parse_kms_uri
+        from sigward.policy.kms_uri import parse_kms_uri
 
         try:
             parse_kms_uri(ref)
