@@ -197,7 +197,7 @@ def _sign_notation(args: argparse.Namespace, annotations: dict[str, str], out: T
     from pathlib import Path
 
     from sigward.deadline import Deadline
-    from sigward.kms.uri import is_kms_uri
+    from sigward.policy.kms_uri import is_kms_uri
     from sigward.registry import RegistryClient, RegistryConfig
     from sigward.sign_notation import sign_image_notation
 

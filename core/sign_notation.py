@@ -25,7 +25,8 @@ from sigward.errors import BadRequestError, NotFoundError, VerificationFailure
 from sigward.references import Repository, parse_image_reference, parse_repository
 from sigward.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
 from sigward.sign import ENV_KEY_PASSWORD, load_private_key
-from sigward.verify.notation.envelope import SIGNATURE_ARTIFACT_TYPE, parse_envelope, parse_payload
+from sigward.verify.notation.envelope import SIGNATURE_ARTIFACT_TYPE, parse_payload
+from sigward.verify.notation.parse import parse_envelope
 from sigward.verify.notation.sign import build_envelope, payload_for
 from sigward.verify.notation.verify import Target, check_target, verify_envelope_signature
 from sigward.verify.referrers import OCI_EMPTY_MEDIA_TYPE

@@ -176,22 +176,3 @@ def parse_payload(raw: bytes) -> TargetArtifact:
     ):
         raise fail("signature payload targetArtifact annotations must map strings to strings")
     return TargetArtifact(media_type=media_type, digest=digest, size=size, annotations=annotations)
-
-
-def parse_envelope(media_type: str, raw: bytes) -> Envelope:
-    """The envelope in ``raw`` of ``media_type`` (the signature layer's media type), or a failure in notation-go's
-    words."""
-    if len(raw) > MAX_ENVELOPE_BYTES:
-        raise fail(f"signature envelope is larger than {MAX_ENVELOPE_BYTES} bytes")
-    if media_type == JWS_MEDIA_TYPE:
-        from sigward.verify.notation.jws import parse_jws
-
-        return parse_jws(raw)
-    if media_type == COSE_MEDIA_TYPE:
-        from sigward.verify.notation.cose import parse_cose
-
-        return parse_cose(raw)
-    raise fail(
-        "unable to parse the digital signature, error : signature envelope format with media type "
-        f'"{media_type[:100]}" is not supported'
-    )

@@ -28,9 +28,9 @@ from sigward.verify.notation.envelope import (
     SCHEME_SIGNING_AUTHORITY,
     Envelope,
     TargetArtifact,
-    parse_envelope,
     parse_payload,
 )
+from sigward.verify.notation.parse import parse_envelope
 
 HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,

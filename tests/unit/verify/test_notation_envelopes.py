@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sigward.errors import VerificationFailure
-from sigward.verify.notation.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE, parse_envelope
+from sigward.verify.notation.envelope import COSE_MEDIA_TYPE, JWS_MEDIA_TYPE
+from sigward.verify.notation.parse import parse_envelope
 from sigward.verify.notation.verify import NotationTrust, Target, verify_envelope
 from tests.support.notation import make_ca
 from tests.support.vectors import require_vectors
