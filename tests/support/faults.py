@@ -376,7 +376,7 @@ def admission(
     config: Mapping[str, Any] | None = None,
     workers: int = 8,
 ) -> Iterator[Admission]:
-    """An admission service as ``sigward.runtime`` builds it (caching signature source, default key resolver), with
+    """An admission service as ``sigward.wiring`` builds it (caching signature source, default key resolver), with
     its own registry client, deadline and negative-cache TTL; its log lines are captured in ``Admission.log``."""
     loaded = load_policy_text(dump(*policies), "faults.yaml").policies
     registry_config = RegistryConfig(
