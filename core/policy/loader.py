@@ -46,6 +46,7 @@ from sigward.policy.exceptions import (
 from sigward.policy.exceptions import spec_problems as exception_problems
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from sigward.policy.support import unsupported
+from sigward.policy.trustroots import bundle_root_notes, trusted_roots_notes
 from sigward.policy.validation import Problem, credential_notes, pattern_notes, validate_metadata, validate_spec
 
 # A policy file is a few KiB (the largest Kyverno samples, with PEM chains, are ~20 KiB); anything beyond this
@@ -662,12 +663,17 @@ class _Loader:
                         f"{source}: policy {meta.name} rule {rule.name}: verifyImages[{j}] uses deprecated "
                         f"{', '.join(deprecated)}; converted to imageReferences and attestors"
                     )
+            self.notes.extend(
+                f"{source}: policy {meta.name} rule {rule.name}: {note}"
+                for note in bundle_root_notes([iv.converted() for iv in rule.verify_images])
+            )
             rules.append(
                 rule.model_copy(update={"verify_images": tuple(_normalized_entry(iv) for iv in rule.verify_images)})
             )
         if not rules:
             self.notes.append(f"{source}: policy {meta.name}: no verifyImages rules; skipped")
             return
+        self.notes.extend(f"{source}: policy {meta.name}: {note}" for note in trusted_roots_notes(meta.annotations))
         update: dict[str, Any] = {"rules": tuple(rules)}
         wc = spec.webhook_configuration
         if wc is not None and wc.failure_policy is not None and "failure_policy" not in spec.model_fields_set:

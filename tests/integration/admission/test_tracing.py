@@ -23,7 +23,7 @@ from sigward.admission.http import handle_admission
 from sigward.admission.service import AdmissionService, AdmissionSettings
 from sigward.errors import ConfigurationError
 from sigward.kms.aws import AwsKms
-from sigward.kms.uri import parse_kms_uri
+from sigward.policy.kms_uri import parse_kms_uri
 from sigward.policy.loader import load_policy_text
 from sigward.registry import RegistryClient, RegistryConfig
 from sigward.verify.cosign import ANNOTATION_SIGNATURE
