@@ -92,10 +92,38 @@ class _Instruments:
     exceptions_applied: Any
 
 
+@dataclass(frozen=True)
+class _Bound:
+    """Children of the closed label sets, bound once per process on first use (binding in ``serve``'s parent would
+    give it a metrics file of its own): the cached admission path answers on the event loop, where every microsecond
+    is a request not served (see :func:`record_memory_hits`)."""
+
+    cache_hit: Any
+    cache_miss: Any
+    verification_by_source: dict[VerificationSource, Any]
+
+    @classmethod
+    def of(cls, m: _Instruments) -> _Bound:
+        return cls(
+            cache_hit=m.cache_requests.labels("hit"),
+            cache_miss=m.cache_requests.labels("miss"),
+            verification_by_source={s: m.verification_duration.labels(s.value) for s in VerificationSource},
+        )
+
+
 _instruments: _Instruments | None = None
+_bound: _Bound | None = None
 # Labelled children by (instrument, label values): prometheus-client's labels() validates and locks on every call; the
 # label sets are bounded, so this stays small and saves most of the per-update cost on the admission hot path.
 _children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def _bound_children(m: _Instruments) -> _Bound:
+    global _bound  # noqa: PLW0603 - derived from _instruments, reset with it
+    found = _bound
+    if found is None:
+        found = _bound = _Bound.of(m)
+    return found
 
 
 def _child(metric: Any, *labels: str) -> Any:
@@ -114,8 +142,9 @@ def enable(*, multiprocess_dir: str | None = None, multiprocess: bool = False) -
     """Create the instruments. ``multiprocess``: values go to files in ``multiprocess_dir`` (or a fresh temporary
     directory; stale files from an earlier run are removed) — call it before forking worker processes. Returns the
     directory used, or None in single-process mode."""
-    global _instruments  # noqa: PLW0603 - one set of instruments per process, like prometheus-client's REGISTRY
+    global _instruments, _bound  # noqa: PLW0603 - one set of instruments per process, like prometheus-client's REGISTRY
     _children.clear()
+    _bound = None
     directory = None
     if multiprocess:
         directory = multiprocess_dir or os.environ.get(MULTIPROC_ENV) or tempfile.mkdtemp(prefix="sigward-metrics-")
@@ -189,8 +218,9 @@ def _multiprocess_values(pc: Any) -> bool:
 
 def disable() -> None:
     """Forget the instruments (tests); the multiprocess directory stays for the caller to remove."""
-    global _instruments  # noqa: PLW0603
+    global _instruments, _bound  # noqa: PLW0603
     _instruments = None
+    _bound = None
     _children.clear()
 
 
@@ -241,16 +271,43 @@ def record_rule_result(*, policy: str, rule: str, result: str, cause: str) -> No
         _child(m.policy_results, policy, rule, "imageVerify", result, cause).inc()
 
 
+def record_rule_results(results: Iterable[tuple[str, str, str]], *, cause: str) -> None:
+    """Many (policy, rule, result) outcomes of one request: one increment per distinct label set (a Pod's images
+    mostly share their rule and result), each of which is a locked file write in multiprocess mode."""
+    m = _instruments
+    if m is None:
+        return
+    counts: dict[tuple[str, str, str], int] = {}
+    for labels in results:
+        counts[labels] = counts.get(labels, 0) + 1
+    for (policy, rule, result), count in counts.items():
+        _child(m.policy_results, policy, rule, "imageVerify", result, cause).inc(count)
+
+
 def record_verification(source: VerificationSource, seconds: float) -> None:
     m = _instruments
     if m is not None:
-        _child(m.verification_duration, source.value).observe(seconds)
+        _bound_children(m).verification_by_source[source].observe(seconds)
 
 
 def record_cache(*, hit: bool) -> None:
     m = _instruments
     if m is not None:
-        _child(m.cache_requests, "hit" if hit else "miss").inc()
+        bound = _bound_children(m)
+        (bound.cache_hit if hit else bound.cache_miss).inc()
+
+
+def record_memory_hits(count: int) -> None:
+    """``count`` verdicts taken from this process's memory without a thread: cache hits that took no time (one
+    increment for all of them; the duration histogram still gets one observation each)."""
+    m = _instruments
+    if m is None or count <= 0:
+        return
+    bound = _bound_children(m)
+    bound.cache_hit.inc(count)
+    observe = bound.verification_by_source[VerificationSource.CACHE].observe
+    for _ in range(count):
+        observe(0.0)
 
 
 def record_registry_request(kind: str, outcome: Outcome) -> None:

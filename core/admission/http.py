@@ -270,12 +270,10 @@ def log_decision(
     metrics.record_admission(
         webhook=mode, kind=request.kind.kind, operation=request.operation, allowed=decision.allowed, seconds=seconds
     )
+    metrics.record_rule_results(
+        ((check.policy.key, check.rule_name, check.verdict.verdict.value) for check in decision.checks),
+        cause="admission_request",
+    )
     for check in decision.checks:
-        metrics.record_rule_result(
-            policy=check.policy.key,
-            rule=check.rule_name,
-            result=check.verdict.verdict.value,
-            cause="admission_request",
-        )
         for key in check.exceptions:
             metrics.record_exception_applied(policy=check.policy.key, rule=check.rule_name, exception=key)

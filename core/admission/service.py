@@ -278,10 +278,9 @@ class AdmissionService:
             else ()
         )
         checks = []
+        metrics.record_memory_hits(len(units) - len(missing))
         for unit, hit in zip(units, remembered, strict=True):
             if hit is not None:
-                metrics.record_cache(hit=True)
-                metrics.record_verification(metrics.VerificationSource.CACHE, 0.0)
                 checks.append(self._check(unit, hit, True))
                 continue
             outcome = next(outcomes)

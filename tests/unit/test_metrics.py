@@ -124,3 +124,50 @@ def test_labels_are_bounded(kind: str, operation: str, want: tuple[str, str]) ->
 )
 def test_outcome_of_status(status: int, outcome: metrics.Outcome) -> None:
     assert metrics.outcome_of_status(status) is outcome
+
+
+def _scrape(code: str, tmp_path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = _run(code + "\nprint(metrics.render()[0].decode())\n", tmp_path)
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(out)
+        for s in family.samples
+    }
+
+
+@pytest.mark.parametrize(("hits", "want"), [(3, 3.0), (1, 1.0), (0, 0.0)])
+def test_batched_memory_hits_count_like_one_update_each(tmp_path: Path, hits: int, want: float) -> None:
+    """Regression (serve hot path made cheaper): one batched call per request still counts every hit and observes
+    every duration; with no hit the (pre-bound) series read 0."""
+    samples = _scrape(
+        f"from sigward import metrics\nmetrics.enable(multiprocess=True, multiprocess_dir={str(tmp_path / 'p')!r})\n"
+        f"metrics.record_memory_hits({hits})\nmetrics.record_cache(hit=False)",
+        tmp_path,
+    )
+    assert samples[("sigward_verification_cache_requests_total", (("cache_result", "hit"),))] == want
+    assert samples[("sigward_verification_cache_requests_total", (("cache_result", "miss"),))] == 1.0
+    count = ("sigward_image_verification_duration_seconds_count", (("verification_source", "cache"),))
+    assert samples[count] == want
+
+
+def test_grouped_rule_results_add_up_per_label_set(tmp_path: Path) -> None:
+    samples = _scrape(
+        f"from sigward import metrics\nmetrics.enable(multiprocess=True, multiprocess_dir={str(tmp_path / 'p')!r})\n"
+        "metrics.record_rule_results([('p', 'r', 'pass'), ('p', 'r', 'pass'), ('p', 'r', 'fail'), ('q', 'r', 'pass')],"
+        " cause='admission_request')",
+        tmp_path,
+    )
+
+    def got(policy: str, result: str) -> float | None:
+        labels = {
+            "policy_name": policy,
+            "rule_name": "r",
+            "rule_type": "imageVerify",
+            "rule_result": result,
+            "rule_execution_cause": "admission_request",
+        }
+        return samples.get(("sigward_policy_results_total", tuple(sorted(labels.items()))))
+
+    assert (got("p", "pass"), got("p", "fail"), got("q", "pass"), got("q", "fail")) == (2.0, 1.0, 1.0, None)
