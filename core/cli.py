@@ -53,6 +53,7 @@ def _print_problems(err: PolicyError, out: TextIO) -> None:
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from sigward.cluster.sources import cluster_data_from_env
     from sigward.deadline import Deadline
     from sigward.policy.loader import load_policies
     from sigward.registry import RegistryClient, RegistryConfig
@@ -66,7 +67,11 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     _settle_trust_root()
     client = RegistryClient(RegistryConfig.from_env())
     try:
-        verifier = Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
+        verifier = Verifier(
+            source=RegistrySignatureSource(client),
+            source_for_providers=ProviderSources(client),
+            cluster=cluster_data_from_env(os.environ, _policy_paths(args.policy)),
+        )
         results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
     finally:
         client.close()
@@ -109,6 +114,7 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward import runtime
     from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
     from sigward.admission.service import AdmissionService, AdmissionSettings
+    from sigward.cluster.sources import cluster_data_from_env
     from sigward.policy.loader import load_policies
     from sigward.registry import RegistryClient, RegistryConfig
     from sigward.verify.engine import Verifier
@@ -126,11 +132,15 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     policy_set = load_policies(_policy_paths(args.policy))
     _settle_trust_root()
     client = RegistryClient(RegistryConfig.from_env())
+    cluster = cluster_data_from_env(os.environ, _policy_paths(args.policy))
     service = AdmissionService(
         policies=lambda: policy_set.policies,
-        verifier=Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client)),
+        verifier=Verifier(
+            source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client), cluster=cluster
+        ),
         settings=AdmissionSettings.from_env(os.environ),
         jmespath_search=runtime.jmespath_search,
+        cluster=cluster,
     )
     try:
         decision = service.decide(request, mode="validate" if args.validate else "mutate")

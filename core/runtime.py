@@ -12,6 +12,7 @@ from sigward.errors import ConfigurationError, SigwardError
 
 if TYPE_CHECKING:
     from sigward.admission.service import AdmissionService
+    from sigward.cluster.data import ClusterData
     from sigward.deadline import Deadline
     from sigward.events import PushEvent
     from sigward.policy.loader import PolicySet
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 _lock = threading.RLock()
 _registry: RegistryClient | None = None
 _verifier: Verifier | None = None
+_cluster: ClusterData | None = None
 _policies: PolicySet | None = None
 _admission: AdmissionService | None = None
 _store: VerdictStore | None = None
@@ -59,6 +61,7 @@ def verifier() -> Verifier:
             _verifier = Verifier(
                 source=CachingSignatureSource(RegistrySignatureSource(client)),
                 source_for_providers=ProviderSources(client, CachingSignatureSource),
+                cluster=cluster_data(),
             )
             _start_trust_root_refresh()
         return _verifier
@@ -147,6 +150,17 @@ def _subject_of(event: PushEvent, deadline: Deadline) -> str:
     return subject.digest if subject is not None else ""
 
 
+def cluster_data() -> ClusterData:
+    """The cluster data service (manifests beside SIGWARD_POLICY, live connection from the environment)."""
+    global _cluster  # noqa: PLW0603
+    if _cluster is None:
+        from sigward.cluster.sources import cluster_data_from_env
+        from sigward.policy.loader import policy_paths_from_env
+
+        _cluster = cluster_data_from_env(environ(), policy_paths_from_env(environ()))
+    return _cluster
+
+
 def admission_service() -> AdmissionService:
     global _admission  # noqa: PLW0603
     with _lock:
@@ -160,6 +174,7 @@ def admission_service() -> AdmissionService:
                 settings=AdmissionSettings.from_env(environ()),
                 jmespath_search=jmespath_search,
                 store=store_or_none(),
+                cluster=cluster_data(),
             )
         return _admission
 
@@ -179,7 +194,7 @@ def jmespath_search(expression: str, value: str) -> object:
 
 def reset() -> None:
     """Forget every service (tests change the environment between cases)."""
-    global _registry, _verifier, _policies, _admission, _store, _push  # noqa: PLW0603
+    global _registry, _verifier, _policies, _admission, _store, _push, _cluster  # noqa: PLW0603
     with _lock:
         if _admission is not None:
             _admission.close()
@@ -187,7 +202,7 @@ def reset() -> None:
             _registry.close()
         if _store is not None:
             _store.close()
-        _registry = _verifier = _policies = _admission = _store = _push = None
+        _registry = _verifier = _policies = _admission = _store = _push = _cluster = None
     from sigward.kms import backends
     from sigward.verify import tuf
 

@@ -13,6 +13,7 @@ import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sigward import logs
@@ -21,6 +22,8 @@ from sigward.admission.match import RequestInfo, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
 from sigward.cache import TTLCache
+from sigward.cluster.data import EMPTY as EMPTY_CLUSTER
+from sigward.cluster.data import ClusterData
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.models import Policy, Rule
@@ -28,6 +31,7 @@ from sigward.store import StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, image_matches, rule_credential_providers
 from sigward.verify.plan import RulePlan, VerdictKey, plan_rule
 from sigward.verify.results import RuleVerdict, Verdict
+from sigward.verify.rulecontext import images_context, is_dynamic, resolve_rule
 
 Mode = Literal["mutate", "validate"]
 
@@ -111,6 +115,8 @@ class _Unit:
     plan: RulePlan
     request: Mapping[str, Any] | None = field(default=None, repr=False)
     namespace: str = ""  # the resource's namespace (validationFailureActionOverrides)
+    # Decided before verification (preconditions not met, context/substitution error): sigward.verify.rulecontext.
+    preset: RuleVerdict | None = None
     result: RuleVerdict | None = None
     cached: bool = False
 
@@ -131,8 +137,10 @@ class AdmissionService:
         resolve_digest: Callable[[ResourceImage, Deadline], str] | None = None,
         store: VerdictStore | None = None,
         jmespath_search: Callable[[str, str], Any] | None = None,
+        cluster: ClusterData | None = None,
     ) -> None:
         self._policies = policies
+        self._cluster = cluster if cluster is not None else EMPTY_CLUSTER
         self._verifier = verifier
         self.settings = settings or AdmissionSettings()
         self._resolve_digest = resolve_digest
@@ -176,7 +184,7 @@ class AdmissionService:
         deadline = Deadline.after(self.settings.deadline_seconds)
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return Decision(allowed=True, elapsed_ms=_ms(started))
-        units = self._units(request)
+        units = self._units(request, memory_only=memory_only)
         if not units:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         record = not request.dry_run
@@ -188,7 +196,7 @@ class AdmissionService:
         decision = self._shape(request, checks, mode=mode)
         return replace(decision, elapsed_ms=_ms(started))
 
-    def _units(self, request: AdmissionRequest) -> list[_Unit]:
+    def _units(self, request: AdmissionRequest, *, memory_only: bool = False) -> list[_Unit]:
         obj = request.object or {}
         kind = request.kind.kind
         info: RequestInfo = request_info(
@@ -212,23 +220,52 @@ class AdmissionService:
                 images = extract_images(
                     obj, kind=kind, extractors=rule.image_extractors, jmespath_search=self._jmespath_search
                 )
+                all_images = images
                 if request.operation == "UPDATE" and request.old_object is not None:
                     images = _changed_images(images, request.old_object, kind, rule, self._jmespath_search)
+                prepared, preset, resolved = rule, None, ""
+                if images and is_dynamic(rule):
+                    if memory_only:
+                        raise _NotInMemory  # preparing the rule may read the cluster: not for the event loop
+                    prepared, preset, resolved = self._prepare(policy, rule, request, all_images)
                 for image in images:
-                    plan = plan_rule(policy, rule, image.ref)
+                    plan = plan_rule(policy, prepared, image.ref, resolved=resolved)
                     if plan is not None:
-                        units.append(
-                            _Unit(
-                                policy=policy,
-                                rule=rule,
-                                rule_name=matched_rule.name,
-                                image=image,
-                                plan=plan,
-                                request=request.raw,
-                                namespace=info.namespace,
-                            )
+                        unit = _Unit(
+                            policy=policy,
+                            rule=prepared,
+                            rule_name=matched_rule.name,
+                            image=image,
+                            plan=plan,
+                            request=request.raw,
+                            namespace=info.namespace,
                         )
+                        if preset is not None:
+                            unit.preset = replace(
+                                preset, image=image.image, reference=image.ref.reference, rule=matched_rule.name
+                            )
+                        units.append(unit)
         return units
+
+    def _prepare(
+        self, policy: Policy, rule: Rule, request: AdmissionRequest, images: Sequence[ResourceImage]
+    ) -> tuple[Rule, RuleVerdict | None, str]:
+        """The rule prepared for this request (context, preconditions, variables, cluster keys), or the verdict
+        that decides it without verification: ``skip`` (preconditions not met) or ``error`` (failurePolicy)."""
+        try:
+            resolution = resolve_rule(
+                policy,
+                rule,
+                request=request.raw,
+                images=images_context(images),
+                cluster=self._cluster,
+                now=datetime.now(UTC),
+            )
+        except SigwardError as exc:
+            return rule, _rule_verdict(policy, rule, Verdict.ERROR, exc.message), ""
+        if resolution.rule is None:
+            return rule, _rule_verdict(policy, rule, Verdict.SKIP, resolution.skip), ""
+        return resolution.rule, None, resolution.fingerprint
 
     def _verify_all(
         self, units: Sequence[_Unit], deadline: Deadline, *, record: bool, memory_only: bool = False
@@ -274,6 +311,8 @@ class AdmissionService:
         """The unit's cached verdict when its digest and verdict are both in memory (the same key
         :meth:`_verify_unit` looks up); None when finding out would need the registry, the store or the verifier."""
         plan = unit.plan
+        if unit.preset is not None:
+            return unit.preset
         if not plan.reusable or plan.all_skipped:
             return None
         ref = unit.image.ref
@@ -291,6 +330,8 @@ class AdmissionService:
     def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
         ref = unit.image.ref
         plan = unit.plan
+        if unit.preset is not None:
+            return unit.preset, False
         if plan.all_skipped:
             skipped = self._verifier.verify_image_rule(ref, policy=unit.policy, rule=unit.rule, deadline=deadline)
             if skipped is not None:
@@ -530,6 +571,13 @@ def _changed_images(
 
 def _is_infra(exc: SigwardError) -> bool:
     return isinstance(exc, ExternalServiceError)
+
+
+def _rule_verdict(policy: Policy, rule: Rule, verdict: Verdict, message: str) -> RuleVerdict:
+    """A verdict of the whole rule before any image is verified (the unit fills in its image)."""
+    return RuleVerdict(
+        image="", reference="", digest="", verdict=verdict, policy=policy.name, rule=rule.name, message=message
+    )
 
 
 def _error_verdict(unit: _Unit, message: str, *, failed: bool = False) -> RuleVerdict:

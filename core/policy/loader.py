@@ -599,6 +599,13 @@ class _Loader:
     def add_policy(
         self, api_version: str, kind: str, meta: ObjectMeta, spec: PolicySpec, *, source: str, digest: str
     ) -> None:
+        if kind == "Policy" and not meta.namespace:
+            # What `kubectl apply` without -n does: the namespaced object lands in `default`.
+            self.notes.append(
+                f"{source}: Policy {meta.name} has no metadata.namespace; it applies to namespace default "
+                "(as kubectl apply without -n)"
+            )
+            meta = meta.model_copy(update={"namespace": "default"})
         key = (kind, meta.namespace, meta.name)
         where = f"{kind} {meta.namespace + '/' if meta.namespace else ''}{meta.name}"
         if key in self._seen:

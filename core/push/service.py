@@ -24,6 +24,7 @@ from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictSto
 from sigward.verify.engine import Verifier, image_matches
 from sigward.verify.plan import RulePlan, VerdictKey, plan_image
 from sigward.verify.results import Verdict
+from sigward.verify.rulecontext import is_dynamic
 
 if TYPE_CHECKING:
     from sigward.events import PushEvent
@@ -148,7 +149,8 @@ class PushService:
                 status="ignored",
                 reason=(
                     "no verifyImages rule decidable at push matches this image "
-                    "(rules reading the admission request are decided at admission)"
+                    "(rules reading the admission request, rule context, preconditions, variables or cluster keys "
+                    "are decided at admission)"
                 ),
             )
         outcomes: list[RuleOutcome] = []
@@ -215,8 +217,8 @@ class PushService:
         policies = self._policies()
         for ref in forms:
             for plan in plan_image(policies, ref):
-                if plan.all_skipped or plan.request_dependent:
-                    continue
+                if plan.all_skipped or plan.request_dependent or is_dynamic(plan.rule):
+                    continue  # context, preconditions, variables and cluster keys are prepared per admission
                 key = plan.key(digest, trust_fingerprint=fingerprint)
                 if key not in seen:
                     seen.add(key)

@@ -45,6 +45,7 @@ from sigward.verify.results import RuleVerdict, Verdict, worst
 from sigward.verify.trust import TrustedRoot, load_trusted_root
 
 if TYPE_CHECKING:
+    from sigward.cluster.data import ClusterData
     from sigward.policy.models import (
         AnyAllConditions,
         Attestation,
@@ -200,6 +201,7 @@ class Verifier:
         trusted_root: Callable[[], TrustedRoot] = load_trusted_root,
         clock: Callable[[], datetime] | None = None,
         source_for_providers: SourceForProviders | None = None,
+        cluster: ClusterData | None = None,
     ) -> None:
         """``source_for_providers``: how entries with ``imageRegistryCredentials`` get their own source; without
         it such entries are refused (verifying with credentials the policy excluded would be wrong)."""
@@ -213,6 +215,7 @@ class Verifier:
             keys = DefaultKeyResolver()
         self._keys: KeyResolver = keys
         self._trusted_root = trusted_root
+        self._cluster = cluster  # rule context, cluster keys (sigward.verify.rulecontext); None = nothing shipped
 
     # -- one image ---------------------------------------------------------------------------------------------
 
@@ -853,10 +856,50 @@ class Verifier:
             ]
         out: list[RuleVerdict] = []
         for policy, rule in pairs:
-            rule_verdict = self.verify_image_rule(ref, policy=policy, rule=rule, deadline=deadline, context=context)
+            prepared = self._prepared(policy, rule, ref)
+            if isinstance(prepared, RuleVerdict):
+                out.append(prepared)
+                continue
+            rule_verdict = self.verify_image_rule(ref, policy=policy, rule=prepared, deadline=deadline, context=context)
             if rule_verdict is not None:
                 out.append(rule_verdict)
         return out
+
+    def _prepared(self, policy: Policy, rule: Rule, ref: ImageReference) -> Rule | RuleVerdict:
+        """The rule prepared without an admission request (``verify``): context, preconditions, variables and
+        cluster keys; a rule reading request data is decided at admission only (a ``skip`` that says so)."""
+        from sigward.verify.rulecontext import is_dynamic, reads_request, resolve_rule
+
+        if not is_dynamic(rule):
+            return rule
+
+        def verdict(status: Verdict, message: str) -> RuleVerdict:
+            return RuleVerdict(
+                image=ref.original,
+                reference=ref.reference,
+                digest=ref.digest,
+                verdict=status,
+                policy=policy.name,
+                rule=rule.name,
+                message=message,
+            )
+
+        if reads_request(rule):
+            return verdict(
+                Verdict.SKIP,
+                "rule reads admission request data (request, images, serviceAccount*): evaluated at admission only",
+            )
+        from sigward.cluster.data import EMPTY
+
+        try:
+            resolution = resolve_rule(
+                policy, rule, request=None, images=None, cluster=self._cluster or EMPTY, now=self._clock()
+            )
+        except SigwardError as exc:
+            return verdict(Verdict.ERROR, exc.message)
+        if resolution.rule is None:
+            return verdict(Verdict.SKIP, resolution.skip)
+        return resolution.rule
 
 
 def _fetches(rule: Rule, ref: ImageReference) -> bool:
