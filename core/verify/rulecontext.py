@@ -117,7 +117,7 @@ def reads_request(rule: Rule) -> bool:
 
 
 def _named(expressions: Sequence[str], name: str) -> bool:
-    pattern = re.compile(r"(?:\A|\z|\s|[^.0-9A-Za-z])" + re.escape(name) + r"\b")
+    pattern = re.compile(r"(?:\A|\s|[^.0-9A-Za-z])" + re.escape(name) + r"\b")  # Go regexp's \z cannot precede a name
     return any(pattern.search(e) for e in expressions)
 
 
@@ -146,7 +146,7 @@ def resolve_rule(
     for entry in reversed(rule.context):
         name = str(entry.get("name", ""))
         if name and (
-            _named(used, name) or any(_named(_expressions(e), name) for e in rule.context if e.get("name") in needed)
+            _named(used, name) or any(_named(list(_texts(e)), name) for e in rule.context if e.get("name") in needed)
         ):
             needed.add(name)
     for entry in rule.context:
