@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from sigward import logs
 from sigward.admission.images import ResourceImage, extract_images
-from sigward.admission.match import RequestInfo, request_info, rule_applies
+from sigward.admission.match import RequestInfo, RuleMatch, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
 from sigward.cache import TTLCache
@@ -208,13 +208,21 @@ class AdmissionService:
             name=request.object_name,
             operation=request.operation,
             obj=obj,
+            namespace_labels=functools.partial(self._namespace_labels, request.namespace, memory_only),
         )
         units: list[_Unit] = []
         for policy in self._policies():
             if not policy.spec.admission:
                 continue  # Kyverno applies such a policy only in background scans
             for rule in policy.spec.rules:
-                matched_rule = rule_applies(policy, rule, info)
+                failed: RuleVerdict | None = None
+                try:
+                    matched_rule = rule_applies(policy, rule, info)
+                except SigwardError as exc:  # namespace labels unreadable: the rule errs, failurePolicy decides
+                    matched_rule = RuleMatch(rule=rule, name=rule.name)
+                    failed = _rule_verdict(
+                        policy, rule, Verdict.ERROR, f"failed to match namespaceSelector: {exc.message}"
+                    )
                 if matched_rule is None:
                     continue
                 images = extract_images(
@@ -223,8 +231,8 @@ class AdmissionService:
                 all_images = images
                 if request.operation == "UPDATE" and request.old_object is not None:
                     images = _changed_images(images, request.old_object, kind, rule, self._jmespath_search)
-                prepared, preset, resolved = rule, None, ""
-                if images and is_dynamic(rule):
+                prepared, preset, resolved = rule, failed, ""
+                if images and failed is None and is_dynamic(rule):
                     if memory_only:
                         raise _NotInMemory  # preparing the rule may read the cluster: not for the event loop
                     prepared, preset, resolved = self._prepare(policy, rule, request, all_images)
@@ -246,6 +254,11 @@ class AdmissionService:
                             )
                         units.append(unit)
         return units
+
+    def _namespace_labels(self, namespace: str, memory_only: bool) -> Mapping[str, str]:
+        if memory_only:
+            raise _NotInMemory  # reading labels may wait on the cluster API: not for the event loop
+        return self._cluster.namespace_labels(namespace)
 
     def _prepare(
         self, policy: Policy, rule: Rule, request: AdmissionRequest, images: Sequence[ResourceImage]

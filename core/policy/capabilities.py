@@ -49,7 +49,8 @@ class Capabilities:
     preconditions: bool = True
     cel_preconditions: bool = False
     user_info: bool = False  # match/exclude subjects, roles, clusterRoles
-    namespace_selector: bool = False
+    namespace_selector: bool = True  # match/exclude namespaceSelector (labels from sigward.cluster)
+    override_namespace_selector: bool = False  # validationFailureActionOverrides[].namespaceSelector
     variables: bool = True  # {{ ... }} substitution in verifyImages fields
     # policy-wide switches
     failure_action_overrides: bool = True  # spec.validationFailureActionOverrides (namespaces; no namespaceSelector)
@@ -114,6 +115,10 @@ REFUSALS: dict[str, str] = {
     "namespace_selector": (
         "namespaceSelector needs the Namespace's labels from the Kubernetes API, which sigward does not use: "
         "list the namespaces instead (resources.namespaces, or validationFailureActionOverrides[].namespaces)"
+    ),
+    "override_namespace_selector": (
+        "validationFailureActionOverrides[].namespaceSelector is not supported yet: list the namespaces instead "
+        "(validationFailureActionOverrides[].namespaces)"
     ),
     "variables": (
         "variables ({{ ... }}) are not supported yet: sigward does not substitute them; write the value literally"

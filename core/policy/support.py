@@ -41,8 +41,13 @@ def unsupported(spec: PolicySpec, caps: Capabilities) -> list[Problem]:
     if spec.validation_failure_action_overrides and not caps.failure_action_overrides:
         out.append(("spec.validationFailureActionOverrides", refusal("failure_action_overrides")))
     for i, override in enumerate(spec.validation_failure_action_overrides):
-        if override.namespace_selector is not None and not caps.namespace_selector:
-            out.append((f"spec.validationFailureActionOverrides[{i}].namespaceSelector", refusal("namespace_selector")))
+        if override.namespace_selector is not None and not caps.override_namespace_selector:
+            out.append(
+                (
+                    f"spec.validationFailureActionOverrides[{i}].namespaceSelector",
+                    refusal("override_namespace_selector"),
+                )
+            )
     wc = spec.webhook_configuration
     if wc is not None and wc.match_conditions and not caps.webhook_match_conditions:
         out.append(("spec.webhookConfiguration.matchConditions", refusal("webhook_match_conditions")))

@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.admission.conftest import AdmissionEnv, AdmissionImages
 from tests.support.admission import pod, pod_request, review
-from tests.support.kubeapi import KubeAPI, configmap, secret
+from tests.support.kubeapi import KubeAPI, configmap, namespace, secret
 from tests.support.policies import cluster_policy, key_verification, keys_entry
 from tests.support.signing import new_key
 
@@ -126,3 +126,54 @@ def test_keys_secret_through_the_cluster_connection(
     if not allowed:
         assert "secret sigs/cosign" in response["status"]["message"]
         assert "wrong-token" not in response["status"]["message"]
+
+
+def _selector_policy(host: str, *, failure_policy: str | None = None) -> dict[str, Any]:
+    doc = cluster_policy(
+        "by-namespace-label",
+        [key_verification([f"{host}/adm/*"], [keys_entry(SIGNER)], mutate_digest=False)],
+        failure_policy=failure_policy,
+    )
+    doc["spec"]["rules"][0]["match"] = {
+        "all": [{"resources": {"kinds": ["Pod"], "namespaceSelector": {"matchLabels": {"signed": "required"}}}}]
+    }
+    return doc
+
+
+def test_namespace_selector_with_shipped_namespaces(
+    admission_env: Callable[..., AdmissionEnv], adm_images: AdmissionImages
+) -> None:
+    """Kyverno's keyed-basic-namespace-selector: only namespaces whose labels match are checked."""
+    env = admission_env(
+        _selector_policy(adm_images.host),
+        namespace("strict", {"signed": "required"}),
+        namespace("lax", {"signed": "optional"}),
+        extra_env=NO_CLUSTER,
+    )
+    assert decide(env, pod(adm_images.unsigned, namespace="strict"))["allowed"] is False
+    assert decide(env, pod(adm_images.signed, namespace="strict"))["allowed"] is True
+    assert decide(env, pod(adm_images.unsigned, namespace="lax"))["allowed"] is True
+
+
+@pytest.mark.parametrize(("failure_policy", "allowed"), [("Fail", False), ("Ignore", True)])
+def test_namespace_labels_unknown_is_an_error(
+    admission_env: Callable[..., AdmissionEnv], adm_images: AdmissionImages, failure_policy: str, allowed: bool
+) -> None:
+    """Unlike Kyverno (which silently skips the policy when the lister fails), unreadable labels are a rule error."""
+    env = admission_env(_selector_policy(adm_images.host, failure_policy=failure_policy), extra_env=NO_CLUSTER)
+    response = decide(env, pod(adm_images.unsigned, namespace="unknown"))
+    assert response["allowed"] is allowed
+    if not allowed:
+        assert "namespace unknown" in response["status"]["message"]
+
+
+def test_namespace_selector_through_the_cluster_connection(
+    admission_env: Callable[..., AdmissionEnv], adm_images: AdmissionImages, kube: KubeAPI, tmp_path: Path
+) -> None:
+    kube.add(namespace("strict", {"signed": "required"}))
+    env = admission_env(
+        _selector_policy(adm_images.host), extra_env={"SIGWARD_KUBECONFIG": str(kube.kubeconfig(tmp_path / "kc"))}
+    )
+    assert decide(env, pod(adm_images.unsigned, namespace="strict"))["allowed"] is False
+    assert decide(env, pod(adm_images.unsigned, namespace="strict"))["allowed"] is False
+    assert [s.path for s in kube.seen].count("/api/v1/namespaces/strict") == 1  # cached (TTL)

@@ -46,10 +46,7 @@ EXPECTED: dict[str, Outcome] = {
     f"{STD}imageExtractors-complex__policy.yaml": ("loads", 1),
     f"{STD}imageExtractors-none__policy.yaml": ("loads", 1),
     f"{STD}imageExtractors-simple__policy.yaml": ("loads", 1),
-    f"{STD}keyed-basic-namespace-selector__policy.yaml": (
-        "refused",
-        ("spec.rules[0].match.all[0].resources.namespaceSelector: namespaceSelector needs the Namespace's labels",),
-    ),
+    f"{STD}keyed-basic-namespace-selector__policy.yaml": ("loads", 1),
     f"{STD}keyed-basic__policy.yaml": ("loads", 1),
     f"{STD}keyed-oci11__policy.yaml": ("loads", 1),
     f"{STD}keyed-secret__policy.yaml": ("loads", 1),
