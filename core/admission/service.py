@@ -26,12 +26,13 @@ from sigward.cluster.data import EMPTY as EMPTY_CLUSTER
 from sigward.cluster.data import ClusterData
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
+from sigward.policy.dynamic import is_dynamic
 from sigward.policy.models import Policy, Rule
 from sigward.store import StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, image_matches, rule_credential_providers
 from sigward.verify.plan import RulePlan, VerdictKey, plan_rule
 from sigward.verify.results import RuleVerdict, Verdict
-from sigward.verify.rulecontext import images_context, is_dynamic, resolve_rule
+from sigward.verify.rulecontext import images_context, resolve_rule
 
 Mode = Literal["mutate", "validate"]
 

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Literal
 from sigward import logs
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, failure_kind_of
+from sigward.policy.dynamic import is_dynamic
 from sigward.push.findings import Finding, FindingSink, emit_finding
 from sigward.references import ImageReference, parse_image_reference
-from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
+from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore, entries_key
 from sigward.verify.engine import Verifier, image_matches
 from sigward.verify.plan import RulePlan, VerdictKey, plan_image
 from sigward.verify.results import Verdict
-from sigward.verify.rulecontext import is_dynamic
 
 if TYPE_CHECKING:
     from sigward.events import PushEvent
@@ -153,7 +153,7 @@ class PushService:
                     "are decided at admission)"
                 ),
             )
-        outcomes: list[RuleOutcome] = []
+        outcomes: list[RuleOutcome] = self._admission_only(forms)
         retry_reasons: list[str] = []
         to_record: list[StoredVerdict] = []
         for plan, key in work:
@@ -224,6 +224,27 @@ class PushService:
                     seen.add(key)
                     work.append((plan, key))
         return work
+
+    def _admission_only(self, forms: Sequence[ImageReference]) -> list[RuleOutcome]:
+        """A ``skip`` outcome per rule matching the image that is prepared per admission request (context,
+        preconditions, variables, cluster keys): the push verdict says it is decided at admission."""
+        out: dict[tuple[str, str], RuleOutcome] = {}
+        for ref in forms:
+            for plan in plan_image(self._policies(), ref):
+                if plan.all_skipped or not is_dynamic(plan.rule):
+                    continue
+                out.setdefault(
+                    (plan.policy.key, plan.rule.name),
+                    RuleOutcome(
+                        policy=plan.policy.name,
+                        rule=plan.rule.name,
+                        verdict=Verdict.SKIP.value,
+                        message="uses rule context, preconditions, variables or cluster keys: decided at admission",
+                        entries=entries_key(plan.applied),
+                        form=str(ref),
+                    ),
+                )
+        return list(out.values())
 
     def _verify(
         self,

@@ -868,7 +868,8 @@ class Verifier:
     def _prepared(self, policy: Policy, rule: Rule, ref: ImageReference) -> Rule | RuleVerdict:
         """The rule prepared without an admission request (``verify``): context, preconditions, variables and
         cluster keys; a rule reading request data is decided at admission only (a ``skip`` that says so)."""
-        from sigward.verify.rulecontext import is_dynamic, reads_request, resolve_rule
+        from sigward.policy.dynamic import is_dynamic, reads_request
+        from sigward.verify.rulecontext import resolve_rule
 
         if not is_dynamic(rule):
             return rule

@@ -28,18 +28,15 @@ from pydantic import ValidationError
 
 from sigward.errors import ExternalServiceError, SigwardError
 from sigward.policy.conditions import evaluate_preconditions
+from sigward.policy.dynamic import K8S_KEY_PREFIX, expressions, substitutable, texts
 from sigward.policy.jmes import search, to_json_data
 from sigward.policy.models import AttestorSet, ImageVerification, Policy, Rule
-from sigward.policy.variables import substitute_json, variable_expressions
+from sigward.policy.variables import substitute_json
 
 if TYPE_CHECKING:
     from sigward.cluster.data import ClusterData
 
-K8S_KEY_PREFIX = "k8s://"
 COSIGN_PUBLIC_KEY = "cosign.pub"  # the Secret key `cosign generate-key-pair k8s://…` writes the public key to
-# Names the request supplies; a rule reading them can only be decided at admission.
-REQUEST_NAMES = ("request", "images", "serviceAccountName", "serviceAccountNamespace")
-_REQUEST_RE = re.compile(r"(?:\A|[^.0-9A-Za-z_])(" + "|".join(REQUEST_NAMES) + r")\b")
 DEFAULT_NAMESPACE = "default"
 
 
@@ -55,65 +52,6 @@ class Resolution:
     rule: Rule | None
     skip: str = ""
     fingerprint: str = ""
-
-
-def _has_secret_keys(sets: Iterable[AttestorSet]) -> bool:
-    for s in sets:
-        for entry in s.entries:
-            keys = entry.keys
-            if keys is not None and (keys.secret is not None or keys.public_keys.strip().startswith(K8S_KEY_PREFIX)):
-                return True
-            if entry.attestor is not None and _has_secret_keys((entry.attestor,)):
-                return True
-    return False
-
-
-def _substitutable(iv: ImageVerification) -> dict[str, Any]:
-    """The entry as YAML keys, attestation conditions and deny conditions left out (kept raw)."""
-    dumped = iv.model_dump(by_alias=True, exclude={"validate"})
-    for att in dumped.get("attestations", ()):
-        att.pop("conditions", None)
-    return dumped
-
-
-def _texts(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for k, v in value.items():
-            yield from _texts(k)
-            yield from _texts(v)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _texts(v)
-
-
-def _expressions(value: Any) -> list[str]:
-    out: list[str] = []
-    for text in _texts(value):
-        found, nested = variable_expressions(text)
-        out.extend(found)
-        if nested:
-            out.append(text)
-    return out
-
-
-def is_dynamic(rule: Rule) -> bool:
-    """Whether the rule needs per-request preparation (context, preconditions, variables, cluster keys)."""
-    if rule.context or rule.preconditions is not None:
-        return True
-    for iv in rule.verify_images:
-        if _expressions(_substitutable(iv)) or _has_secret_keys(
-            (*iv.attestors, *(a for x in iv.attestations for a in x.attestors))
-        ):
-            return True
-    return False
-
-
-def reads_request(rule: Rule) -> bool:
-    """Whether any expression of the rule reads request data (``request``, ``images``, ``serviceAccount*``)."""
-    everything = [rule.preconditions, list(rule.context), [iv.model_dump(by_alias=True) for iv in rule.verify_images]]
-    return any(_REQUEST_RE.search(e) for e in _expressions(everything))
 
 
 def _named(expressions: Sequence[str], name: str) -> bool:
@@ -140,13 +78,13 @@ def resolve_rule(
         data["serviceAccountName"] = parts[3] if sa else ""
         data["serviceAccountNamespace"] = parts[2] if sa else ""
         data["images"] = to_json_data(images or {})
-    entries = [_substitutable(iv) for iv in rule.verify_images]
-    used = _expressions([rule.preconditions, entries, [iv.model_dump(by_alias=True) for iv in rule.verify_images]])
+    entries = [substitutable(iv) for iv in rule.verify_images]
+    used = expressions([rule.preconditions, entries, [iv.model_dump(by_alias=True) for iv in rule.verify_images]])
     needed: set[str] = set()
     for entry in reversed(rule.context):
         name = str(entry.get("name", ""))
         if name and (
-            _named(used, name) or any(_named(list(_texts(e)), name) for e in rule.context if e.get("name") in needed)
+            _named(used, name) or any(_named(list(texts(e)), name) for e in rule.context if e.get("name") in needed)
         ):
             needed.add(name)
     for entry in rule.context:

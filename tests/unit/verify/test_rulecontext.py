@@ -12,9 +12,10 @@ import pytest
 
 from sigward.cluster.data import ClusterData, ObjectRef
 from sigward.errors import ExternalServiceError
+from sigward.policy.dynamic import is_dynamic, reads_request
 from sigward.policy.loader import load_policy_text
 from sigward.policy.models import Policy
-from sigward.verify.rulecontext import RuleContextError, is_dynamic, reads_request, resolve_rule
+from sigward.verify.rulecontext import RuleContextError, resolve_rule
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.signing import new_key
 
