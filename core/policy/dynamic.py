@@ -80,3 +80,29 @@ def reads_request(rule: Rule) -> bool:
 def is_dynamic(rule: Rule) -> bool:
     """Whether the rule needs per-request preparation (context, preconditions, variables, cluster keys)."""
     return rule.prepared_per_request
+
+
+# Kyverno's policy validation substitutes every rule against a mock context holding only these names (plus the
+# rule's context entries); any other variable rejects the policy (validation/policy/validate.go).
+PREDEFINED_VARIABLES = frozenset(
+    {"request", "serviceAccountName", "serviceAccountNamespace", "element", "elementIndex", "images", "image"}
+)
+_LEADING = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*(\()?")
+
+
+def undefined_variables(rule: Rule) -> list[str]:
+    """The ``{{ }}`` expressions of a verifyImages rule (entries, preconditions, context) whose first name is neither
+    predefined, a function call, ``@``, a literal, nor one of the rule's context entries."""
+    names = {str(e.get("name", "")).split(".", 1)[0] for e in rule.context}
+    found: list[str] = []
+    # Attestation conditions and validate.deny read the statement and image.*: Kyverno checks them against those.
+    everything = [rule.preconditions, list(rule.context), [substitutable(iv) for iv in rule.verify_images]]
+    for expression in expressions(everything):
+        if "{{" in expression:
+            continue  # nested: its final text is known only after substitution
+        m = _LEADING.match(expression)
+        if m is None or m.group(2):
+            continue  # a literal, @, or a function call
+        if m.group(1) not in PREDEFINED_VARIABLES and m.group(1) not in names:
+            found.append(expression.strip())
+    return list(dict.fromkeys(found))

@@ -61,6 +61,17 @@ def unsupported(spec: PolicySpec, caps: Capabilities) -> list[Problem]:
             out.append((f"{path}.context", refusal("rule_context")))
         elif rule.context:
             out.extend(context_problems(rule.context, f"{path}.context"))
+        if caps.variables:
+            from sigward.policy.dynamic import undefined_variables
+
+            out.extend(
+                (
+                    path,
+                    f'variable substitution failed for rule "{rule.name}": unknown variable {{{{ {v} }}}} (not '
+                    "request, images, serviceAccountName, serviceAccountNamespace or a context entry)",
+                )
+                for v in undefined_variables(rule)
+            )
         if rule.preconditions is not None and not caps.preconditions:
             out.append((f"{path}.preconditions", refusal("preconditions")))
         if rule.cel_preconditions and not caps.cel_preconditions:

@@ -588,7 +588,7 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
     ),
     (
         "variables in publicKeys",
-        set_entry(keys_entry("{{ keys.data.pem }}")),
+        set_entry(keys_entry("{{ request.object.metadata.annotations.pem }}")),
         f"{E0}.keys.publicKeys",
         "variables",
     ),

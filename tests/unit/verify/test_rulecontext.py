@@ -126,7 +126,7 @@ def test_context_entries(case: str, context: list[Any], key: str, expected: str)
             "failed to get configmap default/gone",
         ),
         ("missing key in configmap", CM, "{{ keys.data.nope }}", "failed to substitute variables: verifyImages[0]"),
-        ("undefined variable", [], "{{ nothing.here }}", "failed to substitute variables"),
+        ("missing request field", [], "{{ request.nothing.here }}", "failed to substitute variables"),
         (
             "variable evaluating to nil",
             [{"name": "k", "variable": {"value": None, "jmesPath": "a"}}],
@@ -253,3 +253,25 @@ def test_attestation_conditions_stay_raw() -> None:
     policy = load_policy_text(dump(doc), "t.yaml").policies[0]
     res = resolve(policy)
     assert res.rule.verify_images[0].attestations[0].conditions[0].all[0].key == "{{ image.tag }}"
+
+
+@pytest.mark.parametrize(
+    ("key", "refused"),
+    [
+        ("{{ nothing.here }}", True),
+        ("{{ keys.data.org }}", False),  # a context entry
+        ("{{ to_upper(request.namespace) }}", False),  # a function call
+        ("{{ request.namespace }}", False),
+    ],
+)
+def test_unknown_variables_are_refused_as_kyverno_does(key: str, refused: bool) -> None:
+    """Kyverno's policy validation substitutes against a mock context: an unknown variable rejects the policy."""
+    from sigward.errors import PolicyError
+
+    doc = cluster_policy("p", [key_verification(["*"], [keys_entry(key)])])
+    doc["spec"]["rules"][0]["context"] = CM
+    if refused:
+        with pytest.raises(PolicyError, match="variable substitution failed for rule"):
+            load_policy_text(dump(doc), "t.yaml")
+    else:
+        assert load_policy_text(dump(doc), "t.yaml").policies
