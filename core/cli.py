@@ -57,6 +57,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.deadline import Deadline
     from sigward.policy.loader import load_policies
     from sigward.registry import RegistryClient, RegistryConfig
+    from sigward.registry.imagedata import RegistryImageData
     from sigward.verify.engine import Verifier
     from sigward.verify.oci import ProviderSources, RegistrySignatureSource
     from sigward.verify.results import Verdict
@@ -71,6 +72,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             source=RegistrySignatureSource(client),
             source_for_providers=ProviderSources(client),
             cluster=cluster_data_from_env(os.environ, _policy_paths(args.policy)),
+            image_data=RegistryImageData(client),
         )
         results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
     finally:
@@ -117,6 +119,7 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.cluster.sources import cluster_data_from_env
     from sigward.policy.loader import load_policies
     from sigward.registry import RegistryClient, RegistryConfig
+    from sigward.registry.imagedata import RegistryImageData
     from sigward.verify.engine import Verifier
     from sigward.verify.oci import ProviderSources, RegistrySignatureSource
 
@@ -136,7 +139,10 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     service = AdmissionService(
         policies=lambda: policy_set.policies,
         verifier=Verifier(
-            source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client), cluster=cluster
+            source=RegistrySignatureSource(client),
+            source_for_providers=ProviderSources(client),
+            cluster=cluster,
+            image_data=RegistryImageData(client),
         ),
         settings=AdmissionSettings.from_env(os.environ),
         jmespath_search=runtime.jmespath_search,

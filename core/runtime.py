@@ -49,6 +49,7 @@ def verifier() -> Verifier:
     global _verifier  # noqa: PLW0603
     with _lock:
         if _verifier is None:
+            from sigward.registry.imagedata import RegistryImageData
             from sigward.verify.caching import CachingSignatureSource
             from sigward.verify.engine import Verifier
             from sigward.verify.oci import ProviderSources, RegistrySignatureSource
@@ -62,6 +63,7 @@ def verifier() -> Verifier:
                 source=CachingSignatureSource(RegistrySignatureSource(client)),
                 source_for_providers=ProviderSources(client, CachingSignatureSource),
                 cluster=cluster_data(),
+                image_data=RegistryImageData(client),
             )
             _start_trust_root_refresh()
         return _verifier

@@ -274,6 +274,7 @@ class AdmissionService:
                 images=images_context(images),
                 cluster=self._cluster,
                 now=datetime.now(UTC),
+                image_data=self._verifier.image_data,
             )
         except SigwardError as exc:
             return rule, _rule_verdict(policy, rule, Verdict.ERROR, exc.message), ""

@@ -358,13 +358,8 @@ def context_problems(entries: Any, path: str) -> list[Problem]:
             if str(body.get("method") or "GET") not in ("GET", "POST"):
                 out.append((f"{epath}.apiCall.method", "method must be GET or POST"))
         elif kind == "imageRegistry":
-            out.append(
-                (
-                    f"{epath}.imageRegistry",
-                    "imageRegistry context entries are not supported yet: verify "
-                    "the image's signatures and attestations with attestors/attestations instead",
-                )
-            )
+            if not isinstance(body.get("reference"), str) or not body.get("reference"):
+                out.append((f"{epath}.imageRegistry.reference", "an imageRegistry context entry needs reference"))
         else:
             out.append(
                 (

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
         Rule,
         StaticKeyAttestor,
     )
+    from sigward.verify.rulecontext import ImageData
 
 # Images of one request or command verified at once; each mostly waits on the network.
 MAX_PARALLEL_IMAGES = 16
@@ -202,6 +203,7 @@ class Verifier:
         clock: Callable[[], datetime] | None = None,
         source_for_providers: SourceForProviders | None = None,
         cluster: ClusterData | None = None,
+        image_data: ImageData | None = None,
     ) -> None:
         """``source_for_providers``: how entries with ``imageRegistryCredentials`` get their own source; without
         it such entries are refused (verifying with credentials the policy excluded would be wrong)."""
@@ -216,6 +218,7 @@ class Verifier:
         self._keys: KeyResolver = keys
         self._trusted_root = trusted_root
         self._cluster = cluster  # rule context, cluster keys (sigward.verify.rulecontext); None = nothing shipped
+        self.image_data = image_data  # imageRegistry context entries (sigward.registry.imagedata)
 
     # -- one image ---------------------------------------------------------------------------------------------
 
@@ -894,7 +897,13 @@ class Verifier:
 
         try:
             resolution = resolve_rule(
-                policy, rule, request=None, images=None, cluster=self._cluster or EMPTY, now=self._clock()
+                policy,
+                rule,
+                request=None,
+                images=None,
+                cluster=self._cluster or EMPTY,
+                now=self._clock(),
+                image_data=self.image_data,
             )
         except SigwardError as exc:
             return verdict(Verdict.ERROR, exc.message)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 COSIGN_PUBLIC_KEY = "cosign.pub"  # the Secret key `cosign generate-key-pair k8s://…` writes the public key to
 DEFAULT_NAMESPACE = "default"
+
+
+#: ``(reference, credential providers or None) -> Kyverno's image data`` (sigward.registry.imagedata).
+ImageData = Callable[[str, tuple[str, ...] | None], Mapping[str, Any]]
 
 
 class RuleContextError(ExternalServiceError):
@@ -67,6 +71,7 @@ def resolve_rule(
     images: Mapping[str, Any] | None,
     cluster: ClusterData,
     now: datetime,
+    image_data: ImageData | None = None,
 ) -> Resolution:
     """The rule prepared for one request (``request`` None: no admission request, as for ``verify`` and push)."""
     data: dict[str, Any] = {}
@@ -90,7 +95,7 @@ def resolve_rule(
     for entry in rule.context:
         name = str(entry.get("name", ""))
         if name in needed:
-            data[name] = _load_entry(policy, entry, data, cluster, now)
+            data[name] = _load_entry(policy, entry, data, cluster, now, image_data)
 
     if rule.preconditions is not None:
         try:
@@ -177,7 +182,12 @@ def _sub(value: Any, data: Mapping[str, Any], now: datetime, what: str) -> Any:
 
 
 def _load_entry(
-    policy: Policy, entry: Mapping[str, Any], data: Mapping[str, Any], cluster: ClusterData, now: datetime
+    policy: Policy,
+    entry: Mapping[str, Any],
+    data: Mapping[str, Any],
+    cluster: ClusterData,
+    now: datetime,
+    image_data: ImageData | None,
 ) -> Any:
     name = str(entry.get("name"))
     try:
@@ -187,9 +197,37 @@ def _load_entry(
             return _configmap(policy, name, entry["configMap"] or {}, data, cluster, now)
         if "apiCall" in entry:
             return _api_call(policy, name, entry["apiCall"] or {}, data, cluster, now)
+        if "imageRegistry" in entry:
+            return _image_registry(name, entry["imageRegistry"] or {}, data, now, image_data)
     except RuleContextError as exc:
         raise RuleContextError(f"failed to load context entry {name}: {exc.message}") from None
-    raise RuleContextError(f"context entry {name}: only variable, configMap and apiCall entries are supported")
+    raise RuleContextError(f"context entry {name}: only variable, configMap, apiCall and imageRegistry are supported")
+
+
+def _image_registry(
+    name: str, spec: Mapping[str, Any], data: Mapping[str, Any], now: datetime, image_data: ImageData | None
+) -> Any:
+    reference = _sub(spec.get("reference", ""), data, now, f"imageRegistry {name} reference")
+    if not isinstance(reference, str) or not reference:
+        raise RuleContextError(f"imageRegistry {name}: reference must be a non-empty string")
+    if image_data is None:
+        raise RuleContextError(f"imageRegistry {name}: no registry client in this verifier")
+    creds = spec.get("imageRegistryCredentials")
+    providers: tuple[str, ...] | None = None
+    if isinstance(creds, Mapping):
+        providers = tuple(str(p) for p in creds.get("providers") or ()) or ("default",)
+    try:
+        result: Any = image_data(reference, providers)
+    except SigwardError as exc:
+        raise RuleContextError(f"failed to fetch image descriptor: {reference}: {exc.message}") from None
+    jmes = spec.get("jmesPath")
+    if jmes:
+        expr = _sub(jmes, data, now, f"imageRegistry {name} jmesPath")
+        try:
+            result = search(str(expr), to_json_data(result), now=now, missing="error")
+        except SigwardError as exc:
+            raise RuleContextError(f"failed to apply jmesPath of imageRegistry {name}: {exc.message}") from None
+    return result
 
 
 def _variable(name: str, spec: Mapping[str, Any], data: Mapping[str, Any], now: datetime) -> Any:

@@ -177,3 +177,34 @@ def test_namespace_selector_through_the_cluster_connection(
     assert decide(env, pod(adm_images.unsigned, namespace="strict"))["allowed"] is False
     assert decide(env, pod(adm_images.unsigned, namespace="strict"))["allowed"] is False
     assert [s.path for s in kube.seen].count("/api/v1/namespaces/strict") == 1  # cached (TTL)
+
+
+def _image_registry_policy(host: str, reference: str, operator: str) -> dict[str, Any]:
+    doc = cluster_policy("image-data", [key_verification([f"{host}/adm/*"], [keys_entry(SIGNER)], mutate_digest=False)])
+    rule = doc["spec"]["rules"][0]
+    rule["context"] = [{"name": "imageData", "imageRegistry": {"reference": reference}}]
+    rule["preconditions"] = {
+        "all": [{"key": "{{ imageData.manifest.schemaVersion }}", "operator": operator, "value": 2}]
+    }
+    return doc
+
+
+@pytest.mark.parametrize(("operator", "allowed"), [("Equals", False), ("NotEquals", True)])
+def test_image_registry_context_through_the_real_registry(
+    admission_env: Callable[..., AdmissionEnv], adm_images: AdmissionImages, operator: str, allowed: bool
+) -> None:
+    """The imageRegistry entry reads the pod's own image (images.containers.c0.reference) from the registry; the
+    precondition on its manifest decides whether the unsigned image is checked (denied) or skipped."""
+    doc = _image_registry_policy(adm_images.host, "{{ images.containers.c0.reference }}", operator)
+    env = admission_env(doc, extra_env=NO_CLUSTER)
+    assert decide(env, pod(adm_images.unsigned))["allowed"] is allowed
+
+
+def test_image_registry_context_missing_image_is_an_error(
+    admission_env: Callable[..., AdmissionEnv], adm_images: AdmissionImages
+) -> None:
+    doc = _image_registry_policy(adm_images.host, f"{adm_images.host}/adm/does-not-exist:v1", "Equals")
+    env = admission_env(doc, extra_env=NO_CLUSTER)
+    response = decide(env, pod(adm_images.signed))
+    assert response["allowed"] is False
+    assert "failed to fetch image descriptor" in response["status"]["message"]
