@@ -94,6 +94,8 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from sigward.cluster.references import unavailable
+    from sigward.cluster.sources import cluster_data_from_env
     from sigward.policy.loader import load_policies
 
     status = EXIT_OK
@@ -102,6 +104,11 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             policy_set = load_policies([path])
         except PolicyError as exc:
             _print_problems(exc, out)
+            status = EXIT_BAD_INPUT
+            continue
+        missing = unavailable(policy_set, cluster_data_from_env(os.environ, [path]))
+        if missing:
+            _print_problems(PolicyError(missing), out)
             status = EXIT_BAD_INPUT
             continue
         for note in policy_set.notes:
