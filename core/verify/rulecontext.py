@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 COSIGN_PUBLIC_KEY = "cosign.pub"  # the Secret key `cosign generate-key-pair k8s://…` writes the public key to
 DEFAULT_NAMESPACE = "default"
+# Kyverno's maxContextSize default (pkg/config DefaultMaxContextSize): what one rule's context entries may hold.
+MAX_CONTEXT_BYTES = 2 * 1024 * 1024
 
 
 #: ``(reference, credential providers or None) -> Kyverno's image data`` (sigward.registry.imagedata).
@@ -92,10 +94,16 @@ def resolve_rule(
             _named(used, name) or any(_named(list(texts(e)), name) for e in rule.context if e.get("name") in needed)
         ):
             needed.add(name)
+    size = 0
     for entry in rule.context:
         name = str(entry.get("name", ""))
         if name in needed:
             data[name] = _load_entry(policy, entry, data, cluster, now, image_data)
+            size += len(json.dumps(to_json_data(data[name]), default=str))
+            if size > MAX_CONTEXT_BYTES:
+                raise RuleContextError(
+                    f"context size limit exceeded: {size} bytes exceeds limit of {MAX_CONTEXT_BYTES} bytes"
+                )
 
     if rule.preconditions is not None:
         try:

@@ -12,6 +12,7 @@ from sigward.cluster.api import MAX_RESPONSE_BYTES, Connection, KubeClient, in_c
 from sigward.cluster.data import ClusterData, ClusterLookupError
 from sigward.cluster.sources import cluster_data_from_env
 from sigward.errors import ConfigurationError, ExternalServiceError
+from sigward.policy.models import Policy
 from tests.support.httpservers import Reply
 from tests.support.kubeapi import KubeAPI, configmap, namespace, secret
 
@@ -165,3 +166,99 @@ def test_in_cluster_service_account(api: KubeAPI, tmp_path: Path) -> None:
 def test_no_connection_names_what_was_asked() -> None:
     with pytest.raises(ClusterLookupError, match="secret ns/s is not in the manifests shipped beside the policies"):
         ClusterData().secret("ns", "s")
+
+
+# -- apiCall.urlPath and context size through the stand-in (Kyverno's loaders/apicall.go semantics) ---------------
+
+
+def _api_policy(api_call: dict[str, object], key: str = "{{ nsinfo }}") -> Policy:
+    from sigward.policy.loader import load_policy_text
+    from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
+
+    doc = cluster_policy("api", [key_verification(["*"], [keys_entry(key)])])
+    doc["spec"]["rules"][0]["context"] = [{"name": "nsinfo", "apiCall": api_call}]
+    return load_policy_text(dump(doc), "t.yaml").policies[0]
+
+
+@pytest.mark.parametrize(
+    ("case", "token", "call", "expected"),
+    [
+        (
+            "jmesPath over the answer",
+            None,
+            {"urlPath": "/api/v1/namespaces/prod", "jmesPath": "metadata.labels.env"},
+            "prod",
+        ),
+        (
+            "default when the call fails",
+            "bad",
+            {"urlPath": "/api/v1/namespaces/prod", "default": "fallback"},
+            "fallback",
+        ),
+        (
+            "variables in urlPath",
+            None,
+            {"urlPath": "/api/v1/namespaces/{{ request.namespace }}", "jmesPath": "metadata.name"},
+            "prod",
+        ),
+    ],
+)
+def test_api_call_entries(api: KubeAPI, case: str, token: str | None, call: dict[str, object], expected: str) -> None:
+    from datetime import UTC, datetime
+
+    from sigward.verify.rulecontext import resolve_rule
+
+    policy = _api_policy(call)
+    res = resolve_rule(
+        policy,
+        policy.spec.rules[0],
+        request={"namespace": "prod", "operation": "CREATE"},
+        images={},
+        cluster=connect(api, token=token),
+        now=datetime.now(UTC),
+    )
+    assert res.rule is not None
+    keys = res.rule.verify_images[0].attestors[0].entries[0].keys
+    assert keys is not None and keys.public_keys == expected
+
+
+@pytest.mark.parametrize(
+    ("case", "token", "path", "message"),
+    [
+        ("wrong token, no default", "bad", "/api/v1/namespaces/prod", "permission denied"),
+        ("missing object", None, "/api/v1/namespaces/nope", "HTTP 404"),
+    ],
+)
+def test_api_call_failures_are_rule_errors(api: KubeAPI, case: str, token: str | None, path: str, message: str) -> None:
+    from datetime import UTC, datetime
+
+    from sigward.verify.rulecontext import RuleContextError, resolve_rule
+
+    policy = _api_policy({"urlPath": path})
+    with pytest.raises(RuleContextError, match=message):
+        resolve_rule(
+            policy,
+            policy.spec.rules[0],
+            request={"namespace": "prod"},
+            images={},
+            cluster=connect(api, token=token),
+            now=datetime.now(UTC),
+        )
+
+
+def test_context_size_limit(api: KubeAPI) -> None:
+    from datetime import UTC, datetime
+
+    from sigward.verify.rulecontext import MAX_CONTEXT_BYTES, RuleContextError, resolve_rule
+
+    api.add(configmap("default", "big", {"blob": "x" * (MAX_CONTEXT_BYTES + 10)}))
+    policy = _api_policy({"urlPath": "/api/v1/namespaces/default/configmaps/big"})
+    with pytest.raises(RuleContextError, match="context size limit exceeded"):
+        resolve_rule(
+            policy,
+            policy.spec.rules[0],
+            request={"namespace": "prod"},
+            images={},
+            cluster=connect(api),
+            now=datetime.now(UTC),
+        )
