@@ -458,7 +458,9 @@ class AdmissionService:
         checks: list[ImageCheck] = []
         for unit in units:
             ivs = [unit.rule.verify_images[i] for i in unit.matched]
-            if any(iv.verify_digest for iv in ivs) and not unit.image.ref.digest:
+            if unit.preset is not None:  # decided before verification (preconditions not met, rule error)
+                to_verify.append(unit)
+            elif any(iv.verify_digest for iv in ivs) and not unit.image.ref.digest:
                 verdict = RuleVerdict(
                     image=unit.image.image,
                     reference=unit.image.ref.reference,

@@ -284,7 +284,8 @@ def _api_call(
     path = call.get("urlPath")
     if not isinstance(path, str) or not path:
         raise RuleContextError(f"apiCall {name}: urlPath is required")
-    if policy.kind == "Policy" and f"/namespaces/{policy.namespace or DEFAULT_NAMESPACE}/" not in path:
+    own = f"/namespaces/{policy.namespace or DEFAULT_NAMESPACE}/"
+    if policy.kind == "Policy" and own not in path.split("?", 1)[0] + "/":
         raise RuleContextError(f"apiCall {name}: a namespaced Policy may only read its own namespace ({path})")
     method = str(call.get("method") or "GET")
     body = {str(d.get("key")): d.get("value") for d in call.get("data") or () if isinstance(d, Mapping)}

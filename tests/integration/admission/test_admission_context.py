@@ -208,3 +208,21 @@ def test_image_registry_context_missing_image_is_an_error(
     response = decide(env, pod(adm_images.signed))
     assert response["allowed"] is False
     assert "failed to fetch image descriptor" in response["status"]["message"]
+
+
+def test_preconditions_not_met_skip_the_validate_path_too(
+    admission_env: Callable[..., AdmissionEnv], adm_images: AdmissionImages
+) -> None:
+    """A skipped rule asks nothing, not even verifyDigest (regression: the validate path checked digests first)."""
+    doc = cluster_policy("pre", [key_verification([f"{adm_images.host}/adm/*"], [keys_entry(SIGNER)])])
+    doc["spec"]["rules"][0]["preconditions"] = PRE
+    env = admission_env(doc, extra_env=NO_CLUSTER)
+
+    def validate(ns: str) -> dict[str, Any]:
+        resp = env.post("/validate", review(pod_request(pod(adm_images.unsigned, namespace=ns))))
+        out: dict[str, Any] = resp.get_json()["response"]
+        return out
+
+    assert validate("dev")["allowed"] is True
+    denied = validate("prod")
+    assert denied["allowed"] is False and "missing digest" in denied["status"]["message"]

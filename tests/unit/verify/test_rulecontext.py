@@ -275,3 +275,17 @@ def test_unknown_variables_are_refused_as_kyverno_does(key: str, refused: bool) 
             load_policy_text(dump(doc), "t.yaml")
     else:
         assert load_policy_text(dump(doc), "t.yaml").policies
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/namespaces/other/configmaps/x",
+        "/api/v1/namespaces/other/configmaps/x?q=/namespaces/team-a/",  # the namespace only in the query
+    ],
+)
+def test_namespaced_policy_api_call_confined_to_its_namespace(path: str) -> None:
+    context = [{"name": "a", "apiCall": {"urlPath": path}}]
+    policy = policy_with(key="{{ a }}", kind="Policy", ns="team-a", context=context)
+    with pytest.raises(RuleContextError, match="may only read its own namespace"):
+        resolve(policy)
