@@ -41,6 +41,21 @@ def manifest_objects(paths: Sequence[str | os.PathLike[str]]) -> dict[ObjectRef,
     return out
 
 
+def private_secrets(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """The Secrets in ``paths`` that hold private material (which ``package`` must not bundle): "ns/name (keys)"."""
+    out: list[str] = []
+    for doc in _documents(paths):
+        if not isinstance(doc, dict) or doc.get("kind") != "Secret" or not isinstance(doc.get("metadata"), dict):
+            continue
+        kept = public_secret(doc)["data"]
+        given = [str(k) for field in ("data", "stringData") if isinstance(doc.get(field), dict) for k in doc[field]]
+        dropped = [k for k in given if k not in kept]
+        if dropped:
+            meta = doc["metadata"]
+            out.append(f"{meta.get('namespace') or DEFAULT_NAMESPACE}/{meta.get('name')} ({', '.join(dropped)})")
+    return out
+
+
 def _documents(paths: Sequence[str | os.PathLike[str]]) -> Iterator[Any]:
     from sigward.policy.loader import (
         JSON_SUFFIX,
