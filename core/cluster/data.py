@@ -19,10 +19,13 @@ import binascii
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sigward.cache import TTLCache
 from sigward.errors import ExternalServiceError
+
+if TYPE_CHECKING:
+    from sigward.cluster.services import ServiceCaller
 
 # Key names `cosign generate-key-pair k8s://…` writes for the private half; never kept, never logged.
 PRIVATE_SECRET_KEYS = frozenset({"cosign.key", "cosign.password"})
@@ -105,6 +108,7 @@ class ClusterData:
     manifests: Mapping[ObjectRef, Mapping[str, Any]] = field(default_factory=dict)
     live: ObjectSource | None = None
     raw_source: RawSource | None = None
+    services: ServiceCaller | None = None  # apiCall.service, allowlisted (sigward.cluster.services)
     ttl: float = DEFAULT_TTL_SECONDS
     clock: Callable[[], float] = time.monotonic
     _cache: TTLCache[ObjectRef, Mapping[str, Any]] = field(init=False, repr=False)
@@ -163,6 +167,12 @@ class ClusterData:
                 f"apiCall {path} needs a cluster connection (SIGWARD_KUBECONFIG, or in-cluster service account)"
             )
         return self.raw_source.raw(path, method=method, body=body)
+
+    def service(self, url: str, *, method: str, headers: Any, body: Any, ca_bundle: str) -> Any:
+        """An ``apiCall.service`` answer; only allowlisted URLs (``SIGWARD_APICALL_SERVICES``) are called."""
+        if self.services is None:
+            raise ClusterLookupError(f"apiCall service URL {url} is not allowlisted (SIGWARD_APICALL_SERVICES)")
+        return self.services.call(url, method=method, headers=headers or (), body=body, ca_bundle=ca_bundle)
 
 
 #: No manifests and no connection: every lookup is an infrastructure error naming what was asked.

@@ -96,10 +96,13 @@ def cluster_data_from_env(
     environ: Mapping[str, str] | None = None, policy_paths: Sequence[str | os.PathLike[str]] = ()
 ) -> ClusterData:
     """The cluster data service for this process: the one place reading its configuration."""
+    from sigward.cluster.services import ServiceCaller
+
     env = os.environ if environ is None else environ
     manifests = manifest_objects(policy_paths)
+    services = ServiceCaller.from_env(env)
     if env.get(CLUSTER_ENV, "").strip().lower() == "none":
-        return ClusterData(manifests=manifests)
+        return ClusterData(manifests=manifests, services=services)
     kubeconfig = env.get(KUBECONFIG_ENV, "").strip()
     connection: Connection | None
     if kubeconfig:
@@ -107,6 +110,6 @@ def cluster_data_from_env(
     else:
         connection = in_cluster_connection(env)
     if connection is None:
-        return ClusterData(manifests=manifests)
+        return ClusterData(manifests=manifests, services=services)
     client = KubeClient(connection)
-    return ClusterData(manifests=manifests, live=client, raw_source=client)
+    return ClusterData(manifests=manifests, live=client, raw_source=client, services=services)

@@ -344,15 +344,10 @@ def context_problems(entries: Any, path: str) -> list[Problem]:
                 if not isinstance(body.get(field), str) or not body.get(field):
                     out.append((f"{epath}.configMap.{field}", f"a configMap context entry needs {field}"))
         elif kind == "apiCall":
-            if body.get("service") is not None:
-                out.append(
-                    (
-                        f"{epath}.apiCall.service",
-                        "apiCall service calls reach arbitrary network services "
-                        "(an SSRF risk, and usually in-cluster DNS unreachable from sigward): read the data "
-                        "with apiCall.urlPath from the Kubernetes API, or ship it as a ConfigMap manifest",
-                    )
-                )
+            service = body.get("service")
+            if service is not None:
+                if not isinstance(service, Mapping) or not isinstance(service.get("url"), str):
+                    out.append((f"{epath}.apiCall.service.url", "an apiCall service needs url"))
             elif not isinstance(body.get("urlPath"), str) or not body.get("urlPath"):
                 out.append((f"{epath}.apiCall.urlPath", "an apiCall context entry needs urlPath"))
             if str(body.get("method") or "GET") not in ("GET", "POST"):

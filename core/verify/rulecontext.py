@@ -279,22 +279,41 @@ def _api_call(
     policy: Policy, name: str, spec: Mapping[str, Any], data: Mapping[str, Any], cluster: ClusterData, now: datetime
 ) -> Any:
     call = _sub({k: v for k, v in spec.items() if k != "jmesPath"}, data, now, f"apiCall {name}")
-    if call.get("service") is not None:
-        raise RuleContextError(f"apiCall {name}: service calls are not supported (use urlPath)")
+    method = str(call.get("method") or "GET")
+    body = {str(d.get("key")): d.get("value") for d in call.get("data") or () if isinstance(d, Mapping)}
+    service = call.get("service")
+    if service is not None:
+        if not isinstance(service, Mapping) or not isinstance(service.get("url"), str):
+            raise RuleContextError(f"apiCall {name}: service.url must be a string")
+        try:
+            result = cluster.service(
+                service["url"],
+                method=method,
+                headers=service.get("headers") or (),
+                body=body if method == "POST" else None,
+                ca_bundle=str(service.get("caBundle") or ""),
+            )
+        except SigwardError as exc:
+            if "default" in call:
+                return call["default"]
+            raise RuleContextError(exc.message) from None
+        return _apply_jmes(name, spec, result, data, now)
     path = call.get("urlPath")
     if not isinstance(path, str) or not path:
         raise RuleContextError(f"apiCall {name}: urlPath is required")
     own = f"/namespaces/{policy.namespace or DEFAULT_NAMESPACE}/"
     if policy.kind == "Policy" and own not in path.split("?", 1)[0] + "/":
         raise RuleContextError(f"apiCall {name}: a namespaced Policy may only read its own namespace ({path})")
-    method = str(call.get("method") or "GET")
-    body = {str(d.get("key")): d.get("value") for d in call.get("data") or () if isinstance(d, Mapping)}
     try:
         result = cluster.raw(path, method=method, body=body if method == "POST" else None)
     except SigwardError as exc:
         if "default" in call:
             return call["default"]
         raise RuleContextError(exc.message) from None
+    return _apply_jmes(name, spec, result, data, now)
+
+
+def _apply_jmes(name: str, spec: Mapping[str, Any], result: Any, data: Mapping[str, Any], now: datetime) -> Any:
     jmes = spec.get("jmesPath")
     if jmes:
         expr = _sub(jmes, data, now, f"apiCall {name} jmesPath")

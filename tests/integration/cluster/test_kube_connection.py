@@ -262,3 +262,49 @@ def test_context_size_limit(api: KubeAPI) -> None:
             cluster=connect(api),
             now=datetime.now(UTC),
         )
+
+
+# -- apiCall.service: only allowlisted URLs are ever called ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "permitted"),
+    [
+        ("https://keys.example/v1/org", True),
+        ("https://keys.example/v1", True),
+        ("https://keys.example/v10/org", False),  # a path prefix is a whole segment
+        ("https://keys.example.evil.test/v1/org", False),
+        ("https://keys.example:8443/v1/org", False),
+        ("http://keys.example/v1/org", False),
+        ("https://keys.example/v1/../admin", False),
+        ("https://keys.example/v1/%2e%2e/admin", False),
+        ("https://user@keys.example/v1/org", False),
+        ("http://169.254.169.254/latest/meta-data/", False),
+    ],
+)
+def test_service_allowlist(url: str, permitted: bool) -> None:
+    from sigward.cluster.services import ServiceCaller
+
+    assert ServiceCaller.from_env({"SIGWARD_APICALL_SERVICES": "https://keys.example/v1/"}).permits(url) is permitted
+
+
+def test_service_call_through_tls_with_ca_bundle(api: KubeAPI) -> None:
+    """The stand-in doubles as a service: the allowlisted call succeeds with caBundle, anything else is refused
+    without a request."""
+    from sigward.cluster.services import ServiceCaller
+
+    api.raw["/svc/keys"] = Reply(200, {"Content-Type": "application/json"}, b'{"org": "pem"}')
+    caller = ServiceCaller.from_env({"SIGWARD_APICALL_SERVICES": f"{api.url}/svc/"})
+    ca = Path(api.ca_file).read_text()
+    headers = [{"key": "Authorization", "value": f"Bearer {api.token}"}]
+    assert caller.call(f"{api.url}/svc/keys", headers=headers, ca_bundle=ca) == {"org": "pem"}
+    with pytest.raises(ClusterLookupError, match="HTTP 401"):
+        caller.call(f"{api.url}/svc/keys", ca_bundle=ca)
+    before = len(api.seen)
+    with pytest.raises(ClusterLookupError, match="not allowlisted"):
+        caller.call(f"{api.url}/api/v1/namespaces/prod", headers=headers, ca_bundle=ca)
+    with pytest.raises(ClusterLookupError, match="unreachable"):
+        caller.call(f"{api.url}/svc/keys", headers=headers)  # the system roots do not know the stand-in's CA
+    assert len(api.seen) == before
+    with pytest.raises(ClusterLookupError, match="not allowlisted"):
+        ClusterData().service(f"{api.url}/svc/keys", method="GET", headers=(), body=None, ca_bundle=ca)
