@@ -16,8 +16,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-import requests
-
 from sigward.deadline import Deadline
 from sigward.errors import (
     AccessDeniedError,
@@ -42,7 +40,7 @@ from sigward.registry.models import (
     digests_equal,
 )
 from sigward.registry.providers import ALL_PROVIDERS, CredentialProvider, CredentialSource, ProviderChain, ProviderName
-from sigward.registry.transport import RequestStats, Transport, origin
+from sigward.registry.transport import RequestStats, Response, Transport, origin
 
 # distribution/reference's repository path grammar; checked again here because a Repository can be built by
 # hand and its path goes into a URL.
@@ -296,7 +294,7 @@ class RegistryClient:
             tail = next_tail
         return tuple(found[:MAX_DESCRIPTORS])
 
-    def _next_referrers_page(self, resp: requests.Response, repo: Repository, digest: str) -> str | None:
+    def _next_referrers_page(self, resp: Response, repo: Repository, digest: str) -> str | None:
         """The tail of the ``rel="next"`` page, only if it is this very listing on this registry."""
         link = resp.links.get("next", {}).get("url", "") if resp.headers.get("Link") else ""
         if not link:
@@ -433,7 +431,7 @@ class RegistryClient:
         body: bytes,
         deadline: Deadline,
         kind: str,
-    ) -> requests.Response:
+    ) -> Response:
         """A push request to a full URL (an upload Location); credentials only if it is the registry's origin."""
         registry = self._check_registry(repo.api_host)
         same_origin = origin(url) == origin(self._base(registry))
@@ -462,7 +460,7 @@ class RegistryClient:
         deadline: Deadline,
         kind: str,
         push: bool = False,
-    ) -> requests.Response:
+    ) -> Response:
         """``method /v2/<repo>/<tail>``, anonymous (or with the known scheme) first, once more after a 401."""
         registry = self._check_registry(repo.api_host)
         name = repo.api_repository
@@ -489,7 +487,7 @@ class RegistryClient:
             method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization
         )
 
-    def _refuse_foreign_401(self, resp: requests.Response, url: str, registry: str) -> None:
+    def _refuse_foreign_401(self, resp: Response, url: str, registry: str) -> None:
         """A 401 after a redirect to another origin is that origin's challenge, not the registry's: answering it
         would send the registry's credentials to a host they do not belong to."""
         final = resp.url or url
@@ -500,7 +498,7 @@ class RegistryClient:
                 f"the credentials of {registry} are not sent to another host"
             )
 
-    def _raise_for_status(self, resp: requests.Response, repo: Repository, what: str, deadline: Deadline) -> None:
+    def _raise_for_status(self, resp: Response, repo: Repository, what: str, deadline: Deadline) -> None:
         status = resp.status_code
         registry = repo.api_host
         if status == 404:
@@ -532,7 +530,7 @@ class RegistryClient:
             )
 
 
-def _descriptor_from_head(resp: requests.Response) -> Descriptor | None:
+def _descriptor_from_head(resp: Response) -> Descriptor | None:
     """What a HEAD answer tells, or ``None`` when it is not enough and the manifest must be fetched."""
     digest = resp.headers.get("Docker-Content-Digest", "").strip()
     media_type = base_content_type(resp.headers.get("Content-Type", ""))
