@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
@@ -303,3 +304,28 @@ def guarded_pool_manager(
     manager = PoolManager(num_pools=num_pools, maxsize=maxsize, block=False, **connection_kw)
     manager.pool_classes_by_scheme = _pool_classes(guard, on_connect)
     return manager
+
+
+class GuardedHTTPAdapter(HTTPAdapter):
+    """A requests adapter whose every connection passes the guard (the findings webhook; the registry client uses
+    :func:`guarded_pool_manager`)."""
+
+    def __init__(
+        self,
+        guard: NetworkGuard,
+        *,
+        on_connect: Callable[[str], None] | None = None,
+        pool_connections: int = 10,
+        pool_maxsize: int = 10,
+    ) -> None:
+        self._guard = guard
+        self._on_connect = on_connect
+        super().__init__(pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self._guard, self._on_connect)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Proxies would connect to an unchecked address on our behalf; sigward does not use them."""
+        raise BlockedAddressError("refusing to use an HTTP proxy for registry traffic")

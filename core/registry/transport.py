@@ -49,6 +49,9 @@ CHUNK_BYTES = 64 * 1024
 RETRY_BACKOFF_SECONDS = 0.2
 # Hosts whose connection pools are kept (one per registry, token service and storage host).
 POOL_HOSTS = 32
+# Origins (scheme, host:port) remembered as passing the URL rules; a client talks to a handful (registry, token
+# service, storage), so a full table is simply emptied.
+MAX_CHECKED_ORIGINS = 256
 # Connections kept per host: at least the number of images verified at once (sigward.verify MAX_PARALLEL_IMAGES).
 POOL_MAXSIZE = 32
 # distribution's error codes are upper-case identifiers; anything else from an error body is not echoed.
@@ -193,6 +196,9 @@ class Transport:
             self.verify = certifi.where()
         tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"}
         tls["ca_cert_dir" if os.path.isdir(self.verify) else "ca_certs"] = self.verify
+        # Origins that passed check_url: the rules read only the scheme and netloc and the config is frozen, so an
+        # origin that passed once passes again (the connect-time address check still runs for every connection).
+        self._checked: dict[tuple[str, str], bool] = {}
         self.pool = guarded_pool_manager(
             self.guard, on_connect=stats.record_connection, num_pools=POOL_HOSTS, maxsize=POOL_MAXSIZE, **tls
         )
@@ -203,6 +209,8 @@ class Transport:
     def check_url(self, url: str) -> SplitResult:
         """The scheme rule and the name checks of the guard, before any connection is attempted."""
         parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) in self._checked:
+            return parts
         shown = f"{parts.scheme}://{parts.hostname or ''}" if parts.scheme else "(relative URL)"
         if parts.scheme not in ("http", "https"):
             raise BlockedAddressError(f"refusing to follow a non-HTTP URL ({shown})")
@@ -220,6 +228,9 @@ class Transport:
                 f"refusing plain HTTP to {parts.netloc}: not listed in SIGWARD_INSECURE_REGISTRIES"
             )
         self.guard.check_name(host, port or (443 if parts.scheme == "https" else 80))
+        if len(self._checked) >= MAX_CHECKED_ORIGINS:
+            self._checked.clear()
+        self._checked[(parts.scheme, parts.netloc)] = True
         return parts
 
     def send(
