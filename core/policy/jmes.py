@@ -795,6 +795,7 @@ def _expand_template(template: str, match: Match) -> str:
     return "".join(out)
 
 
+
 # --- arithmetic operands
 
 
