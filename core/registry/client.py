@@ -215,7 +215,7 @@ class RegistryClient:
         else:
             digest = compute_digest(raw)
             if claimed:
-                self._check_claimed_digest(raw, claimed, where)
+                self._check_claimed_digest(raw, claimed, where, sha256=digest)
         return Manifest.parse(raw, digest=digest, content_type=content_type, where=where)
 
     def get_blob(self, repo: Repository, digest: str, *, deadline: Deadline, max_bytes: int | None = None) -> bytes:
@@ -518,12 +518,14 @@ class RegistryClient:
         raise ExternalServiceError(f"{registry} answered HTTP {status} for {what} in {repo}{detail}")
 
     @staticmethod
-    def _check_claimed_digest(raw: bytes, claimed: str, where: str) -> None:
+    def _check_claimed_digest(raw: bytes, claimed: str, where: str, *, sha256: str) -> None:
+        """``sha256``: the body's sha256 digest, already computed (the body is hashed once per algorithm)."""
         try:
             validate_digest(claimed)
         except BadRequestError:
             raise VerificationFailure(f"manifest {where}: the registry sent an invalid Docker-Content-Digest") from None
-        computed = compute_digest(raw, claimed.split(":", 1)[0])
+        algorithm = claimed.split(":", 1)[0]
+        computed = sha256 if algorithm == "sha256" else compute_digest(raw, algorithm)
         if not digests_equal(computed, claimed):
             raise VerificationFailure(
                 f"manifest digest mismatch for {where}: the registry claims {claimed} but the content is {computed}"
