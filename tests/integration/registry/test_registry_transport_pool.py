@@ -4,16 +4,19 @@ a registry sets (cookies) or the environment holds (proxies) rides along on late
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from sigward.deadline import Deadline
 from sigward.errors import VerificationFailure
-from sigward.references import parse_image_reference
+from sigward.references import Repository, parse_image_reference
 from sigward.registry import CredentialStore, RegistryClient, RegistryConfig
 from sigward.registry.netguard import BlockedAddressError
 from sigward.registry.transport import USER_AGENT, RequestStats, Transport
 from tests.support.httpservers import Reply, ScriptedServer, Seen, forward
-from tests.support.registry import LocalRegistry, local_config
+from tests.support.registry import OCI_MANIFEST, LocalRegistry, local_config
 from tests.support.signing import attach_signatures, new_key, signed_layer
 
 pytestmark = pytest.mark.registry
@@ -125,3 +128,43 @@ def test_remembered_origins_never_widen_the_url_rules(passed: str, refused: str)
         with pytest.raises(BlockedAddressError):
             transport.check_url(refused)
     assert transport.stats.connections == 0
+
+
+_MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + "c" * 64, "size": 2},
+        "layers": [],
+    }
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("claimed", "ok"),
+    [
+        ("sha256:" + hashlib.sha256(_MANIFEST).hexdigest(), True),
+        ("sha512:" + hashlib.sha512(_MANIFEST).hexdigest(), True),
+        ("sha256:" + hashlib.sha256(_MANIFEST + b" ").hexdigest(), False),
+        ("sha512:" + hashlib.sha512(_MANIFEST + b" ").hexdigest(), False),
+    ],
+)
+def test_claimed_digest_of_a_tag_is_checked_in_its_own_algorithm(claimed: str, ok: bool) -> None:
+    """Regression for hashing a manifest once: the sha256 computed for the manifest's own digest stands in for a
+    sha256 claim only; a sha512 claim is hashed with sha512, and a lie in either is refused."""
+
+    def handler(seen: Seen) -> Reply:
+        return Reply(200, {"Content-Type": OCI_MANIFEST, "Docker-Content-Digest": claimed}, _MANIFEST)
+
+    with ScriptedServer(handler) as server:
+        config = RegistryConfig(
+            insecure_registries=frozenset({server.host}), private_registries=frozenset({"127.0.0.1"})
+        )
+        repo = Repository(server.host, "app")
+        with RegistryClient(config, credentials=CredentialStore.empty()) as client:
+            if ok:
+                got = client.get_manifest(repo, "v1", deadline=deadline())
+                assert got.digest == "sha256:" + hashlib.sha256(_MANIFEST).hexdigest()
+            else:
+                with pytest.raises(VerificationFailure, match=r"manifest digest mismatch.*registry claims"):
+                    client.get_manifest(repo, "v1", deadline=deadline())
