@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import ssl
 import threading
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from urllib.parse import SplitResult, urlencode, urljoin, urlsplit
 
 import urllib3
 import urllib3.exceptions
+from urllib3.util import create_urllib3_context
 
 from sigward.deadline import Deadline
 from sigward.errors import DeadlineExceededError, ExternalServiceError, VerificationFailure
@@ -194,8 +196,7 @@ class Transport:
             import certifi
 
             self.verify = certifi.where()
-        tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED"}
-        tls["ca_cert_dir" if os.path.isdir(self.verify) else "ca_certs"] = self.verify
+        tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED", **_tls_settings(self.verify)}
         # Origins that passed check_url: the rules read only the scheme and netloc and the config is frozen, so an
         # origin that passed once passes again (the connect-time address check still runs for every connection).
         self._checked: dict[tuple[str, str], bool] = {}
@@ -472,6 +473,22 @@ class Transport:
         codes = [e.get("code") for e in errors[:4] if isinstance(e, dict)]
         shown = [c for c in codes if isinstance(c, str) and _ERROR_CODE_RE.match(c)]
         return f" ({', '.join(shown)})" if shown else ""
+
+
+def _tls_settings(bundle: str) -> dict[str, Any]:
+    """One TLS context with the CA bundle loaded once, shared by every connection of the client: loading a bundle
+    (certifi's is ~150 KB of PEM) for each new connection costs milliseconds of CPU on a cold path. A bundle that
+    cannot be loaded now is left to each connection, which fails as it did before (and only over HTTPS)."""
+    is_dir = os.path.isdir(bundle)
+    try:
+        context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+        if is_dir:
+            context.load_verify_locations(capath=bundle)
+        else:
+            context.load_verify_locations(cafile=bundle)
+    except (OSError, ValueError):
+        return {"ca_cert_dir" if is_dir else "ca_certs": bundle}
+    return {"ssl_context": context}
 
 
 class _TransientError(Exception):
