@@ -128,6 +128,7 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     client = RegistryClient(RegistryConfig.from_env())
     service = AdmissionService(
         policies=lambda: policy_set.policies,
+        image_policies=lambda: policy_set.image_policies,
         verifier=Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client)),
         settings=AdmissionSettings.from_env(os.environ),
         jmespath_search=runtime.jmespath_search,

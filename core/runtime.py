@@ -156,6 +156,7 @@ def admission_service() -> AdmissionService:
             loaded = policies()
             _admission = AdmissionService(
                 policies=lambda: loaded.policies,
+                image_policies=lambda: loaded.image_policies,
                 verifier=verifier(),
                 settings=AdmissionSettings.from_env(environ()),
                 jmespath_search=jmespath_search,

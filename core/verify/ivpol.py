@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
@@ -32,7 +32,7 @@ from sigward.policy.models import (
 )
 from sigward.references import ImageReference, parse_image_reference
 from sigward.verify.engine import Verifier
-from sigward.verify.results import Verdict
+from sigward.verify.results import RuleVerdict, Verdict
 
 # Where Pod specs are in each kind Kyverno extracts images from (pkg/cel/compiler/images.go, autogen).
 _POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
@@ -65,13 +65,41 @@ class PolicyOutcome:
 
 @dataclass(frozen=True)
 class Decision:
-    """The request's verdict over every IVPOL: denial text, warnings, digest patches (JSON patch operations)."""
+    """The request's verdict over every IVPOL: denial text, warnings, digest patches (JSON patch operations) and
+    the failures of Audit-only policies (logged by the caller, never shown to the requester)."""
 
     allowed: bool
     message: str = ""
     warnings: tuple[str, ...] = ()
     patches: tuple[Mapping[str, str], ...] = ()
     outcomes: tuple[PolicyOutcome, ...] = ()
+    audits: tuple[str, ...] = ()
+
+
+class ImageChecks(Protocol):
+    """The registry work an IVPOL evaluation needs; admission supplies a cached form (same answers, keyed by the
+    policy's content hash), everything else :class:`DirectChecks`."""
+
+    def digest(self, ref: ImageReference, deadline: Deadline) -> str: ...
+
+    def verify(
+        self, policy: ImagePolicy, check: str, ref: ImageReference, shell: Policy, rule: Rule, deadline: Deadline
+    ) -> RuleVerdict | None: ...
+
+
+@dataclass(frozen=True)
+class DirectChecks:
+    """Every check asks the verifier (and so the registry) again."""
+
+    verifier: Verifier
+
+    def digest(self, ref: ImageReference, deadline: Deadline) -> str:
+        return self.verifier.resolve_digest(ref, deadline=deadline)
+
+    def verify(
+        self, policy: ImagePolicy, check: str, ref: ImageReference, shell: Policy, rule: Rule, deadline: Deadline
+    ) -> RuleVerdict | None:
+        return self.verifier.verify_image_rule(ref, policy=shell, rule=rule, deadline=deadline)
 
 
 def glob_match(glob: str, text: str) -> bool:
@@ -213,9 +241,9 @@ class _RequestState:
 class _Functions:
     """Kyverno's image functions for one policy evaluation, backed by the shared verifier."""
 
-    def __init__(self, policy: ImagePolicy, verifier: Verifier, deadline: Deadline, state: _RequestState) -> None:
+    def __init__(self, policy: ImagePolicy, checks: ImageChecks, deadline: Deadline, state: _RequestState) -> None:
         self._policy = policy
-        self._verifier = verifier
+        self._checks = checks
         self._deadline = deadline
         self._state = state
 
@@ -232,15 +260,14 @@ class _Functions:
             verify_images=(iv,),
         )
 
-    def _count(self, image: str, ivs: Sequence[ImageVerification]) -> int:
+    def _count(self, image: str, ivs: Sequence[tuple[str, ImageVerification]]) -> int:
         if not image_selected(self._policy, image):
             return 0
         self._state.attempted.add(image)
+        ref = parse_image_reference(image)
         count = 0
-        for iv in ivs:
-            verdict = self._verifier.verify_image_rule(
-                image, policy=self._shell, rule=self._rule(iv), deadline=self._deadline
-            )
+        for check, iv in ivs:
+            verdict = self._checks.verify(self._policy, check, ref, self._shell, self._rule(iv), self._deadline)
             if verdict is None:
                 continue
             if verdict.verdict == Verdict.ERROR:
@@ -259,12 +286,15 @@ class _Functions:
 
     def verify_image_signatures(self, image: str, attestors: Sequence[str]) -> int:
         ivs = [
-            ImageVerification(
-                image_references=("*",),
-                attestors=(self._attestor(n),),
-                mutate_digest=False,
-                verify_digest=False,
-                required=False,
+            (
+                f"signature:{n}",
+                ImageVerification(
+                    image_references=("*",),
+                    attestors=(self._attestor(n),),
+                    mutate_digest=False,
+                    verify_digest=False,
+                    required=False,
+                ),
             )
             for n in attestors
         ]
@@ -278,12 +308,15 @@ class _Functions:
                 raise CelError(f"attestation not found in policy: {attestation}")
             predicate = attestation
         ivs = [
-            ImageVerification(
-                image_references=("*",),
-                attestations=(Attestation(type=predicate, attestors=(self._attestor(n),)),),
-                mutate_digest=False,
-                verify_digest=False,
-                required=False,
+            (
+                f"attestation:{predicate}:{n}",
+                ImageVerification(
+                    image_references=("*",),
+                    attestations=(Attestation(type=predicate, attestors=(self._attestor(n),)),),
+                    mutate_digest=False,
+                    verify_digest=False,
+                    required=False,
+                ),
             )
             for n in attestors
         ]
@@ -302,7 +335,7 @@ def _set_image(obj: Any, path: Sequence[str | int], value: str) -> None:
     obj[path[-1]] = value
 
 
-def _pin(policy: ImagePolicy, resource: str, obj: Any, verifier: Verifier, deadline: Deadline) -> list[dict[str, str]]:
+def _pin(policy: ImagePolicy, resource: str, obj: Any, checks: ImageChecks, deadline: Deadline) -> list[dict[str, str]]:
     """``mutateDigest``: each selected container image without a digest becomes ``image:tag@digest`` in ``obj``
     (Pod-style fields only); the JSON patches for the response."""
     path = _pod_spec_path(resource)
@@ -321,7 +354,7 @@ def _pin(policy: ImagePolicy, resource: str, obj: Any, verifier: Verifier, deadl
             ref: ImageReference = parse_image_reference(image)
             if ref.digest:
                 continue
-            pinned = ref.pinned(verifier.resolve_digest(ref, deadline=deadline))
+            pinned = ref.pinned(checks.digest(ref, deadline))
             _set_image(obj, [*(path or ()), f, i, "image"], pinned)
             pointer = "/" + "/".join([*(path or ()), f, str(i), "image"])
             patches.append({"op": "replace", "path": pointer, "value": pinned})
@@ -333,7 +366,7 @@ def evaluate_policy(
     request: Mapping[str, Any],
     obj: Any,
     *,
-    verifier: Verifier,
+    checks: ImageChecks,
     deadline: Deadline,
     state: _RequestState,
 ) -> tuple[PolicyOutcome, list[str]]:
@@ -368,7 +401,7 @@ def evaluate_policy(
                     return PolicyOutcome(
                         verdict=Verdict.FAIL, message=f"image {image} does not have a digest", **base
                     ), selected
-        functions = _Functions(policy, verifier, deadline, state)
+        functions = _Functions(policy, checks, deadline, state)
         with bound(functions) as cel_state:
             data.update(
                 images=images,
@@ -405,16 +438,28 @@ def _evaluate(program: Program, data: Mapping[str, Any], cel_state: Any) -> Any:
     try:
         return program.evaluate(data)
     except CelError:
-        if isinstance(cel_state.exception, SigwardError):
+        # What a function raised (a registry failure, or the caller's "not in memory") wins over CEL's wrapping.
+        if cel_state.exception is not None:
             raise cel_state.exception from None
         raise
 
 
 def evaluate_request(
-    policies: Sequence[ImagePolicy], request: Mapping[str, Any], *, verifier: Verifier, deadline: Deadline
+    policies: Sequence[ImagePolicy],
+    request: Mapping[str, Any],
+    *,
+    verifier: Verifier | None = None,
+    checks: ImageChecks | None = None,
+    deadline: Deadline,
 ) -> Decision:
-    """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``)."""
+    """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``); registry work goes through
+    ``checks`` (default: :class:`DirectChecks` on ``verifier``)."""
     import copy
+
+    if checks is None:
+        if verifier is None:
+            raise TypeError("evaluate_request needs a verifier or checks")
+        checks = DirectChecks(verifier)
 
     obj = copy.deepcopy(request.get("object"))
     resource = str((request.get("resource") or {}).get("resource", ""))
@@ -429,7 +474,7 @@ def evaluate_request(
             continue
         if policy.spec.validation_configurations.mutate_digest and obj is not None and not request.get("subResource"):
             try:
-                patches += _pin(policy, resource, obj, verifier, deadline)
+                patches += _pin(policy, resource, obj, checks, deadline)
             except SigwardError as exc:
                 outcomes.append(
                     PolicyOutcome(
@@ -441,7 +486,7 @@ def evaluate_request(
                     )
                 )
                 continue
-        outcome, selected = evaluate_policy(policy, request, obj, verifier=verifier, deadline=deadline, state=state)
+        outcome, selected = evaluate_policy(policy, request, obj, checks=checks, deadline=deadline, state=state)
         outcomes.append(outcome)
         if outcome.verdict == Verdict.PASS and policy.spec.validation_configurations.required:
             for image in selected:
@@ -470,6 +515,7 @@ def evaluate_request(
 def _decide(outcomes: Sequence[PolicyOutcome], patches: Sequence[Mapping[str, str]]) -> Decision:
     denials: list[str] = []
     warnings: list[str] = []
+    audits: list[str] = []
     for o in outcomes:
         failed = o.verdict == Verdict.FAIL or (o.verdict == Verdict.ERROR and o.failure_policy == "Fail")
         if not failed:
@@ -479,6 +525,16 @@ def _decide(outcomes: Sequence[PolicyOutcome], patches: Sequence[Mapping[str, st
             denials.append(text)
         elif "Warn" in o.actions:
             warnings.append(text)
+        if "Audit" in o.actions:
+            audits.append(text)
     if denials:
-        return Decision(allowed=False, message="; ".join(denials), warnings=tuple(warnings), outcomes=tuple(outcomes))
-    return Decision(allowed=True, warnings=tuple(warnings), patches=tuple(patches), outcomes=tuple(outcomes))
+        return Decision(
+            allowed=False,
+            message="; ".join(denials),
+            warnings=tuple(warnings),
+            outcomes=tuple(outcomes),
+            audits=tuple(audits),
+        )
+    return Decision(
+        allowed=True, warnings=tuple(warnings), patches=tuple(patches), outcomes=tuple(outcomes), audits=tuple(audits)
+    )
