@@ -11,10 +11,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sigward import logs
 from sigward.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
+
+if TYPE_CHECKING:
+    from sigward.deadline import Deadline
+    from sigward.policy.ivpol.load import ImagePolicy
+    from sigward.verify.engine import Verifier
+    from sigward.verify.results import RuleVerdict
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -67,7 +73,10 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     client = RegistryClient(RegistryConfig.from_env())
     try:
         verifier = Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
-        results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
+        deadline = Deadline.after(args.timeout)
+        results = verifier.verify_images(args.images, policy_set.policies, deadline=deadline)
+        if policy_set.image_policies:
+            results = _with_image_policies(results, args.images, policy_set.image_policies, verifier, deadline)
     finally:
         client.close()
     if args.json:
@@ -86,6 +95,24 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _with_image_policies(
+    results: list[RuleVerdict],
+    images: Sequence[str],
+    policies: Sequence[ImagePolicy],
+    verifier: Verifier,
+    deadline: Deadline,
+) -> list[RuleVerdict]:
+    """ClusterPolicy results plus each IVPOL's verdict for each image (as for a Pod in namespace default running
+    it); an image's "no verifyImages rule matches" skip is dropped when an IVPOL selected it."""
+    from sigward.verify.ivpol import DirectChecks, evaluate_image
+    from sigward.verify.results import Verdict
+
+    checks = DirectChecks(verifier)
+    extra = {image: evaluate_image(policies, image, checks=checks, deadline=deadline) for image in images}
+    kept = [r for r in results if not (extra.get(r.image) and not r.policy and r.verdict == Verdict.SKIP)]
+    return kept + [r for image in images for r in extra[image]]
+
+
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.policy.loader import load_policies
 
@@ -102,6 +129,12 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for policy in policy_set.policies:
             rules = sum(1 for rule in policy.spec.rules if rule.verify_images)
             print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
+        for image_policy in policy_set.image_policies:
+            print(
+                f"ok: {image_policy.source}: {image_policy.kind} {image_policy.key} "
+                f"({len(image_policy.validations)} validations)",
+                file=out,
+            )
     return status
 
 

@@ -129,6 +129,7 @@ def push_service() -> PushService:
                 settings=settings,
                 notifier=Notifier.from_env(env),
                 subject_of=_subject_of,
+                image_policies=lambda: loaded.image_policies,
             )
         return _push
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sigward import logs
 from sigward.admission.images import ResourceImage, extract_images
-from sigward.admission.ivpol import CachedChecks, NotInMemory, merge
+from sigward.admission.ivpol import merge
 from sigward.admission.match import RequestInfo, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
@@ -27,6 +27,7 @@ from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.models import Policy, Rule
 from sigward.store import StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, image_matches, rule_credential_providers
+from sigward.verify.ivpol_cache import CachedChecks, NotInMemory
 from sigward.verify.plan import RulePlan, VerdictKey, plan_rule
 from sigward.verify.results import RuleVerdict, Verdict
 

@@ -538,3 +538,89 @@ def _decide(outcomes: Sequence[PolicyOutcome], patches: Sequence[Mapping[str, st
     return Decision(
         allowed=True, warnings=tuple(warnings), patches=tuple(patches), outcomes=tuple(outcomes), audits=tuple(audits)
     )
+
+
+# Names through which an expression reads the admission request (``images`` is derived from the object but for a
+# single image is the same at push, in ``sigward verify`` and at admission).
+_REQUEST_NAMES = re.compile(r"\b(object|oldObject|request|namespaceObject)\b")
+
+
+def reads_request(policy: ImagePolicy) -> bool:
+    """Whether any expression of ``policy`` reads the admission request (then only admission can decide it)."""
+    spec = policy.spec
+    sources = [
+        *(c.expression for c in spec.match_conditions),
+        *(e.expression for e in spec.images),
+        *(v.expression for v in spec.variables),
+        *(v.expression for v in spec.validations),
+        *(v.message_expression for v in spec.validations),
+    ]
+    return any(_REQUEST_NAMES.search(s) for s in sources)
+
+
+# The Pod ``sigward verify IMAGE`` and push events evaluate an IVPOL against: the image as its only container.
+SYNTHETIC_NAMESPACE = "default"
+SYNTHETIC_NAME = "sigward-verify"
+
+
+def pod_request(image: str) -> dict[str, Any]:
+    """An AdmissionRequest creating a Pod in namespace ``default`` whose one container runs ``image``."""
+    return {
+        "uid": SYNTHETIC_NAME,
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE",
+        "namespace": SYNTHETIC_NAMESPACE,
+        "name": SYNTHETIC_NAME,
+        "userInfo": {},
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": SYNTHETIC_NAME, "namespace": SYNTHETIC_NAMESPACE},
+            "spec": {"containers": [{"name": "image", "image": image}]},
+        },
+    }
+
+
+def evaluate_image(
+    policies: Sequence[ImagePolicy], image: str, *, checks: ImageChecks, deadline: Deadline
+) -> list[RuleVerdict]:
+    """One verdict per IVPOL that selects ``image`` (``matchImageReferences``), evaluated as for a Pod in namespace
+    ``default`` running it; ``verdict`` FAIL/ERROR/PASS/SKIP (matchConditions not met). The rule column is the
+    kind. Policies not selecting the image give nothing."""
+    ref = parse_image_reference(image)
+    out: list[RuleVerdict] = []
+    request = pod_request(image)
+    for policy in policies:
+        if not image_selected(policy, image) or (policy.namespace and policy.namespace != SYNTHETIC_NAMESPACE):
+            continue
+        decision = evaluate_request([policy], request, checks=checks, deadline=deadline)
+        pinned = next((str(p.get("value", "")) for p in decision.patches), "")
+        digest = ref.digest or pinned.rpartition("@")[2]
+        if not decision.outcomes:
+            out.append(
+                RuleVerdict(
+                    image=image,
+                    reference=ref.reference,
+                    digest=ref.digest,
+                    verdict=Verdict.SKIP,
+                    policy=policy.key,
+                    rule=policy.kind,
+                    message="not evaluated: its matchConstraints do not select a Pod",
+                )
+            )
+        for o in decision.outcomes:
+            if o.verdict == Verdict.SKIP and not o.message:
+                continue
+            out.append(
+                RuleVerdict(
+                    image=image,
+                    reference=ref.reference,
+                    digest=digest,
+                    verdict=o.verdict,
+                    policy=policy.key,
+                    rule=policy.kind,
+                    message=o.message or f"verified {ref.reference}",
+                )
+            )
+    return out
