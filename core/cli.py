@@ -202,16 +202,29 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward.admission.webhooks import render_webhook_configurations
+    from sigward.admission.webhooks import policy_webhook_settings, render_webhook_configurations
 
+    failure_policy, timeout_seconds = args.failure_policy or "Fail", args.timeout_seconds or 10
+    extra_rules: tuple[dict[str, object], ...] = ()
+    if args.policy:
+        from sigward.policy.loader import load_policies
+
+        loaded = load_policies(args.policy)
+        wanted = policy_webhook_settings(loaded.policies, loaded.image_policies)
+        extra_rules = wanted.extra_rules
+        failure_policy = args.failure_policy or wanted.failure_policy
+        timeout_seconds = args.timeout_seconds or wanted.timeout_seconds
+        if failure_policy == "Ignore" and wanted.failure_policy == "Fail":
+            print("note: --failure-policy Ignore overrides policies that ask for failurePolicy Fail", file=err)
     out.write(
         render_webhook_configurations(
             url=args.url,
             token=args.token or os.environ.get("SIGWARD_ADMISSION_TOKEN", ""),
-            failure_policy=args.failure_policy,
-            timeout_seconds=args.timeout_seconds,
+            failure_policy=failure_policy,
+            timeout_seconds=timeout_seconds,
             name=args.name,
             exclude_namespaces=args.exclude_namespace or None,
+            extra_rules=extra_rules,
         )
     )
     return EXIT_OK
@@ -356,8 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
     hooks = sub.add_parser("webhook-config", help="print the Mutating/ValidatingWebhookConfiguration for a URL")
     hooks.add_argument("--url", required=True, help="the admission function's https URL")
     hooks.add_argument("--token", default="", help="admission token (default: $SIGWARD_ADMISSION_TOKEN)")
-    hooks.add_argument("--failure-policy", choices=["Fail", "Ignore"], default="Fail")
-    hooks.add_argument("--timeout-seconds", type=int, default=10)
+    hooks.add_argument(
+        "--failure-policy", choices=["Fail", "Ignore"], default=None, help="default: from --policy, else Fail"
+    )
+    hooks.add_argument("--timeout-seconds", type=int, default=None, help="default: from --policy, else 10")
+    hooks.add_argument(
+        "--policy",
+        action="append",
+        help="policies whose failurePolicy, webhook timeout and ImageValidatingPolicy matchConstraints shape the "
+        "webhooks (repeatable)",
+    )
     hooks.add_argument("--name", default="sigward")
     hooks.add_argument("--exclude-namespace", action="append", help="namespace never sent to the webhook (repeatable)")
     hooks.set_defaults(handler=cmd_webhook_config)
