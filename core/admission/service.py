@@ -224,7 +224,7 @@ class AdmissionService:
             memory_only=memory_only,
             record=record,
         )
-        found = evaluate_request(image_policies, request.raw, checks=checks, deadline=deadline)
+        found = evaluate_request(image_policies, request.raw, checks=checks, deadline=deadline, mutate=mode == "mutate")
         merged = merge(
             allowed=decision.allowed,
             message=decision.message,

@@ -451,9 +451,11 @@ def evaluate_request(
     verifier: Verifier | None = None,
     checks: ImageChecks | None = None,
     deadline: Deadline,
+    mutate: bool = True,
 ) -> Decision:
     """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``); registry work goes through
-    ``checks`` (default: :class:`DirectChecks` on ``verifier``)."""
+    ``checks`` (default: :class:`DirectChecks` on ``verifier``). ``mutate`` False is the validating webhook: no
+    ``mutateDigest`` pinning, so ``verifyDigest`` checks the object as it will be stored."""
     import copy
 
     if checks is None:
@@ -472,7 +474,8 @@ def evaluate_request(
             continue
         if policy.namespace and policy.namespace != request.get("namespace"):
             continue
-        if policy.spec.validation_configurations.mutate_digest and obj is not None and not request.get("subResource"):
+        pins = policy.spec.validation_configurations.mutate_digest and mutate
+        if pins and obj is not None and not request.get("subResource"):
             try:
                 patches += _pin(policy, resource, obj, checks, deadline)
             except SigwardError as exc:
