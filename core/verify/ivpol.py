@@ -9,8 +9,10 @@ results are never read (Kyverno issue 16336): every request is verified."""
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -30,7 +32,8 @@ from sigward.policy.models import (
     ResourceFilter,
     Rule,
 )
-from sigward.references import ImageReference, parse_image_reference
+from sigward.references import ImageReference
+from sigward.references import parse_image_reference as _parse_uncached
 from sigward.verify.engine import Verifier
 from sigward.verify.results import RuleVerdict, Verdict
 
@@ -83,8 +86,15 @@ class ImageChecks(Protocol):
     def digest(self, ref: ImageReference, deadline: Deadline) -> str: ...
 
     def verify(
-        self, policy: ImagePolicy, check: str, ref: ImageReference, shell: Policy, rule: Rule, deadline: Deadline
-    ) -> RuleVerdict | None: ...
+        self,
+        policy: ImagePolicy,
+        check: str,
+        ref: ImageReference,
+        build: Callable[[], tuple[Policy, Rule]],
+        deadline: Deadline,
+    ) -> RuleVerdict | None:
+        """The verdict of ``check`` (the engine's policy and rule for it from ``build``, called only to verify)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -97,9 +107,25 @@ class DirectChecks:
         return self.verifier.resolve_digest(ref, deadline=deadline)
 
     def verify(
-        self, policy: ImagePolicy, check: str, ref: ImageReference, shell: Policy, rule: Rule, deadline: Deadline
+        self,
+        policy: ImagePolicy,
+        check: str,
+        ref: ImageReference,
+        build: Callable[[], tuple[Policy, Rule]],
+        deadline: Deadline,
     ) -> RuleVerdict | None:
+        shell, rule = build()
         return self.verifier.verify_image_rule(ref, policy=shell, rule=rule, deadline=deadline)
+
+
+# Image references repeat across requests (the same few images are admitted over and over); parsed once each.
+_PARSED_REFERENCES = 4096
+
+
+@functools.lru_cache(maxsize=_PARSED_REFERENCES)
+def parse_image_reference(image: str) -> ImageReference:
+    """:func:`sigward.references.parse_image_reference`, memoized (a malformed one raises every time)."""
+    return _parse_uncached(image)
 
 
 def glob_match(glob: str, text: str) -> bool:
@@ -236,6 +262,15 @@ class _RequestState:
 
     attempted: set[str] = field(default_factory=set)
     verified: set[str] = field(default_factory=set)
+    selected: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    def selects(self, policy: ImagePolicy, image: str) -> bool:
+        """:func:`image_selected`, once per (policy, image) in this request."""
+        key = (policy.key, image)
+        found = self.selected.get(key)
+        if found is None:
+            found = self.selected[key] = image_selected(policy, image)
+        return found
 
 
 class _Functions:
@@ -253,6 +288,9 @@ class _Functions:
             api_version="policies.kyverno.io/v1", kind="ClusterPolicy", name=self._policy.name, spec=PolicySpec()
         )
 
+    def _built(self, iv: ImageVerification) -> tuple[Policy, Rule]:
+        return self._shell, self._rule(iv)
+
     def _rule(self, iv: ImageVerification) -> Rule:
         return Rule(
             name=self._policy.name,
@@ -261,13 +299,13 @@ class _Functions:
         )
 
     def _count(self, image: str, ivs: Sequence[tuple[str, ImageVerification]]) -> int:
-        if not image_selected(self._policy, image):
+        if not self._state.selects(self._policy, image):
             return 0
         self._state.attempted.add(image)
         ref = parse_image_reference(image)
         count = 0
         for check, iv in ivs:
-            verdict = self._checks.verify(self._policy, check, ref, self._shell, self._rule(iv), self._deadline)
+            verdict = self._checks.verify(self._policy, check, ref, functools.partial(self._built, iv), self._deadline)
             if verdict is None:
                 continue
             if verdict.verdict == Verdict.ERROR:
@@ -335,7 +373,9 @@ def _set_image(obj: Any, path: Sequence[str | int], value: str) -> None:
     obj[path[-1]] = value
 
 
-def _pin(policy: ImagePolicy, resource: str, obj: Any, checks: ImageChecks, deadline: Deadline) -> list[dict[str, str]]:
+def _pin(
+    policy: ImagePolicy, resource: str, obj: Any, checks: ImageChecks, deadline: Deadline, state: _RequestState
+) -> list[dict[str, str]]:
     """``mutateDigest``: each selected container image without a digest becomes ``image:tag@digest`` in ``obj``
     (Pod-style fields only); the JSON patches for the response."""
     path = _pod_spec_path(resource)
@@ -349,7 +389,7 @@ def _pin(policy: ImagePolicy, resource: str, obj: Any, checks: ImageChecks, dead
             continue
         for i, c in enumerate(items):
             image = c.get("image") if isinstance(c, Mapping) else None
-            if not isinstance(image, str) or not image_selected(policy, image):
+            if not isinstance(image, str) or not state.selects(policy, image):
                 continue
             ref: ImageReference = parse_image_reference(image)
             if ref.digest:
@@ -393,7 +433,7 @@ def evaluate_policy(
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise CelError(f"images.{name}: must be a list of strings")
             images[name] = list(value)
-        images = {k: [i for i in v if image_selected(policy, i)] for k, v in images.items()}
+        images = {k: [i for i in v if state.selects(policy, i)] for k, v in images.items()}
         selected = list(dict.fromkeys(i for v in images.values() for i in v))
         if spec.validation_configurations.verify_digest:
             for image in selected:
@@ -456,14 +496,14 @@ def evaluate_request(
     """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``); registry work goes through
     ``checks`` (default: :class:`DirectChecks` on ``verifier``). ``mutate`` False is the validating webhook: no
     ``mutateDigest`` pinning, so ``verifyDigest`` checks the object as it will be stored."""
-    import copy
 
     if checks is None:
         if verifier is None:
             raise TypeError("evaluate_request needs a verifier or checks")
         checks = DirectChecks(verifier)
 
-    obj = copy.deepcopy(request.get("object"))
+    # The object came from JSON: a JSON round trip is its exact (and faster than deepcopy) private copy to pin in.
+    obj = json.loads(json.dumps(request.get("object")))
     resource = str((request.get("resource") or {}).get("resource", ""))
     state = _RequestState()
     outcomes: list[PolicyOutcome] = []
@@ -477,7 +517,7 @@ def evaluate_request(
         pins = policy.spec.validation_configurations.mutate_digest and mutate
         if pins and obj is not None and not request.get("subResource"):
             try:
-                patches += _pin(policy, resource, obj, checks, deadline)
+                patches += _pin(policy, resource, obj, checks, deadline, state)
             except SigwardError as exc:
                 outcomes.append(
                     PolicyOutcome(

@@ -5,7 +5,8 @@ the image digest and the trust root). Admission reads and writes them; push even
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sigward import logs
 from sigward.cache import TTLCache
@@ -18,6 +19,7 @@ from sigward.store import StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier
 from sigward.verify.plan import VerdictKey, image_policy_key
 from sigward.verify.results import RuleVerdict, Verdict
+from sigward.verify.trust import TrustedRoot
 
 
 class NotInMemory(Exception):
@@ -37,6 +39,7 @@ class CachedChecks:
     memory_only: bool = False
     record: bool = True
     source: str = "admission"  # where a recorded pass came from (push records under the same keys)
+    _root: TrustedRoot | None = field(default=None, repr=False)
 
     def digest(self, ref: ImageReference, deadline: Deadline) -> str:
         known = self.verifier.known_digest(ref)
@@ -47,15 +50,15 @@ class CachedChecks:
         return self.verifier.resolve_digest(ref, deadline=deadline)
 
     def verify(
-        self, policy: ImagePolicy, check: str, ref: ImageReference, shell: Policy, rule: Rule, deadline: Deadline
+        self,
+        policy: ImagePolicy,
+        check: str,
+        ref: ImageReference,
+        build: Callable[[], tuple[Policy, Rule]],
+        deadline: Deadline,
     ) -> RuleVerdict | None:
         digest = self.digest(ref, deadline)
-        try:
-            root = self.verifier.trusted_root()
-        except SigwardError:
-            if self.memory_only:
-                raise NotInMemory from None
-            raise
+        root = self._trusted_root()
         key = image_policy_key(policy.content_hash, check, ref, digest, trust_fingerprint=root.fingerprint)
         hit = self.cache.get(key)
         if hit is not None:
@@ -68,6 +71,7 @@ class CachedChecks:
             return stored
 
         def compute() -> RuleVerdict:
+            shell, rule = build()
             pinned = ref if ref.digest else ref.with_digest(digest)
             context = self.verifier.new_context(pinned, deadline=deadline, trusted_root=root)
             verdict = self.verifier.verify_image_rule(ref, policy=shell, rule=rule, deadline=deadline, context=context)
@@ -81,6 +85,17 @@ class CachedChecks:
             return self.cache.get_or_compute(key, compute, timeout=max(deadline.remaining(), 0.001))
         except TimeoutError:
             raise ExternalServiceError("deadline exceeded before verification finished") from None
+
+    def _trusted_root(self) -> TrustedRoot:
+        """One root snapshot for every check of this evaluation (as one ClusterPolicy verification takes one)."""
+        if self._root is None:
+            try:
+                self._root = self.verifier.trusted_root()
+            except SigwardError:
+                if self.memory_only:
+                    raise NotInMemory from None
+                raise
+        return self._root
 
     def _stored_pass(self, key: VerdictKey, ref: ImageReference, policy: ImagePolicy) -> RuleVerdict | None:
         if self.store is None:
