@@ -194,7 +194,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)
     print(
         f"sigward: serving on http://{args.host}:{args.port} "
-        f"(policies: {', '.join(p.key for p in loaded.policies) or 'none'})",
+        f"(policies: {', '.join([p.key for p in loaded.policies] + [p.key for p in loaded.image_policies]) or 'none'})",
         file=err,
     )
     serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
