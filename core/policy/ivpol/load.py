@@ -239,8 +239,6 @@ def build(
         problems.append(("metadata.name", "a policy name is required"))
     elif len(name) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(name):
         problems.append(("metadata.name", f'"{name[:64]}" is not a valid Kubernetes object name'))
-    if not spec.attestors:
-        problems.append(("spec.attestors", "at least one attestor is required"))
     if not spec.validations:
         problems.append(("spec.validations", "at least one validation is required"))
     if len(set(spec.validation_actions)) != len(spec.validation_actions):

@@ -195,6 +195,7 @@ class ImageValidatingPolicySpec(KyvernoModel):
     match_conditions: tuple[NamedExpression, ...] = ()
     match_image_references: tuple[MatchImageReference, ...] = ()
     images: tuple[NamedExpression, ...] = ()
+    # Required but may be empty: Kyverno's conformance policies use ``attestors: []`` for digest-only policies.
     attestors: tuple[Attestor, ...]
     attestations: tuple[Attestation, ...] = ()
     validations: tuple[Validation, ...]

@@ -44,6 +44,7 @@ def iv_images(registry: LocalRegistry, adm_images: AdmissionImages) -> IvImages:
     signed = registry.push_image(repo, tag="signed")
     attach_signatures(registry, repo, signed, [signed_layer(KEY, image_digest=signed)])
     unsigned = registry.push_image(repo, tag="unsigned")
+    registry.push_image(repo, tag="signed-keyless")
     host = registry.host
     return IvImages(host, f"{host}/{repo}:signed", signed, f"{host}/{repo}:unsigned", unsigned)
 
@@ -54,9 +55,9 @@ def adapted(directory: str, host: str, **spec_changes: Any) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load((VECTORS / directory / "policy.yaml").read_text())
     spec = doc["spec"]
     for m in spec.get("matchImageReferences", []):
-        if m.get("glob") == "ghcr.io/*":
-            m["glob"] = f"{host}/*"
-    for attestor in spec["attestors"]:
+        if m.get("glob") in ("ghcr.io/*", "ghcr.io/**"):
+            m["glob"] = f"{host}/" + m["glob"].partition("/")[2]
+    for attestor in spec.get("attestors") or []:
         if "notary" in attestor:
             del attestor["notary"]
             attestor["cosign"] = {"key": {"data": KEY.public_pem}, "ctlog": {"insecureIgnoreTlog": True}}
@@ -278,3 +279,29 @@ def test_registry_down_follows_failure_policy(admission_env: Callable[..., Admis
         pinned = f"{dead}/kyverno/x@sha256:" + "c" * 64
         response = decide(env, pod_request(labelled_pod(pinned)))
         assert response["allowed"] is allowed, (failure_policy, response)
+
+
+def test_vector_mutate_then_validate(admission_env: Callable[..., AdmissionEnv], iv_images: IvImages) -> None:
+    """chainsaw mutate-then-validate: /mutate pins the tag; /validate (which does not pin) admits the pinned Pod and
+    refuses the tag-only one with the policy's message — the validating webhook sees the stored object."""
+    env = admission_env(adapted("mutate-then-validate", iv_images.host))
+    tag = f"{iv_images.host}/kyverno/test-verify-image:signed-keyless"
+    resp = env.post("/mutate", review(pod_request(pod(tag))))
+    assert resp.get_json()["response"]["allowed"] is True
+    (patch,) = decode_patch(resp.get_json())
+    assert patch["path"] == "/spec/containers/0/image" and patch["value"].startswith(f"{tag}@sha256:")
+    assert decide(env, pod_request(pod(patch["value"])), "/validate")["allowed"] is True
+    refused = decide(env, pod_request(pod(tag)), "/validate")
+    assert refused["allowed"] is False
+    assert refused["status"]["message"] == (
+        "Policy ivpol-mutate-then-validate failed: image must already be pinned to a digest by the mutating webhook"
+    )
+
+
+def test_vector_mutate_digest_disabled(admission_env: Callable[..., AdmissionEnv], iv_images: IvImages) -> None:
+    """chainsaw mutate-digest-disabled: admitted, the image left as written (no patch)."""
+    env = admission_env(adapted("mutate-digest-disabled", iv_images.host))
+    tag = f"{iv_images.host}/kyverno/test-verify-image:signed-keyless"
+    resp = env.post("/mutate", review(pod_request(pod(tag))))
+    assert resp.get_json()["response"]["allowed"] is True
+    assert decode_patch(resp.get_json()) == []

@@ -146,3 +146,12 @@ def test_beside_cluster_policy_in_one_file() -> None:
     found = load_policy_text(yaml.safe_dump_all([cpol, ivpol()]), "both.yaml")
     assert [p.name for p in found.policies] == ["c"]
     assert [p.name for p in found.image_policies] == ["p"]
+
+
+def test_empty_attestors_list_loads_like_kyverno_vectors() -> None:
+    """Regression: `attestors: []` (chainsaw mutate-then-validate) was refused; present-but-empty is valid."""
+    doc = ivpol()
+    doc["spec"]["attestors"] = []
+    doc["spec"]["validations"] = [{"expression": "true"}]
+    (policy,) = load_policy_text(yaml.safe_dump(doc), "p.yaml").image_policies
+    assert policy.attestors == {}
