@@ -1,6 +1,6 @@
 """ImageValidatingPolicies in admission: their decision merged into the ClusterPolicy one — a Deny from either
 denies, digest pins are merged per JSON pointer and two different pins of one field deny (fail closed), Warn becomes
-an AdmissionResponse warning, Audit is logged only. Their checks are cached by :mod:`sigward.verify.ivpol_cache`."""
+an AdmissionResponse warning, Audit is logged only. Their checks are cached by :mod:`sigward.admission.ivpol_cache`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """ImageValidatingPolicies at push time: a policy that selects the pushed image and reads nothing of the admission
 request is evaluated as for a Pod running the image (:func:`sigward.verify.ivpol.evaluate_image`); its passing
 signature and attestation checks are recorded in the verdict store under the keys admission looks up
-(:mod:`sigward.verify.ivpol_cache`). A policy whose expressions read the request is reported "evaluated at admission
+(:mod:`sigward.admission.ivpol_cache`). A policy whose expressions read the request is reported "evaluated at admission
 only" and records nothing."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sigward.admission.ivpol_cache import CachedChecks
 from sigward.cache import TTLCache
 from sigward.deadline import Deadline
 from sigward.policy.ivpol.load import ImagePolicy
@@ -16,7 +17,6 @@ from sigward.references import ImageReference
 from sigward.store import VerdictStore
 from sigward.verify.engine import Verifier
 from sigward.verify.ivpol import evaluate_image, image_selected, reads_request
-from sigward.verify.ivpol_cache import CachedChecks
 from sigward.verify.plan import VerdictKey
 from sigward.verify.results import RuleVerdict, Verdict
 

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Literal
 
 from sigward import logs
 from sigward.deadline import Deadline
-from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, failure_kind_of
+from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, failure_kind_of
 from sigward.push import ivpol as push_ivpol
 from sigward.push.findings import Finding, FindingSink, emit_finding
 from sigward.references import ImageReference, parse_image_reference
-from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
-from sigward.verify.engine import Verifier, image_matches
-from sigward.verify.plan import RulePlan, VerdictKey, image_policy_key, plan_image
-from sigward.verify.results import Verdict
+from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictStore
+from sigward.verify.engine import Verifier
+from sigward.verify.plan import RulePlan, VerdictKey, image_matches, image_policy_key, plan_image
+from sigward.verify.results import RuleVerdict, Verdict
 
 if TYPE_CHECKING:
     from sigward.events import PushEvent
@@ -175,7 +175,7 @@ class PushService:
                 to_record.append(stored)
         for stored in to_record:
             self._store.record(stored)
-            if stored.verdict != Verdict.PASS.value:
+            if stored.verdict is not StoredStatus.PASS:
                 self._report(stored, deadline)
         if retry_reasons:
             return PushOutcome(
@@ -249,18 +249,13 @@ class PushService:
         if now - first < self.settings.grace_seconds:
             wait = int(first + self.settings.grace_seconds - now)
             return outcome, None, f"{result.policy} not satisfied yet (grace period until {wait} s from now)"
-        stored = StoredVerdict(
-            digest=digest,
-            repository=key.repository,
+        stored = StoredVerdict.of(
+            key,
             policy=result.policy,
-            policy_hash=key.policy_hash,
-            rule=key.rule,
-            entries=key.entries_text,
-            inputs=key.inputs,
-            verdict=Verdict.FAIL.value,
+            verdict=StoredStatus.FAIL,
             message=result.message,
             verified_at=now,
-            expires_at=now + self.settings.verdict_ttl,
+            ttl=self.settings.verdict_ttl,
             source=event.source,
             event_id=event.event_id,
             image=result.form,
@@ -304,21 +299,21 @@ class PushService:
         now: float,
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
         """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's)."""
-        policy, rule, ref, digest = plan.policy, plan.rule, plan.ref, key.digest
-        pinned = ref if ref.digest else ref.with_digest(digest)
+        policy, rule, ref = plan.policy, plan.rule, plan.ref
         try:
-            context = self._verifier.new_context(pinned, deadline=deadline, trusted_root=root)
-            verdict = self._verifier.verify_image_rule(
-                ref, policy=policy, rule=rule, deadline=deadline, context=context
-            )
+            verdict = self._verifier.evaluate(plan, deadline=deadline, digest=key.digest, trusted_root=root)
         except SigwardError as exc:
-            status = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
-            failure = failure_kind_of(exc)
-            message = exc.message
-        else:
-            status = verdict.verdict if verdict is not None else Verdict.SKIP
-            message = verdict.message if verdict is not None else "no entry matched"
-            failure = verdict.failure if verdict is not None else None
+            verdict = RuleVerdict(
+                image=ref.original,
+                reference=ref.reference,
+                digest=key.digest,
+                verdict=Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL,
+                policy=policy.name,
+                rule=rule.name,
+                message=exc.message,
+                failure=failure_kind_of(exc),
+            )
+        status, message = verdict.verdict, verdict.message
         entries = key.entries_text
         outcome = RuleOutcome(
             policy=policy.name, rule=rule.name, verdict=status.value, message=message, entries=entries, form=str(ref)
@@ -327,7 +322,6 @@ class PushService:
             return outcome, None, f"{policy.name}/{rule.name}: {message}"
         if status == Verdict.SKIP:
             return outcome, None, ""
-        recorded = status.value
         if status == Verdict.FAIL:
             sighting = key.stored
             first = self._store.first_seen(sighting, now=now)
@@ -340,19 +334,14 @@ class PushService:
                         f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
                     ),
                 )
-            recorded = "unsigned" if failure is FailureKind.NO_SIGNATURES else Verdict.FAIL.value
-        stored = StoredVerdict(
-            digest=digest,
-            repository=key.repository,
+        recorded = StoredStatus.of(verdict)
+        stored = StoredVerdict.of(
+            key,
             policy=policy.name,
-            policy_hash=key.policy_hash,
-            rule=key.rule,
-            entries=entries,
-            inputs=key.inputs,
             verdict=recorded,
             message=message,
             verified_at=now,
-            expires_at=now + self.settings.verdict_ttl,
+            ttl=self.settings.verdict_ttl,
             source=event.source,
             event_id=event.event_id,
             image=str(ref),
@@ -364,18 +353,13 @@ class PushService:
     ) -> None:
         for plan, key in self._work(forms, digest, root):
             self._store.record(
-                StoredVerdict(
-                    digest=event.digest,
-                    repository=key.repository,
+                StoredVerdict.of(
+                    key,
                     policy=plan.policy.name,
-                    policy_hash=key.policy_hash,
-                    rule=key.rule,
-                    entries=key.entries_text,
-                    inputs=key.inputs,
-                    verdict="deleted",
+                    verdict=StoredStatus.DELETED,
                     message=f"image deleted from {event.source}",
                     verified_at=now,
-                    expires_at=now + self.settings.verdict_ttl,
+                    ttl=self.settings.verdict_ttl,
                     source=event.source,
                     event_id=event.event_id,
                     image=str(plan.ref),

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sigward import runtime
+from sigward import wiring
 from sigward.admission.review import parse_review
 from tests.integration.admission.conftest import AdmissionEnv, AdmissionImages, require_signed_policy
 from tests.support.admission import decode_patch, pod, pod_request, review
@@ -252,7 +252,7 @@ def test_cache_hit_is_answered_from_memory_and_keyed_by_policy_content(
     pinned = f"{iv_images.signed}@{iv_images.signed_digest}"
     request = pod_request(labelled_pod(pinned))
     assert decide(env, request)["allowed"] is True
-    service = runtime.admission_service()
+    service = wiring.process_services().admission()
     again = service.decide_from_memory(parse_review(review(request)), mode="mutate")
     assert again is not None and again.allowed
     # an unsigned image was never verified: not in memory, so the event loop hands it to a thread
@@ -262,7 +262,7 @@ def test_cache_hit_is_answered_from_memory_and_keyed_by_policy_content(
     changed = adapted("validation-rules/accept", iv_images.host)
     changed["spec"]["validations"][0]["expression"] += " && true"
     env2 = admission_env(changed)
-    service2 = runtime.admission_service()
+    service2 = wiring.process_services().admission()
     assert service2.decide_from_memory(parse_review(review(request)), mode="mutate") is None
     assert decide(env2, request)["allowed"] is True
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from sigward.admission.ivpol_cache import CachedChecks
 from sigward.deadline import Deadline
 from sigward.errors import ExternalServiceError
 from sigward.policy.ivpol.load import ImagePolicy
@@ -19,7 +20,6 @@ from sigward.push.service import PushService, PushSettings
 from sigward.references import parse_image_reference
 from sigward.store.memory import MemoryStore
 from sigward.verify.engine import Verifier
-from sigward.verify.ivpol_cache import CachedChecks
 from sigward.verify.results import Verdict
 from tests.support.memory import MemorySignatureSource
 from tests.support.signing import new_key

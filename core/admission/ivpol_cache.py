@@ -15,7 +15,7 @@ from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import Policy, Rule
 from sigward.references import ImageReference
-from sigward.store import StoredVerdict, VerdictStore
+from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier
 from sigward.verify.plan import VerdictKey, image_policy_key
 from sigward.verify.results import RuleVerdict, Verdict
@@ -101,19 +101,11 @@ class CachedChecks:
         if self.store is None:
             return None
         try:
-            found = self.store.lookup(
-                digest=key.digest,
-                repository=key.repository,
-                policy_hash=key.policy_hash,
-                rule=key.rule,
-                entries=key.entries_text,
-                inputs=key.inputs,
-                now=time.time(),
-            )
+            found = self.store.lookup(key, now=time.time())
         except SigwardError as exc:
             logs.emit("WARNING", "verdict store lookup failed; verifying instead", error=exc.message)
             return None
-        if found is None or found.verdict != Verdict.PASS.value:
+        if found is None or found.verdict is not StoredStatus.PASS:
             return None
         return RuleVerdict(
             image=ref.reference,
@@ -128,21 +120,15 @@ class CachedChecks:
     def _record_pass(self, key: VerdictKey, ref: ImageReference, policy: ImagePolicy, verdict: RuleVerdict) -> None:
         if self.store is None:
             return
-        now = time.time()
         try:
             self.store.record(
-                StoredVerdict(
-                    digest=key.digest,
-                    repository=key.repository,
+                StoredVerdict.of(
+                    key,
                     policy=policy.key,
-                    policy_hash=key.policy_hash,
-                    rule=key.rule,
-                    entries=key.entries_text,
-                    inputs=key.inputs,
-                    verdict=Verdict.PASS.value,
+                    verdict=StoredStatus.PASS,
                     message=verdict.message,
-                    verified_at=now,
-                    expires_at=now + self.pass_ttl,
+                    verified_at=time.time(),
+                    ttl=self.pass_ttl,
                     source=self.source,
                     image=ref.reference,
                 )
