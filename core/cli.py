@@ -11,10 +11,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sigward import logs
 from sigward.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
+
+if TYPE_CHECKING:
+    from sigward.deadline import Deadline
+    from sigward.policy.ivpol.load import ImagePolicy
+    from sigward.verify.engine import Verifier
+    from sigward.verify.results import RuleVerdict
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -52,7 +58,10 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"note: {note}", file=err)
     try:
         verifier = services.verifier()
-        results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
+        deadline = Deadline.after(args.timeout)
+        results = verifier.verify_images(args.images, policy_set.policies, deadline=deadline)
+        if policy_set.image_policies:
+            results = _with_image_policies(results, args.images, policy_set.image_policies, verifier, deadline)
     finally:
         services.close()
     if args.json:
@@ -71,6 +80,24 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _with_image_policies(
+    results: list[RuleVerdict],
+    images: Sequence[str],
+    policies: Sequence[ImagePolicy],
+    verifier: Verifier,
+    deadline: Deadline,
+) -> list[RuleVerdict]:
+    """ClusterPolicy results plus each IVPOL's verdict for each image (as for a Pod in namespace default running
+    it); an image's "no verifyImages rule matches" skip is dropped when an IVPOL selected it."""
+    from sigward.verify.ivpol import DirectChecks, evaluate_image
+    from sigward.verify.results import Verdict
+
+    checks = DirectChecks(verifier)
+    extra = {image: evaluate_image(policies, image, checks=checks, deadline=deadline) for image in images}
+    kept = [r for r in results if not (extra.get(r.image) and not r.policy and r.verdict == Verdict.SKIP)]
+    return kept + [r for image in images for r in extra[image]]
+
+
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.policy.loader import load_policies
 
@@ -87,6 +114,12 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for policy in policy_set.policies:
             rules = sum(1 for rule in policy.spec.rules if rule.verify_images)
             print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
+        for image_policy in policy_set.image_policies:
+            print(
+                f"ok: {image_policy.source}: {image_policy.kind} {image_policy.key} "
+                f"({len(image_policy.validations)} validations)",
+                file=out,
+            )
     return status
 
 
@@ -128,7 +161,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)
     print(
         f"sigward: serving on http://{args.host}:{args.port} "
-        f"(policies: {', '.join(p.key for p in loaded.policies) or 'none'})",
+        f"(policies: {', '.join([p.key for p in loaded.policies] + [p.key for p in loaded.image_policies]) or 'none'})",
         file=err,
     )
     serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
@@ -136,16 +169,29 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward.admission.webhooks import render_webhook_configurations
+    from sigward.admission.webhooks import policy_webhook_settings, render_webhook_configurations
 
+    failure_policy, timeout_seconds = args.failure_policy or "Fail", args.timeout_seconds or 10
+    extra_rules: tuple[dict[str, object], ...] = ()
+    if args.policy:
+        from sigward.policy.loader import load_policies
+
+        loaded = load_policies(args.policy)
+        wanted = policy_webhook_settings(loaded.policies, loaded.image_policies)
+        extra_rules = wanted.extra_rules
+        failure_policy = args.failure_policy or wanted.failure_policy
+        timeout_seconds = args.timeout_seconds or wanted.timeout_seconds
+        if failure_policy == "Ignore" and wanted.failure_policy == "Fail":
+            print("note: --failure-policy Ignore overrides policies that ask for failurePolicy Fail", file=err)
     out.write(
         render_webhook_configurations(
             url=args.url,
             token=args.token or os.environ.get("SIGWARD_ADMISSION_TOKEN", ""),
-            failure_policy=args.failure_policy,
-            timeout_seconds=args.timeout_seconds,
+            failure_policy=failure_policy,
+            timeout_seconds=timeout_seconds,
             name=args.name,
             exclude_namespaces=args.exclude_namespace or None,
+            extra_rules=extra_rules,
         )
     )
     return EXIT_OK
@@ -342,8 +388,16 @@ def build_parser() -> argparse.ArgumentParser:
     hooks = sub.add_parser("webhook-config", help="print the Mutating/ValidatingWebhookConfiguration for a URL")
     hooks.add_argument("--url", required=True, help="the admission function's https URL")
     hooks.add_argument("--token", default="", help="admission token (default: $SIGWARD_ADMISSION_TOKEN)")
-    hooks.add_argument("--failure-policy", choices=["Fail", "Ignore"], default="Fail")
-    hooks.add_argument("--timeout-seconds", type=int, default=10)
+    hooks.add_argument(
+        "--failure-policy", choices=["Fail", "Ignore"], default=None, help="default: from --policy, else Fail"
+    )
+    hooks.add_argument("--timeout-seconds", type=int, default=None, help="default: from --policy, else 10")
+    hooks.add_argument(
+        "--policy",
+        action="append",
+        help="policies whose failurePolicy, webhook timeout and ImageValidatingPolicy matchConstraints shape the "
+        "webhooks (repeatable)",
+    )
     hooks.add_argument("--name", default="sigward")
     hooks.add_argument("--exclude-namespace", action="append", help="namespace never sent to the webhook (repeatable)")
     hooks.set_defaults(handler=cmd_webhook_config)

@@ -126,6 +126,7 @@ class Services:
                 settings=settings,
                 notifier=Notifier.from_env(self.environ),
                 subject_of=self._subject_of,
+                image_policies=lambda: loaded.image_policies,
             )
 
         return self._once("push", build)
@@ -150,6 +151,7 @@ class Services:
             loaded = self.policies()
             return AdmissionService(
                 policies=lambda: loaded.policies,
+                image_policies=lambda: loaded.image_policies,
                 verifier=self.verifier(),
                 settings=AdmissionSettings.from_env(self.environ),
                 jmespath_search=jmespath_search,

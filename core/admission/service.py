@@ -13,10 +13,12 @@ import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sigward import logs
 from sigward.admission.images import ResourceImage, extract_images
+from sigward.admission.ivpol import merge
+from sigward.admission.ivpol_cache import CachedChecks, NotInMemory
 from sigward.admission.match import RequestInfo, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest, review_response
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
@@ -28,6 +30,10 @@ from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, rule_credential_providers
 from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_rule
 from sigward.verify.results import RuleVerdict, Verdict
+
+if TYPE_CHECKING:
+    from sigward.policy.ivpol.load import ImagePolicy
+    from sigward.verify.ivpol import PolicyOutcome
 
 Mode = Literal["mutate", "validate"]
 
@@ -94,6 +100,7 @@ class Decision:
     checks: tuple[ImageCheck, ...] = ()
     code: int = 200
     elapsed_ms: float = 0.0
+    image_policies: tuple[PolicyOutcome, ...] = ()  # ImageValidatingPolicy outcomes (logged)
 
     def review(self, uid: str) -> dict[str, Any]:
         """This decision as the AdmissionReview v1 response for request ``uid`` (webhook and ``sigward review``)."""
@@ -107,8 +114,7 @@ class Decision:
         )
 
 
-class _NotInMemory(Exception):
-    """Internal: a verdict the decision needs is not in this process's memory."""
+_NotInMemory = NotInMemory  # a verdict the decision needs is not in this process's memory
 
 
 @dataclass
@@ -142,8 +148,10 @@ class AdmissionService:
         resolve_digest: Callable[[ResourceImage, Deadline], str] | None = None,
         store: VerdictStore | None = None,
         jmespath_search: Callable[[str, str], Any] | None = None,
+        image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
     ) -> None:
         self._policies = policies
+        self._image_policies = image_policies or (lambda: ())
         self._verifier = verifier
         self.settings = settings or AdmissionSettings()
         self._resolve_digest = resolve_digest
@@ -188,7 +196,8 @@ class AdmissionService:
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         units = self._units(request)
-        if not units:
+        image_policies = self._image_policies()
+        if not units and not image_policies:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         record = not request.dry_run
         checks = (
@@ -197,7 +206,54 @@ class AdmissionService:
             else self._verify_all(units, deadline, record=record, memory_only=memory_only)
         )
         decision = self._shape(request, checks, mode=mode)
+        if image_policies:
+            decision = self._with_image_policies(
+                decision, request, image_policies, deadline, mode=mode, record=record, memory_only=memory_only
+            )
         return replace(decision, elapsed_ms=_ms(started))
+
+    def _with_image_policies(
+        self,
+        decision: Decision,
+        request: AdmissionRequest,
+        image_policies: Sequence[ImagePolicy],
+        deadline: Deadline,
+        *,
+        mode: Mode,
+        record: bool,
+        memory_only: bool,
+    ) -> Decision:
+        """The ImageValidatingPolicies' decision on the same request, merged into the ClusterPolicy one
+        (:func:`sigward.admission.ivpol.merge`)."""
+        from sigward.verify.ivpol import evaluate_request
+
+        checks = CachedChecks(
+            verifier=self._verifier,
+            cache=self._cache,
+            store=self._store,
+            pass_ttl=self.settings.pass_ttl,
+            memory_only=memory_only,
+            record=record,
+        )
+        found = evaluate_request(image_policies, request.raw, checks=checks, deadline=deadline, mutate=mode == "mutate")
+        merged = merge(
+            allowed=decision.allowed,
+            message=decision.message,
+            patch=decision.patch,
+            warnings=decision.warnings,
+            image=found,
+            mutate=mode == "mutate",
+            uid=request.uid,
+        )
+        return replace(
+            decision,
+            allowed=merged.allowed,
+            message=merged.message,
+            patch=merged.patch,
+            warnings=merged.warnings,
+            code=200 if merged.allowed else 403,
+            image_policies=found.outcomes,
+        )
 
     def _units(self, request: AdmissionRequest) -> list[_Unit]:
         obj = request.object or {}

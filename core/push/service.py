@@ -18,15 +18,17 @@ from typing import TYPE_CHECKING, Literal
 from sigward import logs
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, failure_kind_of
+from sigward.push import ivpol as push_ivpol
 from sigward.push.findings import Finding, FindingSink, emit_finding
 from sigward.references import ImageReference, parse_image_reference
 from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier
-from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_image
+from sigward.verify.plan import RulePlan, VerdictKey, image_matches, image_policy_key, plan_image
 from sigward.verify.results import RuleVerdict, Verdict
 
 if TYPE_CHECKING:
     from sigward.events import PushEvent
+    from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
     from sigward.verify.trust import TrustedRoot
 
@@ -86,8 +88,10 @@ class PushService:
         notifier: FindingSink | None = None,
         clock: Callable[[], float] = time.time,
         subject_of: Callable[[PushEvent, Deadline], str] | None = None,
+        image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
     ) -> None:
         self._subject_of = subject_of
+        self._image_policies = image_policies or (lambda: ())
         self._policies = policies
         self._verifier = verifier
         self._store = store
@@ -139,7 +143,8 @@ class PushService:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
         work = self._work(forms, digest, root)
-        if not work:
+        image_results = self._image_policy_results(event, forms, digest, deadline)
+        if not work and not image_results:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(
                 event_id=event.event_id,
@@ -156,6 +161,13 @@ class PushService:
         to_record: list[StoredVerdict] = []
         for plan, key in work:
             outcome, stored, retry = self._verify(event, plan, key, root, deadline, now)
+            outcomes.append(outcome)
+            if retry:
+                retry_reasons.append(retry)
+            elif stored is not None:
+                to_record.append(stored)
+        for result in image_results:
+            outcome, stored, retry = self._image_policy_outcome(event, result, digest, root, now)
             outcomes.append(outcome)
             if retry:
                 retry_reasons.append(retry)
@@ -194,7 +206,61 @@ class PushService:
             for rule in policy.spec.rules
             for iv in rule.verify_images
             for ref in forms
+        ) or push_ivpol.selects(self._image_policies(), forms)
+
+    def _image_policy_results(
+        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, deadline: Deadline
+    ) -> list[push_ivpol.ImagePolicyResult]:
+        """ImageValidatingPolicies selecting the image, evaluated on its digest form (:mod:`sigward.push.ivpol`)."""
+        policies = self._image_policies()
+        if not policies or not push_ivpol.selects(policies, forms):
+            return []
+        pinned = forms[-1] if forms[-1].digest == digest else forms[-1].with_digest(digest)
+        return push_ivpol.evaluate_pushed(
+            policies,
+            pinned,
+            verifier=self._verifier,
+            store=self._store,
+            source=event.source,
+            pass_ttl=self.settings.verdict_ttl,
+            deadline=deadline,
         )
+
+    def _image_policy_outcome(
+        self, event: PushEvent, result: push_ivpol.ImagePolicyResult, digest: str, root: TrustedRoot, now: float
+    ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
+        """As :meth:`_verify` for one IVPOL verdict: errors retry, failures wait out the grace period and are then
+        recorded and reported; passes were recorded per check already; admission-only policies record nothing."""
+        outcome = RuleOutcome(
+            policy=result.policy,
+            rule="ImageValidatingPolicy",
+            verdict=result.verdict.value,
+            message=result.message,
+            entries="",
+            form=result.form,
+        )
+        if result.verdict == Verdict.ERROR:
+            return outcome, None, f"{result.policy}: {result.message}"
+        if result.verdict != Verdict.FAIL:
+            return outcome, None, ""
+        ref = parse_image_reference(result.form)
+        key = image_policy_key(result.policy_hash, "policy", ref, digest, trust_fingerprint=root.fingerprint)
+        first = self._store.first_seen(key.stored, now=now)
+        if now - first < self.settings.grace_seconds:
+            wait = int(first + self.settings.grace_seconds - now)
+            return outcome, None, f"{result.policy} not satisfied yet (grace period until {wait} s from now)"
+        stored = StoredVerdict.of(
+            key,
+            policy=result.policy,
+            verdict=StoredStatus.FAIL,
+            message=result.message,
+            verified_at=now,
+            ttl=self.settings.verdict_ttl,
+            source=event.source,
+            event_id=event.event_id,
+            image=result.form,
+        )
+        return outcome, stored, ""
 
     def _forms(self, event: PushEvent, digest: str) -> list[ImageReference]:
         base = f"{event.registry}/{event.repository}"

@@ -168,3 +168,21 @@ def plan_image(policies: Iterable[Policy], ref: ImageReference) -> list[RulePlan
             if found is not None:
                 out.append(found)
     return out
+
+
+def image_policy_key(
+    policy_hash: str, check: str, ref: ImageReference, digest: str, *, trust_fingerprint: str = ""
+) -> VerdictKey:
+    """The reuse key of one ImageValidatingPolicy signature or attestation check (``check`` names the attestor and,
+    for an attestation, its type) of ``ref`` at ``digest``. What a check verifies depends only on the policy's
+    attestors (covered by its content hash, CEL included), the image and the trust root, never on the request: the
+    expression that reads the request is evaluated again for every request, only the signature check is reused."""
+    read = {"trust": trust_fingerprint} if trust_fingerprint else {}
+    return VerdictKey(
+        policy_hash=policy_hash,
+        rule=f"ivpol/{check}",
+        repository=ref.repository,
+        digest=digest,
+        entries=(),
+        inputs=json.dumps(read, sort_keys=True, separators=(",", ":")) if read else "",
+    )

@@ -1058,10 +1058,10 @@ def test_a_list_is_expanded() -> None:
         (
             {
                 "apiVersion": "policies.kyverno.io/v1alpha1",
-                "kind": "ImageValidatingPolicy",
+                "kind": "ImageVerificationPolicy",
                 "metadata": {"name": "i"},
             },
-            "kind: policies.kyverno.io/v1alpha1 ImageValidatingPolicy is not supported yet",
+            "kind: policies.kyverno.io/v1alpha1 ImageVerificationPolicy is not supported yet",
         ),
         (
             {"apiVersion": "kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "e"}},
