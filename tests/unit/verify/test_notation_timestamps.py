@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from sigward.errors import VerificationFailure
 from sigward.verify.notation.envelope import (
@@ -261,3 +262,22 @@ def test_signing_authority_time_inside_validity_passes_outside_fails(fmt: str) -
     # Kyverno's mapping has no signingAuthority store: authenticity fails first
     with pytest.raises(VerificationFailure, match="does not contain any trusted certificate"):
         verify_envelope(inside, target=target, trust=NotationTrust(ca=(ca.root,)), now=now)
+
+
+# -- Kyverno's attestor entry → trust stores
+
+
+def test_trust_for_maps_tsa_cert_chain_and_refuses_a_bad_one() -> None:
+    from sigward.policy.models import Attestor
+    from sigward.verify.notation.policy import trust_for
+
+    tsa = _tsa()
+    pem = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in (tsa.root, make_tsa(6).root))
+    entry = Attestor.model_validate({"certificates": {"cert": _expired_ca().root_pem, "ctlog": {"tsaCertChain": pem}}})
+    trust = trust_for(entry)
+    assert [a.certificates for a in trust.tsa] == [(tsa.root,), (make_tsa(6).root,)]  # each root its own anchor
+    assert trust.verify_timestamp == AFTER
+    assert trust_for(Attestor.model_validate({"certificates": {"cert": _expired_ca().root_pem}})).tsa == ()
+    bad = Attestor.model_validate({"certificates": {"cert": _expired_ca().root_pem, "ctlog": {"tsaCertChain": "x"}}})
+    with pytest.raises(VerificationFailure, match=r"certificates\.ctlog\.tsaCertChain"):
+        trust_for(bad)
