@@ -5,6 +5,7 @@ with a negative twin per check, in notation-go's wording."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,8 @@ from functools import lru_cache
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sigward.errors import VerificationFailure
 from sigward.verify.notation.envelope import (
@@ -281,3 +284,16 @@ def test_trust_for_maps_tsa_cert_chain_and_refuses_a_bad_one() -> None:
     bad = Attestor.model_validate({"certificates": {"cert": _expired_ca().root_pem, "ctlog": {"tsaCertChain": "x"}}})
     with pytest.raises(VerificationFailure, match=r"certificates\.ctlog\.tsaCertChain"):
         trust_for(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300), st.integers(min_value=0, max_value=4000), st.integers(min_value=0, max_value=255))
+def test_fuzz_token_wrapping_fails_closed(data: bytes, position: int, value: int) -> None:
+    """Random bytes and single-byte mutations of a real GlobalSign token: a response or a VerificationFailure."""
+    env, _ = _upstream("jwsWithTimestamp.sig")
+    assert env.timestamp_token is not None
+    mutated = bytearray(env.timestamp_token)
+    mutated[position % len(mutated)] = value
+    for blob in (data, bytes(mutated)):
+        with contextlib.suppress(VerificationFailure):
+            token_as_response(blob)
