@@ -212,6 +212,8 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _sign_notation(args, annotations, out)
     if args.cert_chain:
         raise BadRequestError("--cert-chain is for Notation signatures: add --notation jws|cose")
+    if args.tsa_url:
+        raise BadRequestError("--tsa-url is for Notation signatures: add --notation jws|cose")
     signer = Signer(args.key)
     client = RegistryClient(RegistryConfig.from_env(), allow_push=True)
     try:
@@ -263,6 +265,7 @@ def _sign_notation(args: argparse.Namespace, annotations: dict[str, str], out: T
             annotations=annotations or None,
             repository=args.repository,
             environ=os.environ,
+            tsa_url=args.tsa_url,
         )
     finally:
         client.close()
@@ -380,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a Notary Project signature (JWS or COSE envelope, OCI referrer) instead of a cosign .sig",
     )
     sign.add_argument("--cert-chain", help="with --notation: PEM file, the signing certificate first, then its CAs")
+    sign.add_argument(
+        "--tsa-url", help="with --notation: RFC 3161 timestamp authority URL; its token countersigns the signature"
+    )
     sign.add_argument("--json", action="store_true")
     sign.add_argument("--timeout", type=float, default=60.0)
     sign.add_argument("image", metavar="IMAGE")
