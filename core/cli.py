@@ -11,10 +11,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sigward import logs
 from sigward.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
+
+if TYPE_CHECKING:
+    from sigward.deadline import Deadline
+    from sigward.policy.ivpol.load import ImagePolicy
+    from sigward.verify.engine import Verifier
+    from sigward.verify.results import RuleVerdict
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -36,47 +42,28 @@ def _policy_paths(args_paths: Sequence[str] | None) -> list[str]:
     return paths
 
 
-def _settle_trust_root() -> None:
-    """A command runs once: let the trusted root's first TUF refresh finish (bounded; see
-    :meth:`sigward.verify.tuf.TrustRootHolder.settle`) unless ``SIGWARD_TRUSTED_ROOT`` pins a file. Offline
-    (``SIGWARD_TUF_OFFLINE``) or with a fresh cached copy this returns at once."""
-    if os.environ.get("SIGWARD_TRUSTED_ROOT"):
-        return
-    from sigward.verify.tuf import default_holder
-
-    default_holder(os.environ).settle()
-
-
 def _print_problems(err: PolicyError, out: TextIO) -> None:
     for problem in err.problems:
         print(f"error: {problem}", file=out)
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward.cluster.sources import cluster_data_from_env
     from sigward.deadline import Deadline
-    from sigward.policy.loader import load_policies
-    from sigward.registry import RegistryClient, RegistryConfig
-    from sigward.registry.imagedata import RegistryImageData
-    from sigward.verify.engine import Verifier
-    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
     from sigward.verify.results import Verdict
+    from sigward.wiring import build_services
 
-    policy_set = load_policies(_policy_paths(args.policy))
+    services = build_services(os.environ, policy_paths=tuple(_policy_paths(args.policy)), short_lived=True)
+    policy_set = services.policies()
     for note in policy_set.notes:
         print(f"note: {note}", file=err)
-    _settle_trust_root()
-    client = RegistryClient(RegistryConfig.from_env())
     try:
-        verifier = Verifier(
-            source=RegistrySignatureSource(client),
-            source_for_providers=ProviderSources(client),
-            cluster=cluster_data_from_env(os.environ, _policy_paths(args.policy)),
-            image_data=RegistryImageData(client),
-        )
-        results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
+        verifier = services.verifier()
+        deadline = Deadline.after(args.timeout)
+        results = verifier.verify_images(args.images, policy_set.policies, deadline=deadline)
+        if policy_set.image_policies:
+            results = _with_image_policies(results, args.images, policy_set.image_policies, verifier, deadline)
     finally:
-        client.close()
+        services.close()
     if args.json:
         json.dump({"results": [r.as_json() for r in results]}, out, indent=2)
         out.write("\n")
@@ -91,6 +78,24 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if Verdict.ERROR in verdicts:
         return EXIT_INFRA
     return EXIT_OK
+
+
+def _with_image_policies(
+    results: list[RuleVerdict],
+    images: Sequence[str],
+    policies: Sequence[ImagePolicy],
+    verifier: Verifier,
+    deadline: Deadline,
+) -> list[RuleVerdict]:
+    """ClusterPolicy results plus each IVPOL's verdict for each image (as for a Pod in namespace default running
+    it); an image's "no verifyImages rule matches" skip is dropped when an IVPOL selected it."""
+    from sigward.verify.ivpol import DirectChecks, evaluate_image
+    from sigward.verify.results import Verdict
+
+    checks = DirectChecks(verifier)
+    extra = {image: evaluate_image(policies, image, checks=checks, deadline=deadline) for image in images}
+    kept = [r for r in results if not (extra.get(r.image) and not r.policy and r.verdict == Verdict.SKIP)]
+    return kept + [r for image in images for r in extra[image]]
 
 
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -116,19 +121,18 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for policy in policy_set.policies:
             rules = sum(1 for rule in policy.spec.rules if rule.verify_images)
             print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
+        for image_policy in policy_set.image_policies:
+            print(
+                f"ok: {image_policy.source}: {image_policy.kind} {image_policy.key} "
+                f"({len(image_policy.validations)} validations)",
+                file=out,
+            )
     return status
 
 
 def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward import runtime
-    from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
-    from sigward.admission.service import AdmissionService, AdmissionSettings
-    from sigward.cluster.sources import cluster_data_from_env
-    from sigward.policy.loader import load_policies
-    from sigward.registry import RegistryClient, RegistryConfig
-    from sigward.registry.imagedata import RegistryImageData
-    from sigward.verify.engine import Verifier
-    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
+    from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review
+    from sigward.wiring import build_services
 
     if args.file == "-":
         body = sys.stdin.buffer.read(MAX_REVIEW_BYTES + 1)
@@ -139,51 +143,32 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except OSError as exc:
             raise BadRequestError(f"cannot read {args.file}: {exc.strerror}") from None
     request = parse_review(parse_json_body(body, what="AdmissionReview", max_bytes=MAX_REVIEW_BYTES))
-    policy_set = load_policies(_policy_paths(args.policy))
-    _settle_trust_root()
-    client = RegistryClient(RegistryConfig.from_env())
-    cluster = cluster_data_from_env(os.environ, _policy_paths(args.policy))
-    service = AdmissionService(
-        policies=lambda: policy_set.policies,
-        verifier=Verifier(
-            source=RegistrySignatureSource(client),
-            source_for_providers=ProviderSources(client),
-            cluster=cluster,
-            image_data=RegistryImageData(client),
-        ),
-        settings=AdmissionSettings.from_env(os.environ),
-        jmespath_search=runtime.jmespath_search,
-        cluster=cluster,
+    # No verdict store: a one-off review neither reuses nor records verdicts.
+    services = build_services(
+        {**os.environ, "SIGWARD_STORE": "memory:"}, policy_paths=tuple(_policy_paths(args.policy)), short_lived=True
     )
     try:
-        decision = service.decide(request, mode="validate" if args.validate else "mutate")
+        decision = services.admission().decide(request, mode="validate" if args.validate else "mutate")
     finally:
-        service.close()
-        client.close()
-    doc = review_response(
-        request.uid,
-        allowed=decision.allowed,
-        message=decision.message,
-        code=decision.code if not decision.allowed else None,
-        patch=decision.patch,
-        warnings=decision.warnings,
-    )
+        services.close()
+    doc = decision.review(request.uid)
     json.dump(doc, out, indent=2)
     out.write("\n")
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward import runtime
     from sigward.server import serve
+    from sigward.wiring import process_services
 
-    loaded = runtime.policies()  # fail fast on a broken policy, before binding the port
+    # Fail fast on a broken policy, before binding the port; the process's services keep them for its workers.
+    loaded = process_services().policies()
     from sigward.push.findings import Notifier
 
     Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)
     print(
         f"sigward: serving on http://{args.host}:{args.port} "
-        f"(policies: {', '.join(p.key for p in loaded.policies) or 'none'})",
+        f"(policies: {', '.join([p.key for p in loaded.policies] + [p.key for p in loaded.image_policies]) or 'none'})",
         file=err,
     )
     serve(host=args.host, port=args.port, workers=args.workers, threads=args.threads)
@@ -191,16 +176,29 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward.admission.webhooks import render_webhook_configurations
+    from sigward.admission.webhooks import policy_webhook_settings, render_webhook_configurations
 
+    failure_policy, timeout_seconds = args.failure_policy or "Fail", args.timeout_seconds or 10
+    extra_rules: tuple[dict[str, object], ...] = ()
+    if args.policy:
+        from sigward.policy.loader import load_policies
+
+        loaded = load_policies(args.policy)
+        wanted = policy_webhook_settings(loaded.policies, loaded.image_policies)
+        extra_rules = wanted.extra_rules
+        failure_policy = args.failure_policy or wanted.failure_policy
+        timeout_seconds = args.timeout_seconds or wanted.timeout_seconds
+        if failure_policy == "Ignore" and wanted.failure_policy == "Fail":
+            print("note: --failure-policy Ignore overrides policies that ask for failurePolicy Fail", file=err)
     out.write(
         render_webhook_configurations(
             url=args.url,
             token=args.token or os.environ.get("SIGWARD_ADMISSION_TOKEN", ""),
-            failure_policy=args.failure_policy,
-            timeout_seconds=args.timeout_seconds,
+            failure_policy=failure_policy,
+            timeout_seconds=timeout_seconds,
             name=args.name,
             exclude_namespaces=args.exclude_namespace or None,
+            extra_rules=extra_rules,
         )
     )
     return EXIT_OK
@@ -217,6 +215,12 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not sep or not key:
             raise BadRequestError(f"--annotation {item!r}: expected KEY=VALUE")
         annotations[key] = value
+    if args.notation:
+        return _sign_notation(args, annotations, out)
+    if args.cert_chain:
+        raise BadRequestError("--cert-chain is for Notation signatures: add --notation jws|cose")
+    if args.tsa_url:
+        raise BadRequestError("--tsa-url is for Notation signatures: add --notation jws|cose")
     signer = Signer(args.key)
     client = RegistryClient(RegistryConfig.from_env(), allow_push=True)
     try:
@@ -238,6 +242,47 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(
             f"{state} {result.image}@{result.digest} with {result.key}: "
             f"{result.signature_repository}:{result.signature_tag}",
+            file=out,
+        )
+    return EXIT_OK
+
+
+def _sign_notation(args: argparse.Namespace, annotations: dict[str, str], out: TextIO) -> int:
+    """``--notation jws|cose``: a Notary Project signature with a local key and its certificate chain."""
+    from pathlib import Path
+
+    from sigward.deadline import Deadline
+    from sigward.policy.kms_uri import is_kms_uri
+    from sigward.registry import RegistryClient, RegistryConfig
+    from sigward.sign_notation import sign_image_notation
+
+    if not args.cert_chain:
+        raise BadRequestError("--notation needs --cert-chain PEM (the signing certificate first, then its CAs)")
+    if is_kms_uri(args.key):
+        raise BadRequestError("--notation signs with a local PEM key only (KMS keys sign cosign signatures)")
+    client = RegistryClient(RegistryConfig.from_env(), allow_push=True)
+    try:
+        result = sign_image_notation(
+            args.image,
+            key_path=Path(args.key),
+            chain_path=Path(args.cert_chain),
+            envelope_format=args.notation,
+            client=client,
+            deadline=Deadline.after(args.timeout),
+            annotations=annotations or None,
+            repository=args.repository,
+            environ=os.environ,
+            tsa_url=args.tsa_url,
+        )
+    finally:
+        client.close()
+    if args.json:
+        json.dump(result.__dict__, out, indent=2)
+        out.write("\n")
+    else:
+        print(
+            f"signed {result.image}@{result.digest} with a Notation {result.envelope} signature: "
+            f"{result.signature_repository}@{result.signature_manifest}",
             file=out,
         )
     return EXIT_OK
@@ -331,12 +376,23 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--json", action="store_true")
     verdict.set_defaults(handler=cmd_verdict)
 
-    sign = sub.add_parser("sign", help="write a cosign-compatible .sig signature with a KMS or local key")
+    sign = sub.add_parser(
+        "sign", help="write a cosign-compatible .sig signature (KMS or local key), or a Notation signature (--notation)"
+    )
     sign.add_argument(
         "--key", required=True, help="KMS URI (awskms://, gcpkms://, azurekms://, hashivault://) or PEM file"
     )
     sign.add_argument("--annotation", "-a", action="append", help="KEY=VALUE added to the signed payload (repeatable)")
     sign.add_argument("--repository", help="push the signature to this repository instead of the image's")
+    sign.add_argument(
+        "--notation",
+        choices=("jws", "cose"),
+        help="write a Notary Project signature (JWS or COSE envelope, OCI referrer) instead of a cosign .sig",
+    )
+    sign.add_argument("--cert-chain", help="with --notation: PEM file, the signing certificate first, then its CAs")
+    sign.add_argument(
+        "--tsa-url", help="with --notation: RFC 3161 timestamp authority URL; its token countersigns the signature"
+    )
     sign.add_argument("--json", action="store_true")
     sign.add_argument("--timeout", type=float, default=60.0)
     sign.add_argument("image", metavar="IMAGE")
@@ -345,8 +401,16 @@ def build_parser() -> argparse.ArgumentParser:
     hooks = sub.add_parser("webhook-config", help="print the Mutating/ValidatingWebhookConfiguration for a URL")
     hooks.add_argument("--url", required=True, help="the admission function's https URL")
     hooks.add_argument("--token", default="", help="admission token (default: $SIGWARD_ADMISSION_TOKEN)")
-    hooks.add_argument("--failure-policy", choices=["Fail", "Ignore"], default="Fail")
-    hooks.add_argument("--timeout-seconds", type=int, default=10)
+    hooks.add_argument(
+        "--failure-policy", choices=["Fail", "Ignore"], default=None, help="default: from --policy, else Fail"
+    )
+    hooks.add_argument("--timeout-seconds", type=int, default=None, help="default: from --policy, else 10")
+    hooks.add_argument(
+        "--policy",
+        action="append",
+        help="policies whose failurePolicy, webhook timeout and ImageValidatingPolicy matchConstraints shape the "
+        "webhooks (repeatable)",
+    )
     hooks.add_argument("--name", default="sigward")
     hooks.add_argument("--exclude-namespace", action="append", help="namespace never sent to the webhook (repeatable)")
     hooks.set_defaults(handler=cmd_webhook_config)

@@ -12,6 +12,9 @@ from sigward.admission.review import MAX_REVIEW_BYTES
 if TYPE_CHECKING:
     import flask
 
+    from sigward.admission.service import AdmissionService
+    from sigward.push.service import PushService
+
 
 def read_body(request: flask.Request, limit: int) -> bytes | None:
     """The body, or None when it is larger than ``limit`` (read no further than limit + 1 bytes)."""
@@ -48,31 +51,37 @@ def respond(
     return to_flask(handler(request.method, dict(request.headers), body))
 
 
-def serve_admission(request: flask.Request, *, path: str) -> flask.Response:
+def serve_admission(request: flask.Request, *, path: str, service: Callable[[], AdmissionService]) -> flask.Response:
     return respond(
         request,
         limit=MAX_REVIEW_BYTES,
-        handler=lambda method, headers, body: handle_admission(method=method, path=path, headers=headers, body=body),
+        handler=lambda method, headers, body: handle_admission(
+            method=method, path=path, headers=headers, body=body, service=service
+        ),
     )
 
 
-def serve_push_pubsub(request: flask.Request) -> flask.Response:
+def serve_push_pubsub(request: flask.Request, *, service: Callable[[], PushService]) -> flask.Response:
     from sigward.events import MAX_WEBHOOK_BYTES
     from sigward.push.http import handle_push_pubsub
 
     return respond(
         request,
         limit=MAX_WEBHOOK_BYTES,
-        handler=lambda method, headers, body: handle_push_pubsub(method=method, headers=headers, body=body),
+        handler=lambda method, headers, body: handle_push_pubsub(
+            method=method, headers=headers, body=body, service=service
+        ),
     )
 
 
-def serve_push_webhook(request: flask.Request) -> flask.Response:
+def serve_push_webhook(request: flask.Request, *, service: Callable[[], PushService]) -> flask.Response:
     from sigward.events import MAX_WEBHOOK_BYTES
     from sigward.push.http import handle_push_webhook
 
     return respond(
         request,
         limit=MAX_WEBHOOK_BYTES,
-        handler=lambda method, headers, body: handle_push_webhook(method=method, headers=headers, body=body),
+        handler=lambda method, headers, body: handle_push_webhook(
+            method=method, headers=headers, body=body, service=service
+        ),
     )

@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sigward import logs
 from sigward.admission.images import ResourceImage, extract_images
+from sigward.admission.ivpol import merge
+from sigward.admission.ivpol_cache import CachedChecks, NotInMemory
 from sigward.admission.match import RequestInfo, RuleMatch, request_info, rule_applies
-from sigward.admission.review import AdmissionRequest
+from sigward.admission.review import AdmissionRequest, review_response
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
 from sigward.cache import TTLCache
 from sigward.cluster.data import EMPTY as EMPTY_CLUSTER
@@ -28,11 +30,15 @@ from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.dynamic import is_dynamic
 from sigward.policy.models import Policy, Rule
-from sigward.store import StoredVerdict, VerdictStore
-from sigward.verify.engine import Verifier, image_matches, rule_credential_providers
-from sigward.verify.plan import RulePlan, VerdictKey, plan_rule
+from sigward.store import StoredStatus, StoredVerdict, VerdictStore
+from sigward.verify.engine import Verifier, rule_credential_providers
+from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_rule
 from sigward.verify.results import RuleVerdict, Verdict
 from sigward.verify.rulecontext import images_context, resolve_rule
+
+if TYPE_CHECKING:
+    from sigward.policy.ivpol.load import ImagePolicy
+    from sigward.verify.ivpol import PolicyOutcome
 
 Mode = Literal["mutate", "validate"]
 
@@ -99,10 +105,21 @@ class Decision:
     checks: tuple[ImageCheck, ...] = ()
     code: int = 200
     elapsed_ms: float = 0.0
+    image_policies: tuple[PolicyOutcome, ...] = ()  # ImageValidatingPolicy outcomes (logged)
+
+    def review(self, uid: str) -> dict[str, Any]:
+        """This decision as the AdmissionReview v1 response for request ``uid`` (webhook and ``sigward review``)."""
+        return review_response(
+            uid,
+            allowed=self.allowed,
+            message=self.message,
+            code=self.code if not self.allowed else None,
+            patch=self.patch,
+            warnings=self.warnings,
+        )
 
 
-class _NotInMemory(Exception):
-    """Internal: a verdict the decision needs is not in this process's memory."""
+_NotInMemory = NotInMemory  # a verdict the decision needs is not in this process's memory
 
 
 @dataclass
@@ -139,9 +156,11 @@ class AdmissionService:
         store: VerdictStore | None = None,
         jmespath_search: Callable[[str, str], Any] | None = None,
         cluster: ClusterData | None = None,
+        image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
     ) -> None:
         self._policies = policies
         self._cluster = cluster if cluster is not None else EMPTY_CLUSTER
+        self._image_policies = image_policies or (lambda: ())
         self._verifier = verifier
         self.settings = settings or AdmissionSettings()
         self._resolve_digest = resolve_digest
@@ -186,7 +205,8 @@ class AdmissionService:
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         units = self._units(request, memory_only=memory_only)
-        if not units:
+        image_policies = self._image_policies()
+        if not units and not image_policies:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         record = not request.dry_run
         checks = (
@@ -195,7 +215,54 @@ class AdmissionService:
             else self._verify_all(units, deadline, record=record, memory_only=memory_only)
         )
         decision = self._shape(request, checks, mode=mode)
+        if image_policies:
+            decision = self._with_image_policies(
+                decision, request, image_policies, deadline, mode=mode, record=record, memory_only=memory_only
+            )
         return replace(decision, elapsed_ms=_ms(started))
+
+    def _with_image_policies(
+        self,
+        decision: Decision,
+        request: AdmissionRequest,
+        image_policies: Sequence[ImagePolicy],
+        deadline: Deadline,
+        *,
+        mode: Mode,
+        record: bool,
+        memory_only: bool,
+    ) -> Decision:
+        """The ImageValidatingPolicies' decision on the same request, merged into the ClusterPolicy one
+        (:func:`sigward.admission.ivpol.merge`)."""
+        from sigward.verify.ivpol import evaluate_request
+
+        checks = CachedChecks(
+            verifier=self._verifier,
+            cache=self._cache,
+            store=self._store,
+            pass_ttl=self.settings.pass_ttl,
+            memory_only=memory_only,
+            record=record,
+        )
+        found = evaluate_request(image_policies, request.raw, checks=checks, deadline=deadline, mutate=mode == "mutate")
+        merged = merge(
+            allowed=decision.allowed,
+            message=decision.message,
+            patch=decision.patch,
+            warnings=decision.warnings,
+            image=found,
+            mutate=mode == "mutate",
+            uid=request.uid,
+        )
+        return replace(
+            decision,
+            allowed=merged.allowed,
+            message=merged.message,
+            patch=merged.patch,
+            warnings=merged.warnings,
+            code=200 if merged.allowed else 403,
+            image_policies=found.outcomes,
+        )
 
     def _units(self, request: AdmissionRequest, *, memory_only: bool = False) -> list[_Unit]:
         obj = request.object or {}
@@ -340,7 +407,7 @@ class AdmissionService:
             root = self._verifier.trusted_root()
         except SigwardError:
             return None
-        return self._cache.get(plan.key(digest, trust_fingerprint=root.fingerprint))
+        return self._cache.get(plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root)))
 
     def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
         ref = unit.image.ref
@@ -348,9 +415,7 @@ class AdmissionService:
         if unit.preset is not None:
             return unit.preset, False
         if plan.all_skipped:
-            skipped = self._verifier.verify_image_rule(ref, policy=unit.policy, rule=unit.rule, deadline=deadline)
-            if skipped is not None:
-                return skipped, False
+            return self._verifier.evaluate(plan, deadline=deadline), False
         try:
             digest = ref.digest or self._digest(unit.image, unit.rule, deadline)
             # One root for this verification: the key says which root a verdict was made under, and the checks use
@@ -358,7 +423,7 @@ class AdmissionService:
             root = self._verifier.trusted_root()
         except SigwardError as exc:
             return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
-        key = plan.key(digest, trust_fingerprint=root.fingerprint)
+        key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
         if plan.reusable:
             hit = self._cache.get(key)
             if hit is not None:
@@ -369,13 +434,9 @@ class AdmissionService:
                 return stored, True
 
         def compute() -> RuleVerdict:
-            pinned = ref.with_digest(digest) if not ref.digest else ref
-            context = self._verifier.new_context(pinned, deadline=deadline, request=unit.request, trusted_root=root)
-            verdict = self._verifier.verify_image_rule(
-                ref, policy=unit.policy, rule=unit.rule, deadline=deadline, context=context
+            verdict = self._verifier.evaluate(
+                plan, deadline=deadline, digest=digest, trusted_root=root, request=unit.request
             )
-            if verdict is None:  # cannot happen: the unit exists because an entry matched
-                raise BadRequestError(f"no verifyImages entry matches {ref.reference}")
             if record and verdict.verdict == Verdict.PASS and not plan.request_dependent:
                 self._record_pass(unit, verdict, key)
             return verdict
@@ -393,19 +454,11 @@ class AdmissionService:
         if self._store is None:
             return None
         try:
-            found = self._store.lookup(
-                digest=key.digest,
-                repository=key.repository,
-                policy_hash=key.policy_hash,
-                rule=key.rule,
-                entries=key.entries_text,
-                inputs=key.inputs,
-                now=time.time(),
-            )
+            found = self._store.lookup(key, now=time.time())
         except SigwardError as exc:
             logs.emit("WARNING", "verdict store lookup failed; verifying instead", error=exc.message)
             return None
-        if found is None or found.verdict != Verdict.PASS.value:
+        if found is None or found.verdict is not StoredStatus.PASS:
             return None
         return RuleVerdict(
             image=unit.image.image,
@@ -423,18 +476,13 @@ class AdmissionService:
         now = time.time()
         try:
             self._store.record(
-                StoredVerdict(
-                    digest=key.digest,
-                    repository=key.repository,
+                StoredVerdict.of(
+                    key,
                     policy=unit.policy.name,
-                    policy_hash=key.policy_hash,
-                    rule=key.rule,
-                    entries=key.entries_text,
-                    inputs=key.inputs,
-                    verdict=Verdict.PASS.value,
+                    verdict=StoredStatus.of(verdict),
                     message=verdict.message,
                     verified_at=now,
-                    expires_at=now + self.settings.pass_ttl,
+                    ttl=self.settings.pass_ttl,
                     source="admission",
                     image=unit.image.image,
                 )

@@ -36,8 +36,11 @@ from pydantic_core import ErrorDetails
 from sigward.errors import PolicyError, PolicyProblem
 from sigward.policy import capabilities as capabilities_module
 from sigward.policy.capabilities import Capabilities
+from sigward.policy.ivpol import load as ivpol_load
+from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from sigward.policy.support import unsupported
+from sigward.policy.trustroots import bundle_root_notes, trusted_roots_notes
 from sigward.policy.validation import Problem, credential_notes, pattern_notes, validate_metadata, validate_spec
 
 # A policy file is a few KiB (the largest Kyverno samples, with PEM chains, are ~20 KiB); anything beyond this
@@ -64,8 +67,6 @@ _IMAGE_VALIDATING_POLICY = (
 )
 # Kyverno kinds that would change what image verification decides: refused rather than skipped.
 REFUSED_KYVERNO_KINDS: dict[str, str] = {
-    "ImageValidatingPolicy": _IMAGE_VALIDATING_POLICY,
-    "NamespacedImageValidatingPolicy": _IMAGE_VALIDATING_POLICY,
     "ImageVerificationPolicy": _IMAGE_VALIDATING_POLICY,
     "PolicyException": (
         "is not supported yet: a PolicyException exempts resources from policy rules, "
@@ -97,6 +98,8 @@ class PolicySet:
 
     policies: tuple[Policy, ...] = ()
     notes: tuple[str, ...] = ()
+    # ImageValidatingPolicies (policies.kyverno.io), evaluated by sigward.verify.ivpol.
+    image_policies: tuple[ImagePolicy, ...] = ()
 
     def rules(self) -> Iterator[tuple[Policy, Rule]]:
         """Every (policy, verifyImages rule) pair, in load order."""
@@ -125,7 +128,7 @@ def load_policies(
         loader.problem("", "", "no policy path given")
     for p in paths:
         path = Path(p)
-        policies_before, problems_before = len(loader.policies), len(loader.problems)
+        policies_before, problems_before = len(loader.policies) + len(loader.image_policies), len(loader.problems)
         if path.is_dir():
             try:
                 files = sorted(f for f in path.iterdir() if f.suffix in POLICY_FILE_SUFFIXES and f.is_file())
@@ -143,7 +146,8 @@ def load_policies(
             loader.problem(str(path), "", "not a regular file or directory")
         else:
             loader.problem(str(path), "", "no such file or directory")
-        if len(loader.policies) == policies_before and len(loader.problems) == problems_before:
+        found = len(loader.policies) + len(loader.image_policies)
+        if found == policies_before and len(loader.problems) == problems_before:
             loader.problem(
                 str(path),
                 "",
@@ -469,6 +473,7 @@ def _normalized_entry(iv: ImageVerification) -> ImageVerification:
 class _Loader:
     capabilities: Capabilities
     policies: list[Policy] = field(default_factory=list)
+    image_policies: list[ImagePolicy] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[PolicyProblem] = field(default_factory=list)
     _seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -479,7 +484,9 @@ class _Loader:
     def result(self) -> PolicySet:
         if self.problems:
             raise PolicyError(self.problems)
-        return PolicySet(policies=tuple(self.policies), notes=tuple(self.notes))
+        return PolicySet(
+            policies=tuple(self.policies), notes=tuple(self.notes), image_policies=tuple(self.image_policies)
+        )
 
     def load_file(self, path: Path) -> None:
         source = str(path)
@@ -555,6 +562,8 @@ class _Loader:
         kyverno = group == "kyverno.io" or group.endswith(".kyverno.io")
         if not kyverno:
             self.notes.append(f"{source}: {kind} is not a Kyverno policy; skipped")
+        elif group == ivpol_load.API_GROUP and kind in ivpol_load.KINDS:
+            self.load_image_policy(document, api_version, kind, source)
         elif kind in POLICY_KINDS:
             if api_version in SUPPORTED_API_VERSIONS:
                 self.load_policy(document, api_version, kind, source)
@@ -596,6 +605,51 @@ class _Loader:
             return
         self.add_policy(api_version, kind, meta, spec, source=source, digest=digest)
 
+    def load_image_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
+        """An ImageValidatingPolicy: metadata and hashing as a ClusterPolicy, spec by :mod:`sigward.policy.ivpol`."""
+        from sigward.policy.ivpol.models import ImageValidatingPolicySpec
+
+        if api_version.rpartition("/")[2] not in ivpol_load.API_VERSIONS:
+            versions = ", ".join(f"{ivpol_load.API_GROUP}/{v}" for v in ivpol_load.API_VERSIONS)
+            self.problem(source, "apiVersion", f"{api_version} {kind} is not supported: use {versions}")
+            return
+        problems: list[Problem] = []
+        try:
+            digest = content_hash(document)
+        except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+            self.problem(source, "", f"not representable as JSON: {exc}")
+            return
+        problems.extend(("", f'unknown field "{k}"') for k in document if k not in _TOP_LEVEL_FIELDS)
+        meta = _validate(ObjectMeta, document.get("metadata") or {}, "metadata", problems)
+        spec: ImageValidatingPolicySpec | None = None
+        if document.get("spec") is None:
+            problems.append(("", 'missing required field "spec"'))
+        else:
+            spec = _validate(ImageValidatingPolicySpec, document["spec"], "spec", problems)
+        policy: ImagePolicy | None = None
+        if meta is not None and spec is not None and not problems:
+            policy, found, notes = ivpol_load.build(
+                api_version=api_version,
+                kind=kind,
+                name=meta.name,
+                namespace=meta.namespace,
+                spec=spec,
+                source=source,
+                digest=digest,
+            )
+            problems.extend(found)
+            self.notes.extend(f"{source}: {kind} {meta.name}: {note}" for note in notes)
+        for path, message in problems:
+            self.problem(source, path, message)
+        if policy is None or problems:
+            return
+        key = (kind, policy.namespace, policy.name)
+        if key in self._seen:
+            self.problem(source, "metadata.name", f"{kind} {policy.key} is also defined in {self._seen[key]}")
+            return
+        self._seen[key] = source
+        self.image_policies.append(policy)
+
     def add_policy(
         self, api_version: str, kind: str, meta: ObjectMeta, spec: PolicySpec, *, source: str, digest: str
     ) -> None:
@@ -629,12 +683,17 @@ class _Loader:
                         f"{source}: policy {meta.name} rule {rule.name}: verifyImages[{j}] uses deprecated "
                         f"{', '.join(deprecated)}; converted to imageReferences and attestors"
                     )
+            self.notes.extend(
+                f"{source}: policy {meta.name} rule {rule.name}: {note}"
+                for note in bundle_root_notes([iv.converted() for iv in rule.verify_images])
+            )
             rules.append(
                 rule.model_copy(update={"verify_images": tuple(_normalized_entry(iv) for iv in rule.verify_images)})
             )
         if not rules:
             self.notes.append(f"{source}: policy {meta.name}: no verifyImages rules; skipped")
             return
+        self.notes.extend(f"{source}: policy {meta.name}: {note}" for note in trusted_roots_notes(meta.annotations))
         update: dict[str, Any] = {"rules": tuple(rules)}
         wc = spec.webhook_configuration
         if wc is not None and wc.failure_policy is not None and "failure_policy" not in spec.model_fields_set:

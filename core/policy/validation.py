@@ -31,6 +31,7 @@ from sigward.policy.models import (
     ResourceDescription,
     Rule,
 )
+from sigward.policy.trustroots import trusted_roots_problems
 from sigward.references import normalize_pattern
 
 Problem = tuple[str, str]  # (YAML path, message)
@@ -105,6 +106,7 @@ def validate_metadata(kind: str, name: str, namespace: str, annotations: Mapping
                 "Autogen annotation does not support 'all' anymore, remove the annotation or set it to a valid value",
             )
         )
+    out.extend(trusted_roots_problems(annotations))
     return out
 
 

@@ -17,17 +17,19 @@ from typing import TYPE_CHECKING, Literal
 
 from sigward import logs
 from sigward.deadline import Deadline
-from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, failure_kind_of
+from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, failure_kind_of
 from sigward.policy.dynamic import is_dynamic
+from sigward.push import ivpol as push_ivpol
 from sigward.push.findings import Finding, FindingSink, emit_finding
 from sigward.references import ImageReference, parse_image_reference
-from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore, entries_key
-from sigward.verify.engine import Verifier, image_matches
-from sigward.verify.plan import RulePlan, VerdictKey, plan_image
-from sigward.verify.results import Verdict
+from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictStore, entries_key
+from sigward.verify.engine import Verifier
+from sigward.verify.plan import RulePlan, VerdictKey, image_matches, image_policy_key, plan_image
+from sigward.verify.results import RuleVerdict, Verdict
 
 if TYPE_CHECKING:
     from sigward.events import PushEvent
+    from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
     from sigward.verify.trust import TrustedRoot
 
@@ -87,8 +89,10 @@ class PushService:
         notifier: FindingSink | None = None,
         clock: Callable[[], float] = time.time,
         subject_of: Callable[[PushEvent, Deadline], str] | None = None,
+        image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
     ) -> None:
         self._subject_of = subject_of
+        self._image_policies = image_policies or (lambda: ())
         self._policies = policies
         self._verifier = verifier
         self._store = store
@@ -140,7 +144,8 @@ class PushService:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
         work = self._work(forms, digest, root)
-        if not work:
+        image_results = self._image_policy_results(event, forms, digest, deadline)
+        if not work and not image_results:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(
                 event_id=event.event_id,
@@ -163,9 +168,16 @@ class PushService:
                 retry_reasons.append(retry)
             elif stored is not None:
                 to_record.append(stored)
+        for result in image_results:
+            outcome, stored, retry = self._image_policy_outcome(event, result, digest, root, now)
+            outcomes.append(outcome)
+            if retry:
+                retry_reasons.append(retry)
+            elif stored is not None:
+                to_record.append(stored)
         for stored in to_record:
             self._store.record(stored)
-            if stored.verdict != Verdict.PASS.value:
+            if stored.verdict is not StoredStatus.PASS:
                 self._report(stored, deadline)
         if retry_reasons:
             return PushOutcome(
@@ -196,7 +208,61 @@ class PushService:
             for rule in policy.spec.rules
             for iv in rule.verify_images
             for ref in forms
+        ) or push_ivpol.selects(self._image_policies(), forms)
+
+    def _image_policy_results(
+        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, deadline: Deadline
+    ) -> list[push_ivpol.ImagePolicyResult]:
+        """ImageValidatingPolicies selecting the image, evaluated on its digest form (:mod:`sigward.push.ivpol`)."""
+        policies = self._image_policies()
+        if not policies or not push_ivpol.selects(policies, forms):
+            return []
+        pinned = forms[-1] if forms[-1].digest == digest else forms[-1].with_digest(digest)
+        return push_ivpol.evaluate_pushed(
+            policies,
+            pinned,
+            verifier=self._verifier,
+            store=self._store,
+            source=event.source,
+            pass_ttl=self.settings.verdict_ttl,
+            deadline=deadline,
         )
+
+    def _image_policy_outcome(
+        self, event: PushEvent, result: push_ivpol.ImagePolicyResult, digest: str, root: TrustedRoot, now: float
+    ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
+        """As :meth:`_verify` for one IVPOL verdict: errors retry, failures wait out the grace period and are then
+        recorded and reported; passes were recorded per check already; admission-only policies record nothing."""
+        outcome = RuleOutcome(
+            policy=result.policy,
+            rule="ImageValidatingPolicy",
+            verdict=result.verdict.value,
+            message=result.message,
+            entries="",
+            form=result.form,
+        )
+        if result.verdict == Verdict.ERROR:
+            return outcome, None, f"{result.policy}: {result.message}"
+        if result.verdict != Verdict.FAIL:
+            return outcome, None, ""
+        ref = parse_image_reference(result.form)
+        key = image_policy_key(result.policy_hash, "policy", ref, digest, trust_fingerprint=root.fingerprint)
+        first = self._store.first_seen(key.stored, now=now)
+        if now - first < self.settings.grace_seconds:
+            wait = int(first + self.settings.grace_seconds - now)
+            return outcome, None, f"{result.policy} not satisfied yet (grace period until {wait} s from now)"
+        stored = StoredVerdict.of(
+            key,
+            policy=result.policy,
+            verdict=StoredStatus.FAIL,
+            message=result.message,
+            verified_at=now,
+            ttl=self.settings.verdict_ttl,
+            source=event.source,
+            event_id=event.event_id,
+            image=result.form,
+        )
+        return outcome, stored, ""
 
     def _forms(self, event: PushEvent, digest: str) -> list[ImageReference]:
         base = f"{event.registry}/{event.repository}"
@@ -212,14 +278,13 @@ class PushService:
         """One verification per distinct verdict key over the image's forms; rules whose entries are all skipped
         decide nothing, and rules reading the admission request cannot be decided here."""
         seen: set[VerdictKey] = set()
-        fingerprint = root.fingerprint
         work = []
         policies = self._policies()
         for ref in forms:
             for plan in plan_image(policies, ref):
                 if plan.all_skipped or plan.request_dependent or is_dynamic(plan.rule):
                     continue  # context, preconditions, variables and cluster keys are prepared per admission
-                key = plan.key(digest, trust_fingerprint=fingerprint)
+                key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
                 if key not in seen:
                     seen.add(key)
                     work.append((plan, key))
@@ -256,21 +321,21 @@ class PushService:
         now: float,
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
         """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's)."""
-        policy, rule, ref, digest = plan.policy, plan.rule, plan.ref, key.digest
-        pinned = ref if ref.digest else ref.with_digest(digest)
+        policy, rule, ref = plan.policy, plan.rule, plan.ref
         try:
-            context = self._verifier.new_context(pinned, deadline=deadline, trusted_root=root)
-            verdict = self._verifier.verify_image_rule(
-                ref, policy=policy, rule=rule, deadline=deadline, context=context
-            )
+            verdict = self._verifier.evaluate(plan, deadline=deadline, digest=key.digest, trusted_root=root)
         except SigwardError as exc:
-            status = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
-            failure = failure_kind_of(exc)
-            message = exc.message
-        else:
-            status = verdict.verdict if verdict is not None else Verdict.SKIP
-            message = verdict.message if verdict is not None else "no entry matched"
-            failure = verdict.failure if verdict is not None else None
+            verdict = RuleVerdict(
+                image=ref.original,
+                reference=ref.reference,
+                digest=key.digest,
+                verdict=Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL,
+                policy=policy.name,
+                rule=rule.name,
+                message=exc.message,
+                failure=failure_kind_of(exc),
+            )
+        status, message = verdict.verdict, verdict.message
         entries = key.entries_text
         outcome = RuleOutcome(
             policy=policy.name, rule=rule.name, verdict=status.value, message=message, entries=entries, form=str(ref)
@@ -279,7 +344,6 @@ class PushService:
             return outcome, None, f"{policy.name}/{rule.name}: {message}"
         if status == Verdict.SKIP:
             return outcome, None, ""
-        recorded = status.value
         if status == Verdict.FAIL:
             sighting = key.stored
             first = self._store.first_seen(sighting, now=now)
@@ -292,19 +356,14 @@ class PushService:
                         f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
                     ),
                 )
-            recorded = "unsigned" if failure is FailureKind.NO_SIGNATURES else Verdict.FAIL.value
-        stored = StoredVerdict(
-            digest=digest,
-            repository=key.repository,
+        recorded = StoredStatus.of(verdict)
+        stored = StoredVerdict.of(
+            key,
             policy=policy.name,
-            policy_hash=key.policy_hash,
-            rule=key.rule,
-            entries=entries,
-            inputs=key.inputs,
             verdict=recorded,
             message=message,
             verified_at=now,
-            expires_at=now + self.settings.verdict_ttl,
+            ttl=self.settings.verdict_ttl,
             source=event.source,
             event_id=event.event_id,
             image=str(ref),
@@ -316,18 +375,13 @@ class PushService:
     ) -> None:
         for plan, key in self._work(forms, digest, root):
             self._store.record(
-                StoredVerdict(
-                    digest=event.digest,
-                    repository=key.repository,
+                StoredVerdict.of(
+                    key,
                     policy=plan.policy.name,
-                    policy_hash=key.policy_hash,
-                    rule=key.rule,
-                    entries=key.entries_text,
-                    inputs=key.inputs,
-                    verdict="deleted",
+                    verdict=StoredStatus.DELETED,
                     message=f"image deleted from {event.source}",
                     verified_at=now,
-                    expires_at=now + self.settings.verdict_ttl,
+                    ttl=self.settings.verdict_ttl,
                     source=event.source,
                     event_id=event.event_id,
                     image=str(plan.ref),

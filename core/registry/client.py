@@ -16,8 +16,6 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-import requests
-
 from sigward.deadline import Deadline
 from sigward.errors import (
     AccessDeniedError,
@@ -42,7 +40,7 @@ from sigward.registry.models import (
     digests_equal,
 )
 from sigward.registry.providers import ALL_PROVIDERS, CredentialProvider, CredentialSource, ProviderChain, ProviderName
-from sigward.registry.transport import RequestStats, Transport, origin
+from sigward.registry.transport import RequestStats, Response, Transport, origin
 
 # distribution/reference's repository path grammar; checked again here because a Repository can be built by
 # hand and its path goes into a URL.
@@ -217,7 +215,7 @@ class RegistryClient:
         else:
             digest = compute_digest(raw)
             if claimed:
-                self._check_claimed_digest(raw, claimed, where)
+                self._check_claimed_digest(raw, claimed, where, sha256=digest)
         return Manifest.parse(raw, digest=digest, content_type=content_type, where=where)
 
     def get_blob(self, repo: Repository, digest: str, *, deadline: Deadline, max_bytes: int | None = None) -> bytes:
@@ -296,7 +294,7 @@ class RegistryClient:
             tail = next_tail
         return tuple(found[:MAX_DESCRIPTORS])
 
-    def _next_referrers_page(self, resp: requests.Response, repo: Repository, digest: str) -> str | None:
+    def _next_referrers_page(self, resp: Response, repo: Repository, digest: str) -> str | None:
         """The tail of the ``rel="next"`` page, only if it is this very listing on this registry."""
         link = resp.links.get("next", {}).get("url", "") if resp.headers.get("Link") else ""
         if not link:
@@ -433,7 +431,7 @@ class RegistryClient:
         body: bytes,
         deadline: Deadline,
         kind: str,
-    ) -> requests.Response:
+    ) -> Response:
         """A push request to a full URL (an upload Location); credentials only if it is the registry's origin."""
         registry = self._check_registry(repo.api_host)
         same_origin = origin(url) == origin(self._base(registry))
@@ -462,7 +460,7 @@ class RegistryClient:
         deadline: Deadline,
         kind: str,
         push: bool = False,
-    ) -> requests.Response:
+    ) -> Response:
         """``method /v2/<repo>/<tail>``, anonymous (or with the known scheme) first, once more after a 401."""
         registry = self._check_registry(repo.api_host)
         name = repo.api_repository
@@ -489,7 +487,7 @@ class RegistryClient:
             method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization
         )
 
-    def _refuse_foreign_401(self, resp: requests.Response, url: str, registry: str) -> None:
+    def _refuse_foreign_401(self, resp: Response, url: str, registry: str) -> None:
         """A 401 after a redirect to another origin is that origin's challenge, not the registry's: answering it
         would send the registry's credentials to a host they do not belong to."""
         final = resp.url or url
@@ -500,7 +498,7 @@ class RegistryClient:
                 f"the credentials of {registry} are not sent to another host"
             )
 
-    def _raise_for_status(self, resp: requests.Response, repo: Repository, what: str, deadline: Deadline) -> None:
+    def _raise_for_status(self, resp: Response, repo: Repository, what: str, deadline: Deadline) -> None:
         status = resp.status_code
         registry = repo.api_host
         if status == 404:
@@ -520,19 +518,21 @@ class RegistryClient:
         raise ExternalServiceError(f"{registry} answered HTTP {status} for {what} in {repo}{detail}")
 
     @staticmethod
-    def _check_claimed_digest(raw: bytes, claimed: str, where: str) -> None:
+    def _check_claimed_digest(raw: bytes, claimed: str, where: str, *, sha256: str) -> None:
+        """``sha256``: the body's sha256 digest, already computed (the body is hashed once per algorithm)."""
         try:
             validate_digest(claimed)
         except BadRequestError:
             raise VerificationFailure(f"manifest {where}: the registry sent an invalid Docker-Content-Digest") from None
-        computed = compute_digest(raw, claimed.split(":", 1)[0])
+        algorithm = claimed.split(":", 1)[0]
+        computed = sha256 if algorithm == "sha256" else compute_digest(raw, algorithm)
         if not digests_equal(computed, claimed):
             raise VerificationFailure(
                 f"manifest digest mismatch for {where}: the registry claims {claimed} but the content is {computed}"
             )
 
 
-def _descriptor_from_head(resp: requests.Response) -> Descriptor | None:
+def _descriptor_from_head(resp: Response) -> Descriptor | None:
     """What a HEAD answer tells, or ``None`` when it is not enough and the manifest must be fetched."""
     digest = resp.headers.get("Docker-Content-Digest", "").strip()
     media_type = base_content_type(resp.headers.get("Content-Type", ""))

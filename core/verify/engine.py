@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -28,21 +28,15 @@ from sigward.errors import (
     failure_kind_of,
     no_signatures_found,
 )
-from sigward.references import (
-    ImageReference,
-    Repository,
-    image_covered,
-    image_skipped_by,
-    parse_image_reference,
-    parse_repository,
-)
+from sigward.references import ImageReference, Repository, parse_image_reference, parse_repository
 from sigward.verify.attestations import verify_attestations_with_key
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
 from sigward.verify.dsse import Statement
 from sigward.verify.keys import PublicKeyVerifier, split_pem_public_keys
-from sigward.verify.results import RuleVerdict, Verdict, worst
-from sigward.verify.trust import TrustedRoot, load_trusted_root
+from sigward.verify.plan import RulePlan, image_matches, image_skipped, image_values, plan_image, plan_rule
+from sigward.verify.results import EntryFailure, RuleVerdict, Verdict, worst
+from sigward.verify.trust import TrustedRoot, load_github_trusted_root, load_trusted_root
 
 if TYPE_CHECKING:
     from sigward.cluster.data import ClusterData
@@ -129,6 +123,8 @@ class _ImageContext:
     digest: str
     deadline: Deadline
     trusted_root: TrustedRoot
+    # Further roots this rule's policy allows (``sigward.dev/trusted-roots``); bundles pick among them by leaf issuer.
+    also_trusted: tuple[TrustedRoot, ...] = ()
     request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
     source: SignatureSource | None = None  # this entry's credential providers; None = the verifier's own source
     # The credential providers the tag was resolved with (None = the process-wide setting); meaningless when the
@@ -151,6 +147,7 @@ class _EntryVerdict:
     message: str
     digest: str = ""
     failure: FailureKind | None = None
+    path: str = ""  # the entry's YAML path within its rule, on a FAIL
 
 
 def expand_static_keys(attestor_set: AttestorSet) -> tuple[Attestor, ...]:
@@ -167,30 +164,6 @@ def expand_static_keys(attestor_set: AttestorSet) -> tuple[Attestor, ...]:
     return tuple(out)
 
 
-def image_matches(verification: ImageVerification, ref: ImageReference) -> bool:
-    """Every spelling of the image is considered (see :func:`sigward.references.image_covered`)."""
-    return image_covered(verification.image_references, ref)
-
-
-def image_skipped(verification: ImageVerification, ref: ImageReference) -> bool:
-    """Only what the runtime pulls can be skipped (see :func:`sigward.references.image_skipped_by`)."""
-    return image_skipped_by(verification.skip_image_references, ref)
-
-
-def image_values(ref: ImageReference, digest: str) -> dict[str, str]:
-    """The ``image`` object conditions see (Kyverno's ``ImageInfo``) for ``ref`` at ``digest``; verdict keys
-    (:mod:`sigward.verify.plan`) take the values a rule reads from here too."""
-    return {
-        "registry": ref.registry,
-        "path": ref.path,
-        "name": ref.name,
-        "tag": ref.tag,
-        "digest": digest,
-        "reference": ref.reference,
-        "referenceWithTag": ref.reference_with_tag,
-    }
-
-
 class Verifier:
     """Verifies images against policies; thread-safe, shared by every request of a process."""
 
@@ -204,6 +177,7 @@ class Verifier:
         source_for_providers: SourceForProviders | None = None,
         cluster: ClusterData | None = None,
         image_data: ImageData | None = None,
+        github_root: Callable[[], TrustedRoot] = load_github_trusted_root,
     ) -> None:
         """``source_for_providers``: how entries with ``imageRegistryCredentials`` get their own source; without
         it such entries are refused (verifying with credentials the policy excluded would be wrong)."""
@@ -219,8 +193,59 @@ class Verifier:
         self._trusted_root = trusted_root
         self._cluster = cluster  # rule context, cluster keys (sigward.verify.rulecontext); None = nothing shipped
         self.image_data = image_data  # imageRegistry context entries (sigward.registry.imagedata)
+        self._github_root = github_root
 
     # -- one image ---------------------------------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        plan: RulePlan,
+        *,
+        deadline: Deadline,
+        digest: str = "",
+        trusted_root: TrustedRoot | None = None,
+        request: Mapping[str, Any] | None = None,
+        context: _ImageContext | None = None,
+    ) -> RuleVerdict:
+        """The verdict of one planned rule (:mod:`sigward.verify.plan`) for its image: the one entry point of the
+        CLI, admission and push. With ``digest`` (the one the verdict key names) the image is verified pinned to
+        it under ``trusted_root`` (the key's); ``context`` shares one image's fetches across its rules instead."""
+        ref = plan.ref
+        if context is None and digest and plan.applied:
+            pinned = ref if ref.digest else ref.with_digest(digest)
+            context = self.new_context(pinned, deadline=deadline, request=request, trusted_root=trusted_root)
+        rule = plan.rule
+        verdicts: list[_EntryVerdict] = []
+        for i in plan.matched:
+            iv = rule.verify_images[i]
+            if i not in plan.applied:
+                verdicts.append(
+                    _EntryVerdict(Verdict.SKIP, f"skipping image reference {ref.reference} (skipImageReferences)")
+                )
+                continue
+            verdicts.append(
+                self._verify_entry_for_image(ref, iv, deadline=deadline, context=context, index=i, policy=plan.policy)
+            )
+        final = worst(v.verdict for v in verdicts)
+        message = "; ".join(dict.fromkeys(v.message for v in verdicts if v.verdict == final))
+        digest = next((v.digest for v in verdicts if v.digest), context.digest if context else ref.digest)
+        failures = tuple(
+            EntryFailure(path=v.path, kind=v.failure or FailureKind.NOT_SATISFIED)
+            for v in verdicts
+            if v.verdict == Verdict.FAIL
+        )
+        return RuleVerdict(
+            image=ref.original,
+            reference=ref.reference,
+            digest=digest,
+            verdict=final,
+            policy=plan.policy.name,
+            rule=rule.name,
+            message=message,
+            mutate_digest=any(rule.verify_images[i].mutate_digest for i in plan.matched),
+            failure=combined_kind(f.kind for f in failures) if final == Verdict.FAIL else None,
+            failures=failures if final == Verdict.FAIL else (),
+        )
 
     def verify_image_rule(
         self,
@@ -233,37 +258,8 @@ class Verifier:
     ) -> RuleVerdict | None:
         """The verdict of one rule for one image, or None when no entry of the rule matches the image."""
         ref = image if isinstance(image, ImageReference) else parse_image_reference(image)
-        matching = [iv for iv in rule.verify_images if image_matches(iv, ref)]
-        if not matching:
-            return None
-        mutate = any(iv.mutate_digest for iv in matching)
-        verdicts: list[_EntryVerdict] = []
-        for iv in matching:
-            if image_skipped(iv, ref):
-                verdicts.append(
-                    _EntryVerdict(Verdict.SKIP, f"skipping image reference {ref.reference} (skipImageReferences)")
-                )
-                continue
-            verdicts.append(self._verify_entry_for_image(ref, iv, deadline=deadline, context=context))
-        final = worst(v.verdict for v in verdicts)
-        message = "; ".join(dict.fromkeys(v.message for v in verdicts if v.verdict == final))
-        digest = next((v.digest for v in verdicts if v.digest), context.digest if context else ref.digest)
-        failure = (
-            combined_kind(v.failure or FailureKind.NOT_SATISFIED for v in verdicts if v.verdict == final)
-            if final == Verdict.FAIL
-            else None
-        )
-        return RuleVerdict(
-            image=ref.original,
-            reference=ref.reference,
-            digest=digest,
-            verdict=final,
-            policy=policy.name,
-            rule=rule.name,
-            message=message,
-            mutate_digest=mutate,
-            failure=failure,
-        )
+        plan = plan_rule(policy, rule, ref)
+        return None if plan is None else self.evaluate(plan, deadline=deadline, context=context)
 
     def _verify_entry_for_image(
         self,
@@ -272,14 +268,31 @@ class Verifier:
         *,
         deadline: Deadline,
         context: _ImageContext | None,
+        index: int,
+        policy: Policy | None = None,
     ) -> _EntryVerdict:
-        """The outcome of one verifyImages entry."""
+        """The outcome of one verifyImages entry (``verifyImages[index]``, the path its failure carries), under the
+        trusted roots ``policy`` allows."""
+        verdict = self._entry_verdict(ref, iv, deadline=deadline, context=context, policy=policy)
+        return replace(verdict, path=f"verifyImages[{index}]") if verdict.verdict == Verdict.FAIL else verdict
+
+    def _entry_verdict(
+        self,
+        ref: ImageReference,
+        iv: ImageVerification,
+        *,
+        deadline: Deadline,
+        context: _ImageContext | None,
+        policy: Policy | None = None,
+    ) -> _EntryVerdict:
         if not iv.attestors and not iv.attestations:
             return _EntryVerdict(Verdict.PASS, f"no attestors or attestations to verify for {ref.reference}")
         image = ref.reference
         try:
             ctx = context or self.new_context(ref, deadline=deadline)
             ctx = self._with_entry_source(ctx, iv)
+            if policy is not None:
+                ctx = self._with_policy_roots(ctx, policy)
         except ConfigurationError:
             raise  # e.g. the image's registry refused by the network guard: configuration, not an unsigned image
         except VerificationFailure as exc:
@@ -333,6 +346,7 @@ class Verifier:
             digest=digest,
             deadline=ctx.deadline,
             trusted_root=ctx.trusted_root,
+            also_trusted=ctx.also_trusted,
             request=ctx.request,
             source=None if providers is None else source,
             resolved_with=providers,
@@ -351,6 +365,38 @@ class Verifier:
     def trusted_root(self) -> TrustedRoot:
         """A snapshot of the trusted root in use now; a verification and its verdict key take one and keep it."""
         return self._trusted_root()
+
+    def policy_roots(self, policy: Policy, default: TrustedRoot) -> tuple[TrustedRoot, ...]:
+        """The roots ``policy`` allows (``sigward.dev/trusted-roots``; public-good = ``default``, the snapshot this
+        verification took), in the order written: the first verifies legacy signatures and keyed bundles."""
+        from sigward.policy.trustroots import RootName, allowed_root_names
+
+        names = allowed_root_names(policy.annotations)
+        return tuple(default if name is RootName.PUBLIC_GOOD else self._github_root() for name in names)
+
+    def trust_fingerprint(self, policy: Policy, default: TrustedRoot) -> str:
+        """What a verdict key records of the roots ``policy`` allows: every allowed root's fingerprint, so a
+        rotation of any of them never serves a verdict made under the old one (the default root's alone when the
+        policy allows only it, the key earlier versions stored)."""
+        from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
+
+        if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
+            return default.fingerprint
+        try:
+            return ",".join(root.fingerprint for root in self.policy_roots(policy, default))
+        except SigwardError:
+            # No GitHub root yet (TUF unreachable, unreadable file): a key no verdict was made under; the
+            # verification itself then reports the reason.
+            return f"{default.fingerprint},unavailable"
+
+    def _with_policy_roots(self, ctx: _ImageContext, policy: Policy) -> _ImageContext:
+        from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
+
+        if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
+            return ctx
+        roots = self.policy_roots(policy, ctx.trusted_root)
+        # A copy sharing the fetched-layer memo: the layers are the same, only the roots differ per policy.
+        return replace(ctx, trusted_root=roots[0], also_trusted=roots[1:])
 
     def resolve_digest(
         self, ref: ImageReference, *, deadline: Deadline, providers: tuple[str, ...] | None = None
@@ -420,6 +466,8 @@ class Verifier:
     def _verify_entry(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, path: str) -> _EntryOutcome:
         """Legacy ``.sig`` signatures first (type Cosign), then Sigstore bundles attached as OCI referrers (cosign
         v3's default, and the only place ``type: SigstoreBundle`` looks)."""
+        if iv.type == "Notary":
+            return self._verify_entry_notary(ctx, iv, entry)
         legacy: VerificationFailure | None = None
         if iv.type != "SigstoreBundle":
             try:
@@ -429,15 +477,23 @@ class Verifier:
         try:
             self._verify_entry_bundles(ctx, iv, entry)
         except VerificationFailure as exc:
-            if legacy is None:
-                raise
-            if exc.kind is FailureKind.NO_SIGNATURES:
-                raise legacy from None
-            if legacy.kind is FailureKind.NO_SIGNATURES:
-                raise
-            raise VerificationFailure(
-                f"{legacy.message}; OCI referrers: {exc.message}", kind=combined_kind((legacy.kind, exc.kind))
-            ) from None
+            raise _standing_failure(legacy, exc, nothing=FailureKind.NO_SIGNATURES) from None
+        return _EntryOutcome(signatures=())
+
+    def _verify_entry_notary(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
+        """Notation signatures (see :mod:`sigward.verify.notation`); the verified digest is the image's."""
+        from sigward.verify.notation.policy import verify_notary_image
+
+        verify_notary_image(
+            self._source_of(ctx),
+            repo=ctx.ref.repo,
+            signature_repo=self._signature_repository(ctx, iv, entry),
+            digest=ctx.digest,
+            reference=f"{ctx.ref.repository}@{ctx.digest}",
+            entry=entry,
+            now=self._clock(),
+            deadline=ctx.deadline,
+        )
         return _EntryOutcome(signatures=())
 
     def _verify_entry_bundles(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> None:
@@ -487,6 +543,7 @@ class Verifier:
                 "keyless": None,
                 "certificates": certs,
                 "trusted_root": root,
+                "also_trusted": ctx.also_trusted,
                 "ignore_tlog": bool(certs.rekor is not None and certs.rekor.ignore_tlog),
                 "ignore_sct": bool(certs.ctlog is not None and certs.ctlog.ignore_sct),
             }
@@ -496,6 +553,7 @@ class Verifier:
             "keyless": keyless,
             "certificates": None,
             "trusted_root": root,
+            "also_trusted": ctx.also_trusted,
             "ignore_tlog": bool(keyless.rekor is not None and keyless.rekor.ignore_tlog),
             "ignore_sct": bool(keyless.ctlog is not None and keyless.ctlog.ignore_sct),
         }
@@ -604,6 +662,19 @@ class Verifier:
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, predicate_type: str
     ) -> tuple[Statement, ...]:
         repo = self._signature_repository(ctx, iv, entry)
+        if iv.type == "Notary":
+            from sigward.verify.notation.policy import notary_statements
+
+            return notary_statements(
+                self._source_of(ctx),
+                signature_repo=repo,
+                digest=ctx.digest,
+                reference=f"{ctx.ref.repository}@{ctx.digest}",
+                artifact_type=predicate_type,
+                entry=entry,
+                now=self._clock(),
+                deadline=ctx.deadline,
+            )
         legacy: VerificationFailure | None = None
         if iv.type != "SigstoreBundle":
             try:
@@ -620,15 +691,7 @@ class Verifier:
                 **self._bundle_trust(ctx, entry),
             )
         except VerificationFailure as exc:
-            if legacy is None:
-                raise
-            if exc.kind is FailureKind.NO_ATTESTATIONS:
-                raise legacy from None
-            if legacy.kind is FailureKind.NO_ATTESTATIONS:
-                raise
-            raise VerificationFailure(
-                f"{legacy.message}; OCI referrers: {exc.message}", kind=combined_kind((legacy.kind, exc.kind))
-            ) from None
+            raise _standing_failure(legacy, exc, nothing=FailureKind.NO_ATTESTATIONS) from None
 
     def _legacy_attestations(
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, repo: Repository
@@ -810,13 +873,8 @@ class Verifier:
     def _verify_one_image(
         self, ref: ImageReference, policies: Sequence[Policy], deadline: Deadline
     ) -> list[RuleVerdict]:
-        pairs = [
-            (policy, rule)
-            for policy in policies
-            for rule in policy.spec.rules
-            if any(image_matches(iv, ref) for iv in rule.verify_images)
-        ]
-        if not pairs:
+        plans = plan_image(policies, ref)
+        if not plans:
             return [
                 RuleVerdict(
                     image=ref.original,
@@ -828,17 +886,11 @@ class Verifier:
                     message=f"no verifyImages rule matches {ref.reference}",
                 )
             ]
-        needs_network = any(
-            image_matches(iv, ref) and not image_skipped(iv, ref) and (iv.attestors or iv.attestations)
-            for _, rule in pairs
-            for iv in rule.verify_images
-        )
+        fetching = [p for p in plans if _fetches(p)]
         context: _ImageContext | None = None
         try:
-            if needs_network:
-                providers = next(
-                    (rule_credential_providers(rule, ref) for _, rule in pairs if _fetches(rule, ref)), None
-                )
+            if fetching:
+                providers = rule_credential_providers(fetching[0].rule, ref)
                 context = self.new_context(ref, deadline=deadline, providers=providers)
         except ConfigurationError:
             raise  # the caller reports configuration (CLI exit 2; admission denies)
@@ -850,32 +902,32 @@ class Verifier:
                     reference=ref.reference,
                     digest="",
                     verdict=verdict,
-                    policy=policy.name,
-                    rule=rule.name,
+                    policy=plan.policy.name,
+                    rule=plan.rule.name,
                     message=f"failed to verify image {ref.reference}: {exc.message}",
                     failure=failure_kind_of(exc),
                 )
-                for policy, rule in pairs
+                for plan in plans
             ]
         out: list[RuleVerdict] = []
-        for policy, rule in pairs:
-            prepared = self._prepared(policy, rule, ref)
+        for plan in plans:
+            prepared = self._prepared(plan)
             if isinstance(prepared, RuleVerdict):
                 out.append(prepared)
-                continue
-            rule_verdict = self.verify_image_rule(ref, policy=policy, rule=prepared, deadline=deadline, context=context)
-            if rule_verdict is not None:
-                out.append(rule_verdict)
+            elif prepared is not None:
+                out.append(self.evaluate(prepared, deadline=deadline, context=context))
         return out
 
-    def _prepared(self, policy: Policy, rule: Rule, ref: ImageReference) -> Rule | RuleVerdict:
-        """The rule prepared without an admission request (``verify``): context, preconditions, variables and
-        cluster keys; a rule reading request data is decided at admission only (a ``skip`` that says so)."""
+    def _prepared(self, plan: RulePlan) -> RulePlan | RuleVerdict | None:
+        """The plan of the rule prepared without an admission request (``verify``): context, preconditions,
+        variables and cluster keys; a rule reading request data is decided at admission only (a ``skip`` that says
+        so). None: the prepared rule no longer matches the image."""
         from sigward.policy.dynamic import is_dynamic, reads_request
         from sigward.verify.rulecontext import resolve_rule
 
+        policy, rule, ref = plan.policy, plan.rule, plan.ref
         if not is_dynamic(rule):
-            return rule
+            return plan
 
         def verdict(status: Verdict, message: str) -> RuleVerdict:
             return RuleVerdict(
@@ -909,14 +961,26 @@ class Verifier:
             return verdict(Verdict.ERROR, exc.message)
         if resolution.rule is None:
             return verdict(Verdict.SKIP, resolution.skip)
-        return resolution.rule
+        return plan_rule(policy, resolution.rule, ref, resolved=resolution.fingerprint)
 
 
-def _fetches(rule: Rule, ref: ImageReference) -> bool:
-    return any(
-        image_matches(iv, ref) and not image_skipped(iv, ref) and (iv.attestors or iv.attestations)
-        for iv in rule.verify_images
+def _standing_failure(
+    legacy: VerificationFailure | None, referrers: VerificationFailure, *, nothing: FailureKind
+) -> VerificationFailure:
+    """Which failure stands when the legacy layers and the OCI referrers both failed: the one that found something
+    (the other found ``nothing``), else both, by kind — never by message."""
+    if legacy is None or referrers.kind is nothing:
+        return legacy or referrers
+    if legacy.kind is nothing:
+        return referrers
+    return VerificationFailure(
+        f"{legacy.message}; OCI referrers: {referrers.message}", kind=combined_kind((legacy.kind, referrers.kind))
     )
+
+
+def _fetches(plan: RulePlan) -> bool:
+    """Whether an applied entry of ``plan`` has anything to fetch."""
+    return any(plan.rule.verify_images[i].attestors or plan.rule.verify_images[i].attestations for i in plan.applied)
 
 
 def _sub(entry: Attestor) -> str:

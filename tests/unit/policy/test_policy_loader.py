@@ -516,7 +516,6 @@ def test_problem_carries_source_and_path() -> None:
 
 REFUSED: list[tuple[str, Doc, str, str]] = [
     # (case, document, YAML path, feature)
-    ("Notary", set_iv(type="Notary", attestors=[]), f"{iv_path()}.type", "notary"),
     (
         "keys.secret",
         set_entry({"keys": {"secret": {"name": "s", "namespace": "n"}}}),
@@ -1072,10 +1071,10 @@ def test_a_list_is_expanded() -> None:
         (
             {
                 "apiVersion": "policies.kyverno.io/v1alpha1",
-                "kind": "ImageValidatingPolicy",
+                "kind": "ImageVerificationPolicy",
                 "metadata": {"name": "i"},
             },
-            "kind: policies.kyverno.io/v1alpha1 ImageValidatingPolicy is not supported yet",
+            "kind: policies.kyverno.io/v1alpha1 ImageVerificationPolicy is not supported yet",
         ),
         (
             {"apiVersion": "kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "e"}},
@@ -1138,7 +1137,7 @@ def test_empty_policy_path_directory_is_a_problem(tmp_path: Path) -> None:
 
 def test_problems_of_all_files_are_reported_together(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(dump(set_iv(imageReferences=[])))
-    (tmp_path / "b.yaml").write_text(dump(set_iv(type="Notary")))
+    (tmp_path / "b.yaml").write_text(dump(set_iv(type="Notary", attestors=[{"entries": [keys_entry()]}])))
     with pytest.raises(PolicyError) as err:
         load_policies([tmp_path, tmp_path / "missing.yaml"])
     sources = [p.source for p in err.value.problems]

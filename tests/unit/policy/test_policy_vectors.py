@@ -23,7 +23,6 @@ IV = "spec.rules[0].verifyImages[0]"
 E0 = f"{IV}.attestors[0].entries[0]"
 ATTESTATIONS = f"{IV}.attestations: attestations are not supported yet"
 KEYLESS = f"{E0}.keyless: keyless attestors are not supported yet"
-NOTARY = f"{IV}.type: type Notary is not supported yet"
 SIGSTORE_BUNDLE = f"{IV}.type: type SigstoreBundle is not supported yet"
 CERTIFICATES = f"{E0}.certificates: certificates attestors are not supported yet"
 AUDIT_MUTATE = f"{IV}.mutateDigest: mutateDigest must be set to false for \u2018Audit\u2019 failure action"
@@ -67,22 +66,11 @@ EXPECTED: dict[str, Outcome] = {
     f"{STD}keyless-mutatedigest-verifydigest-required__policy.yaml": ("loads", 1),
     f"{STD}keyless-nomutatedigest-noverifydigest-norequired__policy.yaml": ("loads", 1),
     f"{STD}keyless-nomutatedigest-noverifydigest-required__policy.yaml": ("loads", 1),
-    f"{STD}multiple-image-verification-attestations-fail__policy.yaml": (
-        "refused",
-        (NOTARY,),
-    ),
-    f"{STD}multiple-image-verification-attestations-pass__policy.yaml": (
-        "refused",
-        (NOTARY,),
-    ),
-    f"{STD}multiple-image-verification-attestations-trivy-vex-fail__policy.yaml": (
-        "refused",
-        (NOTARY,),
-    ),
-    f"{STD}multiple-image-verification-attestations-trivy-vex-pass__policy.yaml": (
-        "refused",
-        (NOTARY,),
-    ),
+    # Notation (type Notary) and rule context (ConfigMaps shipped in the same file) both load now.
+    f"{STD}multiple-image-verification-attestations-fail__policy.yaml": ("loads", 1),
+    f"{STD}multiple-image-verification-attestations-pass__policy.yaml": ("loads", 1),
+    f"{STD}multiple-image-verification-attestations-trivy-vex-fail__policy.yaml": ("loads", 1),
+    f"{STD}multiple-image-verification-attestations-trivy-vex-pass__policy.yaml": ("loads", 1),
     f"{STD}mutateDigest-noverifyDigest-norequired__policy.yaml": (
         "loads",
         1,
@@ -93,29 +81,17 @@ EXPECTED: dict[str, Outcome] = {
         "loads",
         1,
     ),
-    f"{STD}notary-attestation-verification__policy.yaml": (
-        "refused",
-        (NOTARY,),
-    ),
+    f"{STD}notary-attestation-verification__policy.yaml": ("loads", 1),
     f"{STD}notary-image-verification-secret-from-policy__policy.yaml": (
         "refused",
-        (
-            NOTARY,
-            f"{IV}.imageRegistryCredentials.secrets: registry credentials from cluster Secrets",
-        ),
+        (f"{IV}.imageRegistryCredentials.secrets: registry credentials from cluster Secrets",),
     ),
-    f"{STD}notary-image-verification__policy.yaml": (
-        "refused",
-        (NOTARY,),
-    ),
+    f"{STD}notary-image-verification__policy.yaml": ("loads", 1),
     f"{STD}rollback-image-verification__policy.yaml": ("loads", 1),
     f"{STD}sigstore-attestation-verification-regexp__policy.yaml": ("loads", 1),
     f"{STD}sigstore-attestation-verification-test__policy.yaml": ("loads", 1),
     f"{STD}sigstore-image-verification-test__policy.yaml": ("loads", 1),
-    f"{STD}skip-image-reference__policy.yaml": (
-        "refused",
-        (NOTARY,),
-    ),
+    f"{STD}skip-image-reference__policy.yaml": ("loads", 1),
     f"{STD}update-multi-containers__policy.yaml": ("loads", 1),
     f"{STD}verify-image-background-audit__policy.yaml": ("loads", 1),
     f"{STD}verify-image-background-basic__policy.yaml": ("loads", 1),

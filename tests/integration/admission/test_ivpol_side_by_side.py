@@ -1,0 +1,132 @@
+"""Side by side: ClusterPolicy verifyImages scenarios of the suite and their ImageValidatingPolicy equivalents give
+the same verdict (and the same digest pin) on the same images in the real local registry, through the admission
+function. One table: key signature, wrong key, unsigned, attestation present/missing, verifyDigest + required on the
+validate path, mutateDigest pinning."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.integration.admission.conftest import AdmissionEnv
+from tests.support.admission import decode_patch, pod, pod_request, review
+from tests.support.policies import cluster_policy, keys_entry
+from tests.support.registry import LocalRegistry
+from tests.support.signing import (
+    attach_attestations,
+    attach_signatures,
+    attestation_layer,
+    in_toto_statement,
+    new_key,
+    signed_layer,
+)
+
+pytestmark = pytest.mark.registry
+
+KEY, OTHER = new_key("p256", slot=50), new_key("p256", slot=51)
+PREDICATE = "https://slsa.dev/provenance/v1"
+
+
+@pytest.fixture(scope="module")
+def sbs(registry: LocalRegistry) -> dict[str, tuple[str, str]]:
+    """name → (tag reference, digest)."""
+    out: dict[str, tuple[str, str]] = {}
+    for name, signer, attested in (
+        ("signed", KEY, True),
+        ("signed-no-att", KEY, False),
+        ("unsigned", None, False),
+        ("other-key", OTHER, False),
+    ):
+        repo = f"sbs/{name}"
+        digest = registry.push_image(repo, tag="v1")
+        if signer is not None:
+            attach_signatures(registry, repo, digest, [signed_layer(signer, image_digest=digest)])
+        if attested:
+            statement = in_toto_statement(digest, PREDICATE, {"builder": {"id": "ci"}})
+            attach_attestations(registry, repo, digest, [attestation_layer(KEY, statement)])
+        out[name] = (f"{registry.host}/{repo}:v1", digest)
+    return out
+
+
+def clusterpolicy_form(host: str, *, attestation: bool) -> dict[str, Any]:
+    iv: dict[str, Any] = {"imageReferences": [f"{host}/sbs/*"]}
+    if attestation:
+        iv["attestations"] = [{"type": PREDICATE, "attestors": [{"entries": [keys_entry(KEY.public_pem)]}]}]
+    else:
+        iv["attestors"] = [{"entries": [keys_entry(KEY.public_pem)]}]
+    return cluster_policy("sbs", [iv])
+
+
+def ivpol_form(host: str, *, attestation: bool) -> dict[str, Any]:
+    check = (
+        "images.containers.map(i, verifyAttestationSignatures(i, attestations.prov, [attestors.k])).all(n, n > 0)"
+        if attestation
+        else "images.containers.map(i, verifyImageSignatures(i, [attestors.k])).all(n, n > 0)"
+    )
+    spec: dict[str, Any] = {
+        "matchConstraints": {
+            "resourceRules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["pods"]}
+            ]
+        },
+        "matchImageReferences": [{"glob": f"{host}/sbs/*"}],
+        "attestors": [
+            {"name": "k", "cosign": {"key": {"data": KEY.public_pem}, "ctlog": {"insecureIgnoreTlog": True}}}
+        ],
+        "validations": [{"expression": check, "message": "not verified"}],
+    }
+    if attestation:
+        spec["attestations"] = [{"name": "prov", "intoto": {"type": PREDICATE}}]
+    return {
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "ImageValidatingPolicy",
+        "metadata": {"name": "sbs"},
+        "spec": spec,
+    }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    image: str  # key of the sbs fixture
+    allowed: bool
+    path: str = "/mutate"
+    attestation: bool = False
+    pinned: bool = False  # send image@digest instead of the tag
+
+
+SCENARIOS = [
+    Scenario("key-signed", "signed", True),
+    Scenario("key-unsigned", "unsigned", False),
+    Scenario("key-wrong-key", "other-key", False),
+    Scenario("attestation-present", "signed", True, attestation=True),
+    Scenario("attestation-missing", "signed-no-att", False, attestation=True),
+    Scenario("validate-tag-needs-digest", "signed", False, path="/validate"),
+    Scenario("validate-pinned-verified", "signed", True, path="/validate", pinned=True),
+    Scenario("validate-pinned-unsigned", "unsigned", False, path="/validate", pinned=True),
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_same_verdict_in_both_forms(
+    scenario: Scenario,
+    admission_env: Callable[..., AdmissionEnv],
+    sbs: dict[str, tuple[str, str]],
+    registry: LocalRegistry,
+) -> None:
+    tag, digest = sbs[scenario.image]
+    image = f"{tag}@{digest}" if scenario.pinned else tag
+    answers = []
+    for form in (clusterpolicy_form, ivpol_form):
+        env = admission_env(form(registry.host, attestation=scenario.attestation))
+        resp = env.post(scenario.path, review(pod_request(pod(image))))
+        assert resp.status_code == 200
+        answers.append((form.__name__, resp.get_json()["response"]["allowed"], decode_patch(resp.get_json())))
+    (_, cp_allowed, cp_patch), (_, iv_allowed, iv_patch) = answers
+    assert cp_allowed is iv_allowed is scenario.allowed, answers
+    assert cp_patch == iv_patch, answers  # pinning: the same patch from both forms (none when denied)
+    if scenario.allowed and scenario.path == "/mutate" and not scenario.pinned:
+        assert cp_patch == [{"op": "replace", "path": "/spec/containers/0/image", "value": f"{tag}@{digest}"}]
