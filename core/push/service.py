@@ -36,6 +36,13 @@ DEFAULT_GRACE_SECONDS = 300.0
 DEFAULT_PUSH_DEADLINE_SECONDS = 4.5
 
 Status = Literal["recorded", "retry", "duplicate", "ignored", "deleted"]
+# The stored verdict of an image whose signature has not arrived yet, recorded (and the delivery acknowledged)
+# instead of asking for redelivery; re-verification (:mod:`sigward.reverify`) settles it.
+PENDING = "pending"
+# Sources whose deliveries are better acknowledged as pending than redelivered: CNCF distribution delivers serially
+# per endpoint (a 503 blocks every later push behind it), Harbor gives up after a few tries and GitHub never
+# redelivers. Pub/Sub (gcr), EventBridge (ecr) and Event Grid (acr) redeliver cheaply with backoff, in parallel.
+DEFAULT_PENDING_SOURCES = frozenset({"distribution", "harbor", "github"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,29 @@ class PushSettings:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     verdict_ttl: float = DEFAULT_VERDICT_TTL_SECONDS
     deadline_seconds: float = DEFAULT_PUSH_DEADLINE_SECONDS
+    # Sources recorded ``pending`` within the grace period instead of redelivered (see DEFAULT_PENDING_SOURCES);
+    # empty by default so a service built without re-verification keeps redelivery everywhere.
+    pending_sources: frozenset[str] = frozenset()
+
+
+def verify_plan(
+    verifier: Verifier, plan: RulePlan, digest: str, root: TrustedRoot, deadline: Deadline
+) -> tuple[Verdict, str, FailureKind | None]:
+    """Verify one rule plan for the image at ``digest`` under ``root``: (verdict, message, failure kind). An
+    infrastructure error is ``Verdict.ERROR`` (nothing decided); push and re-verification share this."""
+    ref = plan.ref
+    pinned = ref if ref.digest else ref.with_digest(digest)
+    try:
+        context = verifier.new_context(pinned, deadline=deadline, trusted_root=root)
+        verdict = verifier.verify_image_rule(
+            ref, policy=plan.policy, rule=plan.rule, deadline=deadline, context=context
+        )
+    except SigwardError as exc:
+        status = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
+        return status, exc.message, failure_kind_of(exc)
+    if verdict is None:
+        return Verdict.SKIP, "no entry matched", None
+    return verdict.verdict, verdict.message, verdict.failure
 
 
 @dataclass(frozen=True)
@@ -163,7 +193,7 @@ class PushService:
                 to_record.append(stored)
         for stored in to_record:
             self._store.record(stored)
-            if stored.verdict != Verdict.PASS.value:
+            if stored.verdict not in (Verdict.PASS.value, PENDING):
                 self._report(stored, deadline)
         if retry_reasons:
             return PushOutcome(
@@ -234,20 +264,7 @@ class PushService:
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
         """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's)."""
         policy, rule, ref, digest = plan.policy, plan.rule, plan.ref, key.digest
-        pinned = ref if ref.digest else ref.with_digest(digest)
-        try:
-            context = self._verifier.new_context(pinned, deadline=deadline, trusted_root=root)
-            verdict = self._verifier.verify_image_rule(
-                ref, policy=policy, rule=rule, deadline=deadline, context=context
-            )
-        except SigwardError as exc:
-            status = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
-            failure = failure_kind_of(exc)
-            message = exc.message
-        else:
-            status = verdict.verdict if verdict is not None else Verdict.SKIP
-            message = verdict.message if verdict is not None else "no entry matched"
-            failure = verdict.failure if verdict is not None else None
+        status, message, failure = verify_plan(self._verifier, plan, digest, root, deadline)
         entries = key.entries_text
         outcome = RuleOutcome(
             policy=policy.name, rule=rule.name, verdict=status.value, message=message, entries=entries, form=str(ref)
@@ -260,7 +277,11 @@ class PushService:
         if status == Verdict.FAIL:
             sighting = key.stored
             first = self._store.first_seen(sighting, now=now)
-            if now - first < self.settings.grace_seconds:
+            if now - first < self.settings.grace_seconds and event.source in self.settings.pending_sources:
+                # Acknowledge and let re-verification wait for the signature: no head-of-line blocking of a
+                # source that delivers serially (CNCF distribution) or never redelivers (GitHub).
+                recorded = PENDING
+            elif now - first < self.settings.grace_seconds:
                 return (
                     outcome,
                     None,
@@ -269,7 +290,8 @@ class PushService:
                         f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
                     ),
                 )
-            recorded = "unsigned" if failure is FailureKind.NO_SIGNATURES else Verdict.FAIL.value
+            else:
+                recorded = "unsigned" if failure is FailureKind.NO_SIGNATURES else Verdict.FAIL.value
         stored = StoredVerdict(
             digest=digest,
             repository=key.repository,
