@@ -76,3 +76,17 @@ def serve_push_webhook(request: flask.Request) -> flask.Response:
         limit=MAX_WEBHOOK_BYTES,
         handler=lambda method, headers, body: handle_push_webhook(method=method, headers=headers, body=body),
     )
+
+
+def serve_reverify(request: flask.Request) -> flask.Response:
+    """The ``reverify`` target: no body is read (Cloud Scheduler sends none that matters)."""
+    import os
+
+    from sigward import runtime
+    from sigward.reverify.http import handle_reverify
+
+    return to_flask(
+        handle_reverify(
+            method=request.method, headers=dict(request.headers), env=os.environ, service=runtime.reverify_service
+        )
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sigward.errors import ConfigurationError, SigwardError
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from sigward.policy.loader import PolicySet
     from sigward.push.service import PushService
     from sigward.registry import RegistryClient
+    from sigward.reverify.service import ReverifyService
     from sigward.store import VerdictStore
     from sigward.verify.engine import Verifier
 
@@ -122,6 +124,7 @@ def push_service() -> PushService:
                 settings = PushSettings(grace_seconds=float(grace)) if grace else PushSettings()
             except ValueError:
                 raise ConfigurationError(f"SIGWARD_PUSH_GRACE_SECONDS={grace!r} is not a number of seconds") from None
+            settings = replace(settings, pending_sources=pending_sources(env))
             _push = PushService(
                 policies=lambda: loaded.policies,
                 verifier=verifier(),
@@ -131,6 +134,27 @@ def push_service() -> PushService:
                 subject_of=_subject_of,
             )
         return _push
+
+
+def pending_sources(env: Mapping[str, str]) -> frozenset[str]:
+    """``SIGWARD_PENDING_SOURCES``: push sources recorded ``pending`` (acknowledged) while a signature may still
+    arrive, instead of asking for redelivery; ``none`` for none (default: distribution, harbor, github)."""
+    from sigward.push.service import DEFAULT_PENDING_SOURCES
+
+    text = env.get("SIGWARD_PENDING_SOURCES", "").strip().lower()
+    if not text:
+        return DEFAULT_PENDING_SOURCES
+    if text == "none":
+        return frozenset()
+    return frozenset(s.strip() for s in text.split(",") if s.strip())
+
+
+def reverify_service() -> ReverifyService:
+    """The ``reverify`` target's service: this instance's policies, verifier (caches shared) and store."""
+    from sigward.reverify.service import build_service
+
+    loaded = policies()
+    return build_service(environ(), policies=lambda: loaded.policies, verifier=verifier(), store=store())
 
 
 def _subject_of(event: PushEvent, deadline: Deadline) -> str:

@@ -105,6 +105,12 @@ def create_app() -> flask.Flask:
     def push_webhook() -> flask.Response:
         return serve_push_webhook(flask.request)
 
+    @app.route("/reverify", methods=["POST", "GET"])
+    def reverify() -> flask.Response:
+        from sigward.flaskio import serve_reverify
+
+        return serve_reverify(flask.request)
+
     return app
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sigward import logs
 from sigward.deadline import Deadline
-from sigward.errors import BadRequestError, FailureKind
+from sigward.errors import BadRequestError, ConfigurationError, FailureKind
 from sigward.push.findings import Finding, FindingSink
 from sigward.push.service import PENDING, verify_plan
 from sigward.references import parse_image_reference
@@ -364,3 +364,52 @@ class ReverifyService:
                 pass  # an unreadable lease is taken over
         mine = f"{self._holder}|{now + self.settings.run_seconds + LEASE_MARGIN_SECONDS}"
         return mine if self._store.set_state(LEASE_STATE, mine, expected=found) else None
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigurationError(f"{name}={text[:40]!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigurationError(f"{name}={text[:40]!r} must be a finite number of seconds >= 0")
+    return value
+
+
+def settings_from_env(
+    env: Mapping[str, str], *, since_seconds: float | None = None, dry_run: bool = False
+) -> ReverifySettings:
+    """``SIGWARD_REVERIFY_SECONDS`` (a run's time budget) and ``SIGWARD_PENDING_GRACE_SECONDS``."""
+    run_seconds = _seconds(env, "SIGWARD_REVERIFY_SECONDS", DEFAULT_RUN_SECONDS)
+    if run_seconds <= MIN_VERIFY_SECONDS:
+        raise ConfigurationError(f"SIGWARD_REVERIFY_SECONDS must be more than {MIN_VERIFY_SECONDS:g}")
+    return ReverifySettings(
+        run_seconds=run_seconds,
+        pending_grace_seconds=_seconds(env, "SIGWARD_PENDING_GRACE_SECONDS", DEFAULT_PENDING_GRACE_SECONDS),
+        since_seconds=since_seconds,
+        dry_run=dry_run,
+    )
+
+
+def build_service(
+    env: Mapping[str, str],
+    *,
+    policies: Callable[[], Sequence[Policy]],
+    verifier: Verifier,
+    store: VerdictStore,
+    since_seconds: float | None = None,
+    dry_run: bool = False,
+) -> ReverifyService:
+    """The one place a re-verification service is put together from the environment (function target and CLI)."""
+    from sigward.push.findings import Notifier
+
+    return ReverifyService(
+        policies=policies,
+        verifier=verifier,
+        store=store,
+        settings=settings_from_env(env, since_seconds=since_seconds, dry_run=dry_run),
+        notifier=None if dry_run else Notifier.from_env(env),
+    )
