@@ -18,6 +18,7 @@ import pytest
 from sigward.deadline import Deadline
 from sigward.errors import FailureKind
 from sigward.events import PushEvent
+from sigward.events.models import Source
 from sigward.policy.loader import load_policy_text
 from sigward.policy.models import Policy
 from sigward.push.findings import Finding
@@ -120,7 +121,7 @@ def scan_attestation(finished: datetime) -> SignedLayer:
     return attestation_layer(KEY, in_toto_statement(DIGEST, VULN, predicate))
 
 
-def event(event_id: str = "e1", source: str = "distribution") -> PushEvent:
+def event(event_id: str = "e1", source: Source = "distribution") -> PushEvent:
     return PushEvent(
         source=source,
         event_id=event_id,
@@ -194,7 +195,7 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     inner: VerdictStore = MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "v.db"))
     source = MemorySignatureSource()
     source.add_image(f"{IMAGE}:v1", DIGEST)
-    yield World(CountingStore(inner), source, Clock(), Recorder(), signed_policy(KEY.public_pem))  # type: ignore[arg-type]
+    yield World(CountingStore(inner), source, Clock(), Recorder(), signed_policy(KEY.public_pem))
     inner.close()
 
 
