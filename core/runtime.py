@@ -125,9 +125,10 @@ def push_service() -> PushService:
             except ValueError:
                 raise ConfigurationError(f"SIGWARD_PUSH_GRACE_SECONDS={grace!r} is not a number of seconds") from None
             settings = replace(settings, pending_sources=pending_sources(env))
+            verifier()  # the shared one starts the trusted root's refresh
             _push = PushService(
                 policies=lambda: loaded.policies,
-                verifier=verifier(),
+                verifier=_fresh_verifier(cached=False),
                 store=store(),
                 settings=settings,
                 notifier=Notifier.from_env(env),
@@ -150,11 +151,32 @@ def pending_sources(env: Mapping[str, str]) -> frozenset[str]:
 
 
 def reverify_service() -> ReverifyService:
-    """The ``reverify`` target's service: this instance's policies, verifier (caches shared) and store."""
+    """The ``reverify`` target's service: this instance's policies, registry client and store, and a verifier with
+    caches of its own for this one run — the shared verifier may remember a push's "no signature yet" for a while,
+    which would turn into a false finding here."""
     from sigward.reverify.service import build_service
 
     loaded = policies()
-    return build_service(environ(), policies=lambda: loaded.policies, verifier=verifier(), store=store())
+    verifier()  # the shared one starts the trusted root's refresh
+    run_verifier = _fresh_verifier(cached=True)
+    return build_service(environ(), policies=lambda: loaded.policies, verifier=run_verifier, store=store())
+
+
+def _fresh_verifier(*, cached: bool) -> Verifier:
+    """A verifier on the shared registry client whose signature lookups share nothing with admission's: push and
+    re-verification must see a signature the moment it exists, not a cached "none yet" from seconds before (a
+    signature push re-verifies its subject right after the image push looked). ``cached``: a cache for one run."""
+    from sigward.verify.caching import CachingSignatureSource
+    from sigward.verify.engine import Verifier
+    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
+
+    client = registry_client()
+    if not cached:
+        return Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
+    return Verifier(
+        source=CachingSignatureSource(RegistrySignatureSource(client)),
+        source_for_providers=ProviderSources(client, CachingSignatureSource),
+    )
 
 
 def _subject_of(event: PushEvent, deadline: Deadline) -> str:
