@@ -224,6 +224,32 @@ def test_concurrent_runs_report_a_flip_once(stack: Stack) -> None:
     assert [f.digest for f in stack.recorder.findings].count(digest) == 1
 
 
+def test_concurrent_runs_without_the_lease_report_once_on_the_store_itself(stack: Stack) -> None:
+    """Every run believes it holds the lease: only the store's compare-and-set (SQLite conditional UPDATE,
+    Firestore transaction) stands between them."""
+    from tests.unit.reverify.test_reverify_service import LeaselessStore
+
+    digest, _ = signed_image(stack.registry, "rv/leaseless")
+    stack.push("rv/leaseless", digest)
+    stack.policies = policies(stack.registry, ROTATED.public_pem)
+    stack.store = LeaselessStore(stack.store)  # type: ignore[assignment]
+    barrier = threading.Barrier(3)
+    reports: list[Any] = []
+
+    def run(service: ReverifyService) -> None:
+        barrier.wait()
+        reports.append(service.run())
+
+    threads = [threading.Thread(target=run, args=(stack.reverify(),)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(reports) == 3
+    assert sum(1 for r in reports for f in r.flips if f.digest == digest) == 1
+    assert [f.digest for f in stack.recorder.findings].count(digest) == 1
+
+
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sigward.cli", "reverify", *args],
