@@ -232,7 +232,7 @@ def test_concurrent_runs_without_the_lease_report_once_on_the_store_itself(stack
     digest, _ = signed_image(stack.registry, "rv/leaseless")
     stack.push("rv/leaseless", digest)
     stack.policies = policies(stack.registry, ROTATED.public_pem)
-    stack.store = LeaselessStore(stack.store)  # type: ignore[assignment]
+    stack.store = LeaselessStore(stack.store)
     barrier = threading.Barrier(3)
     reports: list[Any] = []
 
