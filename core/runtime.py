@@ -125,7 +125,6 @@ def push_service() -> PushService:
             except ValueError:
                 raise ConfigurationError(f"SIGWARD_PUSH_GRACE_SECONDS={grace!r} is not a number of seconds") from None
             settings = replace(settings, pending_sources=pending_sources(env))
-            verifier()  # the shared one starts the trusted root's refresh
             _push = PushService(
                 policies=lambda: loaded.policies,
                 verifier=_fresh_verifier(cached=False),
@@ -157,7 +156,6 @@ def reverify_service() -> ReverifyService:
     from sigward.reverify.service import build_service
 
     loaded = policies()
-    verifier()  # the shared one starts the trusted root's refresh
     run_verifier = _fresh_verifier(cached=True)
     return build_service(environ(), policies=lambda: loaded.policies, verifier=run_verifier, store=store())
 
@@ -167,14 +165,14 @@ def _fresh_verifier(*, cached: bool) -> Verifier:
     re-verification must see a signature the moment it exists, not a cached "none yet" from seconds before (a
     signature push re-verifies its subject right after the image push looked). ``cached``: a cache for one run."""
     from sigward.verify.caching import CachingSignatureSource
-    from sigward.verify.engine import Verifier
     from sigward.verify.oci import ProviderSources, RegistrySignatureSource
 
     client = registry_client()
+    shared = verifier()  # its keys and trusted root (and their refresh) are shared
     if not cached:
-        return Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
-    return Verifier(
-        source=CachingSignatureSource(RegistrySignatureSource(client)),
+        return shared.with_source(RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
+    return shared.with_source(
+        CachingSignatureSource(RegistrySignatureSource(client)),
         source_for_providers=ProviderSources(client, CachingSignatureSource),
     )
 
