@@ -101,7 +101,7 @@ def test_pending_pushes_do_not_block_the_queue_and_settle_at_reverify(
     # the queue keeps flowing behind the pending pushes: a signed image pushed next is verified at once
     signed = registry.push_image("rv/signed", tag="v1")
     attach_signatures(registry, "rv/signed", signed, [signed_layer(KEY, image_digest=signed)])
-    assert "pass" in wait_for(db, signed, "pass", timeout=15), served.log()
+    assert "pass" in wait_for(db, signed, "pass", timeout=30), served.log()
 
     attach_signatures(registry, "rv/late", late, [signed_layer(KEY, image_digest=late)])
     time.sleep(PENDING_GRACE + 0.5)
