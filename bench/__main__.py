@@ -33,7 +33,7 @@ from sigward.policy.loader import load_policy_text  # noqa: E402
 from sigward.policy.models import Policy  # noqa: E402
 from sigward.references import parse_image_reference  # noqa: E402
 from sigward.registry import RegistryClient, RegistryConfig  # noqa: E402
-from sigward.store import StoredVerdict, entries_key  # noqa: E402
+from sigward.store import StoredStatus, StoredVerdict, entries_key  # noqa: E402
 from sigward.store.memory import MemoryStore  # noqa: E402
 from sigward.verify.caching import CachingSignatureSource  # noqa: E402
 from sigward.verify.engine import Verifier  # noqa: E402
@@ -127,7 +127,7 @@ def bench_in_process(world: World, cold_runs: int, warm_runs: int) -> None:
                 policy_hash=policy.content_hash,
                 rule="verify-signature",
                 entries=entries_key([0]),
-                verdict="pass",
+                verdict=StoredStatus.PASS,
                 message="push",
                 verified_at=now,
                 expires_at=now + 3600,

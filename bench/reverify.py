@@ -19,7 +19,7 @@ from sigward.policy.models import Policy
 from sigward.references import parse_image_reference
 from sigward.registry import RegistryClient, RegistryConfig
 from sigward.reverify.service import ReverifyService, ReverifySettings
-from sigward.store import StoredVerdict
+from sigward.store import StoredStatus, StoredVerdict
 from sigward.store.sqlite import SqliteStore
 from sigward.verify.caching import CachingSignatureSource
 from sigward.verify.engine import Verifier
@@ -102,10 +102,18 @@ def bench_reverify(registry: LocalRegistry, workdir: Path, count: int, add: Call
         image = f"{registry.host}/{REPO}@{digest}"
         for plan in plan_image(policies, parse_image_reference(image)):
             k = plan.key(digest, trust_fingerprint=fingerprint)
-            store.record(StoredVerdict(digest=digest, repository=k.repository, policy=plan.policy.name,
-                                       policy_hash=k.policy_hash, rule=k.rule, entries=k.entries_text,
-                                       inputs=k.inputs, verdict="pass", message="verified", verified_at=now,
-                                       expires_at=now + 86400, source="distribution", image=image))  # fmt: skip
+            store.record(
+                StoredVerdict.of(
+                    k,
+                    policy=plan.policy.name,
+                    verdict=StoredStatus.PASS,
+                    message="verified",
+                    verified_at=now,
+                    ttl=86400,
+                    source="distribution",
+                    image=image,
+                )
+            )
     records = len(digests) * POLICIES_PER_DIGEST
 
     def run(cached: bool) -> tuple[float, int, int, int]:

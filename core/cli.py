@@ -36,17 +36,6 @@ def _policy_paths(args_paths: Sequence[str] | None) -> list[str]:
     return paths
 
 
-def _settle_trust_root() -> None:
-    """A command runs once: let the trusted root's first TUF refresh finish (bounded; see
-    :meth:`sigward.verify.tuf.TrustRootHolder.settle`) unless ``SIGWARD_TRUSTED_ROOT`` pins a file. Offline
-    (``SIGWARD_TUF_OFFLINE``) or with a fresh cached copy this returns at once."""
-    if os.environ.get("SIGWARD_TRUSTED_ROOT"):
-        return
-    from sigward.verify.tuf import default_holder
-
-    default_holder(os.environ).settle()
-
-
 def _print_problems(err: PolicyError, out: TextIO) -> None:
     for problem in err.problems:
         print(f"error: {problem}", file=out)
@@ -54,22 +43,18 @@ def _print_problems(err: PolicyError, out: TextIO) -> None:
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.deadline import Deadline
-    from sigward.policy.loader import load_policies
-    from sigward.registry import RegistryClient, RegistryConfig
-    from sigward.verify.engine import Verifier
-    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
     from sigward.verify.results import Verdict
+    from sigward.wiring import build_services
 
-    policy_set = load_policies(_policy_paths(args.policy))
+    services = build_services(os.environ, policy_paths=tuple(_policy_paths(args.policy)), short_lived=True)
+    policy_set = services.policies()
     for note in policy_set.notes:
         print(f"note: {note}", file=err)
-    _settle_trust_root()
-    client = RegistryClient(RegistryConfig.from_env())
     try:
-        verifier = Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
+        verifier = services.verifier()
         results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
     finally:
-        client.close()
+        services.close()
     if args.json:
         json.dump({"results": [r.as_json() for r in results]}, out, indent=2)
         out.write("\n")
@@ -106,13 +91,8 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward import runtime
-    from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
-    from sigward.admission.service import AdmissionService, AdmissionSettings
-    from sigward.policy.loader import load_policies
-    from sigward.registry import RegistryClient, RegistryConfig
-    from sigward.verify.engine import Verifier
-    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
+    from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review
+    from sigward.wiring import build_services
 
     if args.file == "-":
         body = sys.stdin.buffer.read(MAX_REVIEW_BYTES + 1)
@@ -123,38 +103,26 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         except OSError as exc:
             raise BadRequestError(f"cannot read {args.file}: {exc.strerror}") from None
     request = parse_review(parse_json_body(body, what="AdmissionReview", max_bytes=MAX_REVIEW_BYTES))
-    policy_set = load_policies(_policy_paths(args.policy))
-    _settle_trust_root()
-    client = RegistryClient(RegistryConfig.from_env())
-    service = AdmissionService(
-        policies=lambda: policy_set.policies,
-        verifier=Verifier(source=RegistrySignatureSource(client), source_for_providers=ProviderSources(client)),
-        settings=AdmissionSettings.from_env(os.environ),
-        jmespath_search=runtime.jmespath_search,
+    # No verdict store: a one-off review neither reuses nor records verdicts.
+    services = build_services(
+        {**os.environ, "SIGWARD_STORE": "memory:"}, policy_paths=tuple(_policy_paths(args.policy)), short_lived=True
     )
     try:
-        decision = service.decide(request, mode="validate" if args.validate else "mutate")
+        decision = services.admission().decide(request, mode="validate" if args.validate else "mutate")
     finally:
-        service.close()
-        client.close()
-    doc = review_response(
-        request.uid,
-        allowed=decision.allowed,
-        message=decision.message,
-        code=decision.code if not decision.allowed else None,
-        patch=decision.patch,
-        warnings=decision.warnings,
-    )
+        services.close()
+    doc = decision.review(request.uid)
     json.dump(doc, out, indent=2)
     out.write("\n")
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward import runtime
     from sigward.server import serve
+    from sigward.wiring import process_services
 
-    loaded = runtime.policies()  # fail fast on a broken policy, before binding the port
+    # Fail fast on a broken policy, before binding the port; the process's services keep them for its workers.
+    loaded = process_services().policies()
     from sigward.push.findings import Notifier
 
     Notifier.from_env(os.environ)  # ... and on an unusable SIGWARD_FINDINGS_WEBHOOK (ConfigurationError, exit 2)
@@ -194,6 +162,10 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not sep or not key:
             raise BadRequestError(f"--annotation {item!r}: expected KEY=VALUE")
         annotations[key] = value
+    if args.notation:
+        return _sign_notation(args, annotations, out)
+    if args.cert_chain:
+        raise BadRequestError("--cert-chain is for Notation signatures: add --notation jws|cose")
     signer = Signer(args.key)
     client = RegistryClient(RegistryConfig.from_env(), allow_push=True)
     try:
@@ -215,6 +187,46 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(
             f"{state} {result.image}@{result.digest} with {result.key}: "
             f"{result.signature_repository}:{result.signature_tag}",
+            file=out,
+        )
+    return EXIT_OK
+
+
+def _sign_notation(args: argparse.Namespace, annotations: dict[str, str], out: TextIO) -> int:
+    """``--notation jws|cose``: a Notary Project signature with a local key and its certificate chain."""
+    from pathlib import Path
+
+    from sigward.deadline import Deadline
+    from sigward.policy.kms_uri import is_kms_uri
+    from sigward.registry import RegistryClient, RegistryConfig
+    from sigward.sign_notation import sign_image_notation
+
+    if not args.cert_chain:
+        raise BadRequestError("--notation needs --cert-chain PEM (the signing certificate first, then its CAs)")
+    if is_kms_uri(args.key):
+        raise BadRequestError("--notation signs with a local PEM key only (KMS keys sign cosign signatures)")
+    client = RegistryClient(RegistryConfig.from_env(), allow_push=True)
+    try:
+        result = sign_image_notation(
+            args.image,
+            key_path=Path(args.key),
+            chain_path=Path(args.cert_chain),
+            envelope_format=args.notation,
+            client=client,
+            deadline=Deadline.after(args.timeout),
+            annotations=annotations or None,
+            repository=args.repository,
+            environ=os.environ,
+        )
+    finally:
+        client.close()
+    if args.json:
+        json.dump(result.__dict__, out, indent=2)
+        out.write("\n")
+    else:
+        print(
+            f"signed {result.image}@{result.digest} with a Notation {result.envelope} signature: "
+            f"{result.signature_repository}@{result.signature_manifest}",
             file=out,
         )
     return EXIT_OK
@@ -278,38 +290,17 @@ def _since_seconds(text: str | None) -> float | None:
 
 
 def cmd_reverify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward.policy.loader import load_policies
-    from sigward.registry import RegistryClient, RegistryConfig
-    from sigward.reverify.service import build_service
-    from sigward.store import open_store
-    from sigward.verify.caching import CachingSignatureSource
-    from sigward.verify.engine import Verifier
-    from sigward.verify.oci import ProviderSources, RegistrySignatureSource
+    from sigward.wiring import build_services
 
     since = _since_seconds(args.since)
-    policy_set = load_policies(_policy_paths(args.policy))
+    services = build_services(os.environ, policy_paths=tuple(_policy_paths(args.policy)), short_lived=True)
+    policy_set = services.policies()
     for note in policy_set.notes:
         print(f"note: {note}", file=err)
-    _settle_trust_root()
-    client = RegistryClient(RegistryConfig.from_env())
-    store = open_store()
     try:
-        verifier = Verifier(
-            source=CachingSignatureSource(RegistrySignatureSource(client)),
-            source_for_providers=ProviderSources(client, CachingSignatureSource),
-        )
-        service = build_service(
-            os.environ,
-            policies=lambda: policy_set.policies,
-            verifier=verifier,
-            store=store,
-            since_seconds=since,
-            dry_run=args.dry_run,
-        )
-        report = service.run()
+        report = services.reverify(since_seconds=since, dry_run=args.dry_run).run()
     finally:
-        store.close()
-        client.close()
+        services.close()
     if args.json:
         json.dump(report.as_json(), out, indent=2)
         out.write("\n")
@@ -386,12 +377,20 @@ def build_parser() -> argparse.ArgumentParser:
     reverify.add_argument("--json", action="store_true")
     reverify.set_defaults(handler=cmd_reverify)
 
-    sign = sub.add_parser("sign", help="write a cosign-compatible .sig signature with a KMS or local key")
+    sign = sub.add_parser(
+        "sign", help="write a cosign-compatible .sig signature (KMS or local key), or a Notation signature (--notation)"
+    )
     sign.add_argument(
         "--key", required=True, help="KMS URI (awskms://, gcpkms://, azurekms://, hashivault://) or PEM file"
     )
     sign.add_argument("--annotation", "-a", action="append", help="KEY=VALUE added to the signed payload (repeatable)")
     sign.add_argument("--repository", help="push the signature to this repository instead of the image's")
+    sign.add_argument(
+        "--notation",
+        choices=("jws", "cose"),
+        help="write a Notary Project signature (JWS or COSE envelope, OCI referrer) instead of a cosign .sig",
+    )
+    sign.add_argument("--cert-chain", help="with --notation: PEM file, the signing certificate first, then its CAs")
     sign.add_argument("--json", action="store_true")
     sign.add_argument("--timeout", type=float, default=60.0)
     sign.add_argument("image", metavar="IMAGE")

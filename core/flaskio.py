@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from sigward.admission.http import HttpResponse, handle_admission
@@ -11,6 +11,10 @@ from sigward.admission.review import MAX_REVIEW_BYTES
 
 if TYPE_CHECKING:
     import flask
+
+    from sigward.admission.service import AdmissionService
+    from sigward.push.service import PushService
+    from sigward.reverify.service import ReverifyService
 
 
 def read_body(request: flask.Request, limit: int) -> bytes | None:
@@ -48,45 +52,47 @@ def respond(
     return to_flask(handler(request.method, dict(request.headers), body))
 
 
-def serve_admission(request: flask.Request, *, path: str) -> flask.Response:
+def serve_admission(request: flask.Request, *, path: str, service: Callable[[], AdmissionService]) -> flask.Response:
     return respond(
         request,
         limit=MAX_REVIEW_BYTES,
-        handler=lambda method, headers, body: handle_admission(method=method, path=path, headers=headers, body=body),
+        handler=lambda method, headers, body: handle_admission(
+            method=method, path=path, headers=headers, body=body, service=service
+        ),
     )
 
 
-def serve_push_pubsub(request: flask.Request) -> flask.Response:
+def serve_push_pubsub(request: flask.Request, *, service: Callable[[], PushService]) -> flask.Response:
     from sigward.events import MAX_WEBHOOK_BYTES
     from sigward.push.http import handle_push_pubsub
 
     return respond(
         request,
         limit=MAX_WEBHOOK_BYTES,
-        handler=lambda method, headers, body: handle_push_pubsub(method=method, headers=headers, body=body),
+        handler=lambda method, headers, body: handle_push_pubsub(
+            method=method, headers=headers, body=body, service=service
+        ),
     )
 
 
-def serve_push_webhook(request: flask.Request) -> flask.Response:
+def serve_push_webhook(request: flask.Request, *, service: Callable[[], PushService]) -> flask.Response:
     from sigward.events import MAX_WEBHOOK_BYTES
     from sigward.push.http import handle_push_webhook
 
     return respond(
         request,
         limit=MAX_WEBHOOK_BYTES,
-        handler=lambda method, headers, body: handle_push_webhook(method=method, headers=headers, body=body),
+        handler=lambda method, headers, body: handle_push_webhook(
+            method=method, headers=headers, body=body, service=service
+        ),
     )
 
 
-def serve_reverify(request: flask.Request) -> flask.Response:
-    """The ``reverify`` target: no body is read (Cloud Scheduler sends none that matters)."""
-    import os
-
-    from sigward import runtime
+def serve_reverify(
+    request: flask.Request, *, env: Mapping[str, str], service: Callable[[], ReverifyService]
+) -> flask.Response:
+    """The ``reverify`` target: no body is read (Cloud Scheduler sends none that matters); ``env`` configures the
+    caller check, which runs before ``service`` is built."""
     from sigward.reverify.http import handle_reverify
 
-    return to_flask(
-        handle_reverify(
-            method=request.method, headers=dict(request.headers), env=os.environ, service=runtime.reverify_service
-        )
-    )
+    return to_flask(handle_reverify(method=request.method, headers=dict(request.headers), env=env, service=service))

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from sigward.errors import BadRequestError
+from sigward.patterns import has_wildcard as has_wildcard  # noqa: PLC0414 - explicit re-export of the one implementation
 from sigward.patterns import wildcard_match as wildcard_match  # noqa: PLC0414 - explicit re-export of the one implementation
 
 DEFAULT_REGISTRY = "docker.io"
@@ -268,10 +269,6 @@ def parse_repository(value: str) -> Repository:
     if ref.digest or ":" in value.rsplit("/", 1)[-1]:
         raise BadRequestError(f"invalid repository {value!r}: must not carry a tag or digest")
     return ref.repo
-
-
-def has_wildcard(pattern: str) -> bool:
-    return "*" in pattern or "?" in pattern
 
 
 # Distinct patterns whose normalized forms are remembered; policies hold a few dozen, so this is never reached in

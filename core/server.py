@@ -74,6 +74,7 @@ def create_app() -> flask.Flask:
     import flask
 
     from sigward.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook
+    from sigward.wiring import process_services
 
     app = flask.Flask("sigward")
     # "//" in a path must not become a redirect that echoes the path (the admission token may be a segment of it)
@@ -81,10 +82,8 @@ def create_app() -> flask.Flask:
 
     @app.route("/healthz", methods=["GET"])
     def healthz() -> flask.Response:
-        from sigward import runtime
-
         try:
-            loaded = runtime.policies()
+            loaded = process_services().policies()
         except Exception as exc:
             return flask.Response(
                 json.dumps({"status": "unhealthy", "error": str(exc)}), status=503, mimetype="application/json"
@@ -95,21 +94,23 @@ def create_app() -> flask.Flask:
     @app.route("/admission", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     @app.route("/admission/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def admission(rest: str) -> flask.Response:
-        return serve_admission(flask.request, path="/" + rest)
+        return serve_admission(flask.request, path="/" + rest, service=lambda: process_services().admission())
 
     @app.route("/push/pubsub", methods=["POST", "GET", "PUT"])
     def push_pubsub() -> flask.Response:
-        return serve_push_pubsub(flask.request)
+        return serve_push_pubsub(flask.request, service=lambda: process_services().push())
 
     @app.route("/push/webhook", methods=["POST", "OPTIONS", "GET", "PUT"])
     def push_webhook() -> flask.Response:
-        return serve_push_webhook(flask.request)
+        return serve_push_webhook(flask.request, service=lambda: process_services().push())
 
     @app.route("/reverify", methods=["POST", "GET"])
     def reverify() -> flask.Response:
         from sigward.flaskio import serve_reverify
 
-        return serve_reverify(flask.request)
+        return serve_reverify(
+            flask.request, env=process_services().environ, service=lambda: process_services().reverify()
+        )
 
     return app
 
@@ -231,17 +232,21 @@ class AdmissionHandlers:
 
 def admission_handlers() -> AdmissionHandlers:
     """The admission target of :func:`create_app`'s ``/admission/...`` route, as :class:`AdmissionHandlers`."""
-    from sigward import runtime
     from sigward.admission.http import HttpResponse, answer_from_memory, handle_admission
+    from sigward.wiring import process_services
 
     def answer(response: HttpResponse) -> Answer:
         return Answer(response.status, tuple(response.headers.items()), response.body)
 
     def decide(path: str, headers: Mapping[str, str], body: bytes) -> Answer:
-        return answer(handle_admission(method="POST", path=path, headers=headers, body=body))
+        return answer(
+            handle_admission(
+                method="POST", path=path, headers=headers, body=body, service=lambda: process_services().admission()
+            )
+        )
 
     def from_memory(path: str, headers: Mapping[str, str], body: bytes) -> Answer | None:
-        svc = runtime.admission_service_if_built()
+        svc = process_services().admission_if_built()
         if svc is None:
             return None  # building it blocks (store, trust root): the first admission does that on a thread
         found = answer_from_memory(method="POST", path=path, headers=headers, body=body, service=lambda: svc)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ConfigurationError, NotFoundError, VerificationFailure
-from sigward.kms.uri import is_kms_uri, parse_kms_uri
+from sigward.policy.kms_uri import is_kms_uri, parse_kms_uri
 from sigward.references import Repository, parse_image_reference, parse_repository
 from sigward.registry import OCI_MANIFEST, RegistryClient
 from sigward.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer, TlogOptions, verify_signatures_with_key
@@ -60,7 +60,7 @@ class Signer:
         self._env = os.environ if environ is None else environ
         self._private: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | None = None
         if not is_kms_uri(key):
-            self._private = _load_private_key(Path(key), self._env.get(ENV_KEY_PASSWORD))
+            self._private = load_private_key(Path(key), self._env.get(ENV_KEY_PASSWORD))
 
     def sign(self, payload: bytes, *, deadline: Deadline) -> tuple[bytes, PublicKeyVerifier]:
         if self._private is None:
@@ -87,7 +87,7 @@ class Signer:
         return signature, PublicKeyVerifier(key=public_key, source="local key")
 
 
-def _load_private_key(
+def load_private_key(
     path: Path, password: str | None
 ) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
     try:

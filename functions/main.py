@@ -1,5 +1,6 @@
 """Deployable function targets (functions-framework): thin adapters that parse the trigger, call the ``sigward``
-package and shape the response. Each target is a plain function in this module, as Cloud Run functions require;
+package and shape the response. The process's services are built once, on first use, by
+:func:`sigward.wiring.process_services`. Each target is a plain function in this module, as Cloud Run functions require;
 ``sigward/`` sits beside this file in the deployed archive (locally the repository root's ``sigward -> core`` link, or
 an installed distribution)."""
 
@@ -18,6 +19,7 @@ if os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "polic
     os.environ.setdefault("SIGWARD_POLICY", os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies"))
 
 from sigward.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook, serve_reverify
+from sigward.wiring import process_services
 
 if TYPE_CHECKING:
     import flask
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 @functions_framework.http
 def admission(request: flask.Request) -> flask.Response:
     """Kubernetes AdmissionReview v1: ``…/mutate`` (default) verifies and pins digests, ``…/validate`` checks."""
-    return serve_admission(request, path=request.path)
+    return serve_admission(request, path=request.path, service=lambda: process_services().admission())
 
 
 @functions_framework.http
@@ -36,17 +38,17 @@ def push_pubsub(request: flask.Request) -> flask.Response:
     Declared as an HTTP function on purpose: functions-framework's CloudEvent wrapper echoes request headers and
     body in its 400 answer and turns exceptions into bare 500s; here every answer is sigward's own (503 asks the
     platform to redeliver while a signature may still arrive)."""
-    return serve_push_pubsub(request)
+    return serve_push_pubsub(request, service=lambda: process_services().push())
 
 
 @functions_framework.http
 def push_webhook(request: flask.Request) -> flask.Response:
     """Registry push webhooks: AWS ECR (EventBridge API destination), Azure Container Registry (Event Grid, incl.
     the validation handshake), CNCF distribution notifications, Harbor, GitHub packages."""
-    return serve_push_webhook(request)
+    return serve_push_webhook(request, service=lambda: process_services().push())
 
 
 @functions_framework.http
 def reverify(request: flask.Request) -> flask.Response:
     """Re-evaluate recorded verdicts in one bounded run (Cloud Scheduler with OIDC): findings for every flip."""
-    return serve_reverify(request)
+    return serve_reverify(request, env=process_services().environ, service=lambda: process_services().reverify())

@@ -28,7 +28,7 @@ with atheris.instrument_imports(include=["sigward"]):
     from sigward.admission.http import handle_admission
     from sigward.admission.service import AdmissionService, AdmissionSettings
     from sigward.errors import SigwardError
-    from sigward.kms.uri import parse_kms_uri
+    from sigward.policy.kms_uri import parse_kms_uri
     from sigward.policy.loader import load_policy_text
     from sigward.references import parse_image_reference, wildcard_match
     from sigward.registry.auth import ChallengeError, _parse_token_response, parse_www_authenticate

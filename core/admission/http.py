@@ -130,7 +130,7 @@ def handle_admission(
     path: str,
     headers: Mapping[str, str],
     body: bytes,
-    service: Callable[[], AdmissionService] | None = None,
+    service: Callable[[], AdmissionService],
     environ: Mapping[str, str] | None = None,
 ) -> HttpResponse:
     def decide(svc: AdmissionService, request: AdmissionRequest, mode: Mode) -> Decision:
@@ -165,7 +165,7 @@ def _handle(
     path: str,
     headers: Mapping[str, str],
     body: bytes,
-    service: Callable[[], AdmissionService] | None,
+    service: Callable[[], AdmissionService],
     environ: Mapping[str, str] | None,
     decide: Callable[[AdmissionService, AdmissionRequest, Mode], Decision | None],
 ) -> HttpResponse | None:
@@ -196,9 +196,7 @@ def _handle(
         return _json(400, {"error": exc.message})
     mode = mode_for(clean_path)
     try:
-        from sigward import runtime
-
-        decision = decide((service or runtime.admission_service)(), request, mode)
+        decision = decide(service(), request, mode)
         if decision is None:
             return None
     except SigwardError as exc:
@@ -217,14 +215,7 @@ def _handle(
     )
     return _json(
         200,
-        review_response(
-            request.uid,
-            allowed=decision.allowed,
-            message=decision.message,
-            code=decision.code if not decision.allowed else None,
-            patch=decision.patch,
-            warnings=decision.warnings,
-        ),
+        decision.review(request.uid),
     )
 
 

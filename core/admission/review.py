@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigward.errors import BadRequestError
+from sigward.jsonbody import MAX_JSON_DEPTH, parse_json_body
+
+__all__ = ["MAX_JSON_DEPTH", "parse_json_body"]  # their home is sigward.jsonbody; kept importable here
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -22,8 +25,6 @@ MAX_REVIEW_BYTES = 4 * 1024 * 1024
 MAX_WARNING_CHARS = 120
 # More warnings than this help nobody reading kubectl output and bloat the response.
 MAX_WARNINGS = 32
-# Python's json recursion limit is ~1000 frames; refuse deeper documents before they become a RecursionError.
-MAX_JSON_DEPTH = 128
 OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 
 
@@ -62,36 +63,6 @@ class AdmissionRequest:
                 if isinstance(value, str) and value:
                     return value
         return self.name
-
-
-def _depth_ok(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return False
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return True
-
-
-def parse_json_body(body: bytes, *, what: str, max_bytes: int) -> Any:
-    """Parse a request body, refusing oversize, non-JSON and pathologically nested input with a precise message."""
-    if len(body) > max_bytes:
-        raise BadRequestError(f"{what}: body of {len(body)} bytes exceeds the limit of {max_bytes} bytes")
-    if not body.strip():
-        raise BadRequestError(f"{what}: empty body")
-    try:
-        doc = json.loads(body)
-    except RecursionError:
-        raise BadRequestError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequestError(f"{what}: not valid JSON: {exc}") from None
-    if not _depth_ok(doc, MAX_JSON_DEPTH):
-        raise BadRequestError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return doc
 
 
 def _str(req: Mapping[str, Any], key: str, *, required: bool = False) -> str:

@@ -18,15 +18,15 @@ from typing import Any, Literal
 from sigward import logs
 from sigward.admission.images import ResourceImage, extract_images
 from sigward.admission.match import RequestInfo, request_info, rule_applies
-from sigward.admission.review import AdmissionRequest
+from sigward.admission.review import AdmissionRequest, review_response
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
 from sigward.cache import TTLCache
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.models import Policy, Rule
-from sigward.store import StoredVerdict, VerdictStore
-from sigward.verify.engine import Verifier, image_matches, rule_credential_providers
-from sigward.verify.plan import RulePlan, VerdictKey, plan_rule
+from sigward.store import StoredStatus, StoredVerdict, VerdictStore
+from sigward.verify.engine import Verifier, rule_credential_providers
+from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_rule
 from sigward.verify.results import RuleVerdict, Verdict
 
 Mode = Literal["mutate", "validate"]
@@ -94,6 +94,17 @@ class Decision:
     checks: tuple[ImageCheck, ...] = ()
     code: int = 200
     elapsed_ms: float = 0.0
+
+    def review(self, uid: str) -> dict[str, Any]:
+        """This decision as the AdmissionReview v1 response for request ``uid`` (webhook and ``sigward review``)."""
+        return review_response(
+            uid,
+            allowed=self.allowed,
+            message=self.message,
+            code=self.code if not self.allowed else None,
+            patch=self.patch,
+            warnings=self.warnings,
+        )
 
 
 class _NotInMemory(Exception):
@@ -292,9 +303,7 @@ class AdmissionService:
         ref = unit.image.ref
         plan = unit.plan
         if plan.all_skipped:
-            skipped = self._verifier.verify_image_rule(ref, policy=unit.policy, rule=unit.rule, deadline=deadline)
-            if skipped is not None:
-                return skipped, False
+            return self._verifier.evaluate(plan, deadline=deadline), False
         try:
             digest = ref.digest or self._digest(unit.image, unit.rule, deadline)
             # One root for this verification: the key says which root a verdict was made under, and the checks use
@@ -313,13 +322,9 @@ class AdmissionService:
                 return stored, True
 
         def compute() -> RuleVerdict:
-            pinned = ref.with_digest(digest) if not ref.digest else ref
-            context = self._verifier.new_context(pinned, deadline=deadline, request=unit.request, trusted_root=root)
-            verdict = self._verifier.verify_image_rule(
-                ref, policy=unit.policy, rule=unit.rule, deadline=deadline, context=context
+            verdict = self._verifier.evaluate(
+                plan, deadline=deadline, digest=digest, trusted_root=root, request=unit.request
             )
-            if verdict is None:  # cannot happen: the unit exists because an entry matched
-                raise BadRequestError(f"no verifyImages entry matches {ref.reference}")
             if record and verdict.verdict == Verdict.PASS and not plan.request_dependent:
                 self._record_pass(unit, verdict, key)
             return verdict
@@ -337,19 +342,11 @@ class AdmissionService:
         if self._store is None:
             return None
         try:
-            found = self._store.lookup(
-                digest=key.digest,
-                repository=key.repository,
-                policy_hash=key.policy_hash,
-                rule=key.rule,
-                entries=key.entries_text,
-                inputs=key.inputs,
-                now=time.time(),
-            )
+            found = self._store.lookup(key, now=time.time())
         except SigwardError as exc:
             logs.emit("WARNING", "verdict store lookup failed; verifying instead", error=exc.message)
             return None
-        if found is None or found.verdict != Verdict.PASS.value:
+        if found is None or found.verdict is not StoredStatus.PASS:
             return None
         return RuleVerdict(
             image=unit.image.image,
@@ -367,18 +364,13 @@ class AdmissionService:
         now = time.time()
         try:
             self._store.record(
-                StoredVerdict(
-                    digest=key.digest,
-                    repository=key.repository,
+                StoredVerdict.of(
+                    key,
                     policy=unit.policy.name,
-                    policy_hash=key.policy_hash,
-                    rule=key.rule,
-                    entries=key.entries_text,
-                    inputs=key.inputs,
-                    verdict=Verdict.PASS.value,
+                    verdict=StoredStatus.of(verdict),
                     message=verdict.message,
                     verified_at=now,
-                    expires_at=now + self.settings.pass_ttl,
+                    ttl=self.settings.pass_ttl,
                     source="admission",
                     image=unit.image.image,
                 )

@@ -31,10 +31,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sigward.admission.review import parse_json_body
 from sigward.events._fields import Fields, clip, join, lower_headers
 from sigward.events.cloudevents import CloudEvent, binary_event, looks_structured, structured_events
 from sigward.events.models import MAX_EVENTS, MAX_WEBHOOK_BYTES, HandshakeReply, WebhookResult, combine
+from sigward.jsonbody import parse_json_body
 
 IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 IMAGE_DELETED = "Microsoft.ContainerRegistry.ImageDeleted"

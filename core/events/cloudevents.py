@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sigward.admission.review import parse_json_body
 from sigward.events._fields import Fields, clip, join, type_name
 from sigward.events.models import MAX_EVENTS, MAX_WEBHOOK_BYTES
+from sigward.jsonbody import parse_json_body
 
 SPEC_VERSION = "1.0"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"

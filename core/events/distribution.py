@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from sigward.admission.review import parse_json_body
 from sigward.events._fields import Fields, clip, join
 from sigward.events.models import MAX_EVENTS, MAX_WEBHOOK_BYTES, WebhookResult, combine, is_manifest_media_type
+from sigward.jsonbody import parse_json_body
 
 CONTENT_TYPES = frozenset(
     {

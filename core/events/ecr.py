@@ -27,9 +27,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sigward.admission.review import parse_json_body
 from sigward.events._fields import Fields, clip
 from sigward.events.models import MAX_WEBHOOK_BYTES, WebhookResult
+from sigward.jsonbody import parse_json_body
 
 ECR_EVENT_SOURCE = "aws.ecr"
 IMAGE_ACTION = "ECR Image Action"

@@ -25,10 +25,10 @@ import binascii
 from collections.abc import Mapping
 from typing import Any
 
-from sigward.admission.review import parse_json_body
 from sigward.errors import BadRequestError
 from sigward.events._fields import Fields, clip, lower_headers
 from sigward.events.models import MAX_WEBHOOK_BYTES, PushEvent, WebhookResult
+from sigward.jsonbody import parse_json_body
 from sigward.references import ImageReference, parse_image_reference
 
 PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"

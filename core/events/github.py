@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sigward.admission.review import parse_json_body
 from sigward.events._fields import Fields, clip, join, lower_headers
 from sigward.events.models import MAX_WEBHOOK_BYTES, WebhookResult
+from sigward.jsonbody import parse_json_body
 
 GHCR_HOST = "ghcr.io"
 EVENTS = {"registry_package": "registry_package", "package": "package"}

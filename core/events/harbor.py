@@ -25,10 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sigward.admission.review import parse_json_body
 from sigward.events._fields import Fields, clip, join, type_name
 from sigward.events.cloudevents import CloudEvent
 from sigward.events.models import MAX_EVENTS, MAX_WEBHOOK_BYTES, WebhookResult, is_valid_tag
+from sigward.jsonbody import parse_json_body
 
 _DEFAULT_ACTIONS = {"PUSH_ARTIFACT": "push", "DELETE_ARTIFACT": "delete"}
 _CLOUDEVENT_ACTIONS = {"harbor.artifact.pushed": "push", "harbor.artifact.deleted": "delete"}

@@ -24,12 +24,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sigward.admission.review import parse_json_body
 from sigward.errors import BadRequestError
 from sigward.events import acr, distribution, ecr, gcr, github, harbor
 from sigward.events._fields import clip, lower_headers, media_type_of
 from sigward.events.cloudevents import CloudEvent, binary_event, looks_structured, structured_events
 from sigward.events.models import MAX_WEBHOOK_BYTES, Source, WebhookResult, combine
+from sigward.jsonbody import parse_json_body
 
 WHAT = "push webhook"
 

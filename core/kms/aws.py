@@ -37,7 +37,7 @@ from sigward.errors import (
     VerificationFailure,
 )
 from sigward.kms.base import DEFAULT_KMS_TIMEOUT_SECONDS, KmsPublicKey
-from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.policy.kms_uri import KmsKeyRef, Scheme
 from sigward.verify.keys import KeyLoadError, RSAPadding, SupportedKey, load_public_key_der
 
 KeyFamily = Literal["ecdsa", "rsa", "ed25519"]
@@ -210,7 +210,7 @@ class AwsKms:
             # and also reaches the STS client that web identity credentials use.
             # On GCP (Cloud Run) with SIGWARD_AWS_ROLE_ARN: credentials from the function's Google identity token
             # (AssumeRoleWithWebIdentity), no AWS keys; otherwise the SDK's default chain, IRSA included.
-            from sigward.kms.aws_federation import aws_session
+            from sigward.aws_federation import aws_session
 
             self._session = aws_session(os.environ.get("AWS_REGION") or None, botocore_session=core)
             _ = boto3

@@ -35,7 +35,7 @@ from sigward.errors import (
     VerificationFailure,
 )
 from sigward.kms.base import KmsPublicKey
-from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.policy.kms_uri import KmsKeyRef, Scheme
 from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, check_key
 
 if TYPE_CHECKING:

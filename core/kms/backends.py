@@ -6,7 +6,7 @@ import importlib
 import threading
 
 from sigward.kms.base import KmsBackend
-from sigward.kms.uri import Scheme
+from sigward.policy.kms_uri import Scheme
 
 _MODULES: dict[Scheme, tuple[str, str]] = {
     "awskms": ("sigward.kms.aws", "AwsKms"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.policy.kms_uri import KmsKeyRef, Scheme
 from sigward.verify.keys import RSAPadding, SupportedKey
 
 # One KMS call may take this long at most (the admission deadline may cut it shorter).

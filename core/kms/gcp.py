@@ -37,7 +37,7 @@ from sigward.errors import (
     VerificationFailure,
 )
 from sigward.kms.base import KmsPublicKey
-from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.policy.kms_uri import KmsKeyRef, Scheme
 from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, RSAPadding, SupportedKey, load_public_key_pem
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, DeadlineExceededError, VerificationFailure
 from sigward.kms import backends
 from sigward.kms.base import DEFAULT_KMS_TIMEOUT_SECONDS, KmsPublicKey
-from sigward.kms.uri import is_kms_uri, parse_kms_uri
+from sigward.policy.kms_uri import is_kms_uri, parse_kms_uri
 from sigward.verify.keys import PublicKeyVerifier, load_public_key_pem
 
 if TYPE_CHECKING:

@@ -65,7 +65,7 @@ from sigward.errors import (
     VerificationFailure,
 )
 from sigward.kms.base import KmsPublicKey
-from sigward.kms.uri import KmsKeyRef, Scheme
+from sigward.policy.kms_uri import KmsKeyRef, Scheme
 from sigward.verify.keys import KeyLoadError, SupportedKey, check_key, load_public_key_pem
 
 DEFAULT_TRANSIT_PATH = "transit"

@@ -28,7 +28,6 @@ class Capabilities:
     """One flag per Kyverno feature that changes what verification means; ``True`` = implemented."""
 
     # verifyImages[].type
-    notary: bool = False
     sigstore_bundle: bool = True
     # key material
     secret_keys: bool = False  # keys.secret {name, namespace}
@@ -67,7 +66,6 @@ CURRENT = Capabilities()
 
 # What the refusal says, per feature: why sigward cannot honour it (yet) and what to write instead.
 REFUSALS: dict[str, str] = {
-    "notary": "type Notary is not supported yet: sigward verifies Cosign signatures (type: Cosign)",
     "sigstore_bundle": ("type SigstoreBundle is not supported yet: sigward verifies Cosign signatures (type: Cosign)"),
     "secret_keys": (
         "keys.secret needs the Kubernetes API to read the Secret, which sigward does not use: "

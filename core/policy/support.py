@@ -87,8 +87,6 @@ def _snake(name: str) -> str:
 
 def _image_verification(iv: ImageVerification, path: str, caps: Capabilities) -> list[Problem]:
     out: list[Problem] = []
-    if iv.type == "Notary" and not caps.notary:
-        out.append((f"{path}.type", refusal("notary")))
     if iv.type == "SigstoreBundle" and not caps.sigstore_bundle:
         out.append((f"{path}.type", refusal("sigstore_bundle")))
     if iv.cosign_oci11 and not caps.cosign_oci11:
@@ -231,7 +229,7 @@ def _key_reference(ref: str, path: str, caps: Capabilities) -> list[Problem]:
         if not caps.kms_keys:
             return [(path, refusal("kms_keys"))]
         from sigward.errors import BadRequestError
-        from sigward.kms.uri import parse_kms_uri
+        from sigward.policy.kms_uri import parse_kms_uri
 
         try:
             parse_kms_uri(ref)

@@ -105,7 +105,7 @@ def handle_push_webhook(
     method: str,
     headers: Mapping[str, str],
     body: bytes,
-    service: Callable[[], PushService] | None = None,
+    service: Callable[[], PushService],
     environ: Mapping[str, str] | None = None,
 ) -> HttpResponse:
     env = os.environ if environ is None else environ
@@ -124,9 +124,7 @@ def handle_push_webhook(
         return HttpResponse(status=reply.status, body=reply.body, headers=dict(reply.headers))
     for reason in result.ignored:
         logs.emit("INFO", "push event ignored", source=result.source, reason=reason)
-    from sigward import runtime
-
-    return _process(result.pushes, service or runtime.push_service)
+    return _process(result.pushes, service)
 
 
 def handle_push_pubsub(
@@ -134,7 +132,7 @@ def handle_push_pubsub(
     method: str,
     headers: Mapping[str, str],
     body: bytes,
-    service: Callable[[], PushService] | None = None,
+    service: Callable[[], PushService],
     environ: Mapping[str, str] | None = None,
 ) -> HttpResponse:
     """Artifact Registry / GCR notifications: an Eventarc CloudEvent (binary or structured) or a raw Pub/Sub push
@@ -156,8 +154,8 @@ def handle_push_pubsub(
             event = binary_event(lowered, body)
             pushes = from_pubsub_cloudevent(event.data, {})
         else:
-            from sigward.admission.review import parse_json_body
             from sigward.events import MAX_WEBHOOK_BYTES
+            from sigward.jsonbody import parse_json_body
 
             doc = parse_json_body(body, what="Pub/Sub message", max_bytes=MAX_WEBHOOK_BYTES)
             if looks_structured(doc):
@@ -168,6 +166,4 @@ def handle_push_pubsub(
         # acknowledged: a message that cannot be parsed will not parse on redelivery either
         logs.emit("ERROR", "malformed Pub/Sub message acknowledged without work", error=exc.message)
         return _json(200, {"acknowledged": True, "error": exc.message})
-    from sigward import runtime
-
-    return _process(pushes, service or runtime.push_service)
+    return _process(pushes, service)

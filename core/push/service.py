@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Literal
 
 from sigward import logs
 from sigward.deadline import Deadline
-from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, failure_kind_of
+from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, failure_kind_of
 from sigward.push.findings import Finding, FindingSink, emit_finding
 from sigward.references import ImageReference, parse_image_reference
-from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
-from sigward.verify.engine import Verifier, image_matches
-from sigward.verify.plan import RulePlan, VerdictKey, plan_image
-from sigward.verify.results import Verdict
+from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictStore
+from sigward.verify.engine import Verifier
+from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_image
+from sigward.verify.results import RuleVerdict, Verdict
 
 if TYPE_CHECKING:
     from sigward.events import PushEvent
@@ -36,9 +36,6 @@ DEFAULT_GRACE_SECONDS = 300.0
 DEFAULT_PUSH_DEADLINE_SECONDS = 4.5
 
 Status = Literal["recorded", "retry", "duplicate", "ignored", "deleted"]
-# The stored verdict of an image whose signature has not arrived yet, recorded (and the delivery acknowledged)
-# instead of asking for redelivery; re-verification (:mod:`sigward.reverify`) settles it.
-PENDING = "pending"
 # Sources whose deliveries are better acknowledged as pending than redelivered: CNCF distribution delivers serially
 # per endpoint (a 503 blocks every later push behind it), Harbor gives up after a few tries and GitHub never
 # redelivers. Pub/Sub (gcr), EventBridge (ecr) and Event Grid (acr) redeliver cheaply with backoff, in parallel.
@@ -55,24 +52,24 @@ class PushSettings:
     pending_sources: frozenset[str] = frozenset()
 
 
-def verify_plan(
-    verifier: Verifier, plan: RulePlan, digest: str, root: TrustedRoot, deadline: Deadline
-) -> tuple[Verdict, str, FailureKind | None]:
-    """Verify one rule plan for the image at ``digest`` under ``root``: (verdict, message, failure kind). An
-    infrastructure error is ``Verdict.ERROR`` (nothing decided); push and re-verification share this."""
+def verify_plan(verifier: Verifier, plan: RulePlan, digest: str, root: TrustedRoot, deadline: Deadline) -> RuleVerdict:
+    """The verdict of one rule plan for the image at ``digest`` under ``root`` (the key's). An error is a verdict
+    too: ``Verdict.ERROR`` for infrastructure (nothing decided), ``Verdict.FAIL`` otherwise; push and
+    re-verification share this."""
     ref = plan.ref
-    pinned = ref if ref.digest else ref.with_digest(digest)
     try:
-        context = verifier.new_context(pinned, deadline=deadline, trusted_root=root)
-        verdict = verifier.verify_image_rule(
-            ref, policy=plan.policy, rule=plan.rule, deadline=deadline, context=context
-        )
+        return verifier.evaluate(plan, deadline=deadline, digest=digest, trusted_root=root)
     except SigwardError as exc:
-        status = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
-        return status, exc.message, failure_kind_of(exc)
-    if verdict is None:
-        return Verdict.SKIP, "no entry matched", None
-    return verdict.verdict, verdict.message, verdict.failure
+        return RuleVerdict(
+            image=ref.original,
+            reference=ref.reference,
+            digest=digest,
+            verdict=Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL,
+            policy=plan.policy.name,
+            rule=plan.rule.name,
+            message=exc.message,
+            failure=failure_kind_of(exc),
+        )
 
 
 @dataclass(frozen=True)
@@ -193,7 +190,7 @@ class PushService:
                 to_record.append(stored)
         for stored in to_record:
             self._store.record(stored)
-            if stored.verdict not in (Verdict.PASS.value, PENDING):
+            if stored.verdict not in (StoredStatus.PASS, StoredStatus.PENDING):
                 self._report(stored, deadline)
         if retry_reasons:
             return PushOutcome(
@@ -263,8 +260,9 @@ class PushService:
         now: float,
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
         """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's)."""
-        policy, rule, ref, digest = plan.policy, plan.rule, plan.ref, key.digest
-        status, message, failure = verify_plan(self._verifier, plan, digest, root, deadline)
+        policy, rule, ref = plan.policy, plan.rule, plan.ref
+        verdict = verify_plan(self._verifier, plan, key.digest, root, deadline)
+        status, message = verdict.verdict, verdict.message
         entries = key.entries_text
         outcome = RuleOutcome(
             policy=policy.name, rule=rule.name, verdict=status.value, message=message, entries=entries, form=str(ref)
@@ -273,14 +271,14 @@ class PushService:
             return outcome, None, f"{policy.name}/{rule.name}: {message}"
         if status == Verdict.SKIP:
             return outcome, None, ""
-        recorded = status.value
+        recorded = StoredStatus.of(verdict)
         if status == Verdict.FAIL:
             sighting = key.stored
             first = self._store.first_seen(sighting, now=now)
             if now - first < self.settings.grace_seconds and event.source in self.settings.pending_sources:
                 # Acknowledge and let re-verification wait for the signature: no head-of-line blocking of a
                 # source that delivers serially (CNCF distribution) or never redelivers (GitHub).
-                recorded = PENDING
+                recorded = StoredStatus.PENDING
             elif now - first < self.settings.grace_seconds:
                 return (
                     outcome,
@@ -290,20 +288,13 @@ class PushService:
                         f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
                     ),
                 )
-            else:
-                recorded = "unsigned" if failure is FailureKind.NO_SIGNATURES else Verdict.FAIL.value
-        stored = StoredVerdict(
-            digest=digest,
-            repository=key.repository,
+        stored = StoredVerdict.of(
+            key,
             policy=policy.name,
-            policy_hash=key.policy_hash,
-            rule=key.rule,
-            entries=entries,
-            inputs=key.inputs,
             verdict=recorded,
             message=message,
             verified_at=now,
-            expires_at=now + self.settings.verdict_ttl,
+            ttl=self.settings.verdict_ttl,
             source=event.source,
             event_id=event.event_id,
             image=str(ref),
@@ -315,18 +306,13 @@ class PushService:
     ) -> None:
         for plan, key in self._work(forms, digest, root):
             self._store.record(
-                StoredVerdict(
-                    digest=event.digest,
-                    repository=key.repository,
+                StoredVerdict.of(
+                    key,
                     policy=plan.policy.name,
-                    policy_hash=key.policy_hash,
-                    rule=key.rule,
-                    entries=key.entries_text,
-                    inputs=key.inputs,
-                    verdict="deleted",
+                    verdict=StoredStatus.DELETED,
                     message=f"image deleted from {event.source}",
                     verified_at=now,
-                    expires_at=now + self.settings.verdict_ttl,
+                    ttl=self.settings.verdict_ttl,
                     source=event.source,
                     event_id=event.event_id,
                     image=str(plan.ref),

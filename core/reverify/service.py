@@ -23,9 +23,15 @@ from sigward import logs
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ConfigurationError, FailureKind
 from sigward.push.findings import Finding, FindingSink
-from sigward.push.service import PENDING, verify_plan
+from sigward.push.service import verify_plan
 from sigward.references import parse_image_reference
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, DEFAULT_VERDICT_TTL_SECONDS, StoredVerdict, VerdictStore
+from sigward.store import (
+    DEFAULT_EVENT_TTL_SECONDS,
+    DEFAULT_VERDICT_TTL_SECONDS,
+    StoredStatus,
+    StoredVerdict,
+    VerdictStore,
+)
 from sigward.verify.plan import RulePlan, plan_image
 from sigward.verify.results import Verdict
 
@@ -45,9 +51,7 @@ MIN_VERIFY_SECONDS = 1.0
 # A lease outlives its run by this margin, so a crashed run blocks the next one for at most one cycle.
 LEASE_MARGIN_SECONDS = 30.0
 # Only these stored verdicts are re-verified: what admission may reuse (pass) and what waits for a signature.
-REVERIFIED = frozenset({Verdict.PASS.value, PENDING})
-# A record made under another policy (or trust root) that re-verification re-keyed: history, never reused.
-SUPERSEDED = "superseded"
+REVERIFIED = frozenset({StoredStatus.PASS, StoredStatus.PENDING})
 CURSOR_STATE = "reverify/cursor"
 LEASE_STATE = "reverify/lease"
 
@@ -258,7 +262,8 @@ class ReverifyService:
         if plan is None:
             return  # the rule no longer applies to this image (or cannot be decided without a request)
         key = plan.key(record.digest, trust_fingerprint=root.fingerprint)
-        status, message, failure = verify_plan(self._verifier, plan, record.digest, root, deadline)
+        verdict = verify_plan(self._verifier, plan, record.digest, root, deadline)
+        status, message = verdict.verdict, verdict.message
         tally.verified += 1
         if status == Verdict.ERROR:
             tally.errors += 1
@@ -267,27 +272,22 @@ class ReverifyService:
         if status == Verdict.SKIP:
             return
         same_key = key.stored == record.key
+        reason: FailureKind | None = None
         if status == Verdict.PASS:
-            if record.verdict == Verdict.PASS.value and same_key:
+            if record.verdict is StoredStatus.PASS and same_key:
                 return  # unchanged world: no write
-            verdict, reason = Verdict.PASS.value, None
         else:
-            reason = failure or FailureKind.NOT_SATISFIED
-            if record.verdict == PENDING and not self._pending_over(record, now):
+            reason = verdict.failure or FailureKind.NOT_SATISFIED
+            if record.verdict is StoredStatus.PENDING and not self._pending_over(record, now):
                 return  # still waiting for its signature
-            verdict = "unsigned" if reason is FailureKind.NO_SIGNATURES else Verdict.FAIL.value
-        new = StoredVerdict(
-            digest=record.digest,
-            repository=key.repository,
+        after = StoredStatus.of(verdict)
+        new = StoredVerdict.of(
+            key,
             policy=plan.policy.name,
-            policy_hash=key.policy_hash,
-            rule=key.rule,
-            entries=key.entries_text,
-            inputs=key.inputs,
-            verdict=verdict,
+            verdict=after,
             message=message,
             verified_at=now,
-            expires_at=now + settings.verdict_ttl,
+            ttl=settings.verdict_ttl,
             source="reverify",
             event_id=record.event_id,
             image=record.image,
@@ -299,8 +299,8 @@ class ReverifyService:
                 digest=record.digest,
                 policy=record.policy,
                 rule=record.rule,
-                before=record.verdict,
-                after=verdict,
+                before=record.verdict.value,
+                after=after.value,
                 reason=reason,
                 message=message,
             )
@@ -325,7 +325,9 @@ class ReverifyService:
         """Compare-and-set on the record read; a re-keyed verdict (other policy or trust root) supersedes it."""
         if same_key:
             return self._store.replace(record, new)
-        retired = replace(record, verdict=SUPERSEDED, message=f"re-verified under policy hash {new.policy_hash[:12]}")
+        retired = replace(
+            record, verdict=StoredStatus.SUPERSEDED, message=f"re-verified under policy hash {new.policy_hash[:12]}"
+        )
         if not self._store.replace(record, retired):
             return False
         self._store.record(new)

@@ -10,18 +10,67 @@ can make admission verify again, never allow.
 
 from __future__ import annotations
 
-import hashlib
+import enum
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from sigward.errors import ConfigurationError
+from sigward.errors import ConfigurationError, FailureKind
+from sigward.verify.plan import VerdictKey, entries_key, parse_entries_key, verdict_key
+from sigward.verify.results import RuleVerdict, Verdict
+
+__all__ = [
+    "DEFAULT_EVENT_TTL_SECONDS",
+    "DEFAULT_VERDICT_TTL_SECONDS",
+    "StoredStatus",
+    "StoredVerdict",
+    "VerdictKey",
+    "VerdictStore",
+    "entries_key",
+    "open_store",
+    "verdict_key",
+]
 
 # A push-time pass is trusted by admission this long (signatures can be removed; re-verify now and then).
 DEFAULT_VERDICT_TTL_SECONDS = 24 * 3600.0
 # Event ids are remembered long enough to outlast every platform's redelivery window (EventBridge: 24 h).
 DEFAULT_EVENT_TTL_SECONDS = 48 * 3600.0
+
+
+class StoredStatus(enum.StrEnum):
+    """What the store remembers of a verdict. Built from a verdict only by :meth:`of` (``deleted`` by a delete
+    event, ``pending`` and ``superseded`` by push and re-verification); admission reuses nothing but a fresh
+    :attr:`PASS`."""
+
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
+    FAIL = "fail"
+    UNSIGNED = "unsigned"  # a decided failure of kind FailureKind.NO_SIGNATURES
+    ERROR = "error"
+    DELETED = "deleted"
+    # A push whose signature has not arrived yet, acknowledged instead of redelivered; re-verification settles it.
+    PENDING = "pending"
+    # A record made under another policy (or trust root) that re-verification re-keyed: history, never reused.
+    SUPERSEDED = "superseded"
+
+    @classmethod
+    def of(cls, verdict: RuleVerdict) -> StoredStatus:
+        """The one mapping from a verdict: its kind, never its message, says ``unsigned``."""
+        if verdict.verdict is Verdict.PASS:
+            return cls.PASS
+        if verdict.verdict is Verdict.FAIL:
+            return cls.UNSIGNED if verdict.failure is FailureKind.NO_SIGNATURES else cls.FAIL
+        if verdict.verdict is Verdict.ERROR:
+            return cls.ERROR
+        raise ValueError(f"a {verdict.verdict.value} verdict is not stored")
+
+    @classmethod
+    def parse(cls, text: str) -> StoredStatus:
+        """A row's status as a backend holds it; text no version wrote reads as :attr:`ERROR` (never reusable)."""
+        try:
+            return cls(text)
+        except ValueError:
+            return cls.ERROR
 
 
 @dataclass(frozen=True)
@@ -32,7 +81,7 @@ class StoredVerdict:
     policy_hash: str
     rule: str
     entries: str  # indexes of the verifyImages entries that matched the image, e.g. "0,2"
-    verdict: str  # pass | fail | error | unsigned | deleted
+    verdict: StoredStatus
     message: str
     verified_at: float
     expires_at: float
@@ -41,46 +90,65 @@ class StoredVerdict:
     image: str = ""
     inputs: str = ""  # canonical text of the trust fingerprint and request-specific values read ("" = none)
 
+    @classmethod
+    def of(
+        cls,
+        key: VerdictKey,
+        *,
+        policy: str,
+        verdict: StoredStatus,
+        message: str,
+        verified_at: float,
+        ttl: float,
+        source: str = "",
+        event_id: str = "",
+        image: str = "",
+    ) -> StoredVerdict:
+        """A verdict recorded under ``key`` (its fields are the key's, so lookup and record cannot disagree)."""
+        return cls(
+            digest=key.digest,
+            repository=key.repository,
+            policy=policy,
+            policy_hash=key.policy_hash,
+            rule=key.rule,
+            entries=key.entries_text,
+            inputs=key.inputs,
+            verdict=verdict,
+            message=message,
+            verified_at=verified_at,
+            expires_at=verified_at + ttl,
+            source=source,
+            event_id=event_id,
+            image=image,
+        )
+
     @property
-    def key(self) -> str:
-        return verdict_key(
-            digest=self.digest,
-            repository=self.repository,
+    def verdict_key(self) -> VerdictKey:
+        return VerdictKey(
             policy_hash=self.policy_hash,
             rule=self.rule,
-            entries=self.entries,
+            repository=self.repository,
+            digest=self.digest,
+            entries=parse_entries_key(self.entries),
             inputs=self.inputs,
         )
 
+    @property
+    def key(self) -> str:
+        """The store's form of :attr:`verdict_key`: what :meth:`VerdictStore.lookup` finds it by."""
+        return self.verdict_key.stored
+
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def verdict_key(*, digest: str, repository: str, policy_hash: str, rule: str, entries: str, inputs: str = "") -> str:
-    """The store's key. Without ``inputs`` it is the key earlier versions wrote, so their verdicts stay usable."""
-    parts = (digest, repository, policy_hash, rule, entries, *((inputs,) if inputs else ()))
-    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
-
-
-def entries_key(indexes: Sequence[int]) -> str:
-    return ",".join(str(i) for i in indexes)
+        out = asdict(self)
+        out["verdict"] = self.verdict.value
+        return out
 
 
 class VerdictStore(Protocol):
     def record(self, verdict: StoredVerdict) -> None: ...
 
-    def lookup(
-        self,
-        *,
-        digest: str,
-        repository: str,
-        policy_hash: str,
-        rule: str,
-        entries: str,
-        now: float,
-        inputs: str = "",
-    ) -> StoredVerdict | None:
-        """The unexpired verdict for exactly this key, or None."""
+    def lookup(self, key: VerdictKey, *, now: float) -> StoredVerdict | None:
+        """The unexpired verdict for exactly this key (:meth:`VerdictKey.stored`), or None."""
         ...
 
     def for_digest(self, digest: str) -> list[StoredVerdict]: ...

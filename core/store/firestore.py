@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sigward.errors import ExternalServiceError
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, same_version, verdict_key
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictKey, same_version
 
 # Firestore calls are small; past this the store counts as unavailable (admission then verifies itself).
 CALL_TIMEOUT_SECONDS = 5.0
@@ -75,7 +75,7 @@ class FirestoreStore:
             policy_hash=str(data.get("policy_hash", "")),
             rule=str(data.get("rule", "")),
             entries=str(data.get("entries", "")),
-            verdict=str(data.get("verdict", "")),
+            verdict=StoredStatus.parse(str(data.get("verdict", ""))),
             message=str(data.get("message", "")),
             verified_at=_epoch(data.get("verified_at", 0)),
             expires_at=_epoch(data.get("expires_at", 0)),
@@ -85,21 +85,9 @@ class FirestoreStore:
             inputs=str(data.get("inputs", "")),
         )
 
-    def lookup(
-        self,
-        *,
-        digest: str,
-        repository: str,
-        policy_hash: str,
-        rule: str,
-        entries: str,
-        now: float,
-        inputs: str = "",
-    ) -> StoredVerdict | None:
-        key = verdict_key(
-            digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries, inputs=inputs
-        )
-        ref = self._db().collection(self.collection).document(key)
+    def lookup(self, key: VerdictKey, *, now: float) -> StoredVerdict | None:
+        stored = key.stored
+        ref = self._db().collection(self.collection).document(stored)
         snap = self._call("read", lambda: ref.get(timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
         if not snap.exists:
             return None

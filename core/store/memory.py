@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, same_version, verdict_key
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, VerdictKey, same_version
 
 
 class MemoryStore:
@@ -29,23 +29,11 @@ class MemoryStore:
             self._verdicts[verdict.key] = verdict
             self.writes += 1
 
-    def lookup(
-        self,
-        *,
-        digest: str,
-        repository: str,
-        policy_hash: str,
-        rule: str,
-        entries: str,
-        now: float,
-        inputs: str = "",
-    ) -> StoredVerdict | None:
+    def lookup(self, key: VerdictKey, *, now: float) -> StoredVerdict | None:
         self._check()
-        key = verdict_key(
-            digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries, inputs=inputs
-        )
+        stored = key.stored
         with self._lock:
-            found = self._verdicts.get(key)
+            found = self._verdicts.get(stored)
         return found if found is not None and found.expires_at > now else None
 
     def for_digest(self, digest: str) -> list[StoredVerdict]:

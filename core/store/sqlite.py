@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from sigward.errors import ExternalServiceError
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, VERSION_TIME_TOLERANCE, StoredVerdict, verdict_key
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, VERSION_TIME_TOLERANCE, StoredStatus, StoredVerdict, VerdictKey
 
 # How long a writer waits for another process's transaction before giving up (then: infrastructure error).
 BUSY_TIMEOUT_MS = 5000
@@ -94,7 +94,7 @@ class SqliteStore:
                 verdict.policy_hash,
                 verdict.rule,
                 verdict.entries,
-                verdict.verdict,
+                verdict.verdict.value,
                 verdict.message,
                 verdict.verified_at,
                 verdict.expires_at,
@@ -116,7 +116,7 @@ class SqliteStore:
             policy_hash=str(policy_hash),
             rule=str(rule),
             entries=str(entries),
-            verdict=str(verdict),
+            verdict=StoredStatus.parse(str(verdict)),
             message=str(message),
             verified_at=float(verified_at),  # type: ignore[arg-type]
             expires_at=float(expires_at),  # type: ignore[arg-type]
@@ -126,21 +126,9 @@ class SqliteStore:
             inputs=str(inputs),
         )
 
-    def lookup(
-        self,
-        *,
-        digest: str,
-        repository: str,
-        policy_hash: str,
-        rule: str,
-        entries: str,
-        now: float,
-        inputs: str = "",
-    ) -> StoredVerdict | None:
-        key = verdict_key(
-            digest=digest, repository=repository, policy_hash=policy_hash, rule=rule, entries=entries, inputs=inputs
-        )
-        rows = self._run(f"SELECT {_COLUMNS} FROM verdicts WHERE key = ? AND expires_at > ?", (key, now))  # noqa: S608
+    def lookup(self, key: VerdictKey, *, now: float) -> StoredVerdict | None:
+        stored = key.stored
+        rows = self._run(f"SELECT {_COLUMNS} FROM verdicts WHERE key = ? AND expires_at > ?", (stored, now))  # noqa: S608
         return self._row(rows[0]) if rows else None
 
     def for_digest(self, digest: str) -> list[StoredVerdict]:
@@ -173,7 +161,7 @@ class SqliteStore:
             "UPDATE verdicts SET verdict = ?, message = ?, verified_at = ?, expires_at = ?, source = ?, "
             "event_id = ?, image = ?, policy = ? WHERE key = ? AND verdict = ? AND abs(verified_at - ?) < ?",
             (
-                new.verdict,
+                new.verdict.value,
                 new.message,
                 new.verified_at,
                 new.expires_at,
@@ -182,7 +170,7 @@ class SqliteStore:
                 new.image,
                 new.policy,
                 current.key,
-                current.verdict,
+                current.verdict.value,
                 current.verified_at,
                 VERSION_TIME_TOLERANCE,
             ),

@@ -1,29 +1,25 @@
 """Sigstore bundles (v0.1–v0.3): the format cosign v3 signs into by default and attaches to images as OCI 1.1
 referrers. Pure functions over the bundle bytes, a key or an identity policy, and trust material.
 
-Two paths, chosen by the bundle's verification material:
+Parsing is strict plain JSON (no protobuf model): every field this module reads is type- and size-checked with its
+JSON path in the error, unknown fields are ignored as protobuf JSON parsers ignore them, and no third-party model
+decides what "present" means (proto3 leaves zero values out; sigstore-models refused a proof in a size-1 tree).
 
-* **Managed key** (``publicKey{hint}``: cosign v3 ``--key``, KMS keys included). sigstore-python refuses these
-  bundles (it requires a certificate), so everything is checked here: the DSSE signature over PAE (or the message
-  signature over the artifact digest) with the policy's key; each transparency-log entry — Merkle inclusion proof
-  (RFC 9162 §2.1.3.2) up to a checkpoint whose signed note verifies with the log's key from the trusted root, the
-  inclusion promise (SET) of Rekor v1 entries, and the logged body being this very signature, content and key
-  (``hashedrekord`` 0.0.1/0.0.2, ``dsse`` 0.0.1/0.0.2, ``intoto`` 0.0.2); RFC 3161 timestamps against the trusted
-  root's timestamp authorities.
-* **Certificate** (``certificate`` in v0.3, ``x509CertificateChain`` before). The same structural, log and timestamp
-  checks run first (so a forged log entry is refused twice), then sigstore-python's ``Verifier`` does the rest:
-  chain to the Fulcio CAs at the verified times, SCT, Sigstore X.509 profile, the Kyverno identity policy
-  (:class:`KyvernoIdentityPolicy`, glob/regex as Kyverno matches them), log entry, signature, consistency.
-  sigstore-python's own time establishment is replaced by the times verified here (see
-  :func:`sigward.verify.sigstore_private.pinned_time_verifier_class` for why), and ``intoto`` entries — which
-  sigstore-python 4.5 does not check against DSSE content — are checked here.
+The checks are sigward's own, shared with legacy layers: the DSSE signature over PAE (or the message signature over
+the artifact digest) with the policy's key or the certificate's key; each transparency-log entry — Merkle inclusion
+proof (RFC 9162 §2.1.3.2) up to a checkpoint whose signed note verifies with the log's key, the inclusion promise
+(SET) of Rekor v1 entries, and the logged body being this very signature, content and key (``hashedrekord``
+0.0.1/0.0.2, ``dsse`` 0.0.1/0.0.2, ``intoto`` 0.0.2); RFC 3161 timestamps (:mod:`sigward.verify.timestamps`); and
+for certificates :mod:`sigward.verify.certificates` (chain at every verified signing time, SCT, identity), exactly
+as for a legacy ``.sig``/``.att`` layer. Time evidence: the log is required unless ``ignoreTlog`` or no log is
+trusted (GitHub's TSA-only instance); a certificate bundle with neither a verified log time nor a verified timestamp
+is refused (``ignoreTlog`` alone lets the current time stand in, as cosign does).
 
 For an image, a DSSE bundle yields an in-toto statement whose subject must name the image digest; the predicate
 ``https://sigstore.dev/cosign/sign/v1`` makes it an image signature, anything else an attestation. A message
 signature bundle attached to an image signs the image digest itself.
 
-sigstore is imported lazily (inside functions): admission's cold path does not pay for it unless a bundle is
-checked with a certificate.
+No sigstore-python code is used; ``rfc3161-client`` is imported lazily, only when a bundle carries timestamps.
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ import hmac
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,6 +43,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
 from sigward.errors import ConfigurationError, VerificationFailure, no_attestations_found, no_signatures_found
+from sigward.verify.certificates import (
+    CertificateTrust,
+    certificates_trust,
+    check_certificate,
+    keyless_trust,
+    signing_certificate,
+    signing_times,
+)
+from sigward.verify.cosign import TlogOptions
 from sigward.verify.dsse import (
     Envelope,
     Statement,
@@ -62,10 +67,11 @@ from sigward.verify.identity import (
     certificate_identities,
     certificate_issuer,
 )
-from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, check_key, spki_der
+from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, spki_der
 from sigward.verify.rekor import Signer, check_envelope_entry, check_signature_entry, verify_set
-from sigward.verify.sigstore_private import pinned_time_verifier_class, verify_common_signing_cert
-from sigward.verify.trust import CertificateAuthority, LogKey, TrustedRoot, parse_trusted_root
+from sigward.verify.timestamps import verify_timestamps
+from sigward.verify.trust import LogKey, TrustedRoot, parse_trusted_root
+from sigward.verify.x509chain import certificate_key, load_certificates_pem
 
 if TYPE_CHECKING:
     from sigward.policy.models import CertificateAttestor, KeylessAttestor
@@ -443,14 +449,12 @@ def check_trusted_root(root: TrustedRoot) -> None:
     _checked_root_bytes(root.raw, root.source)
 
 
-def _split_pem_certificates(text: str, what: str) -> list[x509.Certificate]:
+def _policy_certificates(text: str, what: str) -> tuple[x509.Certificate, ...]:
+    """A policy's PEM certificates (x509chain's one loader), as trust-material configuration errors."""
     try:
-        certs = x509.load_pem_x509_certificates(text.encode())
-    except (ValueError, x509.InvalidVersion) as exc:
-        raise ConfigurationError(f"{what}: not PEM certificates ({exc})") from None
-    if len(certs) > MAX_CHAIN_CERTIFICATES:
-        raise ConfigurationError(f"{what}: more than {MAX_CHAIN_CERTIFICATES} certificates")
-    return certs
+        return load_certificates_pem(text, what=what)
+    except VerificationFailure as exc:
+        raise ConfigurationError(exc.message) from None
 
 
 def _der_b64(cert: x509.Certificate) -> str:
@@ -525,14 +529,14 @@ def trusted_root_with_overrides(
         return base
     doc = json.loads(base.raw)
     if fulcio_roots_pem:
-        certs = _split_pem_certificates(fulcio_roots_pem, "keyless.roots")
+        certs = _policy_certificates(fulcio_roots_pem, "keyless.roots")
         doc["certificateAuthorities"] = [_authority(certs, "")] if certs else []
     if rekor_pubkey_pem:
         doc["tlogs"] = [_log_entry_doc(rekor_pubkey_pem, rekor_url or "https://rekor.sigstore.dev", "rekor.pubkey")]
     if ctlog_pubkey_pem:
         doc["ctlogs"] = [_log_entry_doc(ctlog_pubkey_pem, "", "ctlog.pubkey")]
     if tsa_chain_pem:
-        certs = _split_pem_certificates(tsa_chain_pem, "ctlog.tsaCertChain")
+        certs = _policy_certificates(tsa_chain_pem, "ctlog.tsaCertChain")
         doc["timestampAuthorities"] = [_authority(certs, "")] if certs else []
     raw = json.dumps(doc, separators=(",", ":")).encode()
     return parse_trusted_root(raw, source=f"{base.source} with policy overrides")
@@ -541,21 +545,14 @@ def trusted_root_with_overrides(
 def _attestor_root(
     root: TrustedRoot, keyless: KeylessAttestor | None, certificates: CertificateAttestor | None
 ) -> TrustedRoot:
+    """The root whose transparency logs verify a certificate bundle's entries (``rekor.pubkey`` replaces them). CAs,
+    CT logs and TSAs of the policy are read by :mod:`sigward.verify.certificates`, as for legacy layers."""
     rekor = (keyless.rekor if keyless is not None else None) or (
         certificates.rekor if certificates is not None else None
     )
-    ctlog = (keyless.ctlog if keyless is not None else None) or (
-        certificates.ctlog if certificates is not None else None
-    )
-    roots = keyless.roots if keyless is not None else (certificates.cert_chain if certificates is not None else "")
-    return trusted_root_with_overrides(
-        root,
-        fulcio_roots_pem=roots,
-        rekor_pubkey_pem=rekor.pub_key if rekor is not None else "",
-        rekor_url=rekor.url if rekor is not None else "",
-        ctlog_pubkey_pem=ctlog.pub_key if ctlog is not None else "",
-        tsa_chain_pem=ctlog.tsa_cert_chain if ctlog is not None else "",
-    )
+    if rekor is None or not rekor.pub_key:
+        return root
+    return trusted_root_with_overrides(root, rekor_pubkey_pem=rekor.pub_key, rekor_url=rekor.url)
 
 
 # -- transparency log
@@ -818,58 +815,6 @@ def _check_entry_content(
         raise VerificationFailure(f"unsupported transparency log entry type {kv[:60]}")
 
 
-# -- RFC 3161 timestamps
-
-
-def _valid_during(ca: CertificateAuthority, when: datetime) -> bool:
-    """TimeRange is a closed interval."""
-    if ca.valid_from is not None and when < ca.valid_from:
-        return False
-    return not (ca.valid_until is not None and when > ca.valid_until)
-
-
-def _verify_timestamps(bundle: _Bundle, root: TrustedRoot) -> tuple[list[datetime], list[str]]:
-    """The times of the RFC 3161 timestamps that a trusted TSA made over the bundle's signature, inside that TSA's
-    validity period, and why the others do not count. As in sigstore-go and sigstore-python, a timestamp that
-    does not verify proves nothing but does not spoil the bundle: the caller requires enough verified times."""
-    if not bundle.timestamps:
-        return [], []
-    from rfc3161_client import VerificationError as TsaError
-    from rfc3161_client import VerifierBuilder, decode_timestamp_response
-
-    if not root.timestamp_authorities:
-        return [], ["the bundle has RFC 3161 timestamps but the trusted root lists no timestamp authority"]
-    times: list[datetime] = []
-    errors: list[str] = []
-    for i, blob in enumerate(bundle.timestamps):
-        try:
-            response = decode_timestamp_response(blob)
-        except ValueError:
-            errors.append(f"RFC 3161 timestamp {i} is not a timestamp response")
-            continue
-        last = "no timestamp authority"
-        for ca in root.timestamp_authorities:
-            certs = list(ca.certificates)
-            builder = VerifierBuilder().tsa_certificate(certs[0]).add_root_certificate(certs[-1])
-            for middle in certs[1:-1]:
-                builder = builder.add_intermediate_certificate(middle)
-            try:
-                builder.build().verify_message(response, bundle.signature)
-            except (TsaError, ValueError) as exc:
-                last = str(exc)[:200]
-                continue
-            when = response.tst_info.gen_time
-            when = when if when.tzinfo else when.replace(tzinfo=UTC)
-            if not _valid_during(ca, when):
-                last = f"the timestamp time {when.isoformat()} is outside the authority's validity period"
-                continue
-            times.append(when)
-            break
-        else:
-            errors.append(f"RFC 3161 timestamp {i} is not verified by a trusted timestamp authority: {last}")
-    return times, errors
-
-
 # -- signatures made with a managed key
 
 
@@ -926,111 +871,9 @@ def _verify_message_with_key(
         ) from None
 
 
-# -- identity: the one rule of sigward.verify.identity (sigstore-python calls ``verify(cert)`` on the policy)
+# -- identity: the one rule of sigward.verify.identity
 
 KyvernoIdentityPolicy = IdentityPolicy
-
-
-class _AnyIdentity:
-    """``certificates`` attestors constrain the chain, not the identity."""
-
-    def verify(self, cert: x509.Certificate) -> None:
-        return None
-
-
-# -- sigstore-python for certificates
-
-
-@lru_cache(maxsize=8)
-def _sigstore_root(raw: bytes) -> Any:
-    from sigstore.models import TrustedRoot as SigstoreTrustedRoot
-    from sigstore_models.trustroot.v1 import TrustedRoot as TrustedRootModel
-
-    return SigstoreTrustedRoot(TrustedRootModel.from_json(raw))
-
-
-def _with_proto3_defaults(raw: bytes) -> bytes:
-    """The bundle JSON with the zero values proto3 JSON leaves out written back in where sigstore-models requires
-    them (a log entry's and its inclusion proof's ``logIndex`` 0, an empty ``hashes`` list: a proof in a tree of
-    size 1). Nothing else changes; the bytes this module verified stay the ones it parsed."""
-    doc = json.loads(raw)
-    vm = doc.get("verificationMaterial") if isinstance(doc, dict) else None
-    entries = vm.get("tlogEntries") if isinstance(vm, dict) else None
-    changed = False
-    for entry in entries if isinstance(entries, list) else []:
-        if not isinstance(entry, dict):
-            continue
-        if "logIndex" not in entry:
-            entry["logIndex"], changed = "0", True
-        proof = entry.get("inclusionProof")
-        if isinstance(proof, dict):
-            if "logIndex" not in proof:
-                proof["logIndex"], changed = "0", True
-            if "hashes" not in proof:
-                proof["hashes"], changed = [], True
-    return json.dumps(doc).encode() if changed else raw
-
-
-def _verify_certificate_bundle(
-    raw: bytes,
-    bundle: _Bundle,
-    root: TrustedRoot,
-    policy: IdentityPolicy | _AnyIdentity,
-    times: Sequence[tuple[bool, datetime]],
-    digest: tuple[str, bytes] | None,
-) -> None:
-    from sigstore.errors import Error as SigstoreError
-    from sigstore.hashes import Hashed
-    from sigstore.models import Bundle as SigstoreBundle
-    from sigstore_models.common.v1 import HashAlgorithm
-
-    try:
-        sbundle = SigstoreBundle.from_json(_with_proto3_defaults(raw))
-        verifier: Any = pinned_time_verifier_class()(trusted_root=_sigstore_root(root.raw), times=times)
-        kinds = {e.kind_version for e in bundle.entries}
-        if bundle.envelope is not None and kinds == {"intoto/0.0.2"}:
-            # sigstore-python checks DSSE content only against dsse/hashedrekord entries; for intoto entries it
-            # does the certificate, policy and log checks and this module checks the content (done by the caller).
-            verify_common_signing_cert(verifier, sbundle, policy)
-        elif bundle.envelope is not None:
-            verifier.verify_dsse(sbundle, policy)
-        else:
-            assert digest is not None
-            algorithms = {
-                "sha256": HashAlgorithm.SHA2_256,
-                "sha384": HashAlgorithm.SHA2_384,
-                "sha512": HashAlgorithm.SHA2_512,
-            }
-            verifier.verify_artifact(Hashed(algorithm=algorithms[digest[0]], digest=digest[1]), sbundle, policy)
-    except VerificationFailure:
-        raise
-    except (SigstoreError, ValueError, TypeError, KeyError) as exc:
-        text = str(exc).strip() or type(exc).__name__
-        raise VerificationFailure(f"bundle verification failed: {text[:400]}") from None
-
-
-def _check_authority_validity(leaf: x509.Certificate, root: TrustedRoot, times: Sequence[datetime]) -> None:
-    """The CA that issued the leaf must have been trusted (its ``validFor``) at every signing time."""
-    issuers = []
-    for ca in root.certificate_authorities:
-        for cert in ca.certificates:
-            if cert.subject != leaf.issuer:
-                continue
-            try:
-                leaf.verify_directly_issued_by(cert)
-            except (ValueError, TypeError, InvalidSignature):
-                continue
-            issuers.append(ca)
-            break
-    if not issuers:
-        raise VerificationFailure(
-            "the signing certificate was not issued by a certificate authority of the trusted root"
-        )
-    for when in times:
-        if not any(_valid_during(ca, when) for ca in issuers):
-            raise VerificationFailure(
-                f"the certificate authority was not trusted at the signing time {when.isoformat()} (its validFor)"
-            )
 
 
 # -- the verification
@@ -1055,13 +898,12 @@ def verify_bundle(
     """Verify one Sigstore bundle with exactly one of ``key``, ``keyless`` or ``certificates``.
 
     ``image_digest`` (``sha256:…``): a DSSE statement's subject must name it, a message signature must sign it.
-    ``artifact``: the same, for the artifact's own digest (blobs; conformance tests). ``ignore_tlog`` lets a
-    managed-key bundle verify without a transparency log entry; certificate bundles always need theirs (Fulcio
-    certificates live minutes: the log or a timestamp proves when they signed), and their SCT is always checked
-    (``ignore_sct`` is accepted for the call shape only). Raises :class:`VerificationFailure` naming the check that
-    failed; :class:`ConfigurationError` for unusable trust material.
+    ``artifact``: the same, for the artifact's own digest (blobs; conformance tests). ``ignore_tlog`` /
+    ``ignore_sct`` add to what the attestor's ``rekor``/``ctlog`` say. Certificate bundles go through
+    :mod:`sigward.verify.certificates` (the rules legacy layers use); time evidence is verified log entries and/or
+    RFC 3161 timestamps. Raises :class:`VerificationFailure` naming the check that failed;
+    :class:`ConfigurationError` for unusable trust material.
     """
-    del ignore_sct  # sigstore-python always verifies the SCT of a certificate bundle (see the docstring)
     layer = _layer(bundle)
     if layer.problem:
         raise VerificationFailure(layer.problem)
@@ -1082,23 +924,34 @@ def verify_bundle(
         )
     digest = _message_digest(parsed, image_digest, artifact)
 
-    signer: Signer
+    trust: CertificateTrust | None = None
     if key is not None:
-        signer = Signer(key=key.key)
-        if parsed.envelope is not None:
-            verify_envelope(parsed.envelope, key)
-        else:
-            assert parsed.message is not None and digest is not None
-            _verify_message_with_key(key, parsed.message.signature, digest, artifact)
+        verifier = key
+        tlog_required = not ignore_tlog
+        authorities = root.timestamp_authorities
     else:
-        try:
-            signer = Signer(key=check_key(parsed.leaf.public_key()), certificate=parsed.leaf)
-        except KeyLoadError as exc:
-            raise VerificationFailure(f"the signing certificate's key is unusable: {exc}") from None
+        trust = keyless_trust(keyless, trusted_root) if keyless is not None else None
+        if trust is None:
+            assert certificates is not None
+            trust = certificates_trust(certificates, trusted_root)
+        if ignore_tlog and not trust.ignore_tlog:
+            trust = replace(trust, tlog=TlogOptions(required=False), ignore_tlog=True)
+        if ignore_sct:
+            trust = replace(trust, ct=None)
+        signing = signing_certificate(trust, parsed.leaf)
+        verifier = PublicKeyVerifier(key=certificate_key(signing), source="certificate")
+        tlog_required = trust.tlog.required
+        authorities = trust.tsa
+    signer = Signer(key=verifier.key, certificate=parsed.leaf if key is None else None)
+    if parsed.envelope is not None:
+        verify_envelope(parsed.envelope, verifier)
+    else:
+        assert parsed.message is not None and digest is not None
+        _verify_message_with_key(verifier, parsed.message.signature, digest, artifact)
 
-    # Transparency log entries and timestamps, verified here for every bundle.
+    # Transparency log entries (when the log is required) and timestamps.
     entries: list[_VerifiedEntry] = []
-    if key is None or not ignore_tlog:
+    if tlog_required:
         if not parsed.entries:
             raise VerificationFailure(
                 "the bundle has no transparency log entry"
@@ -1108,44 +961,36 @@ def verify_bundle(
             verified = _verify_entry(entry, root)
             _check_entry_content(verified, parsed, signer, digest)
             entries.append(verified)
-    tsa_times, tsa_errors = _verify_timestamps(parsed, root)
+    stamps = verify_timestamps(parsed.timestamps, signature=parsed.signature, authorities=authorities)
     integrated = sorted(e.integrated_time for e in entries if e.integrated_time is not None)
     for verified in entries:
         if verified.integrated_time is None:
             log = _find_log(root, verified.entry.log_id)
-            for when in tsa_times:
+            for when in stamps.times:
                 if not log.valid_at(when):
                     raise VerificationFailure("the transparency log's key was not valid at the timestamp's time")
-    times: list[tuple[bool, datetime]] = [(True, t) for t in tsa_times]
-    times += [(False, datetime.fromtimestamp(t, tz=UTC)) for t in integrated]
-    if entries and not times:
-        raise VerificationFailure(
-            "no verified signing time: the log entry has no inclusion promise and no RFC 3161 timestamp verified"
-            + "".join(f"; {e}" for e in tsa_errors)
-        )
+    tlog_times = [datetime.fromtimestamp(t, tz=UTC) for t in integrated]
 
     issuer = ""
-    if key is not None:
+    times: tuple[datetime, ...]
+    if trust is None:
+        assert key is not None
+        times = tuple(sorted([*tlog_times, *stamps.times]))
+        if entries and not times:
+            raise VerificationFailure(
+                "no verified signing time: the log entry has no inclusion promise and no RFC 3161 timestamp verified"
+                + "".join(f"; {e}" for e in stamps.problems)
+            )
         signer_name = key.key_id
     else:
-        leaf = parsed.leaf
-        _check_authority_validity(leaf, root, [t for _, t in times])
-        policy: IdentityPolicy | _AnyIdentity
-        if keyless is not None:
-            policy = IdentityPolicy.from_attestor(keyless)
-        else:
-            assert certificates is not None
-            policy = _AnyIdentity()
-            if certificates.cert:
-                expected = _split_pem_certificates(certificates.cert, "certificates.cert")
-                if not expected or expected[0] != leaf:
-                    raise VerificationFailure("the bundle's certificate is not the policy's certificate")
-        _verify_certificate_bundle(layer.raw, parsed, root, policy, times, digest)
-        if parsed.envelope is not None and any(e.entry.kind == "intoto" for e in entries):
-            verify_envelope(parsed.envelope, PublicKeyVerifier(key=signer.key, source="certificate"))
-        identities = certificate_identities(leaf)
-        signer_name = identities[0] if identities else leaf.subject.rfc4514_string()
-        issuer = certificate_issuer(leaf)
+        signing_time = signing_times(trust, tlog_times=tlog_times, timestamps=stamps)
+        checked = check_certificate(
+            trust, carried=parsed.leaf, carried_chain=parsed.certificates[1:], times=signing_time
+        )
+        times = signing_time.times if signing_time.evidenced else ()
+        identities = certificate_identities(checked.certificate)
+        signer_name = identities[0] if identities else checked.certificate.subject.rfc4514_string()
+        issuer = certificate_issuer(checked.certificate)
 
     statement: Statement | None = None
     if parsed.envelope is not None:
@@ -1164,7 +1009,7 @@ def verify_bundle(
         signer=signer_name,
         issuer=issuer,
         manifest_digest=layer.manifest_digest,
-        timestamps=tuple(sorted(t for _, t in times)),
+        timestamps=times,
     )
 
 

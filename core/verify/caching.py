@@ -13,6 +13,9 @@ from sigward.references import ImageReference, Repository
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer
 from sigward.verify.engine import SignatureSource
+from sigward.verify.notation.discovery import NotaryReferrer
+from sigward.verify.notation.policy import notation_source
+from sigward.verify.notation.verify import NotationLayer, Target
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -87,6 +90,20 @@ class CachingSignatureSource:
             deadline,
             f"fetching referrers from {repo}",
         )
+
+    # type: Notary: passed through uncached (referrer listings are read once per verification anyway)
+    def notation_target(self, repo: Repository, digest: str, *, deadline: Deadline) -> Target:
+        return notation_source(self.inner).notation_target(repo, digest, deadline=deadline)
+
+    def notation_signatures(
+        self, repo: Repository, subject_digest: str, *, deadline: Deadline
+    ) -> tuple[NotationLayer, ...]:
+        return notation_source(self.inner).notation_signatures(repo, subject_digest, deadline=deadline)
+
+    def notary_referrers(
+        self, repo: Repository, subject_digest: str, artifact_type: str, *, deadline: Deadline
+    ) -> tuple[NotaryReferrer, ...]:
+        return notation_source(self.inner).notary_referrers(repo, subject_digest, artifact_type, deadline=deadline)
 
     def clear(self) -> None:
         self._digests.clear()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -28,20 +28,14 @@ from sigward.errors import (
     failure_kind_of,
     no_signatures_found,
 )
-from sigward.references import (
-    ImageReference,
-    Repository,
-    image_covered,
-    image_skipped_by,
-    parse_image_reference,
-    parse_repository,
-)
+from sigward.references import ImageReference, Repository, parse_image_reference, parse_repository
 from sigward.verify.attestations import verify_attestations_with_key
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
 from sigward.verify.dsse import Statement
 from sigward.verify.keys import PublicKeyVerifier, split_pem_public_keys
-from sigward.verify.results import RuleVerdict, Verdict, worst
+from sigward.verify.plan import RulePlan, image_matches, image_skipped, image_values, plan_image, plan_rule
+from sigward.verify.results import EntryFailure, RuleVerdict, Verdict, worst
 from sigward.verify.trust import TrustedRoot, load_trusted_root
 
 if TYPE_CHECKING:
@@ -149,6 +143,7 @@ class _EntryVerdict:
     message: str
     digest: str = ""
     failure: FailureKind | None = None
+    path: str = ""  # the entry's YAML path within its rule, on a FAIL
 
 
 def expand_static_keys(attestor_set: AttestorSet) -> tuple[Attestor, ...]:
@@ -163,30 +158,6 @@ def expand_static_keys(attestor_set: AttestorSet) -> tuple[Attestor, ...]:
                 continue
         out.append(entry)
     return tuple(out)
-
-
-def image_matches(verification: ImageVerification, ref: ImageReference) -> bool:
-    """Every spelling of the image is considered (see :func:`sigward.references.image_covered`)."""
-    return image_covered(verification.image_references, ref)
-
-
-def image_skipped(verification: ImageVerification, ref: ImageReference) -> bool:
-    """Only what the runtime pulls can be skipped (see :func:`sigward.references.image_skipped_by`)."""
-    return image_skipped_by(verification.skip_image_references, ref)
-
-
-def image_values(ref: ImageReference, digest: str) -> dict[str, str]:
-    """The ``image`` object conditions see (Kyverno's ``ImageInfo``) for ``ref`` at ``digest``; verdict keys
-    (:mod:`sigward.verify.plan`) take the values a rule reads from here too."""
-    return {
-        "registry": ref.registry,
-        "path": ref.path,
-        "name": ref.name,
-        "tag": ref.tag,
-        "digest": digest,
-        "reference": ref.reference,
-        "referenceWithTag": ref.reference_with_tag,
-    }
 
 
 class Verifier:
@@ -230,6 +201,54 @@ class Verifier:
 
     # -- one image ---------------------------------------------------------------------------------------------
 
+    def evaluate(
+        self,
+        plan: RulePlan,
+        *,
+        deadline: Deadline,
+        digest: str = "",
+        trusted_root: TrustedRoot | None = None,
+        request: Mapping[str, Any] | None = None,
+        context: _ImageContext | None = None,
+    ) -> RuleVerdict:
+        """The verdict of one planned rule (:mod:`sigward.verify.plan`) for its image: the one entry point of the
+        CLI, admission and push. With ``digest`` (the one the verdict key names) the image is verified pinned to
+        it under ``trusted_root`` (the key's); ``context`` shares one image's fetches across its rules instead."""
+        ref = plan.ref
+        if context is None and digest and plan.applied:
+            pinned = ref if ref.digest else ref.with_digest(digest)
+            context = self.new_context(pinned, deadline=deadline, request=request, trusted_root=trusted_root)
+        rule = plan.rule
+        verdicts: list[_EntryVerdict] = []
+        for i in plan.matched:
+            iv = rule.verify_images[i]
+            if i not in plan.applied:
+                verdicts.append(
+                    _EntryVerdict(Verdict.SKIP, f"skipping image reference {ref.reference} (skipImageReferences)")
+                )
+                continue
+            verdicts.append(self._verify_entry_for_image(ref, iv, deadline=deadline, context=context, index=i))
+        final = worst(v.verdict for v in verdicts)
+        message = "; ".join(dict.fromkeys(v.message for v in verdicts if v.verdict == final))
+        digest = next((v.digest for v in verdicts if v.digest), context.digest if context else ref.digest)
+        failures = tuple(
+            EntryFailure(path=v.path, kind=v.failure or FailureKind.NOT_SATISFIED)
+            for v in verdicts
+            if v.verdict == Verdict.FAIL
+        )
+        return RuleVerdict(
+            image=ref.original,
+            reference=ref.reference,
+            digest=digest,
+            verdict=final,
+            policy=plan.policy.name,
+            rule=rule.name,
+            message=message,
+            mutate_digest=any(rule.verify_images[i].mutate_digest for i in plan.matched),
+            failure=combined_kind(f.kind for f in failures) if final == Verdict.FAIL else None,
+            failures=failures if final == Verdict.FAIL else (),
+        )
+
     def verify_image_rule(
         self,
         image: str | ImageReference,
@@ -241,37 +260,8 @@ class Verifier:
     ) -> RuleVerdict | None:
         """The verdict of one rule for one image, or None when no entry of the rule matches the image."""
         ref = image if isinstance(image, ImageReference) else parse_image_reference(image)
-        matching = [iv for iv in rule.verify_images if image_matches(iv, ref)]
-        if not matching:
-            return None
-        mutate = any(iv.mutate_digest for iv in matching)
-        verdicts: list[_EntryVerdict] = []
-        for iv in matching:
-            if image_skipped(iv, ref):
-                verdicts.append(
-                    _EntryVerdict(Verdict.SKIP, f"skipping image reference {ref.reference} (skipImageReferences)")
-                )
-                continue
-            verdicts.append(self._verify_entry_for_image(ref, iv, deadline=deadline, context=context))
-        final = worst(v.verdict for v in verdicts)
-        message = "; ".join(dict.fromkeys(v.message for v in verdicts if v.verdict == final))
-        digest = next((v.digest for v in verdicts if v.digest), context.digest if context else ref.digest)
-        failure = (
-            combined_kind(v.failure or FailureKind.NOT_SATISFIED for v in verdicts if v.verdict == final)
-            if final == Verdict.FAIL
-            else None
-        )
-        return RuleVerdict(
-            image=ref.original,
-            reference=ref.reference,
-            digest=digest,
-            verdict=final,
-            policy=policy.name,
-            rule=rule.name,
-            message=message,
-            mutate_digest=mutate,
-            failure=failure,
-        )
+        plan = plan_rule(policy, rule, ref)
+        return None if plan is None else self.evaluate(plan, deadline=deadline, context=context)
 
     def _verify_entry_for_image(
         self,
@@ -280,8 +270,20 @@ class Verifier:
         *,
         deadline: Deadline,
         context: _ImageContext | None,
+        index: int,
     ) -> _EntryVerdict:
-        """The outcome of one verifyImages entry."""
+        """The outcome of one verifyImages entry (``verifyImages[index]``, the path its failure carries)."""
+        verdict = self._entry_verdict(ref, iv, deadline=deadline, context=context)
+        return replace(verdict, path=f"verifyImages[{index}]") if verdict.verdict == Verdict.FAIL else verdict
+
+    def _entry_verdict(
+        self,
+        ref: ImageReference,
+        iv: ImageVerification,
+        *,
+        deadline: Deadline,
+        context: _ImageContext | None,
+    ) -> _EntryVerdict:
         if not iv.attestors and not iv.attestations:
             return _EntryVerdict(Verdict.PASS, f"no attestors or attestations to verify for {ref.reference}")
         image = ref.reference
@@ -428,6 +430,8 @@ class Verifier:
     def _verify_entry(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, path: str) -> _EntryOutcome:
         """Legacy ``.sig`` signatures first (type Cosign), then Sigstore bundles attached as OCI referrers (cosign
         v3's default, and the only place ``type: SigstoreBundle`` looks)."""
+        if iv.type == "Notary":
+            return self._verify_entry_notary(ctx, iv, entry)
         legacy: VerificationFailure | None = None
         if iv.type != "SigstoreBundle":
             try:
@@ -437,15 +441,23 @@ class Verifier:
         try:
             self._verify_entry_bundles(ctx, iv, entry)
         except VerificationFailure as exc:
-            if legacy is None:
-                raise
-            if exc.kind is FailureKind.NO_SIGNATURES:
-                raise legacy from None
-            if legacy.kind is FailureKind.NO_SIGNATURES:
-                raise
-            raise VerificationFailure(
-                f"{legacy.message}; OCI referrers: {exc.message}", kind=combined_kind((legacy.kind, exc.kind))
-            ) from None
+            raise _standing_failure(legacy, exc, nothing=FailureKind.NO_SIGNATURES) from None
+        return _EntryOutcome(signatures=())
+
+    def _verify_entry_notary(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
+        """Notation signatures (see :mod:`sigward.verify.notation`); the verified digest is the image's."""
+        from sigward.verify.notation.policy import verify_notary_image
+
+        verify_notary_image(
+            self._source_of(ctx),
+            repo=ctx.ref.repo,
+            signature_repo=self._signature_repository(ctx, iv, entry),
+            digest=ctx.digest,
+            reference=f"{ctx.ref.repository}@{ctx.digest}",
+            entry=entry,
+            now=self._clock(),
+            deadline=ctx.deadline,
+        )
         return _EntryOutcome(signatures=())
 
     def _verify_entry_bundles(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> None:
@@ -612,6 +624,19 @@ class Verifier:
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, predicate_type: str
     ) -> tuple[Statement, ...]:
         repo = self._signature_repository(ctx, iv, entry)
+        if iv.type == "Notary":
+            from sigward.verify.notation.policy import notary_statements
+
+            return notary_statements(
+                self._source_of(ctx),
+                signature_repo=repo,
+                digest=ctx.digest,
+                reference=f"{ctx.ref.repository}@{ctx.digest}",
+                artifact_type=predicate_type,
+                entry=entry,
+                now=self._clock(),
+                deadline=ctx.deadline,
+            )
         legacy: VerificationFailure | None = None
         if iv.type != "SigstoreBundle":
             try:
@@ -628,15 +653,7 @@ class Verifier:
                 **self._bundle_trust(ctx, entry),
             )
         except VerificationFailure as exc:
-            if legacy is None:
-                raise
-            if exc.kind is FailureKind.NO_ATTESTATIONS:
-                raise legacy from None
-            if legacy.kind is FailureKind.NO_ATTESTATIONS:
-                raise
-            raise VerificationFailure(
-                f"{legacy.message}; OCI referrers: {exc.message}", kind=combined_kind((legacy.kind, exc.kind))
-            ) from None
+            raise _standing_failure(legacy, exc, nothing=FailureKind.NO_ATTESTATIONS) from None
 
     def _legacy_attestations(
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, repo: Repository
@@ -818,13 +835,8 @@ class Verifier:
     def _verify_one_image(
         self, ref: ImageReference, policies: Sequence[Policy], deadline: Deadline
     ) -> list[RuleVerdict]:
-        pairs = [
-            (policy, rule)
-            for policy in policies
-            for rule in policy.spec.rules
-            if any(image_matches(iv, ref) for iv in rule.verify_images)
-        ]
-        if not pairs:
+        plans = plan_image(policies, ref)
+        if not plans:
             return [
                 RuleVerdict(
                     image=ref.original,
@@ -836,17 +848,11 @@ class Verifier:
                     message=f"no verifyImages rule matches {ref.reference}",
                 )
             ]
-        needs_network = any(
-            image_matches(iv, ref) and not image_skipped(iv, ref) and (iv.attestors or iv.attestations)
-            for _, rule in pairs
-            for iv in rule.verify_images
-        )
+        fetching = [p for p in plans if _fetches(p)]
         context: _ImageContext | None = None
         try:
-            if needs_network:
-                providers = next(
-                    (rule_credential_providers(rule, ref) for _, rule in pairs if _fetches(rule, ref)), None
-                )
+            if fetching:
+                providers = rule_credential_providers(fetching[0].rule, ref)
                 context = self.new_context(ref, deadline=deadline, providers=providers)
         except ConfigurationError:
             raise  # the caller reports configuration (CLI exit 2; admission denies)
@@ -858,26 +864,33 @@ class Verifier:
                     reference=ref.reference,
                     digest="",
                     verdict=verdict,
-                    policy=policy.name,
-                    rule=rule.name,
+                    policy=plan.policy.name,
+                    rule=plan.rule.name,
                     message=f"failed to verify image {ref.reference}: {exc.message}",
                     failure=failure_kind_of(exc),
                 )
-                for policy, rule in pairs
+                for plan in plans
             ]
-        out: list[RuleVerdict] = []
-        for policy, rule in pairs:
-            rule_verdict = self.verify_image_rule(ref, policy=policy, rule=rule, deadline=deadline, context=context)
-            if rule_verdict is not None:
-                out.append(rule_verdict)
-        return out
+        return [self.evaluate(plan, deadline=deadline, context=context) for plan in plans]
 
 
-def _fetches(rule: Rule, ref: ImageReference) -> bool:
-    return any(
-        image_matches(iv, ref) and not image_skipped(iv, ref) and (iv.attestors or iv.attestations)
-        for iv in rule.verify_images
+def _standing_failure(
+    legacy: VerificationFailure | None, referrers: VerificationFailure, *, nothing: FailureKind
+) -> VerificationFailure:
+    """Which failure stands when the legacy layers and the OCI referrers both failed: the one that found something
+    (the other found ``nothing``), else both, by kind — never by message."""
+    if legacy is None or referrers.kind is nothing:
+        return legacy or referrers
+    if legacy.kind is nothing:
+        return referrers
+    return VerificationFailure(
+        f"{legacy.message}; OCI referrers: {referrers.message}", kind=combined_kind((legacy.kind, referrers.kind))
     )
+
+
+def _fetches(plan: RulePlan) -> bool:
+    """Whether an applied entry of ``plan`` has anything to fetch."""
+    return any(plan.rule.verify_images[i].attestors or plan.rule.verify_images[i].attestations for i in plan.applied)
 
 
 def _sub(entry: Attestor) -> str:

@@ -8,27 +8,37 @@ to a trusted root at the signing time (the entry's integrated time); its embedde
 key (unless ``ctlog.ignoreSCT``); its identity (SANs, OIDC issuer, Fulcio extensions) matches the policy; the required
 annotations match. Each failure is reported in Kyverno's or cosign's words.
 
-Signing time without a transparency log (``ignoreTlog: true``): cosign then checks the certificate against the RFC 3161
-timestamp when the policy gives a TSA chain, else against the current time ("expected a signed timestamp to verify
-an expired certificate" when it has expired). RFC 3161 timestamps are not implemented here, so ``ctlog.tsaCertChain``
-is refused with a clear message and the current time (``now``) is used -- a 10-minute Fulcio certificate therefore
-only verifies with the transparency log, as with cosign without a timestamp.
+The certificate rules (signing times, chain, SCT, identity) are :mod:`sigward.verify.certificates`, shared with
+Sigstore bundles; RFC 3161 timestamps (the ``dev.sigstore.cosign/rfc3161timestamp`` annotation, checked against
+``ctlog.tsaCertChain`` or the trusted root's timestamp authorities) are :mod:`sigward.verify.timestamps`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TypeVar
 
 from cryptography import x509
 
 from sigward.errors import VerificationFailure, no_attestations_found, no_signatures_found
-from sigward.policy.models import CertificateAttestor, CTLog, KeylessAttestor
+from sigward.policy.models import CertificateAttestor, KeylessAttestor
+from sigward.verify.certificates import (
+    CertificateTrust,
+    SigningTimes,
+    certificates_trust,
+    check_certificate,
+    keyless_trust,
+    signing_certificate,
+    signing_times,
+)
 from sigward.verify.cosign import (
+    ANNOTATION_RFC3161,
     SignatureLayer,
-    TlogOptions,
     VerifiedSignature,
     decode_signature,
 )
@@ -40,78 +50,24 @@ from sigward.verify.dsse import (
     parse_statement,
     verify_envelope,
 )
-from sigward.verify.identity import (
-    CertificateIdentity,
-    IdentityPolicy,
-    certificate_identity,
-)
-from sigward.verify.keys import PublicKeyVerifier, SupportedKey, spki_der
+from sigward.verify.identity import CertificateIdentity
+from sigward.verify.keys import PublicKeyVerifier, SupportedKey
 from sigward.verify.rekor import (
     RekorEntry,
     Signer,
     check_envelope_entry,
     check_signature_entry,
-    tlog_options,
     verify_set,
 )
 from sigward.verify.simplesigning import SIMPLESIGNING_MEDIA_TYPE, annotations_match, check_payload, parse_payload
-from sigward.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
+from sigward.verify.timestamps import verify_timestamps
+from sigward.verify.trust import TrustedRoot
 from sigward.verify.x509chain import (
     MAX_CHAIN_CERTS,
     certificate_key,
-    check_leaf,
-    check_validity,
-    der,
     load_certificate_pem,
     load_certificates_pem,
-    rfc3339,
-    verify_chain,
-    verify_embedded_sct,
 )
-
-# A policy's `roots` may hold several Fulcio roots (and Kyverno puts every certificate of it in the root pool).
-MAX_ROOT_CERTS = 64
-
-# --- trust settings from the policy and the trusted root
-
-
-def ct_logs(ctlog: CTLog | None, trusted_root: TrustedRoot) -> tuple[LogKey, ...] | None:
-    """CT log keys the SCT must verify with; None when ``ignoreSCT``."""
-    settings = ctlog if ctlog is not None else CTLog()
-    if settings.tsa_cert_chain.strip():
-        raise VerificationFailure(
-            "ctlog.tsaCertChain: RFC 3161 signed timestamps are not supported; verify with the transparency log"
-        )
-    if settings.ignore_sct:
-        return None
-    if settings.pub_key.strip():
-        return logs_from_pem_keys([settings.pub_key])
-    return trusted_root.ctlogs
-
-
-def fulcio_trust(
-    roots_pem: str, trusted_root: TrustedRoot, *, when: datetime
-) -> tuple[tuple[x509.Certificate, ...], tuple[x509.Certificate, ...]]:
-    """(roots, intermediates): the policy's ``roots`` (every certificate a trust anchor, as Kyverno's cert pool), else
-    the trusted root's certificate authorities whose validity period contains ``when`` (the leaf's notBefore, as
-    sigstore-go selects them): last certificate of each chain the root, the others intermediates."""
-    if roots_pem.strip():
-        return load_certificates_pem(roots_pem, what="keyless.roots", limit=MAX_ROOT_CERTS), ()
-    roots: list[x509.Certificate] = []
-    intermediates: list[x509.Certificate] = []
-    for ca in trusted_root.certificate_authorities:
-        if ca.valid_from is not None and when < ca.valid_from:
-            continue
-        if ca.valid_until is not None and when > ca.valid_until:
-            continue
-        roots.append(ca.certificates[-1])
-        intermediates.extend(ca.certificates[:-1])
-    if not roots:
-        raise VerificationFailure(
-            f"no Fulcio certificate authority in trusted root {trusted_root.source} was valid at {rfc3339(when)}"
-        )
-    return tuple(roots), tuple(intermediates)
-
 
 # --- the layer checks
 
@@ -126,22 +82,9 @@ class VerifiedCertificateSignature(VerifiedSignature):
     identity: CertificateIdentity | None = None
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """How one layer's certificate is judged, whatever the layer kind."""
-
-    signing_cert: x509.Certificate  # its key verifies the signature
-    layer_cert: x509.Certificate | None  # the certificate annotation, when present
-    tlog: TlogOptions
-    ct: tuple[LogKey, ...] | None
-    path_at: Callable[[datetime], tuple[x509.Certificate, ...]]
-    chained: bool  # a chain was verified (SCT applies); False when the policy pinned the certificate alone
-    identity_check: Callable[[CertificateIdentity], None] | None = None
-
-
-def _layer_certificate(layer: SignatureLayer) -> x509.Certificate:
+def _layer_certificate(layer: SignatureLayer) -> x509.Certificate | None:
     if not layer.certificate.strip():
-        raise VerificationFailure("no certificate found on signature")
+        return None
     return load_certificate_pem(layer.certificate, what="certificate annotation")
 
 
@@ -151,99 +94,54 @@ def _chain_annotation(layer: SignatureLayer) -> tuple[x509.Certificate, ...]:
     return load_certificates_pem(layer.chain, what="certificate chain annotation", limit=MAX_CHAIN_CERTS)
 
 
-def _keyless_plan(layer: SignatureLayer, keyless: KeylessAttestor, trusted_root: TrustedRoot) -> _Plan:
-    leaf = _layer_certificate(layer)
-    ct = ct_logs(keyless.ctlog, trusted_root)
-    tlog = tlog_options(keyless.rekor, trusted_root)
-    annotation_chain = _chain_annotation(layer)
-
-    def path_at(at: datetime) -> tuple[x509.Certificate, ...]:
-        roots, intermediates = fulcio_trust(keyless.roots, trusted_root, when=leaf.not_valid_before_utc)
-        return verify_chain(leaf, roots=roots, intermediates=(*annotation_chain, *intermediates), at=at)
-
-    return _Plan(
-        signing_cert=leaf,
-        layer_cert=leaf,
-        tlog=tlog,
-        ct=ct,
-        path_at=path_at,
-        chained=True,
-        identity_check=IdentityPolicy.from_attestor(keyless).check,
-    )
+def layer_timestamps(layer: SignatureLayer) -> tuple[bytes, ...]:
+    """The RFC 3161 token of cosign's ``dev.sigstore.cosign/rfc3161timestamp`` annotation
+    (``{"SignedRFC3161TimeStamp": "<base64 DER>"}``), if any."""
+    text = layer.annotations.get(ANNOTATION_RFC3161, "")
+    if not text.strip():
+        return ()
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        raise VerificationFailure("rfc3161timestamp annotation is not JSON") from None
+    value = doc.get("SignedRFC3161TimeStamp") if isinstance(doc, dict) else None
+    if not isinstance(value, str):
+        raise VerificationFailure("rfc3161timestamp annotation has no SignedRFC3161TimeStamp")
+    try:
+        return (base64.b64decode(value, validate=True),)
+    except (binascii.Error, ValueError):
+        raise VerificationFailure("rfc3161timestamp annotation is not base64") from None
 
 
-def _certificate_plan(layer: SignatureLayer, certificates: CertificateAttestor, trusted_root: TrustedRoot) -> _Plan:
-    """Kyverno's ``certificates`` attestor: ``cert`` alone is a pinned key (cosign loads a verifier from it, no chain
-    or SCT); ``cert`` + ``certChain`` chains the pinned cert to the chain's last certificate; ``certChain`` alone is a
-    root pool for the layer's own certificate."""
-    if not certificates.cert.strip() and not certificates.cert_chain.strip():
-        raise VerificationFailure("cert or certChain required")
-    ct = ct_logs(certificates.ctlog, trusted_root)
-    tlog = tlog_options(certificates.rekor, trusted_root)
-    policy_chain = (
-        load_certificates_pem(certificates.cert_chain, what="certificates.certChain")
-        if certificates.cert_chain.strip()
-        else ()
-    )
-    layer_cert = _layer_certificate(layer) if layer.certificate.strip() else None
-    if certificates.cert.strip():
-        pinned = load_certificate_pem(certificates.cert, what="certificates.cert")
-        if layer_cert is not None and spki_der(certificate_key(layer_cert)) != spki_der(certificate_key(pinned)):
-            raise VerificationFailure("both public key and certificate were provided but did not match")
-
-        def pinned_path(at: datetime) -> tuple[x509.Certificate, ...]:
-            if layer_cert is not None and der(layer_cert) != der(pinned):
-                check_validity(layer_cert, at)
-            if policy_chain:
-                return verify_chain(pinned, roots=policy_chain[-1:], intermediates=policy_chain[:-1], at=at)
-            check_validity(pinned, at)
-            check_leaf(pinned, require_code_signing=False)
-            return (pinned,)
-
-        return _Plan(
-            signing_cert=pinned,
-            layer_cert=layer_cert,
-            tlog=tlog,
-            ct=ct,
-            path_at=pinned_path,
-            chained=bool(policy_chain),
-        )
-    if layer_cert is None:
-        raise VerificationFailure("no certificate found on signature")
-    leaf = layer_cert
-    annotation_chain = _chain_annotation(layer)
-
-    def pool_path(at: datetime) -> tuple[x509.Certificate, ...]:
-        return verify_chain(leaf, roots=policy_chain, intermediates=annotation_chain, at=at)
-
-    return _Plan(signing_cert=leaf, layer_cert=leaf, tlog=tlog, ct=ct, path_at=pool_path, chained=True)
+def _signing_times(
+    layer: SignatureLayer,
+    trust: CertificateTrust,
+    check_entry: Callable[[RekorEntry], None],
+    timestamped: bytes,
+    now: datetime | None,
+    what: str,
+) -> tuple[SigningTimes, int | None]:
+    """The layer's time evidence: its Rekor bundle (SET) when the log is required, and its RFC 3161 timestamp
+    (cosign timestamps the raw signature of a ``.sig`` layer, the whole envelope of an ``.att`` layer)."""
+    integrated: int | None = None
+    tlog_times: list[datetime] = []
+    if trust.tlog.required:
+        if not layer.bundle:
+            raise VerificationFailure(
+                f"{what} has no Rekor bundle (set rekor.ignoreTlog: true to verify without the transparency log)"
+            )
+        entry = verify_set(layer.bundle, logs=trust.tlog.logs)
+        check_entry(entry)
+        integrated = entry.integrated_time
+        tlog_times.append(entry.integrated_at)
+    stamps = verify_timestamps(layer_timestamps(layer), signature=timestamped, authorities=trust.tsa)
+    return signing_times(trust, tlog_times=tlog_times, timestamps=stamps, now=now), integrated
 
 
-def _signing_time(
-    layer: SignatureLayer, plan: _Plan, check_entry: Callable[[RekorEntry], None], now: datetime | None, what: str
-) -> tuple[datetime, int | None]:
-    if not plan.tlog.required:
-        return (now or datetime.now(UTC)), None
-    if not layer.bundle:
-        raise VerificationFailure(
-            f"{what} has no Rekor bundle (set rekor.ignoreTlog: true to verify without the transparency log)"
-        )
-    entry = verify_set(layer.bundle, logs=plan.tlog.logs)
-    check_entry(entry)
-    return entry.integrated_at, entry.integrated_time
-
-
-def _certificate_path(plan: _Plan, at: datetime, *, from_tlog: bool) -> tuple[x509.Certificate, ...]:
-    if not from_tlog and plan.signing_cert.not_valid_after_utc < at:
-        raise VerificationFailure(
-            "expected a signed timestamp to verify an expired certificate: certificate expired before observed time: "
-            f"{rfc3339(plan.signing_cert.not_valid_after_utc)} is before {rfc3339(at)} (without the transparency "
-            "log the certificate must be valid now)"
-        )
-    path = plan.path_at(at)
-    if plan.chained and plan.ct is not None:
-        verify_embedded_sct(path, logs=plan.ct)
-    return path
+def _trust(attestor: KeylessAttestor | CertificateAttestor, trusted_root: TrustedRoot) -> CertificateTrust:
+    if isinstance(attestor, KeylessAttestor):
+        return keyless_trust(attestor, trusted_root)
+    return certificates_trust(attestor, trusted_root)
 
 
 def _verifier(key: SupportedKey, signature_algorithm: str) -> PublicKeyVerifier:
@@ -252,45 +150,36 @@ def _verifier(key: SupportedKey, signature_algorithm: str) -> PublicKeyVerifier:
 
 def _verify_sig_layer(
     layer: SignatureLayer,
-    plan: _Plan,
+    trust: CertificateTrust,
     *,
     image_digest: str,
     annotations: Mapping[str, str],
     signature_algorithm: str,
     now: datetime | None,
 ) -> VerifiedCertificateSignature:
+    carried = _layer_certificate(layer)
+    signing = signing_certificate(trust, carried)
     signature = decode_signature(layer)
-    key = certificate_key(plan.signing_cert)
+    key = certificate_key(signing)
     _verifier(key, signature_algorithm).verify(signature, layer.payload)
     payload = parse_payload(layer.payload)
     check_payload(payload, image_digest=image_digest)
 
     def check_entry(entry: RekorEntry) -> None:
-        signer = Signer(key=key, certificate=plan.layer_cert)
+        signer = Signer(key=key, certificate=carried)
         check_signature_entry(entry.body, payload=layer.payload, signature=signature, signer=signer)
 
-    at, integrated_time = _signing_time(layer, plan, check_entry, now, "signature")
-    path = _certificate_path(plan, at, from_tlog=integrated_time is not None)
-    identity: CertificateIdentity | None
-    if plan.identity_check is not None:
-        identity = certificate_identity(plan.signing_cert)
-        plan.identity_check(identity)
-    else:
-        # Reported only (the certificates attestor matches no identity): a malformed private extension is no reason
-        # to refuse a signature the policy accepts.
-        try:
-            identity = certificate_identity(plan.signing_cert)
-        except VerificationFailure:
-            identity = None
+    times, integrated_time = _signing_times(layer, trust, check_entry, signature, now, "signature")
+    checked = check_certificate(trust, carried=carried, carried_chain=_chain_annotation(layer), times=times)
     if annotations and not annotations_match(payload, annotations):
         raise VerificationFailure("missing or incorrect annotation")
     return VerifiedCertificateSignature(
         layer=layer,
         payload=payload,
         integrated_time=integrated_time,
-        certificate=plan.signing_cert,
-        chain=path,
-        identity=identity,
+        certificate=checked.certificate,
+        chain=checked.path,
+        identity=checked.identity,
     )
 
 
@@ -307,10 +196,9 @@ def verify_layer_keyless(
     """A ``.sig`` layer signed with a Fulcio (or other CA) certificate, judged by a ``keyless`` attestor. ``now`` is
     the time the certificate must be valid at when ``rekor.ignoreTlog`` (default: the current time)."""
     _expect_media_type(layer, SIMPLESIGNING_MEDIA_TYPE, "a cosign simple signing payload")
-    plan = _keyless_plan(layer, keyless, trusted_root)
     return _verify_sig_layer(
         layer,
-        plan,
+        _trust(keyless, trusted_root),
         image_digest=image_digest,
         annotations=annotations,
         signature_algorithm=signature_algorithm,
@@ -330,10 +218,9 @@ def verify_layer_certificate(
 ) -> VerifiedCertificateSignature:
     """A ``.sig`` layer judged by a ``certificates`` attestor (``cert`` and/or ``certChain``)."""
     _expect_media_type(layer, SIMPLESIGNING_MEDIA_TYPE, "a cosign simple signing payload")
-    plan = _certificate_plan(layer, certificates, trusted_root)
     return _verify_sig_layer(
         layer,
-        plan,
+        _trust(certificates, trusted_root),
         image_digest=image_digest,
         annotations=annotations,
         signature_algorithm=signature_algorithm,
@@ -350,22 +237,22 @@ def _expect_media_type(layer: SignatureLayer, media_type: str, description: str)
 
 
 def _verify_att_layer(
-    layer: SignatureLayer, plan: _Plan, *, image_digest: str, signature_algorithm: str, now: datetime | None
+    layer: SignatureLayer, trust: CertificateTrust, *, image_digest: str, signature_algorithm: str, now: datetime | None
 ) -> Statement:
+    carried = _layer_certificate(layer)
+    signing = signing_certificate(trust, carried)
     envelope = parse_envelope(layer.payload)
-    key = certificate_key(plan.signing_cert)
+    key = certificate_key(signing)
     verify_envelope(envelope, _verifier(key, signature_algorithm))
     statement = parse_statement(envelope)
     check_subject(statement, image_digest=image_digest)
 
     def check_entry(entry: RekorEntry) -> None:
-        signer = Signer(key=key, certificate=plan.layer_cert)
+        signer = Signer(key=key, certificate=carried)
         check_envelope_entry(entry.body, envelope=envelope, raw_envelope=layer.payload, signer=signer)
 
-    at, integrated_time = _signing_time(layer, plan, check_entry, now, "attestation")
-    _certificate_path(plan, at, from_tlog=integrated_time is not None)
-    if plan.identity_check is not None:
-        plan.identity_check(certificate_identity(plan.signing_cert))
+    times, _ = _signing_times(layer, trust, check_entry, layer.payload, now, "attestation")
+    check_certificate(trust, carried=carried, carried_chain=_chain_annotation(layer), times=times)
     return statement
 
 
@@ -381,8 +268,13 @@ def verify_attestation_keyless(
     """A cosign ``.att`` layer (DSSE envelope; certificate, chain and bundle annotations) under a ``keyless``
     attestor; the Rekor entry is ``intoto`` (or ``dsse``)."""
     _expect_media_type(layer, DSSE_MEDIA_TYPE, "a DSSE envelope")
-    plan = _keyless_plan(layer, keyless, trusted_root)
-    return _verify_att_layer(layer, plan, image_digest=image_digest, signature_algorithm=signature_algorithm, now=now)
+    return _verify_att_layer(
+        layer,
+        _trust(keyless, trusted_root),
+        image_digest=image_digest,
+        signature_algorithm=signature_algorithm,
+        now=now,
+    )
 
 
 def verify_attestation_certificate(
@@ -396,8 +288,13 @@ def verify_attestation_certificate(
 ) -> Statement:
     """A cosign ``.att`` layer under a ``certificates`` attestor."""
     _expect_media_type(layer, DSSE_MEDIA_TYPE, "a DSSE envelope")
-    plan = _certificate_plan(layer, certificates, trusted_root)
-    return _verify_att_layer(layer, plan, image_digest=image_digest, signature_algorithm=signature_algorithm, now=now)
+    return _verify_att_layer(
+        layer,
+        _trust(certificates, trusted_root),
+        image_digest=image_digest,
+        signature_algorithm=signature_algorithm,
+        now=now,
+    )
 
 
 # --- plural forms: every layer that verifies, or cosign's "no matching ..." with each distinct reason

@@ -12,6 +12,13 @@ from sigward.references import ImageReference, Repository
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer
 from sigward.verify.dsse import MAX_ENVELOPE_BYTES
+from sigward.verify.notation.discovery import (
+    NotaryReferrer,
+    fetch_notary_referrers,
+    fetch_notation_signatures,
+    fetch_target,
+)
+from sigward.verify.notation.verify import NotationLayer, Target
 from sigward.verify.referrers import fetch_bundle_layers
 from sigward.verify.simplesigning import MAX_PAYLOAD_BYTES
 
@@ -75,6 +82,20 @@ class RegistrySignatureSource:
         """Sigstore bundles attached to the image as OCI 1.1 referrers (cosign v3), via the referrers API or the
         ``sha256-<hex>`` tag schema; see :mod:`sigward.verify.referrers`."""
         return fetch_bundle_layers(self.client, repo, image_digest, deadline=deadline)
+
+    # type: Notary (sigward.verify.notation.discovery.NotationSource)
+    def notation_target(self, repo: Repository, digest: str, *, deadline: Deadline) -> Target:
+        return fetch_target(self.client, repo, digest, deadline=deadline)
+
+    def notation_signatures(
+        self, repo: Repository, subject_digest: str, *, deadline: Deadline
+    ) -> tuple[NotationLayer, ...]:
+        return fetch_notation_signatures(self.client, repo, subject_digest, deadline=deadline)
+
+    def notary_referrers(
+        self, repo: Repository, subject_digest: str, artifact_type: str, *, deadline: Deadline
+    ) -> tuple[NotaryReferrer, ...]:
+        return fetch_notary_referrers(self.client, repo, subject_digest, artifact_type, deadline=deadline)
 
     def _layers(
         self, repo: Repository, image_digest: str, suffix: str, max_bytes: int, deadline: Deadline

@@ -10,18 +10,58 @@ the decision read: the policy's content hash, the rule, the normalized repositor
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sigward.references import ImageReference
-from sigward.store import entries_key, verdict_key
-from sigward.verify.engine import image_matches, image_skipped, image_values
+from sigward.references import ImageReference, image_covered, image_skipped_by
 
 if TYPE_CHECKING:
     from sigward.policy.conditions import ConditionInputs
-    from sigward.policy.models import Policy, Rule
+    from sigward.policy.models import ImageVerification, Policy, Rule
+
+
+def image_matches(verification: ImageVerification, ref: ImageReference) -> bool:
+    """Every spelling of the image is considered (see :func:`sigward.references.image_covered`)."""
+    return image_covered(verification.image_references, ref)
+
+
+def image_skipped(verification: ImageVerification, ref: ImageReference) -> bool:
+    """Only what the runtime pulls can be skipped (see :func:`sigward.references.image_skipped_by`)."""
+    return image_skipped_by(verification.skip_image_references, ref)
+
+
+def image_values(ref: ImageReference, digest: str) -> dict[str, str]:
+    """The ``image`` object conditions see (Kyverno's ``ImageInfo``) for ``ref`` at ``digest``; verdict keys take
+    the values a rule reads from here too."""
+    return {
+        "registry": ref.registry,
+        "path": ref.path,
+        "name": ref.name,
+        "tag": ref.tag,
+        "digest": digest,
+        "reference": ref.reference,
+        "referenceWithTag": ref.reference_with_tag,
+    }
+
+
+def verdict_key(*, digest: str, repository: str, policy_hash: str, rule: str, entries: str, inputs: str = "") -> str:
+    """The store's form of a key. Without ``inputs`` it is the key earlier versions wrote, so their verdicts stay
+    usable."""
+    parts = (digest, repository, policy_hash, rule, entries, *((inputs,) if inputs else ()))
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def entries_key(indexes: Sequence[int]) -> str:
+    """The applied entries as stored: ``"0,2"``."""
+    return ",".join(str(i) for i in indexes)
+
+
+def parse_entries_key(text: str) -> tuple[int, ...]:
+    """The inverse of :func:`entries_key` (a stored row's entries)."""
+    return tuple(int(part) for part in text.split(",") if part.strip())
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,14 @@ _SEVERITY = {Verdict.SKIP: 0, Verdict.PASS: 1, Verdict.ERROR: 2, Verdict.FAIL: 3
 
 
 @dataclass(frozen=True)
+class EntryFailure:
+    """Why one ``verifyImages`` entry failed: its YAML path within the rule and the typed reason."""
+
+    path: str
+    kind: FailureKind
+
+
+@dataclass(frozen=True)
 class RuleVerdict:
     image: str  # as written by the user or the resource
     reference: str  # normalized as Kyverno renders it
@@ -31,6 +39,7 @@ class RuleVerdict:
     message: str
     mutate_digest: bool = False
     failure: FailureKind | None = None  # what a FAIL was (never read from ``message``); None otherwise
+    failures: tuple[EntryFailure, ...] = ()  # on a FAIL: each failed entry with its path and kind
 
     def as_json(self) -> dict[str, str]:
         return {

@@ -1,7 +1,7 @@
 """Sigstore trust material (``trusted_root.json``): transparency-log keys, CT-log keys, Fulcio CAs, TSAs.
 
 A small parser of the documented JSON shape rather than sigstore-python's model, so admission's cold path does not
-import the sigstore package; bundle verification (which does use sigstore-python) loads its own copy lazily.
+import the sigstore package (bundle verification does not use sigstore-python either).
 """
 
 from __future__ import annotations
@@ -178,6 +178,74 @@ def parse_trusted_root(raw: bytes, *, source: str) -> TrustedRoot:
         )
     except ConfigurationError as exc:
         raise ConfigurationError(f"{exc} (in {source})") from None
+
+
+def parse_trusted_roots(raw: bytes, *, source: str) -> tuple[TrustedRoot, ...]:
+    """One trusted root (a JSON object), or several: the JSON Lines ``gh attestation trusted-root`` prints (one root
+    per line; public-good first, then GitHub's). Each line is checked as a whole root; a bad line is named."""
+    if len(raw) > MAX_TRUSTED_ROOT_BYTES:
+        raise ConfigurationError(f"trusted root {source}: larger than {MAX_TRUSTED_ROOT_BYTES} bytes")
+    lines = [line for line in raw.splitlines() if line.strip()]
+    if len(lines) <= 1 or raw.lstrip()[:1] != b"{" or not lines[0].rstrip().endswith(b"}"):
+        return (parse_trusted_root(raw, source=source),)
+    try:
+        json.loads(lines[0])
+    except ValueError:  # a pretty-printed single root: its first line alone is not JSON
+        return (parse_trusted_root(raw, source=source),)
+    return tuple(parse_trusted_root(line, source=f"{source} line {n}") for n, line in enumerate(lines, 1))
+
+
+def root_for_certificate(roots: Sequence[TrustedRoot], leaf: x509.Certificate) -> TrustedRoot | None:
+    """The root among ``roots`` that has a certificate authority whose certificate issued ``leaf`` (by name and
+    subject key identifier), as gh picks GitHub's or public-good's root per bundle. Selection only narrows: the
+    chosen root still has to verify the whole chain, and a bundle never gets a root the caller did not offer."""
+    for root in roots:
+        for authority in root.certificate_authorities:
+            if any(_issued(candidate, leaf) for candidate in authority.certificates):
+                return root
+    return None
+
+
+def _issued(issuer: x509.Certificate, leaf: x509.Certificate) -> bool:
+    if issuer.subject != leaf.issuer:
+        return False
+    try:
+        aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
+        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return True  # names match and there is no key identifier to tell same-named CAs apart
+    return aki is None or aki == ski
+
+
+def load_github_trusted_root(environ: Mapping[str, str] | None = None) -> TrustedRoot:
+    """GitHub's Sigstore instance: ``SIGWARD_GITHUB_TRUSTED_ROOT`` (a file: JSON, or gh's JSONL whose GitHub line is
+    the one with no transparency logs) when set, else the root kept current over GitHub's TUF repository."""
+    env = os.environ if environ is None else environ
+    pinned = env.get("SIGWARD_GITHUB_TRUSTED_ROOT", "").strip()
+    if pinned:
+        return _github_from_file(pinned)
+    from sigward.verify.tuf import github_holder
+
+    return github_holder(env).current()
+
+
+@lru_cache(maxsize=8)
+def _github_from_file(path: str) -> TrustedRoot:
+    try:
+        with Path(path).open("rb") as fh:
+            raw = fh.read(MAX_TRUSTED_ROOT_BYTES + 1)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read SIGWARD_GITHUB_TRUSTED_ROOT {path}: {exc.strerror}") from None
+    roots = parse_trusted_roots(raw, source=path)
+    if len(roots) == 1:
+        return roots[0]
+    github = [root for root in roots if not root.tlogs]
+    if len(github) != 1:
+        raise ConfigurationError(
+            f"SIGWARD_GITHUB_TRUSTED_ROOT {path}: {len(roots)} roots, {len(github)} without transparency logs; "
+            "expected exactly one (GitHub's instance has none)"
+        )
+    return github[0]
 
 
 def _public_good_bytes() -> bytes:

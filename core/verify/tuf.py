@@ -96,6 +96,7 @@ class TrustRootSource:
     fallback: bytes | None = None  # a trusted root to use until the first refresh (the bundled one), or none
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     max_age_seconds: float = CACHE_MAX_AGE_SECONDS
+    pinned_setting: str = "SIGWARD_TRUSTED_ROOT"  # the setting that names a file instead (for error messages)
 
     @property
     def repo_dir(self) -> Path:
@@ -291,7 +292,7 @@ class TrustRootHolder:
         elif offline:
             raise ConfigurationError(
                 f"SIGWARD_TUF_OFFLINE is set but there is no trusted root for {source.url} on disk or bundled: "
-                "set SIGWARD_TRUSTED_ROOT to a trusted_root.json"
+                f"set {source.pinned_setting} to a trusted_root.json"
             )
 
     @property
@@ -404,14 +405,14 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigurationError(f"{name}={value!r} is not a boolean (use 1 or 0)")
 
 
-def _url(value: str) -> str:
+def _url(value: str, name: str = "SIGWARD_TUF_URL") -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in {"https", "http"} or not parts.hostname:
-        raise ConfigurationError(f"SIGWARD_TUF_URL={value!r} is not an http(s) URL")
+        raise ConfigurationError(f"{name}={value!r} is not an http(s) URL")
     if parts.username is not None or parts.password is not None:
-        raise ConfigurationError("SIGWARD_TUF_URL must not carry credentials")
+        raise ConfigurationError(f"{name} must not carry credentials")
     if parts.query or parts.fragment:
-        raise ConfigurationError(f"SIGWARD_TUF_URL={value!r} must not have a query or fragment")
+        raise ConfigurationError(f"{name}={value!r} must not have a query or fragment")
     return value.strip().rstrip("/")
 
 
@@ -424,14 +425,14 @@ def default_cache_dir(env: Mapping[str, str]) -> Path:
     return Path(tempfile.gettempdir()) / f"sigward-tuf-{os.getuid()}"
 
 
-def _read_bootstrap(path: str) -> bytes:
+def _read_bootstrap(path: str, name: str = "SIGWARD_TUF_ROOT") -> bytes:
     try:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_TUF_ROOT_BYTES + 1)
     except OSError as exc:
-        raise ConfigurationError(f"cannot read SIGWARD_TUF_ROOT {path}: {exc.strerror}") from None
+        raise ConfigurationError(f"cannot read {name} {path}: {exc.strerror}") from None
     if len(raw) > MAX_TUF_ROOT_BYTES:
-        raise ConfigurationError(f"SIGWARD_TUF_ROOT {path}: larger than {MAX_TUF_ROOT_BYTES} bytes")
+        raise ConfigurationError(f"{name} {path}: larger than {MAX_TUF_ROOT_BYTES} bytes")
     return raw
 
 
@@ -502,16 +503,86 @@ def default_holder(env: Mapping[str, str]) -> TrustRootHolder:
         return _default[1]
 
 
+# -- GitHub's Sigstore instance (private and internal repositories' artifact attestations)
+
+GITHUB_TUF_URL = "https://tuf-repo.github.com"
+# gh caches GitHub's trusted root for a day; GitHub rotates its Fulcio/TSA pair every 6-7 months with ~3 weeks of
+# overlap, so a day is far inside the overlap and a pinned file (SIGWARD_GITHUB_TRUSTED_ROOT) is for offline use only.
+GITHUB_REFRESH_SECONDS = 24 * 3600.0
+_GITHUB_ENV_KEYS = (
+    "SIGWARD_GITHUB_TUF_URL",
+    "SIGWARD_GITHUB_TUF_ROOT",
+    "SIGWARD_TUF_CACHE",
+    "SIGWARD_TUF_OFFLINE",
+    "XDG_CACHE_HOME",
+)
+
+
+def bundled_github_tuf_root() -> bytes:
+    """The TUF root sigward ships for ``tuf-repo.github.com`` (the one gh embeds; see sigward/data/tuf/README.md)."""
+    from importlib import resources
+
+    return (resources.files("sigward") / "data" / "tuf" / "tuf-repo.github.com" / "root.json").read_bytes()
+
+
+def github_source_from_env(env: Mapping[str, str]) -> tuple[TrustRootSource, bool]:
+    """GitHub's TUF repository (``SIGWARD_GITHUB_TUF_URL``/``SIGWARD_GITHUB_TUF_ROOT`` for a mirror or a test), and
+    whether it is offline. No trusted root is bundled for it: offline, or before the first refresh, there is none
+    unless a verified copy is on disk."""
+    offline = _flag(env, "SIGWARD_TUF_OFFLINE")
+    url = _url(env.get("SIGWARD_GITHUB_TUF_URL") or GITHUB_TUF_URL, "SIGWARD_GITHUB_TUF_URL")
+    root_path = env.get("SIGWARD_GITHUB_TUF_ROOT", "").strip()
+    if root_path:
+        bootstrap = _read_bootstrap(root_path, "SIGWARD_GITHUB_TUF_ROOT")
+        _check_tuf_root(bootstrap, f"SIGWARD_GITHUB_TUF_ROOT {root_path}")
+    elif url == GITHUB_TUF_URL:
+        bootstrap = bundled_github_tuf_root()
+    else:
+        raise ConfigurationError(
+            f"SIGWARD_GITHUB_TUF_URL={url} has no bundled TUF root: set SIGWARD_GITHUB_TUF_ROOT to its root.json"
+        )
+    cache_text = env.get("SIGWARD_TUF_CACHE", "").strip()
+    cache = Path(cache_text) if cache_text else default_cache_dir(env)
+    source = TrustRootSource(
+        url=url,
+        bootstrap_root=bootstrap,
+        cache_dir=cache,
+        fallback=None,
+        refresh_seconds=GITHUB_REFRESH_SECONDS,
+        pinned_setting="SIGWARD_GITHUB_TRUSTED_ROOT",
+    )
+    return source, offline
+
+
+_github: tuple[tuple[str, ...], TrustRootHolder] | None = None
+
+
+def github_holder(env: Mapping[str, str]) -> TrustRootHolder:
+    """The process-wide holder of GitHub's trusted root (built on first use: most deployments never need it)."""
+    global _github  # noqa: PLW0603 - one per process, like the public-good holder
+    key = tuple(env.get(name, "") for name in _GITHUB_ENV_KEYS)
+    current = _github
+    if current is not None and current[0] == key:
+        return current[1]
+    with _default_lock:
+        if _github is None or _github[0] != key:
+            source, offline = github_source_from_env(env)
+            _github = (key, TrustRootHolder(source, offline=offline))
+        return _github[1]
+
+
 def reset() -> None:
-    """Forget the process-wide holder (a running refresh finishes on its own)."""
-    global _default  # noqa: PLW0603
+    """Forget the process-wide holders (a running refresh finishes on its own)."""
+    global _default, _github  # noqa: PLW0603
     with _default_lock:
         _default = None
+        _github = None
 
 
 __all__ = [
     "CACHE_MAX_AGE_SECONDS",
     "DEFAULT_REFRESH_SECONDS",
+    "GITHUB_TUF_URL",
     "RefreshFailure",
     "RootOrigin",
     "TrustRootHolder",
@@ -519,6 +590,8 @@ __all__ = [
     "TrustRootSource",
     "default_holder",
     "fetch_trusted_root",
+    "github_holder",
+    "github_source_from_env",
     "reset",
     "source_from_env",
 ]

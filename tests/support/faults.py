@@ -34,7 +34,8 @@ from tests.support.admission import pod, pod_request, review
 from tests.support.httpservers import Reply, ScriptedServer, Seen, forward
 from tests.support.policies import dump
 
-CORE_DIR = str(Path(__file__).resolve().parents[2] / "core")
+# sigward's own frames, whichever path imported it (the checkout's sigward -> core link, or core/ itself)
+CORE_DIRS = tuple(str(Path(__file__).resolve().parents[2] / name) + "/" for name in ("sigward", "core"))
 
 Fault = Callable[[Seen], Reply | None]
 
@@ -375,7 +376,7 @@ def admission(
     config: Mapping[str, Any] | None = None,
     workers: int = 8,
 ) -> Iterator[Admission]:
-    """An admission service as ``sigward.runtime`` builds it (caching signature source, default key resolver), with
+    """An admission service as ``sigward.wiring`` builds it (caching signature source, default key resolver), with
     its own registry client, deadline and negative-cache TTL; its log lines are captured in ``Admission.log``."""
     loaded = load_policy_text(dump(*policies), "faults.yaml").policies
     registry_config = RegistryConfig(
@@ -416,7 +417,7 @@ def busy_threads() -> list[str]:
         frame = frames.get(thread.ident)
         where = []
         while frame is not None:
-            if frame.f_code.co_filename.startswith(CORE_DIR):
+            if frame.f_code.co_filename.startswith(CORE_DIRS):
                 where.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}")
             frame = frame.f_back
         # an idle FairPool thread waits for work inside its own loop (sigward.admission.scheduling) and nowhere else

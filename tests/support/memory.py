@@ -14,6 +14,7 @@ from sigward.verify.cosign import SignatureLayer
 if TYPE_CHECKING:
     from sigward.policy.models import Policy
     from sigward.store import VerdictStore
+    from sigward.verify.plan import VerdictKey
     from sigward.verify.trust import TrustedRoot
 
 
@@ -73,13 +74,21 @@ def stored_verdict(
     plan = plan_rule(policy, policy.spec.rules[0], parse_image_reference(image))
     assert plan is not None, f"{policy.name} does not match {image}"
     key = plan.key(digest, trust_fingerprint=(root or load_trusted_root()).fingerprint)
-    found = store.lookup(
-        digest=key.digest,
-        repository=key.repository,
-        policy_hash=key.policy_hash,
-        rule=key.rule,
-        entries=key.entries_text,
-        inputs=key.inputs,
-        now=now,
-    )
+    found = store.lookup(key, now=now)
     return found.verdict if found else None
+
+
+def stored_key(
+    *, digest: str, repository: str, policy_hash: str, rule: str, entries: str, inputs: str = ""
+) -> VerdictKey:
+    """A verdict key spelled as the store's columns are (``entries`` as ``"0,2"``)."""
+    from sigward.verify.plan import VerdictKey, parse_entries_key
+
+    return VerdictKey(
+        policy_hash=policy_hash,
+        rule=rule,
+        repository=repository,
+        digest=digest,
+        entries=parse_entries_key(entries),
+        inputs=inputs,
+    )

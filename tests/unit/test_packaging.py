@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -45,9 +46,16 @@ def test_no_module_imports_the_folder_names() -> None:
 
 
 def test_wheel_adds_only_sigward(tmp_path: Path) -> None:
-    """Build the wheel as pip would and read its top-level names (no install, no network)."""
+    """Build the wheel as pip would and read its top-level names (no install, no network). From a copy of the
+    checkout, so setuptools' build/ and egg-info land in the temporary directory, not in the repository."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for folder in ("core", "functions"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=300,

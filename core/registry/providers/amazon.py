@@ -1,5 +1,5 @@
 """``amazon``: ECR ``GetAuthorizationToken`` through the AWS SDK chain (IRSA, instance/task role, or the GCP → AWS
-federation of :mod:`sigward.kms.aws_federation` when ``SIGWARD_AWS_ROLE_ARN`` is set). Account and region come from
+federation of :mod:`sigward.aws_federation` when ``SIGWARD_AWS_ROLE_ARN`` is set). Account and region come from
 the ECR host name; a host mapped to ``amazon`` by ``SIGWARD_REGISTRY_PROVIDERS`` uses the SDK's region."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class AmazonProvider:
     def _client(self, region: str, fips: bool) -> Any:
         from botocore.config import Config  # type: ignore[import-untyped]
 
-        from sigward.kms.aws_federation import aws_session
+        from sigward.aws_federation import aws_session
 
         with self._lock:
             if self._session is None:

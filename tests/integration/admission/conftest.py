@@ -12,7 +12,7 @@ import functions_framework
 import pytest
 from flask.testing import FlaskClient
 
-from sigward import runtime
+from sigward import wiring
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
 from tests.support.registry import LocalRegistry
 from tests.support.signing import attach_signatures, new_key, signed_layer
@@ -99,9 +99,9 @@ def admission_env(
         monkeypatch.setenv("SIGWARD_STORE", "memory:")
         for key, value in (extra_env or {}).items():
             monkeypatch.setenv(key, value)
-        runtime.reset()
+        wiring.reset()
         app = functions_framework.create_app("admission", str(REPO_ROOT / "functions" / "main.py"))  # type: ignore[no-untyped-call]
         return AdmissionEnv(client=app.test_client(), policy_path=path, monkeypatch=monkeypatch)
 
     yield make
-    runtime.reset()
+    wiring.reset()

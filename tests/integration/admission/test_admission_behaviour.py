@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sigward import runtime
+from sigward import wiring
 from tests.integration.admission.conftest import AdmissionEnv, AdmissionImages, require_signed_policy
 from tests.support.admission import decode_patch, pod, pod_request, review
 from tests.support.httpservers import SilentServer
@@ -301,7 +301,7 @@ def test_registry_stopped_mid_test(
     env = admission_env(policy, extra_env={"SIGWARD_INSECURE_REGISTRIES": fresh_registry.host})
     assert decide(env, pod_request(pod(image)))["allowed"] is True  # up: verified
     fresh_registry.stop()
-    runtime.reset()  # a new instance: nothing cached
+    wiring.reset()  # a new instance: nothing cached
     response = decide(env, pod_request(pod(image)))
     assert response["allowed"] is allowed, response
     if allowed:
@@ -338,7 +338,7 @@ def test_second_admission_is_a_cache_hit_with_zero_registry_requests(
     pinned = f"{adm_images.signed}@{adm_images.signed_digest}"
     first = decide(env, pod_request(pod(pinned, adm_images.other)))
     assert first["allowed"] is True
-    client = runtime.registry_client()
+    client = wiring.process_services().registry()
     before = client.stats.total
     assert before > 0
     second = decide(env, pod_request(pod(pinned, adm_images.other)))

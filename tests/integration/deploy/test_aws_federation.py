@@ -1,4 +1,4 @@
-"""AWS credentials on GCP without keys (sigward.kms.aws_federation): a local stand-in for the GCE metadata server
+"""AWS credentials on GCP without keys (sigward.aws_federation): a local stand-in for the GCE metadata server
 serves a Google-style ID token (a JWT minted here), a real ``moto_server`` plays STS and KMS, and the session
 ``aws_session()`` returns calls AWS as the assumed role — refreshing before the credentials expire."""
 
@@ -10,9 +10,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from sigward import aws_federation
+from sigward.aws_federation import FederationSettings, aws_session
 from sigward.errors import ExternalServiceError
-from sigward.kms import aws_federation
-from sigward.kms.aws_federation import FederationSettings, aws_session
 from tests.support.gce_metadata import FakeMetadataServer, token_claims
 from tests.support.moto import ACCOUNT, REGION, MotoServer, clear_ambient_aws, create_signing_key, kms_admin
 

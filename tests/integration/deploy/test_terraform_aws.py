@@ -269,7 +269,7 @@ def test_apply_against_moto_then_destroy(
     assert module["signing_key_uri"] == "awskms:///alias/sigward-signing"
 
     # sigward's federation code assumes the role the module made and reads the signing key's public key with it.
-    from sigward.kms import aws_federation
+    from sigward import aws_federation
 
     with FakeMetadataServer() as metadata:
         clear_ambient_aws(monkeypatch, tmp_path)

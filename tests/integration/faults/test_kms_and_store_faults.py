@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from sigward import logs, runtime
+from sigward import logs, wiring
 from sigward.admission.http import handle_admission
 from sigward.push.http import handle_push_webhook
 from sigward.push.service import PushService
@@ -226,9 +226,9 @@ def runtime_env(
     monkeypatch.setenv("SIGWARD_DEADLINE_SECONDS", str(DEADLINE))
     for name in ("SIGWARD_ADMISSION_TOKEN", "SIGWARD_PUSH_SECRET"):
         monkeypatch.delenv(name, raising=False)
-    runtime.reset()
+    wiring.reset()
     yield monkeypatch
-    runtime.reset()
+    wiring.reset()
 
 
 def test_unusable_sqlite_store_through_the_runtime(
@@ -242,11 +242,14 @@ def test_unusable_sqlite_store_through_the_runtime(
         answers = []
         for image in (signed_image(registry, fault_images), f"{registry.host}/{fault_images.unsigned_repo}:v1"):
             body = json.dumps(review(pod_request(pod(image)))).encode()
-            resp = handle_admission(method="POST", path="/mutate", headers={}, body=body)
+            resp = handle_admission(
+                method="POST", path="/mutate", headers={}, body=body, service=wiring.process_services().admission
+            )
             assert resp.status == 200
             answers.append(json.loads(resp.body)["response"]["allowed"])
         push = handle_push_webhook(
             method="POST",
+            service=wiring.process_services().push,
             headers=HEADERS,
             body=_push_event(registry, fault_images.signed_repo, fault_images.signed_digest, "sqlite-1"),
         )

@@ -20,7 +20,7 @@ from typing import Any
 import functions_framework
 import pytest
 
-from sigward import runtime
+from sigward import wiring
 from tests.support.admission import decode_patch, pod, pod_request, review
 from tests.support.gcpkms_server import GcpKmsServer, key_uri
 from tests.support.keyvault_server import KeyVaultServer
@@ -152,7 +152,7 @@ def test_admission_with_keys_from_all_four_backends(
     monkeypatch.setenv("SIGWARD_INSECURE_REGISTRIES", registry.host)
     monkeypatch.setenv("SIGWARD_PRIVATE_REGISTRIES", "127.0.0.1")
     monkeypatch.delenv("SIGWARD_ADMISSION_TOKEN", raising=False)
-    runtime.reset()
+    wiring.reset()
     try:
         app = functions_framework.create_app("admission", str(REPO / "functions" / "main.py"))  # type: ignore[no-untyped-call]
         client = app.test_client()
@@ -164,4 +164,4 @@ def test_admission_with_keys_from_all_four_backends(
         assert body["response"]["allowed"] is False
         assert signed_images["unsigned"] in body["response"]["status"]["message"]
     finally:
-        runtime.reset()
+        wiring.reset()

@@ -20,7 +20,7 @@ from sigward.errors import (
     VerificationFailure,
 )
 from sigward.kms.aws import AwsKms
-from sigward.kms.uri import parse_kms_uri
+from sigward.policy.kms_uri import parse_kms_uri
 from sigward.verify.keys import KeyLoadError
 from tests.support.httpservers import Reply, ScriptedServer, Seen
 from tests.support.moto import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, clear_ambient_aws

@@ -21,7 +21,7 @@ from sigward.errors import ConfigurationError, ExternalServiceError, NotFoundErr
 from sigward.kms import resolver
 from sigward.kms.aws import AwsKms
 from sigward.kms.resolver import KeyResolver
-from sigward.kms.uri import parse_kms_uri
+from sigward.policy.kms_uri import parse_kms_uri
 from sigward.policy.loader import load_policy_text
 from sigward.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
 from sigward.verify.engine import Verifier

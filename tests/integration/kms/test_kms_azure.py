@@ -24,7 +24,7 @@ from sigward.kms import backends, resolver
 from sigward.kms.azure import AzureKms
 from sigward.kms.base import KmsBackend
 from sigward.kms.resolver import KeyResolver
-from sigward.kms.uri import parse_kms_uri
+from sigward.policy.kms_uri import parse_kms_uri
 from sigward.policy.loader import load_policy_text
 from sigward.verify.cosign import ANNOTATION_SIGNATURE, SignatureLayer
 from sigward.verify.engine import Verifier

@@ -14,7 +14,7 @@ from pathlib import Path
 import functions_framework
 import pytest
 
-from sigward import runtime
+from sigward import wiring
 from sigward.store import open_store
 from tests.support.admission import pod, pod_request, review
 from tests.support.emulators import GcloudEmulator, gcloud_available
@@ -111,7 +111,7 @@ def test_artifact_registry_push_to_admission(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("SIGWARD_ADMISSION_TOKEN", raising=False)
-    runtime.reset()
+    wiring.reset()
     try:
         app = functions_framework.create_app("admission", str(REPO / "functions" / "main.py"))  # type: ignore[no-untyped-call]
         client = app.test_client()
@@ -120,14 +120,14 @@ def test_artifact_registry_push_to_admission(
         body = client.post("/mutate", json=review(pod_request(pod(pinned)))).get_json()
         stored_ms = (time.perf_counter() - started) * 1000
         assert body["response"]["allowed"] is True, body
-        assert runtime.registry_client().stats.total == 0
+        assert wiring.process_services().registry().stats.total == 0
         tag_form = f"{registry.host}/gcp/app:v1"
         body = client.post("/mutate", json=review(pod_request(pod(tag_form)))).get_json()
         assert body["response"]["allowed"] is True
-        assert runtime.registry_client().stats.total == 1  # only the tag → digest HEAD
+        assert wiring.process_services().registry().stats.total == 1  # only the tag → digest HEAD
         print(f"admission from a stored push verdict: {stored_ms:.1f} ms, 0 registry requests (pinned)")
     finally:
-        runtime.reset()
+        wiring.reset()
 
 
 def test_malformed_pubsub_message_is_acknowledged(tmp_path: Path) -> None:
@@ -135,6 +135,10 @@ def test_malformed_pubsub_message_is_acknowledged(tmp_path: Path) -> None:
 
     envelope = {"subscription": "s", "message": {"messageId": "1", "data": base64.b64encode(b"not json").decode()}}
     resp = handle_push_pubsub(
-        method="POST", headers={"Content-Type": "application/json"}, body=json.dumps(envelope).encode(), environ={}
+        method="POST",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(envelope).encode(),
+        service=wiring.process_services().push,
+        environ={},
     )
     assert resp.status == 200 and b"acknowledged" in resp.body

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from sigward import aws_federation
 from sigward.deadline import Deadline
 from sigward.errors import AccessDeniedError, ConfigurationError
-from sigward.kms import aws_federation
 from sigward.references import Repository
 from sigward.registry import CredentialStore, RegistryClient, RegistryConfig
 from sigward.registry.credentials import Credentials

@@ -28,7 +28,7 @@ import functions_framework
 import pytest
 import requests
 
-from sigward import runtime
+from sigward import wiring
 from tests.support.admission import decode_patch, pod, pod_request, review
 from tests.support.policies import cluster_policy, dump
 from tests.support.registry import HTPASSWD_PASSWORD, HTPASSWD_USER, OCI_INDEX, LocalRegistry
@@ -276,7 +276,7 @@ def test_admission_allows_and_denies(attested: Attested, tmp_path: Path, monkeyp
         path = tmp_path / f"{policy['metadata']['name']}.yaml"
         path.write_text(dump(policy))
         monkeypatch.setenv("SIGWARD_POLICY", str(path))
-        runtime.reset()
+        wiring.reset()
         app = functions_framework.create_app("admission", str(REPO / "functions" / "main.py"))  # type: ignore[no-untyped-call]
         # /mutate: the tag is verified and pinned to its digest (the validate path wants digests already)
         body: dict[str, Any] = (
@@ -295,4 +295,4 @@ def test_admission_allows_and_denies(attested: Attested, tmp_path: Path, monkeyp
             assert response["allowed"] is False, (name, response)
             assert re.search(expected, response["status"]["message"]), (name, response["status"]["message"])
     finally:
-        runtime.reset()
+        wiring.reset()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sigward.store import StoredVerdict, open_store
+from sigward.store import StoredStatus, StoredVerdict, VerdictKey, open_store
 from sigward.store.firestore import FirestoreStore
 from tests.support.emulators import GcloudEmulator, gcloud_available
+from tests.support.memory import stored_key
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -55,23 +56,20 @@ def verdict(**kw: object) -> StoredVerdict:
         image="registry.test/app:v1",
     )
     base.update(kw)
+    base["verdict"] = StoredStatus(str(base["verdict"]))
     return StoredVerdict(**base)  # type: ignore[arg-type]
+
+
+def key(policy_hash: str = "h1") -> VerdictKey:
+    return stored_key(digest=DIGEST, repository="registry.test/app", policy_hash=policy_hash, rule="r", entries="0")
 
 
 def test_contract_on_the_emulator(store: FirestoreStore) -> None:
     store.record(verdict())
-    found = store.lookup(
-        digest=DIGEST, repository="registry.test/app", policy_hash="h1", rule="r", entries="0", now=1500
-    )
+    found = store.lookup(key(policy_hash="h1"), now=1500)
     assert found == verdict()
-    assert (
-        store.lookup(digest=DIGEST, repository="registry.test/app", policy_hash="h2", rule="r", entries="0", now=1500)
-        is None
-    )
-    assert (
-        store.lookup(digest=DIGEST, repository="registry.test/app", policy_hash="h1", rule="r", entries="0", now=2500)
-        is None
-    )
+    assert store.lookup(key(policy_hash="h2"), now=1500) is None
+    assert store.lookup(key(policy_hash="h1"), now=2500) is None
     store.record(verdict(rule="other", verified_at=900.0))
     assert [v.rule for v in store.for_digest(DIGEST)] == ["other", "r"]
     assert not store.event_done("gcr/123", now=10)

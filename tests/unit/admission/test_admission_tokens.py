@@ -152,7 +152,12 @@ def test_unusable_configuration_denies_and_never_prints_a_token(
 
 def test_misconfigured_with_a_malformed_body_is_400() -> None:
     resp = handle_admission(
-        method="POST", path="/mutate", headers={}, body=b"{", environ={"SIGWARD_ADMISSION_TOKEN": f"{OLD},"}
+        method="POST",
+        path="/mutate",
+        headers={},
+        body=b"{",
+        service=service,
+        environ={"SIGWARD_ADMISSION_TOKEN": f"{OLD},"},
     )
     assert resp.status == 400
 
@@ -167,7 +172,7 @@ def test_no_log_record_carries_a_path_token(
     from tests.support.serve import REPO
 
     monkeypatch.setenv("SIGWARD_ADMISSION_TOKEN", f"prod={PROD},{NEW}")
-    monkeypatch.setattr("sigward.runtime.admission_service", service)
+    monkeypatch.setattr("sigward.wiring.Services.admission", lambda _self: service())
     caplog.set_level(logging.DEBUG)
     client = functions_framework.create_app("admission", str(REPO / "functions" / "main.py")).test_client()  # type: ignore[no-untyped-call]
     answers = [

@@ -215,7 +215,7 @@ def test_skipped_images_warn_without_network() -> None:
 
 def test_stored_pass_is_reused_and_stored_failure_never_allows() -> None:
     from sigward.references import parse_image_reference
-    from sigward.store import StoredVerdict, entries_key
+    from sigward.store import StoredStatus, StoredVerdict, entries_key
     from sigward.store.memory import MemoryStore
     from sigward.verify.plan import plan_rule
     from sigward.verify.trust import load_trusted_root
@@ -242,7 +242,7 @@ def test_stored_pass_is_reused_and_stored_failure_never_allows() -> None:
             rule="verify-signature",
             entries=entries_key([0]),
             inputs=key.inputs,
-            verdict=verdict,
+            verdict=StoredStatus(verdict),
             message="m",
             verified_at=now,
             expires_at=now + 60,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, VerificationFailure
-from sigward.kms.uri import SCHEMES, parse_kms_uri
+from sigward.policy.kms_uri import SCHEMES, parse_kms_uri
 from sigward.registry import CredentialStore, RegistryConfig
 from sigward.registry.auth import (
     MAX_TOKEN_LENGTH,
@@ -223,7 +223,8 @@ def test_kms_uri_parse_is_total(uri: str) -> None:
     assert re.fullmatch(r"[a-z0-9-]*", ref.region)
 
 
-# Regression test (was a strict xfail until fixed in da1389d): sigward.kms.uri._HOST ends in '$', which also matches
+# Regression test (was a strict xfail until fixed in da1389d):
+# sigward.policy.kms_uri._HOST ends in '$', which also matches
 # before a trailing newline, so 'awskms://host\n/alias/x' parses with endpoint 'host\n' (use re.fullmatch or \Z)
 @pytest.mark.parametrize("uri", ["awskms://kms.example\n/alias/x", "azurekms://v.vault.azure.net\n/key"])
 def test_kms_endpoint_with_a_trailing_newline_is_refused(uri: str) -> None:

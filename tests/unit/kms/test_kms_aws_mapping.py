@@ -32,7 +32,7 @@ from sigward.kms.aws import (
     public_key_from_response,
     resolve_region,
 )
-from sigward.kms.uri import parse_kms_uri
+from sigward.policy.kms_uri import parse_kms_uri
 from sigward.verify.keys import KeyLoadError
 from tests.support.moto import clear_ambient_aws
 from tests.support.signing import new_key

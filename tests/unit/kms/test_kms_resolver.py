@@ -14,7 +14,7 @@ from sigward.errors import ExternalServiceError, NotFoundError
 from sigward.kms import backends, resolver
 from sigward.kms.base import KmsPublicKey
 from sigward.kms.resolver import KeyResolver
-from sigward.kms.uri import KmsKeyRef
+from sigward.policy.kms_uri import KmsKeyRef
 from sigward.policy.loader import load_policy_text
 from sigward.verify.cosign import SignatureLayer
 from sigward.verify.engine import Verifier

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sigward.errors import BadRequestError
-from sigward.kms.uri import is_kms_uri, parse_kms_uri
+from sigward.policy.kms_uri import is_kms_uri, parse_kms_uri
 
 UUID = "1234abcd-12ab-34cd-56ef-1234567890ab"
 ARN = f"arn:aws:kms:us-east-2:111122223333:key/{UUID}"

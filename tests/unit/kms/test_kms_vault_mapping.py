@@ -21,7 +21,6 @@ from sigward.errors import (
     SigwardError,
     VerificationFailure,
 )
-from sigward.kms.uri import parse_kms_uri
 from sigward.kms.vault import (
     VAULT_HASHES,
     VAULT_KEY_TYPES,
@@ -31,6 +30,7 @@ from sigward.kms.vault import (
     map_vault_login_error,
     public_key_from_vault,
 )
+from sigward.policy.kms_uri import parse_kms_uri
 from sigward.verify.keys import KeyLoadError
 from tests.support.signing import new_key
 

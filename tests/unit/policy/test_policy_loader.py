@@ -517,7 +517,6 @@ def test_problem_carries_source_and_path() -> None:
 
 REFUSED: list[tuple[str, Doc, str, str]] = [
     # (case, document, YAML path, feature)
-    ("Notary", set_iv(type="Notary", attestors=[]), f"{iv_path()}.type", "notary"),
     (
         "keys.secret",
         set_entry({"keys": {"secret": {"name": "s", "namespace": "n"}}}),
@@ -1125,7 +1124,7 @@ def test_empty_policy_path_directory_is_a_problem(tmp_path: Path) -> None:
 
 def test_problems_of_all_files_are_reported_together(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(dump(set_iv(imageReferences=[])))
-    (tmp_path / "b.yaml").write_text(dump(set_iv(type="Notary")))
+    (tmp_path / "b.yaml").write_text(dump(set_iv(type="Notary", attestors=[{"entries": [keys_entry()]}])))
     with pytest.raises(PolicyError) as err:
         load_policies([tmp_path, tmp_path / "missing.yaml"])
     sources = [p.source for p in err.value.problems]

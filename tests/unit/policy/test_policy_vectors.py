@@ -25,7 +25,6 @@ CONTEXT = "spec.rules[0].context: rule context entries need the Kubernetes API"
 PRECONDITIONS = "spec.rules[0].preconditions: preconditions are not supported yet"
 ATTESTATIONS = f"{IV}.attestations: attestations are not supported yet"
 KEYLESS = f"{E0}.keyless: keyless attestors are not supported yet"
-NOTARY = f"{IV}.type: type Notary is not supported yet"
 SIGSTORE_BUNDLE = f"{IV}.type: type SigstoreBundle is not supported yet"
 CERTIFICATES = f"{E0}.certificates: certificates attestors are not supported yet"
 VARIABLE_KEY = f"{E0}.keys.publicKeys: variables ({{{{ ... }}}}) are not supported yet"
@@ -93,19 +92,19 @@ EXPECTED: dict[str, Outcome] = {
     f"{STD}keyless-nomutatedigest-noverifydigest-required__policy.yaml": ("loads", 1),
     f"{STD}multiple-image-verification-attestations-fail__policy.yaml": (
         "refused",
-        (CONTEXT, NOTARY),
+        (CONTEXT,),
     ),
     f"{STD}multiple-image-verification-attestations-pass__policy.yaml": (
         "refused",
-        (CONTEXT, NOTARY),
+        (CONTEXT,),
     ),
     f"{STD}multiple-image-verification-attestations-trivy-vex-fail__policy.yaml": (
         "refused",
-        (CONTEXT, NOTARY),
+        (CONTEXT,),
     ),
     f"{STD}multiple-image-verification-attestations-trivy-vex-pass__policy.yaml": (
         "refused",
-        (CONTEXT, NOTARY),
+        (CONTEXT,),
     ),
     f"{STD}mutateDigest-noverifyDigest-norequired__policy.yaml": (
         "loads",
@@ -125,20 +124,19 @@ EXPECTED: dict[str, Outcome] = {
     ),
     f"{STD}notary-attestation-verification__policy.yaml": (
         "refused",
-        (CONTEXT, NOTARY),
+        (CONTEXT,),
     ),
     f"{STD}notary-image-verification-secret-from-policy__policy.yaml": (
         "refused",
         (
             CONTEXT,
-            NOTARY,
             f"{IV}.imageRegistryCredentials.secrets: registry credentials from cluster Secrets",
             f"{E0}.certificates.cert: variables",
         ),
     ),
     f"{STD}notary-image-verification__policy.yaml": (
         "refused",
-        (CONTEXT, NOTARY, f"{E0}.certificates.cert: variables"),
+        (CONTEXT, f"{E0}.certificates.cert: variables"),
     ),
     f"{STD}rollback-image-verification__policy.yaml": ("loads", 1),
     f"{STD}sigstore-attestation-verification-regexp__policy.yaml": ("loads", 1),
@@ -146,7 +144,7 @@ EXPECTED: dict[str, Outcome] = {
     f"{STD}sigstore-image-verification-test__policy.yaml": ("loads", 1),
     f"{STD}skip-image-reference__policy.yaml": (
         "refused",
-        (CONTEXT, NOTARY, f"{E0}.certificates.cert: variables"),
+        (CONTEXT, f"{E0}.certificates.cert: variables"),
     ),
     f"{STD}update-multi-containers__policy.yaml": ("loads", 1),
     f"{STD}verify-image-background-audit__policy.yaml": ("loads", 1),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from sigward.push.findings import Finding
 from sigward.push.service import PushService, PushSettings
 from sigward.references import parse_image_reference
 from sigward.reverify.service import CURSOR_STATE, LEASE_STATE, ReverifyService, ReverifySettings
-from sigward.store import StoredVerdict, VerdictStore
+from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.store.memory import MemoryStore
 from sigward.store.sqlite import SqliteStore
 from sigward.verify.cosign import SignatureLayer
@@ -372,9 +372,9 @@ def test_cas_loser_leaves_a_fresher_verdict_alone(world: World) -> None:
     world.push()
     (read,) = world.store.for_digest(DIGEST)
     world.clock.now += 10
-    fresher = StoredVerdict(**{**read.as_json(), "verified_at": world.clock.now, "source": "admission"})
+    fresher = replace(read, verified_at=world.clock.now, source="admission")
     world.store.record(fresher)
-    lost = world.store.replace(read, StoredVerdict(**{**read.as_json(), "verdict": "fail"}))
+    lost = world.store.replace(read, replace(read, verdict=StoredStatus.FAIL))
     assert lost is False and world.store.for_digest(DIGEST)[0].source == "admission"
 
 
@@ -393,11 +393,18 @@ def test_a_run_cut_by_its_deadline_resumes_from_the_persisted_cursor(tmp_path: P
         source.add_signatures(IMAGE, d, (layer(signed_layer(KEY, image_digest=d)),))
         for plan in plan_image(world.policies, parse_image_reference(f"{IMAGE}@{d}")):
             key = plan.key(d, trust_fingerprint=world.verifier().trusted_root().fingerprint)
-            store.record(StoredVerdict(digest=d, repository=key.repository, policy=plan.policy.name,
-                                       policy_hash=key.policy_hash, rule=key.rule, entries=key.entries_text,
-                                       inputs=key.inputs, verdict="pass", message="ok", verified_at=world.clock.now,
-                                       expires_at=world.clock.now + 3600, source="admission",
-                                       image=f"{IMAGE}@{d}"))  # fmt: skip
+            store.record(
+                StoredVerdict.of(
+                    key,
+                    policy=plan.policy.name,
+                    verdict=StoredStatus.PASS,
+                    message="ok",
+                    verified_at=world.clock.now,
+                    ttl=3600,
+                    source="admission",
+                    image=f"{IMAGE}@{d}",
+                )
+            )
     first = world.reverify(run_seconds=1.9, batch_size=2).run()
     assert 0 < first.verified < len(digests) and not first.cycle_complete
     seen = first.verified

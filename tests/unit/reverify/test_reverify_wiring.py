@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sigward import runtime
+from sigward import wiring
 from sigward.errors import ConfigurationError
 from sigward.push.service import DEFAULT_PENDING_SOURCES
 from sigward.reverify.service import DEFAULT_PENDING_GRACE_SECONDS, settings_from_env
@@ -27,7 +27,7 @@ from tests.support.signing import new_key
     ],
 )
 def test_pending_sources(value: str, expected: frozenset[str]) -> None:
-    assert runtime.pending_sources({"SIGWARD_PENDING_SOURCES": value}) == expected
+    assert wiring.pending_sources({"SIGWARD_PENDING_SOURCES": value}) == expected
 
 
 @pytest.mark.parametrize(
@@ -59,9 +59,9 @@ def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     monkeypatch.setenv("SIGWARD_POLICY", str(policy))
     monkeypatch.setenv("SIGWARD_STORE", f"sqlite:///{tmp_path / 'v.db'}")
     monkeypatch.setenv("SIGWARD_TUF_OFFLINE", "1")
-    runtime.reset()
+    wiring.reset()
     yield
-    runtime.reset()
+    wiring.reset()
 
 
 def test_serve_route_runs_one_bounded_run(configured: None) -> None:
@@ -83,3 +83,24 @@ def test_function_target_exists_and_answers(configured: None) -> None:
     with app.test_request_context("/", method="POST"):
         response = main.reverify(flask.request)
     assert response.status_code == 200 and json.loads(response.get_data())["busy"] is False
+
+
+def test_services_wire_pending_sources_into_push_and_build_each_reverify_run_anew(tmp_path: Path) -> None:
+    """Regression for the merge onto sigward.wiring: what runtime.push_service/reverify_service did, Services does."""
+    policy = tmp_path / "policy.yaml"
+    key = new_key("p256", slot=75)
+    policy.write_text(dump(cluster_policy("p", [key_verification(["registry.test/*"], [keys_entry(key.public_pem)])])))
+    env = {"SIGWARD_POLICY": str(policy), "SIGWARD_STORE": "memory:", "SIGWARD_TRUSTED_ROOT": "public-good"}
+    services = wiring.build_services({**env, "SIGWARD_PENDING_SOURCES": "github"})
+    try:
+        assert services.push().settings.pending_sources == frozenset({"github"})
+        first, second = services.reverify(), services.reverify(dry_run=True)
+        assert first is not second  # one signature cache per run, never the admission verifier's
+        assert not first.settings.dry_run and second.settings.dry_run
+    finally:
+        services.close()
+    defaults = wiring.build_services(env)
+    try:
+        assert defaults.push().settings.pending_sources == DEFAULT_PENDING_SOURCES
+    finally:
+        defaults.close()

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from sigward.errors import ConfigurationError, ExternalServiceError
-from sigward.store import StoredVerdict, VerdictStore, open_store
+from sigward.store import StoredStatus, StoredVerdict, VerdictStore, open_store
 from sigward.store.memory import MemoryStore
 from sigward.store.sqlite import SqliteStore
+from tests.support.memory import stored_key
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -36,6 +37,7 @@ def verdict(**kw: object) -> StoredVerdict:
         "image": "registry.test/app:v1",
     }
     base.update(kw)
+    base["verdict"] = StoredStatus(str(base["verdict"]))
     return StoredVerdict(**base)  # type: ignore[arg-type]
 
 
@@ -49,14 +51,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VerdictSto
 def lookup(store: VerdictStore, now: float = 1500.0, **kw: str) -> StoredVerdict | None:
     key = {"digest": DIGEST, "repository": "registry.test/app", "policy_hash": "h1", "rule": "r", "entries": "0"}
     key.update(kw)
-    return store.lookup(
-        digest=key["digest"],
-        repository=key["repository"],
-        policy_hash=key["policy_hash"],
-        rule=key["rule"],
-        entries=key["entries"],
-        now=now,
-    )
+    return store.lookup(stored_key(**key), now=now)
 
 
 def test_record_and_exact_lookup(store: VerdictStore) -> None:

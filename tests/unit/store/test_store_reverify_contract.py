@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sigward.store import StoredVerdict, VerdictStore
+from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.store.memory import MemoryStore
 from sigward.store.sqlite import SqliteStore
 
@@ -33,6 +33,7 @@ def verdict(**kw: object) -> StoredVerdict:
         "image": "registry.test/app:v1",
     }
     base.update(kw)
+    base["verdict"] = StoredStatus(str(base["verdict"]))
     return StoredVerdict(**base)  # type: ignore[arg-type]
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from sigward.store import StoredVerdict, verdict_key
+from sigward.store import StoredStatus, StoredVerdict, verdict_key
 from sigward.store.memory import MemoryStore
 from sigward.store.sqlite import SqliteStore
+from tests.support.memory import stored_key
 
 DIGEST = "sha256:" + "3" * 64
 BASE = {"digest": DIGEST, "repository": "registry.test/app", "policy_hash": "h", "rule": "r", "entries": "0"}
@@ -18,7 +19,7 @@ BASE = {"digest": DIGEST, "repository": "registry.test/app", "policy_hash": "h",
 
 def verdict(inputs: str = "") -> StoredVerdict:
     return StoredVerdict(
-        policy="p", verdict="pass", message="ok", verified_at=1.0, expires_at=100.0, inputs=inputs, **BASE
+        policy="p", verdict=StoredStatus.PASS, message="ok", verified_at=1.0, expires_at=100.0, inputs=inputs, **BASE
     )
 
 
@@ -31,10 +32,10 @@ def test_empty_inputs_keep_the_old_key() -> None:
 def test_lookup_needs_the_same_inputs(kind: str, tmp_path: Path) -> None:
     store = MemoryStore() if kind == "memory" else SqliteStore(str(tmp_path / "v.db"))
     store.record(verdict('{"image.tag":"v1"}'))
-    found = store.lookup(**BASE, inputs='{"image.tag":"v1"}', now=2.0)
+    found = store.lookup(stored_key(**BASE, inputs='{"image.tag":"v1"}'), now=2.0)
     assert found is not None and found.inputs == '{"image.tag":"v1"}'
-    assert store.lookup(**BASE, inputs='{"image.tag":"v2"}', now=2.0) is None
-    assert store.lookup(**BASE, now=2.0) is None  # a tagless lookup never finds a tag-dependent verdict
+    assert store.lookup(stored_key(**BASE, inputs='{"image.tag":"v2"}'), now=2.0) is None
+    assert store.lookup(stored_key(**BASE), now=2.0) is None  # a tagless lookup never finds a tag-dependent verdict
     store.close()
 
 
@@ -54,8 +55,8 @@ def test_sqlite_store_from_before_inputs_column_is_migrated(tmp_path: Path) -> N
     conn.commit()
     conn.close()
     store = SqliteStore(str(path))
-    found = store.lookup(**BASE, now=2.0)
+    found = store.lookup(stored_key(**BASE), now=2.0)
     assert found is not None and found.verdict == "pass" and found.inputs == ""
     store.record(verdict('{"trust":"root-2"}'))
-    assert store.lookup(**BASE, inputs='{"trust":"root-2"}', now=2.0) is not None
+    assert store.lookup(stored_key(**BASE, inputs='{"trust":"root-2"}'), now=2.0) is not None
     store.close()

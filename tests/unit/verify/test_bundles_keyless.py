@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sigward.errors import ConfigurationError, VerificationFailure
+from sigward.errors import VerificationFailure
 from sigward.policy.models import CertificateAttestor, CTLog, KeylessAttestor, Rekor
 from sigward.verify.bundles import (
     BundleLayer,
@@ -224,7 +224,7 @@ def test_cosign_attestation_bundle_tampered(attestation: bytes, pgi_root: Truste
     payload = json.loads(base64.b64decode(doc["dsseEnvelope"]["payload"]))
     payload["predicate"]["Data"] = '{"foo": "evil"}'
     doc["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(payload).encode()).decode()
-    with pytest.raises(VerificationFailure, match="payload hash does not match"):
+    with pytest.raises(VerificationFailure, match="invalid DSSE signature"):
         keyless_verify(json.dumps(doc).encode(), pgi_root, KeylessAttestor(subject="cody@soyland.com"))
 
 
@@ -269,7 +269,7 @@ def test_certificates_attestor_pins_the_leaf(attestation: bytes, pgi_root: Trust
     )
     assert result.signer == "cody@soyland.com"
     other = CERT.public_bytes(serialization.Encoding.PEM).decode()
-    with pytest.raises(VerificationFailure, match="not the policy's certificate"):
+    with pytest.raises(VerificationFailure, match="both public key and certificate were provided but did not match"):
         verify_bundle(
             attestation,
             image_digest=SUBJECT_DIGEST,
@@ -294,9 +294,9 @@ def test_policy_rekor_key_replaces_the_trusted_roots_logs(attestation: bytes, pg
 def test_policy_roots_replace_fulcio(attestation: bytes, pgi_root: TrustedRoot) -> None:
     other_ca = CERT.public_bytes(serialization.Encoding.PEM).decode()
     keyless = KeylessAttestor(subject="cody@soyland.com", roots=other_ca)
-    with pytest.raises(VerificationFailure, match="not issued by a certificate authority of the trusted root"):
+    with pytest.raises(VerificationFailure, match="certificate signed by unknown authority"):
         keyless_verify(attestation, pgi_root, keyless)
-    with pytest.raises(ConfigurationError, match=r"keyless\.roots: not PEM certificates"):
+    with pytest.raises(VerificationFailure, match=r"keyless\.roots: no PEM certificate found"):
         keyless_verify(attestation, pgi_root, KeylessAttestor(subject="x", roots="garbage"))
     same = trusted_root_with_overrides(pgi_root, tsa_chain_pem="")
     assert same is pgi_root
@@ -306,7 +306,7 @@ def test_policy_roots_replace_fulcio(attestation: bytes, pgi_root: TrustedRoot) 
 
 def test_policy_trust_material_equivalent_to_the_root_verifies(attestation: bytes, pgi_root: TrustedRoot) -> None:
     """Overrides rebuilt from the very keys and CAs of the trusted root (as PEM, the way policies carry them)
-    verify the bundle through sigstore-python: the generated trust root is well-formed."""
+    verify the bundle, as the trusted root itself does."""
     fulcio = "".join(
         c.public_bytes(serialization.Encoding.PEM).decode()
         for ca in pgi_root.certificate_authorities[1:]
@@ -328,5 +328,5 @@ def test_policy_trust_material_equivalent_to_the_root_verifies(attestation: byte
     result = keyless_verify(attestation, pgi_root, keyless)
     assert result.signer == "cody@soyland.com"
     wrong_ct = KeylessAttestor(subject="cody@soyland.com", ctlog=CTLog(pub_key=rekor))
-    with pytest.raises(VerificationFailure, match="failed to verify SCT"):
+    with pytest.raises(VerificationFailure, match="ctfe public key not found for embedded SCT"):
         keyless_verify(attestation, pgi_root, wrong_ct)

@@ -18,13 +18,13 @@ from sigward.deadline import Deadline
 from sigward.errors import FailureKind, VerificationFailure
 from sigward.events import PushEvent
 from sigward.policy.loader import load_policy_text
-from sigward.policy.models import Policy, Rule
+from sigward.policy.models import Policy
 from sigward.push.service import PushService, PushSettings
-from sigward.references import ImageReference
 from sigward.store.memory import MemoryStore
 from sigward.verify import attestations, bundles, cosign, engine, keyless
 from sigward.verify.cosign import SignatureLayer
 from sigward.verify.engine import Verifier
+from sigward.verify.plan import RulePlan
 from sigward.verify.results import RuleVerdict, Verdict
 from tests.support.memory import MemorySignatureSource, stored_verdict
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
@@ -218,19 +218,14 @@ class _FixedVerdict(Verifier):
         super().__init__(source=MemorySignatureSource())
         self._message, self._failure = message, failure
 
-    def new_context(self, ref: ImageReference, *, deadline: Deadline, **_: Any) -> Any:
-        return None
-
-    def verify_image_rule(
-        self, image: Any, *, policy: Policy, rule: Rule, deadline: Deadline, context: Any = None
-    ) -> RuleVerdict:
+    def evaluate(self, plan: RulePlan, *, deadline: Deadline, **_: Any) -> RuleVerdict:
         return RuleVerdict(
             image=IMAGE,
             reference=IMAGE,
             digest=DIGEST,
             verdict=Verdict.FAIL,
-            policy=policy.name,
-            rule=rule.name,
+            policy=plan.policy.name,
+            rule=plan.rule.name,
             message=self._message,
             failure=self._failure,
         )

@@ -381,10 +381,12 @@ CASES = [
         "invalid regexp for subject: alice([ :",
     ),
     Case(
-        "tsa-cert-chain-refused",
-        layer_for,
-        lambda: keyless(ctlog={"tsaCertChain": ca().root_pem}, **SUBJECT),
-        "ctlog.tsaCertChain: RFC 3161 signed timestamps are not supported",
+        # ctlog.tsaCertChain is honoured now (sigward.verify.timestamps); without a token it proves no time.
+        "tsa-cert-chain-without-timestamp-expired-now",
+        lambda: layer_for(layer_kwargs={"rekor": None}),
+        lambda: keyless(ctlog={"tsaCertChain": ca().root_pem}, rekor={"ignoreTlog": True}, **SUBJECT),
+        "expected a signed timestamp to verify an expired certificate",
+        now=SIGNING_TIME + timedelta(hours=1),
     ),
     Case(
         "wrong-media-type",
