@@ -38,6 +38,10 @@ DEFAULT_GRACE_SECONDS = 300.0
 DEFAULT_PUSH_DEADLINE_SECONDS = 4.5
 
 Status = Literal["recorded", "retry", "duplicate", "ignored", "deleted"]
+# Sources whose deliveries are better acknowledged as pending than redelivered: CNCF distribution delivers serially
+# per endpoint (a 503 blocks every later push behind it), Harbor gives up after a few tries and GitHub never
+# redelivers. Pub/Sub (gcr), EventBridge (ecr) and Event Grid (acr) redeliver cheaply with backoff, in parallel.
+DEFAULT_PENDING_SOURCES = frozenset({"distribution", "harbor", "github"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,29 @@ class PushSettings:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     verdict_ttl: float = DEFAULT_VERDICT_TTL_SECONDS
     deadline_seconds: float = DEFAULT_PUSH_DEADLINE_SECONDS
+    # Sources recorded ``pending`` within the grace period instead of redelivered (see DEFAULT_PENDING_SOURCES);
+    # empty by default so a service built without re-verification keeps redelivery everywhere.
+    pending_sources: frozenset[str] = frozenset()
+
+
+def verify_plan(verifier: Verifier, plan: RulePlan, digest: str, root: TrustedRoot, deadline: Deadline) -> RuleVerdict:
+    """The verdict of one rule plan for the image at ``digest`` under ``root`` (the key's). An error is a verdict
+    too: ``Verdict.ERROR`` for infrastructure (nothing decided), ``Verdict.FAIL`` otherwise; push and
+    re-verification share this."""
+    ref = plan.ref
+    try:
+        return verifier.evaluate(plan, deadline=deadline, digest=digest, trusted_root=root)
+    except SigwardError as exc:
+        return RuleVerdict(
+            image=ref.original,
+            reference=ref.reference,
+            digest=digest,
+            verdict=Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL,
+            policy=plan.policy.name,
+            rule=plan.rule.name,
+            message=exc.message,
+            failure=failure_kind_of(exc),
+        )
 
 
 @dataclass(frozen=True)
@@ -175,7 +202,7 @@ class PushService:
                 to_record.append(stored)
         for stored in to_record:
             self._store.record(stored)
-            if stored.verdict is not StoredStatus.PASS:
+            if stored.verdict not in (StoredStatus.PASS, StoredStatus.PENDING):
                 self._report(stored, deadline)
         if retry_reasons:
             return PushOutcome(
@@ -299,19 +326,7 @@ class PushService:
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
         """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's)."""
         policy, rule, ref = plan.policy, plan.rule, plan.ref
-        try:
-            verdict = self._verifier.evaluate(plan, deadline=deadline, digest=key.digest, trusted_root=root)
-        except SigwardError as exc:
-            verdict = RuleVerdict(
-                image=ref.original,
-                reference=ref.reference,
-                digest=key.digest,
-                verdict=Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL,
-                policy=policy.name,
-                rule=rule.name,
-                message=exc.message,
-                failure=failure_kind_of(exc),
-            )
+        verdict = verify_plan(self._verifier, plan, key.digest, root, deadline)
         status, message = verdict.verdict, verdict.message
         entries = key.entries_text
         outcome = RuleOutcome(
@@ -321,10 +336,15 @@ class PushService:
             return outcome, None, f"{policy.name}/{rule.name}: {message}"
         if status == Verdict.SKIP:
             return outcome, None, ""
+        recorded = StoredStatus.of(verdict)
         if status == Verdict.FAIL:
             sighting = key.stored
             first = self._store.first_seen(sighting, now=now)
-            if now - first < self.settings.grace_seconds:
+            if now - first < self.settings.grace_seconds and event.source in self.settings.pending_sources:
+                # Acknowledge and let re-verification wait for the signature: no head-of-line blocking of a
+                # source that delivers serially (CNCF distribution) or never redelivers (GitHub).
+                recorded = StoredStatus.PENDING
+            elif now - first < self.settings.grace_seconds:
                 return (
                     outcome,
                     None,
@@ -333,7 +353,6 @@ class PushService:
                         f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
                     ),
                 )
-        recorded = StoredStatus.of(verdict)
         stored = StoredVerdict.of(
             key,
             policy=policy.name,

@@ -189,6 +189,20 @@ class Verifier:
         self._trusted_root = trusted_root
         self._github_root = github_root
 
+    def with_source(
+        self, source: SignatureSource, *, source_for_providers: SourceForProviders | None = None
+    ) -> Verifier:
+        """A verifier reading signatures from ``source`` that shares this one's keys (parsed and KMS-fetched public
+        keys stay warm), trusted root and clock: push and re-verification must not see admission's cached "no
+        signature yet"."""
+        return Verifier(
+            source=source,
+            keys=self._keys,
+            trusted_root=self._trusted_root,
+            clock=self._clock,
+            source_for_providers=source_for_providers,
+        )
+
     # -- one image ---------------------------------------------------------------------------------------------
 
     def evaluate(
