@@ -515,18 +515,16 @@ class Verifier:
     def _bundle_trust(self, ctx: _ImageContext, entry: Attestor) -> dict[str, Any]:
         """verify_bundle's keyword arguments for an attestor entry (key, identity or certificates, trust roots)."""
         from sigward.policy.models import KeylessAttestor
-        from sigward.verify.bundles import trusted_root_with_overrides
 
         root = ctx.trusted_root
         if entry.keys is not None:
-            rekor = entry.keys.rekor
-            if rekor is not None and rekor.pub_key:
-                root = trusted_root_with_overrides(root, rekor_pubkey_pem=rekor.pub_key, rekor_url=rekor.url)
+            rekor = entry.keys.rekor  # its log keys are chosen by rekor.tlog_options, as for legacy layers
             return {
                 "key": self._keys.verifier(entry.keys, deadline=ctx.deadline),
                 "keyless": None,
                 "certificates": None,
                 "trusted_root": root,
+                "rekor": rekor,
                 "ignore_tlog": bool(rekor is not None and rekor.ignore_tlog),
                 "ignore_sct": bool(entry.keys.ctlog is not None and entry.keys.ctlog.ignore_sct),
             }

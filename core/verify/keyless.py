@@ -30,9 +30,8 @@ from sigward.policy.models import CertificateAttestor, KeylessAttestor
 from sigward.verify.certificates import (
     CertificateTrust,
     SigningTimes,
-    certificates_trust,
+    certificate_trust,
     check_certificate,
-    keyless_trust,
     signing_certificate,
     signing_times,
 )
@@ -138,12 +137,6 @@ def _signing_times(
     return signing_times(trust, tlog_times=tlog_times, timestamps=stamps, now=now), integrated
 
 
-def _trust(attestor: KeylessAttestor | CertificateAttestor, trusted_root: TrustedRoot) -> CertificateTrust:
-    if isinstance(attestor, KeylessAttestor):
-        return keyless_trust(attestor, trusted_root)
-    return certificates_trust(attestor, trusted_root)
-
-
 def _verifier(key: SupportedKey, signature_algorithm: str) -> PublicKeyVerifier:
     return PublicKeyVerifier(key=key, hash_name=signature_algorithm or "sha256", source="certificate")
 
@@ -198,7 +191,7 @@ def verify_layer_keyless(
     _expect_media_type(layer, SIMPLESIGNING_MEDIA_TYPE, "a cosign simple signing payload")
     return _verify_sig_layer(
         layer,
-        _trust(keyless, trusted_root),
+        certificate_trust(keyless, trusted_root),
         image_digest=image_digest,
         annotations=annotations,
         signature_algorithm=signature_algorithm,
@@ -220,7 +213,7 @@ def verify_layer_certificate(
     _expect_media_type(layer, SIMPLESIGNING_MEDIA_TYPE, "a cosign simple signing payload")
     return _verify_sig_layer(
         layer,
-        _trust(certificates, trusted_root),
+        certificate_trust(certificates, trusted_root),
         image_digest=image_digest,
         annotations=annotations,
         signature_algorithm=signature_algorithm,
@@ -270,7 +263,7 @@ def verify_attestation_keyless(
     _expect_media_type(layer, DSSE_MEDIA_TYPE, "a DSSE envelope")
     return _verify_att_layer(
         layer,
-        _trust(keyless, trusted_root),
+        certificate_trust(keyless, trusted_root),
         image_digest=image_digest,
         signature_algorithm=signature_algorithm,
         now=now,
@@ -290,7 +283,7 @@ def verify_attestation_certificate(
     _expect_media_type(layer, DSSE_MEDIA_TYPE, "a DSSE envelope")
     return _verify_att_layer(
         layer,
-        _trust(certificates, trusted_root),
+        certificate_trust(certificates, trusted_root),
         image_digest=image_digest,
         signature_algorithm=signature_algorithm,
         now=now,
