@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
 from sigward.errors import ConfigurationError, VerificationFailure, no_attestations_found, no_signatures_found
+from sigward.policy.models import DEFAULT_REKOR_URL
 from sigward.verify.certificates import (
     CertificateTrust,
     certificate_trust,
@@ -76,7 +77,6 @@ from sigward.verify.rekor import (
 )
 from sigward.verify.timestamps import verify_timestamps
 from sigward.verify.trust import (
-    DEFAULT_REKOR_URL,
     LogKey,
     TrustedRoot,
     log_id_for,

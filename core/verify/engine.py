@@ -36,6 +36,7 @@ from sigward.verify.dsse import Statement
 from sigward.verify.keys import PublicKeyVerifier, split_pem_public_keys
 from sigward.verify.plan import RulePlan, image_matches, image_skipped, image_values, plan_image, plan_rule
 from sigward.verify.results import EntryFailure, RuleVerdict, Verdict, worst
+from sigward.verify.rootsnapshot import RootSnapshot
 from sigward.verify.trust import TrustedRoot, load_github_trusted_root, load_trusted_root
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ class _ImageContext:
     trusted_root: TrustedRoot
     # Further roots this rule's policy allows (``sigward.dev/trusted-roots``); bundles pick among them by leaf issuer.
     also_trusted: tuple[TrustedRoot, ...] = ()
+    # The evaluation's one reading of every root (the verdict key's): policy roots are chosen from it.
+    snapshot: RootSnapshot | None = None
     request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
     source: SignatureSource | None = None  # this entry's credential providers; None = the verifier's own source
     # The credential providers the tag was resolved with (None = the process-wide setting); meaningless when the
@@ -197,13 +200,14 @@ class Verifier:
         *,
         deadline: Deadline,
         digest: str = "",
-        trusted_root: TrustedRoot | None = None,
+        trusted_root: TrustedRoot | RootSnapshot | None = None,
         request: Mapping[str, Any] | None = None,
         context: _ImageContext | None = None,
     ) -> RuleVerdict:
         """The verdict of one planned rule (:mod:`sigward.verify.plan`) for its image: the one entry point of the
         CLI, admission and push. With ``digest`` (the one the verdict key names) the image is verified pinned to
-        it under ``trusted_root`` (the key's); ``context`` shares one image's fetches across its rules instead."""
+        it under ``trusted_root`` (the key's snapshot: :meth:`roots`); ``context`` shares one image's fetches
+        across its rules instead."""
         ref = plan.ref
         if context is None and digest and plan.applied:
             pinned = ref if ref.digest else ref.with_digest(digest)
@@ -341,6 +345,7 @@ class Verifier:
             deadline=ctx.deadline,
             trusted_root=ctx.trusted_root,
             also_trusted=ctx.also_trusted,
+            snapshot=ctx.snapshot,
             request=ctx.request,
             source=None if providers is None else source,
             resolved_with=providers,
@@ -357,38 +362,32 @@ class Verifier:
         return ctx.source if ctx.source is not None else self._source
 
     def trusted_root(self) -> TrustedRoot:
-        """A snapshot of the trusted root in use now; a verification and its verdict key take one and keep it."""
+        """A snapshot of the public-good trusted root in use now."""
         return self._trusted_root()
 
-    def policy_roots(self, policy: Policy, default: TrustedRoot) -> tuple[TrustedRoot, ...]:
-        """The roots ``policy`` allows (``sigward.dev/trusted-roots``; public-good = ``default``, the snapshot this
-        verification took), in the order written: the first verifies legacy signatures and keyed bundles."""
-        from sigward.policy.trustroots import RootName, allowed_root_names
+    def roots(self) -> RootSnapshot:
+        """One reading of every trusted root for one evaluation: take it once, make the verdict key with it
+        (:meth:`trust_fingerprint`) and verify under it (``evaluate(trusted_root=...)``), so a refresh of any root
+        between the two never stores a verdict under another root's key."""
+        return RootSnapshot(self._trusted_root(), self._github_root)
 
-        names = allowed_root_names(policy.annotations)
-        return tuple(default if name is RootName.PUBLIC_GOOD else self._github_root() for name in names)
+    def _snapshot(self, roots: TrustedRoot | RootSnapshot) -> RootSnapshot:
+        return roots if isinstance(roots, RootSnapshot) else RootSnapshot(roots, self._github_root)
 
-    def trust_fingerprint(self, policy: Policy, default: TrustedRoot) -> str:
-        """What a verdict key records of the roots ``policy`` allows: every allowed root's fingerprint, so a
-        rotation of any of them never serves a verdict made under the old one (the default root's alone when the
-        policy allows only it, the key earlier versions stored)."""
-        from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
+    def policy_roots(self, policy: Policy, default: TrustedRoot | RootSnapshot) -> tuple[TrustedRoot, ...]:
+        """The roots ``policy`` allows (see :meth:`RootSnapshot.for_policy`); a bare root reads GitHub's anew."""
+        return self._snapshot(default).for_policy(policy)
 
-        if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
-            return default.fingerprint
-        try:
-            return ",".join(root.fingerprint for root in self.policy_roots(policy, default))
-        except SigwardError:
-            # No GitHub root yet (TUF unreachable, unreadable file): a key no verdict was made under; the
-            # verification itself then reports the reason.
-            return f"{default.fingerprint},unavailable"
+    def trust_fingerprint(self, policy: Policy, default: TrustedRoot | RootSnapshot) -> str:
+        """What a verdict key records of the roots ``policy`` allows (see :meth:`RootSnapshot.fingerprint`)."""
+        return self._snapshot(default).fingerprint(policy)
 
     def _with_policy_roots(self, ctx: _ImageContext, policy: Policy) -> _ImageContext:
         from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
 
         if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
             return ctx
-        roots = self.policy_roots(policy, ctx.trusted_root)
+        roots = (ctx.snapshot or self._snapshot(ctx.trusted_root)).for_policy(policy)
         # A copy sharing the fetched-layer memo: the layers are the same, only the roots differ per policy.
         return replace(ctx, trusted_root=roots[0], also_trusted=roots[1:])
 
@@ -412,15 +411,21 @@ class Verifier:
         deadline: Deadline,
         request: Mapping[str, Any] | None = None,
         providers: tuple[str, ...] | None = None,
-        trusted_root: TrustedRoot | None = None,
+        trusted_root: TrustedRoot | RootSnapshot | None = None,
     ) -> _ImageContext:
         """The shared state of one image's verification. ``providers``: the credential providers to resolve a tag
         with (``rule_credential_providers``; None = the process-wide setting); ``trusted_root``: the snapshot a
-        verdict key was made with (taken now when not given)."""
+        verdict key was made with (taken now when not given; a bare root is the public-good one)."""
         digest = self.resolve_digest(ref, deadline=deadline, providers=providers)
-        root = trusted_root if trusted_root is not None else self.trusted_root()
+        snapshot = self.roots() if trusted_root is None else self._snapshot(trusted_root)
         return _ImageContext(
-            ref=ref, digest=digest, deadline=deadline, trusted_root=root, request=request, resolved_with=providers
+            ref=ref,
+            digest=digest,
+            deadline=deadline,
+            trusted_root=snapshot.default,
+            snapshot=snapshot,
+            request=request,
+            resolved_with=providers,
         )
 
     def _verify_attestor_set(

@@ -32,10 +32,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from sigward.errors import VerificationFailure
-from sigward.policy.models import Rekor
+from sigward.policy.models import DEFAULT_REKOR_URL, Rekor
 from sigward.verify.dsse import Envelope
 from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, load_public_key_pem, spki_der
-from sigward.verify.trust import DEFAULT_REKOR_URL, LogKey, TrustedRoot, logs_from_pem_keys
+from sigward.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
 
 # 9999-12-31T23:59:59Z: past this, a timestamp is no date at all.
 MAX_INTEGRATED_TIME = 253_402_300_799
@@ -55,10 +55,10 @@ def tlog_options(rekor: Rekor | None, trusted_root: TrustedRoot) -> TlogOptions:
     """The one choice of transparency-log keys, for every attestor and every format (legacy ``.sig``/``.att``
     layers, Sigstore bundles): the log is required unless ``ignoreTlog``; ``pubkey`` replaces the trusted root's
     Rekor keys (valid at all times; an Ed25519 key is named by ``url``'s origin, as signed-note logs are); a ``url``
-    the policy wrote that names a log of the trusted root narrows to that log's keys. The default ``url`` narrows
-    nothing (the public-good root lists Rekor v1 and v2 logs under different URLs, and Kyverno verifies entries
-    offline with every TUF key), nor does a URL no trusted log has. Each key's ``validFor`` is checked against the
-    entry's time where the entry is verified (:func:`verify_set`; bundles' inclusion proofs via
+    naming a log of the trusted root narrows to that log's keys. Kyverno's default ``url`` (public Rekor), written
+    or not, narrows nothing: the public-good root lists its Rekor v1 and v2 logs under different URLs, and Kyverno
+    verifies entries offline with every TUF key; nor does a URL no trusted log has. Each key's ``validFor`` is
+    checked against the entry's time where the entry is verified (:func:`verify_set`; bundles' inclusion proofs via
     :func:`log_for_entry` and ``LogKey.valid_at``)."""
     settings = rekor if rekor is not None else Rekor()
     if settings.ignore_tlog:
@@ -68,8 +68,8 @@ def tlog_options(rekor: Rekor | None, trusted_root: TrustedRoot) -> TlogOptions:
         return TlogOptions(
             required=True, logs=logs_from_pem_keys([settings.pub_key], signed_note_origin=url or DEFAULT_REKOR_URL)
         )
-    written = url if "url" in settings.model_fields_set else ""
-    named = tuple(log for log in trusted_root.tlogs if written and log.base_url.rstrip("/") == written)
+    narrowing = url if url != DEFAULT_REKOR_URL else ""
+    named = tuple(log for log in trusted_root.tlogs if narrowing and log.base_url.rstrip("/") == narrowing)
     return TlogOptions(required=True, logs=named or trusted_root.tlogs)
 
 

@@ -306,10 +306,6 @@ def load_trusted_root(path: str | None = None, *, environ: Mapping[str, str] | N
     return default_holder(env).current()
 
 
-# The origin a signed-note (Rekor v2) log key given without ``rekor.url`` is named by: Kyverno's default Rekor.
-DEFAULT_REKOR_URL = "https://rekor.sigstore.dev"
-
-
 def log_id_for(key: SupportedKey, *, signed_note_origin: str = "") -> str:
     """A log's ID (hex): SHA-256 of the DER SPKI (RFC 6962 CT logs, Rekor v1), except for an Ed25519 key of a
     signed-note log (Rekor v2, ``signed_note_origin`` given): SHA-256(origin || "\n" || 0x01 || raw key)."""
