@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from sigward.deadline import Deadline
 from sigward.errors import (
@@ -45,11 +45,15 @@ if TYPE_CHECKING:
         Attestation,
         Attestor,
         AttestorSet,
+        CertificateAttestor,
         ImageVerification,
+        KeylessAttestor,
         Policy,
         Rule,
         StaticKeyAttestor,
     )
+
+_R = TypeVar("_R")
 
 # Images of one request or command verified at once; each mostly waits on the network.
 MAX_PARALLEL_IMAGES = 16
@@ -555,36 +559,20 @@ class Verifier:
             "ignore_sct": bool(keyless.ctlog is not None and keyless.ctlog.ignore_sct),
         }
 
-    def _bundle_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[BundleLayer, ...]:
-        key = (f"bundles:{repo}", ctx.digest)
-        found = ctx.bundles.get(key)
-        if found is None:
-            found = self._source_of(ctx).bundles(repo, ctx.digest, deadline=ctx.deadline)
-            ctx.bundles[key] = found
-        return found
-
     def _verify_entry_legacy(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         if entry.keys is None:
             return self._verify_entry_certificates(ctx, iv, entry)
-        keys = entry.keys
-        verifier = self._keys.verifier(keys, deadline=ctx.deadline)
-        repo = self._signature_repository(ctx, iv, entry)
-        layers = self._layers(ctx, repo)
-        tlog = self._tlog_options(ctx, keys)
+        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
+        tlog = self._tlog_options(ctx, entry.keys)
         annotations = dict(entry.annotations)
-        try:
-            signatures = verify_signatures_with_key(
+        signatures = self._with_key(
+            ctx,
+            entry.keys,
+            bool(layers),
+            lambda verifier: verify_signatures_with_key(
                 layers, image_digest=ctx.digest, verifier=verifier, annotations=annotations, tlog=tlog
-            )
-        except VerificationFailure:
-            if not layers:
-                raise
-            fresh = self._keys.refreshed(keys, verifier, deadline=ctx.deadline)
-            if fresh is None:
-                raise
-            signatures = verify_signatures_with_key(
-                layers, image_digest=ctx.digest, verifier=fresh, annotations=annotations, tlog=tlog
-            )
+            ),
+        )
         return _EntryOutcome(signatures=signatures)
 
     # -- attestations -------------------------------------------------------------------------------------------
@@ -695,38 +683,41 @@ class Verifier:
     ) -> tuple[Statement, ...]:
         layers = self._att_layers(ctx, repo)
         if entry.keys is None:
-            from sigward.policy.models import KeylessAttestor
-            from sigward.verify.keyless import verify_attestations_certificate, verify_attestations_keyless
+            from sigward.verify.keyless import verify_attestations_by_certificate
 
-            if entry.certificates is not None:
-                return verify_attestations_certificate(
-                    layers,
-                    image_digest=ctx.digest,
-                    certificates=entry.certificates,
-                    trusted_root=ctx.trusted_root,
-                    signature_algorithm=entry.signature_algorithm,
-                    now=self._clock(),
-                )
-            return verify_attestations_keyless(
+            return verify_attestations_by_certificate(
                 layers,
+                attestor=_certificate_attestor(entry),
                 image_digest=ctx.digest,
-                keyless=entry.keyless or KeylessAttestor(),
                 trusted_root=ctx.trusted_root,
                 signature_algorithm=entry.signature_algorithm,
                 now=self._clock(),
             )
-        keys = entry.keys
+        tlog = self._tlog_options(ctx, entry.keys)
+        return self._with_key(
+            ctx,
+            entry.keys,
+            bool(layers),
+            lambda verifier: verify_attestations_with_key(
+                layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog
+            ),
+        )
+
+    def _with_key(
+        self, ctx: _ImageContext, keys: StaticKeyAttestor, found: bool, check: Callable[[PublicKeyVerifier], _R]
+    ) -> _R:
+        """``check`` with the entry's key; when it fails on artifacts that were ``found``, once more with a
+        re-fetched key (a rotated KMS key), if the resolver has a newer one."""
         verifier = self._keys.verifier(keys, deadline=ctx.deadline)
-        tlog = self._tlog_options(ctx, keys)
         try:
-            return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog)
+            return check(verifier)
         except VerificationFailure:
-            if not layers:
+            if not found:
                 raise
             fresh = self._keys.refreshed(keys, verifier, deadline=ctx.deadline)
             if fresh is None:
                 raise
-            return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=fresh, tlog=tlog)
+            return check(fresh)
 
     def _check_statements(
         self,
@@ -785,45 +776,21 @@ class Verifier:
             return ""
         return outcome.message or f"image {ctx.ref.reference} denied by validate.deny"
 
-    def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
-        key = (f"att:{repo}", ctx.digest)
-        found = ctx.layers.get(key)
-        if found is None:
-            found = self._source_of(ctx).attestation_layers(repo, ctx.digest, deadline=ctx.deadline)
-            ctx.layers[key] = found
-        return found
-
     def _verify_entry_certificates(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         """``certificates`` and ``keyless`` entries (an empty entry is keyless with no identity constraint)."""
-        from sigward.policy.models import KeylessAttestor
-        from sigward.verify.keyless import verify_signatures_certificate, verify_signatures_keyless
+        from sigward.verify.keyless import verify_signatures_by_certificate
 
         layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
-        annotations = dict(entry.annotations)
-        if entry.certificates is not None:
-            return _EntryOutcome(
-                signatures=verify_signatures_certificate(
-                    layers,
-                    image_digest=ctx.digest,
-                    certificates=entry.certificates,
-                    annotations=annotations,
-                    trusted_root=ctx.trusted_root,
-                    signature_algorithm=entry.signature_algorithm,
-                    now=self._clock(),
-                )
-            )
-        keyless = entry.keyless or KeylessAttestor()
-        return _EntryOutcome(
-            signatures=verify_signatures_keyless(
-                layers,
-                image_digest=ctx.digest,
-                keyless=keyless,
-                annotations=annotations,
-                trusted_root=ctx.trusted_root,
-                signature_algorithm=entry.signature_algorithm,
-                now=self._clock(),
-            )
+        signatures = verify_signatures_by_certificate(
+            layers,
+            attestor=_certificate_attestor(entry),
+            image_digest=ctx.digest,
+            annotations=dict(entry.annotations),
+            trusted_root=ctx.trusted_root,
+            signature_algorithm=entry.signature_algorithm,
+            now=self._clock(),
         )
+        return _EntryOutcome(signatures=signatures)
 
     def _signature_repository(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> Repository:
         name = entry.repository or iv.repository
@@ -834,13 +801,31 @@ class Verifier:
         except BadRequestError as exc:
             raise VerificationFailure(f"failed to parse signature repository {name}: {exc}") from None
 
+    # Each fetch once per image context (per credential set): rules and entries share what was fetched.
+
     def _layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
-        key = (str(repo), ctx.digest)
-        found = ctx.layers.get(key)
-        if found is None:
-            found = self._source_of(ctx).signature_layers(repo, ctx.digest, deadline=ctx.deadline)
-            ctx.layers[key] = found
-        return found
+        source = self._source_of(ctx)
+        return _memo(
+            ctx.layers,
+            (str(repo), ctx.digest),
+            lambda: source.signature_layers(repo, ctx.digest, deadline=ctx.deadline),
+        )
+
+    def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
+        source = self._source_of(ctx)
+        return _memo(
+            ctx.layers,
+            (f"att:{repo}", ctx.digest),
+            lambda: source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline),
+        )
+
+    def _bundle_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[BundleLayer, ...]:
+        source = self._source_of(ctx)
+        return _memo(
+            ctx.bundles,
+            (f"bundles:{repo}", ctx.digest),
+            lambda: source.bundles(repo, ctx.digest, deadline=ctx.deadline),
+        )
 
     def _tlog_options(self, ctx: _ImageContext, keys: StaticKeyAttestor) -> TlogOptions:
         from sigward.verify.rekor import tlog_options
@@ -926,6 +911,24 @@ def _standing_failure(
 def _fetches(plan: RulePlan) -> bool:
     """Whether an applied entry of ``plan`` has anything to fetch."""
     return any(plan.rule.verify_images[i].attestors or plan.rule.verify_images[i].attestations for i in plan.applied)
+
+
+def _memo(store: dict[tuple[str, str], _R], key: tuple[str, str], fetch: Callable[[], _R]) -> _R:
+    found = store.get(key)
+    if found is None:
+        found = fetch()
+        store[key] = found
+    return found
+
+
+def _certificate_attestor(entry: Attestor) -> CertificateAttestor | KeylessAttestor:
+    """The certificate-based attestor of an entry without ``keys``: ``certificates``, else ``keyless`` (an empty
+    entry is keyless with no identity constraint)."""
+    from sigward.policy.models import KeylessAttestor
+
+    if entry.certificates is not None:
+        return entry.certificates
+    return entry.keyless if entry.keyless is not None else KeylessAttestor()
 
 
 def _sub(entry: Attestor) -> str:
