@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from sigward.events import PushEvent
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
-    from sigward.verify.trust import TrustedRoot
+    from sigward.verify.rootsnapshot import RootSnapshot
 
 # A signature is usually pushed seconds after its image; a failure inside this window is retried, not recorded.
 DEFAULT_GRACE_SECONDS = 300.0
@@ -163,8 +163,9 @@ class PushService:
                 digest = subject
         about_other_image = digest != event.digest
         forms = self._forms(event, digest)
-        # One trusted root for the whole event: its fingerprint is in every key recorded and every check uses it.
-        root = self._verifier.trusted_root()
+        # One snapshot of the trusted roots for the whole event: their fingerprints are in every key recorded and
+        # every check uses them.
+        root = self._verifier.roots()
         if event.action == "delete" and not about_other_image:
             self._record_deleted(event, forms, digest, root, now)
             self._store.mark_event(event.idempotency_key, now=now)
@@ -298,7 +299,7 @@ class PushService:
         return forms
 
     def _work(
-        self, forms: Sequence[ImageReference], digest: str, root: TrustedRoot
+        self, forms: Sequence[ImageReference], digest: str, root: RootSnapshot
     ) -> list[tuple[RulePlan, VerdictKey]]:
         """One verification per distinct verdict key over the image's forms; rules whose entries are all skipped
         decide nothing, and rules reading the admission request cannot be decided here."""
@@ -320,7 +321,7 @@ class PushService:
         event: PushEvent,
         plan: RulePlan,
         key: VerdictKey,
-        root: TrustedRoot,
+        root: RootSnapshot,
         deadline: Deadline,
         now: float,
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
@@ -367,7 +368,7 @@ class PushService:
         return outcome, stored, ""
 
     def _record_deleted(
-        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, root: TrustedRoot, now: float
+        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, root: RootSnapshot, now: float
     ) -> None:
         for plan, key in self._work(forms, digest, root):
             self._store.record(
