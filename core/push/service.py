@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
     from sigward.verify.rootsnapshot import RootSnapshot
+    from sigward.verify.trust import TrustedRoot
 
 # A signature is usually pushed seconds after its image; a failure inside this window is retried, not recorded.
 DEFAULT_GRACE_SECONDS = 300.0
@@ -54,7 +55,9 @@ class PushSettings:
     pending_sources: frozenset[str] = frozenset()
 
 
-def verify_plan(verifier: Verifier, plan: RulePlan, digest: str, root: TrustedRoot, deadline: Deadline) -> RuleVerdict:
+def verify_plan(
+    verifier: Verifier, plan: RulePlan, digest: str, root: TrustedRoot | RootSnapshot, deadline: Deadline
+) -> RuleVerdict:
     """The verdict of one rule plan for the image at ``digest`` under ``root`` (the key's). An error is a verdict
     too: ``Verdict.ERROR`` for infrastructure (nothing decided), ``Verdict.FAIL`` otherwise; push and
     re-verification share this."""
@@ -195,7 +198,7 @@ class PushService:
             elif stored is not None:
                 to_record.append(stored)
         for result in image_results:
-            outcome, stored, retry = self._image_policy_outcome(event, result, digest, root, now)
+            outcome, stored, retry = self._image_policy_outcome(event, result, digest, root.default, now)
             outcomes.append(outcome)
             if retry:
                 retry_reasons.append(retry)

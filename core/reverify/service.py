@@ -38,7 +38,7 @@ from sigward.verify.results import Verdict
 if TYPE_CHECKING:
     from sigward.policy.models import Policy
     from sigward.verify.engine import Verifier
-    from sigward.verify.trust import TrustedRoot
+    from sigward.verify.rootsnapshot import RootSnapshot
 
 # A scheduled run fits well inside Cloud Scheduler's default 3-minute HTTP attempt deadline.
 DEFAULT_RUN_SECONDS = 150.0
@@ -194,7 +194,8 @@ class ReverifyService:
             cursor = _Cursor(policies=current, phase="all" if self.settings.dry_run else "stale", after="")
         tally = _Tally()
         complete = False
-        root = self._verifier.trusted_root()
+        # One snapshot of the trusted roots for the run: the same fingerprints admission and push key verdicts by.
+        root = self._verifier.roots()
         while deadline.remaining() > MIN_VERIFY_SECONDS:
             batch = self._store.scan(after=cursor.after, limit=self.settings.batch_size)
             handled = ""
@@ -247,7 +248,7 @@ class ReverifyService:
         self,
         record: StoredVerdict,
         policies: Sequence[Policy],
-        root: TrustedRoot,
+        root: RootSnapshot,
         deadline: Deadline,
         tally: _Tally,
     ) -> None:
@@ -261,7 +262,7 @@ class ReverifyService:
         plan = self._plan_for(record, policies)
         if plan is None:
             return  # the rule no longer applies to this image (or cannot be decided without a request)
-        key = plan.key(record.digest, trust_fingerprint=root.fingerprint)
+        key = plan.key(record.digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
         verdict = verify_plan(self._verifier, plan, record.digest, root, deadline)
         status, message = verdict.verdict, verdict.message
         tally.verified += 1
