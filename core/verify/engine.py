@@ -446,6 +446,38 @@ class Verifier:
             resolved_with=providers,
         )
 
+    def attestation_predicates(
+        self,
+        ref: ImageReference,
+        iv: ImageVerification,
+        *,
+        deadline: Deadline,
+        context: _ImageContext | None = None,
+    ) -> tuple[Any, ...]:
+        """The predicates of ``iv``'s first attestation, from the first entry of its first attestor set whose
+        statements verify (ImageValidatingPolicy ``extractPayload``: a policy reads only what was verified, never an
+        unverified referrer as Kyverno's fallback does); a :class:`VerificationFailure` when none does."""
+        from sigward.policy.models import Attestor, AttestorSet
+
+        ctx = context if context is not None else self.new_context(ref, deadline=deadline)
+        attestation = iv.attestations[0]
+        predicate_type = attestation.type or attestation.predicate_type
+        sets = attestation.attestors or (AttestorSet(entries=(Attestor(),)),)
+        failures: list[str] = []
+        for entry in expand_static_keys(sets[0]):
+            try:
+                statements = self._attestation_statements(ctx, iv, entry, predicate_type)
+            except VerificationFailure as exc:
+                failures.append(exc.message)
+                continue
+            found = tuple(s.predicate for s in statements if s.predicate_type == predicate_type)
+            if found:
+                return found
+        raise VerificationFailure(
+            "; ".join(failures) or f"attestions not found for predicate type {predicate_type}",
+            kind=FailureKind.NO_ATTESTATIONS,
+        )
+
     def _verify_attestor_set(
         self, ctx: _ImageContext, iv: ImageVerification, attestor_set: AttestorSet, path: str
     ) -> _EntryOutcome:
