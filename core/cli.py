@@ -334,6 +334,54 @@ def cmd_verdict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if verdicts else EXIT_FAIL
 
 
+def _since_seconds(text: str | None) -> float | None:
+    from sigward.policy.durations import duration_seconds, try_parse_duration
+
+    if text is None:
+        return None
+    ns = try_parse_duration(text)
+    if ns is None or ns <= 0:
+        raise BadRequestError(f"--since {text!r}: expected a positive duration such as 24h or 90m")
+    return duration_seconds(ns)
+
+
+def cmd_reverify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from sigward.wiring import build_services
+
+    since = _since_seconds(args.since)
+    services = build_services(os.environ, policy_paths=tuple(_policy_paths(args.policy)), short_lived=True)
+    policy_set = services.policies()
+    for note in policy_set.notes:
+        print(f"note: {note}", file=err)
+    try:
+        report = services.reverify(since_seconds=since, dry_run=args.dry_run).run()
+    finally:
+        services.close()
+    if args.json:
+        json.dump(report.as_json(), out, indent=2)
+        out.write("\n")
+    else:
+        if report.busy:
+            print("another reverify run holds the lease; nothing done", file=out)
+        for flip in report.flips:
+            label = "WOULD FLIP" if report.dry_run else "FLIPPED"
+            print(
+                f"{label} {flip.image}@{flip.digest} {flip.policy}/{flip.rule}: {flip.before} -> {flip.after} "
+                f"({flip.reason.name}): {flip.message}",
+                file=out,
+            )
+        print(
+            f"examined {report.examined}, verified {report.verified}, updated {report.updated}, "
+            f"flipped {len(report.flips)}, errors {report.errors}"
+            f"{', cycle complete' if report.cycle_complete else ''}"
+            f"{' (dry run: nothing written)' if report.dry_run else ''}",
+            file=err,
+        )
+    if report.flips:
+        return EXIT_FAIL
+    return EXIT_INFRA if report.errors else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sigward", description="Verify container image signatures against Kyverno verifyImages policies."
@@ -375,6 +423,15 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("image", metavar="IMAGE@DIGEST")
     verdict.add_argument("--json", action="store_true")
     verdict.set_defaults(handler=cmd_verdict)
+
+    reverify = sub.add_parser(
+        "reverify", help="re-evaluate recorded verdicts against the current (or given) policies; report flips"
+    )
+    reverify.add_argument("--policy", action="append", help="policy file or directory (repeatable)")
+    reverify.add_argument("--since", help="only verdicts recorded within this duration (e.g. 24h)")
+    reverify.add_argument("--dry-run", action="store_true", help="print what would flip; write and notify nothing")
+    reverify.add_argument("--json", action="store_true")
+    reverify.set_defaults(handler=cmd_reverify)
 
     sign = sub.add_parser(
         "sign", help="write a cosign-compatible .sig signature (KMS or local key), or a Notation signature (--notation)"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sigward.errors import ConfigurationError, SigwardError
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sigward.policy.loader import PolicySet
     from sigward.push.service import PushService
     from sigward.registry import RegistryClient
+    from sigward.reverify.service import ReverifyService
     from sigward.store import VerdictStore
     from sigward.verify.engine import Verifier
 
@@ -137,9 +138,10 @@ class Services:
                 settings = PushSettings(grace_seconds=float(grace)) if grace else PushSettings()
             except ValueError:
                 raise ConfigurationError(f"SIGWARD_PUSH_GRACE_SECONDS={grace!r} is not a number of seconds") from None
+            settings = replace(settings, pending_sources=pending_sources(self.environ))
             return PushService(
                 policies=lambda: loaded.policies,
-                verifier=self.verifier(),
+                verifier=self._fresh_verifier(cached=False),
                 store=self.store(),
                 settings=settings,
                 notifier=Notifier.from_env(self.environ),
@@ -148,6 +150,39 @@ class Services:
             )
 
         return self._once("push", build)
+
+    def reverify(self, *, since_seconds: float | None = None, dry_run: bool = False) -> ReverifyService:
+        """A re-verification service for one run (built anew on every call, not kept): this process's policies,
+        registry client and store, and a verifier whose signature cache lives for this run only — the shared
+        verifier may remember a push's "no signature yet" for a while, which would turn into a false finding."""
+        from sigward.reverify.service import build_service
+
+        loaded = self.policies()
+        return build_service(
+            self.environ,
+            policies=lambda: loaded.policies,
+            verifier=self._fresh_verifier(cached=True),
+            store=self.store(),
+            since_seconds=since_seconds,
+            dry_run=dry_run,
+        )
+
+    def _fresh_verifier(self, *, cached: bool) -> Verifier:
+        """A verifier on the shared registry client whose signature lookups share nothing with admission's: push and
+        re-verification must see a signature the moment it exists, not a cached "none yet" from seconds before (a
+        signature push re-verifies its subject right after the image push looked). It shares the admission
+        verifier's keys and trusted root (and their refresh). ``cached``: a signature cache of its own."""
+        from sigward.verify.caching import CachingSignatureSource
+        from sigward.verify.oci import ProviderSources, RegistrySignatureSource
+
+        client = self.registry()
+        shared = self.verifier()
+        if not cached:
+            return shared.with_source(RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
+        return shared.with_source(
+            CachingSignatureSource(RegistrySignatureSource(client)),
+            source_for_providers=ProviderSources(client, CachingSignatureSource),
+        )
 
     def _subject_of(self, event: PushEvent, deadline: Deadline) -> str:
         """The ``subject`` digest of a pushed manifest (a referrer), or "" — one manifest request at push time."""
@@ -203,6 +238,19 @@ def build_services(
     return Services(
         environ=os.environ if environ is None else environ, policy_paths=policy_paths, short_lived=short_lived
     )
+
+
+def pending_sources(environ: Mapping[str, str]) -> frozenset[str]:
+    """``SIGWARD_PENDING_SOURCES``: push sources recorded ``pending`` (acknowledged) while a signature may still
+    arrive, instead of asking for redelivery; ``none`` for none (default: distribution, harbor, github)."""
+    from sigward.push.service import DEFAULT_PENDING_SOURCES
+
+    text = environ.get("SIGWARD_PENDING_SOURCES", "").strip().lower()
+    if not text:
+        return DEFAULT_PENDING_SOURCES
+    if text == "none":
+        return frozenset()
+    return frozenset(s.strip() for s in text.split(",") if s.strip())
 
 
 def start_trust_root_refresh(environ: Mapping[str, str], *, wait: bool = False) -> None:

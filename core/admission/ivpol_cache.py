@@ -7,13 +7,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sigward import logs
 from sigward.cache import TTLCache
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.ivpol.load import ImagePolicy
-from sigward.policy.models import Policy, Rule
+from sigward.policy.models import ImageVerification, Policy, Rule
 from sigward.references import ImageReference
 from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier
@@ -85,6 +86,18 @@ class CachedChecks:
             return self.cache.get_or_compute(key, compute, timeout=max(deadline.remaining(), 0.001))
         except TimeoutError:
             raise ExternalServiceError("deadline exceeded before verification finished") from None
+
+    def predicates(
+        self, policy: ImagePolicy, ref: ImageReference, iv: ImageVerification, deadline: Deadline
+    ) -> tuple[Any, ...]:
+        """Verified predicates for ``extractPayload``: not cached (the verdict store holds verdicts, not attestation
+        content), so read from the registry again under this evaluation's root snapshot."""
+        if self.memory_only:
+            raise NotInMemory
+        digest = self.digest(ref, deadline)
+        pinned = ref if ref.digest else ref.with_digest(digest)
+        context = self.verifier.new_context(pinned, deadline=deadline, trusted_root=self._trusted_root())
+        return self.verifier.attestation_predicates(pinned, iv, deadline=deadline, context=context)
 
     def _trusted_root(self) -> TrustedRoot:
         """One root snapshot for every check of this evaluation (as one ClusterPolicy verification takes one)."""

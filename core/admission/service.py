@@ -404,10 +404,10 @@ class AdmissionService:
         if not digest:
             return None
         try:
-            root = self._verifier.trusted_root()
+            roots = self._verifier.roots()
         except SigwardError:
             return None
-        return self._cache.get(plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root)))
+        return self._cache.get(plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, roots)))
 
     def _verify_unit(self, unit: _Unit, deadline: Deadline, record: bool) -> tuple[RuleVerdict, bool]:
         ref = unit.image.ref
@@ -418,12 +418,12 @@ class AdmissionService:
             return self._verifier.evaluate(plan, deadline=deadline), False
         try:
             digest = ref.digest or self._digest(unit.image, unit.rule, deadline)
-            # One root for this verification: the key says which root a verdict was made under, and the checks use
-            # exactly that root even when a background refresh swaps it meanwhile.
-            root = self._verifier.trusted_root()
+            # One snapshot of every root for this verification: the key says which roots a verdict was made under,
+            # and the checks use exactly those roots even when a background refresh swaps one meanwhile.
+            roots = self._verifier.roots()
         except SigwardError as exc:
             return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), False
-        key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
+        key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, roots))
         if plan.reusable:
             hit = self._cache.get(key)
             if hit is not None:
@@ -435,7 +435,7 @@ class AdmissionService:
 
         def compute() -> RuleVerdict:
             verdict = self._verifier.evaluate(
-                plan, deadline=deadline, digest=digest, trusted_root=root, request=unit.request
+                plan, deadline=deadline, digest=digest, trusted_root=roots, request=unit.request
             )
             if record and verdict.verdict == Verdict.PASS and not plan.request_dependent:
                 self._record_pass(unit, verdict, key)

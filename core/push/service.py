@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from sigward.events import PushEvent
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
+    from sigward.verify.rootsnapshot import RootSnapshot
     from sigward.verify.trust import TrustedRoot
 
 # A signature is usually pushed seconds after its image; a failure inside this window is retried, not recorded.
@@ -39,6 +40,10 @@ DEFAULT_GRACE_SECONDS = 300.0
 DEFAULT_PUSH_DEADLINE_SECONDS = 4.5
 
 Status = Literal["recorded", "retry", "duplicate", "ignored", "deleted"]
+# Sources whose deliveries are better acknowledged as pending than redelivered: CNCF distribution delivers serially
+# per endpoint (a 503 blocks every later push behind it), Harbor gives up after a few tries and GitHub never
+# redelivers. Pub/Sub (gcr), EventBridge (ecr) and Event Grid (acr) redeliver cheaply with backoff, in parallel.
+DEFAULT_PENDING_SOURCES = frozenset({"distribution", "harbor", "github"})
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,31 @@ class PushSettings:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     verdict_ttl: float = DEFAULT_VERDICT_TTL_SECONDS
     deadline_seconds: float = DEFAULT_PUSH_DEADLINE_SECONDS
+    # Sources recorded ``pending`` within the grace period instead of redelivered (see DEFAULT_PENDING_SOURCES);
+    # empty by default so a service built without re-verification keeps redelivery everywhere.
+    pending_sources: frozenset[str] = frozenset()
+
+
+def verify_plan(
+    verifier: Verifier, plan: RulePlan, digest: str, root: TrustedRoot | RootSnapshot, deadline: Deadline
+) -> RuleVerdict:
+    """The verdict of one rule plan for the image at ``digest`` under ``root`` (the key's). An error is a verdict
+    too: ``Verdict.ERROR`` for infrastructure (nothing decided), ``Verdict.FAIL`` otherwise; push and
+    re-verification share this."""
+    ref = plan.ref
+    try:
+        return verifier.evaluate(plan, deadline=deadline, digest=digest, trusted_root=root)
+    except SigwardError as exc:
+        return RuleVerdict(
+            image=ref.original,
+            reference=ref.reference,
+            digest=digest,
+            verdict=Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL,
+            policy=plan.policy.name,
+            rule=plan.rule.name,
+            message=exc.message,
+            failure=failure_kind_of(exc),
+        )
 
 
 @dataclass(frozen=True)
@@ -137,8 +167,9 @@ class PushService:
                 digest = subject
         about_other_image = digest != event.digest
         forms = self._forms(event, digest)
-        # One trusted root for the whole event: its fingerprint is in every key recorded and every check uses it.
-        root = self._verifier.trusted_root()
+        # One snapshot of the trusted roots for the whole event: their fingerprints are in every key recorded and
+        # every check uses them.
+        root = self._verifier.roots()
         if event.action == "delete" and not about_other_image:
             self._record_deleted(event, forms, digest, root, now)
             self._store.mark_event(event.idempotency_key, now=now)
@@ -169,7 +200,7 @@ class PushService:
             elif stored is not None:
                 to_record.append(stored)
         for result in image_results:
-            outcome, stored, retry = self._image_policy_outcome(event, result, digest, root, now)
+            outcome, stored, retry = self._image_policy_outcome(event, result, digest, root.default, now)
             outcomes.append(outcome)
             if retry:
                 retry_reasons.append(retry)
@@ -177,7 +208,7 @@ class PushService:
                 to_record.append(stored)
         for stored in to_record:
             self._store.record(stored)
-            if stored.verdict is not StoredStatus.PASS:
+            if stored.verdict not in (StoredStatus.PASS, StoredStatus.PENDING):
                 self._report(stored, deadline)
         if retry_reasons:
             return PushOutcome(
@@ -273,7 +304,7 @@ class PushService:
         return forms
 
     def _work(
-        self, forms: Sequence[ImageReference], digest: str, root: TrustedRoot
+        self, forms: Sequence[ImageReference], digest: str, root: RootSnapshot
     ) -> list[tuple[RulePlan, VerdictKey]]:
         """One verification per distinct verdict key over the image's forms; rules whose entries are all skipped
         decide nothing, and rules reading the admission request cannot be decided here."""
@@ -316,25 +347,13 @@ class PushService:
         event: PushEvent,
         plan: RulePlan,
         key: VerdictKey,
-        root: TrustedRoot,
+        root: RootSnapshot,
         deadline: Deadline,
         now: float,
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
         """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's)."""
         policy, rule, ref = plan.policy, plan.rule, plan.ref
-        try:
-            verdict = self._verifier.evaluate(plan, deadline=deadline, digest=key.digest, trusted_root=root)
-        except SigwardError as exc:
-            verdict = RuleVerdict(
-                image=ref.original,
-                reference=ref.reference,
-                digest=key.digest,
-                verdict=Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL,
-                policy=policy.name,
-                rule=rule.name,
-                message=exc.message,
-                failure=failure_kind_of(exc),
-            )
+        verdict = verify_plan(self._verifier, plan, key.digest, root, deadline)
         status, message = verdict.verdict, verdict.message
         entries = key.entries_text
         outcome = RuleOutcome(
@@ -344,10 +363,15 @@ class PushService:
             return outcome, None, f"{policy.name}/{rule.name}: {message}"
         if status == Verdict.SKIP:
             return outcome, None, ""
+        recorded = StoredStatus.of(verdict)
         if status == Verdict.FAIL:
             sighting = key.stored
             first = self._store.first_seen(sighting, now=now)
-            if now - first < self.settings.grace_seconds:
+            if now - first < self.settings.grace_seconds and event.source in self.settings.pending_sources:
+                # Acknowledge and let re-verification wait for the signature: no head-of-line blocking of a
+                # source that delivers serially (CNCF distribution) or never redelivers (GitHub).
+                recorded = StoredStatus.PENDING
+            elif now - first < self.settings.grace_seconds:
                 return (
                     outcome,
                     None,
@@ -356,7 +380,6 @@ class PushService:
                         f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
                     ),
                 )
-        recorded = StoredStatus.of(verdict)
         stored = StoredVerdict.of(
             key,
             policy=policy.name,
@@ -371,7 +394,7 @@ class PushService:
         return outcome, stored, ""
 
     def _record_deleted(
-        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, root: TrustedRoot, now: float
+        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, root: RootSnapshot, now: float
     ) -> None:
         for plan, key in self._work(forms, digest, root):
             self._store.record(

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from sigward.deadline import Deadline
 from sigward.errors import (
@@ -36,6 +36,7 @@ from sigward.verify.dsse import Statement
 from sigward.verify.keys import PublicKeyVerifier, split_pem_public_keys
 from sigward.verify.plan import RulePlan, image_matches, image_skipped, image_values, plan_image, plan_rule
 from sigward.verify.results import EntryFailure, RuleVerdict, Verdict, worst
+from sigward.verify.rootsnapshot import RootSnapshot
 from sigward.verify.trust import TrustedRoot, load_github_trusted_root, load_trusted_root
 
 if TYPE_CHECKING:
@@ -45,12 +46,16 @@ if TYPE_CHECKING:
         Attestation,
         Attestor,
         AttestorSet,
+        CertificateAttestor,
         ImageVerification,
+        KeylessAttestor,
         Policy,
         Rule,
         StaticKeyAttestor,
     )
     from sigward.verify.rulecontext import ImageData
+
+_R = TypeVar("_R")
 
 # Images of one request or command verified at once; each mostly waits on the network.
 MAX_PARALLEL_IMAGES = 16
@@ -125,6 +130,8 @@ class _ImageContext:
     trusted_root: TrustedRoot
     # Further roots this rule's policy allows (``sigward.dev/trusted-roots``); bundles pick among them by leaf issuer.
     also_trusted: tuple[TrustedRoot, ...] = ()
+    # The evaluation's one reading of every root (the verdict key's): policy roots are chosen from it.
+    snapshot: RootSnapshot | None = None
     request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
     source: SignatureSource | None = None  # this entry's credential providers; None = the verifier's own source
     # The credential providers the tag was resolved with (None = the process-wide setting); meaningless when the
@@ -195,6 +202,20 @@ class Verifier:
         self.image_data = image_data  # imageRegistry context entries (sigward.registry.imagedata)
         self._github_root = github_root
 
+    def with_source(
+        self, source: SignatureSource, *, source_for_providers: SourceForProviders | None = None
+    ) -> Verifier:
+        """A verifier reading signatures from ``source`` that shares this one's keys (parsed and KMS-fetched public
+        keys stay warm), trusted root and clock: push and re-verification must not see admission's cached "no
+        signature yet"."""
+        return Verifier(
+            source=source,
+            keys=self._keys,
+            trusted_root=self._trusted_root,
+            clock=self._clock,
+            source_for_providers=source_for_providers,
+        )
+
     # -- one image ---------------------------------------------------------------------------------------------
 
     def evaluate(
@@ -203,13 +224,14 @@ class Verifier:
         *,
         deadline: Deadline,
         digest: str = "",
-        trusted_root: TrustedRoot | None = None,
+        trusted_root: TrustedRoot | RootSnapshot | None = None,
         request: Mapping[str, Any] | None = None,
         context: _ImageContext | None = None,
     ) -> RuleVerdict:
         """The verdict of one planned rule (:mod:`sigward.verify.plan`) for its image: the one entry point of the
         CLI, admission and push. With ``digest`` (the one the verdict key names) the image is verified pinned to
-        it under ``trusted_root`` (the key's); ``context`` shares one image's fetches across its rules instead."""
+        it under ``trusted_root`` (the key's snapshot: :meth:`roots`); ``context`` shares one image's fetches
+        across its rules instead."""
         ref = plan.ref
         if context is None and digest and plan.applied:
             pinned = ref if ref.digest else ref.with_digest(digest)
@@ -347,6 +369,7 @@ class Verifier:
             deadline=ctx.deadline,
             trusted_root=ctx.trusted_root,
             also_trusted=ctx.also_trusted,
+            snapshot=ctx.snapshot,
             request=ctx.request,
             source=None if providers is None else source,
             resolved_with=providers,
@@ -363,38 +386,32 @@ class Verifier:
         return ctx.source if ctx.source is not None else self._source
 
     def trusted_root(self) -> TrustedRoot:
-        """A snapshot of the trusted root in use now; a verification and its verdict key take one and keep it."""
+        """A snapshot of the public-good trusted root in use now."""
         return self._trusted_root()
 
-    def policy_roots(self, policy: Policy, default: TrustedRoot) -> tuple[TrustedRoot, ...]:
-        """The roots ``policy`` allows (``sigward.dev/trusted-roots``; public-good = ``default``, the snapshot this
-        verification took), in the order written: the first verifies legacy signatures and keyed bundles."""
-        from sigward.policy.trustroots import RootName, allowed_root_names
+    def roots(self) -> RootSnapshot:
+        """One reading of every trusted root for one evaluation: take it once, make the verdict key with it
+        (:meth:`trust_fingerprint`) and verify under it (``evaluate(trusted_root=...)``), so a refresh of any root
+        between the two never stores a verdict under another root's key."""
+        return RootSnapshot(self._trusted_root(), self._github_root)
 
-        names = allowed_root_names(policy.annotations)
-        return tuple(default if name is RootName.PUBLIC_GOOD else self._github_root() for name in names)
+    def _snapshot(self, roots: TrustedRoot | RootSnapshot) -> RootSnapshot:
+        return roots if isinstance(roots, RootSnapshot) else RootSnapshot(roots, self._github_root)
 
-    def trust_fingerprint(self, policy: Policy, default: TrustedRoot) -> str:
-        """What a verdict key records of the roots ``policy`` allows: every allowed root's fingerprint, so a
-        rotation of any of them never serves a verdict made under the old one (the default root's alone when the
-        policy allows only it, the key earlier versions stored)."""
-        from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
+    def policy_roots(self, policy: Policy, default: TrustedRoot | RootSnapshot) -> tuple[TrustedRoot, ...]:
+        """The roots ``policy`` allows (see :meth:`RootSnapshot.for_policy`); a bare root reads GitHub's anew."""
+        return self._snapshot(default).for_policy(policy)
 
-        if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
-            return default.fingerprint
-        try:
-            return ",".join(root.fingerprint for root in self.policy_roots(policy, default))
-        except SigwardError:
-            # No GitHub root yet (TUF unreachable, unreadable file): a key no verdict was made under; the
-            # verification itself then reports the reason.
-            return f"{default.fingerprint},unavailable"
+    def trust_fingerprint(self, policy: Policy, default: TrustedRoot | RootSnapshot) -> str:
+        """What a verdict key records of the roots ``policy`` allows (see :meth:`RootSnapshot.fingerprint`)."""
+        return self._snapshot(default).fingerprint(policy)
 
     def _with_policy_roots(self, ctx: _ImageContext, policy: Policy) -> _ImageContext:
         from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
 
         if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
             return ctx
-        roots = self.policy_roots(policy, ctx.trusted_root)
+        roots = (ctx.snapshot or self._snapshot(ctx.trusted_root)).for_policy(policy)
         # A copy sharing the fetched-layer memo: the layers are the same, only the roots differ per policy.
         return replace(ctx, trusted_root=roots[0], also_trusted=roots[1:])
 
@@ -418,15 +435,53 @@ class Verifier:
         deadline: Deadline,
         request: Mapping[str, Any] | None = None,
         providers: tuple[str, ...] | None = None,
-        trusted_root: TrustedRoot | None = None,
+        trusted_root: TrustedRoot | RootSnapshot | None = None,
     ) -> _ImageContext:
         """The shared state of one image's verification. ``providers``: the credential providers to resolve a tag
         with (``rule_credential_providers``; None = the process-wide setting); ``trusted_root``: the snapshot a
-        verdict key was made with (taken now when not given)."""
+        verdict key was made with (taken now when not given; a bare root is the public-good one)."""
         digest = self.resolve_digest(ref, deadline=deadline, providers=providers)
-        root = trusted_root if trusted_root is not None else self.trusted_root()
+        snapshot = self.roots() if trusted_root is None else self._snapshot(trusted_root)
         return _ImageContext(
-            ref=ref, digest=digest, deadline=deadline, trusted_root=root, request=request, resolved_with=providers
+            ref=ref,
+            digest=digest,
+            deadline=deadline,
+            trusted_root=snapshot.default,
+            snapshot=snapshot,
+            request=request,
+            resolved_with=providers,
+        )
+
+    def attestation_predicates(
+        self,
+        ref: ImageReference,
+        iv: ImageVerification,
+        *,
+        deadline: Deadline,
+        context: _ImageContext | None = None,
+    ) -> tuple[Any, ...]:
+        """The predicates of ``iv``'s first attestation, from the first entry of its first attestor set whose
+        statements verify (ImageValidatingPolicy ``extractPayload``: a policy reads only what was verified, never an
+        unverified referrer as Kyverno's fallback does); a :class:`VerificationFailure` when none does."""
+        from sigward.policy.models import Attestor, AttestorSet
+
+        ctx = context if context is not None else self.new_context(ref, deadline=deadline)
+        attestation = iv.attestations[0]
+        predicate_type = attestation.type or attestation.predicate_type
+        sets = attestation.attestors or (AttestorSet(entries=(Attestor(),)),)
+        failures: list[str] = []
+        for entry in expand_static_keys(sets[0]):
+            try:
+                statements = self._attestation_statements(ctx, iv, entry, predicate_type)
+            except VerificationFailure as exc:
+                failures.append(exc.message)
+                continue
+            found = tuple(s.predicate for s in statements if s.predicate_type == predicate_type)
+            if found:
+                return found
+        raise VerificationFailure(
+            "; ".join(failures) or f"attestions not found for predicate type {predicate_type}",
+            kind=FailureKind.NO_ATTESTATIONS,
         )
 
     def _verify_attestor_set(
@@ -521,18 +576,16 @@ class Verifier:
     def _bundle_trust(self, ctx: _ImageContext, entry: Attestor) -> dict[str, Any]:
         """verify_bundle's keyword arguments for an attestor entry (key, identity or certificates, trust roots)."""
         from sigward.policy.models import KeylessAttestor
-        from sigward.verify.bundles import trusted_root_with_overrides
 
         root = ctx.trusted_root
         if entry.keys is not None:
-            rekor = entry.keys.rekor
-            if rekor is not None and rekor.pub_key:
-                root = trusted_root_with_overrides(root, rekor_pubkey_pem=rekor.pub_key, rekor_url=rekor.url)
+            rekor = entry.keys.rekor  # its log keys are chosen by rekor.tlog_options, as for legacy layers
             return {
                 "key": self._keys.verifier(entry.keys, deadline=ctx.deadline),
                 "keyless": None,
                 "certificates": None,
                 "trusted_root": root,
+                "rekor": rekor,
                 "ignore_tlog": bool(rekor is not None and rekor.ignore_tlog),
                 "ignore_sct": bool(entry.keys.ctlog is not None and entry.keys.ctlog.ignore_sct),
             }
@@ -558,36 +611,20 @@ class Verifier:
             "ignore_sct": bool(keyless.ctlog is not None and keyless.ctlog.ignore_sct),
         }
 
-    def _bundle_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[BundleLayer, ...]:
-        key = (f"bundles:{repo}", ctx.digest)
-        found = ctx.bundles.get(key)
-        if found is None:
-            found = self._source_of(ctx).bundles(repo, ctx.digest, deadline=ctx.deadline)
-            ctx.bundles[key] = found
-        return found
-
     def _verify_entry_legacy(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         if entry.keys is None:
             return self._verify_entry_certificates(ctx, iv, entry)
-        keys = entry.keys
-        verifier = self._keys.verifier(keys, deadline=ctx.deadline)
-        repo = self._signature_repository(ctx, iv, entry)
-        layers = self._layers(ctx, repo)
-        tlog = self._tlog_options(ctx, keys)
+        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
+        tlog = self._tlog_options(ctx, entry.keys)
         annotations = dict(entry.annotations)
-        try:
-            signatures = verify_signatures_with_key(
+        signatures = self._with_key(
+            ctx,
+            entry.keys,
+            bool(layers),
+            lambda verifier: verify_signatures_with_key(
                 layers, image_digest=ctx.digest, verifier=verifier, annotations=annotations, tlog=tlog
-            )
-        except VerificationFailure:
-            if not layers:
-                raise
-            fresh = self._keys.refreshed(keys, verifier, deadline=ctx.deadline)
-            if fresh is None:
-                raise
-            signatures = verify_signatures_with_key(
-                layers, image_digest=ctx.digest, verifier=fresh, annotations=annotations, tlog=tlog
-            )
+            ),
+        )
         return _EntryOutcome(signatures=signatures)
 
     # -- attestations -------------------------------------------------------------------------------------------
@@ -698,38 +735,41 @@ class Verifier:
     ) -> tuple[Statement, ...]:
         layers = self._att_layers(ctx, repo)
         if entry.keys is None:
-            from sigward.policy.models import KeylessAttestor
-            from sigward.verify.keyless import verify_attestations_certificate, verify_attestations_keyless
+            from sigward.verify.keyless import verify_attestations_by_certificate
 
-            if entry.certificates is not None:
-                return verify_attestations_certificate(
-                    layers,
-                    image_digest=ctx.digest,
-                    certificates=entry.certificates,
-                    trusted_root=ctx.trusted_root,
-                    signature_algorithm=entry.signature_algorithm,
-                    now=self._clock(),
-                )
-            return verify_attestations_keyless(
+            return verify_attestations_by_certificate(
                 layers,
+                attestor=_certificate_attestor(entry),
                 image_digest=ctx.digest,
-                keyless=entry.keyless or KeylessAttestor(),
                 trusted_root=ctx.trusted_root,
                 signature_algorithm=entry.signature_algorithm,
                 now=self._clock(),
             )
-        keys = entry.keys
+        tlog = self._tlog_options(ctx, entry.keys)
+        return self._with_key(
+            ctx,
+            entry.keys,
+            bool(layers),
+            lambda verifier: verify_attestations_with_key(
+                layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog
+            ),
+        )
+
+    def _with_key(
+        self, ctx: _ImageContext, keys: StaticKeyAttestor, found: bool, check: Callable[[PublicKeyVerifier], _R]
+    ) -> _R:
+        """``check`` with the entry's key; when it fails on artifacts that were ``found``, once more with a
+        re-fetched key (a rotated KMS key), if the resolver has a newer one."""
         verifier = self._keys.verifier(keys, deadline=ctx.deadline)
-        tlog = self._tlog_options(ctx, keys)
         try:
-            return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog)
+            return check(verifier)
         except VerificationFailure:
-            if not layers:
+            if not found:
                 raise
             fresh = self._keys.refreshed(keys, verifier, deadline=ctx.deadline)
             if fresh is None:
                 raise
-            return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=fresh, tlog=tlog)
+            return check(fresh)
 
     def _check_statements(
         self,
@@ -788,45 +828,21 @@ class Verifier:
             return ""
         return outcome.message or f"image {ctx.ref.reference} denied by validate.deny"
 
-    def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
-        key = (f"att:{repo}", ctx.digest)
-        found = ctx.layers.get(key)
-        if found is None:
-            found = self._source_of(ctx).attestation_layers(repo, ctx.digest, deadline=ctx.deadline)
-            ctx.layers[key] = found
-        return found
-
     def _verify_entry_certificates(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         """``certificates`` and ``keyless`` entries (an empty entry is keyless with no identity constraint)."""
-        from sigward.policy.models import KeylessAttestor
-        from sigward.verify.keyless import verify_signatures_certificate, verify_signatures_keyless
+        from sigward.verify.keyless import verify_signatures_by_certificate
 
         layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
-        annotations = dict(entry.annotations)
-        if entry.certificates is not None:
-            return _EntryOutcome(
-                signatures=verify_signatures_certificate(
-                    layers,
-                    image_digest=ctx.digest,
-                    certificates=entry.certificates,
-                    annotations=annotations,
-                    trusted_root=ctx.trusted_root,
-                    signature_algorithm=entry.signature_algorithm,
-                    now=self._clock(),
-                )
-            )
-        keyless = entry.keyless or KeylessAttestor()
-        return _EntryOutcome(
-            signatures=verify_signatures_keyless(
-                layers,
-                image_digest=ctx.digest,
-                keyless=keyless,
-                annotations=annotations,
-                trusted_root=ctx.trusted_root,
-                signature_algorithm=entry.signature_algorithm,
-                now=self._clock(),
-            )
+        signatures = verify_signatures_by_certificate(
+            layers,
+            attestor=_certificate_attestor(entry),
+            image_digest=ctx.digest,
+            annotations=dict(entry.annotations),
+            trusted_root=ctx.trusted_root,
+            signature_algorithm=entry.signature_algorithm,
+            now=self._clock(),
         )
+        return _EntryOutcome(signatures=signatures)
 
     def _signature_repository(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> Repository:
         name = entry.repository or iv.repository
@@ -837,13 +853,31 @@ class Verifier:
         except BadRequestError as exc:
             raise VerificationFailure(f"failed to parse signature repository {name}: {exc}") from None
 
+    # Each fetch once per image context (per credential set): rules and entries share what was fetched.
+
     def _layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
-        key = (str(repo), ctx.digest)
-        found = ctx.layers.get(key)
-        if found is None:
-            found = self._source_of(ctx).signature_layers(repo, ctx.digest, deadline=ctx.deadline)
-            ctx.layers[key] = found
-        return found
+        source = self._source_of(ctx)
+        return _memo(
+            ctx.layers,
+            (str(repo), ctx.digest),
+            lambda: source.signature_layers(repo, ctx.digest, deadline=ctx.deadline),
+        )
+
+    def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
+        source = self._source_of(ctx)
+        return _memo(
+            ctx.layers,
+            (f"att:{repo}", ctx.digest),
+            lambda: source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline),
+        )
+
+    def _bundle_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[BundleLayer, ...]:
+        source = self._source_of(ctx)
+        return _memo(
+            ctx.bundles,
+            (f"bundles:{repo}", ctx.digest),
+            lambda: source.bundles(repo, ctx.digest, deadline=ctx.deadline),
+        )
 
     def _tlog_options(self, ctx: _ImageContext, keys: StaticKeyAttestor) -> TlogOptions:
         from sigward.verify.rekor import tlog_options
@@ -981,6 +1015,24 @@ def _standing_failure(
 def _fetches(plan: RulePlan) -> bool:
     """Whether an applied entry of ``plan`` has anything to fetch."""
     return any(plan.rule.verify_images[i].attestors or plan.rule.verify_images[i].attestations for i in plan.applied)
+
+
+def _memo(store: dict[tuple[str, str], _R], key: tuple[str, str], fetch: Callable[[], _R]) -> _R:
+    found = store.get(key)
+    if found is None:
+        found = fetch()
+        store[key] = found
+    return found
+
+
+def _certificate_attestor(entry: Attestor) -> CertificateAttestor | KeylessAttestor:
+    """The certificate-based attestor of an entry without ``keys``: ``certificates``, else ``keyless`` (an empty
+    entry is keyless with no identity constraint)."""
+    from sigward.policy.models import KeylessAttestor
+
+    if entry.certificates is not None:
+        return entry.certificates
+    return entry.keyless if entry.keyless is not None else KeylessAttestor()
 
 
 def _sub(entry: Attestor) -> str:

@@ -18,10 +18,10 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from sigward.deadline import Deadline
-from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
+from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, VerificationFailure
 from sigward.patterns import compile_re2, wildcard_match
 from sigward.policy.ivpol.cel import CelError, Program, bound
-from sigward.policy.ivpol.load import ImagePolicy
+from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
 from sigward.policy.models import (
     Attestation,
     ImageVerification,
@@ -96,6 +96,12 @@ class ImageChecks(Protocol):
         """The verdict of ``check`` (the engine's policy and rule for it from ``build``, called only to verify)."""
         ...
 
+    def predicates(
+        self, policy: ImagePolicy, ref: ImageReference, iv: ImageVerification, deadline: Deadline
+    ) -> tuple[Any, ...]:
+        """The verified predicates of ``iv``'s one attestation (``extractPayload``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class DirectChecks:
@@ -116,6 +122,11 @@ class DirectChecks:
     ) -> RuleVerdict | None:
         shell, rule = build()
         return self.verifier.verify_image_rule(ref, policy=shell, rule=rule, deadline=deadline)
+
+    def predicates(
+        self, policy: ImagePolicy, ref: ImageReference, iv: ImageVerification, deadline: Deadline
+    ) -> tuple[Any, ...]:
+        return self.verifier.attestation_predicates(ref, iv, deadline=deadline)
 
 
 # Image references repeat across requests (the same few images are admitted over and over); parsed once each.
@@ -281,6 +292,8 @@ class _Functions:
         self._checks = checks
         self._deadline = deadline
         self._state = state
+        # (image, attestation name) -> the check that verified it: what extractPayload may read.
+        self._payload_sources: dict[tuple[str, str], ImageVerification] = {}
 
     @cached_property
     def _shell(self) -> Policy:
@@ -298,12 +311,13 @@ class _Functions:
             verify_images=(iv,),
         )
 
-    def _count(self, image: str, ivs: Sequence[tuple[str, ImageVerification]]) -> int:
+    def _passes(self, image: str, ivs: Sequence[tuple[str, ImageVerification]]) -> list[ImageVerification]:
+        """The checks of ``ivs`` that pass for ``image`` (none when matchImageReferences does not select it)."""
         if not self._state.selects(self._policy, image):
-            return 0
+            return []
         self._state.attempted.add(image)
         ref = parse_image_reference(image)
-        count = 0
+        passed: list[ImageVerification] = []
         for check, iv in ivs:
             verdict = self._checks.verify(self._policy, check, ref, functools.partial(self._built, iv), self._deadline)
             if verdict is None:
@@ -311,22 +325,26 @@ class _Functions:
             if verdict.verdict == Verdict.ERROR:
                 raise ExternalServiceError(verdict.message)
             if verdict.verdict == Verdict.PASS:
-                count += 1
-        if count:
+                passed.append(iv)
+        if passed:
             self._state.verified.add(image)
-        return count
+        return passed
 
-    def _attestor(self, name: str) -> Any:
+    def _compiled(self, name: str) -> CompiledAttestor:
         found = self._policy.attestors.get(name)
         if found is None:
             raise CelError(f"attestor not found in policy: {name}")
-        return found.attestors
+        return found
+
+    def _attestor(self, name: str) -> Any:
+        return self._compiled(name).attestors
 
     def verify_image_signatures(self, image: str, attestors: Sequence[str]) -> int:
         ivs = [
             (
                 f"signature:{n}",
                 ImageVerification(
+                    type=self._compiled(n).type,
                     image_references=("*",),
                     attestors=(self._attestor(n),),
                     mutate_digest=False,
@@ -336,32 +354,59 @@ class _Functions:
             )
             for n in attestors
         ]
-        return self._count(image, ivs)
+        return len(self._passes(image, ivs))
+
+    def _attestation(self, attestation: str) -> str:
+        """The name of a declared attestation (``attestations.x`` evaluates to its name)."""
+        if attestation not in self._policy.attestations:
+            raise CelError(f"attestation not found in policy: {attestation}")
+        return attestation
 
     def verify_attestation_signatures(self, image: str, attestation: str, attestors: Sequence[str]) -> int:
-        predicate = self._policy.attestations.get(attestation)
-        if predicate is None:
-            # ``attestations.x`` evaluates to the type; accept a type the policy declares as well as a name.
-            if attestation not in self._policy.attestations.values():
-                raise CelError(f"attestation not found in policy: {attestation}")
-            predicate = attestation
-        ivs = [
-            (
-                f"attestation:{predicate}:{n}",
-                ImageVerification(
-                    image_references=("*",),
-                    attestations=(Attestation(type=predicate, attestors=(self._attestor(n),)),),
-                    mutate_digest=False,
-                    verify_digest=False,
-                    required=False,
-                ),
+        name = self._attestation(attestation)
+        predicate = self._policy.attestations[name]
+        referrer = name in self._policy.referrers
+        ivs: list[tuple[str, ImageVerification]] = []
+        for n in attestors:
+            compiled = self._compiled(n)
+            # Kyverno: a notary attestor reads OCI referrers only, a cosign one in-toto statements only.
+            if compiled.type == "Notary" and not referrer:
+                raise CelError("notary verifier only supports oci 1.1 referrers as attestations")
+            if compiled.type != "Notary" and referrer:
+                raise CelError("cosign verifier only supports in-toto attestations")
+            ivs.append(
+                (
+                    f"attestation:{predicate}:{n}",
+                    ImageVerification(
+                        type=compiled.type,
+                        image_references=("*",),
+                        attestations=(Attestation(type=predicate, attestors=(compiled.attestors,)),),
+                        mutate_digest=False,
+                        verify_digest=False,
+                        required=False,
+                    ),
+                )
             )
-            for n in attestors
-        ]
-        return self._count(image, ivs)
+        passed = self._passes(image, ivs)
+        if passed:
+            self._payload_sources.setdefault((image, name), passed[0])
+        return len(passed)
 
     def extract_payload(self, image: str, attestation: str) -> Any:
-        raise CelError("failed to get payload: extractPayload is not available in sigward yet")
+        """Kyverno's ``extractPayload``: the predicate of the attestation ``verifyAttestationSignatures`` verified
+        for ``image`` earlier in this evaluation (the last statement of the type, as Kyverno keeps the last)."""
+        name = self._attestation(attestation)
+        iv = self._payload_sources.get((image, name))
+        if iv is None:
+            form = "referrer" if name in self._policy.referrers else "intoto"
+            raise CelError(
+                f"failed to get payload: {form} attestation payload cannot be fetch before verifying {form} attestation"
+            )
+        try:
+            found = self._checks.predicates(self._policy, parse_image_reference(image), iv, self._deadline)
+        except VerificationFailure as exc:
+            raise CelError(f"failed to get payload: {exc.message}") from None
+        return found[-1]
 
     def image_data(self, image: str) -> Any:
         raise CelError("failed to get imagedata: image data is not available in sigward yet")

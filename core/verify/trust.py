@@ -16,8 +16,11 @@ from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sigward.errors import ConfigurationError
 from sigward.verify.keys import SupportedKey, key_id, load_public_key_der
@@ -303,13 +306,30 @@ def load_trusted_root(path: str | None = None, *, environ: Mapping[str, str] | N
     return default_holder(env).current()
 
 
-def logs_from_pem_keys(pems: Sequence[str]) -> tuple[LogKey, ...]:
-    """Log keys given in a policy (``rekor.pubkey`` / ``ctlog.pubkey``): valid at all times."""
+def log_id_for(key: SupportedKey, *, signed_note_origin: str = "") -> str:
+    """A log's ID (hex): SHA-256 of the DER SPKI (RFC 6962 CT logs, Rekor v1), except for an Ed25519 key of a
+    signed-note log (Rekor v2, ``signed_note_origin`` given): SHA-256(origin || "\n" || 0x01 || raw key)."""
+    if signed_note_origin and isinstance(key, ed25519.Ed25519PublicKey):
+        origin = urlsplit(signed_note_origin).netloc if "//" in signed_note_origin else signed_note_origin
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return hashlib.sha256(origin.encode() + b"\n\x01" + raw).hexdigest()
+    return key_id(key)
+
+
+def logs_from_pem_keys(pems: Sequence[str], *, signed_note_origin: str = "") -> tuple[LogKey, ...]:
+    """Log keys given in a policy (``rekor.pubkey`` / ``ctlog.pubkey``): valid at all times. ``signed_note_origin``
+    (Rekor keys only: ``rekor.url``) names an Ed25519 log the way signed-note checkpoints do."""
     from sigward.verify.keys import load_public_key_pem, split_pem_public_keys
 
     out = []
     for text in pems:
         for pem in split_pem_public_keys(text) or (text,):
             key = load_public_key_pem(pem)
-            out.append(LogKey(log_id=key_id(key), key=key))
+            out.append(
+                LogKey(
+                    log_id=log_id_for(key, signed_note_origin=signed_note_origin),
+                    key=key,
+                    base_url=signed_note_origin,
+                )
+            )
     return tuple(out)

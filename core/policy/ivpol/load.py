@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
-from sigward.policy.ivpol.models import Attestor, ImageValidatingPolicySpec, MatchImageReference
+from sigward.policy.ivpol.models import Attestor, ImageValidatingPolicySpec, MatchImageReference, NotaryTrust
 from sigward.policy.models import (
     DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
     MAX_WEBHOOK_TIMEOUT_SECONDS,
@@ -21,6 +21,7 @@ from sigward.policy.models import (
     KeylessAttestor,
     Rekor,
     StaticKeyAttestor,
+    VerificationType,
 )
 from sigward.policy.models import Attestor as EngineAttestor
 from sigward.policy.validation import Problem
@@ -42,10 +43,12 @@ _NEEDS_CLUSTER = "needs a connection to a Kubernetes cluster, which sigward does
 
 @dataclass(frozen=True)
 class CompiledAttestor:
-    """An IVPOL attestor: the engine's attestor set (count 1: any identity of the attestor verifies)."""
+    """An IVPOL attestor: the engine's attestor set (count 1: any identity of the attestor verifies) and the
+    verification type it is checked with (``notary`` attestors: Notation signatures and OCI referrers)."""
 
     name: str
     attestors: AttestorSet
+    type: VerificationType = "Cosign"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class ImagePolicy:
     attestations: Mapping[str, str]
     pod_controllers: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # Names of ``attestations`` of the ``referrer`` form (Notary attestations: OCI referrers of that artifactType).
+    referrers: frozenset[str] = frozenset()
 
     @property
     def key(self) -> str:
@@ -84,6 +89,27 @@ class ImagePolicy:
 
 def _refuse(path: str, what: str, why: str) -> Problem:
     return (path, f"{what} is not supported: {why}")
+
+
+def _translate_notary(attestor: Attestor, path: str, problems: list[Problem]) -> AttestorSet | None:
+    """The engine's form of a ``notary`` attestor (Kyverno's ivpol notary verifier: ``certs`` the ``ca`` store,
+    ``tsaCerts`` the ``tsa`` store, strict level, any identity), or None with problems."""
+    notary = attestor.notary
+    assert notary is not None
+    before = len(problems)
+    for name, value in (("certs", notary.certs), ("tsaCerts", notary.tsa_certs)):
+        if value is not None and value.expression:
+            problems.append(_refuse(f"{path}.notary.{name}.expression", "expression", "not implemented yet"))
+        if value is not None and value.value and "-----BEGIN CERTIFICATE-----" not in value.value:
+            problems.append((f"{path}.notary.{name}.value", "must hold PEM certificates"))
+    if notary.certs is None or not (notary.certs.value.strip() or notary.certs.expression):
+        problems.append((f"{path}.notary.certs", "certificates are required: without them nothing can verify"))
+    if len(problems) > before:
+        return None
+    assert notary.certs is not None
+    tsa = notary.tsa_certs.value if notary.tsa_certs is not None else ""
+    trust = NotaryTrust(cert=notary.certs.value, ctlog=CTLog(tsa_cert_chain=tsa) if tsa.strip() else None)
+    return AttestorSet(count=1, entries=(EngineAttestor(certificates=trust),))
 
 
 def _translate_cosign(attestor: Attestor, path: str, problems: list[Problem]) -> AttestorSet | None:
@@ -182,7 +208,7 @@ def _translate_cosign(attestor: Attestor, path: str, problems: list[Problem]) ->
 
 
 # Kyverno functions declared in the CEL environment but not backed yet: refused at load rather than failing per request.
-_NOT_YET = re.compile(r"\b(extractPayload|getImageData|GetMetadata)\s*\(")
+_NOT_YET = re.compile(r"\b(getImageData|GetMetadata)\s*\(")
 
 
 def _compile(source: str, path: str, kind: str, problems: list[Problem], *, want_bool: bool = False) -> Program | None:
@@ -290,22 +316,28 @@ def build(
             problems.append((path, "exactly one of cosign or notary must be set"))
             continue
         if attestor.notary is not None:
-            problems.append(_refuse(f"{path}.notary", "notary", "Notary attestors are not available in sigward yet"))
+            notary = _translate_notary(attestor, path, problems)
+            if notary is not None:
+                attestors[attestor.name] = CompiledAttestor(attestor.name, notary, type="Notary")
             continue
         translated = _translate_cosign(attestor, path, problems)
         if translated is not None:
             attestors[attestor.name] = CompiledAttestor(attestor.name, translated)
     attestations: dict[str, str] = {}
+    referrers: set[str] = set()
     for i, att in enumerate(spec.attestations):
         path = f"spec.attestations[{i}]"
         if (att.intoto is None) == (att.referrer is None):
             problems.append((path, "exactly one of intoto or referrer must be set"))
-        elif att.referrer is not None:
-            problems.append(
-                _refuse(f"{path}.referrer", "referrer", "OCI referrer attestations are Notary's: not available yet")
-            )
-        elif att.intoto is not None:
-            attestations[att.name] = att.intoto.type
+            continue
+        form = att.referrer or att.intoto
+        assert form is not None
+        kind, predicate = ("referrer" if att.referrer is not None else "intoto"), form.type
+        if not predicate.strip():
+            problems.append((f"{path}.{kind}.type", "a type is required"))
+        attestations[att.name] = predicate
+        if kind == "referrer":
+            referrers.add(att.name)
 
     match_images: list[MatchImageReference | Program] = []
     for i, m in enumerate(spec.match_image_references):
@@ -365,5 +397,6 @@ def build(
         attestations=attestations,
         pod_controllers=controllers,
         notes=tuple(notes),
+        referrers=frozenset(referrers),
     )
     return policy, problems, notes

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from sigward.policy.models import KyvernoModel, LabelSelector
+from sigward.policy.models import CertificateAttestor, KyvernoModel, LabelSelector
 
 ValidationAction = Literal["Deny", "Audit", "Warn"]
 FailurePolicy = Literal["Fail", "Ignore"]
@@ -122,6 +122,15 @@ class Cosign(KyvernoModel):
 class Notary(KyvernoModel):
     certs: StringOrExpression | None = None
     tsa_certs: StringOrExpression | None = None
+
+
+class NotaryTrust(CertificateAttestor):
+    """The engine's form of a ``notary`` attestor: ``certs`` as the ``ca`` store (``cert``), ``tsaCerts`` as the
+    ``tsa`` store (``ctlog.tsaCertChain``). Kyverno's IVPOL verifier leaves notation-go's default ``verifyTimestamp:
+    always``: with TSA certificates every signature needs a trusted timestamp (a ClusterPolicy's ``tsaCertChain`` is
+    read with ``afterCertExpiry``, see :mod:`sigward.verify.notation.policy`). Built by the loader, never from YAML."""
+
+    verify_timestamp: Literal["always", "afterCertExpiry"] = "always"
 
 
 class Attestor(KyvernoModel):

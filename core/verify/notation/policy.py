@@ -18,6 +18,7 @@ from cryptography import x509
 
 from sigward.deadline import Deadline
 from sigward.errors import FailureKind, VerificationFailure
+from sigward.policy.ivpol.models import NotaryTrust
 from sigward.references import Repository
 from sigward.verify.dsse import Statement
 from sigward.verify.notation.discovery import NotationSource
@@ -37,7 +38,8 @@ def notation_source(source: object) -> NotationSource:
 
 
 def trust_for(entry: Attestor) -> NotationTrust:
-    """Kyverno's ``combineCerts``: ``cert`` then ``certChain``, one ``ca`` store."""
+    """Kyverno's ``combineCerts``: ``cert`` then ``certChain``, one ``ca`` store; an ImageValidatingPolicy's
+    ``notary`` attestor (:class:`NotaryTrust`) keeps notation-go's ``verifyTimestamp: always``."""
     certs = entry.certificates
     if certs is None:
         return NotationTrust(ca=())
@@ -48,7 +50,10 @@ def trust_for(entry: Attestor) -> NotationTrust:
         loaded.extend(load_certificates_pem(certs.cert_chain, what="certificates.certChain"))
     tsa_pem = certs.ctlog.tsa_cert_chain if certs.ctlog is not None else ""
     tsa = tsa_store(load_certificates_pem(tsa_pem, what="certificates.ctlog.tsaCertChain")) if tsa_pem.strip() else ()
-    return NotationTrust(ca=tuple(loaded), tsa=tsa, verify_timestamp=VerifyTimestamp.AFTER_CERT_EXPIRY)
+    option = VerifyTimestamp.AFTER_CERT_EXPIRY
+    if isinstance(certs, NotaryTrust):
+        option = VerifyTimestamp(certs.verify_timestamp)
+    return NotationTrust(ca=tuple(loaded), tsa=tsa, verify_timestamp=option)
 
 
 def tsa_store(certs: Sequence[x509.Certificate]) -> tuple[CertificateAuthority, ...]:

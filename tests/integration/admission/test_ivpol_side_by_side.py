@@ -51,16 +51,19 @@ def sbs(registry: LocalRegistry) -> dict[str, tuple[str, str]]:
     return out
 
 
-def clusterpolicy_form(host: str, *, attestation: bool) -> dict[str, Any]:
+def clusterpolicy_form(host: str, *, attestation: bool, builder: str = "") -> dict[str, Any]:
     iv: dict[str, Any] = {"imageReferences": [f"{host}/sbs/*"]}
     if attestation:
         iv["attestations"] = [{"type": PREDICATE, "attestors": [{"entries": [keys_entry(KEY.public_pem)]}]}]
+        if builder:
+            condition = {"key": "{{ builder.id }}", "operator": "Equals", "value": builder}
+            iv["attestations"][0]["conditions"] = [{"all": [condition]}]
     else:
         iv["attestors"] = [{"entries": [keys_entry(KEY.public_pem)]}]
     return cluster_policy("sbs", [iv])
 
 
-def ivpol_form(host: str, *, attestation: bool) -> dict[str, Any]:
+def ivpol_form(host: str, *, attestation: bool, builder: str = "") -> dict[str, Any]:
     check = (
         "images.containers.map(i, verifyAttestationSignatures(i, attestations.prov, [attestors.k])).all(n, n > 0)"
         if attestation
@@ -78,6 +81,9 @@ def ivpol_form(host: str, *, attestation: bool) -> dict[str, Any]:
         ],
         "validations": [{"expression": check, "message": "not verified"}],
     }
+    if builder:  # the ClusterPolicy's attestation conditions, read from the verified predicate
+        payload = f"images.containers.all(i, extractPayload(i, attestations.prov).builder.id == '{builder}')"
+        spec["validations"].append({"expression": payload, "message": "wrong builder"})
     if attestation:
         spec["attestations"] = [{"name": "prov", "intoto": {"type": PREDICATE}}]
     return {
@@ -96,6 +102,7 @@ class Scenario:
     path: str = "/mutate"
     attestation: bool = False
     pinned: bool = False  # send image@digest instead of the tag
+    builder: str = ""  # attestation conditions (ClusterPolicy) / extractPayload (IVPOL) on builder.id
 
 
 SCENARIOS = [
@@ -104,6 +111,9 @@ SCENARIOS = [
     Scenario("key-wrong-key", "other-key", False),
     Scenario("attestation-present", "signed", True, attestation=True),
     Scenario("attestation-missing", "signed-no-att", False, attestation=True),
+    Scenario("attestation-condition-met", "signed", True, attestation=True, builder="ci"),
+    Scenario("attestation-condition-not-met", "signed", False, attestation=True, builder="someone-else"),
+    Scenario("attestation-condition-no-attestation", "signed-no-att", False, attestation=True, builder="ci"),
     Scenario("validate-tag-needs-digest", "signed", False, path="/validate"),
     Scenario("validate-pinned-verified", "signed", True, path="/validate", pinned=True),
     Scenario("validate-pinned-unsigned", "unsigned", False, path="/validate", pinned=True),
@@ -121,10 +131,13 @@ def test_same_verdict_in_both_forms(
     image = f"{tag}@{digest}" if scenario.pinned else tag
     answers = []
     for form in (clusterpolicy_form, ivpol_form):
-        env = admission_env(form(registry.host, attestation=scenario.attestation))
+        env = admission_env(form(registry.host, attestation=scenario.attestation, builder=scenario.builder))
         resp = env.post(scenario.path, review(pod_request(pod(image))))
         assert resp.status_code == 200
         answers.append((form.__name__, resp.get_json()["response"]["allowed"], decode_patch(resp.get_json())))
+        if form is ivpol_form and scenario.name == "attestation-condition-not-met":
+            # the attestation verified; the predicate's content is what denies
+            assert resp.get_json()["response"]["status"]["message"].endswith("wrong builder")
     (_, cp_allowed, cp_patch), (_, iv_allowed, iv_patch) = answers
     assert cp_allowed is iv_allowed is scenario.allowed, answers
     assert cp_patch == iv_patch, answers  # pinning: the same patch from both forms (none when denied)

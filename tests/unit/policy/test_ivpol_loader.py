@@ -13,6 +13,7 @@ from sigward.policy.loader import load_policy_text
 from tests.support.signing import new_key
 
 PEM = new_key("p256", slot=0).public_pem
+CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 def ivpol(version: str = "v1", kind: str = "ImageValidatingPolicy", **spec: Any) -> dict[str, Any]:
@@ -56,8 +57,19 @@ def test_content_hash_covers_cel() -> None:
         ({"validations": [{"expression": "1"}]}, "spec.validations[0].expression", "must evaluate to a bool"),
         (
             {"attestors": [{"name": "n", "notary": {"certs": {"value": "x"}}}]},
-            "spec.attestors[0].notary",
-            "not supported",
+            "spec.attestors[0].notary.certs.value",
+            "must hold PEM certificates",
+        ),
+        ({"attestors": [{"name": "n", "notary": {}}]}, "spec.attestors[0].notary.certs", "certificates are required"),
+        (
+            {"attestors": [{"name": "n", "notary": {"certs": {"expression": "'x'"}}}]},
+            "spec.attestors[0].notary.certs.expression",
+            "not implemented yet",
+        ),
+        (
+            {"attestors": [{"name": "n", "notary": {"certs": {"value": CERT}, "tsaCerts": {"value": "nope"}}}]},
+            "spec.attestors[0].notary.tsaCerts.value",
+            "must hold PEM certificates",
         ),
         (
             {"attestors": [{"name": "k", "cosign": {"key": {"data": PEM}, "trustedRoot": {"value": "{}"}}}]},
@@ -83,12 +95,17 @@ def test_content_hash_covers_cel() -> None:
         ),
         ({"auditAnnotations": [{"key": "a", "valueExpression": "'x'"}]}, "spec.auditAnnotations", "not supported"),
         (
-            {"attestations": [{"name": "s", "referrer": {"type": "sbom"}}]},
-            "spec.attestations[0].referrer",
-            "not supported",
+            {"attestations": [{"name": "s", "referrer": {"type": " "}}]},
+            "spec.attestations[0].referrer.type",
+            "a type is required",
         ),
         (
-            {"validations": [{"expression": "extractPayload('i', 'a') != null"}]},
+            {"attestations": [{"name": "s", "referrer": {"type": "a"}, "intoto": {"type": "b"}}]},
+            "spec.attestations[0]",
+            "exactly one of intoto or referrer",
+        ),
+        (
+            {"validations": [{"expression": "getImageData('i') != null"}]},
             "spec.validations[0].expression",
             "not implemented yet",
         ),
@@ -155,3 +172,26 @@ def test_empty_attestors_list_loads_like_kyverno_vectors() -> None:
     doc["spec"]["validations"] = [{"expression": "true"}]
     (policy,) = load_policy_text(yaml.safe_dump(doc), "p.yaml").image_policies
     assert policy.attestors == {}
+
+
+def test_notary_attestor_and_referrer_attestation_load() -> None:
+    """Lifted refusals (issue 16): a notary attestor becomes a Notary check of its certs/tsaCerts, a referrer
+    attestation is remembered as such, and extractPayload compiles."""
+    from sigward.policy.ivpol.models import NotaryTrust
+
+    doc = ivpol(
+        attestors=[{"name": "n", "notary": {"certs": {"value": CERT}, "tsaCerts": {"value": CERT}}}],
+        attestations=[
+            {"name": "sbom", "referrer": {"type": "sbom/cyclone-dx"}},
+            {"name": "p", "intoto": {"type": "x"}},
+        ],
+        validations=[{"expression": "extractPayload('i', attestations.sbom).bomFormat == 'CycloneDX'"}],
+    )
+    (policy,) = load_policy_text(yaml.safe_dump(doc), "p.yaml").image_policies
+    compiled = policy.attestors["n"]
+    assert compiled.type == "Notary"
+    (entry,) = compiled.attestors.entries
+    assert isinstance(entry.certificates, NotaryTrust)
+    assert entry.certificates.cert == CERT and entry.certificates.ctlog is not None
+    assert entry.certificates.ctlog.tsa_cert_chain == CERT and entry.certificates.verify_timestamp == "always"
+    assert policy.referrers == frozenset({"sbom"}) and policy.attestations == {"sbom": "sbom/cyclone-dx", "p": "x"}
