@@ -56,6 +56,13 @@ class PushSettings:
     pending_sources: frozenset[str] = frozenset()
 
 
+def decidable_without_admission(plan: RulePlan) -> bool:
+    """Whether a verdict of ``plan`` can be made outside an admission request (push, re-verification): not when
+    every entry is skipped, when it reads the request, or when it uses rule context, preconditions, variables or
+    cluster keys (prepared per admission request; its stored key carries the prepared rule's hash)."""
+    return not (plan.all_skipped or plan.request_dependent or is_dynamic(plan.rule))
+
+
 def verify_plan(
     verifier: Verifier, plan: RulePlan, digest: str, root: TrustedRoot | RootSnapshot, deadline: Deadline
 ) -> RuleVerdict:
@@ -313,8 +320,8 @@ class PushService:
         policies = self._policies()
         for ref in forms:
             for plan in plan_image(policies, ref):
-                if plan.all_skipped or plan.request_dependent or is_dynamic(plan.rule):
-                    continue  # context, preconditions, variables and cluster keys are prepared per admission
+                if not decidable_without_admission(plan):
+                    continue
                 key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
                 if key not in seen:
                     seen.add(key)

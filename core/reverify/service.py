@@ -23,7 +23,7 @@ from sigward import logs
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ConfigurationError, FailureKind
 from sigward.push.findings import Finding, FindingSink
-from sigward.push.service import verify_plan
+from sigward.push.service import decidable_without_admission, verify_plan
 from sigward.references import parse_image_reference
 from sigward.store import (
     DEFAULT_EVENT_TTL_SECONDS,
@@ -241,7 +241,7 @@ class ReverifyService:
             return None
         for plan in plan_image(policies, ref):
             if plan.policy.name == record.policy and plan.rule.name == record.rule:
-                return None if plan.all_skipped or plan.request_dependent else plan
+                return plan if decidable_without_admission(plan) else None
         return None
 
     def _examine(
@@ -261,7 +261,7 @@ class ReverifyService:
         tally.examined += 1
         plan = self._plan_for(record, policies)
         if plan is None:
-            return  # the rule no longer applies to this image (or cannot be decided without a request)
+            return  # the rule no longer applies to this image (or is decided per admission request only)
         key = plan.key(record.digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
         verdict = verify_plan(self._verifier, plan, record.digest, root, deadline)
         status, message = verdict.verdict, verdict.message

@@ -206,14 +206,17 @@ class Verifier:
         self, source: SignatureSource, *, source_for_providers: SourceForProviders | None = None
     ) -> Verifier:
         """A verifier reading signatures from ``source`` that shares this one's keys (parsed and KMS-fetched public
-        keys stay warm), trusted root and clock: push and re-verification must not see admission's cached "no
-        signature yet"."""
+        keys stay warm), trusted roots, clock and cluster data: push and re-verification must not see admission's
+        cached "no signature yet"."""
         return Verifier(
             source=source,
             keys=self._keys,
             trusted_root=self._trusted_root,
             clock=self._clock,
             source_for_providers=source_for_providers,
+            cluster=self._cluster,
+            image_data=self.image_data,
+            github_root=self._github_root,
         )
 
     # -- one image ---------------------------------------------------------------------------------------------

@@ -415,3 +415,32 @@ def test_a_run_cut_by_its_deadline_resumes_from_the_persisted_cursor(tmp_path: P
             break
     assert seen == len(digests)  # every record once across the runs, none twice
     store.close()
+
+
+def context_policy() -> list[Policy]:
+    """The signing key through a rule ``context`` variable: prepared per admission request (sigward.policy.dynamic)."""
+    doc = cluster_policy("require-signed", [key_verification([f"{HOST}/*"], [keys_entry("{{ signing_key }}")])])
+    doc["spec"]["rules"][0]["context"] = [{"name": "signing_key", "variable": {"value": KEY.public_pem}}]
+    return load(doc)
+
+
+def test_admission_recorded_pass_of_a_context_rule_is_left_to_admission(world: World) -> None:
+    """Regression (merge of d-context with h-reverify): a pass admission recorded for a rule with context,
+    preconditions, variables or cluster keys is keyed by the prepared rule; re-verifying the unprepared rule (keys
+    still ``{{ signing_key }}``) flipped it to fail with a false finding."""
+    world.policies = context_policy()
+    sign(world.source)
+    (plan,) = plan_image(world.policies, parse_image_reference(f"{IMAGE}@{DIGEST}"))
+    key = replace(plan, resolved="prepared-rule-hash").key(DIGEST)
+    world.store.record(
+        StoredVerdict.of(
+            key, policy=plan.policy.name, verdict=StoredStatus.PASS, message="verified at admission",
+            verified_at=world.clock.now, ttl=3600, source="admission", event_id="", image=f"{IMAGE}@{DIGEST}",
+        )
+    )  # fmt: skip
+    before = writes(world)
+    report = world.reverify().run()
+    assert report.flips == () and report.verified == 0 and report.updated == 0
+    assert writes(world) == before and world.verdicts() == ["pass"] and world.recorder.findings == []
+    assert world.push() == "ignored"  # push leaves the rule to admission as well
+    # the twin: the same pass of a rule without context is re-verified (test_unchanged_world_writes_nothing_...)

@@ -289,3 +289,23 @@ def test_namespaced_policy_api_call_confined_to_its_namespace(path: str) -> None
     policy = policy_with(key="{{ a }}", kind="Policy", ns="team-a", context=context)
     with pytest.raises(RuleContextError, match="may only read its own namespace"):
         resolve(policy)
+
+
+def test_with_source_keeps_the_cluster_data() -> None:
+    """Regression (merge of d-context with h-reverify): ``Verifier.with_source`` (push and re-verification read
+    signatures without admission's cache) dropped the cluster data, so a ConfigMap context rule errored there."""
+    from sigward.deadline import Deadline
+    from sigward.verify.engine import Verifier
+    from sigward.verify.results import Verdict
+    from tests.support.memory import MemorySignatureSource
+
+    image = "registry.test/app@sha256:" + "2" * 64
+    policy = policy_with(context=CM)
+    source = MemorySignatureSource()
+    with_cluster = Verifier(source=source, cluster=manifests(keys={"org": PEM})).with_source(source)
+    without = Verifier(source=source).with_source(source)
+    deadline = Deadline.after(10)
+    (kept,) = with_cluster.verify_images([image], [policy], deadline=deadline)
+    (lost,) = without.verify_images([image], [policy], deadline=deadline)
+    assert kept.verdict is Verdict.FAIL and "no signatures found" in kept.message  # prepared; the image is unsigned
+    assert lost.verdict is Verdict.ERROR and "default/keys" in lost.message, lost.message  # no ConfigMap known
