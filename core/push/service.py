@@ -191,7 +191,8 @@ class PushService:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
         work = self._work(forms, digest, root)
-        image_results = self._image_policy_results(event, forms, digest, deadline)
+        hints = event_tag_hints(event, digest)
+        image_results = self._image_policy_results(event, forms, digest, deadline, hints)
         if not work and not image_results:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(
@@ -207,7 +208,6 @@ class PushService:
         outcomes: list[RuleOutcome] = []
         retry_reasons: list[str] = []
         to_record: list[StoredVerdict] = []
-        hints = event_tag_hints(event, digest)
         for plan, key in work:
             outcome, stored, retry = self._verify(event, plan, key, root, deadline, now, hints)
             outcomes.append(outcome)
@@ -258,9 +258,15 @@ class PushService:
         ) or push_ivpol.selects(self._image_policies(), forms)
 
     def _image_policy_results(
-        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, deadline: Deadline
+        self,
+        event: PushEvent,
+        forms: Sequence[ImageReference],
+        digest: str,
+        deadline: Deadline,
+        hints: TagHints = NO_HINTS,
     ) -> list[push_ivpol.ImagePolicyResult]:
-        """ImageValidatingPolicies selecting the image, evaluated on its digest form (:mod:`sigward.push.ivpol`)."""
+        """ImageValidatingPolicies selecting the image, evaluated on its digest form (:mod:`sigward.push.ivpol`),
+        reading the tags ``hints`` name by digest while they are not linked yet."""
         policies = self._image_policies()
         if not policies or not push_ivpol.selects(policies, forms):
             return []
@@ -268,7 +274,7 @@ class PushService:
         return push_ivpol.evaluate_pushed(
             policies,
             pinned,
-            verifier=self._verifier,
+            verifier=self._verifier.with_tag_hints(hints),
             store=self._store,
             source=event.source,
             pass_ttl=self.settings.verdict_ttl,

@@ -221,6 +221,24 @@ class Verifier:
             source_for_providers=source_for_providers,
         )
 
+    def with_tag_hints(self, hints: TagHints) -> Verifier:
+        """A verifier for one push event's evaluation whose every source reads the tags ``hints`` name by digest
+        while they are not linked yet (:mod:`sigward.registry.hints`); for checks that build their own contexts
+        (ImageValidatingPolicies). Drop it with the evaluation."""
+        if not hints:
+            return self
+        for_providers = self._source_for_providers
+        return Verifier(
+            source=with_tag_hints(self._source, hints),
+            keys=self._keys,
+            trusted_root=self._trusted_root,
+            clock=self._clock,
+            source_for_providers=None
+            if for_providers is None
+            else (lambda providers: with_tag_hints(for_providers(providers), hints)),
+            github_root=self._github_root,
+        )
+
     # -- one image ---------------------------------------------------------------------------------------------
 
     def evaluate(

@@ -194,3 +194,56 @@ def test_a_hinted_result_never_outlives_its_evaluation(stack: Stack) -> None:
     assert _evaluate(verifier, host, repo, subject, TagHints()) == Verdict.FAIL
     assert _evaluate(verifier, host, repo, subject, hints) == Verdict.PASS
     assert _evaluate(verifier, host, repo, subject, TagHints()) == Verdict.FAIL
+
+
+def image_policy(host: str) -> Any:
+    """An ImageValidatingPolicy requiring KEY's signature (checks build their own contexts: the hinted verifier)."""
+    doc = {
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "ImageValidatingPolicy",
+        "metadata": {"name": "signed-at-push"},
+        "spec": {
+            "matchConstraints": {
+                "resourceRules": [
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
+                ]
+            },
+            "matchImageReferences": [{"glob": f"{host}/race/*"}],
+            "attestors": [
+                {"name": "k", "cosign": {"key": {"data": KEY.public_pem}, "ctlog": {"insecureIgnoreTlog": True}}}
+            ],
+            "validations": [
+                {
+                    "expression": "images.containers.map(i, verifyImageSignatures(i, [attestors.k])).all(n, n > 0)",
+                    "message": "not signed by the team key",
+                }
+            ],
+        },
+    }
+    (loaded,) = load_policy_text(dump(doc), "ivpol.yaml").image_policies
+    return loaded
+
+
+@pytest.mark.parametrize(
+    ("case", "make", "want"),
+    [("ivpol-race", _good, "pass"), ("ivpol-another-key", _other_key, "fail")],
+    ids=["race", "another-key"],
+)
+def test_image_validating_policies_see_the_unlinked_signature_too(
+    stack: Stack, case: str, make: Callable[[LocalRegistry, str, str], str], want: str
+) -> None:
+    repo = f"race/{case}"
+    subject = stack.registry.push_image(repo, tag="v1")
+    hinted = make(stack.registry, repo, subject)
+    loaded = image_policy(stack.proxy.host)
+    service = PushService(
+        policies=lambda: (),
+        image_policies=lambda: (loaded,),
+        verifier=Verifier(source=RegistrySignatureSource(stack.client)),
+        store=MemoryStore(),
+        settings=PushSettings(grace_seconds=0),
+    )
+    outcome = service.handle(stack.event(repo, tag=signature_tag(subject), digest=hinted), deadline=Deadline.after(10))
+    assert outcome.status == "recorded", outcome
+    assert [r.verdict for r in outcome.rules] == [want], outcome
+    assert manifest_gets(stack.proxy, hinted) >= 1
