@@ -21,7 +21,8 @@ from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, 
 from sigward.policy.dynamic import is_dynamic
 from sigward.push import ivpol as push_ivpol
 from sigward.push.findings import Finding, FindingSink, emit_finding
-from sigward.references import ImageReference, parse_image_reference
+from sigward.references import ImageReference, Repository, parse_image_reference
+from sigward.registry.hints import NO_HINTS, TagHint, TagHints
 from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictStore, entries_key
 from sigward.verify.engine import Verifier
 from sigward.verify.plan import RulePlan, VerdictKey, image_matches, image_policy_key, plan_image
@@ -64,14 +65,20 @@ def decidable_without_admission(plan: RulePlan) -> bool:
 
 
 def verify_plan(
-    verifier: Verifier, plan: RulePlan, digest: str, root: TrustedRoot | RootSnapshot, deadline: Deadline
+    verifier: Verifier,
+    plan: RulePlan,
+    digest: str,
+    root: TrustedRoot | RootSnapshot,
+    deadline: Deadline,
+    *,
+    tag_hints: TagHints = NO_HINTS,
 ) -> RuleVerdict:
     """The verdict of one rule plan for the image at ``digest`` under ``root`` (the key's). An error is a verdict
     too: ``Verdict.ERROR`` for infrastructure (nothing decided), ``Verdict.FAIL`` otherwise; push and
-    re-verification share this."""
+    re-verification share this. ``tag_hints``: see :func:`event_tag_hints`."""
     ref = plan.ref
     try:
-        return verifier.evaluate(plan, deadline=deadline, digest=digest, trusted_root=root)
+        return verifier.evaluate(plan, deadline=deadline, digest=digest, trusted_root=root, tag_hints=tag_hints)
     except SigwardError as exc:
         return RuleVerdict(
             image=ref.original,
@@ -83,6 +90,18 @@ def verify_plan(
             message=exc.message,
             failure=failure_kind_of(exc),
         )
+
+
+def event_tag_hints(event: PushEvent, subject_digest: str) -> TagHints:
+    """What a signature, attestation or referrers-index push tells the re-verification of its subject: "the
+    manifest for this tag is the one just pushed". CNCF distribution notifies before it links the tag, so the
+    tag may still answer 404 (:mod:`sigward.registry.hints`). Only a push by tag, about another image, of a tag
+    sigward reads for that image, in the event's own repository, gives a hint."""
+    if event.action != "push" or not event.tag or subject_digest == event.digest:
+        return NO_HINTS
+    repository = Repository(registry=event.registry, path=event.repository)
+    hint = TagHint.for_subject(repository, event.tag, event.digest, subject_digest)
+    return TagHints((hint,)) if hint is not None else NO_HINTS
 
 
 @dataclass(frozen=True)
@@ -182,7 +201,8 @@ class PushService:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
         work = self._work(forms, digest, root)
-        image_results = self._image_policy_results(event, forms, digest, deadline)
+        hints = event_tag_hints(event, digest)
+        image_results = self._image_policy_results(event, forms, digest, deadline, hints)
         if not work and not image_results:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(
@@ -200,7 +220,7 @@ class PushService:
         retry_reasons: list[str] = []
         to_record: list[StoredVerdict] = []
         for plan, key in work:
-            outcome, stored, retry = self._verify(event, plan, key, root, deadline, now)
+            outcome, stored, retry = self._verify(event, plan, key, root, deadline, now, hints)
             outcomes.append(outcome)
             if retry:
                 retry_reasons.append(retry)
@@ -249,9 +269,15 @@ class PushService:
         ) or push_ivpol.selects(self._image_policies(), forms)
 
     def _image_policy_results(
-        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, deadline: Deadline
+        self,
+        event: PushEvent,
+        forms: Sequence[ImageReference],
+        digest: str,
+        deadline: Deadline,
+        hints: TagHints = NO_HINTS,
     ) -> list[push_ivpol.ImagePolicyResult]:
-        """ImageValidatingPolicies selecting the image, evaluated on its digest form (:mod:`sigward.push.ivpol`)."""
+        """ImageValidatingPolicies selecting the image, evaluated on its digest form (:mod:`sigward.push.ivpol`),
+        reading the tags ``hints`` name by digest while they are not linked yet."""
         policies = self._image_policies()
         if not policies or not push_ivpol.selects(policies, forms):
             return []
@@ -259,7 +285,7 @@ class PushService:
         return push_ivpol.evaluate_pushed(
             policies,
             pinned,
-            verifier=self._verifier,
+            verifier=self._verifier.with_tag_hints(hints),
             store=self._store,
             source=event.source,
             pass_ttl=self.settings.verdict_ttl,
@@ -357,10 +383,12 @@ class PushService:
         root: RootSnapshot,
         deadline: Deadline,
         now: float,
+        hints: TagHints = NO_HINTS,
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
-        """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's)."""
+        """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's), reading
+        the tags ``hints`` name by digest while they are not linked yet."""
         policy, rule, ref = plan.policy, plan.rule, plan.ref
-        verdict = verify_plan(self._verifier, plan, key.digest, root, deadline)
+        verdict = verify_plan(self._verifier, plan, key.digest, root, deadline, tag_hints=hints)
         status, message = verdict.verdict, verdict.message
         entries = key.entries_text
         outcome = RuleOutcome(

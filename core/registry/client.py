@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from sigward import logs
 from sigward.deadline import Deadline
 from sigward.errors import (
     AccessDeniedError,
@@ -28,6 +29,7 @@ from sigward.references import ImageReference, Repository, validate_digest
 from sigward.registry.auth import Authenticator, pull_scope, push_scope
 from sigward.registry.config import RegistryConfig
 from sigward.registry.credentials import CredentialStore
+from sigward.registry.hints import NO_HINTS, TagHints, referrers_tag
 from sigward.registry.models import (
     ACCEPT_HEADER,
     ACCEPTED_MEDIA_TYPES,
@@ -86,6 +88,7 @@ class RegistryClient:
         self._owner = True
         self._views: dict[tuple[ProviderName, ...], RegistryClient] = {}
         self._views_lock = threading.Lock()
+        self._tag_hints = NO_HINTS
 
     def _cloud_providers(self) -> dict[ProviderName, CredentialProvider]:
         from sigward.registry.providers.amazon import AmazonProvider
@@ -115,6 +118,19 @@ class RegistryClient:
                 view._views = {}
                 self._views[names] = view
             return view
+
+    def with_tag_hints(self, hints: TagHints) -> RegistryClient:
+        """This client for one evaluation, reading a hinted tag's manifest by its digest while the registry still
+        answers 404 for the tag (see :mod:`sigward.registry.hints`). Same connections, token cache and credentials;
+        the view is never kept by its parent, so the hints end with the evaluation that holds it."""
+        if not hints:
+            return self
+        view = copy.copy(self)
+        view._tag_hints = hints
+        view._owner = False
+        view._views = {}  # provider views of this view carry its hints: never share them with the parent
+        view._views_lock = threading.Lock()
+        return view
 
     @property
     def providers(self) -> tuple[ProviderName, ...]:
@@ -186,8 +202,22 @@ class RegistryClient:
         )
 
     def get_manifest(self, repo: Repository, reference: str, *, deadline: Deadline) -> Manifest:
-        """Fetch a manifest or index by tag or digest; its bytes are verified against the digest asked for."""
+        """Fetch a manifest or index by tag or digest; its bytes are verified against the digest asked for.
+
+        A tag that answers 404 but has a hint (:meth:`with_tag_hints`) is read by the hinted digest instead: the
+        registry has stored the pushed manifest but not linked its tag yet. Only a 404 does this — a linked tag is
+        the registry's current answer and wins over the event that preceded it."""
         reference = self._check_reference(reference)
+        try:
+            return self._get_manifest(repo, reference, deadline=deadline)
+        except NotFoundError:
+            hinted = self._tag_hints.digest_for(repo, reference) if ":" not in reference else None
+            if hinted is None:
+                raise
+        logs.emit("INFO", "tag not linked yet; reading the manifest the push event named", tag=reference, digest=hinted)
+        return self._get_manifest(repo, self._check_reference(hinted), deadline=deadline)
+
+    def _get_manifest(self, repo: Repository, reference: str, *, deadline: Deadline) -> Manifest:
         by_digest = ":" in reference
         what = f"manifest {reference}"
         where = f"{repo}@{reference}" if by_digest else f"{repo}:{reference}"
@@ -309,8 +339,7 @@ class RegistryClient:
     def _referrers_tag_schema(self, repo: Repository, digest: str, deadline: Deadline) -> tuple[Descriptor, ...]:
         """The index under the tag ``<alg>-<ref>`` (distribution-spec referrers tag schema: the algorithm, at most 32
         characters, and the hex digest, at most 64 — ``sha256-<hex>``); none = no referrers."""
-        algorithm, _, hex_value = digest.partition(":")
-        tag = f"{algorithm[:32]}-{hex_value[:64]}"
+        tag = referrers_tag(digest)
         try:
             index = self.get_manifest(repo, tag, deadline=deadline)
         except NotFoundError:

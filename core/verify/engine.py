@@ -29,6 +29,7 @@ from sigward.errors import (
     no_signatures_found,
 )
 from sigward.references import ImageReference, Repository, parse_image_reference, parse_repository
+from sigward.registry.hints import NO_HINTS, TagHints
 from sigward.verify.attestations import verify_attestations_with_key
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
@@ -106,6 +107,21 @@ class SignatureSource(Protocol):
     def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]: ...
 
 
+@runtime_checkable
+class TakesTagHints(Protocol):
+    """A source that can read the tags a push event named by digest while the registry has not linked them yet."""
+
+    def with_tag_hints(self, hints: TagHints) -> SignatureSource: ...
+
+
+def with_tag_hints(source: SignatureSource, hints: TagHints) -> SignatureSource:
+    """``source`` for one evaluation with ``hints``; a source that cannot take hints is used as it is (unchanged
+    behaviour: the tag lookup decides)."""
+    if hints and isinstance(source, TakesTagHints):
+        return source.with_tag_hints(hints)
+    return source
+
+
 class KeyResolver(Protocol):
     """Turns a ``keys`` attestor (one PEM or key URI) into a verifier."""
 
@@ -139,6 +155,8 @@ class _ImageContext:
     resolved_with: tuple[str, ...] | None = None
     layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = field(default_factory=dict)
     bundles: dict[tuple[str, str], tuple[BundleLayer, ...]] = field(default_factory=dict)
+    # What a push event said about tags not linked yet (:mod:`sigward.registry.hints`): this evaluation only.
+    tag_hints: TagHints = NO_HINTS
 
 
 @dataclass(frozen=True)
@@ -208,6 +226,23 @@ class Verifier:
         """A verifier reading signatures from ``source`` that shares this one's keys (parsed and KMS-fetched public
         keys stay warm), trusted roots, clock and cluster data: push and re-verification must not see admission's
         cached "no signature yet"."""
+        return self._sharing(source, source_for_providers)
+
+    def with_tag_hints(self, hints: TagHints) -> Verifier:
+        """A verifier for one push event's evaluation whose every source reads the tags ``hints`` name by digest
+        while they are not linked yet (:mod:`sigward.registry.hints`); for checks that build their own contexts
+        (ImageValidatingPolicies). Drop it with the evaluation."""
+        if not hints:
+            return self
+        for_providers = self._source_for_providers
+        return self._sharing(
+            with_tag_hints(self._source, hints),
+            None if for_providers is None else (lambda providers: with_tag_hints(for_providers(providers), hints)),
+        )
+
+    def _sharing(self, source: SignatureSource, source_for_providers: SourceForProviders | None) -> Verifier:
+        """A verifier on other sources sharing everything else of this one (keys, roots, clock, cluster data): the
+        one place a derived verifier is built, so none loses a collaborator."""
         return Verifier(
             source=source,
             keys=self._keys,
@@ -230,15 +265,18 @@ class Verifier:
         trusted_root: TrustedRoot | RootSnapshot | None = None,
         request: Mapping[str, Any] | None = None,
         context: _ImageContext | None = None,
+        tag_hints: TagHints = NO_HINTS,
     ) -> RuleVerdict:
         """The verdict of one planned rule (:mod:`sigward.verify.plan`) for its image: the one entry point of the
         CLI, admission and push. With ``digest`` (the one the verdict key names) the image is verified pinned to
         it under ``trusted_root`` (the key's snapshot: :meth:`roots`); ``context`` shares one image's fetches
-        across its rules instead."""
+        across its rules instead. ``tag_hints`` (push, with ``digest``): tags the event named, read by digest while
+        not linked yet."""
         ref = plan.ref
         if context is None and digest and plan.applied:
             pinned = ref if ref.digest else ref.with_digest(digest)
             context = self.new_context(pinned, deadline=deadline, request=request, trusted_root=trusted_root)
+            context.tag_hints = tag_hints
         rule = plan.rule
         verdicts: list[_EntryVerdict] = []
         for i in plan.matched:
@@ -376,6 +414,7 @@ class Verifier:
             request=ctx.request,
             source=None if providers is None else source,
             resolved_with=providers,
+            tag_hints=ctx.tag_hints,
         )
 
     def _source_for(self, providers: tuple[str, ...] | None) -> SignatureSource:
@@ -386,7 +425,7 @@ class Verifier:
         return self._source_for_providers(providers)
 
     def _source_of(self, ctx: _ImageContext) -> SignatureSource:
-        return ctx.source if ctx.source is not None else self._source
+        return with_tag_hints(ctx.source if ctx.source is not None else self._source, ctx.tag_hints)
 
     def trusted_root(self) -> TrustedRoot:
         """A snapshot of the public-good trusted root in use now."""
