@@ -162,9 +162,14 @@ KEYLESS_SCENARIOS = [
 
 
 def keyless_clusterpolicy(host: str, identity: dict[str, str]) -> dict[str, Any]:
-    keyless = {"subject": identity.get("subject", ""), "issuer": identity["issuer"]}
-    extra = {"subjectRegExp": identity["subjectRegExp"]} if "subjectRegExp" in identity else {}
-    entry = bundle_entry(f"{host}/sbsk/*", predicate_type=SLSA_V1, keyless_extra=extra, **keyless)
+    extra: dict[str, Any] = {"subjectRegExp": identity["subjectRegExp"]} if "subjectRegExp" in identity else {}
+    entry = bundle_entry(
+        f"{host}/sbsk/*",
+        subject=identity.get("subject", ""),
+        issuer=identity["issuer"],
+        predicate_type=SLSA_V1,
+        keyless_extra=extra,
+    )
     return cluster_policy("sbs", [entry])
 
 
