@@ -14,13 +14,14 @@ from sigward.cache import TTLCache
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.ivpol.load import ImagePolicy
+from sigward.policy.ivpol.models import InlineTrustedRoot
 from sigward.policy.models import ImageVerification, Policy, Rule
 from sigward.references import ImageReference
 from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier
 from sigward.verify.plan import VerdictKey, image_policy_key
 from sigward.verify.results import RuleVerdict, Verdict
-from sigward.verify.trust import TrustedRoot
+from sigward.verify.trust import TrustedRoot, inline_trusted_roots
 
 
 class NotInMemory(Exception):
@@ -57,10 +58,16 @@ class CachedChecks:
         ref: ImageReference,
         build: Callable[[], tuple[Policy, Rule]],
         deadline: Deadline,
+        inline_root: InlineTrustedRoot | None = None,
     ) -> RuleVerdict | None:
         digest = self.digest(ref, deadline)
-        root = self._trusted_root()
-        key = image_policy_key(policy.content_hash, check, ref, digest, trust_fingerprint=root.fingerprint)
+        if inline_root is None:
+            root = self._trusted_root()
+            fingerprint = root.fingerprint
+        else:  # the attestor's own root is its only one: no TUF read, and its fingerprint keys the verdict
+            roots = inline_trusted_roots(inline_root.value, inline_root.path)
+            root, fingerprint = roots[0], ",".join(r.fingerprint for r in roots)
+        key = image_policy_key(policy.content_hash, check, ref, digest, trust_fingerprint=fingerprint)
         hit = self.cache.get(key)
         if hit is not None:
             return hit

@@ -356,6 +356,7 @@ class Verifier:
             ctx = self._with_entry_source(ctx, iv)
             if policy is not None:
                 ctx = self._with_policy_roots(ctx, policy)
+            ctx = self._with_inline_root(ctx, iv)
         except ConfigurationError:
             raise  # e.g. the image's registry refused by the network guard: configuration, not an unsigned image
         except VerificationFailure as exc:
@@ -457,6 +458,21 @@ class Verifier:
         # A copy sharing the fetched-layer memo: the layers are the same, only the roots differ per policy.
         return replace(ctx, trusted_root=roots[0], also_trusted=roots[1:])
 
+    def _with_inline_root(self, ctx: _ImageContext, iv: ImageVerification) -> _ImageContext:
+        """An ImageValidatingPolicy attestor's ``cosign.trustedRoot``: the ONLY roots its checks use (never the TUF
+        or GitHub root besides); a root that does not parse fails the check closed, naming the policy field."""
+        from sigward.policy.ivpol.models import inline_root_of
+        from sigward.verify.trust import inline_trusted_roots
+
+        try:
+            inline = inline_root_of(iv)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if inline is None:
+            return ctx
+        roots = inline_trusted_roots(inline.value, inline.path)
+        return replace(ctx, trusted_root=roots[0], also_trusted=roots[1:])
+
     def resolve_digest(
         self, ref: ImageReference, *, deadline: Deadline, providers: tuple[str, ...] | None = None
     ) -> str:
@@ -507,7 +523,7 @@ class Verifier:
         unverified referrer as Kyverno's fallback does); a :class:`VerificationFailure` when none does."""
         from sigward.policy.models import Attestor, AttestorSet
 
-        ctx = context if context is not None else self.new_context(ref, deadline=deadline)
+        ctx = self._with_inline_root(context if context is not None else self.new_context(ref, deadline=deadline), iv)
         attestation = iv.attestations[0]
         predicate_type = attestation.type or attestation.predicate_type
         sets = attestation.attestors or (AttestorSet(entries=(Attestor(),)),)

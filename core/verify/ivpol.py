@@ -22,6 +22,7 @@ from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, 
 from sigward.patterns import compile_re2, wildcard_match
 from sigward.policy.ivpol.cel import CelError, Program, bound
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
+from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
 from sigward.policy.models import (
     Attestation,
     ImageVerification,
@@ -92,8 +93,11 @@ class ImageChecks(Protocol):
         ref: ImageReference,
         build: Callable[[], tuple[Policy, Rule]],
         deadline: Deadline,
+        inline_root: InlineTrustedRoot | None = None,
     ) -> RuleVerdict | None:
-        """The verdict of ``check`` (the engine's policy and rule for it from ``build``, called only to verify)."""
+        """The verdict of ``check`` (the engine's policy and rule for it from ``build``, called only to verify);
+        ``inline_root``: the attestor's ``cosign.trustedRoot``, the only root the check verifies under (its
+        fingerprint, not the default root's, belongs in a reuse key)."""
         ...
 
     def predicates(
@@ -119,8 +123,9 @@ class DirectChecks:
         ref: ImageReference,
         build: Callable[[], tuple[Policy, Rule]],
         deadline: Deadline,
+        inline_root: InlineTrustedRoot | None = None,
     ) -> RuleVerdict | None:
-        shell, rule = build()
+        shell, rule = build()  # the engine takes the inline root from the rule's attestor set
         return self.verifier.verify_image_rule(ref, policy=shell, rule=rule, deadline=deadline)
 
     def predicates(
@@ -319,7 +324,9 @@ class _Functions:
         ref = parse_image_reference(image)
         passed: list[ImageVerification] = []
         for check, iv in ivs:
-            verdict = self._checks.verify(self._policy, check, ref, functools.partial(self._built, iv), self._deadline)
+            verdict = self._checks.verify(
+                self._policy, check, ref, functools.partial(self._built, iv), self._deadline, _inline_root(iv)
+            )
             if verdict is None:
                 continue
             if verdict.verdict == Verdict.ERROR:
@@ -410,6 +417,13 @@ class _Functions:
 
     def image_data(self, image: str) -> Any:
         raise CelError("failed to get imagedata: image data is not available in sigward yet")
+
+
+def _inline_root(iv: ImageVerification) -> InlineTrustedRoot | None:
+    try:
+        return inline_root_of(iv)
+    except ValueError as exc:  # the loader never builds such a check
+        raise CelError(str(exc)) from None
 
 
 def _set_image(obj: Any, path: Sequence[str | int], value: str) -> None:

@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sigward.errors import ConfigurationError
-from sigward.verify.keys import SupportedKey, key_id, load_public_key_der
 
-# A trusted root is a few KiB; the cap stops a wrong path (a disk image, /dev/zero) from being read whole.
-MAX_TRUSTED_ROOT_BYTES = 1024 * 1024
+# The size cap and media type are defined once, with the policy layer's load-time shape check (the one place).
+from sigward.policy.trustroots import MAX_TRUSTED_ROOT_BYTES, TRUSTED_ROOT_MEDIA_TYPE
+from sigward.verify.keys import SupportedKey, key_id, load_public_key_der
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def parse_trusted_root(raw: bytes, *, source: str) -> TrustedRoot:
     if not isinstance(doc, Mapping):
         raise ConfigurationError(f"trusted root {source}: not a JSON object")
     media_type = doc.get("mediaType", "")
-    if not isinstance(media_type, str) or not media_type.startswith("application/vnd.dev.sigstore.trustedroot"):
+    if not isinstance(media_type, str) or not media_type.startswith(TRUSTED_ROOT_MEDIA_TYPE):
         raise ConfigurationError(f"trusted root {source}: mediaType {media_type!r} is not a Sigstore trusted root")
     try:
         return TrustedRoot(
@@ -213,6 +213,12 @@ def roots_from_inline(value: str | bytes, *, where: str) -> tuple[TrustedRoot, .
         if not root.certificate_authorities and not root.tlogs and not root.timestamp_authorities:
             raise ConfigurationError(f"{root.source}: the trusted root lists no CA, transparency log or TSA")
     return roots
+
+
+@lru_cache(maxsize=32)
+def inline_trusted_roots(value: str, where: str) -> tuple[TrustedRoot, ...]:
+    """:func:`roots_from_inline`, parsed once per distinct policy text (a policy's root is read on every check)."""
+    return roots_from_inline(value, where=where)
 
 
 def root_for_certificate(roots: Sequence[TrustedRoot], leaf: x509.Certificate) -> TrustedRoot | None:

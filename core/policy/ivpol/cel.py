@@ -11,7 +11,8 @@ expression's result a CEL error; the exception is kept on the :class:`Evaluation
 unreachable registry (failurePolicy) from a wrong policy.
 
 Not provided (the expression is refused at load, with its path): cluster lookups (``resource``, ``globalContext``,
-``http``) and Kubernetes extension libraries beyond what cel-cpp's strings/math/encoders/optional/bindings give.
+``http``). Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr,
+quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
 """
 
 from __future__ import annotations
@@ -225,6 +226,9 @@ def _environment(kind: str) -> Any:
                 ],
             ),
         ]
+    from sigward.policy.ivpol.celext import declarations
+
+    functions += declarations()  # the Kubernetes CEL libraries Kyverno's expressions use
     return cel.NewEnv(
         variables=variables,
         extensions=[

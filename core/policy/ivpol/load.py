@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
-from sigward.policy.ivpol.models import Attestor, ImageValidatingPolicySpec, MatchImageReference, NotaryTrust
+from sigward.policy.ivpol.models import (
+    Attestor,
+    ImageValidatingPolicySpec,
+    InlineTrustedRoot,
+    MatchImageReference,
+    NotaryTrust,
+    RootedAttestorSet,
+)
 from sigward.policy.models import (
     DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
     MAX_WEBHOOK_TIMEOUT_SECONDS,
@@ -24,6 +31,7 @@ from sigward.policy.models import (
     VerificationType,
 )
 from sigward.policy.models import Attestor as EngineAttestor
+from sigward.policy.trustroots import inline_root_problems
 from sigward.policy.validation import Problem
 
 API_GROUP = "policies.kyverno.io"
@@ -112,17 +120,42 @@ def _translate_notary(attestor: Attestor, path: str, problems: list[Problem]) ->
     return AttestorSet(count=1, entries=(EngineAttestor(certificates=trust),))
 
 
-def _translate_cosign(attestor: Attestor, path: str, problems: list[Problem]) -> AttestorSet | None:
-    """The engine's form of a ``cosign`` attestor, or None with problems."""
+def _inline_root(attestor: Attestor, path: str, problems: list[Problem], notes: list[str]) -> InlineTrustedRoot | None:
+    """``cosign.trustedRoot`` (Kyverno's ``resolveTrustedMaterial``: it takes precedence over ``tuf``), shape-checked;
+    None when not given or with problems. ``tuf`` alone stays refused: sigward reads no policy-named TUF mirror."""
+    cosign = attestor.cosign
+    assert cosign is not None
+    given = cosign.trusted_root
+    if given is None or not (given.value or given.expression):
+        if given is not None:
+            problems.append((f"{path}.cosign.trustedRoot", "either value or expression must be set"))
+        if cosign.tuf is not None:
+            problems.append(
+                _refuse(f"{path}.cosign.tuf", "tuf", "set SIGWARD_TRUSTED_ROOT or cosign.trustedRoot instead")
+            )
+        return None
+    if given.expression:
+        problems.append(
+            _refuse(f"{path}.cosign.trustedRoot.expression", "expression", "not implemented yet: use trustedRoot.value")
+        )
+        return None
+    if cosign.tuf is not None:
+        notes.append(f"{path}.cosign.tuf is ignored: cosign.trustedRoot takes precedence (as in Kyverno)")
+    where = f"{path}.cosign.trustedRoot.value"
+    found = inline_root_problems(given.value, where)
+    problems.extend(found)
+    return None if found else InlineTrustedRoot(value=given.value, path=where)
+
+
+def _translate_cosign(
+    attestor: Attestor, path: str, problems: list[Problem], notes: list[str] | None = None
+) -> AttestorSet | None:
+    """The engine's form of a ``cosign`` attestor, or None with problems. With ``trustedRoot`` the set is a
+    :class:`RootedAttestorSet`: its checks verify under that root only."""
     cosign = attestor.cosign
     assert cosign is not None
     before = len(problems)
-    for name, value, why in (
-        ("trustedRoot", cosign.trusted_root, "set SIGWARD_TRUSTED_ROOT for a private Sigstore instead (issue 19)"),
-        ("tuf", cosign.tuf, "set SIGWARD_TRUSTED_ROOT for a private Sigstore instead"),
-    ):
-        if value is not None:
-            problems.append(_refuse(f"{path}.cosign.{name}", name, why))
+    root = _inline_root(attestor, path, problems, notes if notes is not None else [])
     if cosign.source is not None and cosign.source.tag_prefix:
         problems.append(_refuse(f"{path}.cosign.source.tagPrefix", "tagPrefix", "not implemented yet"))
     if cosign.source is not None and cosign.source.pull_secrets:
@@ -204,6 +237,8 @@ def _translate_cosign(attestor: Attestor, path: str, problems: list[Problem]) ->
         )
     if len(problems) > before:
         return None
+    if root is not None:
+        return RootedAttestorSet(count=1, entries=tuple(entries), trusted_root=root)
     return AttestorSet(count=1, entries=tuple(entries))
 
 
@@ -320,7 +355,7 @@ def build(
             if notary is not None:
                 attestors[attestor.name] = CompiledAttestor(attestor.name, notary, type="Notary")
             continue
-        translated = _translate_cosign(attestor, path, problems)
+        translated = _translate_cosign(attestor, path, problems, notes)
         if translated is not None:
             attestors[attestor.name] = CompiledAttestor(attestor.name, translated)
     attestations: dict[str, str] = {}

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
-from sigward.policy.models import CertificateAttestor, KyvernoModel, LabelSelector
+from sigward.policy.models import AttestorSet, CertificateAttestor, ImageVerification, KyvernoModel, LabelSelector
 
 ValidationAction = Literal["Deny", "Audit", "Warn"]
 FailurePolicy = Literal["Fail", "Ignore"]
@@ -89,7 +89,8 @@ class CosignCTLog(KyvernoModel):
     ct_log_pub_key: StrictStr = ""
     tsa_cert_chain: StrictStr = ""
     insecure_ignore_tlog: StrictBool = False
-    insecure_ignore_sct: StrictBool = False
+    # Kyverno's JSON name keeps "SCT" upper-case (the camelCase alias would say insecureIgnoreSct).
+    insecure_ignore_sct: StrictBool = Field(default=False, alias="insecureIgnoreSCT")
 
 
 class TufRoot(KyvernoModel):
@@ -131,6 +132,35 @@ class NotaryTrust(CertificateAttestor):
     read with ``afterCertExpiry``, see :mod:`sigward.verify.notation.policy`). Built by the loader, never from YAML."""
 
     verify_timestamp: Literal["always", "afterCertExpiry"] = "always"
+
+
+class InlineTrustedRoot(KyvernoModel):
+    """A ``cosign.trustedRoot.value`` (sigstore-go trusted-root JSON, or gh's JSONL) and the YAML path it came from,
+    for messages. Shape-checked at load (:func:`sigward.policy.trustroots.inline_root_problems`), parsed by the verify
+    layer. Built by the loader, never from YAML."""
+
+    value: StrictStr
+    path: StrictStr
+
+
+class RootedAttestorSet(AttestorSet):
+    """An attestor set whose checks verify under ``trusted_root`` ONLY (Kyverno's ``resolveTrustedMaterial``: a
+    policy's trustedRoot takes precedence over TUF; neither the public-good nor GitHub's root is added). Built by
+    the loader from an attestor with ``cosign.trustedRoot``, never from YAML."""
+
+    trusted_root: InlineTrustedRoot
+
+
+def inline_root_of(iv: ImageVerification) -> InlineTrustedRoot | None:
+    """The one inline trusted root of ``iv``'s attestor sets (those of its attestations included), or None when no
+    set has one. Raises ValueError when sets disagree (one check verifies under one set of roots: fail closed)."""
+    sets = [*iv.attestors, *(s for a in iv.attestations for s in a.attestors)]
+    roots = {s.trusted_root if isinstance(s, RootedAttestorSet) else None for s in sets}
+    if roots <= {None}:
+        return None
+    if len(roots) != 1:
+        raise ValueError("one check mixes attestors with different trusted roots")
+    return roots.pop()
 
 
 class Attestor(KyvernoModel):

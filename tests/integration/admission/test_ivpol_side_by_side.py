@@ -1,10 +1,12 @@
 """Side by side: ClusterPolicy verifyImages scenarios of the suite and their ImageValidatingPolicy equivalents give
 the same verdict (and the same digest pin) on the same images in the real local registry, through the admission
 function. One table: key signature, wrong key, unsigned, attestation present/missing, verifyDigest + required on the
-validate path, mutateDigest pinning."""
+validate path, mutateDigest pinning; keyless identities (pass, wrong subject, wrong issuer, regexp) on a real
+public-good GitHub attestation bundle."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +14,9 @@ from typing import Any
 import pytest
 
 from tests.integration.admission.conftest import AdmissionEnv
+from tests.integration.admission.test_ivpol_trusted_root import SAN_RE
 from tests.support.admission import decode_patch, pod, pod_request, review
+from tests.support.github_attestations import ACTIONS, PG, SAN, SLSA_V1, bundle_doc, bundle_entry, root_path, serve
 from tests.support.policies import cluster_policy, keys_entry
 from tests.support.registry import LocalRegistry
 from tests.support.signing import (
@@ -143,3 +147,61 @@ def test_same_verdict_in_both_forms(
     assert cp_patch == iv_patch, answers  # pinning: the same patch from both forms (none when denied)
     if scenario.allowed and scenario.path == "/mutate" and not scenario.pinned:
         assert cp_patch == [{"op": "replace", "path": "/spec/containers/0/image", "value": f"{tag}@{digest}"}]
+
+
+# -- keyless: a ClusterPolicy keyless identity vs the IVPOL keyless identity, on a real public-good GitHub bundle ----
+
+KEYLESS_SCENARIOS = [
+    # name, identity (issuer/subject/subjectRegExp as both forms write it), allowed
+    ("keyless-pass", {"issuer": ACTIONS, "subject": SAN}, True),
+    ("keyless-wrong-subject", {"issuer": ACTIONS, "subject": SAN + "x"}, False),
+    ("keyless-wrong-issuer", {"issuer": "https://accounts.google.com", "subject": SAN}, False),
+    ("keyless-regexp-match", {"issuer": ACTIONS, "subjectRegExp": SAN_RE}, True),
+    ("keyless-regexp-no-match", {"issuer": ACTIONS, "subjectRegExp": r"^https://github\.com/other/.*$"}, False),
+]
+
+
+def keyless_clusterpolicy(host: str, identity: dict[str, str]) -> dict[str, Any]:
+    extra: dict[str, Any] = {"subjectRegExp": identity["subjectRegExp"]} if "subjectRegExp" in identity else {}
+    entry = bundle_entry(
+        f"{host}/sbsk/*",
+        subject=identity.get("subject", ""),
+        issuer=identity["issuer"],
+        predicate_type=SLSA_V1,
+        keyless_extra=extra,
+    )
+    return cluster_policy("sbs", [entry])
+
+
+def keyless_ivpol(host: str, identity: dict[str, str]) -> dict[str, Any]:
+    check = "images.containers.map(i, verifyAttestationSignatures(i, attestations.prov, [attestors.k])).all(n, n > 0)"
+    return {
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "ImageValidatingPolicy",
+        "metadata": {"name": "sbs"},
+        "spec": {
+            "matchImageReferences": [{"glob": f"{host}/sbsk/*"}],
+            "attestors": [{"name": "k", "cosign": {"keyless": {"identities": [identity]}}}],
+            "attestations": [{"name": "prov", "intoto": {"type": SLSA_V1}}],
+            "validations": [{"expression": check, "message": "not verified"}],
+        },
+    }
+
+
+@pytest.mark.parametrize(("name", "identity", "allowed"), KEYLESS_SCENARIOS, ids=[s[0] for s in KEYLESS_SCENARIOS])
+def test_same_keyless_verdict_in_both_forms(
+    name: str,
+    identity: dict[str, str],
+    allowed: bool,
+    admission_env: Callable[..., AdmissionEnv],
+    registry: LocalRegistry,
+) -> None:
+    image = serve(registry, f"sbsk/{name}", PG.digest, json.dumps(bundle_doc(PG)).encode())
+    roots = {"SIGWARD_TRUSTED_ROOT": str(root_path("public-good.json"))}
+    answers = []
+    for form in (keyless_clusterpolicy, keyless_ivpol):
+        env = admission_env(form(registry.host, identity), extra_env=roots)
+        resp = env.post("/mutate", review(pod_request(pod(image))))
+        assert resp.status_code == 200
+        answers.append((form.__name__, resp.get_json()["response"]["allowed"]))
+    assert answers == [("keyless_clusterpolicy", allowed), ("keyless_ivpol", allowed)], answers

@@ -3,6 +3,7 @@ YAML paths, CEL type errors at load, beside ClusterPolicies in one file."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,6 +14,8 @@ from sigward.policy.loader import load_policy_text
 from tests.support.signing import new_key
 
 PEM = new_key("p256", slot=0).public_pem
+MT = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+ROOT = {"mediaType": MT, "tlogs": [{"baseUrl": "https://rekor.example"}]}
 CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
@@ -71,9 +74,23 @@ def test_content_hash_covers_cel() -> None:
             "spec.attestors[0].notary.tsaCerts.value",
             "must hold PEM certificates",
         ),
+        *(
+            ({"attestors": [{"name": "k", "cosign": {"key": {"data": PEM}, "trustedRoot": root}}]}, path, text)
+            for root, path, text in (
+                ({"value": "{}"}, ".value", "is not a Sigstore trusted root"),
+                ({"value": "not json"}, ".value", "not JSON"),
+                ({"value": "[]"}, ".value", "not a JSON object"),
+                ({"value": json.dumps({"mediaType": MT})}, ".value", "lists no CA, transparency log or TSA"),
+                ({"value": json.dumps({"mediaType": MT, "tlogs": {}})}, ".value", "must be lists"),
+                ({"value": "   "}, ".value", "empty"),
+                ({"value": json.dumps(ROOT) + "\n{}\n"}, ".value line 2", "is not a Sigstore trusted root"),
+                ({"expression": "'x'"}, ".expression", "not implemented yet"),
+                ({}, "", "either value or expression"),
+            )
+        ),
         (
-            {"attestors": [{"name": "k", "cosign": {"key": {"data": PEM}, "trustedRoot": {"value": "{}"}}}]},
-            "spec.attestors[0].cosign.trustedRoot",
+            {"attestors": [{"name": "k", "cosign": {"key": {"data": PEM}, "tuf": {"mirror": "https://tuf.example"}}}]},
+            "spec.attestors[0].cosign.tuf",
             "not supported",
         ),
         (
@@ -112,6 +129,10 @@ def test_content_hash_covers_cel() -> None:
     ],
 )
 def test_refused_with_path(spec: dict[str, Any], path: str, text: str) -> None:
+    if path.startswith("."):
+        path = "spec.attestors[0].cosign.trustedRoot" + path
+    elif not path:
+        path = "spec.attestors[0].cosign.trustedRoot"
     with pytest.raises(PolicyError) as info:
         load_policy_text(yaml.safe_dump(ivpol(**spec)), "p.yaml")
     assert any(p.path == path and text in p.message for p in info.value.problems), info.value.problems
@@ -195,3 +216,38 @@ def test_notary_attestor_and_referrer_attestation_load() -> None:
     assert entry.certificates.cert == CERT and entry.certificates.ctlog is not None
     assert entry.certificates.ctlog.tsa_cert_chain == CERT and entry.certificates.verify_timestamp == "always"
     assert policy.referrers == frozenset({"sbom"}) and policy.attestations == {"sbom": "sbom/cyclone-dx", "p": "x"}
+
+
+def test_trusted_root_attestor_loads_as_its_only_root() -> None:
+    from sigward.policy.ivpol.models import RootedAttestorSet
+
+    value = json.dumps(ROOT)
+    attestor = {"name": "k", "cosign": {"key": {"data": PEM}, "trustedRoot": {"value": value}, "tuf": {"mirror": "m"}}}
+    loaded = load_policy_text(yaml.safe_dump(ivpol(attestors=[attestor])), "p.yaml")
+    (policy,) = loaded.image_policies
+    rooted = policy.attestors["k"].attestors
+    assert isinstance(rooted, RootedAttestorSet)
+    assert (
+        rooted.trusted_root.value == value and rooted.trusted_root.path == "spec.attestors[0].cosign.trustedRoot.value"
+    )
+    assert any("cosign.tuf is ignored: cosign.trustedRoot takes precedence" in n for n in policy.notes), policy.notes
+
+
+def test_ctlog_insecure_ignore_sct_spelled_as_kyverno() -> None:
+    """Regression: the camelCase alias made Kyverno's ``insecureIgnoreSCT`` an unknown field."""
+    attestor = {"name": "k", "cosign": {"key": {"data": PEM}, "ctlog": {"insecureIgnoreSCT": True}}}
+    (policy,) = load_policy_text(yaml.safe_dump(ivpol(attestors=[attestor])), "p.yaml").image_policies
+    (entry,) = policy.attestors["k"].attestors.entries
+    assert entry.keys is not None and entry.keys.ctlog is not None and entry.keys.ctlog.ignore_sct is True
+    wrong = {"name": "k", "cosign": {"key": {"data": PEM}, "ctlog": {"insecureIgnoreSct": True}}}
+    with pytest.raises(PolicyError):
+        load_policy_text(yaml.safe_dump(ivpol(attestors=[wrong])), "p.yaml")
+
+
+def test_inline_root_larger_than_kyverno_limit() -> None:
+    """A policy file is capped at 1 MiB too, so the root's own cap is checked directly (CLI texts, expressions)."""
+    from sigward.policy.trustroots import MAX_TRUSTED_ROOT_BYTES, inline_root_problems
+
+    big = json.dumps(ROOT) + " " * MAX_TRUSTED_ROOT_BYTES
+    assert inline_root_problems(big, "w") == [("w", f"the trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")]
+    assert inline_root_problems(json.dumps(ROOT), "w") == []
