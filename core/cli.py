@@ -18,7 +18,10 @@ from sigward.errors import BadRequestError, ConfigurationError, PolicyError, Sig
 from sigward.reports import OutputFormat
 
 if TYPE_CHECKING:
+    from sigward.deadline import Deadline
+    from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
+    from sigward.verify.engine import Verifier
     from sigward.verify.results import RuleVerdict
 
 EXIT_OK = 0
@@ -57,7 +60,10 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"note: {note}", file=err)
     try:
         verifier = services.verifier()
-        results = verifier.verify_images(args.images, policy_set.policies, deadline=Deadline.after(args.timeout))
+        deadline = Deadline.after(args.timeout)
+        results = verifier.verify_images(args.images, policy_set.policies, deadline=deadline)
+        if policy_set.image_policies:
+            results = _with_image_policies(results, args.images, policy_set.image_policies, verifier, deadline)
     finally:
         services.close()
     _write_report(_output_format(args), results, policy_set.policies, out)
@@ -98,7 +104,27 @@ def _write_report(fmt: str, results: Sequence[RuleVerdict], policies: Sequence[P
     out.write("\n")
 
 
+def _with_image_policies(
+    results: list[RuleVerdict],
+    images: Sequence[str],
+    policies: Sequence[ImagePolicy],
+    verifier: Verifier,
+    deadline: Deadline,
+) -> list[RuleVerdict]:
+    """ClusterPolicy results plus each IVPOL's verdict for each image (as for a Pod in namespace default running
+    it); an image's "no verifyImages rule matches" skip is dropped when an IVPOL selected it."""
+    from sigward.verify.ivpol import DirectChecks, evaluate_image
+    from sigward.verify.results import Verdict
+
+    checks = DirectChecks(verifier)
+    extra = {image: evaluate_image(policies, image, checks=checks, deadline=deadline) for image in images}
+    kept = [r for r in results if not (extra.get(r.image) and not r.policy and r.verdict == Verdict.SKIP)]
+    return kept + [r for image in images for r in extra[image]]
+
+
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from sigward.cluster.references import unavailable
+    from sigward.cluster.sources import cluster_data_from_env
     from sigward.policy.loader import load_policies
 
     status = EXIT_OK
@@ -109,6 +135,11 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _print_problems(exc, out)
             status = EXIT_BAD_INPUT
             continue
+        missing = unavailable(policy_set, cluster_data_from_env(os.environ, [path]))
+        if missing:
+            _print_problems(PolicyError(missing), out)
+            status = EXIT_BAD_INPUT
+            continue
         for note in policy_set.notes:
             print(f"note: {note}", file=out)
         for policy in policy_set.policies:
@@ -116,6 +147,12 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
         for exemption in policy_set.exceptions:
             print(f"ok: {exemption.source}: PolicyException {exemption.key}", file=out)
+        for image_policy in policy_set.image_policies:
+            print(
+                f"ok: {image_policy.source}: {image_policy.kind} {image_policy.key} "
+                f"({len(image_policy.validations)} validations)",
+                file=out,
+            )
     return status
 
 
@@ -175,7 +212,7 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     tracing.check(os.environ)  # ... and on OTEL_* settings that cannot work
     print(
         f"sigward: serving on {'https' if tls else 'http'}://{args.host}:{args.port} "
-        f"(policies: {', '.join(p.key for p in loaded.policies) or 'none'})",
+        f"(policies: {', '.join([p.key for p in loaded.policies] + [p.key for p in loaded.image_policies]) or 'none'})",
         file=err,
     )
     serve(
@@ -189,16 +226,29 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from sigward.admission.webhooks import render_webhook_configurations
+    from sigward.admission.webhooks import policy_webhook_settings, render_webhook_configurations
 
+    failure_policy, timeout_seconds = args.failure_policy or "Fail", args.timeout_seconds or 10
+    extra_rules: tuple[dict[str, object], ...] = ()
+    if args.policy:
+        from sigward.policy.loader import load_policies
+
+        loaded = load_policies(args.policy)
+        wanted = policy_webhook_settings(loaded.policies, loaded.image_policies)
+        extra_rules = wanted.extra_rules
+        failure_policy = args.failure_policy or wanted.failure_policy
+        timeout_seconds = args.timeout_seconds or wanted.timeout_seconds
+        if failure_policy == "Ignore" and wanted.failure_policy == "Fail":
+            print("note: --failure-policy Ignore overrides policies that ask for failurePolicy Fail", file=err)
     out.write(
         render_webhook_configurations(
             url=args.url,
             token=args.token or os.environ.get("SIGWARD_ADMISSION_TOKEN", ""),
-            failure_policy=args.failure_policy,
-            timeout_seconds=args.timeout_seconds,
+            failure_policy=failure_policy,
+            timeout_seconds=timeout_seconds,
             name=args.name,
             exclude_namespaces=args.exclude_namespace or None,
+            extra_rules=extra_rules,
         )
     )
     return EXIT_OK
@@ -219,6 +269,8 @@ def cmd_sign(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _sign_notation(args, annotations, out)
     if args.cert_chain:
         raise BadRequestError("--cert-chain is for Notation signatures: add --notation jws|cose")
+    if args.tsa_url:
+        raise BadRequestError("--tsa-url is for Notation signatures: add --notation jws|cose")
     signer = Signer(args.key)
     client = RegistryClient(RegistryConfig.from_env(), allow_push=True)
     try:
@@ -270,6 +322,7 @@ def _sign_notation(args: argparse.Namespace, annotations: dict[str, str], out: T
             annotations=annotations or None,
             repository=args.repository,
             environ=os.environ,
+            tsa_url=args.tsa_url,
         )
     finally:
         client.close()
@@ -331,6 +384,54 @@ def cmd_verdict(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK if verdicts else EXIT_FAIL
 
 
+def _since_seconds(text: str | None) -> float | None:
+    from sigward.policy.durations import duration_seconds, try_parse_duration
+
+    if text is None:
+        return None
+    ns = try_parse_duration(text)
+    if ns is None or ns <= 0:
+        raise BadRequestError(f"--since {text!r}: expected a positive duration such as 24h or 90m")
+    return duration_seconds(ns)
+
+
+def cmd_reverify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from sigward.wiring import build_services
+
+    since = _since_seconds(args.since)
+    services = build_services(os.environ, policy_paths=tuple(_policy_paths(args.policy)), short_lived=True)
+    policy_set = services.policies()
+    for note in policy_set.notes:
+        print(f"note: {note}", file=err)
+    try:
+        report = services.reverify(since_seconds=since, dry_run=args.dry_run).run()
+    finally:
+        services.close()
+    if args.json:
+        json.dump(report.as_json(), out, indent=2)
+        out.write("\n")
+    else:
+        if report.busy:
+            print("another reverify run holds the lease; nothing done", file=out)
+        for flip in report.flips:
+            label = "WOULD FLIP" if report.dry_run else "FLIPPED"
+            print(
+                f"{label} {flip.image}@{flip.digest} {flip.policy}/{flip.rule}: {flip.before} -> {flip.after} "
+                f"({flip.reason.name}): {flip.message}",
+                file=out,
+            )
+        print(
+            f"examined {report.examined}, verified {report.verified}, updated {report.updated}, "
+            f"flipped {len(report.flips)}, errors {report.errors}"
+            f"{', cycle complete' if report.cycle_complete else ''}"
+            f"{' (dry run: nothing written)' if report.dry_run else ''}",
+            file=err,
+        )
+    if report.flips:
+        return EXIT_FAIL
+    return EXIT_INFRA if report.errors else EXIT_OK
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the exit-code tables as written and shows every option's default (argparse's documented hook)."""
 
@@ -353,9 +454,11 @@ _EXIT_CODES = {
     "sign": "0 signed (or already signed)\n2 bad input or configuration\n3 registry/KMS error",
     "webhook-config": "0 printed\n2 bad input",
     "package": "0 archive written\n2 bad input or configuration",
+    "reverify": "0 nothing flipped to fail\n1 some verdict flipped\n2 bad input or configuration\n"
+    "3 infrastructure error (store/registry/KMS unreachable)",
 }
 _TOP_EXIT_CODES = (
-    "exit codes (details in each command's --help):\n  0 ok\n  1 a decided failure (verify, verdict)\n"
+    "exit codes (details in each command's --help):\n  0 ok\n  1 a decided failure (verify, verdict, reverify)\n"
     "  2 bad input or configuration\n  3 infrastructure error (registry/KMS unreachable)"
 )
 
@@ -454,6 +557,18 @@ def build_parser() -> argparse.ArgumentParser:
     verdict.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")
     verdict.set_defaults(handler=cmd_verdict)
 
+    reverify = _sub(
+        sub,
+        "reverify",
+        "re-evaluate recorded verdicts against the current (or given) policies; report flips",
+        "Each stored verdict is verified again; changes are recorded and flips emit findings.",
+    )
+    reverify.add_argument("--policy", action="append", help=_POLICY_HELP)
+    reverify.add_argument("--since", help="only verdicts recorded within this duration (e.g. 24h)")
+    reverify.add_argument("--dry-run", action="store_true", help="print what would flip; write and notify nothing")
+    reverify.add_argument("--json", action="store_true", help="print the run's report as one JSON object")
+    reverify.set_defaults(handler=cmd_reverify)
+
     sign = _sub(
         sub, "sign", "write a cosign-compatible .sig signature (KMS or local key), or a Notation signature (--notation)"
     )
@@ -468,6 +583,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a Notary Project signature (JWS or COSE envelope, OCI referrer) instead of a cosign .sig",
     )
     sign.add_argument("--cert-chain", help="with --notation: PEM file, the signing certificate first, then its CAs")
+    sign.add_argument(
+        "--tsa-url", help="with --notation: RFC 3161 timestamp authority URL; its token countersigns the signature"
+    )
     sign.add_argument("--json", action="store_true", help="print the result as JSON")
     sign.add_argument("--timeout", type=float, default=60.0, help="overall time budget in seconds")
     sign.add_argument("image", metavar="IMAGE", help="image reference to sign (resolved to its digest)")
@@ -477,9 +595,23 @@ def build_parser() -> argparse.ArgumentParser:
     hooks.add_argument("--url", required=True, help="the admission function's https URL")
     hooks.add_argument("--token", default="", help="admission token (default: $SIGWARD_ADMISSION_TOKEN)")
     hooks.add_argument(
-        "--failure-policy", choices=["Fail", "Ignore"], default="Fail", help="what the API server does on no answer"
+        "--failure-policy",
+        choices=["Fail", "Ignore"],
+        default=None,
+        help="what the API server does on no answer (default: from --policy, else Fail)",
     )
-    hooks.add_argument("--timeout-seconds", type=int, default=10, help="the webhooks' timeoutSeconds")
+    hooks.add_argument(
+        "--timeout-seconds",
+        type=int,
+        default=None,
+        help="the webhooks' timeoutSeconds (default: from --policy, else 10)",
+    )
+    hooks.add_argument(
+        "--policy",
+        action="append",
+        help="policies whose failurePolicy, webhook timeout and ImageValidatingPolicy matchConstraints shape the "
+        "webhooks (repeatable)",
+    )
     hooks.add_argument("--name", default="sigward", help="name of the configurations")
     hooks.add_argument("--exclude-namespace", action="append", help="namespace never sent to the webhook (repeatable)")
     hooks.set_defaults(handler=cmd_webhook_config)

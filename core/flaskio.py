@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from sigward.admission.http import HttpResponse, handle_admission
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
     from sigward.admission.service import AdmissionService
     from sigward.push.service import PushService
+    from sigward.reverify.service import ReverifyService
 
 
 def read_body(request: flask.Request, limit: int) -> bytes | None:
@@ -85,3 +86,13 @@ def serve_push_webhook(request: flask.Request, *, service: Callable[[], PushServ
             method=method, headers=headers, body=body, service=service
         ),
     )
+
+
+def serve_reverify(
+    request: flask.Request, *, env: Mapping[str, str], service: Callable[[], ReverifyService]
+) -> flask.Response:
+    """The ``reverify`` target: no body is read (Cloud Scheduler sends none that matters); ``env`` configures the
+    caller check, which runs before ``service`` is built."""
+    from sigward.reverify.http import handle_reverify
+
+    return to_flask(handle_reverify(method=request.method, headers=dict(request.headers), env=env, service=service))

@@ -234,6 +234,14 @@ def archive_entries(policies: Sequence[str], *, root: Path | None = None) -> tup
         from sigward.policy.loader import load_policies
 
         load_policies(list(policies))  # a broken policy fails here (exit 2), not at the first cold start
+        from sigward.cluster.sources import private_secrets
+
+        leaking = private_secrets(list(policies))
+        if leaking:
+            raise BadRequestError(
+                "refusing to bundle Secrets holding private material (ship only the public key, cosign.pub): "
+                + "; ".join(leaking)
+            )
     pins = pinned_requirements(top_level_requirements(package_dir.parent))
     entries = {"main.py": main_py, "requirements.txt": requirements_text(pins).encode()}
     entries.update(_package_files(package_dir))

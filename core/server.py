@@ -113,6 +113,14 @@ def create_app() -> flask.Flask:
     def push_webhook() -> flask.Response:
         return serve_push_webhook(flask.request, service=lambda: process_services().push())
 
+    @app.route("/reverify", methods=["POST", "GET"])
+    def reverify() -> flask.Response:
+        from sigward.flaskio import serve_reverify
+
+        return serve_reverify(
+            flask.request, env=process_services().environ, service=lambda: process_services().reverify()
+        )
+
     return app
 
 

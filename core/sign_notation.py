@@ -5,7 +5,9 @@ The envelope is checked with sigward's own verifier (signature with the leaf key
 descriptor) before anything is pushed. The signature manifest is the OCI 1.1 form (``artifactType``
 ``application/vnd.cncf.notary.signature``, empty config, ``subject`` = the image); when the registry does not list
 it through the referrers API (docker-registry 2.8 has none), the ``sha256-<hex>`` tag-schema index is updated as
-notation and oras do.
+notation and oras do. With ``--tsa-url`` the signature bytes are countersigned by that RFC 3161 timestamp authority
+(the token goes in the envelope's unprotected ``io.cncf.notary.timestampSignature``), so the signature keeps
+verifying after the signing certificate expires for verifiers that trust that TSA.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from hashlib import sha256
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from sigward.errors import BadRequestError, NotFoundError, VerificationFailure
 from sigward.references import Repository, parse_image_reference, parse_repository
 from sigward.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
 from sigward.sign import ENV_KEY_PASSWORD, load_private_key
+from sigward.tsa_client import request_timestamp
 from sigward.verify.notation.envelope import SIGNATURE_ARTIFACT_TYPE, parse_payload
 from sigward.verify.notation.parse import parse_envelope
 from sigward.verify.notation.sign import build_envelope, payload_for
@@ -47,6 +51,7 @@ class NotationSignResult:
     envelope: str  # jws | cose
     media_type: str
     fallback_index: bool  # True when the sha256-<hex> tag-schema index was written
+    timestamped: bool = False  # True when an RFC 3161 countersignature (--tsa-url) is in the envelope
 
 
 def read_chain(path: Path) -> str:
@@ -72,6 +77,7 @@ def sign_image_notation(
     repository: str | None = None,
     expiry: datetime | None = None,
     environ: Mapping[str, str] | None = None,
+    tsa_url: str | None = None,
 ) -> NotationSignResult:
     if envelope_format not in ENVELOPE_FORMATS:
         raise BadRequestError(f"--notation {envelope_format!r}: use jws or cose")
@@ -91,7 +97,11 @@ def sign_image_notation(
     manifest = client.get_manifest(ref.repo, client.resolve(ref, deadline=deadline).digest, deadline=deadline)
     target = Target(media_type=manifest.media_type, digest=manifest.digest, size=len(manifest.raw))
     payload = payload_for(target.media_type, target.digest, target.size, annotations)
-    media_type, envelope = build_envelope(envelope_format, payload=payload, key=key, chain=chain, expiry=expiry)
+    timestamper = partial(request_timestamp, tsa_url, deadline=deadline) if tsa_url else None
+
+    media_type, envelope = build_envelope(
+        envelope_format, payload=payload, key=key, chain=chain, expiry=expiry, timestamper=timestamper
+    )
     # what is published must verify (integrity and target); trust in the chain is the verifier's business
     parsed = parse_envelope(media_type, envelope)
     verify_envelope_signature(parsed)
@@ -142,6 +152,7 @@ def sign_image_notation(
         envelope=envelope_format,
         media_type=media_type,
         fallback_index=fallback,
+        timestamped=parsed.timestamp_token is not None,
     )
 
 

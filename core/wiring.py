@@ -13,18 +13,20 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sigward.errors import ConfigurationError, SigwardError
 
 if TYPE_CHECKING:
     from sigward.admission.service import AdmissionService
+    from sigward.cluster.data import ClusterData
     from sigward.deadline import Deadline
     from sigward.events import PushEvent
     from sigward.policy.loader import PolicySet
     from sigward.push.service import PushService
     from sigward.registry import RegistryClient
+    from sigward.reverify.service import ReverifyService
     from sigward.store import VerdictStore
     from sigward.verify.engine import Verifier
 
@@ -65,6 +67,7 @@ class Services:
         over TUF, whose refresh starts here) is snapshotted once per verification and named in every verdict key."""
 
         def build() -> Verifier:
+            from sigward.registry.imagedata import RegistryImageData
             from sigward.verify.caching import CachingSignatureSource
             from sigward.verify.engine import Verifier
             from sigward.verify.oci import ProviderSources, RegistrySignatureSource
@@ -73,11 +76,27 @@ class Services:
             built = Verifier(
                 source=CachingSignatureSource(RegistrySignatureSource(client)),
                 source_for_providers=ProviderSources(client, CachingSignatureSource),
+                cluster=self.cluster(),
+                image_data=RegistryImageData(client),
             )
             start_trust_root_refresh(self.environ, wait=self.short_lived)
             return built
 
         return self._once("verifier", build)
+
+    def cluster(self) -> ClusterData:
+        """The cluster data rules read (context, ``keys.secret``, ``k8s://`` keys, namespace labels): the
+        ConfigMaps, Secrets and Namespaces shipped beside the policies, and the live connection from the
+        environment (:func:`sigward.cluster.sources.cluster_data_from_env`)."""
+
+        def build() -> ClusterData:
+            from sigward.cluster.sources import cluster_data_from_env
+            from sigward.policy.loader import policy_paths_from_env
+
+            paths = list(self.policy_paths or policy_paths_from_env(self.environ))
+            return cluster_data_from_env(self.environ, paths)
+
+        return self._once("cluster", build)
 
     def policies(self) -> PolicySet:
         def build() -> PolicySet:
@@ -119,16 +138,51 @@ class Services:
                 settings = PushSettings(grace_seconds=float(grace)) if grace else PushSettings()
             except ValueError:
                 raise ConfigurationError(f"SIGWARD_PUSH_GRACE_SECONDS={grace!r} is not a number of seconds") from None
+            settings = replace(settings, pending_sources=pending_sources(self.environ))
             return PushService(
                 policies=lambda: loaded.policies,
-                verifier=self.verifier(),
+                verifier=self._fresh_verifier(cached=False),
                 store=self.store(),
                 settings=settings,
                 notifier=Notifier.from_env(self.environ),
                 subject_of=self._subject_of,
+                image_policies=lambda: loaded.image_policies,
             )
 
         return self._once("push", build)
+
+    def reverify(self, *, since_seconds: float | None = None, dry_run: bool = False) -> ReverifyService:
+        """A re-verification service for one run (built anew on every call, not kept): this process's policies,
+        registry client and store, and a verifier whose signature cache lives for this run only — the shared
+        verifier may remember a push's "no signature yet" for a while, which would turn into a false finding."""
+        from sigward.reverify.service import build_service
+
+        loaded = self.policies()
+        return build_service(
+            self.environ,
+            policies=lambda: loaded.policies,
+            verifier=self._fresh_verifier(cached=True),
+            store=self.store(),
+            since_seconds=since_seconds,
+            dry_run=dry_run,
+        )
+
+    def _fresh_verifier(self, *, cached: bool) -> Verifier:
+        """A verifier on the shared registry client whose signature lookups share nothing with admission's: push and
+        re-verification must see a signature the moment it exists, not a cached "none yet" from seconds before (a
+        signature push re-verifies its subject right after the image push looked). It shares the admission
+        verifier's keys and trusted root (and their refresh). ``cached``: a signature cache of its own."""
+        from sigward.verify.caching import CachingSignatureSource
+        from sigward.verify.oci import ProviderSources, RegistrySignatureSource
+
+        client = self.registry()
+        shared = self.verifier()
+        if not cached:
+            return shared.with_source(RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
+        return shared.with_source(
+            CachingSignatureSource(RegistrySignatureSource(client)),
+            source_for_providers=ProviderSources(client, CachingSignatureSource),
+        )
 
     def _subject_of(self, event: PushEvent, deadline: Deadline) -> str:
         """The ``subject`` digest of a pushed manifest (a referrer), or "" — one manifest request at push time."""
@@ -150,11 +204,13 @@ class Services:
             loaded = self.policies()
             return AdmissionService(
                 policies=lambda: loaded.policies,
+                image_policies=lambda: loaded.image_policies,
                 verifier=self.verifier(),
                 settings=AdmissionSettings.from_env(self.environ),
                 jmespath_search=jmespath_search,
                 store=self.store_or_none(),
                 exceptions=lambda: loaded.exceptions,
+                cluster=self.cluster(),
             )
 
         return self._once("admission", build)
@@ -183,6 +239,19 @@ def build_services(
     return Services(
         environ=os.environ if environ is None else environ, policy_paths=policy_paths, short_lived=short_lived
     )
+
+
+def pending_sources(environ: Mapping[str, str]) -> frozenset[str]:
+    """``SIGWARD_PENDING_SOURCES``: push sources recorded ``pending`` (acknowledged) while a signature may still
+    arrive, instead of asking for redelivery; ``none`` for none (default: distribution, harbor, github)."""
+    from sigward.push.service import DEFAULT_PENDING_SOURCES
+
+    text = environ.get("SIGWARD_PENDING_SOURCES", "").strip().lower()
+    if not text:
+        return DEFAULT_PENDING_SOURCES
+    if text == "none":
+        return frozenset()
+    return frozenset(s.strip() for s in text.split(",") if s.strip())
 
 
 def start_trust_root_refresh(environ: Mapping[str, str], *, wait: bool = False) -> None:

@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # deployed archi
 if os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies")):
     os.environ.setdefault("SIGWARD_POLICY", os.path.join(os.path.dirname(os.path.abspath(__file__)), "policies"))
 
-from sigward.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook
+from sigward.flaskio import serve_admission, serve_push_pubsub, serve_push_webhook, serve_reverify
 from sigward.wiring import process_services
 
 if TYPE_CHECKING:
@@ -46,3 +46,9 @@ def push_webhook(request: flask.Request) -> flask.Response:
     """Registry push webhooks: AWS ECR (EventBridge API destination), Azure Container Registry (Event Grid, incl.
     the validation handshake), CNCF distribution notifications, Harbor, GitHub packages."""
     return serve_push_webhook(request, service=lambda: process_services().push())
+
+
+@functions_framework.http
+def reverify(request: flask.Request) -> flask.Response:
+    """Re-evaluate recorded verdicts in one bounded run (Cloud Scheduler with OIDC): findings for every flip."""
+    return serve_reverify(request, env=process_services().environ, service=lambda: process_services().reverify())

@@ -8,11 +8,12 @@ to the Pod controllers, named ``autogen-<rule>`` (and ``autogen-cronjob-<rule>``
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sigward.admission.images import POD_CONTROLLERS
+from sigward.cluster.data import ClusterLookupError
 from sigward.policy.models import (
     LabelSelector,
     MatchResources,
@@ -50,6 +51,9 @@ class RequestInfo:
     operation: str
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
+    # The request namespace's labels, read only when a namespaceSelector needs them (the AdmissionReview carries
+    # none); raises when they cannot be read (sigward.cluster). None: no cluster data at all.
+    namespace_labels: Callable[[], Mapping[str, str]] | None = None
 
 
 def request_info(
@@ -62,6 +66,7 @@ def request_info(
     name: str,
     operation: str,
     obj: Mapping[str, Any],
+    namespace_labels: Callable[[], Mapping[str, str]] | None = None,
 ) -> RequestInfo:
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
     assert isinstance(meta, Mapping)
@@ -77,6 +82,7 @@ def request_info(
         operation=operation,
         labels={str(k): str(v) for k, v in (labels or {}).items()},
         annotations={str(k): str(v) for k, v in (annotations or {}).items()},
+        namespace_labels=namespace_labels,
     )
 
 
@@ -137,6 +143,16 @@ def _description_matches(desc: ResourceDescription, info: RequestInfo, autogen: 
             return False
     if desc.selector is not None and not selector_matches(desc.selector, info.labels):
         return False
+    if desc.namespace_selector is not None:
+        # Kyverno: never matches a Namespace object; a cluster-scoped resource has no namespace labels.
+        if info.kind == "Namespace" or not info.namespace:
+            return False
+        if info.namespace_labels is None:
+            raise ClusterLookupError(
+                f"namespaceSelector needs the labels of namespace {info.namespace}: no cluster data"
+            )
+        if not selector_matches(desc.namespace_selector, info.namespace_labels()):
+            return False
     ops = desc.operations or ()
     return not (ops and info.operation not in ops)
 
@@ -146,7 +162,15 @@ def _filter_matches(flt: ResourceFilter, info: RequestInfo, autogen: bool) -> bo
 
 
 def _is_empty(desc: ResourceDescription) -> bool:
-    return not (desc.kinds or desc.names or desc.name or desc.namespaces or desc.annotations or desc.selector)
+    return not (
+        desc.kinds
+        or desc.names
+        or desc.name
+        or desc.namespaces
+        or desc.annotations
+        or desc.selector
+        or desc.namespace_selector
+    )
 
 
 def match_resources(match: MatchResources, info: RequestInfo, *, autogen: bool = False) -> bool:

@@ -13,23 +13,34 @@ import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
 
 from sigward import logs, metrics, tracing
 from sigward.admission.exceptions import matching_exceptions, skip_message
 from sigward.admission.images import ResourceImage, extract_images
-from sigward.admission.match import RequestInfo, request_info, rule_applies
+from sigward.admission.ivpol import merge
+from sigward.admission.ivpol_cache import CachedChecks, NotInMemory
+from sigward.admission.match import RequestInfo, RuleMatch, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest, review_response
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
 from sigward.cache import TTLCache
+from sigward.cluster.data import EMPTY as EMPTY_CLUSTER
+from sigward.cluster.data import ClusterData
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
+from sigward.policy.dynamic import is_dynamic
 from sigward.policy.exceptions import PolicyException
 from sigward.policy.models import Policy, Rule
 from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, rule_credential_providers
 from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_rule
 from sigward.verify.results import RuleVerdict, Verdict
+from sigward.verify.rulecontext import images_context, resolve_rule
+
+if TYPE_CHECKING:
+    from sigward.policy.ivpol.load import ImagePolicy
+    from sigward.verify.ivpol import PolicyOutcome
 
 Mode = Literal["mutate", "validate"]
 
@@ -97,6 +108,7 @@ class Decision:
     checks: tuple[ImageCheck, ...] = ()
     code: int = 200
     elapsed_ms: float = 0.0
+    image_policies: tuple[PolicyOutcome, ...] = ()  # ImageValidatingPolicy outcomes (logged)
 
     def review(self, uid: str) -> dict[str, Any]:
         """This decision as the AdmissionReview v1 response for request ``uid`` (webhook and ``sigward review``)."""
@@ -110,8 +122,7 @@ class Decision:
         )
 
 
-class _NotInMemory(Exception):
-    """Internal: a verdict the decision needs is not in this process's memory."""
+_NotInMemory = NotInMemory  # a verdict the decision needs is not in this process's memory
 
 
 @dataclass
@@ -125,6 +136,8 @@ class _Unit:
     plan: RulePlan
     request: Mapping[str, Any] | None = field(default=None, repr=False)
     namespace: str = ""  # the resource's namespace (validationFailureActionOverrides)
+    # Decided before verification (preconditions not met, context/substitution error): sigward.verify.rulecontext.
+    preset: RuleVerdict | None = None
     result: RuleVerdict | None = None
     cached: bool = False
     exceptions: tuple[str, ...] = ()  # PolicyExceptions exempting the request from this rule: not verified
@@ -147,9 +160,13 @@ class AdmissionService:
         store: VerdictStore | None = None,
         jmespath_search: Callable[[str, str], Any] | None = None,
         exceptions: Callable[[], Sequence[PolicyException]] | None = None,
+        cluster: ClusterData | None = None,
+        image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
     ) -> None:
         self._policies = policies
         self._exceptions = exceptions or (lambda: ())
+        self._cluster = cluster if cluster is not None else EMPTY_CLUSTER
+        self._image_policies = image_policies or (lambda: ())
         self._verifier = verifier
         self.settings = settings or AdmissionSettings()
         self._resolve_digest = resolve_digest
@@ -193,8 +210,9 @@ class AdmissionService:
         deadline = Deadline.after(self.settings.deadline_seconds)
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return Decision(allowed=True, elapsed_ms=_ms(started))
-        units = self._units(request)
-        if not units:
+        units = self._units(request, memory_only=memory_only)
+        image_policies = self._image_policies()
+        if not units and not image_policies:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         exempted = [self._exempted(unit) for unit in units if unit.exceptions]
         units = [unit for unit in units if not unit.exceptions]
@@ -205,9 +223,56 @@ class AdmissionService:
             else self._verify_all(units, deadline, record=record, memory_only=memory_only)
         )
         decision = self._shape(request, [*exempted, *checks], mode=mode)
+        if image_policies:
+            decision = self._with_image_policies(
+                decision, request, image_policies, deadline, mode=mode, record=record, memory_only=memory_only
+            )
         return replace(decision, elapsed_ms=_ms(started))
 
-    def _units(self, request: AdmissionRequest) -> list[_Unit]:
+    def _with_image_policies(
+        self,
+        decision: Decision,
+        request: AdmissionRequest,
+        image_policies: Sequence[ImagePolicy],
+        deadline: Deadline,
+        *,
+        mode: Mode,
+        record: bool,
+        memory_only: bool,
+    ) -> Decision:
+        """The ImageValidatingPolicies' decision on the same request, merged into the ClusterPolicy one
+        (:func:`sigward.admission.ivpol.merge`)."""
+        from sigward.verify.ivpol import evaluate_request
+
+        checks = CachedChecks(
+            verifier=self._verifier,
+            cache=self._cache,
+            store=self._store,
+            pass_ttl=self.settings.pass_ttl,
+            memory_only=memory_only,
+            record=record,
+        )
+        found = evaluate_request(image_policies, request.raw, checks=checks, deadline=deadline, mutate=mode == "mutate")
+        merged = merge(
+            allowed=decision.allowed,
+            message=decision.message,
+            patch=decision.patch,
+            warnings=decision.warnings,
+            image=found,
+            mutate=mode == "mutate",
+            uid=request.uid,
+        )
+        return replace(
+            decision,
+            allowed=merged.allowed,
+            message=merged.message,
+            patch=merged.patch,
+            warnings=merged.warnings,
+            code=200 if merged.allowed else 403,
+            image_policies=found.outcomes,
+        )
+
+    def _units(self, request: AdmissionRequest, *, memory_only: bool = False) -> list[_Unit]:
         obj = request.object or {}
         kind = request.kind.kind
         info: RequestInfo = request_info(
@@ -219,6 +284,7 @@ class AdmissionService:
             name=request.object_name,
             operation=request.operation,
             obj=obj,
+            namespace_labels=functools.partial(self._namespace_labels, request.namespace, memory_only),
         )
         units: list[_Unit] = []
         exceptions = self._exceptions()
@@ -226,7 +292,14 @@ class AdmissionService:
             if not policy.spec.admission:
                 continue  # Kyverno applies such a policy only in background scans
             for rule in policy.spec.rules:
-                matched_rule = rule_applies(policy, rule, info)
+                failed: RuleVerdict | None = None
+                try:
+                    matched_rule = rule_applies(policy, rule, info)
+                except SigwardError as exc:  # namespace labels unreadable: the rule errs, failurePolicy decides
+                    matched_rule = RuleMatch(rule=rule, name=rule.name)
+                    failed = _rule_verdict(
+                        policy, rule, Verdict.ERROR, f"failed to match namespaceSelector: {exc.message}"
+                    )
                 if matched_rule is None:
                     continue
                 exempt = (
@@ -239,24 +312,59 @@ class AdmissionService:
                 images = extract_images(
                     obj, kind=kind, extractors=rule.image_extractors, jmespath_search=self._jmespath_search
                 )
+                all_images = images
                 if request.operation == "UPDATE" and request.old_object is not None:
                     images = _changed_images(images, request.old_object, kind, rule, self._jmespath_search)
+                prepared, preset, resolved = rule, failed, ""
+                if images and failed is None and not exempt and is_dynamic(rule):
+                    if memory_only:
+                        raise _NotInMemory  # preparing the rule may read the cluster: not for the event loop
+                    prepared, preset, resolved = self._prepare(policy, rule, request, all_images)
                 for image in images:
-                    plan = plan_rule(policy, rule, image.ref)
+                    plan = plan_rule(policy, prepared, image.ref, resolved=resolved)
                     if plan is not None:
-                        units.append(
-                            _Unit(
-                                policy=policy,
-                                rule=rule,
-                                rule_name=matched_rule.name,
-                                image=image,
-                                plan=plan,
-                                request=request.raw,
-                                namespace=info.namespace,
-                                exceptions=exempt,
-                            )
+                        unit = _Unit(
+                            policy=policy,
+                            rule=prepared,
+                            rule_name=matched_rule.name,
+                            image=image,
+                            plan=plan,
+                            request=request.raw,
+                            namespace=info.namespace,
+                            exceptions=exempt,
                         )
+                        if preset is not None:
+                            unit.preset = replace(
+                                preset, image=image.image, reference=image.ref.reference, rule=matched_rule.name
+                            )
+                        units.append(unit)
         return units
+
+    def _namespace_labels(self, namespace: str, memory_only: bool) -> Mapping[str, str]:
+        if memory_only:
+            raise _NotInMemory  # reading labels may wait on the cluster API: not for the event loop
+        return self._cluster.namespace_labels(namespace)
+
+    def _prepare(
+        self, policy: Policy, rule: Rule, request: AdmissionRequest, images: Sequence[ResourceImage]
+    ) -> tuple[Rule, RuleVerdict | None, str]:
+        """The rule prepared for this request (context, preconditions, variables, cluster keys), or the verdict
+        that decides it without verification: ``skip`` (preconditions not met) or ``error`` (failurePolicy)."""
+        try:
+            resolution = resolve_rule(
+                policy,
+                rule,
+                request=request.raw,
+                images=images_context(images),
+                cluster=self._cluster,
+                now=datetime.now(UTC),
+                image_data=self._verifier.image_data,
+            )
+        except SigwardError as exc:
+            return rule, _rule_verdict(policy, rule, Verdict.ERROR, exc.message), ""
+        if resolution.rule is None:
+            return rule, _rule_verdict(policy, rule, Verdict.SKIP, resolution.skip), ""
+        return resolution.rule, None, resolution.fingerprint
 
     def _verify_all(
         self, units: Sequence[_Unit], deadline: Deadline, *, record: bool, memory_only: bool = False
@@ -329,6 +437,8 @@ class AdmissionService:
         """The unit's cached verdict when its digest and verdict are both in memory (the same key
         :meth:`_verify_unit` looks up); None when finding out would need the registry, the store or the verifier."""
         plan = unit.plan
+        if unit.preset is not None:
+            return unit.preset
         if not plan.reusable or plan.all_skipped:
             return None
         ref = unit.image.ref
@@ -338,10 +448,10 @@ class AdmissionService:
         if not digest:
             return None
         try:
-            root = self._verifier.trusted_root()
+            roots = self._verifier.roots()
         except SigwardError:
             return None
-        return self._cache.get(plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root)))
+        return self._cache.get(plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, roots)))
 
     def _verify_unit(
         self, unit: _Unit, deadline: Deadline, record: bool, parent: Any = None
@@ -362,16 +472,18 @@ class AdmissionService:
         cold = metrics.VerificationSource.COLD
         ref = unit.image.ref
         plan = unit.plan
+        if unit.preset is not None:
+            return unit.preset, cold
         if plan.all_skipped:
             return self._verifier.evaluate(plan, deadline=deadline), cold
         try:
             digest = ref.digest or self._digest(unit.image, unit.rule, deadline)
-            # One root for this verification: the key says which root a verdict was made under, and the checks use
-            # exactly that root even when a background refresh swaps it meanwhile.
-            root = self._verifier.trusted_root()
+            # One snapshot of every root for this verification: the key says which roots a verdict was made under,
+            # and the checks use exactly those roots even when a background refresh swaps one meanwhile.
+            roots = self._verifier.roots()
         except SigwardError as exc:
             return _error_verdict(unit, exc.message, failed=not _is_infra(exc)), cold
-        key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
+        key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, roots))
         if plan.reusable:
             hit = self._cache.get(key)
             metrics.record_cache(hit=hit is not None)
@@ -384,7 +496,7 @@ class AdmissionService:
 
         def compute() -> RuleVerdict:
             verdict = self._verifier.evaluate(
-                plan, deadline=deadline, digest=digest, trusted_root=root, request=unit.request
+                plan, deadline=deadline, digest=digest, trusted_root=roots, request=unit.request
             )
             if record and verdict.verdict == Verdict.PASS and not plan.request_dependent:
                 self._record_pass(unit, verdict, key)
@@ -461,7 +573,9 @@ class AdmissionService:
         checks: list[ImageCheck] = []
         for unit in units:
             ivs = [unit.rule.verify_images[i] for i in unit.matched]
-            if any(iv.verify_digest for iv in ivs) and not unit.image.ref.digest:
+            if unit.preset is not None:  # decided before verification (preconditions not met, rule error)
+                to_verify.append(unit)
+            elif any(iv.verify_digest for iv in ivs) and not unit.image.ref.digest:
                 verdict = RuleVerdict(
                     image=unit.image.image,
                     reference=unit.image.ref.reference,
@@ -589,6 +703,13 @@ def _changed_images(
 
 def _is_infra(exc: SigwardError) -> bool:
     return isinstance(exc, ExternalServiceError)
+
+
+def _rule_verdict(policy: Policy, rule: Rule, verdict: Verdict, message: str) -> RuleVerdict:
+    """A verdict of the whole rule before any image is verified (the unit fills in its image)."""
+    return RuleVerdict(
+        image="", reference="", digest="", verdict=verdict, policy=policy.name, rule=rule.name, message=message
+    )
 
 
 def _error_verdict(unit: _Unit, message: str, *, failed: bool = False) -> RuleVerdict:

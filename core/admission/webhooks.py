@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import yaml
 
 from sigward.errors import BadRequestError
+
+if TYPE_CHECKING:
+    from sigward.policy.ivpol.load import ImagePolicy
+    from sigward.policy.models import Policy
 
 # Never sent to the webhook: the control plane's own namespaces (a broken webhook must not lock the cluster out).
 DEFAULT_EXCLUDED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
@@ -65,6 +70,7 @@ def _webhook(
     timeout_seconds: int,
     exclude: Sequence[str],
     mutating: bool,
+    extra_rules: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     hook: dict[str, Any] = {
         "name": name,
@@ -77,7 +83,7 @@ def _webhook(
         "namespaceSelector": {
             "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": list(exclude)}]
         },
-        "rules": copy.deepcopy(RULES),
+        "rules": copy.deepcopy(RULES) + copy.deepcopy(list(extra_rules)),
     }
     if mutating:
         hook["reinvocationPolicy"] = "IfNeeded"
@@ -92,6 +98,7 @@ def webhook_configurations(
     timeout_seconds: int = 10,
     name: str = "sigward",
     exclude_namespaces: Sequence[str] | None = None,
+    extra_rules: Sequence[dict[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     if failure_policy not in ("Fail", "Ignore"):
         raise BadRequestError(f"failurePolicy {failure_policy!r} must be Fail or Ignore")
@@ -107,6 +114,7 @@ def webhook_configurations(
             timeout_seconds=timeout_seconds,
             exclude=exclude,
             mutating=mutating,
+            extra_rules=extra_rules,
         )
 
     labels = {"app.kubernetes.io/name": "sigward"}
@@ -128,3 +136,51 @@ def webhook_configurations(
 
 def render_webhook_configurations(**kwargs: Any) -> str:
     return yaml.safe_dump_all(webhook_configurations(**kwargs), sort_keys=False)
+
+
+@dataclass(frozen=True)
+class PolicyWebhookSettings:
+    """What the loaded policies ask of the webhook: ``failurePolicy`` (Ignore only when every policy of either form
+    says Ignore), ``timeoutSeconds`` (the largest any policy asks for) and the rules IVPOL ``matchConstraints`` add
+    beyond :data:`RULES`."""
+
+    failure_policy: str
+    timeout_seconds: int
+    extra_rules: tuple[dict[str, Any], ...] = ()
+
+
+# sigward decides CREATE and UPDATE only (service.AdmissionService); other operations are never sent to it.
+_DECIDED_OPERATIONS = ("CREATE", "UPDATE")
+
+
+def _covered(group: str, resource: str) -> bool:
+    return any(group in r["apiGroups"] and resource in r["resources"] for r in RULES)
+
+
+def policy_webhook_settings(policies: Sequence[Policy], image_policies: Sequence[ImagePolicy]) -> PolicyWebhookSettings:
+    modes = [p.spec.failure_policy for p in policies] + [p.spec.failure_policy for p in image_policies]
+    timeouts = [p.spec.webhook_timeout_seconds for p in policies] + [p.timeout_seconds for p in image_policies]
+    extra: list[dict[str, Any]] = []
+    for ip in image_policies:
+        mc = ip.spec.match_constraints
+        for rule in mc.resource_rules if mc is not None else ():
+            groups = list(rule.api_groups) or [""]
+            resources = [r for r in rule.resources if not all(_covered(g, r) for g in groups)]
+            operations = [o for o in (rule.operations or ("*",)) if o in (*_DECIDED_OPERATIONS, "*")]
+            if not resources or not operations:
+                continue
+            extra.append(
+                {
+                    "apiGroups": groups,
+                    "apiVersions": list(rule.api_versions) or ["*"],
+                    "operations": list(_DECIDED_OPERATIONS),
+                    "resources": resources,
+                    "scope": rule.scope,
+                }
+            )
+    unique = {yaml.safe_dump(r, sort_keys=True): r for r in extra}
+    return PolicyWebhookSettings(
+        failure_policy="Ignore" if modes and all(m == "Ignore" for m in modes) else "Fail",
+        timeout_seconds=max(timeouts, default=10),
+        extra_rules=tuple(unique.values()),
+    )

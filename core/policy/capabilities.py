@@ -30,8 +30,8 @@ class Capabilities:
     # verifyImages[].type
     sigstore_bundle: bool = True
     # key material
-    secret_keys: bool = False  # keys.secret {name, namespace}
-    k8s_key_refs: bool = False  # publicKeys: k8s://namespace/secret
+    secret_keys: bool = True  # keys.secret {name, namespace}
+    k8s_key_refs: bool = True  # publicKeys: k8s://namespace/secret
     kms_keys: bool = True  # awskms:// gcpkms:// azurekms:// hashivault:// in publicKeys or keys.kms
     tsa_timestamps: bool = False  # ctlog.tsaCertChain (RFC 3161 signed timestamps)
     # other attestor kinds
@@ -44,12 +44,13 @@ class Capabilities:
     # registry access
     registry_secrets: bool = False  # imageRegistryCredentials.secrets (cluster Secrets)
     # rule selection
-    rule_context: bool = False  # rule context entries (ConfigMap, apiCall, imageRegistry, variable, globalReference)
-    preconditions: bool = False
+    rule_context: bool = True  # rule context entries (ConfigMap, apiCall, imageRegistry, variable, globalReference)
+    preconditions: bool = True
     cel_preconditions: bool = False
     user_info: bool = False  # match/exclude subjects, roles, clusterRoles
-    namespace_selector: bool = False
-    variables: bool = False  # {{ ... }} substitution in verifyImages fields
+    namespace_selector: bool = True  # match/exclude namespaceSelector (labels from sigward.cluster)
+    override_namespace_selector: bool = False  # validationFailureActionOverrides[].namespaceSelector
+    variables: bool = True  # {{ ... }} substitution in verifyImages fields
     # policy-wide switches
     failure_action_overrides: bool = True  # spec.validationFailureActionOverrides (namespaces; no namespaceSelector)
     webhook_match_conditions: bool = False  # spec.webhookConfiguration.matchConditions
@@ -112,6 +113,10 @@ REFUSALS: dict[str, str] = {
     "namespace_selector": (
         "namespaceSelector needs the Namespace's labels from the Kubernetes API, which sigward does not use: "
         "list the namespaces instead (resources.namespaces, or validationFailureActionOverrides[].namespaces)"
+    ),
+    "override_namespace_selector": (
+        "validationFailureActionOverrides[].namespaceSelector is not supported yet: list the namespaces instead "
+        "(validationFailureActionOverrides[].namespaces)"
     ),
     "variables": (
         "variables ({{ ... }}) are not supported yet: sigward does not substitute them; write the value literally"

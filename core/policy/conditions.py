@@ -832,3 +832,28 @@ def _roots(node: Mapping[str, Any]) -> set[str]:
             out |= _roots(child)
         return out
     return {_WHOLE}  # current node (@), identity, or anything unknown
+
+
+def evaluate_preconditions(raw: Any, context: Mapping[str, Any], *, now: datetime) -> ConditionOutcome:
+    """A rule's ``preconditions`` as Kyverno checks them (``engine/internal/preconditions.go``): the any/all form
+    or a legacy plain list (all must hold); each condition substituted as it is evaluated, a missing key an error
+    (Kyverno since kyverno#4217), ``any``/``all`` short-circuiting. ``passed`` False carries the failing
+    conditions' messages (joined by ``"; "``) for Kyverno's ``preconditions not met; <messages>``."""
+    form = deny_conditions_form(raw)
+    for condition in (*form.any, *form.all) if isinstance(form, AnyAllConditions) else form:
+        canonical_operator(condition.operator)
+    with budget():
+        data = to_json_data(context)
+
+        def evaluate(condition: Condition) -> tuple[bool, _Resolved]:
+            resolved = _resolve(condition, data, now, "error", with_message=True)
+            return evaluate_operator(condition.operator, resolved.key, resolved.value), resolved
+
+        if isinstance(form, AnyAllConditions):
+            ok, messages, _ = _block(form, evaluate, false_verdict="not met")
+            return ConditionOutcome(ok, _join(messages, "; ") if not ok else "")
+        for condition in form:
+            result, resolved = evaluate(condition)
+            if not result:
+                return ConditionOutcome(False, resolved.message)
+        return ConditionOutcome(True, "")

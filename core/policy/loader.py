@@ -44,6 +44,8 @@ from sigward.policy.exceptions import (
     without_operations,
 )
 from sigward.policy.exceptions import spec_problems as exception_problems
+from sigward.policy.ivpol import load as ivpol_load
+from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from sigward.policy.support import unsupported
 from sigward.policy.trustroots import bundle_root_notes, trusted_roots_notes
@@ -73,8 +75,6 @@ _IMAGE_VALIDATING_POLICY = (
 )
 # Kyverno kinds that would change what image verification decides: refused rather than skipped.
 REFUSED_KYVERNO_KINDS: dict[str, str] = {
-    "ImageValidatingPolicy": _IMAGE_VALIDATING_POLICY,
-    "NamespacedImageValidatingPolicy": _IMAGE_VALIDATING_POLICY,
     "ImageVerificationPolicy": _IMAGE_VALIDATING_POLICY,
     "PolicyException": (
         "is not supported yet: sigward honours the kyverno.io/v2 and kyverno.io/v2beta1 PolicyException only"
@@ -106,6 +106,8 @@ class PolicySet:
     policies: tuple[Policy, ...] = ()
     notes: tuple[str, ...] = ()
     exceptions: tuple[PolicyException, ...] = ()  # kyverno.io PolicyExceptions found beside the policies
+    # ImageValidatingPolicies (policies.kyverno.io), evaluated by sigward.verify.ivpol.
+    image_policies: tuple[ImagePolicy, ...] = ()
 
     def rules(self) -> Iterator[tuple[Policy, Rule]]:
         """Every (policy, verifyImages rule) pair, in load order."""
@@ -134,7 +136,10 @@ def load_policies(
         loader.problem("", "", "no policy path given")
     for p in paths:
         path = Path(p)
-        policies_before, problems_before = len(loader.policies) + len(loader.exceptions), len(loader.problems)
+        policies_before, problems_before = (
+            len(loader.policies) + len(loader.image_policies) + len(loader.exceptions),
+            len(loader.problems),
+        )
         if path.is_dir():
             try:
                 files = sorted(f for f in path.iterdir() if f.suffix in POLICY_FILE_SUFFIXES and f.is_file())
@@ -152,13 +157,14 @@ def load_policies(
             loader.problem(str(path), "", "not a regular file or directory")
         else:
             loader.problem(str(path), "", "no such file or directory")
-        if len(loader.policies) + len(loader.exceptions) == policies_before and len(loader.problems) == problems_before:
+        found = len(loader.policies) + len(loader.image_policies) + len(loader.exceptions)
+        if found == policies_before and len(loader.problems) == problems_before:
             loader.problem(
                 str(path),
                 "",
                 "yields no ClusterPolicy or Policy with verifyImages rules: refusing to run with nothing to enforce",
             )
-    if paths and loader.exceptions and not loader.policies and not loader.problems:
+    if paths and loader.exceptions and not loader.policies and not loader.image_policies and not loader.problems:
         # a path of PolicyExceptions alone is fine beside policy paths, but exceptions alone enforce nothing
         loader.problem(str(paths[0]), "", "only PolicyExceptions: refusing to run with nothing to enforce")
     return loader.result()
@@ -482,6 +488,7 @@ class _Loader:
     capabilities: Capabilities
     policies: list[Policy] = field(default_factory=list)
     exceptions: list[PolicyException] = field(default_factory=list)
+    image_policies: list[ImagePolicy] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[PolicyProblem] = field(default_factory=list)
     _seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -492,7 +499,12 @@ class _Loader:
     def result(self) -> PolicySet:
         if self.problems:
             raise PolicyError(self.problems)
-        return PolicySet(policies=tuple(self.policies), notes=tuple(self.notes), exceptions=tuple(self.exceptions))
+        return PolicySet(
+            policies=tuple(self.policies),
+            notes=tuple(self.notes),
+            image_policies=tuple(self.image_policies),
+            exceptions=tuple(self.exceptions),
+        )
 
     def load_file(self, path: Path) -> None:
         source = str(path)
@@ -568,6 +580,8 @@ class _Loader:
         kyverno = group == "kyverno.io" or group.endswith(".kyverno.io")
         if not kyverno:
             self.notes.append(f"{source}: {kind} is not a Kyverno policy; skipped")
+        elif group == ivpol_load.API_GROUP and kind in ivpol_load.KINDS:
+            self.load_image_policy(document, api_version, kind, source)
         elif kind in POLICY_KINDS:
             if api_version in SUPPORTED_API_VERSIONS:
                 self.load_policy(document, api_version, kind, source)
@@ -637,9 +651,61 @@ class _Loader:
             return
         self.add_policy(api_version, kind, meta, spec, source=source, digest=digest)
 
+    def load_image_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
+        """An ImageValidatingPolicy: metadata and hashing as a ClusterPolicy, spec by :mod:`sigward.policy.ivpol`."""
+        from sigward.policy.ivpol.models import ImageValidatingPolicySpec
+
+        if api_version.rpartition("/")[2] not in ivpol_load.API_VERSIONS:
+            versions = ", ".join(f"{ivpol_load.API_GROUP}/{v}" for v in ivpol_load.API_VERSIONS)
+            self.problem(source, "apiVersion", f"{api_version} {kind} is not supported: use {versions}")
+            return
+        problems: list[Problem] = []
+        try:
+            digest = content_hash(document)
+        except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+            self.problem(source, "", f"not representable as JSON: {exc}")
+            return
+        problems.extend(("", f'unknown field "{k}"') for k in document if k not in _TOP_LEVEL_FIELDS)
+        meta = _validate(ObjectMeta, document.get("metadata") or {}, "metadata", problems)
+        spec: ImageValidatingPolicySpec | None = None
+        if document.get("spec") is None:
+            problems.append(("", 'missing required field "spec"'))
+        else:
+            spec = _validate(ImageValidatingPolicySpec, document["spec"], "spec", problems)
+        policy: ImagePolicy | None = None
+        if meta is not None and spec is not None and not problems:
+            policy, found, notes = ivpol_load.build(
+                api_version=api_version,
+                kind=kind,
+                name=meta.name,
+                namespace=meta.namespace,
+                spec=spec,
+                source=source,
+                digest=digest,
+            )
+            problems.extend(found)
+            self.notes.extend(f"{source}: {kind} {meta.name}: {note}" for note in notes)
+        for path, message in problems:
+            self.problem(source, path, message)
+        if policy is None or problems:
+            return
+        key = (kind, policy.namespace, policy.name)
+        if key in self._seen:
+            self.problem(source, "metadata.name", f"{kind} {policy.key} is also defined in {self._seen[key]}")
+            return
+        self._seen[key] = source
+        self.image_policies.append(policy)
+
     def add_policy(
         self, api_version: str, kind: str, meta: ObjectMeta, spec: PolicySpec, *, source: str, digest: str
     ) -> None:
+        if kind == "Policy" and not meta.namespace:
+            # What `kubectl apply` without -n does: the namespaced object lands in `default`.
+            self.notes.append(
+                f"{source}: Policy {meta.name} has no metadata.namespace; it applies to namespace default "
+                "(as kubectl apply without -n)"
+            )
+            meta = meta.model_copy(update={"namespace": "default"})
         key = (kind, meta.namespace, meta.name)
         where = f"{kind} {meta.namespace + '/' if meta.namespace else ''}{meta.name}"
         if key in self._seen:

@@ -503,6 +503,16 @@ with warnings.catch_warnings():
         def has_verify_images(self) -> bool:
             return bool(self.verify_images)
 
+        @cached_property
+        def prepared_per_request(self) -> bool:
+            """Whether the rule needs context, preconditions, variables or cluster keys prepared per request
+            (:mod:`sigward.policy.dynamic`); cached, as admission asks for every rule of every request. A
+            ``model_copy`` keeps the cached answer: copies are only made of loaded rules before it is read, or of
+            prepared rules (where True stays the conservative answer)."""
+            from sigward.policy.dynamic import needs_preparation
+
+            return needs_preparation(self)
+
         def condition_inputs(self, entries: tuple[int, ...] | None = None) -> ConditionInputs:
             """What the conditions of ``entries`` (indexes into ``verify_images``; default all) read from the
             request: ``.request`` true means the rule reads admission request data."""

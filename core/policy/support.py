@@ -41,8 +41,13 @@ def unsupported(spec: PolicySpec, caps: Capabilities) -> list[Problem]:
     if spec.validation_failure_action_overrides and not caps.failure_action_overrides:
         out.append(("spec.validationFailureActionOverrides", refusal("failure_action_overrides")))
     for i, override in enumerate(spec.validation_failure_action_overrides):
-        if override.namespace_selector is not None and not caps.namespace_selector:
-            out.append((f"spec.validationFailureActionOverrides[{i}].namespaceSelector", refusal("namespace_selector")))
+        if override.namespace_selector is not None and not caps.override_namespace_selector:
+            out.append(
+                (
+                    f"spec.validationFailureActionOverrides[{i}].namespaceSelector",
+                    refusal("override_namespace_selector"),
+                )
+            )
     wc = spec.webhook_configuration
     if wc is not None and wc.match_conditions and not caps.webhook_match_conditions:
         out.append(("spec.webhookConfiguration.matchConditions", refusal("webhook_match_conditions")))
@@ -54,6 +59,19 @@ def unsupported(spec: PolicySpec, caps: Capabilities) -> list[Problem]:
         path = f"spec.rules[{i}]"
         if rule.context and not caps.rule_context:
             out.append((f"{path}.context", refusal("rule_context")))
+        elif rule.context:
+            out.extend(context_problems(rule.context, f"{path}.context"))
+        if caps.variables:
+            from sigward.policy.dynamic import undefined_variables
+
+            out.extend(
+                (
+                    path,
+                    f'variable substitution failed for rule "{rule.name}": unknown variable {{{{ {v} }}}} (not '
+                    "request, images, serviceAccountName, serviceAccountNamespace or a context entry)",
+                )
+                for v in undefined_variables(rule)
+            )
         if rule.preconditions is not None and not caps.preconditions:
             out.append((f"{path}.preconditions", refusal("preconditions")))
         if rule.cel_preconditions and not caps.cel_preconditions:
@@ -194,7 +212,7 @@ def _attestor_set(attestor_set: AttestorSet, path: str, caps: Capabilities) -> l
 
 
 def _repository(value: str, path: str, caps: Capabilities) -> list[Problem]:
-    if not value or (has_variable(value) and not caps.variables):
+    if not value or has_variable(value):
         return []  # variables are reported on their own
     try:
         parse_repository(value)
@@ -270,3 +288,78 @@ def _variable_paths(value: Any, path: str) -> list[str]:
     if isinstance(value, list | tuple):
         return [p for i, v in enumerate(value) for p in _variable_paths(v, f"{path}[{i}]")]
     return []
+
+
+# Context entry kinds (api/kyverno/v1/common_types.go ContextEntry) and what sigward does with each.
+CONTEXT_KINDS = ("configMap", "apiCall", "imageRegistry", "variable", "globalReference")
+# Kyverno's validateRuleContext: names the engine itself puts in the JSON context.
+RESERVED_CONTEXT_NAMES = (
+    "images",
+    "request",
+    "serviceAccountName",
+    "serviceAccountNamespace",
+    "element",
+    "elementIndex",
+)
+
+
+def context_problems(entries: Any, path: str) -> list[Problem]:
+    """Kyverno's checks of rule ``context`` entries, and the entry kinds a verifier outside the cluster refuses."""
+    out: list[Problem] = []
+    for i, entry in enumerate(entries):
+        epath = f"{path}[{i}]"
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            out.append((f"{epath}.name", "a context entry needs a name"))
+        elif any(name == r or name.startswith(r + ".") for r in RESERVED_CONTEXT_NAMES):
+            out.append((f"{epath}.name", f"entry name {name} is invalid as it conflicts with a pre-defined variable"))
+        kinds = [k for k in CONTEXT_KINDS if entry.get(k) is not None]
+        if len(kinds) != 1:
+            out.append(
+                (
+                    epath,
+                    "exactly one of configMap or apiCall or imageRegistry or variable is required for context entries",
+                )
+            )
+            continue
+        kind = kinds[0]
+        body = entry[kind]
+        if not isinstance(body, Mapping):
+            out.append((f"{epath}.{kind}", "must be a mapping"))
+            continue
+        if kind == "variable":
+            if body.get("value") is None and not body.get("jmesPath"):
+                out.append((f"{epath}.variable", "a variable must define a value or a jmesPath expression"))
+            if body.get("default") is not None and not body.get("jmesPath"):
+                out.append(
+                    (
+                        f"{epath}.variable.default",
+                        "a variable must define a default value only when a jmesPath expression is defined",
+                    )
+                )
+        elif kind == "configMap":
+            for field in ("name", "namespace"):
+                if not isinstance(body.get(field), str) or not body.get(field):
+                    out.append((f"{epath}.configMap.{field}", f"a configMap context entry needs {field}"))
+        elif kind == "apiCall":
+            service = body.get("service")
+            if service is not None:
+                if not isinstance(service, Mapping) or not isinstance(service.get("url"), str):
+                    out.append((f"{epath}.apiCall.service.url", "an apiCall service needs url"))
+            elif not isinstance(body.get("urlPath"), str) or not body.get("urlPath"):
+                out.append((f"{epath}.apiCall.urlPath", "an apiCall context entry needs urlPath"))
+            if str(body.get("method") or "GET") not in ("GET", "POST"):
+                out.append((f"{epath}.apiCall.method", "method must be GET or POST"))
+        elif kind == "imageRegistry":
+            if not isinstance(body.get("reference"), str) or not body.get("reference"):
+                out.append((f"{epath}.imageRegistry.reference", "an imageRegistry context entry needs reference"))
+        else:
+            out.append(
+                (
+                    f"{epath}.globalReference",
+                    "globalReference needs Kyverno's GlobalContextEntry controller "
+                    "inside the cluster: use a configMap context entry (shipped beside the policies or read "
+                    "through the cluster connection) or apiCall.urlPath instead",
+                )
+            )
+    return out

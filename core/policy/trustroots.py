@@ -107,3 +107,66 @@ def bundle_root_notes(entries: Sequence[ImageVerification]) -> list[str]:
                         "public-good TUF root instead, so Kyverno would refuse such bundles"
                     )
     return notes
+
+
+# -- trusted roots written into a policy (ImageValidatingPolicy ``cosign.trustedRoot.value``) ---------------------
+
+#: A trusted root is a few KiB; Kyverno caps a policy's ``trustedRoot`` at 1 MiB, and the same cap stops a wrong
+#: file path (a disk image, /dev/zero) from being read whole.
+MAX_TRUSTED_ROOT_BYTES = 1024 * 1024
+#: What a sigstore-go trusted root's ``mediaType`` starts with (``…trustedroot+json;version=0.1``/``0.2``).
+TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot"
+_ROOT_LISTS = ("certificateAuthorities", "tlogs", "timestampAuthorities", "ctlogs")
+
+
+def _documents(raw: bytes) -> list[object] | None:
+    """One JSON document, or the JSON Lines ``gh attestation trusted-root`` prints; None when neither."""
+    import json
+
+    try:
+        return [json.loads(raw)]
+    except (ValueError, RecursionError):
+        pass
+    lines = [line for line in raw.splitlines() if line.strip()]
+    if len(lines) < 2:
+        return None
+    try:
+        return [json.loads(line) for line in lines]
+    except (ValueError, RecursionError):
+        return None
+
+
+def inline_root_problems(value: str, where: str) -> list[tuple[str, str]]:
+    """Load-time shape check of a trusted root written into a policy: size, well-formed JSON (or gh's JSONL), each
+    document a Sigstore trusted root listing some CA, log or TSA. The certificates and keys inside are parsed by the
+    verify layer (:func:`sigward.verify.trust.roots_from_inline`), which this layer must not import; a root that
+    passes here but holds a broken certificate fails its checks there, closed, naming ``where``."""
+    raw = value.encode("utf-8", "surrogatepass")
+    if not raw.strip():
+        return [(where, "the trusted root is empty")]
+    if len(raw) > MAX_TRUSTED_ROOT_BYTES:
+        return [(where, f"the trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")]
+    docs = _documents(raw)
+    if docs is None:
+        return [
+            (
+                where,
+                "not JSON: expected a Sigstore trusted_root.json (or the JSON Lines of gh attestation trusted-root)",
+            )
+        ]
+    problems: list[tuple[str, str]] = []
+    for n, doc in enumerate(docs, 1):
+        at = where if len(docs) == 1 else f"{where} line {n}"
+        if not isinstance(doc, Mapping):
+            problems.append((at, "not a JSON object"))
+            continue
+        media_type = doc.get("mediaType", "")
+        if not isinstance(media_type, str) or not media_type.startswith(TRUSTED_ROOT_MEDIA_TYPE):
+            problems.append((at, f"mediaType {str(media_type)[:80]!r} is not a Sigstore trusted root"))
+            continue
+        bad = [name for name in _ROOT_LISTS if doc.get(name) is not None and not isinstance(doc.get(name), list)]
+        if bad:
+            problems.append((at, f"{', '.join(bad)} must be lists"))
+        elif not any(doc.get(name) for name in _ROOT_LISTS[:3]):
+            problems.append((at, "the trusted root lists no CA, transparency log or TSA"))
+    return problems

@@ -93,15 +93,8 @@ def validate_metadata(kind: str, name: str, namespace: str, annotations: Mapping
     out: list[Problem] = []
     if kind == "ClusterPolicy" and namespace:
         out.append(("metadata.namespace", "A clusterpolicy should not have the namespace defined"))
-    if kind == "Policy" and not namespace:
-        # The API server fills it from the client's context; a file read outside a cluster has no such
-        # default.
-        out.append(
-            (
-                "metadata.namespace",
-                "a namespaced Policy needs metadata.namespace (the namespace it applies to)",
-            )
-        )
+    # A Policy without metadata.namespace applies to `default`, as `kubectl apply` without -n puts it there (the
+    # loader notes it).
     if not name:
         out.append(("metadata.name", "a policy name is required"))
     elif len(name) > MAX_POLICY_NAME_LENGTH:

@@ -94,9 +94,10 @@ class Finding:
     message: str
     source: str
     event_id: str
+    reason: str = ""  # the failure's type (FailureKind name) when known: what automation branches on
 
     def as_json(self) -> dict[str, str]:
-        return {
+        doc = {
             "image": self.image,
             "digest": self.digest,
             "policy": self.policy,
@@ -106,6 +107,9 @@ class Finding:
             "source": self.source,
             "event_id": self.event_id,
         }
+        if self.reason:
+            doc["reason"] = self.reason
+        return doc
 
     def slack(self) -> dict[str, Any]:
         text = (

@@ -18,16 +18,21 @@ from typing import TYPE_CHECKING, Literal
 from sigward import logs
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, failure_kind_of
+from sigward.policy.dynamic import is_dynamic
+from sigward.push import ivpol as push_ivpol
 from sigward.push.findings import Finding, FindingSink, emit_finding
-from sigward.references import ImageReference, parse_image_reference
-from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictStore
+from sigward.references import ImageReference, Repository, parse_image_reference
+from sigward.registry.hints import NO_HINTS, TagHint, TagHints
+from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictStore, entries_key
 from sigward.verify.engine import Verifier
-from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_image
+from sigward.verify.plan import RulePlan, VerdictKey, image_matches, image_policy_key, plan_image
 from sigward.verify.results import RuleVerdict, Verdict
 
 if TYPE_CHECKING:
     from sigward.events import PushEvent
+    from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
+    from sigward.verify.rootsnapshot import RootSnapshot
     from sigward.verify.trust import TrustedRoot
 
 # A signature is usually pushed seconds after its image; a failure inside this window is retried, not recorded.
@@ -36,6 +41,10 @@ DEFAULT_GRACE_SECONDS = 300.0
 DEFAULT_PUSH_DEADLINE_SECONDS = 4.5
 
 Status = Literal["recorded", "retry", "duplicate", "ignored", "deleted"]
+# Sources whose deliveries are better acknowledged as pending than redelivered: CNCF distribution delivers serially
+# per endpoint (a 503 blocks every later push behind it), Harbor gives up after a few tries and GitHub never
+# redelivers. Pub/Sub (gcr), EventBridge (ecr) and Event Grid (acr) redeliver cheaply with backoff, in parallel.
+DEFAULT_PENDING_SOURCES = frozenset({"distribution", "harbor", "github"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,56 @@ class PushSettings:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     verdict_ttl: float = DEFAULT_VERDICT_TTL_SECONDS
     deadline_seconds: float = DEFAULT_PUSH_DEADLINE_SECONDS
+    # Sources recorded ``pending`` within the grace period instead of redelivered (see DEFAULT_PENDING_SOURCES);
+    # empty by default so a service built without re-verification keeps redelivery everywhere.
+    pending_sources: frozenset[str] = frozenset()
+
+
+def decidable_without_admission(plan: RulePlan) -> bool:
+    """Whether a verdict of ``plan`` can be made outside an admission request (push, re-verification): not when
+    every entry is skipped, when it reads the request, or when it uses rule context, preconditions, variables or
+    cluster keys (prepared per admission request; its stored key carries the prepared rule's hash)."""
+    return not (plan.all_skipped or plan.request_dependent or is_dynamic(plan.rule))
+
+
+def verify_plan(
+    verifier: Verifier,
+    plan: RulePlan,
+    digest: str,
+    root: TrustedRoot | RootSnapshot,
+    deadline: Deadline,
+    *,
+    tag_hints: TagHints = NO_HINTS,
+) -> RuleVerdict:
+    """The verdict of one rule plan for the image at ``digest`` under ``root`` (the key's). An error is a verdict
+    too: ``Verdict.ERROR`` for infrastructure (nothing decided), ``Verdict.FAIL`` otherwise; push and
+    re-verification share this. ``tag_hints``: see :func:`event_tag_hints`."""
+    ref = plan.ref
+    try:
+        return verifier.evaluate(plan, deadline=deadline, digest=digest, trusted_root=root, tag_hints=tag_hints)
+    except SigwardError as exc:
+        return RuleVerdict(
+            image=ref.original,
+            reference=ref.reference,
+            digest=digest,
+            verdict=Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL,
+            policy=plan.policy.name,
+            rule=plan.rule.name,
+            message=exc.message,
+            failure=failure_kind_of(exc),
+        )
+
+
+def event_tag_hints(event: PushEvent, subject_digest: str) -> TagHints:
+    """What a signature, attestation or referrers-index push tells the re-verification of its subject: "the
+    manifest for this tag is the one just pushed". CNCF distribution notifies before it links the tag, so the
+    tag may still answer 404 (:mod:`sigward.registry.hints`). Only a push by tag, about another image, of a tag
+    sigward reads for that image, in the event's own repository, gives a hint."""
+    if event.action != "push" or not event.tag or subject_digest == event.digest:
+        return NO_HINTS
+    repository = Repository(registry=event.registry, path=event.repository)
+    hint = TagHint.for_subject(repository, event.tag, event.digest, subject_digest)
+    return TagHints((hint,)) if hint is not None else NO_HINTS
 
 
 @dataclass(frozen=True)
@@ -86,8 +145,10 @@ class PushService:
         notifier: FindingSink | None = None,
         clock: Callable[[], float] = time.time,
         subject_of: Callable[[PushEvent, Deadline], str] | None = None,
+        image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
     ) -> None:
         self._subject_of = subject_of
+        self._image_policies = image_policies or (lambda: ())
         self._policies = policies
         self._verifier = verifier
         self._store = store
@@ -132,14 +193,17 @@ class PushService:
                 digest = subject
         about_other_image = digest != event.digest
         forms = self._forms(event, digest)
-        # One trusted root for the whole event: its fingerprint is in every key recorded and every check uses it.
-        root = self._verifier.trusted_root()
+        # One snapshot of the trusted roots for the whole event: their fingerprints are in every key recorded and
+        # every check uses them.
+        root = self._verifier.roots()
         if event.action == "delete" and not about_other_image:
             self._record_deleted(event, forms, digest, root, now)
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
         work = self._work(forms, digest, root)
-        if not work:
+        hints = event_tag_hints(event, digest)
+        image_results = self._image_policy_results(event, forms, digest, deadline, hints)
+        if not work and not image_results:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(
                 event_id=event.event_id,
@@ -148,14 +212,22 @@ class PushService:
                 status="ignored",
                 reason=(
                     "no verifyImages rule decidable at push matches this image "
-                    "(rules reading the admission request are decided at admission)"
+                    "(rules reading the admission request, rule context, preconditions, variables or cluster keys "
+                    "are decided at admission)"
                 ),
             )
-        outcomes: list[RuleOutcome] = []
+        outcomes: list[RuleOutcome] = self._admission_only(forms)
         retry_reasons: list[str] = []
         to_record: list[StoredVerdict] = []
         for plan, key in work:
-            outcome, stored, retry = self._verify(event, plan, key, root, deadline, now)
+            outcome, stored, retry = self._verify(event, plan, key, root, deadline, now, hints)
+            outcomes.append(outcome)
+            if retry:
+                retry_reasons.append(retry)
+            elif stored is not None:
+                to_record.append(stored)
+        for result in image_results:
+            outcome, stored, retry = self._image_policy_outcome(event, result, digest, root.default, now)
             outcomes.append(outcome)
             if retry:
                 retry_reasons.append(retry)
@@ -163,7 +235,7 @@ class PushService:
                 to_record.append(stored)
         for stored in to_record:
             self._store.record(stored)
-            if stored.verdict is not StoredStatus.PASS:
+            if stored.verdict not in (StoredStatus.PASS, StoredStatus.PENDING):
                 self._report(stored, deadline)
         if retry_reasons:
             return PushOutcome(
@@ -194,7 +266,67 @@ class PushService:
             for rule in policy.spec.rules
             for iv in rule.verify_images
             for ref in forms
+        ) or push_ivpol.selects(self._image_policies(), forms)
+
+    def _image_policy_results(
+        self,
+        event: PushEvent,
+        forms: Sequence[ImageReference],
+        digest: str,
+        deadline: Deadline,
+        hints: TagHints = NO_HINTS,
+    ) -> list[push_ivpol.ImagePolicyResult]:
+        """ImageValidatingPolicies selecting the image, evaluated on its digest form (:mod:`sigward.push.ivpol`),
+        reading the tags ``hints`` name by digest while they are not linked yet."""
+        policies = self._image_policies()
+        if not policies or not push_ivpol.selects(policies, forms):
+            return []
+        pinned = forms[-1] if forms[-1].digest == digest else forms[-1].with_digest(digest)
+        return push_ivpol.evaluate_pushed(
+            policies,
+            pinned,
+            verifier=self._verifier.with_tag_hints(hints),
+            store=self._store,
+            source=event.source,
+            pass_ttl=self.settings.verdict_ttl,
+            deadline=deadline,
         )
+
+    def _image_policy_outcome(
+        self, event: PushEvent, result: push_ivpol.ImagePolicyResult, digest: str, root: TrustedRoot, now: float
+    ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
+        """As :meth:`_verify` for one IVPOL verdict: errors retry, failures wait out the grace period and are then
+        recorded and reported; passes were recorded per check already; admission-only policies record nothing."""
+        outcome = RuleOutcome(
+            policy=result.policy,
+            rule="ImageValidatingPolicy",
+            verdict=result.verdict.value,
+            message=result.message,
+            entries="",
+            form=result.form,
+        )
+        if result.verdict == Verdict.ERROR:
+            return outcome, None, f"{result.policy}: {result.message}"
+        if result.verdict != Verdict.FAIL:
+            return outcome, None, ""
+        ref = parse_image_reference(result.form)
+        key = image_policy_key(result.policy_hash, "policy", ref, digest, trust_fingerprint=root.fingerprint)
+        first = self._store.first_seen(key.stored, now=now)
+        if now - first < self.settings.grace_seconds:
+            wait = int(first + self.settings.grace_seconds - now)
+            return outcome, None, f"{result.policy} not satisfied yet (grace period until {wait} s from now)"
+        stored = StoredVerdict.of(
+            key,
+            policy=result.policy,
+            verdict=StoredStatus.FAIL,
+            message=result.message,
+            verified_at=now,
+            ttl=self.settings.verdict_ttl,
+            source=event.source,
+            event_id=event.event_id,
+            image=result.form,
+        )
+        return outcome, stored, ""
 
     def _forms(self, event: PushEvent, digest: str) -> list[ImageReference]:
         base = f"{event.registry}/{event.repository}"
@@ -205,7 +337,7 @@ class PushService:
         return forms
 
     def _work(
-        self, forms: Sequence[ImageReference], digest: str, root: TrustedRoot
+        self, forms: Sequence[ImageReference], digest: str, root: RootSnapshot
     ) -> list[tuple[RulePlan, VerdictKey]]:
         """One verification per distinct verdict key over the image's forms; rules whose entries are all skipped
         decide nothing, and rules reading the admission request cannot be decided here."""
@@ -214,7 +346,7 @@ class PushService:
         policies = self._policies()
         for ref in forms:
             for plan in plan_image(policies, ref):
-                if plan.all_skipped or plan.request_dependent:
+                if not decidable_without_admission(plan):
                     continue
                 key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
                 if key not in seen:
@@ -222,30 +354,41 @@ class PushService:
                     work.append((plan, key))
         return work
 
+    def _admission_only(self, forms: Sequence[ImageReference]) -> list[RuleOutcome]:
+        """A ``skip`` outcome per rule matching the image that is prepared per admission request (context,
+        preconditions, variables, cluster keys): the push verdict says it is decided at admission."""
+        out: dict[tuple[str, str], RuleOutcome] = {}
+        for ref in forms:
+            for plan in plan_image(self._policies(), ref):
+                if plan.all_skipped or not is_dynamic(plan.rule):
+                    continue
+                out.setdefault(
+                    (plan.policy.key, plan.rule.name),
+                    RuleOutcome(
+                        policy=plan.policy.name,
+                        rule=plan.rule.name,
+                        verdict=Verdict.SKIP.value,
+                        message="uses rule context, preconditions, variables or cluster keys: decided at admission",
+                        entries=entries_key(plan.applied),
+                        form=str(ref),
+                    ),
+                )
+        return list(out.values())
+
     def _verify(
         self,
         event: PushEvent,
         plan: RulePlan,
         key: VerdictKey,
-        root: TrustedRoot,
+        root: RootSnapshot,
         deadline: Deadline,
         now: float,
+        hints: TagHints = NO_HINTS,
     ) -> tuple[RuleOutcome, StoredVerdict | None, str]:
-        """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's)."""
+        """(outcome, verdict to record or None, retry reason or ""), verified under ``root`` (the key's), reading
+        the tags ``hints`` name by digest while they are not linked yet."""
         policy, rule, ref = plan.policy, plan.rule, plan.ref
-        try:
-            verdict = self._verifier.evaluate(plan, deadline=deadline, digest=key.digest, trusted_root=root)
-        except SigwardError as exc:
-            verdict = RuleVerdict(
-                image=ref.original,
-                reference=ref.reference,
-                digest=key.digest,
-                verdict=Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL,
-                policy=policy.name,
-                rule=rule.name,
-                message=exc.message,
-                failure=failure_kind_of(exc),
-            )
+        verdict = verify_plan(self._verifier, plan, key.digest, root, deadline, tag_hints=hints)
         status, message = verdict.verdict, verdict.message
         entries = key.entries_text
         outcome = RuleOutcome(
@@ -255,10 +398,15 @@ class PushService:
             return outcome, None, f"{policy.name}/{rule.name}: {message}"
         if status == Verdict.SKIP:
             return outcome, None, ""
+        recorded = StoredStatus.of(verdict)
         if status == Verdict.FAIL:
             sighting = key.stored
             first = self._store.first_seen(sighting, now=now)
-            if now - first < self.settings.grace_seconds:
+            if now - first < self.settings.grace_seconds and event.source in self.settings.pending_sources:
+                # Acknowledge and let re-verification wait for the signature: no head-of-line blocking of a
+                # source that delivers serially (CNCF distribution) or never redelivers (GitHub).
+                recorded = StoredStatus.PENDING
+            elif now - first < self.settings.grace_seconds:
                 return (
                     outcome,
                     None,
@@ -267,7 +415,6 @@ class PushService:
                         f"{int(first + self.settings.grace_seconds - now)} s from now): {message}"
                     ),
                 )
-        recorded = StoredStatus.of(verdict)
         stored = StoredVerdict.of(
             key,
             policy=policy.name,
@@ -282,7 +429,7 @@ class PushService:
         return outcome, stored, ""
 
     def _record_deleted(
-        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, root: TrustedRoot, now: float
+        self, event: PushEvent, forms: Sequence[ImageReference], digest: str, root: RootSnapshot, now: float
     ) -> None:
         for plan, key in self._work(forms, digest, root):
             self._store.record(

@@ -16,8 +16,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
-import requests
-
+from sigward import logs
 from sigward.deadline import Deadline
 from sigward.errors import (
     AccessDeniedError,
@@ -30,6 +29,7 @@ from sigward.references import ImageReference, Repository, validate_digest
 from sigward.registry.auth import Authenticator, pull_scope, push_scope
 from sigward.registry.config import RegistryConfig
 from sigward.registry.credentials import CredentialStore
+from sigward.registry.hints import NO_HINTS, TagHints, referrers_tag
 from sigward.registry.models import (
     ACCEPT_HEADER,
     ACCEPTED_MEDIA_TYPES,
@@ -42,7 +42,7 @@ from sigward.registry.models import (
     digests_equal,
 )
 from sigward.registry.providers import ALL_PROVIDERS, CredentialProvider, CredentialSource, ProviderChain, ProviderName
-from sigward.registry.transport import RequestStats, Transport, origin
+from sigward.registry.transport import RequestStats, Response, Transport, origin
 
 # distribution/reference's repository path grammar; checked again here because a Repository can be built by
 # hand and its path goes into a URL.
@@ -88,6 +88,7 @@ class RegistryClient:
         self._owner = True
         self._views: dict[tuple[ProviderName, ...], RegistryClient] = {}
         self._views_lock = threading.Lock()
+        self._tag_hints = NO_HINTS
 
     def _cloud_providers(self) -> dict[ProviderName, CredentialProvider]:
         from sigward.registry.providers.amazon import AmazonProvider
@@ -117,6 +118,19 @@ class RegistryClient:
                 view._views = {}
                 self._views[names] = view
             return view
+
+    def with_tag_hints(self, hints: TagHints) -> RegistryClient:
+        """This client for one evaluation, reading a hinted tag's manifest by its digest while the registry still
+        answers 404 for the tag (see :mod:`sigward.registry.hints`). Same connections, token cache and credentials;
+        the view is never kept by its parent, so the hints end with the evaluation that holds it."""
+        if not hints:
+            return self
+        view = copy.copy(self)
+        view._tag_hints = hints
+        view._owner = False
+        view._views = {}  # provider views of this view carry its hints: never share them with the parent
+        view._views_lock = threading.Lock()
+        return view
 
     @property
     def providers(self) -> tuple[ProviderName, ...]:
@@ -188,8 +202,22 @@ class RegistryClient:
         )
 
     def get_manifest(self, repo: Repository, reference: str, *, deadline: Deadline) -> Manifest:
-        """Fetch a manifest or index by tag or digest; its bytes are verified against the digest asked for."""
+        """Fetch a manifest or index by tag or digest; its bytes are verified against the digest asked for.
+
+        A tag that answers 404 but has a hint (:meth:`with_tag_hints`) is read by the hinted digest instead: the
+        registry has stored the pushed manifest but not linked its tag yet. Only a 404 does this — a linked tag is
+        the registry's current answer and wins over the event that preceded it."""
         reference = self._check_reference(reference)
+        try:
+            return self._get_manifest(repo, reference, deadline=deadline)
+        except NotFoundError:
+            hinted = self._tag_hints.digest_for(repo, reference) if ":" not in reference else None
+            if hinted is None:
+                raise
+        logs.emit("INFO", "tag not linked yet; reading the manifest the push event named", tag=reference, digest=hinted)
+        return self._get_manifest(repo, self._check_reference(hinted), deadline=deadline)
+
+    def _get_manifest(self, repo: Repository, reference: str, *, deadline: Deadline) -> Manifest:
         by_digest = ":" in reference
         what = f"manifest {reference}"
         where = f"{repo}@{reference}" if by_digest else f"{repo}:{reference}"
@@ -217,7 +245,7 @@ class RegistryClient:
         else:
             digest = compute_digest(raw)
             if claimed:
-                self._check_claimed_digest(raw, claimed, where)
+                self._check_claimed_digest(raw, claimed, where, sha256=digest)
         return Manifest.parse(raw, digest=digest, content_type=content_type, where=where)
 
     def get_blob(self, repo: Repository, digest: str, *, deadline: Deadline, max_bytes: int | None = None) -> bytes:
@@ -296,7 +324,7 @@ class RegistryClient:
             tail = next_tail
         return tuple(found[:MAX_DESCRIPTORS])
 
-    def _next_referrers_page(self, resp: requests.Response, repo: Repository, digest: str) -> str | None:
+    def _next_referrers_page(self, resp: Response, repo: Repository, digest: str) -> str | None:
         """The tail of the ``rel="next"`` page, only if it is this very listing on this registry."""
         link = resp.links.get("next", {}).get("url", "") if resp.headers.get("Link") else ""
         if not link:
@@ -311,8 +339,7 @@ class RegistryClient:
     def _referrers_tag_schema(self, repo: Repository, digest: str, deadline: Deadline) -> tuple[Descriptor, ...]:
         """The index under the tag ``<alg>-<ref>`` (distribution-spec referrers tag schema: the algorithm, at most 32
         characters, and the hex digest, at most 64 — ``sha256-<hex>``); none = no referrers."""
-        algorithm, _, hex_value = digest.partition(":")
-        tag = f"{algorithm[:32]}-{hex_value[:64]}"
+        tag = referrers_tag(digest)
         try:
             index = self.get_manifest(repo, tag, deadline=deadline)
         except NotFoundError:
@@ -433,7 +460,7 @@ class RegistryClient:
         body: bytes,
         deadline: Deadline,
         kind: str,
-    ) -> requests.Response:
+    ) -> Response:
         """A push request to a full URL (an upload Location); credentials only if it is the registry's origin."""
         registry = self._check_registry(repo.api_host)
         same_origin = origin(url) == origin(self._base(registry))
@@ -462,7 +489,7 @@ class RegistryClient:
         deadline: Deadline,
         kind: str,
         push: bool = False,
-    ) -> requests.Response:
+    ) -> Response:
         """``method /v2/<repo>/<tail>``, anonymous (or with the known scheme) first, once more after a 401."""
         registry = self._check_registry(repo.api_host)
         name = repo.api_repository
@@ -489,7 +516,7 @@ class RegistryClient:
             method, url, deadline=deadline, kind=kind, headers=headers, authorization=authorization
         )
 
-    def _refuse_foreign_401(self, resp: requests.Response, url: str, registry: str) -> None:
+    def _refuse_foreign_401(self, resp: Response, url: str, registry: str) -> None:
         """A 401 after a redirect to another origin is that origin's challenge, not the registry's: answering it
         would send the registry's credentials to a host they do not belong to."""
         final = resp.url or url
@@ -500,7 +527,7 @@ class RegistryClient:
                 f"the credentials of {registry} are not sent to another host"
             )
 
-    def _raise_for_status(self, resp: requests.Response, repo: Repository, what: str, deadline: Deadline) -> None:
+    def _raise_for_status(self, resp: Response, repo: Repository, what: str, deadline: Deadline) -> None:
         status = resp.status_code
         registry = repo.api_host
         if status == 404:
@@ -520,19 +547,21 @@ class RegistryClient:
         raise ExternalServiceError(f"{registry} answered HTTP {status} for {what} in {repo}{detail}")
 
     @staticmethod
-    def _check_claimed_digest(raw: bytes, claimed: str, where: str) -> None:
+    def _check_claimed_digest(raw: bytes, claimed: str, where: str, *, sha256: str) -> None:
+        """``sha256``: the body's sha256 digest, already computed (the body is hashed once per algorithm)."""
         try:
             validate_digest(claimed)
         except BadRequestError:
             raise VerificationFailure(f"manifest {where}: the registry sent an invalid Docker-Content-Digest") from None
-        computed = compute_digest(raw, claimed.split(":", 1)[0])
+        algorithm = claimed.split(":", 1)[0]
+        computed = sha256 if algorithm == "sha256" else compute_digest(raw, algorithm)
         if not digests_equal(computed, claimed):
             raise VerificationFailure(
                 f"manifest digest mismatch for {where}: the registry claims {claimed} but the content is {computed}"
             )
 
 
-def _descriptor_from_head(resp: requests.Response) -> Descriptor | None:
+def _descriptor_from_head(resp: Response) -> Descriptor | None:
     """What a HEAD answer tells, or ``None`` when it is not enough and the manifest must be fetched."""
     digest = resp.headers.get("Docker-Content-Digest", "").strip()
     media_type = base_content_type(resp.headers.get("Content-Type", ""))

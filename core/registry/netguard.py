@@ -5,7 +5,7 @@ registry answers: all of it is attacker-controlled. Without a guard, ``image: 16
 a ``WWW-Authenticate`` realm pointing at the cloud metadata service would make sigward fetch its own cloud
 credentials.
 
-The check runs where the socket is made (:class:`GuardedHTTPAdapter`), on the addresses the name resolved to,
+The check runs where the socket is made (:func:`guarded_pool_manager`), on the addresses the name resolved to,
 and the socket connects to the vetted address itself, so a second DNS answer (rebinding) can never swap in
 another address. Certificate checks and SNI still use the host name.
 """
@@ -24,6 +24,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.poolmanager import PoolManager
 from urllib3.util import connection as urllib3_connection
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
@@ -290,8 +291,24 @@ def _pool_classes(guard: NetworkGuard, on_connect: Callable[[str], None] | None)
     return {"http": _HTTPPool, "https": _HTTPSPool}
 
 
+def guarded_pool_manager(
+    guard: NetworkGuard,
+    *,
+    on_connect: Callable[[str], None] | None = None,
+    num_pools: int = 10,
+    maxsize: int = 10,
+    **connection_kw: Any,
+) -> PoolManager:
+    """A urllib3 pool manager whose every connection (registry, token realm, redirect target) passes the guard.
+    It has no proxy support at all: a proxy would connect to an unchecked address on our behalf."""
+    manager = PoolManager(num_pools=num_pools, maxsize=maxsize, block=False, **connection_kw)
+    manager.pool_classes_by_scheme = _pool_classes(guard, on_connect)
+    return manager
+
+
 class GuardedHTTPAdapter(HTTPAdapter):
-    """A requests adapter whose every connection (registry, token realm, redirect target) passes the guard."""
+    """A requests adapter whose every connection passes the guard (the findings webhook; the registry client uses
+    :func:`guarded_pool_manager`)."""
 
     def __init__(
         self,

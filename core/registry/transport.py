@@ -1,5 +1,9 @@
-"""HTTP for the registry client: one pooled ``requests.Session`` behind the network guard, manual redirects,
+"""HTTP for the registry client: one pooled urllib3 pool manager behind the network guard, manual redirects,
 bounded bodies, retries that respect the shared deadline, and request counters.
+
+urllib3 directly, not a ``requests.Session``: the session's per-request merging (settings, cookies, hooks, proxies
+from the environment) cost about as much CPU as the rest of a cold verification, and sigward uses none of it —
+no cookies, no proxies, no environment settings, redirects followed here.
 
 Everything that crosses the network goes through :meth:`Transport.send`, so the guard, the scheme rule and the
 "Authorization only to the host it was meant for" rule cannot be skipped by one code path forgetting them.
@@ -12,23 +16,24 @@ import json
 import logging
 import os
 import re
+import ssl
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import SplitResult, urljoin, urlsplit
+from urllib.parse import SplitResult, urlencode, urljoin, urlsplit
 
-import requests
+import urllib3
 import urllib3.exceptions
+from urllib3.util import create_urllib3_context
 
 from sigward import metrics, tracing
 from sigward.deadline import Deadline
 from sigward.errors import DeadlineExceededError, ExternalServiceError, SigwardError, VerificationFailure
 from sigward.registry.config import RegistryConfig
-from sigward.registry.netguard import BlockedAddressError, GuardedHTTPAdapter, NetworkGuard
+from sigward.registry.netguard import BlockedAddressError, NetworkGuard, guarded_pool_manager
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,9 @@ CHUNK_BYTES = 64 * 1024
 RETRY_BACKOFF_SECONDS = 0.2
 # Hosts whose connection pools are kept (one per registry, token service and storage host).
 POOL_HOSTS = 32
+# Origins (scheme, host:port) remembered as passing the URL rules; a client talks to a handful (registry, token
+# service, storage), so a full table is simply emptied.
+MAX_CHECKED_ORIGINS = 256
 # Connections kept per host: at least the number of images verified at once (sigward.verify MAX_PARALLEL_IMAGES).
 POOL_MAXSIZE = 32
 # distribution's error codes are upper-case identifiers; anything else from an error body is not echoed.
@@ -54,6 +62,42 @@ _ERROR_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _RETRYABLE_STATUSES = frozenset({500, 502, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
+# Sent with every request unless the caller sets its own; no compression, so sizes and digests are of raw bytes.
+_DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*"}
+_FORM = "application/x-www-form-urlencoded"
+
+
+class Response:
+    """One HTTP answer with its body unread: status, headers (case-insensitive), the URL it answers and the
+    underlying urllib3 response (``raw``), read only through :class:`Transport`."""
+
+    __slots__ = ("headers", "raw", "status_code", "url")
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, url: str) -> None:
+        self.raw = raw
+        self.status_code: int = raw.status
+        self.headers = raw.headers
+        self.url = url
+
+    @property
+    def links(self) -> dict[str, dict[str, str]]:
+        """The ``Link`` header by relation (``rel``), as ``requests`` parses it."""
+        value = self.headers.get("Link", "")
+        if not value:
+            return {}
+        from requests.utils import parse_header_links
+
+        found: dict[str, dict[str, str]] = {}
+        for link in parse_header_links(value):
+            key = link.get("rel") or link.get("url") or ""
+            found[key] = link
+        return found
+
+    def close(self) -> None:
+        """Fully read, the connection is already back in the pool; otherwise it is dropped (it cannot carry
+        another request) and its slot returned."""
+        self.raw.close()
+        self.raw.release_conn()
 
 
 class RequestStats:
@@ -142,34 +186,33 @@ class Transport:
         self.config = config
         self.stats = stats
         self.guard = NetworkGuard.create(config.private_registries)
-        session = requests.Session()
-        # No proxies, .netrc or CA settings from the environment behind our back: proxies would bypass the
-        # guard and .netrc would attach credentials to any host. The CA bundle comes from the config instead.
-        session.trust_env = False
-        # Cookies from one registry must not ride along to another, nor be shared between threads' requests.
-        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        session.headers.clear()
-        session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*"})
-        adapter = GuardedHTTPAdapter(
-            self.guard,
-            on_connect=stats.record_connection,
-            pool_connections=POOL_HOSTS,
-            pool_maxsize=POOL_MAXSIZE,
+        # No proxies, .netrc or cookies: proxies would bypass the guard, .netrc would attach credentials to any
+        # host, and cookies from one registry must not ride along to another. urllib3 uses none of them.
+        # The CA bundle comes from the config, or REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE (honoured even for a config
+        # built in code), or certifi's bundle — what requests would use.
+        self.verify: str = (
+            config.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE", "") or os.environ.get("CURL_CA_BUNDLE", "")
         )
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        self.session = session
-        # REQUESTS_CA_BUNDLE is honoured even for a config built in code (trust_env is off, see above).
-        self.verify: bool | str = (
-            config.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE", "") or os.environ.get("CURL_CA_BUNDLE", "") or True
+        if not self.verify:
+            import certifi
+
+            self.verify = certifi.where()
+        tls: dict[str, Any] = {"cert_reqs": "CERT_REQUIRED", **_tls_settings(self.verify)}
+        # Origins that passed check_url: the rules read only the scheme and netloc and the config is frozen, so an
+        # origin that passed once passes again (the connect-time address check still runs for every connection).
+        self._checked: dict[tuple[str, str], bool] = {}
+        self.pool = guarded_pool_manager(
+            self.guard, on_connect=stats.record_connection, num_pools=POOL_HOSTS, maxsize=POOL_MAXSIZE, **tls
         )
 
     def close(self) -> None:
-        self.session.close()
+        self.pool.clear()
 
     def check_url(self, url: str) -> SplitResult:
         """The scheme rule and the name checks of the guard, before any connection is attempted."""
         parts = urlsplit(url)
+        if (parts.scheme, parts.netloc) in self._checked:
+            return parts
         shown = f"{parts.scheme}://{parts.hostname or ''}" if parts.scheme else "(relative URL)"
         if parts.scheme not in ("http", "https"):
             raise BlockedAddressError(f"refusing to follow a non-HTTP URL ({shown})")
@@ -187,6 +230,9 @@ class Transport:
                 f"refusing plain HTTP to {parts.netloc}: not listed in SIGWARD_INSECURE_REGISTRIES"
             )
         self.guard.check_name(host, port or (443 if parts.scheme == "https" else 80))
+        if len(self._checked) >= MAX_CHECKED_ORIGINS:
+            self._checked.clear()
+        self._checked[(parts.scheme, parts.netloc)] = True
         return parts
 
     def send(
@@ -199,7 +245,7 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         authorization: str | None = None,
         data: Mapping[str, str] | bytes | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """:meth:`_send`, counted by kind and outcome (``sigward_registry_requests_total``) and traced."""
         try:
             with tracing.span("sigward.registry.request", kind=kind, method=method, host=urlsplit(url).netloc) as span:
@@ -227,7 +273,7 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         authorization: str | None = None,
         data: Mapping[str, str] | bytes | None = None,
-    ) -> requests.Response:
+    ) -> Response:
         """Send one logical request; returns the final response with its body unread (``stream``).
 
         Retries idempotent requests once after a 5xx or a connection failure, and any request after a 429 when
@@ -300,7 +346,7 @@ class Transport:
         headers: Mapping[str, str] | None,
         authorization: str | None,
         data: Mapping[str, str] | bytes | None,
-    ) -> requests.Response:
+    ) -> Response:
         auth_origin = origin(url) if authorization else None
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
@@ -338,34 +384,45 @@ class Transport:
         data: Mapping[str, str] | bytes | None,
         deadline: Deadline,
         kind: str,
-    ) -> requests.Response:
+    ) -> Response:
         connect = deadline.timeout(self.config.connect_timeout)
         read = deadline.timeout(self.config.read_timeout)
         deadline_bound = read < self.config.read_timeout
         self.stats.record(host, kind)
+        all_headers = {**_DEFAULT_HEADERS, **headers}
+        body: bytes | str | None
+        if isinstance(data, Mapping):
+            body = urlencode(list(data.items()))
+            all_headers.setdefault("Content-Type", _FORM)
+        else:
+            body = data
         try:
-            return self.session.request(
+            raw = self.pool.urlopen(
                 method,
                 url,
-                headers=headers,
-                data=dict(data) if isinstance(data, Mapping) else data,
-                timeout=(connect, read),
-                allow_redirects=False,
-                stream=True,
-                verify=self.verify,
+                headers=all_headers,
+                body=body,
+                timeout=urllib3.Timeout(connect=connect, read=read),
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                decode_content=False,
             )
-        except requests.exceptions.Timeout as exc:
+        except urllib3.exceptions.NewConnectionError as exc:  # before timeouts: a subclass of ConnectTimeoutError
+            raise _TransientError(_connection_reason(exc)) from exc
+        except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError) as exc:
             if deadline_bound or deadline.expired():
                 raise DeadlineExceededError(f"deadline exceeded waiting for {host}") from exc
             raise _TransientError(f"timed out ({type(exc).__name__})") from exc
-        except requests.exceptions.SSLError as exc:
+        except urllib3.exceptions.SSLError as exc:
             raise ExternalServiceError(f"TLS connection to {host} failed (certificate or handshake)") from exc
-        except requests.exceptions.ConnectionError as exc:
+        except (urllib3.exceptions.ProtocolError, OSError) as exc:
             raise _TransientError(_connection_reason(exc)) from exc
-        except requests.exceptions.RequestException as exc:
+        except (urllib3.exceptions.HTTPError, ValueError) as exc:
             raise ExternalServiceError(f"request to {host} failed ({type(exc).__name__})") from exc
+        return Response(raw, url)
 
-    def read_body(self, resp: requests.Response, limit: int, deadline: Deadline, what: str) -> bytes:
+    def read_body(self, resp: Response, limit: int, deadline: Deadline, what: str) -> bytes:
         """Read the whole body (at most ``limit`` bytes); the connection then goes back to the pool."""
         try:
             encoding = resp.headers.get("Content-Encoding", "").strip().lower()
@@ -398,7 +455,7 @@ class Transport:
             # connection is dropped, since it cannot carry another request.
             resp.close()
 
-    def _tighten(self, resp: requests.Response, deadline: Deadline) -> None:
+    def _tighten(self, resp: Response, deadline: Deadline) -> None:
         """Let no single read of a trickling body outlast the deadline."""
         conn = getattr(resp.raw, "connection", None)
         sock = getattr(conn, "sock", None)
@@ -407,7 +464,7 @@ class Transport:
         else:
             deadline.check()
 
-    def discard(self, resp: requests.Response) -> None:
+    def discard(self, resp: Response) -> None:
         """Drain a small body quickly so the connection can be reused, or else drop the connection."""
         try:
             remaining = resp.raw.length_remaining
@@ -429,7 +486,7 @@ class Transport:
         finally:
             resp.close()
 
-    def error_detail(self, resp: requests.Response, deadline: Deadline) -> str:
+    def error_detail(self, resp: Response, deadline: Deadline) -> str:
         """distribution's error codes from an error body (``" (MANIFEST_UNKNOWN)"``), never its free text."""
         try:
             body = self.read_body(resp, MAX_ERROR_BODY_BYTES, deadline, "error response")
@@ -447,6 +504,22 @@ class Transport:
         return f" ({', '.join(shown)})" if shown else ""
 
 
+def _tls_settings(bundle: str) -> dict[str, Any]:
+    """One TLS context with the CA bundle loaded once, shared by every connection of the client: loading a bundle
+    (certifi's is ~150 KB of PEM) for each new connection costs milliseconds of CPU on a cold path. A bundle that
+    cannot be loaded now is left to each connection, which fails as it did before (and only over HTTPS)."""
+    is_dir = os.path.isdir(bundle)
+    try:
+        context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+        if is_dir:
+            context.load_verify_locations(capath=bundle)
+        else:
+            context.load_verify_locations(cafile=bundle)
+    except (OSError, ValueError):
+        return {"ca_cert_dir" if is_dir else "ca_certs": bundle}
+    return {"ssl_context": context}
+
+
 class _TransientError(Exception):
     """A failure worth one retry (connection refused or reset, timeout not caused by the deadline)."""
 
@@ -455,8 +528,8 @@ class _TransientError(Exception):
         self.reason = reason
 
 
-def _connection_reason(exc: requests.exceptions.ConnectionError) -> str:
-    """A short cause without the URL (which requests puts in its text) or anything the server said."""
+def _connection_reason(exc: BaseException) -> str:
+    """A short cause without the URL (which urllib3 puts in its text) or anything the server said."""
     chain: list[BaseException] = []
     todo: list[BaseException] = [exc]
     while todo and len(chain) < 16:

@@ -40,13 +40,18 @@ DEFAULT_EVENT_TTL_SECONDS = 48 * 3600.0
 
 class StoredStatus(enum.StrEnum):
     """What the store remembers of a verdict. Built from a verdict only by :meth:`of` (``deleted`` by a delete
-    event); admission reuses nothing but a fresh :attr:`PASS`."""
+    event, ``pending`` and ``superseded`` by push and re-verification); admission reuses nothing but a fresh
+    :attr:`PASS`."""
 
     PASS = "pass"  # noqa: S105 - a verdict, not a password
     FAIL = "fail"
     UNSIGNED = "unsigned"  # a decided failure of kind FailureKind.NO_SIGNATURES
     ERROR = "error"
     DELETED = "deleted"
+    # A push whose signature has not arrived yet, acknowledged instead of redelivered; re-verification settles it.
+    PENDING = "pending"
+    # A record made under another policy (or trust root) that re-verification re-keyed: history, never reused.
+    SUPERSEDED = "superseded"
 
     @classmethod
     def of(cls, verdict: RuleVerdict) -> StoredStatus:
@@ -161,7 +166,36 @@ class VerdictStore(Protocol):
         """When ``key`` was first seen (recording ``now`` if never): the start of a signature grace period."""
         ...
 
+    def scan(self, *, after: str, limit: int) -> list[StoredVerdict]:
+        """At most ``limit`` verdicts whose store key sorts after ``after`` ("" = from the start), in key order:
+        how re-verification walks the store in batches with a cursor it can persist."""
+        ...
+
+    def replace(self, current: StoredVerdict, new: StoredVerdict) -> bool:
+        """Compare-and-set: write ``new`` (same key as ``current``) only while the stored verdict under that key
+        still is ``current`` (same verdict and ``verified_at``); False when another writer got there first. The one
+        writer that wins reports the change, so concurrent re-verification runs never report it twice."""
+        ...
+
+    def get_state(self, name: str) -> str:
+        """A small named value (a re-verification cursor or lease); "" when never set."""
+        ...
+
+    def set_state(self, name: str, value: str, *, expected: str) -> bool:
+        """Compare-and-set a named value: write ``value`` only while it still is ``expected``."""
+        ...
+
     def close(self) -> None: ...
+
+
+def same_version(a: StoredVerdict, b: StoredVerdict) -> bool:
+    """Whether two reads of one key saw the same write (the store's compare-and-set condition). Timestamps survive
+    Firestore only to the microsecond, so they are compared to the millisecond."""
+    return a.verdict == b.verdict and abs(a.verified_at - b.verified_at) < VERSION_TIME_TOLERANCE
+
+
+# Two writes of one key less than a millisecond apart count as one version (Firestore keeps microseconds).
+VERSION_TIME_TOLERANCE = 1e-3
 
 
 def open_store(uri: str | None = None, *, environ: Mapping[str, str] | None = None) -> VerdictStore:

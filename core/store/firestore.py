@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sigward.errors import ExternalServiceError
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictKey
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictKey, same_version
 
 # Firestore calls are small; past this the store counts as unavailable (admission then verifies itself).
 CALL_TIMEOUT_SECONDS = 5.0
@@ -133,6 +133,69 @@ class FirestoreStore:
             return result
 
         return float(self._call("transaction", run))
+
+    def scan(self, *, after: str, limit: int) -> list[StoredVerdict]:
+        """Documents in id order (the id is the verdict key), one page after ``after``."""
+        coll = self._db().collection(self.collection)
+        query = coll.order_by("__name__")
+        if after:
+            query = query.start_after({"__name__": coll.document(after)})
+        query = query.limit(limit)
+        docs = self._call("query", lambda: list(query.stream(timeout=CALL_TIMEOUT_SECONDS, retry=_retry())))
+        return [self._from_doc(d.to_dict() or {}) for d in docs]
+
+    def replace(self, current: StoredVerdict, new: StoredVerdict) -> bool:
+        """A Firestore transaction: read the document, compare, write; Firestore retries it on contention and
+        fails it when the document changed after the read, so exactly one of two racing writers wins."""
+        if current.key != new.key:
+            raise ValueError("replace() keeps the key: current and new must have the same key")
+        db = self._db()
+        ref = db.collection(self.collection).document(current.key)
+        doc = new.as_json()
+        doc["expires_at"] = _ts(new.expires_at)
+        doc["verified_at"] = _ts(new.verified_at)
+
+        def run() -> bool:
+            from google.cloud import firestore
+
+            @firestore.transactional
+            def txn(transaction: Any) -> bool:
+                snap = ref.get(transaction=transaction)
+                if not snap.exists or not same_version(self._from_doc(snap.to_dict() or {}), current):
+                    return False
+                transaction.set(ref, doc)
+                return True
+
+            won: bool = txn(db.transaction())
+            return won
+
+        return bool(self._call("transaction", run))
+
+    def get_state(self, name: str) -> str:
+        ref = self._db().collection(f"{self.collection}-state").document(_doc_id(name))
+        snap = self._call("read", lambda: ref.get(timeout=CALL_TIMEOUT_SECONDS, retry=_retry()))
+        return str((snap.to_dict() or {}).get("value", "")) if snap.exists else ""
+
+    def set_state(self, name: str, value: str, *, expected: str) -> bool:
+        db = self._db()
+        ref = db.collection(f"{self.collection}-state").document(_doc_id(name))
+
+        def run() -> bool:
+            from google.cloud import firestore
+
+            @firestore.transactional
+            def txn(transaction: Any) -> bool:
+                snap = ref.get(transaction=transaction)
+                found = str((snap.to_dict() or {}).get("value", "")) if snap.exists else ""
+                if found != expected:
+                    return False
+                transaction.set(ref, {"name": name, "value": value})
+                return True
+
+            won: bool = txn(db.transaction())
+            return won
+
+        return bool(self._call("transaction", run))
 
     def close(self) -> None:
         with self._lock:

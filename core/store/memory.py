@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, VerdictKey
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, VerdictKey, same_version
 
 
 class MemoryStore:
@@ -13,6 +13,8 @@ class MemoryStore:
         self._verdicts: dict[str, StoredVerdict] = {}
         self._events: dict[str, float] = {}
         self._seen: dict[str, tuple[float, float]] = {}
+        self._state: dict[str, str] = {}
+        self.writes = 0  # verdict writes, for tests asserting that nothing changed
         self.available = True  # tests flip this to simulate an outage
 
     def _check(self) -> None:
@@ -25,6 +27,7 @@ class MemoryStore:
         self._check()
         with self._lock:
             self._verdicts[verdict.key] = verdict
+            self.writes += 1
 
     def lookup(self, key: VerdictKey, *, now: float) -> StoredVerdict | None:
         self._check()
@@ -57,6 +60,37 @@ class MemoryStore:
                 return found[0]
             self._seen[key] = (now, now + ttl)
             return now
+
+    def scan(self, *, after: str, limit: int) -> list[StoredVerdict]:
+        self._check()
+        with self._lock:
+            keys = sorted(k for k in self._verdicts if k > after)[:limit]
+            return [self._verdicts[k] for k in keys]
+
+    def replace(self, current: StoredVerdict, new: StoredVerdict) -> bool:
+        self._check()
+        if current.key != new.key:
+            raise ValueError("replace() keeps the key: current and new must have the same key")
+        with self._lock:
+            found = self._verdicts.get(current.key)
+            if found is None or not same_version(found, current):
+                return False
+            self._verdicts[new.key] = new
+            self.writes += 1
+            return True
+
+    def get_state(self, name: str) -> str:
+        self._check()
+        with self._lock:
+            return self._state.get(name, "")
+
+    def set_state(self, name: str, value: str, *, expected: str) -> bool:
+        self._check()
+        with self._lock:
+            if self._state.get(name, "") != expected:
+                return False
+            self._state[name] = value
+            return True
 
     def close(self) -> None:
         return None

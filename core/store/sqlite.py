@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 from sigward.errors import ExternalServiceError
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictKey
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, VERSION_TIME_TOLERANCE, StoredStatus, StoredVerdict, VerdictKey
 
 # How long a writer waits for another process's transaction before giving up (then: infrastructure error).
 BUSY_TIMEOUT_MS = 5000
@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
 CREATE INDEX IF NOT EXISTS verdicts_by_digest ON verdicts (digest);
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sightings (key TEXT PRIMARY KEY, first_seen REAL NOT NULL, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _COLUMNS = (
     "digest, repository, policy, policy_hash, rule, entries, verdict, message, verified_at, expires_at, source, "
@@ -72,6 +73,13 @@ class SqliteStore:
     def _run(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         try:
             return list(self._conn().execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise ExternalServiceError(f"verdict store {self.path} failed: {exc}") from exc
+
+    def _change(self, sql: str, params: tuple[object, ...]) -> int:
+        """Run one write and say how many rows it changed (the compare-and-set answers)."""
+        try:
+            return int(self._conn().execute(sql, params).rowcount)
         except sqlite3.Error as exc:
             raise ExternalServiceError(f"verdict store {self.path} failed: {exc}") from exc
 
@@ -140,6 +148,48 @@ class SqliteStore:
         )
         rows = self._run("SELECT first_seen FROM sightings WHERE key = ?", (key,))
         return float(rows[0][0]) if rows else now  # type: ignore[arg-type]
+
+    def scan(self, *, after: str, limit: int) -> list[StoredVerdict]:
+        rows = self._run(f"SELECT {_COLUMNS} FROM verdicts WHERE key > ? ORDER BY key LIMIT ?", (after, limit))  # noqa: S608
+        return [self._row(r) for r in rows]
+
+    def replace(self, current: StoredVerdict, new: StoredVerdict) -> bool:
+        if current.key != new.key:
+            raise ValueError("replace() keeps the key: current and new must have the same key")
+        # One UPDATE is atomic in SQLite: the condition and the write cannot be split by another process.
+        changed = self._change(
+            "UPDATE verdicts SET verdict = ?, message = ?, verified_at = ?, expires_at = ?, source = ?, "
+            "event_id = ?, image = ?, policy = ? WHERE key = ? AND verdict = ? AND abs(verified_at - ?) < ?",
+            (
+                new.verdict.value,
+                new.message,
+                new.verified_at,
+                new.expires_at,
+                new.source,
+                new.event_id,
+                new.image,
+                new.policy,
+                current.key,
+                current.verdict.value,
+                current.verified_at,
+                VERSION_TIME_TOLERANCE,
+            ),
+        )
+        return changed == 1
+
+    def get_state(self, name: str) -> str:
+        rows = self._run("SELECT value FROM state WHERE name = ?", (name,))
+        return str(rows[0][0]) if rows else ""
+
+    def set_state(self, name: str, value: str, *, expected: str) -> bool:
+        if expected:
+            return self._change("UPDATE state SET value = ? WHERE name = ? AND value = ?", (value, name, expected)) == 1
+        changed = self._change(
+            "INSERT INTO state (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value "
+            "WHERE state.value = ''",
+            (name, value),
+        )
+        return changed == 1
 
     def close(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sigward.errors import VerificationFailure, no_attestations_found
-from sigward.verify.cosign import SignatureLayer, TlogOptions
+from sigward.verify.cosign import SignatureLayer, TlogOptions, collect_verified
 from sigward.verify.dsse import (
     DSSE_MEDIA_TYPE,
     Statement,
@@ -47,18 +47,9 @@ def verify_attestations_with_key(
     layers: Sequence[SignatureLayer], *, image_digest: str, verifier: PublicKeyVerifier, tlog: TlogOptions
 ) -> tuple[Statement, ...]:
     """Every statement whose layer verifies; "no matching attestations: …" (cosign's error) when none does."""
-    if not layers:
-        raise no_attestations_found()
-    statements: list[Statement] = []
-    errors: list[str] = []
-    for layer in layers:
-        try:
-            statements.append(
-                verify_attestation_layer_with_key(layer, image_digest=image_digest, verifier=verifier, tlog=tlog)
-            )
-        except VerificationFailure as exc:
-            if exc.message not in errors:
-                errors.append(exc.message)
-    if not statements:
-        raise VerificationFailure("no matching attestations: " + "; ".join(errors))
-    return tuple(statements)
+    return collect_verified(
+        layers,
+        lambda layer: verify_attestation_layer_with_key(layer, image_digest=image_digest, verifier=verifier, tlog=tlog),
+        empty=no_attestations_found,
+        prefix="no matching attestations: ",
+    )

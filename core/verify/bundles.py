@@ -35,7 +35,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -43,11 +42,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
 from sigward.errors import ConfigurationError, VerificationFailure, no_attestations_found, no_signatures_found
+from sigward.policy.models import DEFAULT_REKOR_URL
 from sigward.verify.certificates import (
     CertificateTrust,
-    certificates_trust,
+    certificate_trust,
     check_certificate,
-    keyless_trust,
     signing_certificate,
     signing_times,
 )
@@ -68,13 +67,26 @@ from sigward.verify.identity import (
     certificate_issuer,
 )
 from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, spki_der
-from sigward.verify.rekor import Signer, check_envelope_entry, check_signature_entry, verify_set
+from sigward.verify.rekor import (
+    Signer,
+    check_envelope_entry,
+    check_signature_entry,
+    log_for_entry,
+    tlog_options,
+    verify_set,
+)
 from sigward.verify.timestamps import verify_timestamps
-from sigward.verify.trust import LogKey, TrustedRoot, parse_trusted_root, root_for_certificate
+from sigward.verify.trust import (
+    LogKey,
+    TrustedRoot,
+    log_id_for,
+    parse_trusted_root,
+    root_for_certificate,
+)
 from sigward.verify.x509chain import certificate_key, load_certificates_pem
 
 if TYPE_CHECKING:
-    from sigward.policy.models import CertificateAttestor, KeylessAttestor
+    from sigward.policy.models import CertificateAttestor, KeylessAttestor, Rekor
 
 # -- media types and limits
 
@@ -488,18 +500,13 @@ def _log_entry_doc(pem: str, url: str, what: str) -> dict[str, Any]:
     except KeyLoadError as exc:
         raise ConfigurationError(f"{what}: {exc}") from None
     der = spki_der(key)
+    log_id = bytes.fromhex(log_id_for(key, signed_note_origin=url))
     if isinstance(key, ed25519.Ed25519PublicKey):
-        # A signed-note (Rekor v2) log is named by its origin: key ID = SHA-256(name || "\n" || 0x01 || key).
-        name = urlsplit(url).netloc if "//" in url else url
-        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        log_id = hashlib.sha256(name.encode() + b"\n\x01" + raw).digest()
         details = "PKIX_ED25519"
     elif isinstance(key, ec.EllipticCurvePublicKey):
-        log_id = hashlib.sha256(der).digest()
         bits = {"secp256r1": "P256_SHA_256", "secp384r1": "P384_SHA_384", "secp521r1": "P521_SHA_512"}
         details = f"PKIX_ECDSA_{bits[key.curve.name]}"
     else:
-        log_id = hashlib.sha256(der).digest()
         size = key.key_size if key.key_size in (2048, 3072, 4096) else 4096
         details = f"PKIX_RSA_PKCS1V15_{size}_SHA256"
     return {
@@ -532,7 +539,7 @@ def trusted_root_with_overrides(
         certs = _policy_certificates(fulcio_roots_pem, "keyless.roots")
         doc["certificateAuthorities"] = [_authority(certs, "")] if certs else []
     if rekor_pubkey_pem:
-        doc["tlogs"] = [_log_entry_doc(rekor_pubkey_pem, rekor_url or "https://rekor.sigstore.dev", "rekor.pubkey")]
+        doc["tlogs"] = [_log_entry_doc(rekor_pubkey_pem, rekor_url or DEFAULT_REKOR_URL, "rekor.pubkey")]
     if ctlog_pubkey_pem:
         doc["ctlogs"] = [_log_entry_doc(ctlog_pubkey_pem, "", "ctlog.pubkey")]
     if tsa_chain_pem:
@@ -540,19 +547,6 @@ def trusted_root_with_overrides(
         doc["timestampAuthorities"] = [_authority(certs, "")] if certs else []
     raw = json.dumps(doc, separators=(",", ":")).encode()
     return parse_trusted_root(raw, source=f"{base.source} with policy overrides")
-
-
-def _attestor_root(
-    root: TrustedRoot, keyless: KeylessAttestor | None, certificates: CertificateAttestor | None
-) -> TrustedRoot:
-    """The root whose transparency logs verify a certificate bundle's entries (``rekor.pubkey`` replaces them). CAs,
-    CT logs and TSAs of the policy are read by :mod:`sigward.verify.certificates`, as for legacy layers."""
-    rekor = (keyless.rekor if keyless is not None else None) or (
-        certificates.rekor if certificates is not None else None
-    )
-    if rekor is None or not rekor.pub_key:
-        return root
-    return trusted_root_with_overrides(root, rekor_pubkey_pem=rekor.pub_key, rekor_url=rekor.url)
 
 
 # -- transparency log
@@ -665,16 +659,6 @@ def _verify_checkpoint(proof: _Proof, log: LogKey, log_id: bytes) -> None:
         raise VerificationFailure("checkpoint root hash differs from the inclusion proof's root hash")
 
 
-def _find_log(root: TrustedRoot, log_id: bytes) -> LogKey:
-    wanted = log_id.hex()
-    for log in root.tlogs:
-        if hmac.compare_digest(log.log_id.lower(), wanted):
-            return log
-    raise VerificationFailure(
-        f"transparency log entry is from log {wanted[:16]}…, which the trusted root does not list"
-    )
-
-
 @dataclass(frozen=True)
 class _VerifiedEntry:
     entry: _Entry
@@ -682,8 +666,8 @@ class _VerifiedEntry:
     integrated_time: int | None  # only when the inclusion promise (SET) verified
 
 
-def _verify_entry(entry: _Entry, root: TrustedRoot) -> _VerifiedEntry:
-    log = _find_log(root, entry.log_id)
+def _verify_entry(entry: _Entry, logs: Sequence[LogKey]) -> _VerifiedEntry:
+    log = log_for_entry(logs, entry.log_id)
     if entry.proof is not None:
         proof = entry.proof
         computed = merkle_root_from_proof(_hash_leaf(entry.body), proof.log_index, proof.tree_size, proof.hashes)
@@ -893,13 +877,16 @@ def verify_bundle(
     certificates: CertificateAttestor | None,
     trusted_root: TrustedRoot,
     also_trusted: Sequence[TrustedRoot] = (),
+    rekor: Rekor | None = None,
     ignore_tlog: bool = False,
     ignore_sct: bool = False,
 ) -> BundleResult:
     """Verify one Sigstore bundle with exactly one of ``key``, ``keyless`` or ``certificates``.
 
     ``image_digest`` (``sha256:…``): a DSSE statement's subject must name it, a message signature must sign it.
-    ``artifact``: the same, for the artifact's own digest (blobs; conformance tests). ``ignore_tlog`` /
+    ``artifact``: the same, for the artifact's own digest (blobs; conformance tests). ``rekor``: a ``keys``
+    attestor's block (a certificate attestor's own is read from it); the log keys come from
+    :func:`sigward.verify.rekor.tlog_options` for every attestor, as for legacy layers. ``ignore_tlog`` /
     ``ignore_sct`` add to what the attestor's ``rekor``/``ctlog`` say. Certificate bundles go through
     :mod:`sigward.verify.certificates` (the rules legacy layers use); time evidence is verified log entries and/or
     RFC 3161 timestamps. ``also_trusted``: further roots the policy allows; a certificate bundle is verified against
@@ -925,28 +912,27 @@ def verify_bundle(
         )
     if key is None and also_trusted:  # narrow to the allowed root that issued the leaf
         trusted_root = root_for_certificate((trusted_root, *also_trusted), parsed.leaf) or trusted_root
-    root = _attestor_root(trusted_root, keyless, certificates) if key is None else trusted_root
-    check_trusted_root(root)
+    check_trusted_root(trusted_root)
     digest = _message_digest(parsed, image_digest, artifact)
 
     trust: CertificateTrust | None = None
     if key is not None:
         verifier = key
-        tlog_required = not ignore_tlog
-        authorities = root.timestamp_authorities
+        tlog = tlog_options(rekor, trusted_root)
+        authorities = trusted_root.timestamp_authorities
     else:
-        trust = keyless_trust(keyless, trusted_root) if keyless is not None else None
-        if trust is None:
-            assert certificates is not None
-            trust = certificates_trust(certificates, trusted_root)
+        attestor = keyless if keyless is not None else certificates
+        assert attestor is not None
+        trust = certificate_trust(attestor, trusted_root)
         if ignore_tlog and not trust.ignore_tlog:
             trust = replace(trust, tlog=TlogOptions(required=False), ignore_tlog=True)
         if ignore_sct:
             trust = replace(trust, ct=None)
         signing = signing_certificate(trust, parsed.leaf)
         verifier = PublicKeyVerifier(key=certificate_key(signing), source="certificate")
-        tlog_required = trust.tlog.required
+        tlog = trust.tlog
         authorities = trust.tsa
+    tlog_required = tlog.required and not ignore_tlog
     signer = Signer(key=verifier.key, certificate=parsed.leaf if key is None else None)
     if parsed.envelope is not None:
         verify_envelope(parsed.envelope, verifier)
@@ -954,7 +940,7 @@ def verify_bundle(
         assert parsed.message is not None and digest is not None
         _verify_message_with_key(verifier, parsed.message.signature, digest, artifact)
 
-    # Transparency log entries (when the log is required) and timestamps.
+    # Transparency log entries (when the log is required), with the keys tlog_options chose; and timestamps.
     entries: list[_VerifiedEntry] = []
     if tlog_required:
         if not parsed.entries:
@@ -963,14 +949,14 @@ def verify_bundle(
                 + (" (set rekor.ignoreTlog: true to verify without the transparency log)" if key is not None else "")
             )
         for entry in parsed.entries:
-            verified = _verify_entry(entry, root)
+            verified = _verify_entry(entry, tlog.logs)
             _check_entry_content(verified, parsed, signer, digest)
             entries.append(verified)
     stamps = verify_timestamps(parsed.timestamps, signature=parsed.signature, authorities=authorities)
     integrated = sorted(e.integrated_time for e in entries if e.integrated_time is not None)
     for verified in entries:
         if verified.integrated_time is None:
-            log = _find_log(root, verified.entry.log_id)
+            log = log_for_entry(tlog.logs, verified.entry.log_id)
             for when in stamps.times:
                 if not log.valid_at(when):
                     raise VerificationFailure("the transparency log's key was not valid at the timestamp's time")
@@ -1027,6 +1013,7 @@ def verify_bundle_signatures(
     certificates: CertificateAttestor | None = None,
     trusted_root: TrustedRoot,
     also_trusted: Sequence[TrustedRoot] = (),
+    rekor: Rekor | None = None,
     ignore_tlog: bool = False,
     ignore_sct: bool = False,
 ) -> tuple[BundleResult, ...]:
@@ -1051,6 +1038,7 @@ def verify_bundle_signatures(
                 certificates=certificates,
                 trusted_root=trusted_root,
                 also_trusted=also_trusted,
+                rekor=rekor,
                 ignore_tlog=ignore_tlog,
                 ignore_sct=ignore_sct,
             )
@@ -1080,6 +1068,7 @@ def verify_bundle_attestations(
     certificates: CertificateAttestor | None = None,
     trusted_root: TrustedRoot,
     also_trusted: Sequence[TrustedRoot] = (),
+    rekor: Rekor | None = None,
     ignore_tlog: bool = False,
     ignore_sct: bool = False,
 ) -> tuple[Statement, ...]:
@@ -1102,6 +1091,7 @@ def verify_bundle_attestations(
                 certificates=certificates,
                 trusted_root=trusted_root,
                 also_trusted=also_trusted,
+                rekor=rekor,
                 ignore_tlog=ignore_tlog,
                 ignore_sct=ignore_sct,
             )

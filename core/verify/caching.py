@@ -10,9 +10,10 @@ from sigward.cache import TTLCache
 from sigward.deadline import Deadline
 from sigward.errors import DeadlineExceededError
 from sigward.references import ImageReference, Repository
+from sigward.registry.hints import TagHints
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer
-from sigward.verify.engine import SignatureSource
+from sigward.verify.engine import SignatureSource, with_tag_hints
 from sigward.verify.notation.discovery import NotaryReferrer
 from sigward.verify.notation.policy import notation_source
 from sigward.verify.notation.verify import NotationLayer, Target
@@ -55,6 +56,11 @@ class CachingSignatureSource:
             deadline,
             f"resolving {ref.reference}",
         )
+
+    def with_tag_hints(self, hints: TagHints) -> SignatureSource:
+        """The uncached inner source with ``hints``: what a hint led to must never outlive its evaluation, nor may a
+        cached "no signature yet" hide the hinted manifest."""
+        return with_tag_hints(self.inner, hints) if hints else self
 
     def cached_digest(self, ref: ImageReference) -> str | None:
         """The fresh resolution of ``ref`` already held, without asking the registry."""

@@ -26,6 +26,8 @@ Rules (the same for both formats):
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,6 +146,40 @@ def certificates_trust(certificates: CertificateAttestor, trusted_root: TrustedR
         pinned=pinned,
         keyless=False,
     )
+
+
+# One trust object per (attestor entry, trusted root): parsing PEM roots/chains and compiling identity patterns once,
+# not for every layer and bundle. Bounded: a policy set has tens of entries, a process sees a few roots at a time;
+# 512 holds every pair of a large policy set across a root rotation, each entry a few KiB of parsed certificates.
+MAX_CACHED_TRUSTS = 512
+
+_trust_cache: OrderedDict[tuple[int, str], tuple[KeylessAttestor | CertificateAttestor, CertificateTrust]] = (
+    OrderedDict()
+)
+_trust_lock = threading.Lock()
+
+
+def certificate_trust(attestor: KeylessAttestor | CertificateAttestor, trusted_root: TrustedRoot) -> CertificateTrust:
+    """The trust object of one ``keyless``/``certificates`` attestor entry under ``trusted_root``, built once per
+    (entry, root fingerprint) and shared by both formats. Entries are policy models (frozen), keyed by identity: the
+    cache holds the entry itself, so its id cannot be reused by another entry while cached. A bad entry (malformed
+    PEM) raises every time; only built trust objects are kept."""
+    key = (id(attestor), trusted_root.fingerprint)
+    with _trust_lock:
+        found = _trust_cache.get(key)
+        if found is not None and found[0] is attestor:
+            _trust_cache.move_to_end(key)
+            return found[1]
+    if isinstance(attestor, KeylessAttestor):
+        trust = keyless_trust(attestor, trusted_root)
+    else:
+        trust = certificates_trust(attestor, trusted_root)
+    with _trust_lock:
+        _trust_cache[key] = (attestor, trust)
+        _trust_cache.move_to_end(key)
+        while len(_trust_cache) > MAX_CACHED_TRUSTS:
+            _trust_cache.popitem(last=False)
+    return trust
 
 
 # --- time
@@ -283,10 +319,12 @@ def check_certificate(
 
 
 __all__ = [
+    "MAX_CACHED_TRUSTS",
     "MAX_ROOT_CERTS",
     "CertificateTrust",
     "CheckedCertificate",
     "SigningTimes",
+    "certificate_trust",
     "certificates_trust",
     "check_certificate",
     "ct_logs",

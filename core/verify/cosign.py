@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sigward.errors import VerificationFailure, no_signatures_found
 from sigward.verify.keys import PublicKeyVerifier
@@ -33,6 +34,9 @@ ANNOTATION_BUNDLE = "dev.sigstore.cosign/bundle"
 ANNOTATION_RFC3161 = "dev.sigstore.cosign/rfc3161timestamp"
 # A signature is at most a few hundred bytes (RSA-4096: 512); its base64 annotation past this is garbage.
 MAX_SIGNATURE_B64 = 8 * 1024
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -118,20 +122,35 @@ def verify_signatures_with_key(
     tlog: TlogOptions,
 ) -> tuple[VerifiedSignature, ...]:
     """Every layer that verifies; raise "no matching signatures: …" (cosign's error) when none does."""
+    return collect_verified(
+        layers,
+        lambda layer: verify_layer_with_key(
+            layer, image_digest=image_digest, verifier=verifier, annotations=annotations, tlog=tlog
+        ),
+        empty=no_signatures_found,
+        prefix="no matching signatures: ",
+    )
+
+
+def collect_verified(
+    layers: Sequence[SignatureLayer],
+    check: Callable[[SignatureLayer], _T],
+    *,
+    empty: Callable[[], VerificationFailure],
+    prefix: str,
+) -> tuple[_T, ...]:
+    """cosign's plural rule, for every legacy layer check: every layer that verifies; ``empty()`` when there is no
+    layer at all; else ``prefix`` with each distinct reason when none verifies."""
     if not layers:
-        raise no_signatures_found()
-    verified: list[VerifiedSignature] = []
+        raise empty()
+    verified: list[_T] = []
     errors: list[str] = []
     for layer in layers:
         try:
-            verified.append(
-                verify_layer_with_key(
-                    layer, image_digest=image_digest, verifier=verifier, annotations=annotations, tlog=tlog
-                )
-            )
+            verified.append(check(layer))
         except VerificationFailure as exc:
             if exc.message not in errors:
                 errors.append(exc.message)
     if not verified:
-        raise VerificationFailure("no matching signatures: " + "; ".join(errors))
+        raise VerificationFailure(prefix + "; ".join(errors))
     return tuple(verified)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from sigward.deadline import Deadline
 from sigward.errors import (
@@ -29,6 +29,7 @@ from sigward.errors import (
     no_signatures_found,
 )
 from sigward.references import ImageReference, Repository, parse_image_reference, parse_repository
+from sigward.registry.hints import NO_HINTS, TagHints
 from sigward.verify.attestations import verify_attestations_with_key
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
@@ -36,19 +37,26 @@ from sigward.verify.dsse import Statement
 from sigward.verify.keys import PublicKeyVerifier, split_pem_public_keys
 from sigward.verify.plan import RulePlan, image_matches, image_skipped, image_values, plan_image, plan_rule
 from sigward.verify.results import EntryFailure, RuleVerdict, Verdict, worst
+from sigward.verify.rootsnapshot import RootSnapshot
 from sigward.verify.trust import TrustedRoot, load_github_trusted_root, load_trusted_root
 
 if TYPE_CHECKING:
+    from sigward.cluster.data import ClusterData
     from sigward.policy.models import (
         AnyAllConditions,
         Attestation,
         Attestor,
         AttestorSet,
+        CertificateAttestor,
         ImageVerification,
+        KeylessAttestor,
         Policy,
         Rule,
         StaticKeyAttestor,
     )
+    from sigward.verify.rulecontext import ImageData
+
+_R = TypeVar("_R")
 
 # Images of one request or command verified at once; each mostly waits on the network.
 MAX_PARALLEL_IMAGES = 16
@@ -99,6 +107,21 @@ class SignatureSource(Protocol):
     def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]: ...
 
 
+@runtime_checkable
+class TakesTagHints(Protocol):
+    """A source that can read the tags a push event named by digest while the registry has not linked them yet."""
+
+    def with_tag_hints(self, hints: TagHints) -> SignatureSource: ...
+
+
+def with_tag_hints(source: SignatureSource, hints: TagHints) -> SignatureSource:
+    """``source`` for one evaluation with ``hints``; a source that cannot take hints is used as it is (unchanged
+    behaviour: the tag lookup decides)."""
+    if hints and isinstance(source, TakesTagHints):
+        return source.with_tag_hints(hints)
+    return source
+
+
 class KeyResolver(Protocol):
     """Turns a ``keys`` attestor (one PEM or key URI) into a verifier."""
 
@@ -123,6 +146,8 @@ class _ImageContext:
     trusted_root: TrustedRoot
     # Further roots this rule's policy allows (``sigward.dev/trusted-roots``); bundles pick among them by leaf issuer.
     also_trusted: tuple[TrustedRoot, ...] = ()
+    # The evaluation's one reading of every root (the verdict key's): policy roots are chosen from it.
+    snapshot: RootSnapshot | None = None
     request: Mapping[str, Any] | None = None  # the admission request, for conditions that read ``request.*``
     source: SignatureSource | None = None  # this entry's credential providers; None = the verifier's own source
     # The credential providers the tag was resolved with (None = the process-wide setting); meaningless when the
@@ -130,6 +155,8 @@ class _ImageContext:
     resolved_with: tuple[str, ...] | None = None
     layers: dict[tuple[str, str], tuple[SignatureLayer, ...]] = field(default_factory=dict)
     bundles: dict[tuple[str, str], tuple[BundleLayer, ...]] = field(default_factory=dict)
+    # What a push event said about tags not linked yet (:mod:`sigward.registry.hints`): this evaluation only.
+    tag_hints: TagHints = NO_HINTS
 
 
 @dataclass(frozen=True)
@@ -173,6 +200,8 @@ class Verifier:
         trusted_root: Callable[[], TrustedRoot] = load_trusted_root,
         clock: Callable[[], datetime] | None = None,
         source_for_providers: SourceForProviders | None = None,
+        cluster: ClusterData | None = None,
+        image_data: ImageData | None = None,
         github_root: Callable[[], TrustedRoot] = load_github_trusted_root,
     ) -> None:
         """``source_for_providers``: how entries with ``imageRegistryCredentials`` get their own source; without
@@ -187,7 +216,43 @@ class Verifier:
             keys = DefaultKeyResolver()
         self._keys: KeyResolver = keys
         self._trusted_root = trusted_root
+        self._cluster = cluster  # rule context, cluster keys (sigward.verify.rulecontext); None = nothing shipped
+        self.image_data = image_data  # imageRegistry context entries (sigward.registry.imagedata)
         self._github_root = github_root
+
+    def with_source(
+        self, source: SignatureSource, *, source_for_providers: SourceForProviders | None = None
+    ) -> Verifier:
+        """A verifier reading signatures from ``source`` that shares this one's keys (parsed and KMS-fetched public
+        keys stay warm), trusted roots, clock and cluster data: push and re-verification must not see admission's
+        cached "no signature yet"."""
+        return self._sharing(source, source_for_providers)
+
+    def with_tag_hints(self, hints: TagHints) -> Verifier:
+        """A verifier for one push event's evaluation whose every source reads the tags ``hints`` name by digest
+        while they are not linked yet (:mod:`sigward.registry.hints`); for checks that build their own contexts
+        (ImageValidatingPolicies). Drop it with the evaluation."""
+        if not hints:
+            return self
+        for_providers = self._source_for_providers
+        return self._sharing(
+            with_tag_hints(self._source, hints),
+            None if for_providers is None else (lambda providers: with_tag_hints(for_providers(providers), hints)),
+        )
+
+    def _sharing(self, source: SignatureSource, source_for_providers: SourceForProviders | None) -> Verifier:
+        """A verifier on other sources sharing everything else of this one (keys, roots, clock, cluster data): the
+        one place a derived verifier is built, so none loses a collaborator."""
+        return Verifier(
+            source=source,
+            keys=self._keys,
+            trusted_root=self._trusted_root,
+            clock=self._clock,
+            source_for_providers=source_for_providers,
+            cluster=self._cluster,
+            image_data=self.image_data,
+            github_root=self._github_root,
+        )
 
     # -- one image ---------------------------------------------------------------------------------------------
 
@@ -197,17 +262,21 @@ class Verifier:
         *,
         deadline: Deadline,
         digest: str = "",
-        trusted_root: TrustedRoot | None = None,
+        trusted_root: TrustedRoot | RootSnapshot | None = None,
         request: Mapping[str, Any] | None = None,
         context: _ImageContext | None = None,
+        tag_hints: TagHints = NO_HINTS,
     ) -> RuleVerdict:
         """The verdict of one planned rule (:mod:`sigward.verify.plan`) for its image: the one entry point of the
         CLI, admission and push. With ``digest`` (the one the verdict key names) the image is verified pinned to
-        it under ``trusted_root`` (the key's); ``context`` shares one image's fetches across its rules instead."""
+        it under ``trusted_root`` (the key's snapshot: :meth:`roots`); ``context`` shares one image's fetches
+        across its rules instead. ``tag_hints`` (push, with ``digest``): tags the event named, read by digest while
+        not linked yet."""
         ref = plan.ref
         if context is None and digest and plan.applied:
             pinned = ref if ref.digest else ref.with_digest(digest)
             context = self.new_context(pinned, deadline=deadline, request=request, trusted_root=trusted_root)
+            context.tag_hints = tag_hints
         rule = plan.rule
         verdicts: list[_EntryVerdict] = []
         for i in plan.matched:
@@ -287,6 +356,7 @@ class Verifier:
             ctx = self._with_entry_source(ctx, iv)
             if policy is not None:
                 ctx = self._with_policy_roots(ctx, policy)
+            ctx = self._with_inline_root(ctx, iv)
         except ConfigurationError:
             raise  # e.g. the image's registry refused by the network guard: configuration, not an unsigned image
         except VerificationFailure as exc:
@@ -341,9 +411,11 @@ class Verifier:
             deadline=ctx.deadline,
             trusted_root=ctx.trusted_root,
             also_trusted=ctx.also_trusted,
+            snapshot=ctx.snapshot,
             request=ctx.request,
             source=None if providers is None else source,
             resolved_with=providers,
+            tag_hints=ctx.tag_hints,
         )
 
     def _source_for(self, providers: tuple[str, ...] | None) -> SignatureSource:
@@ -354,42 +426,51 @@ class Verifier:
         return self._source_for_providers(providers)
 
     def _source_of(self, ctx: _ImageContext) -> SignatureSource:
-        return ctx.source if ctx.source is not None else self._source
+        return with_tag_hints(ctx.source if ctx.source is not None else self._source, ctx.tag_hints)
 
     def trusted_root(self) -> TrustedRoot:
-        """A snapshot of the trusted root in use now; a verification and its verdict key take one and keep it."""
+        """A snapshot of the public-good trusted root in use now."""
         return self._trusted_root()
 
-    def policy_roots(self, policy: Policy, default: TrustedRoot) -> tuple[TrustedRoot, ...]:
-        """The roots ``policy`` allows (``sigward.dev/trusted-roots``; public-good = ``default``, the snapshot this
-        verification took), in the order written: the first verifies legacy signatures and keyed bundles."""
-        from sigward.policy.trustroots import RootName, allowed_root_names
+    def roots(self) -> RootSnapshot:
+        """One reading of every trusted root for one evaluation: take it once, make the verdict key with it
+        (:meth:`trust_fingerprint`) and verify under it (``evaluate(trusted_root=...)``), so a refresh of any root
+        between the two never stores a verdict under another root's key."""
+        return RootSnapshot(self._trusted_root(), self._github_root)
 
-        names = allowed_root_names(policy.annotations)
-        return tuple(default if name is RootName.PUBLIC_GOOD else self._github_root() for name in names)
+    def _snapshot(self, roots: TrustedRoot | RootSnapshot) -> RootSnapshot:
+        return roots if isinstance(roots, RootSnapshot) else RootSnapshot(roots, self._github_root)
 
-    def trust_fingerprint(self, policy: Policy, default: TrustedRoot) -> str:
-        """What a verdict key records of the roots ``policy`` allows: every allowed root's fingerprint, so a
-        rotation of any of them never serves a verdict made under the old one (the default root's alone when the
-        policy allows only it, the key earlier versions stored)."""
-        from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
+    def policy_roots(self, policy: Policy, default: TrustedRoot | RootSnapshot) -> tuple[TrustedRoot, ...]:
+        """The roots ``policy`` allows (see :meth:`RootSnapshot.for_policy`); a bare root reads GitHub's anew."""
+        return self._snapshot(default).for_policy(policy)
 
-        if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
-            return default.fingerprint
-        try:
-            return ",".join(root.fingerprint for root in self.policy_roots(policy, default))
-        except SigwardError:
-            # No GitHub root yet (TUF unreachable, unreadable file): a key no verdict was made under; the
-            # verification itself then reports the reason.
-            return f"{default.fingerprint},unavailable"
+    def trust_fingerprint(self, policy: Policy, default: TrustedRoot | RootSnapshot) -> str:
+        """What a verdict key records of the roots ``policy`` allows (see :meth:`RootSnapshot.fingerprint`)."""
+        return self._snapshot(default).fingerprint(policy)
 
     def _with_policy_roots(self, ctx: _ImageContext, policy: Policy) -> _ImageContext:
         from sigward.policy.trustroots import TRUSTED_ROOTS_ANNOTATION
 
         if TRUSTED_ROOTS_ANNOTATION not in policy.annotations:
             return ctx
-        roots = self.policy_roots(policy, ctx.trusted_root)
+        roots = (ctx.snapshot or self._snapshot(ctx.trusted_root)).for_policy(policy)
         # A copy sharing the fetched-layer memo: the layers are the same, only the roots differ per policy.
+        return replace(ctx, trusted_root=roots[0], also_trusted=roots[1:])
+
+    def _with_inline_root(self, ctx: _ImageContext, iv: ImageVerification) -> _ImageContext:
+        """An ImageValidatingPolicy attestor's ``cosign.trustedRoot``: the ONLY roots its checks use (never the TUF
+        or GitHub root besides); a root that does not parse fails the check closed, naming the policy field."""
+        from sigward.policy.ivpol.models import inline_root_of
+        from sigward.verify.trust import inline_trusted_roots
+
+        try:
+            inline = inline_root_of(iv)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if inline is None:
+            return ctx
+        roots = inline_trusted_roots(inline.value, inline.path)
         return replace(ctx, trusted_root=roots[0], also_trusted=roots[1:])
 
     def resolve_digest(
@@ -412,15 +493,53 @@ class Verifier:
         deadline: Deadline,
         request: Mapping[str, Any] | None = None,
         providers: tuple[str, ...] | None = None,
-        trusted_root: TrustedRoot | None = None,
+        trusted_root: TrustedRoot | RootSnapshot | None = None,
     ) -> _ImageContext:
         """The shared state of one image's verification. ``providers``: the credential providers to resolve a tag
         with (``rule_credential_providers``; None = the process-wide setting); ``trusted_root``: the snapshot a
-        verdict key was made with (taken now when not given)."""
+        verdict key was made with (taken now when not given; a bare root is the public-good one)."""
         digest = self.resolve_digest(ref, deadline=deadline, providers=providers)
-        root = trusted_root if trusted_root is not None else self.trusted_root()
+        snapshot = self.roots() if trusted_root is None else self._snapshot(trusted_root)
         return _ImageContext(
-            ref=ref, digest=digest, deadline=deadline, trusted_root=root, request=request, resolved_with=providers
+            ref=ref,
+            digest=digest,
+            deadline=deadline,
+            trusted_root=snapshot.default,
+            snapshot=snapshot,
+            request=request,
+            resolved_with=providers,
+        )
+
+    def attestation_predicates(
+        self,
+        ref: ImageReference,
+        iv: ImageVerification,
+        *,
+        deadline: Deadline,
+        context: _ImageContext | None = None,
+    ) -> tuple[Any, ...]:
+        """The predicates of ``iv``'s first attestation, from the first entry of its first attestor set whose
+        statements verify (ImageValidatingPolicy ``extractPayload``: a policy reads only what was verified, never an
+        unverified referrer as Kyverno's fallback does); a :class:`VerificationFailure` when none does."""
+        from sigward.policy.models import Attestor, AttestorSet
+
+        ctx = self._with_inline_root(context if context is not None else self.new_context(ref, deadline=deadline), iv)
+        attestation = iv.attestations[0]
+        predicate_type = attestation.type or attestation.predicate_type
+        sets = attestation.attestors or (AttestorSet(entries=(Attestor(),)),)
+        failures: list[str] = []
+        for entry in expand_static_keys(sets[0]):
+            try:
+                statements = self._attestation_statements(ctx, iv, entry, predicate_type)
+            except VerificationFailure as exc:
+                failures.append(exc.message)
+                continue
+            found = tuple(s.predicate for s in statements if s.predicate_type == predicate_type)
+            if found:
+                return found
+        raise VerificationFailure(
+            "; ".join(failures) or f"attestions not found for predicate type {predicate_type}",
+            kind=FailureKind.NO_ATTESTATIONS,
         )
 
     def _verify_attestor_set(
@@ -515,18 +634,16 @@ class Verifier:
     def _bundle_trust(self, ctx: _ImageContext, entry: Attestor) -> dict[str, Any]:
         """verify_bundle's keyword arguments for an attestor entry (key, identity or certificates, trust roots)."""
         from sigward.policy.models import KeylessAttestor
-        from sigward.verify.bundles import trusted_root_with_overrides
 
         root = ctx.trusted_root
         if entry.keys is not None:
-            rekor = entry.keys.rekor
-            if rekor is not None and rekor.pub_key:
-                root = trusted_root_with_overrides(root, rekor_pubkey_pem=rekor.pub_key, rekor_url=rekor.url)
+            rekor = entry.keys.rekor  # its log keys are chosen by rekor.tlog_options, as for legacy layers
             return {
                 "key": self._keys.verifier(entry.keys, deadline=ctx.deadline),
                 "keyless": None,
                 "certificates": None,
                 "trusted_root": root,
+                "rekor": rekor,
                 "ignore_tlog": bool(rekor is not None and rekor.ignore_tlog),
                 "ignore_sct": bool(entry.keys.ctlog is not None and entry.keys.ctlog.ignore_sct),
             }
@@ -552,36 +669,20 @@ class Verifier:
             "ignore_sct": bool(keyless.ctlog is not None and keyless.ctlog.ignore_sct),
         }
 
-    def _bundle_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[BundleLayer, ...]:
-        key = (f"bundles:{repo}", ctx.digest)
-        found = ctx.bundles.get(key)
-        if found is None:
-            found = self._source_of(ctx).bundles(repo, ctx.digest, deadline=ctx.deadline)
-            ctx.bundles[key] = found
-        return found
-
     def _verify_entry_legacy(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         if entry.keys is None:
             return self._verify_entry_certificates(ctx, iv, entry)
-        keys = entry.keys
-        verifier = self._keys.verifier(keys, deadline=ctx.deadline)
-        repo = self._signature_repository(ctx, iv, entry)
-        layers = self._layers(ctx, repo)
-        tlog = self._tlog_options(ctx, keys)
+        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
+        tlog = self._tlog_options(ctx, entry.keys)
         annotations = dict(entry.annotations)
-        try:
-            signatures = verify_signatures_with_key(
+        signatures = self._with_key(
+            ctx,
+            entry.keys,
+            bool(layers),
+            lambda verifier: verify_signatures_with_key(
                 layers, image_digest=ctx.digest, verifier=verifier, annotations=annotations, tlog=tlog
-            )
-        except VerificationFailure:
-            if not layers:
-                raise
-            fresh = self._keys.refreshed(keys, verifier, deadline=ctx.deadline)
-            if fresh is None:
-                raise
-            signatures = verify_signatures_with_key(
-                layers, image_digest=ctx.digest, verifier=fresh, annotations=annotations, tlog=tlog
-            )
+            ),
+        )
         return _EntryOutcome(signatures=signatures)
 
     # -- attestations -------------------------------------------------------------------------------------------
@@ -692,38 +793,41 @@ class Verifier:
     ) -> tuple[Statement, ...]:
         layers = self._att_layers(ctx, repo)
         if entry.keys is None:
-            from sigward.policy.models import KeylessAttestor
-            from sigward.verify.keyless import verify_attestations_certificate, verify_attestations_keyless
+            from sigward.verify.keyless import verify_attestations_by_certificate
 
-            if entry.certificates is not None:
-                return verify_attestations_certificate(
-                    layers,
-                    image_digest=ctx.digest,
-                    certificates=entry.certificates,
-                    trusted_root=ctx.trusted_root,
-                    signature_algorithm=entry.signature_algorithm,
-                    now=self._clock(),
-                )
-            return verify_attestations_keyless(
+            return verify_attestations_by_certificate(
                 layers,
+                attestor=_certificate_attestor(entry),
                 image_digest=ctx.digest,
-                keyless=entry.keyless or KeylessAttestor(),
                 trusted_root=ctx.trusted_root,
                 signature_algorithm=entry.signature_algorithm,
                 now=self._clock(),
             )
-        keys = entry.keys
+        tlog = self._tlog_options(ctx, entry.keys)
+        return self._with_key(
+            ctx,
+            entry.keys,
+            bool(layers),
+            lambda verifier: verify_attestations_with_key(
+                layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog
+            ),
+        )
+
+    def _with_key(
+        self, ctx: _ImageContext, keys: StaticKeyAttestor, found: bool, check: Callable[[PublicKeyVerifier], _R]
+    ) -> _R:
+        """``check`` with the entry's key; when it fails on artifacts that were ``found``, once more with a
+        re-fetched key (a rotated KMS key), if the resolver has a newer one."""
         verifier = self._keys.verifier(keys, deadline=ctx.deadline)
-        tlog = self._tlog_options(ctx, keys)
         try:
-            return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog)
+            return check(verifier)
         except VerificationFailure:
-            if not layers:
+            if not found:
                 raise
             fresh = self._keys.refreshed(keys, verifier, deadline=ctx.deadline)
             if fresh is None:
                 raise
-            return verify_attestations_with_key(layers, image_digest=ctx.digest, verifier=fresh, tlog=tlog)
+            return check(fresh)
 
     def _check_statements(
         self,
@@ -782,45 +886,21 @@ class Verifier:
             return ""
         return outcome.message or f"image {ctx.ref.reference} denied by validate.deny"
 
-    def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
-        key = (f"att:{repo}", ctx.digest)
-        found = ctx.layers.get(key)
-        if found is None:
-            found = self._source_of(ctx).attestation_layers(repo, ctx.digest, deadline=ctx.deadline)
-            ctx.layers[key] = found
-        return found
-
     def _verify_entry_certificates(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         """``certificates`` and ``keyless`` entries (an empty entry is keyless with no identity constraint)."""
-        from sigward.policy.models import KeylessAttestor
-        from sigward.verify.keyless import verify_signatures_certificate, verify_signatures_keyless
+        from sigward.verify.keyless import verify_signatures_by_certificate
 
         layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
-        annotations = dict(entry.annotations)
-        if entry.certificates is not None:
-            return _EntryOutcome(
-                signatures=verify_signatures_certificate(
-                    layers,
-                    image_digest=ctx.digest,
-                    certificates=entry.certificates,
-                    annotations=annotations,
-                    trusted_root=ctx.trusted_root,
-                    signature_algorithm=entry.signature_algorithm,
-                    now=self._clock(),
-                )
-            )
-        keyless = entry.keyless or KeylessAttestor()
-        return _EntryOutcome(
-            signatures=verify_signatures_keyless(
-                layers,
-                image_digest=ctx.digest,
-                keyless=keyless,
-                annotations=annotations,
-                trusted_root=ctx.trusted_root,
-                signature_algorithm=entry.signature_algorithm,
-                now=self._clock(),
-            )
+        signatures = verify_signatures_by_certificate(
+            layers,
+            attestor=_certificate_attestor(entry),
+            image_digest=ctx.digest,
+            annotations=dict(entry.annotations),
+            trusted_root=ctx.trusted_root,
+            signature_algorithm=entry.signature_algorithm,
+            now=self._clock(),
         )
+        return _EntryOutcome(signatures=signatures)
 
     def _signature_repository(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> Repository:
         name = entry.repository or iv.repository
@@ -831,13 +911,31 @@ class Verifier:
         except BadRequestError as exc:
             raise VerificationFailure(f"failed to parse signature repository {name}: {exc}") from None
 
+    # Each fetch once per image context (per credential set): rules and entries share what was fetched.
+
     def _layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
-        key = (str(repo), ctx.digest)
-        found = ctx.layers.get(key)
-        if found is None:
-            found = self._source_of(ctx).signature_layers(repo, ctx.digest, deadline=ctx.deadline)
-            ctx.layers[key] = found
-        return found
+        source = self._source_of(ctx)
+        return _memo(
+            ctx.layers,
+            (str(repo), ctx.digest),
+            lambda: source.signature_layers(repo, ctx.digest, deadline=ctx.deadline),
+        )
+
+    def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
+        source = self._source_of(ctx)
+        return _memo(
+            ctx.layers,
+            (f"att:{repo}", ctx.digest),
+            lambda: source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline),
+        )
+
+    def _bundle_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[BundleLayer, ...]:
+        source = self._source_of(ctx)
+        return _memo(
+            ctx.bundles,
+            (f"bundles:{repo}", ctx.digest),
+            lambda: source.bundles(repo, ctx.digest, deadline=ctx.deadline),
+        )
 
     def _tlog_options(self, ctx: _ImageContext, keys: StaticKeyAttestor) -> TlogOptions:
         from sigward.verify.rekor import tlog_options
@@ -903,7 +1001,59 @@ class Verifier:
                 )
                 for plan in plans
             ]
-        return [self.evaluate(plan, deadline=deadline, context=context) for plan in plans]
+        out: list[RuleVerdict] = []
+        for plan in plans:
+            prepared = self._prepared(plan)
+            if isinstance(prepared, RuleVerdict):
+                out.append(prepared)
+            elif prepared is not None:
+                out.append(self.evaluate(prepared, deadline=deadline, context=context))
+        return out
+
+    def _prepared(self, plan: RulePlan) -> RulePlan | RuleVerdict | None:
+        """The plan of the rule prepared without an admission request (``verify``): context, preconditions,
+        variables and cluster keys; a rule reading request data is decided at admission only (a ``skip`` that says
+        so). None: the prepared rule no longer matches the image."""
+        from sigward.policy.dynamic import is_dynamic, reads_request
+        from sigward.verify.rulecontext import resolve_rule
+
+        policy, rule, ref = plan.policy, plan.rule, plan.ref
+        if not is_dynamic(rule):
+            return plan
+
+        def verdict(status: Verdict, message: str) -> RuleVerdict:
+            return RuleVerdict(
+                image=ref.original,
+                reference=ref.reference,
+                digest=ref.digest,
+                verdict=status,
+                policy=policy.name,
+                rule=rule.name,
+                message=message,
+            )
+
+        if reads_request(rule):
+            return verdict(
+                Verdict.SKIP,
+                "rule reads admission request data (request, images, serviceAccount*): evaluated at admission only",
+            )
+        from sigward.cluster.data import EMPTY
+
+        try:
+            resolution = resolve_rule(
+                policy,
+                rule,
+                request=None,
+                images=None,
+                cluster=self._cluster or EMPTY,
+                now=self._clock(),
+                image_data=self.image_data,
+            )
+        except SigwardError as exc:
+            return verdict(Verdict.ERROR, exc.message)
+        if resolution.rule is None:
+            return verdict(Verdict.SKIP, resolution.skip)
+        return plan_rule(policy, resolution.rule, ref, resolved=resolution.fingerprint)
 
 
 def _standing_failure(
@@ -923,6 +1073,24 @@ def _standing_failure(
 def _fetches(plan: RulePlan) -> bool:
     """Whether an applied entry of ``plan`` has anything to fetch."""
     return any(plan.rule.verify_images[i].attestors or plan.rule.verify_images[i].attestations for i in plan.applied)
+
+
+def _memo(store: dict[tuple[str, str], _R], key: tuple[str, str], fetch: Callable[[], _R]) -> _R:
+    found = store.get(key)
+    if found is None:
+        found = fetch()
+        store[key] = found
+    return found
+
+
+def _certificate_attestor(entry: Attestor) -> CertificateAttestor | KeylessAttestor:
+    """The certificate-based attestor of an entry without ``keys``: ``certificates``, else ``keyless`` (an empty
+    entry is keyless with no identity constraint)."""
+    from sigward.policy.models import KeylessAttestor
+
+    if entry.certificates is not None:
+        return entry.certificates
+    return entry.keyless if entry.keyless is not None else KeylessAttestor()
 
 
 def _sub(entry: Attestor) -> str:

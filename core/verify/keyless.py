@@ -21,7 +21,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Required, TypedDict, Unpack
 
 from cryptography import x509
 
@@ -30,9 +30,8 @@ from sigward.policy.models import CertificateAttestor, KeylessAttestor
 from sigward.verify.certificates import (
     CertificateTrust,
     SigningTimes,
-    certificates_trust,
+    certificate_trust,
     check_certificate,
-    keyless_trust,
     signing_certificate,
     signing_times,
 )
@@ -40,6 +39,7 @@ from sigward.verify.cosign import (
     ANNOTATION_RFC3161,
     SignatureLayer,
     VerifiedSignature,
+    collect_verified,
     decode_signature,
 )
 from sigward.verify.dsse import (
@@ -138,12 +138,6 @@ def _signing_times(
     return signing_times(trust, tlog_times=tlog_times, timestamps=stamps, now=now), integrated
 
 
-def _trust(attestor: KeylessAttestor | CertificateAttestor, trusted_root: TrustedRoot) -> CertificateTrust:
-    if isinstance(attestor, KeylessAttestor):
-        return keyless_trust(attestor, trusted_root)
-    return certificates_trust(attestor, trusted_root)
-
-
 def _verifier(key: SupportedKey, signature_algorithm: str) -> PublicKeyVerifier:
     return PublicKeyVerifier(key=key, hash_name=signature_algorithm or "sha256", source="certificate")
 
@@ -183,49 +177,48 @@ def _verify_sig_layer(
     )
 
 
-def verify_layer_keyless(
-    layer: SignatureLayer,
-    *,
-    image_digest: str,
-    keyless: KeylessAttestor,
-    annotations: Mapping[str, str],
-    trusted_root: TrustedRoot,
-    signature_algorithm: str = "sha256",
-    now: datetime | None = None,
+CertificateBased = KeylessAttestor | CertificateAttestor
+
+
+class LayerOptions(TypedDict, total=False):
+    """What every certificate-based layer check takes besides the layer and the attestor entry."""
+
+    image_digest: Required[str]
+    trusted_root: Required[TrustedRoot]
+    signature_algorithm: str  # default sha256
+    now: datetime | None  # the time the certificate must be valid at under rekor.ignoreTlog (default: now)
+
+
+class SignatureOptions(LayerOptions, total=False):
+    annotations: Mapping[str, str]
+
+
+def verify_layer_by_certificate(
+    layer: SignatureLayer, *, attestor: CertificateBased, **options: Unpack[SignatureOptions]
 ) -> VerifiedCertificateSignature:
-    """A ``.sig`` layer signed with a Fulcio (or other CA) certificate, judged by a ``keyless`` attestor. ``now`` is
-    the time the certificate must be valid at when ``rekor.ignoreTlog`` (default: the current time)."""
+    """A ``.sig`` layer signed with a Fulcio (or other CA) certificate, judged by a ``keyless`` or
+    ``certificates`` attestor entry (its trust object built once: :func:`certificate_trust`)."""
     _expect_media_type(layer, SIMPLESIGNING_MEDIA_TYPE, "a cosign simple signing payload")
     return _verify_sig_layer(
         layer,
-        _trust(keyless, trusted_root),
-        image_digest=image_digest,
-        annotations=annotations,
-        signature_algorithm=signature_algorithm,
-        now=now,
+        certificate_trust(attestor, options["trusted_root"]),
+        image_digest=options["image_digest"],
+        annotations=options.get("annotations", {}),
+        signature_algorithm=options.get("signature_algorithm", "") or "sha256",
+        now=options.get("now"),
     )
+
+
+def verify_layer_keyless(
+    layer: SignatureLayer, *, keyless: KeylessAttestor, **options: Unpack[SignatureOptions]
+) -> VerifiedCertificateSignature:
+    return verify_layer_by_certificate(layer, attestor=keyless, **options)
 
 
 def verify_layer_certificate(
-    layer: SignatureLayer,
-    *,
-    image_digest: str,
-    certificates: CertificateAttestor,
-    annotations: Mapping[str, str],
-    trusted_root: TrustedRoot,
-    signature_algorithm: str = "sha256",
-    now: datetime | None = None,
+    layer: SignatureLayer, *, certificates: CertificateAttestor, **options: Unpack[SignatureOptions]
 ) -> VerifiedCertificateSignature:
-    """A ``.sig`` layer judged by a ``certificates`` attestor (``cert`` and/or ``certChain``)."""
-    _expect_media_type(layer, SIMPLESIGNING_MEDIA_TYPE, "a cosign simple signing payload")
-    return _verify_sig_layer(
-        layer,
-        _trust(certificates, trusted_root),
-        image_digest=image_digest,
-        annotations=annotations,
-        signature_algorithm=signature_algorithm,
-        now=now,
-    )
+    return verify_layer_by_certificate(layer, attestor=certificates, **options)
 
 
 def _expect_media_type(layer: SignatureLayer, media_type: str, description: str) -> None:
@@ -256,169 +249,77 @@ def _verify_att_layer(
     return statement
 
 
-def verify_attestation_keyless(
-    layer: SignatureLayer,
-    *,
-    image_digest: str,
-    keyless: KeylessAttestor,
-    trusted_root: TrustedRoot,
-    signature_algorithm: str = "sha256",
-    now: datetime | None = None,
+def verify_attestation_by_certificate(
+    layer: SignatureLayer, *, attestor: CertificateBased, **options: Unpack[LayerOptions]
 ) -> Statement:
-    """A cosign ``.att`` layer (DSSE envelope; certificate, chain and bundle annotations) under a ``keyless``
-    attestor; the Rekor entry is ``intoto`` (or ``dsse``)."""
+    """A cosign ``.att`` layer (DSSE envelope; certificate, chain and bundle annotations) under a ``keyless`` or
+    ``certificates`` attestor entry; the Rekor entry is ``intoto`` (or ``dsse``)."""
     _expect_media_type(layer, DSSE_MEDIA_TYPE, "a DSSE envelope")
     return _verify_att_layer(
         layer,
-        _trust(keyless, trusted_root),
-        image_digest=image_digest,
-        signature_algorithm=signature_algorithm,
-        now=now,
+        certificate_trust(attestor, options["trusted_root"]),
+        image_digest=options["image_digest"],
+        signature_algorithm=options.get("signature_algorithm", "") or "sha256",
+        now=options.get("now"),
     )
+
+
+def verify_attestation_keyless(
+    layer: SignatureLayer, *, keyless: KeylessAttestor, **options: Unpack[LayerOptions]
+) -> Statement:
+    return verify_attestation_by_certificate(layer, attestor=keyless, **options)
 
 
 def verify_attestation_certificate(
-    layer: SignatureLayer,
-    *,
-    image_digest: str,
-    certificates: CertificateAttestor,
-    trusted_root: TrustedRoot,
-    signature_algorithm: str = "sha256",
-    now: datetime | None = None,
+    layer: SignatureLayer, *, certificates: CertificateAttestor, **options: Unpack[LayerOptions]
 ) -> Statement:
-    """A cosign ``.att`` layer under a ``certificates`` attestor."""
-    _expect_media_type(layer, DSSE_MEDIA_TYPE, "a DSSE envelope")
-    return _verify_att_layer(
-        layer,
-        _trust(certificates, trusted_root),
-        image_digest=image_digest,
-        signature_algorithm=signature_algorithm,
-        now=now,
-    )
+    return verify_attestation_by_certificate(layer, attestor=certificates, **options)
 
 
 # --- plural forms: every layer that verifies, or cosign's "no matching ..." with each distinct reason
 
-_T = TypeVar("_T")
+
+def verify_signatures_by_certificate(
+    layers: Sequence[SignatureLayer], *, attestor: CertificateBased, **options: Unpack[SignatureOptions]
+) -> tuple[VerifiedCertificateSignature, ...]:
+    return collect_verified(
+        layers,
+        lambda layer: verify_layer_by_certificate(layer, attestor=attestor, **options),
+        empty=no_signatures_found,
+        prefix="no matching signatures: ",
+    )
 
 
-def _collect(
-    layers: Sequence[SignatureLayer],
-    check: Callable[[SignatureLayer], _T],
-    *,
-    empty: Callable[[], VerificationFailure],
-    prefix: str,
-) -> tuple[_T, ...]:
-    if not layers:
-        raise empty()
-    verified: list[_T] = []
-    errors: list[str] = []
-    for layer in layers:
-        try:
-            verified.append(check(layer))
-        except VerificationFailure as exc:
-            if exc.message not in errors:
-                errors.append(exc.message)
-    if not verified:
-        raise VerificationFailure(prefix + "; ".join(errors))
-    return tuple(verified)
+def verify_attestations_by_certificate(
+    layers: Sequence[SignatureLayer], *, attestor: CertificateBased, **options: Unpack[LayerOptions]
+) -> tuple[Statement, ...]:
+    return collect_verified(
+        layers,
+        lambda layer: verify_attestation_by_certificate(layer, attestor=attestor, **options),
+        empty=no_attestations_found,
+        prefix="no matching attestations: ",
+    )
 
 
 def verify_signatures_keyless(
-    layers: Sequence[SignatureLayer],
-    *,
-    image_digest: str,
-    keyless: KeylessAttestor,
-    annotations: Mapping[str, str],
-    trusted_root: TrustedRoot,
-    signature_algorithm: str = "sha256",
-    now: datetime | None = None,
+    layers: Sequence[SignatureLayer], *, keyless: KeylessAttestor, **options: Unpack[SignatureOptions]
 ) -> tuple[VerifiedCertificateSignature, ...]:
-    return _collect(
-        layers,
-        lambda layer: verify_layer_keyless(
-            layer,
-            image_digest=image_digest,
-            keyless=keyless,
-            annotations=annotations,
-            trusted_root=trusted_root,
-            signature_algorithm=signature_algorithm,
-            now=now,
-        ),
-        empty=no_signatures_found,
-        prefix="no matching signatures: ",
-    )
+    return verify_signatures_by_certificate(layers, attestor=keyless, **options)
 
 
 def verify_signatures_certificate(
-    layers: Sequence[SignatureLayer],
-    *,
-    image_digest: str,
-    certificates: CertificateAttestor,
-    annotations: Mapping[str, str],
-    trusted_root: TrustedRoot,
-    signature_algorithm: str = "sha256",
-    now: datetime | None = None,
+    layers: Sequence[SignatureLayer], *, certificates: CertificateAttestor, **options: Unpack[SignatureOptions]
 ) -> tuple[VerifiedCertificateSignature, ...]:
-    return _collect(
-        layers,
-        lambda layer: verify_layer_certificate(
-            layer,
-            image_digest=image_digest,
-            certificates=certificates,
-            annotations=annotations,
-            trusted_root=trusted_root,
-            signature_algorithm=signature_algorithm,
-            now=now,
-        ),
-        empty=no_signatures_found,
-        prefix="no matching signatures: ",
-    )
+    return verify_signatures_by_certificate(layers, attestor=certificates, **options)
 
 
 def verify_attestations_keyless(
-    layers: Sequence[SignatureLayer],
-    *,
-    image_digest: str,
-    keyless: KeylessAttestor,
-    trusted_root: TrustedRoot,
-    signature_algorithm: str = "sha256",
-    now: datetime | None = None,
+    layers: Sequence[SignatureLayer], *, keyless: KeylessAttestor, **options: Unpack[LayerOptions]
 ) -> tuple[Statement, ...]:
-    return _collect(
-        layers,
-        lambda layer: verify_attestation_keyless(
-            layer,
-            image_digest=image_digest,
-            keyless=keyless,
-            trusted_root=trusted_root,
-            signature_algorithm=signature_algorithm,
-            now=now,
-        ),
-        empty=no_attestations_found,
-        prefix="no matching attestations: ",
-    )
+    return verify_attestations_by_certificate(layers, attestor=keyless, **options)
 
 
 def verify_attestations_certificate(
-    layers: Sequence[SignatureLayer],
-    *,
-    image_digest: str,
-    certificates: CertificateAttestor,
-    trusted_root: TrustedRoot,
-    signature_algorithm: str = "sha256",
-    now: datetime | None = None,
+    layers: Sequence[SignatureLayer], *, certificates: CertificateAttestor, **options: Unpack[LayerOptions]
 ) -> tuple[Statement, ...]:
-    return _collect(
-        layers,
-        lambda layer: verify_attestation_certificate(
-            layer,
-            image_digest=image_digest,
-            certificates=certificates,
-            trusted_root=trusted_root,
-            signature_algorithm=signature_algorithm,
-            now=now,
-        ),
-        empty=no_attestations_found,
-        prefix="no matching attestations: ",
-    )
+    return verify_attestations_by_certificate(layers, attestor=certificates, **options)

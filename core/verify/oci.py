@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from sigward.deadline import Deadline
 from sigward.errors import NotFoundError, VerificationFailure
 from sigward.references import ImageReference, Repository
+from sigward.registry.hints import TagHints, cosign_tag
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer
 from sigward.verify.dsse import MAX_ENVELOPE_BYTES
@@ -33,7 +34,7 @@ MAX_SIGNATURE_LAYERS = 32
 
 def signature_tag(image_digest: str, suffix: str = "sig") -> str:
     """cosign's tag scheme: ``sha256:abc…`` → ``sha256-abc….sig``."""
-    return f"{image_digest.replace(':', '-')}.{suffix}"
+    return cosign_tag(image_digest, suffix)
 
 
 class ProviderSources:
@@ -67,6 +68,11 @@ class RegistrySignatureSource:
 
     def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str:
         return self.client.resolve(ref, deadline=deadline).digest
+
+    def with_tag_hints(self, hints: TagHints) -> RegistrySignatureSource:
+        """This source for one evaluation: tags the push event named are read by digest while still unlinked
+        (:mod:`sigward.registry.hints`); every fetched manifest is verified as usual."""
+        return RegistrySignatureSource(self.client.with_tag_hints(hints)) if hints else self
 
     def signature_layers(
         self, repo: Repository, image_digest: str, *, deadline: Deadline

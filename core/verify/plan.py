@@ -103,6 +103,8 @@ class RulePlan:
     matched: tuple[int, ...]
     applied: tuple[int, ...]
     inputs: ConditionInputs
+    # Hash of the rule as prepared for this request (context, variables, cluster keys; sigward.verify.rulecontext).
+    resolved: str = ""
 
     @property
     def all_skipped(self) -> bool:
@@ -132,30 +134,40 @@ class RulePlan:
             repository=self.ref.repository,
             digest=digest,
             entries=self.applied,
-            inputs=inputs_text(pinned, self.inputs, trust_fingerprint=trust_fingerprint),
+            inputs=inputs_text(pinned, self.inputs, trust_fingerprint=trust_fingerprint, resolved=self.resolved),
         )
 
 
-def inputs_text(ref: ImageReference, inputs: ConditionInputs, *, trust_fingerprint: str = "") -> str:
+def inputs_text(
+    ref: ImageReference, inputs: ConditionInputs, *, trust_fingerprint: str = "", resolved: str = ""
+) -> str:
     """Canonical text of the request-specific values ``inputs`` names (the digest is in the key already) and the
     trust-root fingerprint; ``""`` when there are none, which keeps the key earlier versions stored."""
     values = image_values(ref, ref.digest)
     read = {f"image.{name}": values[name] for name in sorted(inputs.image) if name != "digest"}
     if trust_fingerprint:
         read["trust"] = trust_fingerprint
+    if resolved:
+        read["resolved"] = resolved  # context values, substituted variables and cluster keys the rule read
     if inputs.request:
         read["request"] = "*"  # never reused (RulePlan.reusable); marked so such a key can match nothing else
     return json.dumps(read, sort_keys=True, separators=(",", ":")) if read else ""
 
 
-def plan_rule(policy: Policy, rule: Rule, ref: ImageReference) -> RulePlan | None:
+def plan_rule(policy: Policy, rule: Rule, ref: ImageReference, *, resolved: str = "") -> RulePlan | None:
     """The plan of ``rule`` for ``ref``, or None when no entry's ``imageReferences`` match."""
     matched = tuple(i for i, iv in enumerate(rule.verify_images) if image_matches(iv, ref))
     if not matched:
         return None
     applied = tuple(i for i in matched if not image_skipped(rule.verify_images[i], ref))
     return RulePlan(
-        policy=policy, rule=rule, ref=ref, matched=matched, applied=applied, inputs=rule.condition_inputs(applied)
+        policy=policy,
+        rule=rule,
+        ref=ref,
+        matched=matched,
+        applied=applied,
+        inputs=rule.condition_inputs(applied),
+        resolved=resolved,
     )
 
 
@@ -168,3 +180,21 @@ def plan_image(policies: Iterable[Policy], ref: ImageReference) -> list[RulePlan
             if found is not None:
                 out.append(found)
     return out
+
+
+def image_policy_key(
+    policy_hash: str, check: str, ref: ImageReference, digest: str, *, trust_fingerprint: str = ""
+) -> VerdictKey:
+    """The reuse key of one ImageValidatingPolicy signature or attestation check (``check`` names the attestor and,
+    for an attestation, its type) of ``ref`` at ``digest``. What a check verifies depends only on the policy's
+    attestors (covered by its content hash, CEL included), the image and the trust root, never on the request: the
+    expression that reads the request is evaluated again for every request, only the signature check is reused."""
+    read = {"trust": trust_fingerprint} if trust_fingerprint else {}
+    return VerdictKey(
+        policy_hash=policy_hash,
+        rule=f"ivpol/{check}",
+        repository=ref.repository,
+        digest=digest,
+        entries=(),
+        inputs=json.dumps(read, sort_keys=True, separators=(",", ":")) if read else "",
+    )

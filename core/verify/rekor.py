@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from sigward.errors import VerificationFailure
-from sigward.policy.models import Rekor
+from sigward.policy.models import DEFAULT_REKOR_URL, Rekor
 from sigward.verify.dsse import Envelope
 from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, load_public_key_pem, spki_der
 from sigward.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
@@ -52,18 +52,36 @@ class TlogOptions:
 
 
 def tlog_options(rekor: Rekor | None, trusted_root: TrustedRoot) -> TlogOptions:
-    """The one reading of a policy's ``rekor:`` block for offline SET checks, whatever the attestor: the log is
-    required unless ``ignoreTlog``; ``pubkey`` replaces the trusted root's Rekor keys; a ``url`` naming a log of the
-    trusted root narrows to that log's keys (any other URL selects nothing: Kyverno verifies SETs offline with the
-    TUF keys, so all trusted logs remain candidates)."""
+    """The one choice of transparency-log keys, for every attestor and every format (legacy ``.sig``/``.att``
+    layers, Sigstore bundles): the log is required unless ``ignoreTlog``; ``pubkey`` replaces the trusted root's
+    Rekor keys (valid at all times; an Ed25519 key is named by ``url``'s origin, as signed-note logs are); a ``url``
+    naming a log of the trusted root narrows to that log's keys. Kyverno's default ``url`` (public Rekor), written
+    or not, narrows nothing: the public-good root lists its Rekor v1 and v2 logs under different URLs, and Kyverno
+    verifies entries offline with every TUF key; nor does a URL no trusted log has. Each key's ``validFor`` is
+    checked against the entry's time where the entry is verified (:func:`verify_set`; bundles' inclusion proofs via
+    :func:`log_for_entry` and ``LogKey.valid_at``)."""
     settings = rekor if rekor is not None else Rekor()
     if settings.ignore_tlog:
         return TlogOptions(required=False)
+    url = settings.url.strip().rstrip("/")
     if settings.pub_key.strip():
-        return TlogOptions(required=True, logs=logs_from_pem_keys([settings.pub_key]))
-    url = settings.url.rstrip("/")
-    named = tuple(log for log in trusted_root.tlogs if url and log.base_url.rstrip("/") == url)
+        return TlogOptions(
+            required=True, logs=logs_from_pem_keys([settings.pub_key], signed_note_origin=url or DEFAULT_REKOR_URL)
+        )
+    narrowing = url if url != DEFAULT_REKOR_URL else ""
+    named = tuple(log for log in trusted_root.tlogs if narrowing and log.base_url.rstrip("/") == narrowing)
     return TlogOptions(required=True, logs=named or trusted_root.tlogs)
+
+
+def log_for_entry(logs: Sequence[LogKey], log_id: bytes) -> LogKey:
+    """The chosen log (:func:`tlog_options`) an entry names by its log ID; an entry of any other log is refused."""
+    wanted = log_id.hex()
+    for log in logs:
+        if hmac.compare_digest(log.log_id.lower(), wanted):
+            return log
+    raise VerificationFailure(
+        f"transparency log entry is from log {wanted[:16]}…, which the trusted root does not list"
+    )
 
 
 @dataclass(frozen=True)

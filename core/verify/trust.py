@@ -16,14 +16,17 @@ from datetime import UTC, datetime
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sigward.errors import ConfigurationError
-from sigward.verify.keys import SupportedKey, key_id, load_public_key_der
 
-# A trusted root is a few KiB; the cap stops a wrong path (a disk image, /dev/zero) from being read whole.
-MAX_TRUSTED_ROOT_BYTES = 1024 * 1024
+# The size cap and media type are defined once, with the policy layer's load-time shape check (the one place).
+from sigward.policy.trustroots import MAX_TRUSTED_ROOT_BYTES, TRUSTED_ROOT_MEDIA_TYPE
+from sigward.verify.keys import SupportedKey, key_id, load_public_key_der
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ def parse_trusted_root(raw: bytes, *, source: str) -> TrustedRoot:
     if not isinstance(doc, Mapping):
         raise ConfigurationError(f"trusted root {source}: not a JSON object")
     media_type = doc.get("mediaType", "")
-    if not isinstance(media_type, str) or not media_type.startswith("application/vnd.dev.sigstore.trustedroot"):
+    if not isinstance(media_type, str) or not media_type.startswith(TRUSTED_ROOT_MEDIA_TYPE):
         raise ConfigurationError(f"trusted root {source}: mediaType {media_type!r} is not a Sigstore trusted root")
     try:
         return TrustedRoot(
@@ -210,6 +213,12 @@ def roots_from_inline(value: str | bytes, *, where: str) -> tuple[TrustedRoot, .
         if not root.certificate_authorities and not root.tlogs and not root.timestamp_authorities:
             raise ConfigurationError(f"{root.source}: the trusted root lists no CA, transparency log or TSA")
     return roots
+
+
+@lru_cache(maxsize=32)
+def inline_trusted_roots(value: str, where: str) -> tuple[TrustedRoot, ...]:
+    """:func:`roots_from_inline`, parsed once per distinct policy text (a policy's root is read on every check)."""
+    return roots_from_inline(value, where=where)
 
 
 def root_for_certificate(roots: Sequence[TrustedRoot], leaf: x509.Certificate) -> TrustedRoot | None:
@@ -303,13 +312,30 @@ def load_trusted_root(path: str | None = None, *, environ: Mapping[str, str] | N
     return default_holder(env).current()
 
 
-def logs_from_pem_keys(pems: Sequence[str]) -> tuple[LogKey, ...]:
-    """Log keys given in a policy (``rekor.pubkey`` / ``ctlog.pubkey``): valid at all times."""
+def log_id_for(key: SupportedKey, *, signed_note_origin: str = "") -> str:
+    """A log's ID (hex): SHA-256 of the DER SPKI (RFC 6962 CT logs, Rekor v1), except for an Ed25519 key of a
+    signed-note log (Rekor v2, ``signed_note_origin`` given): SHA-256(origin || "\n" || 0x01 || raw key)."""
+    if signed_note_origin and isinstance(key, ed25519.Ed25519PublicKey):
+        origin = urlsplit(signed_note_origin).netloc if "//" in signed_note_origin else signed_note_origin
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return hashlib.sha256(origin.encode() + b"\n\x01" + raw).hexdigest()
+    return key_id(key)
+
+
+def logs_from_pem_keys(pems: Sequence[str], *, signed_note_origin: str = "") -> tuple[LogKey, ...]:
+    """Log keys given in a policy (``rekor.pubkey`` / ``ctlog.pubkey``): valid at all times. ``signed_note_origin``
+    (Rekor keys only: ``rekor.url``) names an Ed25519 log the way signed-note checkpoints do."""
     from sigward.verify.keys import load_public_key_pem, split_pem_public_keys
 
     out = []
     for text in pems:
         for pem in split_pem_public_keys(text) or (text,):
             key = load_public_key_pem(pem)
-            out.append(LogKey(log_id=key_id(key), key=key))
+            out.append(
+                LogKey(
+                    log_id=log_id_for(key, signed_note_origin=signed_note_origin),
+                    key=key,
+                    base_url=signed_note_origin,
+                )
+            )
     return tuple(out)

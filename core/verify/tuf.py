@@ -35,8 +35,9 @@ from urllib.parse import quote, urlsplit
 
 from sigward import logs
 from sigward.errors import ConfigurationError, ExternalServiceError
+from sigward.policy.trustroots import MAX_TRUSTED_ROOT_BYTES
 from sigward.verify.sigstore_private import BUNDLED_TRUSTED_ROOT, BUNDLED_TUF_ROOT, PUBLIC_GOOD_TUF_URL, bundled_file
-from sigward.verify.trust import MAX_TRUSTED_ROOT_BYTES, TrustedRoot, parse_trusted_root
+from sigward.verify.trust import TrustedRoot, parse_trusted_root
 
 if TYPE_CHECKING:
     from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher

@@ -38,6 +38,7 @@ locals {
     ["admission"],
     var.push_pubsub_enabled ? ["push-pubsub"] : [],
     var.push_webhook_enabled ? ["push-webhook"] : [],
+    var.reverify_enabled ? ["reverify"] : [],
   )
   verifier_sa = { for fn in local.verifiers : fn => google_service_account.function[fn] }
 
@@ -78,6 +79,7 @@ locals {
     "cloudfunctions.googleapis.com",
     "cloudkms.googleapis.com",
     "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
     "eventarc.googleapis.com",
     "firestore.googleapis.com",
     "iam.googleapis.com",
@@ -635,4 +637,118 @@ resource "google_cloud_run_service_iam_member" "push_webhook_public" {
   service  = google_cloudfunctions2_function.push_webhook[0].name
   role     = "roles/run.invoker"
   member   = "allUsers"
+}
+
+# -- re-verification -------------------------------------------------------------------------------------------
+#
+# Cloud Scheduler calls `reverify` every var.reverify_schedule with a Google-signed OIDC token for the function's
+# URL; Cloud Run's IAM checks it (only the scheduler's own service account may invoke the function, nobody else).
+# Each run walks a bounded batch of recorded verdicts and resumes from a cursor in the verdict store next time.
+
+resource "google_cloudfunctions2_function" "reverify" {
+  count = var.reverify_enabled ? 1 : 0
+
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name_prefix}-reverify"
+  description = "sigward re-verification of recorded verdicts (Cloud Scheduler, OIDC)"
+  labels      = local.labels
+
+  build_config {
+    runtime     = "python311"
+    entry_point = "reverify"
+
+    source {
+      storage_source {
+        bucket = local.source_bucket
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    min_instance_count = 0
+    # One run at a time: a second concurrent run would only find the lease taken.
+    max_instance_count               = 1
+    available_memory                 = var.memory
+    available_cpu                    = "1"
+    max_instance_request_concurrency = 1
+    timeout_seconds                  = var.reverify_run_seconds + 60
+    ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = local.verifier_sa["reverify"].email
+    environment_variables = merge(local.common_env, {
+      SIGWARD_REVERIFY_SECONDS      = tostring(var.reverify_run_seconds)
+      SIGWARD_PENDING_GRACE_SECONDS = tostring(var.pending_grace_seconds)
+    })
+
+    dynamic "secret_volumes" {
+      for_each = local.policy_from_secret ? [google_secret_manager_secret_version.policy[0]] : []
+      content {
+        mount_path = local.policy_mount_path
+        project_id = var.project_id
+        secret     = google_secret_manager_secret.policy[0].secret_id
+        versions {
+          version = secret_volumes.value.version
+          path    = "policy.yaml"
+        }
+      }
+    }
+  }
+
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret_iam_member.policy,
+  ]
+}
+
+# The scheduler's identity: its OIDC token may invoke `reverify` and nothing else.
+resource "google_service_account" "scheduler" {
+  count = var.reverify_enabled ? 1 : 0
+
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-scheduler"
+  display_name = "sigward re-verification schedule"
+  description  = "Identity whose Google-signed OIDC token lets Cloud Scheduler invoke sigward reverify."
+}
+
+resource "google_cloud_run_service_iam_member" "reverify_scheduler" {
+  count = var.reverify_enabled ? 1 : 0
+
+  project  = var.project_id
+  location = var.region
+  service  = google_cloudfunctions2_function.reverify[0].name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler[0].email}"
+}
+
+resource "google_cloud_scheduler_job" "reverify" {
+  count = var.reverify_enabled ? 1 : 0
+
+  project          = var.project_id
+  region           = var.region
+  name             = "${var.name_prefix}-reverify"
+  description      = "Re-verify recorded sigward verdicts; findings for every image that stopped satisfying policy."
+  schedule         = var.reverify_schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "${var.reverify_run_seconds + 60}s"
+
+  retry_config {
+    # A failed run (store or registry down) is retried; the cursor makes a retry resume, not restart.
+    retry_count          = 2
+    min_backoff_duration = "30s"
+    max_backoff_duration = "300s"
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = google_cloudfunctions2_function.reverify[0].service_config[0].uri
+
+    oidc_token {
+      service_account_email = google_service_account.scheduler[0].email
+      audience              = google_cloudfunctions2_function.reverify[0].service_config[0].uri
+    }
+  }
+
+  depends_on = [google_project_service.apis, google_cloud_run_service_iam_member.reverify_scheduler]
 }

@@ -85,3 +85,8 @@ output "store_uri" {
   description = "SIGWARD_STORE the functions use; `sigward verdict` reads the same with this value."
   value       = local.store_uri
 }
+
+output "reverify_url" {
+  description = "URL of the reverify function (invokable only by the scheduler's service account)."
+  value       = var.reverify_enabled ? google_cloudfunctions2_function.reverify[0].service_config[0].uri : null
+}

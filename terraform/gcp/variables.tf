@@ -285,6 +285,45 @@ variable "labels" {
   default     = {}
 }
 
+variable "reverify_enabled" {
+  description = "Deploy reverify and a Cloud Scheduler job that calls it (OIDC): recorded verdicts are re-verified against current policies, and every image that stops satisfying them becomes a finding."
+  type        = bool
+  default     = true
+}
+
+variable "reverify_schedule" {
+  description = "Cron schedule (UTC) of re-verification runs. Every run walks a bounded batch and resumes from the store's cursor; a finding arrives within one full cycle (records / records-per-run runs)."
+  type        = string
+  default     = "*/15 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.reverify_schedule))) == 5
+    error_message = "reverify_schedule must be a five-field cron expression, e.g. \"*/15 * * * *\"."
+  }
+}
+
+variable "reverify_run_seconds" {
+  description = "Time budget of one re-verification run (SIGWARD_REVERIFY_SECONDS); the function and scheduler deadlines are this plus 60 s."
+  type        = number
+  default     = 150
+
+  validation {
+    condition     = var.reverify_run_seconds >= 10 && var.reverify_run_seconds <= 1700
+    error_message = "reverify_run_seconds must be between 10 and 1700 (Cloud Scheduler allows at most 30 minutes)."
+  }
+}
+
+variable "pending_grace_seconds" {
+  description = "How long an image pushed without a signature stays pending before re-verification records it unsigned with a finding (SIGWARD_PENDING_GRACE_SECONDS)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.pending_grace_seconds >= 0
+    error_message = "pending_grace_seconds must not be negative."
+  }
+}
+
 variable "monitoring_enabled" {
   description = "Create the log-based metrics, the dashboard and the alert policies (monitoring.tf)."
   type        = bool

@@ -5,6 +5,7 @@ envelope builder (OCI 1.1 signature manifest + the ``sha256-<hex>`` referrers in
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -121,13 +122,14 @@ def sign_pushed(
     expiry: datetime | None = None,
     tamper: bool = False,
     subject_digest: str | None = None,
+    timestamper: Callable[[bytes], bytes] | None = None,
 ) -> str:
     """Sign the pushed manifest ``digest`` and attach the signature as an OCI 1.1 referrer (plus the tag-schema
     index); ``tamper`` flips a byte of the envelope's signature after signing. Returns the signature manifest."""
     image = registry.pushed[digest]
     payload = payload_for(image.media_type, subject_digest or digest, image.size)
     media_type, envelope = build_envelope(
-        envelope_format, payload=payload, key=ca.leaf_key, chain=ca.chain, expiry=expiry
+        envelope_format, payload=payload, key=ca.leaf_key, chain=ca.chain, expiry=expiry, timestamper=timestamper
     )
     if tamper:
         envelope = _tampered(media_type, envelope)

@@ -123,15 +123,17 @@ class LocalTSA:
         embed: Sequence[x509.Certificate] = (),
         serial: int = 1,
         imprint: bytes | None = None,
+        nonce: int | None = None,
     ) -> bytes:
         """A granted TimeStampResp over ``data`` (SHA-256 imprint, or ``imprint`` as given) at ``gen_time``;
-        ``embed``: certificates carried in the token's ``certificates`` field."""
+        ``embed``: certificates carried in the token's ``certificates`` field; ``nonce`` echoed when given."""
         tst_info = seq(
             integer(1),
             oid(OID_POLICY),
             seq(seq(oid(OID_SHA256)), octets(imprint if imprint is not None else hashlib.sha256(data).digest())),
             integer(serial),
             gentime(gen_time),
+            *([integer(nonce)] if nonce is not None else []),
         )
         ess = seq(seq(seq(octets(hashlib.sha256(der(self.leaf)).digest()))))
         attributes = [

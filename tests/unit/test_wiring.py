@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sigward import wiring
 from sigward.errors import ConfigurationError, PolicyError
@@ -86,3 +87,37 @@ def test_process_services_are_one_per_process_until_reset() -> None:
     wiring.reset()
     assert wiring.process_services() is not first
     wiring.reset()
+
+
+def ivpol_file(tmp_path: Path) -> str:
+    doc = {
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "ImageValidatingPolicy",
+        "metadata": {"name": "iv"},
+        "spec": {
+            "matchImageReferences": [{"glob": "registry.test/*"}],
+            "attestors": [
+                {"name": "k", "cosign": {"key": {"data": KEY.public_pem}, "ctlog": {"insecureIgnoreTlog": True}}}
+            ],
+            "validations": [
+                {"expression": "images.containers.map(i, verifyImageSignatures(i, [attestors.k])).all(n, n > 0)"}
+            ],
+        },
+    }
+    path = tmp_path / "iv.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@pytest.mark.parametrize(("with_ivpol", "expected"), [(True, ["iv"]), (False, [])])
+def test_image_validating_policies_reach_admission_and_push(
+    tmp_path: Path, with_ivpol: bool, expected: list[str]
+) -> None:
+    """Regression (merge of runtime.py into wiring): both services see the loaded ImageValidatingPolicies."""
+    paths = [policy_file(tmp_path)] + ([ivpol_file(tmp_path)] if with_ivpol else [])
+    services = wiring.build_services(env(tmp_path, SIGWARD_POLICY=":".join(paths)))
+    try:
+        assert [p.name for p in services.admission()._image_policies()] == expected
+        assert [p.name for p in services.push()._image_policies()] == expected
+    finally:
+        services.close()

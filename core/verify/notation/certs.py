@@ -122,10 +122,9 @@ def check_validity(chain: Sequence[x509.Certificate], at: datetime) -> None:
             )
 
 
-def check_authentic_chain(chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate], at: datetime) -> None:
+def check_authentic_chain(chain: Sequence[x509.Certificate], trusted: Sequence[x509.Certificate]) -> None:
     """Authenticity: the envelope chain meets the certificate requirements, is ordered leaf → self-signed root, and
-    holds at least one certificate of the trust store; then authenticTimestamp (every certificate valid at ``at``),
-    then the shared path check at ``at``."""
+    holds at least one certificate of the trust store. Validity is the authenticTimestamp step's (timestamp.py)."""
     leaf = chain[0]
     check_leaf(leaf)
     for i, cert in enumerate(chain[1:]):
@@ -136,11 +135,11 @@ def check_authentic_chain(chain: Sequence[x509.Certificate], trusted: Sequence[x
     root = chain[-1]
     if root.issuer != root.subject:
         raise VerificationFailure(f'certificate chain must end with a root certificate, "{subject(root)}" is not')
+
+
+def check_chain_path(chain: Sequence[x509.Certificate], at: datetime) -> None:
+    """The shared path check (signatures, CA constraints, no SHA-1) at the authentic time ``at``."""
     try:
-        check_validity(chain, at)
-    except VerificationFailure as exc:
-        raise VerificationFailure(f"authenticTimestamp validation failed: {exc.message}") from None
-    try:
-        verify_chain(leaf, roots=(root,), intermediates=tuple(chain[1:-1]), at=at, require_code_signing=False)
+        verify_chain(chain[0], roots=(chain[-1],), intermediates=tuple(chain[1:-1]), at=at, require_code_signing=False)
     except VerificationFailure as exc:
         raise VerificationFailure(f"invalid certificate chain: {exc.message}") from None

@@ -149,7 +149,7 @@ def load_der_chain(items: list[bytes], where: str) -> tuple[x509.Certificate, ..
             _ = (cert.public_key(), cert.subject, cert.issuer, cert.extensions, cert.not_valid_after_utc)
             _ = (cert.not_valid_before_utc, cert.signature_algorithm_oid)
             certs.append(cert)
-        except (ValueError, UnsupportedAlgorithm) as exc:
+        except (ValueError, UnsupportedAlgorithm, x509.InvalidVersion) as exc:
             raise fail(f"{where}[{i}]: not a DER certificate ({str(exc)[:100]})") from None
     return tuple(certs)
 

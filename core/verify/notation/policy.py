@@ -1,9 +1,16 @@
 """``verifyImages[].type: Notary`` for one attestor entry: Kyverno's mapping of the entry onto notation-go (the
-``certificates.cert`` and ``certificates.certChain`` PEMs become the ``ca`` trust store; see
-:class:`~sigward.verify.notation.verify.NotationTrust`), and Notary attestations as condition inputs."""
+``certificates.cert`` and ``certificates.certChain`` PEMs become the ``ca`` trust store, ``certificates.ctlog.
+tsaCertChain`` the ``tsa`` store; see :class:`~sigward.verify.notation.verify.NotationTrust`), and Notary
+attestations as condition inputs.
+
+Kyverno's ClusterPolicy verifier ignores ``tsaCertChain`` for Notary (only ImageValidatingPolicy's ``tsaCerts`` sets a
+``tsa`` store, under notation-go's default ``verifyTimestamp: always``). sigward honours it with ``afterCertExpiry``:
+a signature Kyverno accepts (chain valid now) still passes without a timestamp, and one whose certificate has since
+expired passes only with a countersignature from a trusted TSA made while the chain was valid."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -11,10 +18,13 @@ from cryptography import x509
 
 from sigward.deadline import Deadline
 from sigward.errors import FailureKind, VerificationFailure
+from sigward.policy.ivpol.models import NotaryTrust
 from sigward.references import Repository
 from sigward.verify.dsse import Statement
 from sigward.verify.notation.discovery import NotationSource
+from sigward.verify.notation.timestamp import VerifyTimestamp
 from sigward.verify.notation.verify import NotationTrust, VerifiedNotation, verify_notation_signatures
+from sigward.verify.trust import CertificateAuthority
 from sigward.verify.x509chain import load_certificates_pem
 
 if TYPE_CHECKING:
@@ -28,7 +38,8 @@ def notation_source(source: object) -> NotationSource:
 
 
 def trust_for(entry: Attestor) -> NotationTrust:
-    """Kyverno's ``combineCerts``: ``cert`` then ``certChain``, one ``ca`` store."""
+    """Kyverno's ``combineCerts``: ``cert`` then ``certChain``, one ``ca`` store; an ImageValidatingPolicy's
+    ``notary`` attestor (:class:`NotaryTrust`) keeps notation-go's ``verifyTimestamp: always``."""
     certs = entry.certificates
     if certs is None:
         return NotationTrust(ca=())
@@ -37,7 +48,20 @@ def trust_for(entry: Attestor) -> NotationTrust:
         loaded.extend(load_certificates_pem(certs.cert, what="certificates.cert"))
     if certs.cert_chain.strip():
         loaded.extend(load_certificates_pem(certs.cert_chain, what="certificates.certChain"))
-    return NotationTrust(ca=tuple(loaded))
+    tsa_pem = certs.ctlog.tsa_cert_chain if certs.ctlog is not None else ""
+    tsa = tsa_store(load_certificates_pem(tsa_pem, what="certificates.ctlog.tsaCertChain")) if tsa_pem.strip() else ()
+    option = VerifyTimestamp.AFTER_CERT_EXPIRY
+    if isinstance(certs, NotaryTrust):
+        option = VerifyTimestamp(certs.verify_timestamp)
+    return NotationTrust(ca=tuple(loaded), tsa=tsa, verify_timestamp=option)
+
+
+def tsa_store(certs: Sequence[x509.Certificate]) -> tuple[CertificateAuthority, ...]:
+    """A ``tsa`` trust store: roots only (each one an anchor, as notation-go's root pool; the TSA leaf comes from the
+    token), or one TSA chain leaf first (as cosign reads ``tsaCertChain``)."""
+    if all(c.issuer == c.subject for c in certs):
+        return tuple(CertificateAuthority(certificates=(c,)) for c in certs)
+    return (CertificateAuthority(certificates=tuple(certs)),)
 
 
 def verify_notary_image(

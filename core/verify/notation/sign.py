@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import cbor2
@@ -29,13 +29,17 @@ from sigward.verify.notation.cose import (
 from sigward.verify.notation.envelope import (
     ALGORITHMS,
     COSE_MEDIA_TYPE,
+    H_AUTHENTIC_SIGNING_TIME,
     H_EXPIRY,
     H_SIGNING_AGENT,
     H_SIGNING_SCHEME,
     H_SIGNING_TIME,
+    H_TIMESTAMP,
     JWS_MEDIA_TYPE,
     PAYLOAD_CONTENT_TYPE,
+    SCHEME_SIGNING_AUTHORITY,
     SCHEME_X509,
+    SIGNING_SCHEMES,
 )
 from sigward.verify.notation.verify import HASHES, algorithm_for_key
 from sigward.verify.x509chain import der
@@ -73,53 +77,65 @@ def build_envelope(
     chain: Sequence[x509.Certificate],
     signing_time: datetime | None = None,
     expiry: datetime | None = None,
+    signing_scheme: str = SCHEME_X509,
+    timestamper: Callable[[bytes], bytes] | None = None,
 ) -> tuple[str, bytes]:
-    """``(media type, envelope bytes)`` of a ``notary.x509`` signature over ``payload``."""
+    """``(media type, envelope bytes)`` of a signature over ``payload``. ``notary.x509`` signs ``signingTime``;
+    ``notary.x509.signingAuthority`` signs it as the critical ``authenticSigningTime``. ``timestamper`` turns the raw
+    signature bytes into an RFC 3161 TimeStampToken, carried as the unprotected ``timestampSignature``."""
+    if signing_scheme not in SIGNING_SCHEMES:
+        raise BadRequestError(f"unknown Notation signing scheme {signing_scheme!r}")
+    authority = signing_scheme == SCHEME_SIGNING_AUTHORITY
+    time_header = H_AUTHENTIC_SIGNING_TIME if authority else H_SIGNING_TIME
     if not chain:
         raise BadRequestError("a Notation signature needs the signing certificate chain (leaf first)")
     alg = algorithm_for_key(key.public_key())
     if not alg:
         raise BadRequestError("the key cannot sign Notation signatures (RSA 2048/3072/4096 or EC P-256/384/521)")
     when = (signing_time or datetime.now(UTC)).replace(microsecond=0)
-    crit = [H_SIGNING_SCHEME] + ([H_EXPIRY] if expiry is not None else [])
+    crit = [H_SIGNING_SCHEME] + ([H_AUTHENTIC_SIGNING_TIME] if authority else [])
+    crit += [H_EXPIRY] if expiry is not None else []
     if envelope_format == "jws":
         header: dict[str, object] = {
             "alg": alg,
             "crit": crit,
             "cty": PAYLOAD_CONTENT_TYPE,
-            H_SIGNING_SCHEME: SCHEME_X509,
-            H_SIGNING_TIME: when.isoformat(),
+            H_SIGNING_SCHEME: signing_scheme,
+            time_header: when.isoformat(),
         }
         if expiry is not None:
             header[H_EXPIRY] = expiry.replace(microsecond=0).isoformat()
         protected = _b64url(json.dumps(header, separators=(",", ":")).encode())
         body = _b64url(payload)
         signature = _sign(key, alg, f"{protected}.{body}".encode())
-        doc = {
-            "payload": body,
-            "protected": protected,
-            "header": {
-                "x5c": [base64.b64encode(der(c)).decode() for c in chain],
-                H_SIGNING_AGENT: SIGNING_AGENT,
-            },
-            "signature": _b64url(signature),
+        unprotected: dict[str, object] = {
+            "x5c": [base64.b64encode(der(c)).decode() for c in chain],
+            H_SIGNING_AGENT: SIGNING_AGENT,
         }
+        if timestamper is not None:
+            unprotected[H_TIMESTAMP] = base64.b64encode(timestamper(signature)).decode()
+        doc = {"payload": body, "protected": protected, "header": unprotected, "signature": _b64url(signature)}
         return JWS_MEDIA_TYPE, json.dumps(doc).encode()
     if envelope_format == "cose":
         cose_header: dict[object, object] = {
             LABEL_ALG: ALG_IDS[alg],
             LABEL_CRIT: crit,
             LABEL_CONTENT_TYPE: PAYLOAD_CONTENT_TYPE,
-            H_SIGNING_SCHEME: SCHEME_X509,
-            H_SIGNING_TIME: cbor2.CBORTag(1, int(when.timestamp())),
+            H_SIGNING_SCHEME: signing_scheme,
+            time_header: cbor2.CBORTag(1, int(when.timestamp())),
         }
         if expiry is not None:
             cose_header[H_EXPIRY] = cbor2.CBORTag(1, int(expiry.timestamp()))
         protected_raw = cbor2.dumps(cose_header)
         to_sign = cbor2.dumps(["Signature1", protected_raw, b"", payload])
         signature = _sign(key, alg, to_sign)
-        unprotected = {LABEL_X5CHAIN: [der(c) for c in chain], H_SIGNING_AGENT: SIGNING_AGENT}
-        message = cbor2.CBORTag(COSE_SIGN1_TAG, [protected_raw, unprotected, payload, signature])
+        cose_unprotected: dict[object, object] = {
+            LABEL_X5CHAIN: [der(c) for c in chain],
+            H_SIGNING_AGENT: SIGNING_AGENT,
+        }
+        if timestamper is not None:
+            cose_unprotected[H_TIMESTAMP] = timestamper(signature)
+        message = cbor2.CBORTag(COSE_SIGN1_TAG, [protected_raw, cose_unprotected, payload, signature])
         return COSE_MEDIA_TYPE, cbor2.dumps(message)
     raise BadRequestError(f"unknown Notation envelope format {envelope_format!r}: use jws or cose")
 

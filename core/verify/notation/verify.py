@@ -3,8 +3,9 @@ code: scope ``*``, level **strict**, trusted identities ``*``, the attestor's ce
 
 Checks run in notation-go's order -- integrity (envelope signature with the leaf key, algorithm bound to the key,
 payload ``targetArtifact`` = the image descriptor), critical headers, authenticity (certificate requirements,
-ordered chain, a trusted certificate in it), authenticTimestamp (chain valid now, or at the authentic signing time
-under ``notary.x509.signingAuthority``), expiry -- all enforced (strict). Signatures are tried in registry order and
+ordered chain, a trusted certificate in it), authenticTimestamp (chain valid now, at a verified RFC 3161 timestamp's
+time when a ``tsa`` store is configured, or at the authentic signing time under ``notary.x509.signingAuthority``; see
+``timestamp``), expiry -- all enforced (strict). Signatures are tried in registry order and
 the first that passes wins; none → the failures of each. Revocation (OCSP/CRL fetching) is not performed.
 """
 
@@ -22,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from sigward.errors import FailureKind, VerificationFailure
-from sigward.verify.notation.certs import check_authentic_chain, go_time
+from sigward.verify.notation.certs import check_authentic_chain, check_chain_path, go_time
 from sigward.verify.notation.envelope import (
     ALGORITHMS,
     SCHEME_SIGNING_AUTHORITY,
@@ -31,6 +32,8 @@ from sigward.verify.notation.envelope import (
     parse_payload,
 )
 from sigward.verify.notation.parse import parse_envelope
+from sigward.verify.notation.timestamp import VerifyTimestamp, authentic_time
+from sigward.verify.trust import CertificateAuthority
 
 HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,
@@ -43,11 +46,14 @@ MAX_SIGNATURE_ATTEMPTS = 10
 
 @dataclass(frozen=True)
 class NotationTrust:
-    """The trust stores of Kyverno's in-code trust policy: ``ca`` (attestor ``certificates.cert`` + ``certChain``)
-    and ``signingAuthority`` (empty under Kyverno: signing-authority signatures then fail authenticity)."""
+    """The trust stores of Kyverno's in-code trust policy: ``ca`` (attestor ``certificates.cert`` + ``certChain``),
+    ``signingAuthority`` (empty under Kyverno: signing-authority signatures then fail authenticity) and ``tsa``
+    (``certificates.ctlog.tsaCertChain``), with the policy's ``verifyTimestamp`` option."""
 
     ca: tuple[x509.Certificate, ...]
     signing_authority: tuple[x509.Certificate, ...] = ()
+    tsa: tuple[CertificateAuthority, ...] = ()
+    verify_timestamp: VerifyTimestamp = VerifyTimestamp.ALWAYS
 
 
 @dataclass(frozen=True)
@@ -137,9 +143,9 @@ def verify_envelope(env: Envelope, *, target: Target, trust: NotationTrust, now:
     check_target(artifact, target)
     attrs = env.attributes
     signing_authority = attrs.signing_scheme == SCHEME_SIGNING_AUTHORITY
-    store = trust.signing_authority if signing_authority else trust.ca
-    at = attrs.authentic_signing_time if signing_authority and attrs.authentic_signing_time else now
-    check_authentic_chain(env.chain, store, at)
+    check_authentic_chain(env.chain, trust.signing_authority if signing_authority else trust.ca)
+    at = authentic_time(env, tsa=trust.tsa, verify_timestamp_option=trust.verify_timestamp, now=now)
+    check_chain_path(env.chain, at)
     if attrs.expiry is not None and now >= attrs.expiry:
         raise VerificationFailure(f'digital signature has expired on "{go_time(attrs.expiry)}"')
     return artifact

@@ -51,3 +51,35 @@ def test_valid_invalid_and_skipped_documents(tmp_path: Path) -> None:
     assert "bad.yaml#doc1: spec.rules[0].verifyImages[0].attestors[1]" in out
     assert 'unknown.yaml#doc1: spec.rules[0].verifyImages[0]: unknown field "bogusField"' in out
     assert "Traceback" not in proc.stderr
+
+
+def _secret_policy(tmp_path: Path, *, ship: bool) -> Path:
+    entry = {"keys": {"secret": {"name": "cosign", "namespace": "sigs"}}}
+    doc = cluster_policy("secret-key", [key_verification(["ghcr.io/*"], [entry])])
+    doc["spec"]["rules"][0]["context"] = [{"name": "keys", "configMap": {"name": "keys", "namespace": "default"}}]
+    text = dump(doc)
+    if ship:
+        text += (
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {name: cosign, namespace: sigs}\n"
+            "stringData: {cosign.pub: x}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: keys}\ndata: {}\n"
+        )
+    path = tmp_path / ("shipped.yaml" if ship else "bare.yaml")
+    path.write_text(text)
+    return path
+
+
+def test_cluster_objects_must_be_shipped_or_reachable(tmp_path: Path) -> None:
+    """Issue 15: keys.secret and configMap entries are refused with their path when no source can supply them."""
+    import os
+
+    env_backup = os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+    try:
+        bare = check(_secret_policy(tmp_path, ship=False))
+        shipped = check(_secret_policy(tmp_path, ship=True))
+    finally:
+        if env_backup is not None:
+            os.environ["KUBERNETES_SERVICE_HOST"] = env_backup
+    assert bare.returncode == 2, bare.stdout
+    assert "spec.rules[0].verifyImages[0].attestors[0].entries[0].keys.secret: needs secret sigs/cosign" in bare.stdout
+    assert "spec.rules[0].context[0].configMap: needs configmap default/keys" in bare.stdout
+    assert shipped.returncode == 0, shipped.stdout

@@ -296,6 +296,7 @@ API_OF_RESOURCE = {
     "google_service_account_iam_member": {"iam"},
     "google_project_iam_member": {"cloudresourcemanager"},
     "google_storage_bucket": {"storage"},
+    "google_cloud_scheduler_job": {"cloudscheduler"},
 }
 
 
@@ -366,3 +367,41 @@ def test_registry_reader_grants_match_the_credential_providers() -> None:
         "GITHUB_TOKEN",
     ):
         assert needle in guide, needle
+
+
+def test_reverify_is_scheduled_with_oidc_and_invokable_only_by_the_scheduler(module: dict[str, Any]) -> None:
+    fn = _function(module, "reverify")
+    assert fn["count"] == "${var.reverify_enabled ? 1 : 0}"
+    assert block(fn, "build_config")["entry_point"] == "reverify"
+    service = block(fn, "service_config")
+    assert service["service_account_email"] == '${local.verifier_sa["reverify"].email}'
+    assert service["max_instance_count"] == 1 and service["max_instance_request_concurrency"] == 1
+    assert service["timeout_seconds"] == "${var.reverify_run_seconds + 60}"
+    # its own service account with the verifiers' read-only grants (keys, images, verdict store)
+    assert 'var.reverify_enabled ? ["reverify"] : []' in module["locals"]["verifiers"]
+    job = module["resource"]["google_cloud_scheduler_job"]["reverify"]
+    target = block(job, "http_target")
+    oidc = block(target, "oidc_token")
+    assert target["http_method"] == "POST"
+    assert target["uri"] == oidc["audience"] == "${google_cloudfunctions2_function.reverify[0].service_config[0].uri}"
+    assert oidc["service_account_email"] == "${google_service_account.scheduler[0].email}"
+    assert job["attempt_deadline"] == "${var.reverify_run_seconds + 60}s"
+    invoker = module["resource"]["google_cloud_run_service_iam_member"]["reverify_scheduler"]
+    assert invoker["role"] == "roles/run.invoker"
+    assert invoker["member"] == "serviceAccount:${google_service_account.scheduler[0].email}"
+    assert invoker["service"] == "${google_cloudfunctions2_function.reverify[0].name}"
+    # the scheduler's account is granted nothing else anywhere
+    grants = [
+        (rtype, name)
+        for rtype, resources in module["resource"].items()
+        for name, body in resources.items()
+        if "google_service_account.scheduler" in str(body.get("member", ""))
+    ]
+    assert grants == [("google_cloud_run_service_iam_member", "reverify_scheduler")]
+
+
+def test_reverify_variables_are_validated(module: dict[str, Any]) -> None:
+    for name in ("reverify_enabled", "reverify_schedule", "reverify_run_seconds", "pending_grace_seconds"):
+        assert module["variable"][name]["description"]
+    for name in ("reverify_schedule", "reverify_run_seconds", "pending_grace_seconds"):
+        assert block(module["variable"][name], "validation")["condition"]

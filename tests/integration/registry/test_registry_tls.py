@@ -142,3 +142,31 @@ def test_https_host_is_never_downgraded_to_http(https_server: ScriptedServer, pk
         config = RegistryConfig(private_registries=frozenset({"localhost"}), ca_bundle=str(pki.ca_path))
         with pytest.raises(VerificationFailure, match="plain HTTP"):
             fetch(server, f"localhost:{server.port}", config)
+
+
+def test_ca_bundle_is_loaded_once_for_every_connection(pki: Pki, https_server: ScriptedServer, tmp_path: Path) -> None:
+    """The bundle is read when the client is made (one TLS context for all its connections, not a file load per
+    connection): removing the file afterwards changes nothing, and the host name is still checked."""
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(pki.ca_path.read_bytes())
+    config = RegistryConfig(private_registries=frozenset({"localhost", "127.0.0.1"}), ca_bundle=str(bundle))
+    with RegistryClient(config, credentials=CredentialStore.empty()) as client:
+        bundle.unlink()
+        repo = Repository(f"localhost:{https_server.port}", "app")
+        got = client.get_manifest(repo, "v1", deadline=Deadline.after(10))
+        assert got.digest == sha256_digest(INDEX_MANIFEST)
+        with pytest.raises(ExternalServiceError, match="TLS"):
+            client.get_manifest(Repository(f"127.0.0.1:{https_server.port}", "app"), "v1", deadline=Deadline.after(10))
+        assert client.stats.connections == 2
+
+
+def test_unreadable_ca_bundle_fails_https_only_and_as_a_sigward_error(
+    https_server: ScriptedServer, tmp_path: Path
+) -> None:
+    """A bundle that cannot be read does not stop the client from being made (plain-HTTP registries still work);
+    an HTTPS request then fails as an outage of that registry, never with a stray OSError or an unverified answer."""
+    config = RegistryConfig(private_registries=frozenset({"localhost"}), ca_bundle=str(tmp_path / "missing.pem"))
+    with pytest.raises(ExternalServiceError) as err:
+        fetch(https_server, f"localhost:{https_server.port}", config)
+    assert not isinstance(err.value, VerificationFailure)
+    assert https_server.requests_seen() == []

@@ -293,3 +293,65 @@ def test_exception_elsewhere_still_denies_and_signed_still_pinned() -> None:
     assert signed.allowed and len(signed.patch) == 1
     no_exceptions, _ = _decide((UNSIGNED,), "legacy", ())
     assert not no_exceptions.allowed
+
+
+def test_exceptions_beside_only_image_validating_policies_load(tmp_path: Path) -> None:
+    """Merge regression (f-ops x IVPOL): an ImageValidatingPolicy enforces something, so PolicyExceptions beside
+    only IVPOLs are not "only PolicyExceptions"; exceptions alone are still refused."""
+    from tests.unit.policy.test_ivpol_loader import ivpol
+
+    loaded = load_policies([_write(tmp_path, "iv.yaml", ivpol()), _write(tmp_path, "ex.yaml", exception())])
+    assert len(loaded.image_policies) == 1 and [e.key for e in loaded.exceptions] == ["kyverno/polex"]
+    assert not loaded.policies
+    with pytest.raises(PolicyError, match="only PolicyExceptions"):
+        load_policies([tmp_path / "ex.yaml"])
+
+
+class _CountingObjects:
+    """A live cluster that counts lookups and has nothing."""
+
+    def __init__(self) -> None:
+        self.asked: list[Any] = []
+
+    def get(self, ref: Any) -> None:
+        self.asked.append(ref)  # and finds nothing
+
+
+@pytest.mark.parametrize("exempt", [True, False], ids=["exempted", "not-exempted"])
+def test_exempted_rule_with_context_reads_no_cluster(exempt: bool) -> None:
+    """Merge regression (f-ops x d-context): as in Kyverno, an exception is checked before the rule's context is
+    loaded, so an exempted rule reads no cluster data and is answered on the memory-only path; its twin, not
+    exempted, reads the (missing) ConfigMap and errs under failurePolicy Fail."""
+    from sigward.cluster.data import ClusterData
+    from tests.support.policies import dump
+
+    doc = _policy_doc()
+    rule = doc["spec"]["rules"][0]
+    rule["context"] = [{"name": "cm", "configMap": {"name": "keys", "namespace": "kyverno"}}]
+    rule["preconditions"] = {"all": [{"key": "{{ cm.data.enabled }}", "operator": "Equals", "value": "yes"}]}
+    loaded = list(load_policy_text(dump(doc), "p.yaml").policies)
+    objects = _CountingObjects()
+    svc = AdmissionService(
+        policies=lambda: loaded,
+        verifier=Verifier(source=make_source()),
+        settings=AdmissionSettings(deadline_seconds=5),
+        exceptions=lambda: load_exceptions(exception()),
+        cluster=ClusterData(live=objects),
+    )
+    obj = pod(UNSIGNED)
+    namespace = "legacy" if exempt else "default"
+    obj["metadata"]["namespace"] = namespace
+    request = pod_request(obj)
+    request["namespace"] = namespace
+    try:
+        parsed = parse_review(review(request))
+        from_memory = svc.decide_from_memory(parsed, mode="validate")
+        decision = svc.decide(parsed, mode="validate")
+    finally:
+        svc.close()
+    if exempt:
+        assert from_memory is not None and from_memory.allowed and decision.allowed
+        assert objects.asked == []
+    else:
+        assert from_memory is None and not decision.allowed and "kyverno/keys" in decision.message
+        assert len(objects.asked) == 1

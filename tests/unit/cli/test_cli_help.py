@@ -12,7 +12,7 @@ import pytest
 from sigward import __version__, cli
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-COMMANDS = ["verify", "check-policy", "review", "serve", "verdict", "sign", "webhook-config", "package"]
+COMMANDS = ["verify", "check-policy", "review", "serve", "verdict", "reverify", "sign", "webhook-config", "package"]
 
 
 @pytest.fixture(autouse=True)

@@ -231,3 +231,28 @@ def test_http_answers(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     body2 = body.replace(b'"n1"', b'"n2"')
     down = handle_push_webhook(method="POST", headers=headers, body=body2, service=lambda: service, environ=env)
     assert down.status == 503
+
+
+def test_context_rule_is_decided_at_admission_and_the_push_verdict_says_so() -> None:
+    """Issue 15: a rule prepared per admission request (here a ConfigMap-supplied key) is not verified at push; the
+    push outcome names it as decided at admission, next to the rules push did decide."""
+    source = MemorySignatureSource()
+    source.add_image(f"{HOST}/{REPO}:v1", DIGEST)
+    sign(source)
+    ctx = cluster_policy("ctx", [key_verification([f"{HOST}/*"], [keys_entry("{{ keys.data.org }}")])])
+    ctx["spec"]["rules"][0]["context"] = [{"name": "keys", "configMap": {"name": "keys", "namespace": "default"}}]
+    both = [*policies(), *load_policy_text(dump(ctx), "ctx.yaml").policies]
+    store, clock = MemoryStore(), Clock()
+    service = PushService(
+        policies=lambda: both, verifier=Verifier(source=source), store=store, settings=PushSettings(), clock=clock
+    )
+    outcome = service.handle(event())
+    assert outcome.status == "recorded"
+    verdicts = {(r.policy, r.verdict) for r in outcome.rules}
+    assert verdicts == {("require-signed", "pass"), ("ctx", "skip")}
+    assert "decided at admission" in next(r.message for r in outcome.rules if r.policy == "ctx")
+    only_ctx = PushService(
+        policies=lambda: both[1:], verifier=Verifier(source=source), store=store, settings=PushSettings(), clock=clock
+    )
+    ignored = only_ctx.handle(event("e2"))
+    assert ignored.status == "ignored" and "decided at admission" in ignored.reason

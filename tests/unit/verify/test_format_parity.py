@@ -2,7 +2,9 @@
 statement and policy, carried once as a legacy cosign ``.att`` layer and once as a Sigstore v0.3 bundle, must give
 the same outcome. Both formats go through sigward.verify.certificates (chain, SCT, identity, signing times) and
 sigward.verify.timestamps; the table covers identity, roots, SCT/tlog/TSA options, certificates attestors, and the
-usual negatives (wrong key, expired certificate, tampered payload, replayed signature, missing signature)."""
+usual negatives (wrong key, expired certificate, tampered payload, replayed signature, missing signature). Both
+formats are logged by the same log, so the ``rekor.url`` / ``rekor.pubkey`` rows pin the one choice of log keys
+(``sigward.verify.rekor.tlog_options``) for both."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from sigward.verify.bundles import BUNDLE_MEDIA_TYPE, BundleLayer, verify_bundle
 from sigward.verify.cosign import ANNOTATION_BUNDLE, ANNOTATION_CERTIFICATE, ANNOTATION_CHAIN, SignatureLayer
 from sigward.verify.dsse import DSSE_MEDIA_TYPE, INTOTO_PAYLOAD_TYPE, pae
 from sigward.verify.keyless import verify_attestations_certificate, verify_attestations_keyless
-from sigward.verify.trust import TrustedRoot
+from sigward.verify.trust import TrustedRoot, parse_trusted_root
 from tests.support.bundles import TestLog, entry_body, log_entry, statement
 from tests.support.fulcio import (
     GITHUB_WORKFLOW,
@@ -38,6 +40,7 @@ from tests.support.fulcio import (
     pem,
     pems,
     trusted_root,
+    trusted_root_json,
 )
 from tests.support.signing import SigningKey, new_key
 
@@ -69,11 +72,21 @@ def other_fulcio() -> FulcioCA:
 
 
 LOG = TestLog(style="v1", slot=66)
+OTHER_LOG = new_key("p256", slot=67)
+LOG_URL = "https://log-a.example.test"
+OTHER_LOG_URL = "https://log-b.example.test"
 
 
 def root() -> TrustedRoot:
     ca = fulcio()
     return trusted_root(ca, tlogs=[ca.rekor, LOG.key])
+
+
+def root_two_logs() -> TrustedRoot:
+    """The signer's log at LOG_URL and another trusted log at OTHER_LOG_URL."""
+    doc = json.loads(trusted_root_json(fulcio(), tlogs=[LOG.key, OTHER_LOG]))
+    doc["tlogs"][0]["baseUrl"], doc["tlogs"][1]["baseUrl"] = LOG_URL, OTHER_LOG_URL
+    return parse_trusted_root(json.dumps(doc).encode(), source="two logs")
 
 
 def material(
@@ -115,7 +128,7 @@ def as_layer(m: Material) -> SignatureLayer:
     }
     if m.tlog:
         annotations[ANNOTATION_BUNDLE] = intoto_bundle(
-            m.fulcio.rekor, envelope=envelope, payload=m.payload, certificate=m.leaf, integrated_time=INTEGRATED_TIME
+            LOG.key, envelope=envelope, payload=m.payload, certificate=m.leaf, integrated_time=INTEGRATED_TIME
         )
     return SignatureLayer(media_type=DSSE_MEDIA_TYPE, payload=envelope, annotations=annotations)
 
@@ -156,6 +169,7 @@ class Case:
     present: bool = True  # False: the image has no signature at all
     same_message: bool = field(default=False)  # the failure text is the same rule's, word for word
     reason: str = ""  # a text both failures contain
+    root: Callable[[], TrustedRoot] = root
 
 
 def _now_leaf() -> Material:
@@ -215,6 +229,22 @@ CASES = [
         False,
         same_message=True,
     ),
+    # One choice of transparency-log keys (regression: bundles ignored rekor.url, legacy layers narrowed by it).
+    Case("rekor-url-names-the-log", lambda: keyless(rekor=Rekor(url=LOG_URL)), True, root=root_two_logs),
+    Case("rekor-url-names-another-log", lambda: keyless(rekor=Rekor(url=OTHER_LOG_URL)), False, root=root_two_logs),
+    Case(
+        "rekor-url-unknown-keeps-all-logs", lambda: keyless(rekor=Rekor(url="https://x.test")), True, root=root_two_logs
+    ),
+    Case("rekor-url-default-keeps-all-logs", lambda: keyless(rekor=Rekor()), True, root=root_two_logs),
+    Case("rekor-pubkey-of-the-log", lambda: keyless(rekor=Rekor(pub_key=LOG.key.public_pem)), True),
+    Case("rekor-pubkey-of-another-log", lambda: keyless(rekor=Rekor(pub_key=OTHER_LOG.public_pem)), False),
+    Case(
+        "rekor-pubkey-replaces-root-logs",
+        lambda: keyless(rekor=Rekor(pub_key=OTHER_LOG.public_pem, url=LOG_URL)),
+        False,
+        root=root_two_logs,
+    ),
+    Case("ctlog-pubkey-of-the-ct-log", lambda: keyless(ctlog=CTLog(pub_key=fulcio().ct_log.public_pem)), True),
     Case("wrong-key", keyless, False, material=lambda: material(sign_with=new_key("p256", slot=SIGNER_SLOT + 2))),
     Case(
         "expired-cert",
@@ -233,9 +263,11 @@ def _legacy(case: Case) -> None:
     layers = [as_layer(case.material())] if case.present else []
     attestor = case.attestor()
     if isinstance(attestor, KeylessAttestor):
-        verify_attestations_keyless(layers, image_digest=case.digest, keyless=attestor, trusted_root=root())
+        verify_attestations_keyless(layers, image_digest=case.digest, keyless=attestor, trusted_root=case.root())
     else:
-        verify_attestations_certificate(layers, image_digest=case.digest, certificates=attestor, trusted_root=root())
+        verify_attestations_certificate(
+            layers, image_digest=case.digest, certificates=attestor, trusted_root=case.root()
+        )
 
 
 def _bundle(case: Case) -> None:
@@ -247,7 +279,7 @@ def _bundle(case: Case) -> None:
         predicate_type=PREDICATE,
         keyless=attestor if isinstance(attestor, KeylessAttestor) else None,
         certificates=attestor if isinstance(attestor, CertificateAttestor) else None,
-        trusted_root=root(),
+        trusted_root=case.root(),
     )
 
 

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sigward.errors import VerificationFailure
@@ -82,6 +82,8 @@ def test_fuzz_parsers_fail_closed(data: bytes, cose: bool) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(position=st.integers(min_value=0), value=st.integers(min_value=0, max_value=255), cose=st.booleans())
+# Regression: a certificate whose version byte was mutated raised cryptography's InvalidVersion (a stack trace).
+@example(position=181, value=1, cose=True)
 def test_fuzz_mutated_real_envelopes(position: int, value: int, cose: bool) -> None:
     media_type, name = CASES[1] if cose else CASES[0]
     raw = bytearray(_raw(name))

@@ -81,10 +81,8 @@ def seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[Seen]:
     """Record the root handed to every check the engine calls (the engine looks these up at call time)."""
     record = Seen()
     for module, name in (
-        (keyless, "verify_signatures_keyless"),
-        (keyless, "verify_attestations_keyless"),
-        (keyless, "verify_signatures_certificate"),
-        (keyless, "verify_attestations_certificate"),
+        (keyless, "verify_signatures_by_certificate"),
+        (keyless, "verify_attestations_by_certificate"),
         (bundles, "verify_bundle_signatures"),
         (bundles, "verify_bundle_attestations"),
         (bundles, "verify_bundle"),
@@ -130,7 +128,7 @@ def test_every_check_of_one_image_sees_one_root(seen: Seen) -> None:
     results = verifier(roots).verify_images([IMAGE], policies(), deadline=Deadline.after(5))
     assert [r.verdict for r in results] == [Verdict.FAIL, Verdict.FAIL]
     names = {name for name, _ in seen.roots}
-    assert {"tlog_options", "verify_signatures_keyless", "verify_attestations_keyless"} <= names
+    assert {"tlog_options", "verify_signatures_by_certificate", "verify_attestations_by_certificate"} <= names
     assert {"verify_bundle_signatures", "verify_bundle_attestations"} <= names
     assert len(seen.roots) > 5
     assert seen.fingerprints() == {ROOTS[0].fingerprint}  # the snapshot, through every step

@@ -13,10 +13,10 @@ from sigward.deadline import Deadline
 from sigward.errors import ConfigurationError, ExternalServiceError, SigwardError
 from sigward.policy.loader import load_policy_text
 from sigward.policy.models import KeylessAttestor
-from sigward.policy.trustroots import RootName, parse_root_names, trusted_roots_problems
+from sigward.policy.trustroots import MAX_TRUSTED_ROOT_BYTES, RootName, parse_root_names, trusted_roots_problems
 from sigward.verify.bundles import BundleLayer, verify_bundle
 from sigward.verify.engine import Verifier
-from sigward.verify.trust import MAX_TRUSTED_ROOT_BYTES, TrustedRoot, parse_trusted_root, roots_from_inline
+from sigward.verify.trust import TrustedRoot, parse_trusted_root, roots_from_inline
 from tests.support.github_attestations import ACTIONS, GH_1, PG, SAN, Vector, bundle_doc, bundle_entry, root_path
 from tests.support.memory import MemorySignatureSource
 from tests.support.policies import cluster_policy, dump

@@ -1,0 +1,437 @@
+"""Load one ImageValidatingPolicy document: schema (unknown fields refused), Kyverno's validation, what sigward
+cannot honour refused with its YAML path, every CEL expression compiled once (type errors at load, as Kyverno
+reports them when the policy is applied), and each cosign attestor translated into the attestor model the
+verification engine already checks (:mod:`sigward.policy.models`), so both policy forms share one verifier."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigward.policy.ivpol.cel import CelError, Program, compile_expression
+from sigward.policy.ivpol.models import (
+    Attestor,
+    ImageValidatingPolicySpec,
+    InlineTrustedRoot,
+    MatchImageReference,
+    NotaryTrust,
+    RootedAttestorSet,
+)
+from sigward.policy.models import (
+    DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
+    MAX_WEBHOOK_TIMEOUT_SECONDS,
+    AttestorSet,
+    CertificateAttestor,
+    CTLog,
+    KeylessAttestor,
+    Rekor,
+    StaticKeyAttestor,
+    VerificationType,
+)
+from sigward.policy.models import Attestor as EngineAttestor
+from sigward.policy.trustroots import inline_root_problems
+from sigward.policy.validation import Problem
+
+API_GROUP = "policies.kyverno.io"
+API_VERSIONS = ("v1alpha1", "v1beta1", "v1")
+KINDS = ("ImageValidatingPolicy", "NamespacedImageValidatingPolicy")
+DEPRECATED_VERSIONS = ("v1alpha1",)
+# Kubernetes' DNS-1123 subdomain rule for object names (the API server refuses anything else).
+MAX_NAME_LENGTH = 253
+_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+# A CEL identifier: names of attestors, attestations, variables and image extractors are CEL map keys read as
+# ``attestors.<name>``.
+_CEL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Pod controllers Kyverno generates rules for by default (pkg/cel/autogen): not replicationcontrollers.
+DEFAULT_POD_CONTROLLERS = ("daemonsets", "deployments", "replicasets", "statefulsets", "jobs", "cronjobs")
+_NEEDS_CLUSTER = "needs a connection to a Kubernetes cluster, which sigward does not have"
+
+
+@dataclass(frozen=True)
+class CompiledAttestor:
+    """An IVPOL attestor: the engine's attestor set (count 1: any identity of the attestor verifies) and the
+    verification type it is checked with (``notary`` attestors: Notation signatures and OCI referrers)."""
+
+    name: str
+    attestors: AttestorSet
+    type: VerificationType = "Cosign"
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    """A loaded ImageValidatingPolicy with its compiled expressions. ``content_hash`` covers the whole document,
+    CEL included (cache and verdict keys)."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+    spec: ImageValidatingPolicySpec
+    source: str
+    content_hash: str
+    match_conditions: tuple[Program, ...]
+    match_images: tuple[MatchImageReference | Program, ...]
+    extractors: Mapping[str, Program]
+    variables: Mapping[str, Program]
+    validations: tuple[tuple[Program, Program | None], ...]
+    attestors: Mapping[str, CompiledAttestor]
+    attestations: Mapping[str, str]
+    pod_controllers: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+    # Names of ``attestations`` of the ``referrer`` form (Notary attestations: OCI referrers of that artifactType).
+    referrers: frozenset[str] = frozenset()
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    @property
+    def timeout_seconds(self) -> int:
+        wc = self.spec.webhook_configuration
+        return (
+            wc.timeout_seconds if wc is not None and wc.timeout_seconds is not None else DEFAULT_WEBHOOK_TIMEOUT_SECONDS
+        )
+
+
+def _refuse(path: str, what: str, why: str) -> Problem:
+    return (path, f"{what} is not supported: {why}")
+
+
+def _translate_notary(attestor: Attestor, path: str, problems: list[Problem]) -> AttestorSet | None:
+    """The engine's form of a ``notary`` attestor (Kyverno's ivpol notary verifier: ``certs`` the ``ca`` store,
+    ``tsaCerts`` the ``tsa`` store, strict level, any identity), or None with problems."""
+    notary = attestor.notary
+    assert notary is not None
+    before = len(problems)
+    for name, value in (("certs", notary.certs), ("tsaCerts", notary.tsa_certs)):
+        if value is not None and value.expression:
+            problems.append(_refuse(f"{path}.notary.{name}.expression", "expression", "not implemented yet"))
+        if value is not None and value.value and "-----BEGIN CERTIFICATE-----" not in value.value:
+            problems.append((f"{path}.notary.{name}.value", "must hold PEM certificates"))
+    if notary.certs is None or not (notary.certs.value.strip() or notary.certs.expression):
+        problems.append((f"{path}.notary.certs", "certificates are required: without them nothing can verify"))
+    if len(problems) > before:
+        return None
+    assert notary.certs is not None
+    tsa = notary.tsa_certs.value if notary.tsa_certs is not None else ""
+    trust = NotaryTrust(cert=notary.certs.value, ctlog=CTLog(tsa_cert_chain=tsa) if tsa.strip() else None)
+    return AttestorSet(count=1, entries=(EngineAttestor(certificates=trust),))
+
+
+def _inline_root(attestor: Attestor, path: str, problems: list[Problem], notes: list[str]) -> InlineTrustedRoot | None:
+    """``cosign.trustedRoot`` (Kyverno's ``resolveTrustedMaterial``: it takes precedence over ``tuf``), shape-checked;
+    None when not given or with problems. ``tuf`` alone stays refused: sigward reads no policy-named TUF mirror."""
+    cosign = attestor.cosign
+    assert cosign is not None
+    given = cosign.trusted_root
+    if given is None or not (given.value or given.expression):
+        if given is not None:
+            problems.append((f"{path}.cosign.trustedRoot", "either value or expression must be set"))
+        if cosign.tuf is not None:
+            problems.append(
+                _refuse(f"{path}.cosign.tuf", "tuf", "set SIGWARD_TRUSTED_ROOT or cosign.trustedRoot instead")
+            )
+        return None
+    if given.expression:
+        problems.append(
+            _refuse(f"{path}.cosign.trustedRoot.expression", "expression", "not implemented yet: use trustedRoot.value")
+        )
+        return None
+    if cosign.tuf is not None:
+        notes.append(f"{path}.cosign.tuf is ignored: cosign.trustedRoot takes precedence (as in Kyverno)")
+    where = f"{path}.cosign.trustedRoot.value"
+    found = inline_root_problems(given.value, where)
+    problems.extend(found)
+    return None if found else InlineTrustedRoot(value=given.value, path=where)
+
+
+def _translate_cosign(
+    attestor: Attestor, path: str, problems: list[Problem], notes: list[str] | None = None
+) -> AttestorSet | None:
+    """The engine's form of a ``cosign`` attestor, or None with problems. With ``trustedRoot`` the set is a
+    :class:`RootedAttestorSet`: its checks verify under that root only."""
+    cosign = attestor.cosign
+    assert cosign is not None
+    before = len(problems)
+    root = _inline_root(attestor, path, problems, notes if notes is not None else [])
+    if cosign.source is not None and cosign.source.tag_prefix:
+        problems.append(_refuse(f"{path}.cosign.source.tagPrefix", "tagPrefix", "not implemented yet"))
+    if cosign.source is not None and cosign.source.pull_secrets:
+        problems.append(_refuse(f"{path}.cosign.source.PullSecrets", "PullSecrets", _NEEDS_CLUSTER))
+    set_kinds = [
+        n for n, v in (("key", cosign.key), ("keyless", cosign.keyless), ("certificate", cosign.certificate)) if v
+    ]
+    if len(set_kinds) != 1:
+        problems.append((f"{path}.cosign", "exactly one of key, keyless or certificate must be set"))
+    rekor: Rekor | None = None
+    ctlog: CTLog | None = None
+    if cosign.ctlog is not None:
+        c = cosign.ctlog
+        rekor = Rekor(**({"url": c.url} if c.url else {}), pub_key=c.rekor_pub_key, ignore_tlog=c.insecure_ignore_tlog)
+        ctlog = CTLog(ignore_sct=c.insecure_ignore_sct, pub_key=c.ct_log_pub_key, tsa_cert_chain=c.tsa_cert_chain)
+    common: dict[str, Any] = {
+        "annotations": dict(cosign.annotations),
+        "repository": cosign.source.repository if cosign.source is not None else "",
+    }
+    entries: list[EngineAttestor] = []
+    if cosign.key is not None:
+        key = cosign.key
+        if key.expression:
+            problems.append(_refuse(f"{path}.cosign.key.expression", "expression", "not implemented yet"))
+        if bool(key.data) == bool(key.kms):
+            problems.append((f"{path}.cosign.key", "exactly one of data, kms or expression must be set"))
+        entries.append(
+            EngineAttestor(
+                keys=StaticKeyAttestor(
+                    public_keys=key.data, kms=key.kms, signature_algorithm=key.hash_algorithm, rekor=rekor, ctlog=ctlog
+                ),
+                **common,
+            )
+        )
+    if cosign.keyless is not None:
+        if not cosign.keyless.identities:
+            problems.append((f"{path}.cosign.keyless.identities", "at least one identity is required"))
+        for i, identity in enumerate(cosign.keyless.identities):
+            if identity.subject_expression:
+                problems.append(
+                    _refuse(
+                        f"{path}.cosign.keyless.identities[{i}].subjectExpression",
+                        "subjectExpression",
+                        "not implemented yet",
+                    )
+                )
+            entries.append(
+                EngineAttestor(
+                    keyless=KeylessAttestor(
+                        rekor=rekor,
+                        ctlog=ctlog,
+                        issuer=identity.issuer,
+                        issuer_reg_exp=identity.issuer_reg_exp,
+                        subject=identity.subject,
+                        subject_reg_exp=identity.subject_reg_exp,
+                        roots=cosign.keyless.roots,
+                        additional_extensions=dict(cosign.keyless.additional_extensions),
+                    ),
+                    **common,
+                )
+            )
+    if cosign.certificate is not None:
+        cert = cosign.certificate
+        for name, value in (("cert", cert.cert), ("certChain", cert.cert_chain)):
+            if value is not None and value.expression:
+                problems.append(
+                    _refuse(f"{path}.cosign.certificate.{name}.expression", "expression", "not implemented yet")
+                )
+        entries.append(
+            EngineAttestor(
+                certificates=CertificateAttestor(
+                    cert=cert.cert.value if cert.cert is not None else "",
+                    cert_chain=cert.cert_chain.value if cert.cert_chain is not None else "",
+                    rekor=rekor,
+                    ctlog=ctlog,
+                ),
+                **common,
+            )
+        )
+    if len(problems) > before:
+        return None
+    if root is not None:
+        return RootedAttestorSet(count=1, entries=tuple(entries), trusted_root=root)
+    return AttestorSet(count=1, entries=tuple(entries))
+
+
+# Kyverno functions declared in the CEL environment but not backed yet: refused at load rather than failing per request.
+_NOT_YET = re.compile(r"\b(getImageData|GetMetadata)\s*\(")
+
+
+def _compile(source: str, path: str, kind: str, problems: list[Problem], *, want_bool: bool = False) -> Program | None:
+    missing = _NOT_YET.search(source)
+    if missing is not None:
+        problems.append(_refuse(path, missing.group(1), "not implemented yet"))
+        return None
+    try:
+        return compile_expression(source, path, kind=kind, want_bool=want_bool)
+    except CelError as exc:
+        where, _, message = exc.message.partition(": ")
+        problems.append((where, message))
+        return None
+
+
+def _names(items: Any, path: str, problems: list[Problem], *, cel_names: bool = True) -> None:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        if cel_names and not _CEL_NAME_RE.fullmatch(item.name):
+            problems.append((f"{path}[{i}].name", f'"{item.name}" is not a CEL identifier'))
+        if item.name in seen:
+            problems.append((f"{path}[{i}].name", f'duplicate name "{item.name}"'))
+        seen.add(item.name)
+
+
+def pods_only(spec: ImageValidatingPolicySpec) -> bool:
+    """Kyverno autogen eligibility: every resource rule selects only core ``pods``."""
+    mc = spec.match_constraints
+    if mc is None or not mc.resource_rules:
+        return False
+    return all(tuple(r.resources) == ("pods",) and tuple(r.api_groups) in ((), ("",)) for r in mc.resource_rules)
+
+
+def build(
+    *,
+    api_version: str,
+    kind: str,
+    name: str,
+    namespace: str,
+    spec: ImageValidatingPolicySpec,
+    source: str,
+    digest: str,
+) -> tuple[ImagePolicy | None, list[Problem], list[str]]:
+    """Validate and compile ``spec``; the policy, or None and the problems; plus notes."""
+    problems: list[Problem] = []
+    notes: list[str] = []
+    if api_version.rpartition("/")[2] in DEPRECATED_VERSIONS:
+        notes.append(f"{api_version} is deprecated: use {API_GROUP}/v1")
+    if kind == "NamespacedImageValidatingPolicy" and not namespace:
+        problems.append(("metadata.namespace", "a NamespacedImageValidatingPolicy needs metadata.namespace"))
+    if kind == "ImageValidatingPolicy" and namespace:
+        problems.append(("metadata.namespace", "an ImageValidatingPolicy is cluster-scoped: remove metadata.namespace"))
+    if not name:
+        problems.append(("metadata.name", "a policy name is required"))
+    elif len(name) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(name):
+        problems.append(("metadata.name", f'"{name[:64]}" is not a valid Kubernetes object name'))
+    if not spec.validations:
+        problems.append(("spec.validations", "at least one validation is required"))
+    if len(set(spec.validation_actions)) != len(spec.validation_actions):
+        problems.append(("spec.validationActions", "duplicate actions"))
+    if "Deny" in spec.validation_actions and "Warn" in spec.validation_actions:
+        problems.append(("spec.validationActions", "Deny and Warn cannot be used together"))
+    wc = spec.webhook_configuration
+    if wc is not None and wc.timeout_seconds is not None and not 1 <= wc.timeout_seconds <= MAX_WEBHOOK_TIMEOUT_SECONDS:
+        problems.append(
+            ("spec.webhookConfiguration.timeoutSeconds", f"must be between 1 and {MAX_WEBHOOK_TIMEOUT_SECONDS}")
+        )
+    if spec.evaluation.mode != "Kubernetes":
+        problems.append(
+            _refuse(
+                "spec.evaluation.mode", f"mode {spec.evaluation.mode}", "sigward evaluates Kubernetes resources only"
+            )
+        )
+    if spec.audit_annotations:
+        problems.append(_refuse("spec.auditAnnotations", "auditAnnotations", "sigward writes no audit annotations"))
+    mc = spec.match_constraints
+    if mc is not None:
+        for sel in ("namespace_selector", "object_selector"):
+            value = getattr(mc, sel)
+            if value is not None and (value.match_labels or value.match_expressions):
+                label = "namespaceSelector" if sel == "namespace_selector" else "objectSelector"
+                problems.append(_refuse(f"spec.matchConstraints.{label}", label, "not implemented yet"))
+    creds = spec.credentials
+    if creds is not None and (creds.secrets or creds.providers or creds.allow_insecure_registry):
+        problems.append(
+            _refuse(
+                "spec.credentials",
+                "credentials",
+                "use DOCKER_CONFIG, SIGWARD_REGISTRY_PROVIDERS and SIGWARD_INSECURE_REGISTRIES",
+            )
+        )
+    for name_path, items in (
+        ("spec.attestors", spec.attestors),
+        ("spec.attestations", spec.attestations),
+        ("spec.variables", spec.variables),
+        ("spec.images", spec.images),
+    ):
+        _names(items, name_path, problems)
+    _names(spec.match_conditions, "spec.matchConditions", problems, cel_names=False)
+
+    attestors: dict[str, CompiledAttestor] = {}
+    for i, attestor in enumerate(spec.attestors):
+        path = f"spec.attestors[{i}]"
+        if (attestor.cosign is None) == (attestor.notary is None):
+            problems.append((path, "exactly one of cosign or notary must be set"))
+            continue
+        if attestor.notary is not None:
+            notary = _translate_notary(attestor, path, problems)
+            if notary is not None:
+                attestors[attestor.name] = CompiledAttestor(attestor.name, notary, type="Notary")
+            continue
+        translated = _translate_cosign(attestor, path, problems, notes)
+        if translated is not None:
+            attestors[attestor.name] = CompiledAttestor(attestor.name, translated)
+    attestations: dict[str, str] = {}
+    referrers: set[str] = set()
+    for i, att in enumerate(spec.attestations):
+        path = f"spec.attestations[{i}]"
+        if (att.intoto is None) == (att.referrer is None):
+            problems.append((path, "exactly one of intoto or referrer must be set"))
+            continue
+        form = att.referrer or att.intoto
+        assert form is not None
+        kind, predicate = ("referrer" if att.referrer is not None else "intoto"), form.type
+        if not predicate.strip():
+            problems.append((f"{path}.{kind}.type", "a type is required"))
+        attestations[att.name] = predicate
+        if kind == "referrer":
+            referrers.add(att.name)
+
+    match_images: list[MatchImageReference | Program] = []
+    for i, m in enumerate(spec.match_image_references):
+        path = f"spec.matchImageReferences[{i}]"
+        if bool(m.glob) == bool(m.expression):
+            problems.append((path, "either glob or expression must be set"))
+        elif m.glob:
+            match_images.append(m)
+        else:
+            program = _compile(m.expression, f"{path}.expression", "ref", problems, want_bool=True)
+            if program is not None:
+                match_images.append(program)
+    conditions = [
+        _compile(c.expression, f"spec.matchConditions[{i}].expression", "request", problems, want_bool=True)
+        for i, c in enumerate(spec.match_conditions)
+    ]
+    extractors = {
+        e.name: _compile(e.expression, f"spec.images[{i}].expression", "request", problems)
+        for i, e in enumerate(spec.images)
+    }
+    variables = {
+        v.name: _compile(v.expression, f"spec.variables[{i}].expression", "image", problems)
+        for i, v in enumerate(spec.variables)
+    }
+    validations: list[tuple[Program | None, Program | None]] = []
+    for i, v in enumerate(spec.validations):
+        rule = _compile(v.expression, f"spec.validations[{i}].expression", "image", problems, want_bool=True)
+        message = (
+            _compile(v.message_expression, f"spec.validations[{i}].messageExpression", "image", problems)
+            if v.message_expression
+            else None
+        )
+        validations.append((rule, message))
+    controllers: tuple[str, ...] = ()
+    if pods_only(spec):
+        configured = spec.autogen.pod_controllers.controllers if spec.autogen and spec.autogen.pod_controllers else None
+        controllers = DEFAULT_POD_CONTROLLERS if configured is None else tuple(configured)
+        unknown = [c for c in controllers if c not in DEFAULT_POD_CONTROLLERS]
+        if unknown:
+            problems.append(("spec.autogen.podControllers.controllers", f"unknown controllers: {', '.join(unknown)}"))
+    if problems:
+        return None, problems, notes
+    policy = ImagePolicy(
+        api_version=api_version,
+        kind=kind,
+        name=name,
+        namespace=namespace,
+        spec=spec,
+        source=source,
+        content_hash=digest,
+        match_conditions=tuple(c for c in conditions if c is not None),
+        match_images=tuple(match_images),
+        extractors={k: v for k, v in extractors.items() if v is not None},
+        variables={k: v for k, v in variables.items() if v is not None},
+        validations=tuple((r, m) for r, m in validations if r is not None),
+        attestors=attestors,
+        attestations=attestations,
+        pod_controllers=controllers,
+        notes=tuple(notes),
+        referrers=frozenset(referrers),
+    )
+    return policy, problems, notes

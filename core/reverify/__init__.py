@@ -1,0 +1,1 @@
+"""Re-verification of recorded verdicts (``sigward reverify``, the ``reverify`` function target)."""

@@ -1,0 +1,728 @@
+"""Evaluate ImageValidatingPolicies against one admission request, as Kyverno's ``policy.go`` does (match,
+extract images, pin digests, check ``verifyDigest``, run validations with the image functions, ``required``),
+with the signature checks done by the shared :class:`~sigward.verify.engine.Verifier`: an IVPOL attestor is
+checked as the equivalent one-entry ClusterPolicy attestor set would be, so both policy forms agree.
+
+Outcome texts are Kyverno's (``Policy <name> failed: <message>``); client-supplied annotations claiming earlier
+results are never read (Kyverno issue 16336): every request is verified."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol
+
+from sigward.deadline import Deadline
+from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, VerificationFailure
+from sigward.patterns import compile_re2, wildcard_match
+from sigward.policy.ivpol.cel import CelError, Program, bound
+from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
+from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
+from sigward.policy.models import (
+    Attestation,
+    ImageVerification,
+    MatchResources,
+    Policy,
+    PolicySpec,
+    ResourceDescription,
+    ResourceFilter,
+    Rule,
+)
+from sigward.references import ImageReference
+from sigward.references import parse_image_reference as _parse_uncached
+from sigward.verify.engine import Verifier
+from sigward.verify.results import RuleVerdict, Verdict
+
+# Where Pod specs are in each kind Kyverno extracts images from (pkg/cel/compiler/images.go, autogen).
+_POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
+    "pods": ("spec",),
+    "cronjobs": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+_CONTROLLER_POD_SPEC = ("spec", "template", "spec")
+_CONTAINER_FIELDS = ("containers", "initContainers", "ephemeralContainers")
+_CONTROLLER_GROUPS = {
+    "daemonsets": "apps",
+    "deployments": "apps",
+    "replicasets": "apps",
+    "statefulsets": "apps",
+    "jobs": "batch",
+    "cronjobs": "batch",
+}
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """What one policy decided for the request. ``verdict``: PASS, FAIL (a validation was false), ERROR (an
+    expression or a registry failed: failurePolicy applies), SKIP (not matched)."""
+
+    policy: str
+    verdict: Verdict
+    message: str = ""
+    actions: tuple[str, ...] = ()
+    failure_policy: str = "Fail"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The request's verdict over every IVPOL: denial text, warnings, digest patches (JSON patch operations) and
+    the failures of Audit-only policies (logged by the caller, never shown to the requester)."""
+
+    allowed: bool
+    message: str = ""
+    warnings: tuple[str, ...] = ()
+    patches: tuple[Mapping[str, str], ...] = ()
+    outcomes: tuple[PolicyOutcome, ...] = ()
+    audits: tuple[str, ...] = ()
+
+
+class ImageChecks(Protocol):
+    """The registry work an IVPOL evaluation needs; admission supplies a cached form (same answers, keyed by the
+    policy's content hash), everything else :class:`DirectChecks`."""
+
+    def digest(self, ref: ImageReference, deadline: Deadline) -> str: ...
+
+    def verify(
+        self,
+        policy: ImagePolicy,
+        check: str,
+        ref: ImageReference,
+        build: Callable[[], tuple[Policy, Rule]],
+        deadline: Deadline,
+        inline_root: InlineTrustedRoot | None = None,
+    ) -> RuleVerdict | None:
+        """The verdict of ``check`` (the engine's policy and rule for it from ``build``, called only to verify);
+        ``inline_root``: the attestor's ``cosign.trustedRoot``, the only root the check verifies under (its
+        fingerprint, not the default root's, belongs in a reuse key)."""
+        ...
+
+    def predicates(
+        self, policy: ImagePolicy, ref: ImageReference, iv: ImageVerification, deadline: Deadline
+    ) -> tuple[Any, ...]:
+        """The verified predicates of ``iv``'s one attestation (``extractPayload``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class DirectChecks:
+    """Every check asks the verifier (and so the registry) again."""
+
+    verifier: Verifier
+
+    def digest(self, ref: ImageReference, deadline: Deadline) -> str:
+        return self.verifier.resolve_digest(ref, deadline=deadline)
+
+    def verify(
+        self,
+        policy: ImagePolicy,
+        check: str,
+        ref: ImageReference,
+        build: Callable[[], tuple[Policy, Rule]],
+        deadline: Deadline,
+        inline_root: InlineTrustedRoot | None = None,
+    ) -> RuleVerdict | None:
+        shell, rule = build()  # the engine takes the inline root from the rule's attestor set
+        return self.verifier.verify_image_rule(ref, policy=shell, rule=rule, deadline=deadline)
+
+    def predicates(
+        self, policy: ImagePolicy, ref: ImageReference, iv: ImageVerification, deadline: Deadline
+    ) -> tuple[Any, ...]:
+        return self.verifier.attestation_predicates(ref, iv, deadline=deadline)
+
+
+# Image references repeat across requests (the same few images are admitted over and over); parsed once each.
+_PARSED_REFERENCES = 4096
+
+
+@functools.lru_cache(maxsize=_PARSED_REFERENCES)
+def parse_image_reference(image: str) -> ImageReference:
+    """:func:`sigward.references.parse_image_reference`, memoized (a malformed one raises every time)."""
+    return _parse_uncached(image)
+
+
+def glob_match(glob: str, text: str) -> bool:
+    """gobwas/glob without separators (Kyverno's ``matchImageReferences[].glob``): ``*`` any run including
+    ``/``, ``?`` one character, ``[…]`` classes, ``{a,b}`` alternatives; anchored. Linear time (RE2)."""
+    if not any(c in glob for c in "[{"):
+        return wildcard_match(glob, text)
+    return compile_re2(_glob_regex(glob), path="matchImageReferences glob").fullmatch(text)
+
+
+def _glob_regex(glob: str) -> str:
+    out: list[str] = []
+    depth = 0
+    i = 0
+    while i < len(glob):
+        c = glob[i]
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[":
+            end = glob.find("]", i + 1)
+            if end < 0:
+                out.append(re.escape(c))
+            else:
+                body = glob[i + 1 : end]
+                out.append("[" + ("^" + body[1:] if body.startswith("!") else body).replace("\\", "\\\\") + "]")
+                i = end
+        elif c == "{":
+            depth += 1
+            out.append("(?:")
+        elif c == "}" and depth:
+            depth -= 1
+            out.append(")")
+        elif c == "," and depth:
+            out.append("|")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def image_selected(policy: ImagePolicy, image: str) -> bool:
+    """Does ``matchImageReferences`` select ``image``? Every spelling of the image is tried (as written, and
+    normalised with ``docker.io/``), so a resource cannot dodge a glob by how it writes a name. No
+    matchImageReferences selects every image."""
+    if not policy.match_images:
+        return True
+    spellings = [image]
+    with contextlib.suppress(BadRequestError):  # an unparsable name is matched as written only
+        spellings += list(parse_image_reference(image).spellings)
+    for matcher in policy.match_images:
+        for s in spellings:
+            if isinstance(matcher, Program):
+                if matcher.evaluate({"ref": s}) is True:
+                    return True
+            elif glob_match(matcher.glob, s):
+                return True
+    return False
+
+
+def _get(obj: Any, path: Sequence[str]) -> Any:
+    for part in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def _pod_spec_path(resource: str) -> tuple[str, ...] | None:
+    if resource in _POD_SPEC_PATHS:
+        return _POD_SPEC_PATHS[resource]
+    if resource in _CONTROLLER_GROUPS:
+        return _CONTROLLER_POD_SPEC
+    return None
+
+
+def builtin_images(resource: str, obj: Any) -> dict[str, list[str]]:
+    """``images.containers``/``initContainers``/``ephemeralContainers`` of a Pod or pod controller."""
+    path = _pod_spec_path(resource)
+    out: dict[str, list[str]] = {f: [] for f in _CONTAINER_FIELDS}
+    spec = _get(obj, path) if path else None
+    if isinstance(spec, Mapping):
+        for f in _CONTAINER_FIELDS:
+            items = spec.get(f)
+            if isinstance(items, list):
+                out[f] = [c["image"] for c in items if isinstance(c, Mapping) and isinstance(c.get("image"), str)]
+    return out
+
+
+def _rule_matches(rule: Any, group: str, version: str, resource: str, operation: str, name: str) -> bool:
+    def has(values: Sequence[str], value: str) -> bool:
+        return "*" in values or value in values
+
+    resources = rule.resources
+    sub_ok = (
+        resource in resources
+        or "*" in resources
+        or "*/*" in resources
+        or ("/" in resource and f"*/{resource.split('/', 1)[1]}" in resources)
+    )
+    return (
+        has(rule.api_groups, group)
+        and has(rule.api_versions, version)
+        and has(rule.operations, operation)
+        and sub_ok
+        and (not rule.resource_names or name in rule.resource_names)
+    )
+
+
+def policy_matches(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
+    """``matchConstraints`` (resource rules, exclusions) and autogen: a pods-only policy also selects the pod
+    controllers in ``autogen.podControllers`` (default: Kyverno's list)."""
+    mc = policy.spec.match_constraints
+    if mc is None:
+        return True
+    res = request.get("resource") or {}
+    group, version, resource = str(res.get("group", "")), str(res.get("version", "")), str(res.get("resource", ""))
+    sub = str(request.get("subResource") or "")
+    full = f"{resource}/{sub}" if sub else resource
+    op, name = str(request.get("operation", "")), str(request.get("name") or "")
+    if any(_rule_matches(r, group, version, full, op, name) for r in mc.exclude_resource_rules):
+        return False
+    if any(_rule_matches(r, group, version, full, op, name) for r in mc.resource_rules):
+        return True
+    if not sub and resource in policy.pod_controllers and group == _CONTROLLER_GROUPS.get(resource):
+        return any(op in r.operations or "*" in r.operations for r in mc.resource_rules)
+    return False
+
+
+@dataclass
+class _RequestState:
+    """Per-request record for ``required``: images a signature/attestation check was attempted on and verified."""
+
+    attempted: set[str] = field(default_factory=set)
+    verified: set[str] = field(default_factory=set)
+    selected: dict[tuple[str, str], bool] = field(default_factory=dict)
+
+    def selects(self, policy: ImagePolicy, image: str) -> bool:
+        """:func:`image_selected`, once per (policy, image) in this request."""
+        key = (policy.key, image)
+        found = self.selected.get(key)
+        if found is None:
+            found = self.selected[key] = image_selected(policy, image)
+        return found
+
+
+class _Functions:
+    """Kyverno's image functions for one policy evaluation, backed by the shared verifier."""
+
+    def __init__(self, policy: ImagePolicy, checks: ImageChecks, deadline: Deadline, state: _RequestState) -> None:
+        self._policy = policy
+        self._checks = checks
+        self._deadline = deadline
+        self._state = state
+        # (image, attestation name) -> the check that verified it: what extractPayload may read.
+        self._payload_sources: dict[tuple[str, str], ImageVerification] = {}
+
+    @cached_property
+    def _shell(self) -> Policy:
+        return Policy(
+            api_version="policies.kyverno.io/v1", kind="ClusterPolicy", name=self._policy.name, spec=PolicySpec()
+        )
+
+    def _built(self, iv: ImageVerification) -> tuple[Policy, Rule]:
+        return self._shell, self._rule(iv)
+
+    def _rule(self, iv: ImageVerification) -> Rule:
+        return Rule(
+            name=self._policy.name,
+            match=MatchResources(any=(ResourceFilter(resources=ResourceDescription(kinds=("Pod",))),)),
+            verify_images=(iv,),
+        )
+
+    def _passes(self, image: str, ivs: Sequence[tuple[str, ImageVerification]]) -> list[ImageVerification]:
+        """The checks of ``ivs`` that pass for ``image`` (none when matchImageReferences does not select it)."""
+        if not self._state.selects(self._policy, image):
+            return []
+        self._state.attempted.add(image)
+        ref = parse_image_reference(image)
+        passed: list[ImageVerification] = []
+        for check, iv in ivs:
+            verdict = self._checks.verify(
+                self._policy, check, ref, functools.partial(self._built, iv), self._deadline, _inline_root(iv)
+            )
+            if verdict is None:
+                continue
+            if verdict.verdict == Verdict.ERROR:
+                raise ExternalServiceError(verdict.message)
+            if verdict.verdict == Verdict.PASS:
+                passed.append(iv)
+        if passed:
+            self._state.verified.add(image)
+        return passed
+
+    def _compiled(self, name: str) -> CompiledAttestor:
+        found = self._policy.attestors.get(name)
+        if found is None:
+            raise CelError(f"attestor not found in policy: {name}")
+        return found
+
+    def _attestor(self, name: str) -> Any:
+        return self._compiled(name).attestors
+
+    def verify_image_signatures(self, image: str, attestors: Sequence[str]) -> int:
+        ivs = [
+            (
+                f"signature:{n}",
+                ImageVerification(
+                    type=self._compiled(n).type,
+                    image_references=("*",),
+                    attestors=(self._attestor(n),),
+                    mutate_digest=False,
+                    verify_digest=False,
+                    required=False,
+                ),
+            )
+            for n in attestors
+        ]
+        return len(self._passes(image, ivs))
+
+    def _attestation(self, attestation: str) -> str:
+        """The name of a declared attestation (``attestations.x`` evaluates to its name)."""
+        if attestation not in self._policy.attestations:
+            raise CelError(f"attestation not found in policy: {attestation}")
+        return attestation
+
+    def verify_attestation_signatures(self, image: str, attestation: str, attestors: Sequence[str]) -> int:
+        name = self._attestation(attestation)
+        predicate = self._policy.attestations[name]
+        referrer = name in self._policy.referrers
+        ivs: list[tuple[str, ImageVerification]] = []
+        for n in attestors:
+            compiled = self._compiled(n)
+            # Kyverno: a notary attestor reads OCI referrers only, a cosign one in-toto statements only.
+            if compiled.type == "Notary" and not referrer:
+                raise CelError("notary verifier only supports oci 1.1 referrers as attestations")
+            if compiled.type != "Notary" and referrer:
+                raise CelError("cosign verifier only supports in-toto attestations")
+            ivs.append(
+                (
+                    f"attestation:{predicate}:{n}",
+                    ImageVerification(
+                        type=compiled.type,
+                        image_references=("*",),
+                        attestations=(Attestation(type=predicate, attestors=(compiled.attestors,)),),
+                        mutate_digest=False,
+                        verify_digest=False,
+                        required=False,
+                    ),
+                )
+            )
+        passed = self._passes(image, ivs)
+        if passed:
+            self._payload_sources.setdefault((image, name), passed[0])
+        return len(passed)
+
+    def extract_payload(self, image: str, attestation: str) -> Any:
+        """Kyverno's ``extractPayload``: the predicate of the attestation ``verifyAttestationSignatures`` verified
+        for ``image`` earlier in this evaluation (the last statement of the type, as Kyverno keeps the last)."""
+        name = self._attestation(attestation)
+        iv = self._payload_sources.get((image, name))
+        if iv is None:
+            form = "referrer" if name in self._policy.referrers else "intoto"
+            raise CelError(
+                f"failed to get payload: {form} attestation payload cannot be fetch before verifying {form} attestation"
+            )
+        try:
+            found = self._checks.predicates(self._policy, parse_image_reference(image), iv, self._deadline)
+        except VerificationFailure as exc:
+            raise CelError(f"failed to get payload: {exc.message}") from None
+        return found[-1]
+
+    def image_data(self, image: str) -> Any:
+        raise CelError("failed to get imagedata: image data is not available in sigward yet")
+
+
+def _inline_root(iv: ImageVerification) -> InlineTrustedRoot | None:
+    try:
+        return inline_root_of(iv)
+    except ValueError as exc:  # the loader never builds such a check
+        raise CelError(str(exc)) from None
+
+
+def _set_image(obj: Any, path: Sequence[str | int], value: str) -> None:
+    for part in path[:-1]:
+        obj = obj[part]
+    obj[path[-1]] = value
+
+
+def _pin(
+    policy: ImagePolicy, resource: str, obj: Any, checks: ImageChecks, deadline: Deadline, state: _RequestState
+) -> list[dict[str, str]]:
+    """``mutateDigest``: each selected container image without a digest becomes ``image:tag@digest`` in ``obj``
+    (Pod-style fields only); the JSON patches for the response."""
+    path = _pod_spec_path(resource)
+    spec = _get(obj, path) if path else None
+    patches: list[dict[str, str]] = []
+    if not isinstance(spec, Mapping):
+        return patches
+    for f in _CONTAINER_FIELDS:
+        items = spec.get(f)
+        if not isinstance(items, list):
+            continue
+        for i, c in enumerate(items):
+            image = c.get("image") if isinstance(c, Mapping) else None
+            if not isinstance(image, str) or not state.selects(policy, image):
+                continue
+            ref: ImageReference = parse_image_reference(image)
+            if ref.digest:
+                continue
+            pinned = ref.pinned(checks.digest(ref, deadline))
+            _set_image(obj, [*(path or ()), f, i, "image"], pinned)
+            pointer = "/" + "/".join([*(path or ()), f, str(i), "image"])
+            patches.append({"op": "replace", "path": pointer, "value": pinned})
+    return patches
+
+
+def evaluate_policy(
+    policy: ImagePolicy,
+    request: Mapping[str, Any],
+    obj: Any,
+    *,
+    checks: ImageChecks,
+    deadline: Deadline,
+    state: _RequestState,
+) -> tuple[PolicyOutcome, list[str]]:
+    """One policy on one request whose ``obj`` (already pinned) is given; the outcome and the images it
+    selected."""
+    spec = policy.spec
+    actions = spec.effective_actions()
+    base: dict[str, Any] = {"policy": policy.name, "actions": actions, "failure_policy": spec.failure_policy}
+    resource = str((request.get("resource") or {}).get("resource", ""))
+    data: dict[str, Any] = {
+        "object": obj,
+        "oldObject": request.get("oldObject"),
+        "request": dict(request),
+        "namespaceObject": None,
+        "variables": {},
+    }
+    try:
+        for condition in policy.match_conditions:
+            if condition.evaluate(data) is not True:
+                return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
+        images = builtin_images(resource, obj if obj is not None else request.get("oldObject"))
+        for name, extractor in policy.extractors.items():
+            value = extractor.evaluate(data)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise CelError(f"images.{name}: must be a list of strings")
+            images[name] = list(value)
+        images = {k: [i for i in v if state.selects(policy, i)] for k, v in images.items()}
+        selected = list(dict.fromkeys(i for v in images.values() for i in v))
+        if spec.validation_configurations.verify_digest:
+            for image in selected:
+                if not _has_digest(image):
+                    return PolicyOutcome(
+                        verdict=Verdict.FAIL, message=f"image {image} does not have a digest", **base
+                    ), selected
+        functions = _Functions(policy, checks, deadline, state)
+        with bound(functions) as cel_state:
+            data.update(
+                images=images,
+                attestors={name: {"name": name} for name in policy.attestors},
+                attestations={name: name for name in policy.attestations},
+                image={},
+            )
+            variables: dict[str, Any] = {}
+            data["variables"] = variables
+            for name, program in policy.variables.items():
+                variables[name] = _evaluate(program, data, cel_state)
+            for index, (rule, message_program) in enumerate(policy.validations):
+                if _evaluate(rule, data, cel_state) is True:
+                    continue
+                message = spec.validations[index].message
+                if message_program is not None:
+                    text = _evaluate(message_program, data, cel_state)
+                    message = text if isinstance(text, str) else message
+                message = message or f"CEL expression validation failed at index {index}"
+                return PolicyOutcome(verdict=Verdict.FAIL, message=message, **base), selected
+    except (CelError, SigwardError) as exc:
+        return PolicyOutcome(verdict=Verdict.ERROR, message=exc.message, **base), []
+    return PolicyOutcome(verdict=Verdict.PASS, **base), selected
+
+
+def _has_digest(image: str) -> bool:
+    try:
+        return bool(parse_image_reference(image).digest)
+    except BadRequestError:
+        return False
+
+
+def _evaluate(program: Program, data: Mapping[str, Any], cel_state: Any) -> Any:
+    try:
+        return program.evaluate(data)
+    except CelError:
+        # What a function raised (a registry failure, or the caller's "not in memory") wins over CEL's wrapping.
+        if cel_state.exception is not None:
+            raise cel_state.exception from None
+        raise
+
+
+def evaluate_request(
+    policies: Sequence[ImagePolicy],
+    request: Mapping[str, Any],
+    *,
+    verifier: Verifier | None = None,
+    checks: ImageChecks | None = None,
+    deadline: Deadline,
+    mutate: bool = True,
+) -> Decision:
+    """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``); registry work goes through
+    ``checks`` (default: :class:`DirectChecks` on ``verifier``). ``mutate`` False is the validating webhook: no
+    ``mutateDigest`` pinning, so ``verifyDigest`` checks the object as it will be stored."""
+
+    if checks is None:
+        if verifier is None:
+            raise TypeError("evaluate_request needs a verifier or checks")
+        checks = DirectChecks(verifier)
+
+    # The object came from JSON: a JSON round trip is its exact (and faster than deepcopy) private copy to pin in.
+    obj = json.loads(json.dumps(request.get("object")))
+    resource = str((request.get("resource") or {}).get("resource", ""))
+    state = _RequestState()
+    outcomes: list[PolicyOutcome] = []
+    patches: list[Mapping[str, str]] = []
+    required: dict[str, str] = {}
+    for policy in policies:
+        if not policy.spec.evaluation.admission.enabled or not policy_matches(policy, request):
+            continue
+        if policy.namespace and policy.namespace != request.get("namespace"):
+            continue
+        pins = policy.spec.validation_configurations.mutate_digest and mutate
+        if pins and obj is not None and not request.get("subResource"):
+            try:
+                patches += _pin(policy, resource, obj, checks, deadline, state)
+            except SigwardError as exc:
+                outcomes.append(
+                    PolicyOutcome(
+                        policy=policy.name,
+                        verdict=Verdict.ERROR,
+                        message=f"failed to resolve image digest: {exc.message}",
+                        actions=policy.spec.effective_actions(),
+                        failure_policy=policy.spec.failure_policy,
+                    )
+                )
+                continue
+        outcome, selected = evaluate_policy(policy, request, obj, checks=checks, deadline=deadline, state=state)
+        outcomes.append(outcome)
+        if outcome.verdict == Verdict.PASS and policy.spec.validation_configurations.required:
+            for image in selected:
+                required.setdefault(image, policy.name)
+    for image, name in required.items():
+        if image in state.verified:
+            continue
+        message = (
+            f"image {image} failed signature or attestation verification"
+            if image in state.attempted
+            else f"image {image} is not verified: no policy performed a signature or attestation check on it"
+        )
+        policy = next(p for p in policies if p.name == name)
+        outcomes.append(
+            PolicyOutcome(
+                policy=name,
+                verdict=Verdict.FAIL,
+                message=message,
+                actions=policy.spec.effective_actions(),
+                failure_policy=policy.spec.failure_policy,
+            )
+        )
+    return _decide(outcomes, patches)
+
+
+def _decide(outcomes: Sequence[PolicyOutcome], patches: Sequence[Mapping[str, str]]) -> Decision:
+    denials: list[str] = []
+    warnings: list[str] = []
+    audits: list[str] = []
+    for o in outcomes:
+        failed = o.verdict == Verdict.FAIL or (o.verdict == Verdict.ERROR and o.failure_policy == "Fail")
+        if not failed:
+            continue
+        text = f"Policy {o.policy} failed: {o.message}"
+        if "Deny" in o.actions:
+            denials.append(text)
+        elif "Warn" in o.actions:
+            warnings.append(text)
+        if "Audit" in o.actions:
+            audits.append(text)
+    if denials:
+        return Decision(
+            allowed=False,
+            message="; ".join(denials),
+            warnings=tuple(warnings),
+            outcomes=tuple(outcomes),
+            audits=tuple(audits),
+        )
+    return Decision(
+        allowed=True, warnings=tuple(warnings), patches=tuple(patches), outcomes=tuple(outcomes), audits=tuple(audits)
+    )
+
+
+# Names through which an expression reads the admission request (``images`` is derived from the object but for a
+# single image is the same at push, in ``sigward verify`` and at admission).
+_REQUEST_NAMES = re.compile(r"\b(object|oldObject|request|namespaceObject)\b")
+
+
+def reads_request(policy: ImagePolicy) -> bool:
+    """Whether any expression of ``policy`` reads the admission request (then only admission can decide it)."""
+    spec = policy.spec
+    sources = [
+        *(c.expression for c in spec.match_conditions),
+        *(e.expression for e in spec.images),
+        *(v.expression for v in spec.variables),
+        *(v.expression for v in spec.validations),
+        *(v.message_expression for v in spec.validations),
+    ]
+    return any(_REQUEST_NAMES.search(s) for s in sources)
+
+
+# The Pod ``sigward verify IMAGE`` and push events evaluate an IVPOL against: the image as its only container.
+SYNTHETIC_NAMESPACE = "default"
+SYNTHETIC_NAME = "sigward-verify"
+
+
+def pod_request(image: str) -> dict[str, Any]:
+    """An AdmissionRequest creating a Pod in namespace ``default`` whose one container runs ``image``."""
+    return {
+        "uid": SYNTHETIC_NAME,
+        "kind": {"group": "", "version": "v1", "kind": "Pod"},
+        "resource": {"group": "", "version": "v1", "resource": "pods"},
+        "operation": "CREATE",
+        "namespace": SYNTHETIC_NAMESPACE,
+        "name": SYNTHETIC_NAME,
+        "userInfo": {},
+        "object": {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": SYNTHETIC_NAME, "namespace": SYNTHETIC_NAMESPACE},
+            "spec": {"containers": [{"name": "image", "image": image}]},
+        },
+    }
+
+
+def evaluate_image(
+    policies: Sequence[ImagePolicy], image: str, *, checks: ImageChecks, deadline: Deadline
+) -> list[RuleVerdict]:
+    """One verdict per IVPOL that selects ``image`` (``matchImageReferences``), evaluated as for a Pod in namespace
+    ``default`` running it; ``verdict`` FAIL/ERROR/PASS/SKIP (matchConditions not met). The rule column is the
+    kind. Policies not selecting the image give nothing."""
+    ref = parse_image_reference(image)
+    out: list[RuleVerdict] = []
+    request = pod_request(image)
+    for policy in policies:
+        if not image_selected(policy, image) or (policy.namespace and policy.namespace != SYNTHETIC_NAMESPACE):
+            continue
+        decision = evaluate_request([policy], request, checks=checks, deadline=deadline)
+        pinned = next((str(p.get("value", "")) for p in decision.patches), "")
+        digest = ref.digest or pinned.rpartition("@")[2]
+        if not decision.outcomes:
+            out.append(
+                RuleVerdict(
+                    image=image,
+                    reference=ref.reference,
+                    digest=ref.digest,
+                    verdict=Verdict.SKIP,
+                    policy=policy.key,
+                    rule=policy.kind,
+                    message="not evaluated: its matchConstraints do not select a Pod",
+                )
+            )
+        for o in decision.outcomes:
+            if o.verdict == Verdict.SKIP and not o.message:
+                continue
+            out.append(
+                RuleVerdict(
+                    image=image,
+                    reference=ref.reference,
+                    digest=digest,
+                    verdict=o.verdict,
+                    policy=policy.key,
+                    rule=policy.kind,
+                    message=o.message or f"verified {ref.reference}",
+                )
+            )
+    return out

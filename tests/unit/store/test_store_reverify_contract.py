@@ -1,0 +1,109 @@
+"""The store operations re-verification relies on, identical on every backend: key-ordered scans with a cursor,
+compare-and-set of a verdict (the loser writes nothing) and of a named state value; SQLite also across processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sigward.store import StoredStatus, StoredVerdict, VerdictStore
+from sigward.store.memory import MemoryStore
+from sigward.store.sqlite import SqliteStore
+
+DIGEST = "sha256:" + "b" * 64
+
+
+def verdict(**kw: object) -> StoredVerdict:
+    base: dict[str, object] = {
+        "digest": DIGEST,
+        "repository": "registry.test/app",
+        "policy": "p",
+        "policy_hash": "h1",
+        "rule": "r",
+        "entries": "0",
+        "verdict": "pass",
+        "message": "verified",
+        "verified_at": 1000.25,
+        "expires_at": 2000.0,
+        "source": "distribution",
+        "event_id": "e1",
+        "image": "registry.test/app:v1",
+    }
+    base.update(kw)
+    base["verdict"] = StoredStatus(str(base["verdict"]))
+    return StoredVerdict(**base)  # type: ignore[arg-type]
+
+
+def check_contract(store: VerdictStore) -> None:
+    """Shared by the memory and SQLite stores here and the Firestore emulator test."""
+    records = [verdict(rule=f"r{i}") for i in range(5)]
+    for r in records:
+        store.record(r)
+    keys = sorted(r.key for r in records)
+    # scan: key order, pages after a cursor, empty past the end
+    assert [v.key for v in store.scan(after="", limit=2)] == keys[:2]
+    assert [v.key for v in store.scan(after=keys[1], limit=10)] == keys[2:]
+    assert store.scan(after=keys[-1], limit=10) == []
+    # replace: wins against the version read, loses against a stale one (and writes nothing then)
+    current = next(r for r in records if r.key == keys[0])
+    failed = verdict(rule=current.rule, verdict="fail", verified_at=1500.5, message="no signatures found")
+    assert store.replace(current, failed) is True
+    assert store.replace(current, verdict(rule=current.rule, verdict="unsigned", verified_at=1600.0)) is False
+    (stored,) = [v for v in store.for_digest(DIGEST) if v.key == keys[0]]
+    assert (stored.verdict, stored.message) == ("fail", "no signatures found")
+    assert store.replace(verdict(rule="never-recorded"), verdict(rule="never-recorded", verdict="fail")) is False
+    assert not [v for v in store.for_digest(DIGEST) if v.rule == "never-recorded"]
+    with pytest.raises(ValueError):
+        store.replace(current, verdict(rule="other"))
+    # state: compare-and-set from "" (absent), then from the value read only
+    assert store.get_state("reverify/cursor") == ""
+    assert store.set_state("reverify/cursor", "a", expected="") is True
+    assert store.set_state("reverify/cursor", "b", expected="") is False
+    assert store.set_state("reverify/cursor", "b", expected="x") is False
+    assert store.set_state("reverify/cursor", "b", expected="a") is True
+    assert store.get_state("reverify/cursor") == "b"
+    assert store.set_state("reverify/cursor", "", expected="b") is True  # released
+    assert store.set_state("reverify/cursor", "c", expected="") is True
+    assert store.get_state("other") == ""
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VerdictStore]:
+    made: VerdictStore = MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "v.db"))
+    yield made
+    made.close()
+
+
+def test_scan_replace_and_state(store: VerdictStore) -> None:
+    check_contract(store)
+
+
+def _contender(path: str, name: str, queue: multiprocessing.Queue[str]) -> None:
+    store = SqliteStore(path)
+    current = verdict()
+    won = store.replace(current, verdict(verdict="fail", verified_at=2000.0, source=name))
+    lease = store.set_state("lease", name, expected="")
+    queue.put(f"{name}:{int(won)}:{int(lease)}")
+    store.close()
+
+
+def test_sqlite_compare_and_set_has_one_winner_across_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "v.db")
+    SqliteStore(path).record(verdict())
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue[str] = ctx.Queue()
+    procs = [ctx.Process(target=_contender, args=(path, f"p{i}", queue)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    answers = [queue.get(timeout=5).split(":") for _ in procs]
+    assert sum(int(a[1]) for a in answers) == 1 and sum(int(a[2]) for a in answers) == 1
+    store = SqliteStore(path)
+    (stored,) = store.for_digest(DIGEST)
+    assert stored.verdict == "fail" and stored.source in {a[0] for a in answers if a[1] == "1"}
+    assert store.get_state("lease") in {a[0] for a in answers if a[2] == "1"}
+    store.close()
