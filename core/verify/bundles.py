@@ -60,6 +60,7 @@ from sigward.verify.dsse import (
     parse_statement,
     verify_envelope,
 )
+from sigward.verify.encoding import decode_base64
 from sigward.verify.identity import (
     IdentityMismatch,
     IdentityPolicy,
@@ -720,12 +721,11 @@ def _matches_v2(signer: Signer, verifier: Any) -> bool:
 
 
 def _entry_b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise VerificationFailure(f"transparency log entry: {what} missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationFailure(f"transparency log entry: {what} is not base64") from None
+    return decode_base64(
+        value,
+        missing=f"transparency log entry: {what} missing",
+        invalid=f"transparency log entry: {what} is not base64",
+    )
 
 
 def _m(parent: Any, key: str) -> Mapping[str, Any]:

@@ -6,7 +6,6 @@ import the sigstore package (bundle verification does not use sigstore-python ei
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ from sigward.errors import ConfigurationError
 
 # The size cap and media type are defined once, with the policy layer's load-time shape check (the one place).
 from sigward.policy.trustroots import MAX_TRUSTED_ROOT_BYTES, TRUSTED_ROOT_MEDIA_TYPE
+from sigward.verify.encoding import decode_base64
 from sigward.verify.keys import SupportedKey, key_id, load_public_key_der
 
 
@@ -82,12 +82,12 @@ def _time(value: Any, where: str) -> datetime | None:
 
 
 def _b64(value: Any, where: str) -> bytes:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"trusted root: {where} is missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError:
-        raise ConfigurationError(f"trusted root: {where} is not base64") from None
+    return decode_base64(
+        value,
+        missing=f"trusted root: {where} is missing",
+        invalid=f"trusted root: {where} is not base64",
+        error=ConfigurationError,
+    )
 
 
 def _logs(items: Any, name: str) -> tuple[LogKey, ...]:
