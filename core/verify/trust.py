@@ -90,14 +90,18 @@ def _b64(value: Any, where: str) -> bytes:
     )
 
 
-def _logs(items: Any, name: str) -> tuple[LogKey, ...]:
+def _entries(items: Any, name: str) -> list[tuple[str, Any]]:
+    """A trusted root's optional list field as (YAML-style path, item) pairs; absent is empty, a non-list fails."""
     if items is None:
-        return ()
+        return []
     if not isinstance(items, list):
         raise ConfigurationError(f"trusted root: {name} is not a list")
+    return [(f"{name}[{i}]", item) for i, item in enumerate(items)]
+
+
+def _logs(items: Any, name: str) -> tuple[LogKey, ...]:
     out = []
-    for i, item in enumerate(items):
-        where = f"{name}[{i}]"
+    for where, item in _entries(items, name):
         if not isinstance(item, dict) or not isinstance(item.get("publicKey"), dict):
             raise ConfigurationError(f"trusted root: {where}.publicKey is missing")
         pk = item["publicKey"]
@@ -126,13 +130,8 @@ def _logs(items: Any, name: str) -> tuple[LogKey, ...]:
 
 
 def _authorities(items: Any, name: str) -> tuple[CertificateAuthority, ...]:
-    if items is None:
-        return ()
-    if not isinstance(items, list):
-        raise ConfigurationError(f"trusted root: {name} is not a list")
     out = []
-    for i, item in enumerate(items):
-        where = f"{name}[{i}]"
+    for where, item in _entries(items, name):
         chain = item.get("certChain") if isinstance(item, dict) else None
         certs_json = chain.get("certificates") if isinstance(chain, dict) else None
         if not isinstance(certs_json, list) or not certs_json:
