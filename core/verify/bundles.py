@@ -30,11 +30,11 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Required, TypedDict, Unpack
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -60,6 +60,7 @@ from sigward.verify.dsse import (
     parse_statement,
     verify_envelope,
 )
+from sigward.verify.encoding import decode_base64
 from sigward.verify.identity import (
     IdentityMismatch,
     IdentityPolicy,
@@ -720,12 +721,11 @@ def _matches_v2(signer: Signer, verifier: Any) -> bool:
 
 
 def _entry_b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise VerificationFailure(f"transparency log entry: {what} missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationFailure(f"transparency log entry: {what} is not base64") from None
+    return decode_base64(
+        value,
+        missing=f"transparency log entry: {what} missing",
+        invalid=f"transparency log entry: {what} is not base64",
+    )
 
 
 def _m(parent: Any, key: str) -> Mapping[str, Any]:
@@ -872,9 +872,9 @@ def verify_bundle(
     *,
     image_digest: str | None,
     artifact: bytes | None = None,
-    key: PublicKeyVerifier | None,
-    keyless: KeylessAttestor | None,
-    certificates: CertificateAttestor | None,
+    key: PublicKeyVerifier | None = None,
+    keyless: KeylessAttestor | None = None,
+    certificates: CertificateAttestor | None = None,
     trusted_root: TrustedRoot,
     also_trusted: Sequence[TrustedRoot] = (),
     rekor: Rekor | None = None,
@@ -1004,18 +1004,43 @@ def verify_bundle(
     )
 
 
+class BundleOptions(TypedDict, total=False):
+    """:func:`verify_bundle`'s keyword arguments, shared by the checks that verify several bundles."""
+
+    image_digest: Required[str]
+    trusted_root: Required[TrustedRoot]
+    key: PublicKeyVerifier | None
+    keyless: KeylessAttestor | None
+    certificates: CertificateAttestor | None
+    also_trusted: Sequence[TrustedRoot]
+    rekor: Rekor | None
+    ignore_tlog: bool
+    ignore_sct: bool
+
+
+def _note(errors: list[str], message: str) -> None:
+    """cosign lists each distinct reason once, in the order met."""
+    if message not in errors:
+        errors.append(message)
+
+
+def verified_bundles(
+    bundles: Iterable[BundleLayer], errors: list[str], **options: Unpack[BundleOptions]
+) -> Iterator[BundleResult]:
+    """Each bundle that verifies, lazily and in order; each one that does not adds its reason to ``errors``."""
+    for layer in bundles:
+        try:
+            yield verify_bundle(layer, **options)
+        except VerificationFailure as exc:
+            _note(errors, exc.message)
+
+
+def _not_a_signature(predicate_type: str) -> str:
+    return f"an attestation ({predicate_type}), not an image signature"
+
+
 def verify_bundle_signatures(
-    bundles: Sequence[BundleLayer],
-    *,
-    image_digest: str,
-    key: PublicKeyVerifier | None = None,
-    keyless: KeylessAttestor | None = None,
-    certificates: CertificateAttestor | None = None,
-    trusted_root: TrustedRoot,
-    also_trusted: Sequence[TrustedRoot] = (),
-    rekor: Rekor | None = None,
-    ignore_tlog: bool = False,
-    ignore_sct: bool = False,
+    bundles: Sequence[BundleLayer], **options: Unpack[BundleOptions]
 ) -> tuple[BundleResult, ...]:
     """Every bundle that is a verified *signature* of the image (cosign v3 ``sign``); "no matching signatures: …"
     with each bundle's reason when none is, "no signatures found" when there are no bundles."""
@@ -1023,34 +1048,16 @@ def verify_bundle_signatures(
         raise no_signatures_found()
     results: list[BundleResult] = []
     errors: list[str] = []
-    for layer in bundles:
+
+    def candidate(layer: BundleLayer) -> bool:
         if layer.predicate_type and layer.predicate_type != COSIGN_SIGN_PREDICATE:
-            message = f"an attestation ({layer.predicate_type}), not an image signature"
-            if message not in errors:
-                errors.append(message)
-            continue
-        try:
-            result = verify_bundle(
-                layer,
-                image_digest=image_digest,
-                key=key,
-                keyless=keyless,
-                certificates=certificates,
-                trusted_root=trusted_root,
-                also_trusted=also_trusted,
-                rekor=rekor,
-                ignore_tlog=ignore_tlog,
-                ignore_sct=ignore_sct,
-            )
-        except VerificationFailure as exc:
-            if exc.message not in errors:
-                errors.append(exc.message)
-            continue
+            _note(errors, _not_a_signature(layer.predicate_type))
+            return False
+        return True
+
+    for result in verified_bundles(filter(candidate, bundles), errors, **options):
         if not result.is_image_signature:
-            predicate = result.statement.predicate_type if result.statement is not None else "?"
-            message = f"an attestation ({predicate}), not an image signature"
-            if message not in errors:
-                errors.append(message)
+            _note(errors, _not_a_signature(result.statement.predicate_type if result.statement is not None else "?"))
             continue
         results.append(result)
     if not results:
@@ -1059,49 +1066,20 @@ def verify_bundle_signatures(
 
 
 def verify_bundle_attestations(
-    bundles: Sequence[BundleLayer],
-    *,
-    image_digest: str,
-    predicate_type: str,
-    key: PublicKeyVerifier | None = None,
-    keyless: KeylessAttestor | None = None,
-    certificates: CertificateAttestor | None = None,
-    trusted_root: TrustedRoot,
-    also_trusted: Sequence[TrustedRoot] = (),
-    rekor: Rekor | None = None,
-    ignore_tlog: bool = False,
-    ignore_sct: bool = False,
+    bundles: Sequence[BundleLayer], *, predicate_type: str, **options: Unpack[BundleOptions]
 ) -> tuple[Statement, ...]:
     """The verified in-toto statements of ``predicate_type`` about the image; "no matching attestations: …"
     with each bundle's reason when there is none. The referrer's predicateType annotation only skips work early:
     the verified statement decides."""
     if not bundles:
         raise no_attestations_found()
-    statements: list[Statement] = []
     errors: list[str] = []
-    for layer in bundles:
-        if layer.predicate_type and layer.predicate_type != predicate_type:
-            continue
-        try:
-            result = verify_bundle(
-                layer,
-                image_digest=image_digest,
-                key=key,
-                keyless=keyless,
-                certificates=certificates,
-                trusted_root=trusted_root,
-                also_trusted=also_trusted,
-                rekor=rekor,
-                ignore_tlog=ignore_tlog,
-                ignore_sct=ignore_sct,
-            )
-        except VerificationFailure as exc:
-            if exc.message not in errors:
-                errors.append(exc.message)
-            continue
-        if result.statement is None or result.statement.predicate_type != predicate_type:
-            continue
-        statements.append(result.statement)
+    candidates = (b for b in bundles if not b.predicate_type or b.predicate_type == predicate_type)
+    statements = [
+        result.statement
+        for result in verified_bundles(candidates, errors, **options)
+        if result.statement is not None and result.statement.predicate_type == predicate_type
+    ]
     if not statements:
         if not errors:
             raise no_attestations_found(f"no attestations of type {predicate_type}")
@@ -1114,6 +1092,7 @@ __all__ = [
     "BUNDLE_MEDIA_TYPES",
     "COSIGN_SIGN_PREDICATE",
     "BundleLayer",
+    "BundleOptions",
     "BundleResult",
     "IdentityMismatch",
     "KyvernoIdentityPolicy",
@@ -1124,6 +1103,7 @@ __all__ = [
     "parse_bundle",
     "parse_checkpoint",
     "trusted_root_with_overrides",
+    "verified_bundles",
     "verify_bundle",
     "verify_bundle_attestations",
     "verify_bundle_signatures",

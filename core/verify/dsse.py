@@ -7,14 +7,13 @@ that image's digest (else an attestation of image A would vouch for image B).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sigward.errors import VerificationFailure
+from sigward.verify.encoding import decode_base64
 from sigward.verify.keys import PublicKeyVerifier
 
 INTOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -61,17 +60,9 @@ class Statement:
 
 def b64decode_any(value: str, what: str) -> bytes:
     """Standard or URL-safe base64, padded or not (both appear in real envelopes)."""
-    if not isinstance(value, str):
-        raise VerificationFailure(f"{what} is not a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        pass
-    try:
-        standard = value.replace("-", "+").replace("_", "/")
-        return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        raise VerificationFailure(f"{what} is not base64") from None
+    return decode_base64(
+        value, missing=f"{what} is not a base64 string", invalid=f"{what} is not base64", any_alphabet=True
+    )
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:

@@ -610,7 +610,7 @@ class Verifier:
         return _EntryOutcome(signatures=())
 
     def _verify_entry_bundles(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> None:
-        from sigward.verify.bundles import verify_bundle, verify_bundle_signatures
+        from sigward.verify.bundles import verified_bundles, verify_bundle_signatures
 
         bundles = self._bundle_layers(ctx, self._signature_repository(ctx, iv, entry))
         kwargs = self._bundle_trust(ctx, entry)
@@ -621,15 +621,8 @@ class Verifier:
         if not bundles:
             raise no_signatures_found()
         errors: list[str] = []
-        for bundle in bundles:
-            try:
-                verify_bundle(bundle, image_digest=ctx.digest, **kwargs)
-            except VerificationFailure as exc:
-                if exc.message not in errors:
-                    errors.append(exc.message)
-                continue
-            return
-        raise VerificationFailure("no matching signatures: " + "; ".join(errors))
+        if next(verified_bundles(bundles, errors, image_digest=ctx.digest, **kwargs), None) is None:
+            raise VerificationFailure("no matching signatures: " + "; ".join(errors))
 
     def _bundle_trust(self, ctx: _ImageContext, entry: Attestor) -> dict[str, Any]:
         """verify_bundle's keyword arguments for an attestor entry (key, identity or certificates, trust roots)."""

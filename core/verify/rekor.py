@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from sigward.errors import VerificationFailure
 from sigward.policy.models import DEFAULT_REKOR_URL, Rekor
 from sigward.verify.dsse import Envelope
+from sigward.verify.encoding import decode_base64
 from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, load_public_key_pem, spki_der
 from sigward.verify.trust import LogKey, TrustedRoot, logs_from_pem_keys
 
@@ -97,16 +98,12 @@ class RekorEntry:
 
 
 def _b64decode(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise VerificationFailure(f"invalid Rekor bundle: {what} missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        try:
-            standard = value.replace("-", "+").replace("_", "/")
-            return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise VerificationFailure(f"invalid Rekor bundle: {what} is not base64") from None
+    return decode_base64(
+        value,
+        missing=f"invalid Rekor bundle: {what} missing",
+        invalid=f"invalid Rekor bundle: {what} is not base64",
+        any_alphabet=True,
+    )
 
 
 def verify_set(bundle: str | bytes, *, logs: Sequence[LogKey]) -> RekorEntry:
@@ -229,12 +226,11 @@ def _field(parent: Any, key: str) -> Mapping[str, Any]:
 
 
 def _entry_b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise EntryMismatchError(EntryMismatch.MALFORMED, f"{what} missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise EntryMismatchError(EntryMismatch.MALFORMED, f"{what} is not base64") from None
+    return decode_base64(value, missing=f"{what} missing", invalid=f"{what} is not base64", error=_malformed_entry)
+
+
+def _malformed_entry(detail: str) -> EntryMismatchError:
+    return EntryMismatchError(EntryMismatch.MALFORMED, detail)
 
 
 def _maybe_b64(data: bytes) -> bytes:

@@ -228,14 +228,7 @@ def _image_registry(
         result: Any = image_data(reference, providers)
     except SigwardError as exc:
         raise RuleContextError(f"failed to fetch image descriptor: {reference}: {exc.message}") from None
-    jmes = spec.get("jmesPath")
-    if jmes:
-        expr = _sub(jmes, data, now, f"imageRegistry {name} jmesPath")
-        try:
-            result = search(str(expr), to_json_data(result), now=now, missing="error")
-        except SigwardError as exc:
-            raise RuleContextError(f"failed to apply jmesPath of imageRegistry {name}: {exc.message}") from None
-    return result
+    return _apply_jmes(f"imageRegistry {name}", spec, result, data, now)
 
 
 def _variable(name: str, spec: Mapping[str, Any], data: Mapping[str, Any], now: datetime) -> Any:
@@ -297,7 +290,7 @@ def _api_call(
             if "default" in call:
                 return call["default"]
             raise RuleContextError(exc.message) from None
-        return _apply_jmes(name, spec, result, data, now)
+        return _apply_jmes(f"apiCall {name}", spec, result, data, now)
     path = call.get("urlPath")
     if not isinstance(path, str) or not path:
         raise RuleContextError(f"apiCall {name}: urlPath is required")
@@ -310,17 +303,18 @@ def _api_call(
         if "default" in call:
             return call["default"]
         raise RuleContextError(exc.message) from None
-    return _apply_jmes(name, spec, result, data, now)
+    return _apply_jmes(f"apiCall {name}", spec, result, data, now)
 
 
-def _apply_jmes(name: str, spec: Mapping[str, Any], result: Any, data: Mapping[str, Any], now: datetime) -> Any:
+def _apply_jmes(entry: str, spec: Mapping[str, Any], result: Any, data: Mapping[str, Any], now: datetime) -> Any:
+    """``result`` through the context entry's ``jmesPath`` (``entry``: "apiCall NAME" or "imageRegistry NAME")."""
     jmes = spec.get("jmesPath")
     if jmes:
-        expr = _sub(jmes, data, now, f"apiCall {name} jmesPath")
+        expr = _sub(jmes, data, now, f"{entry} jmesPath")
         try:
             result = search(str(expr), to_json_data(result), now=now, missing="error")
         except SigwardError as exc:
-            raise RuleContextError(f"failed to apply jmesPath of apiCall {name}: {exc.message}") from None
+            raise RuleContextError(f"failed to apply jmesPath of {entry}: {exc.message}") from None
     return result
 
 

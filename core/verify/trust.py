@@ -6,7 +6,6 @@ import the sigstore package (bundle verification does not use sigstore-python ei
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -26,6 +25,7 @@ from sigward.errors import ConfigurationError
 
 # The size cap and media type are defined once, with the policy layer's load-time shape check (the one place).
 from sigward.policy.trustroots import MAX_TRUSTED_ROOT_BYTES, TRUSTED_ROOT_MEDIA_TYPE
+from sigward.verify.encoding import decode_base64
 from sigward.verify.keys import SupportedKey, key_id, load_public_key_der
 
 
@@ -82,22 +82,26 @@ def _time(value: Any, where: str) -> datetime | None:
 
 
 def _b64(value: Any, where: str) -> bytes:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"trusted root: {where} is missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError:
-        raise ConfigurationError(f"trusted root: {where} is not base64") from None
+    return decode_base64(
+        value,
+        missing=f"trusted root: {where} is missing",
+        invalid=f"trusted root: {where} is not base64",
+        error=ConfigurationError,
+    )
+
+
+def _entries(items: Any, name: str) -> list[tuple[str, Any]]:
+    """A trusted root's optional list field as (YAML-style path, item) pairs; absent is empty, a non-list fails."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ConfigurationError(f"trusted root: {name} is not a list")
+    return [(f"{name}[{i}]", item) for i, item in enumerate(items)]
 
 
 def _logs(items: Any, name: str) -> tuple[LogKey, ...]:
-    if items is None:
-        return ()
-    if not isinstance(items, list):
-        raise ConfigurationError(f"trusted root: {name} is not a list")
     out = []
-    for i, item in enumerate(items):
-        where = f"{name}[{i}]"
+    for where, item in _entries(items, name):
         if not isinstance(item, dict) or not isinstance(item.get("publicKey"), dict):
             raise ConfigurationError(f"trusted root: {where}.publicKey is missing")
         pk = item["publicKey"]
@@ -126,13 +130,8 @@ def _logs(items: Any, name: str) -> tuple[LogKey, ...]:
 
 
 def _authorities(items: Any, name: str) -> tuple[CertificateAuthority, ...]:
-    if items is None:
-        return ()
-    if not isinstance(items, list):
-        raise ConfigurationError(f"trusted root: {name} is not a list")
     out = []
-    for i, item in enumerate(items):
-        where = f"{name}[{i}]"
+    for where, item in _entries(items, name):
         chain = item.get("certChain") if isinstance(item, dict) else None
         certs_json = chain.get("certificates") if isinstance(chain, dict) else None
         if not isinstance(certs_json, list) or not certs_json:

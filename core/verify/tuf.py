@@ -486,22 +486,40 @@ def source_from_env(env: Mapping[str, str]) -> tuple[TrustRootSource, bool]:
     return source, offline
 
 
-_default_lock = threading.Lock()
-_default: tuple[tuple[str, ...], TrustRootHolder] | None = None
+class _ProcessHolder:
+    """One :class:`TrustRootHolder` per process for one TUF repository's settings, rebuilt only when they change
+    (tests change them); one trusted root per process, like the other runtime singletons."""
+
+    def __init__(
+        self, env_keys: tuple[str, ...], from_env: Callable[[Mapping[str, str]], tuple[TrustRootSource, bool]]
+    ) -> None:
+        self._env_keys = env_keys
+        self._from_env = from_env
+        self._lock = threading.Lock()
+        self._current: tuple[tuple[str, ...], TrustRootHolder] | None = None
+
+    def get(self, env: Mapping[str, str]) -> TrustRootHolder:
+        key = tuple(env.get(name, "") for name in self._env_keys)
+        current = self._current
+        if current is not None and current[0] == key:
+            return current[1]
+        with self._lock:
+            if self._current is None or self._current[0] != key:
+                source, offline = self._from_env(env)
+                self._current = (key, TrustRootHolder(source, offline=offline))
+            return self._current[1]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._current = None
+
+
+_default = _ProcessHolder(_ENV_KEYS, source_from_env)
 
 
 def default_holder(env: Mapping[str, str]) -> TrustRootHolder:
     """The process-wide holder for the environment's settings (rebuilt only when they change: tests change them)."""
-    global _default  # noqa: PLW0603 - one trusted root per process, like the other runtime singletons
-    key = tuple(env.get(name, "") for name in _ENV_KEYS)
-    current = _default
-    if current is not None and current[0] == key:
-        return current[1]
-    with _default_lock:
-        if _default is None or _default[0] != key:
-            source, offline = source_from_env(env)
-            _default = (key, TrustRootHolder(source, offline=offline))
-        return _default[1]
+    return _default.get(env)
 
 
 # -- GitHub's Sigstore instance (private and internal repositories' artifact attestations)
@@ -555,29 +573,18 @@ def github_source_from_env(env: Mapping[str, str]) -> tuple[TrustRootSource, boo
     return source, offline
 
 
-_github: tuple[tuple[str, ...], TrustRootHolder] | None = None
+_github = _ProcessHolder(_GITHUB_ENV_KEYS, github_source_from_env)
 
 
 def github_holder(env: Mapping[str, str]) -> TrustRootHolder:
     """The process-wide holder of GitHub's trusted root (built on first use: most deployments never need it)."""
-    global _github  # noqa: PLW0603 - one per process, like the public-good holder
-    key = tuple(env.get(name, "") for name in _GITHUB_ENV_KEYS)
-    current = _github
-    if current is not None and current[0] == key:
-        return current[1]
-    with _default_lock:
-        if _github is None or _github[0] != key:
-            source, offline = github_source_from_env(env)
-            _github = (key, TrustRootHolder(source, offline=offline))
-        return _github[1]
+    return _github.get(env)
 
 
 def reset() -> None:
     """Forget the process-wide holders (a running refresh finishes on its own)."""
-    global _default, _github  # noqa: PLW0603
-    with _default_lock:
-        _default = None
-        _github = None
+    _default.reset()
+    _github.reset()
 
 
 __all__ = [

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from sigward.deadline import Deadline
 from sigward.errors import NotFoundError
 from sigward.references import Repository
-from sigward.registry.models import Descriptor
+from sigward.registry.models import Descriptor, Manifest
 from sigward.verify.notation.envelope import MAX_ENVELOPE_BYTES, SIGNATURE_ARTIFACT_TYPE
 from sigward.verify.notation.verify import MAX_SIGNATURE_ATTEMPTS, NotationLayer, Target
 from sigward.verify.referrers import OCI_EMPTY_MEDIA_TYPE
@@ -62,6 +62,16 @@ def fetch_target(client: RegistryClient, repo: Repository, digest: str, *, deadl
     return Target(media_type=manifest.media_type, digest=manifest.digest, size=len(manifest.raw))
 
 
+def _single_layer(manifest: Manifest, kind: str, noun: str, limit: int) -> Descriptor | str:
+    """The one layer a Notation signature or Notary attestation manifest has, or what is wrong (a problem text)."""
+    layers = manifest.layers
+    if len(layers) != 1:
+        return f"has {len(layers)} layers, {kind} has exactly one"
+    if layers[0].size > limit:
+        return f"{noun} of {layers[0].size} bytes is larger than the limit of {limit}"
+    return layers[0]
+
+
 def _signature_layer(
     client: RegistryClient, repo: Repository, subject_digest: str, desc: Descriptor, deadline: Deadline
 ) -> NotationLayer:
@@ -89,12 +99,9 @@ def _signature_layer(
             return problem(f"artifactType {artifact_type[:100]!r} with config {config_type[:100]!r} is not a signature")
     elif config_type != SIGNATURE_ARTIFACT_TYPE:
         return problem(f"config media type {config_type[:100]!r} is not {SIGNATURE_ARTIFACT_TYPE}")
-    layers = manifest.layers
-    if len(layers) != 1:
-        return problem(f"has {len(layers)} layers, a signature manifest has exactly one")
-    layer = layers[0]
-    if layer.size > MAX_ENVELOPE_BYTES:
-        return problem(f"envelope of {layer.size} bytes is larger than the limit of {MAX_ENVELOPE_BYTES}")
+    layer = _single_layer(manifest, "a signature manifest", "envelope", MAX_ENVELOPE_BYTES)
+    if isinstance(layer, str):
+        return problem(layer)
     try:
         raw = client.get_blob(repo, layer.digest, deadline=deadline, max_bytes=MAX_ENVELOPE_BYTES)
     except NotFoundError:
@@ -125,12 +132,9 @@ def _referrer(
         return problem(f"listed but not found in {repo}")
     if manifest.is_index or manifest.subject is None or manifest.subject.digest != subject_digest:
         return problem(f"is not an attestation manifest about {subject_digest}")
-    layers = manifest.layers
-    if len(layers) != 1:
-        return problem(f"has {len(layers)} layers, a Notary attestation has exactly one")
-    layer = layers[0]
-    if layer.size > MAX_ATTESTATION_BYTES:
-        return problem(f"layer of {layer.size} bytes is larger than the limit of {MAX_ATTESTATION_BYTES}")
+    layer = _single_layer(manifest, "a Notary attestation", "layer", MAX_ATTESTATION_BYTES)
+    if isinstance(layer, str):
+        return problem(layer)
     try:
         raw = client.get_blob(repo, layer.digest, deadline=deadline, max_bytes=MAX_ATTESTATION_BYTES)
         document = json.loads(raw)

@@ -13,6 +13,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from sigward.verify.encoding import decode_base64
 from sigward.verify.notation.envelope import (
     ALGORITHMS,
     H_AUTHENTIC_SIGNING_TIME,
@@ -49,12 +50,9 @@ def _b64url(value: Any, where: str) -> bytes:
 
 
 def _std_b64(value: Any, where: str) -> bytes:
-    if not isinstance(value, str):
-        raise fail(f"{where} is not a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise fail(f"illegal base64 data in {where}") from None
+    return decode_base64(
+        value, missing=f"{where} is not a base64 string", invalid=f"illegal base64 data in {where}", error=fail
+    )
 
 
 def _time(header: dict[str, Any], name: str) -> datetime | None:
