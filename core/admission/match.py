@@ -112,23 +112,7 @@ def _kind_matches(selector: str, info: RequestInfo) -> bool:
 
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
-    for key, value in selector.match_labels.items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.match_expressions:
-        op = expr.operator
-        present = expr.key in labels
-        if op == "In" and not (present and labels[expr.key] in expr.values):
-            return False
-        if op == "NotIn" and present and labels[expr.key] in expr.values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False
-    return True
+    return selector.matches(labels)
 
 
 def _description_matches(desc: ResourceDescription, info: RequestInfo, autogen: bool) -> bool:

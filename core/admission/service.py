@@ -30,7 +30,7 @@ from sigward.cluster.data import ClusterData
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.dynamic import is_dynamic
-from sigward.policy.models import Policy, Rule
+from sigward.policy.models import NamespaceLabels, Policy, Rule
 from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, rule_credential_providers
 from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_rule
@@ -140,6 +140,8 @@ class _Unit:
     plan: RulePlan
     request: Mapping[str, Any] | None = field(default=None, repr=False)
     namespace: str = ""  # the resource's namespace (validationFailureActionOverrides)
+    # its labels, read only when an override's namespaceSelector needs them (sigward.cluster)
+    namespace_labels: NamespaceLabels | None = field(default=None, repr=False)
     # Decided before verification (preconditions not met, context/substitution error): sigward.verify.rulecontext.
     preset: RuleVerdict | None = None
     result: RuleVerdict | None = None
@@ -334,6 +336,7 @@ class AdmissionService:
                             plan=plan,
                             request=request.raw,
                             namespace=info.namespace,
+                            namespace_labels=info.namespace_labels,
                         )
                         if preset is not None:
                             unit.preset = replace(
@@ -554,10 +557,15 @@ class AdmissionService:
         verdict = _replace_rule(verdict, unit.rule_name)
         blocking = False
         if verdict.verdict == Verdict.FAIL:
-            blocking = unit.policy.spec.enforces(unit.rule, namespace=unit.namespace)
+            blocking = unit.policy.spec.enforces(
+                unit.rule, namespace=unit.namespace, namespace_labels=unit.namespace_labels
+            )
         elif verdict.verdict == Verdict.ERROR:
             blocking = unit.policy.spec.failure_policy == "Fail" or (
-                not_started and unit.policy.spec.enforces(unit.rule, namespace=unit.namespace)
+                not_started
+                and unit.policy.spec.enforces(
+                    unit.rule, namespace=unit.namespace, namespace_labels=unit.namespace_labels
+                )
             )
         return ImageCheck(
             policy=unit.policy,
