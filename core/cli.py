@@ -18,6 +18,7 @@ from sigward.errors import BadRequestError, ConfigurationError, PolicyError, Sig
 from sigward.reports import OutputFormat
 
 if TYPE_CHECKING:
+    from sigward.admission.selectors import SelectorRoute
     from sigward.deadline import Deadline
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
@@ -230,10 +231,19 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
     failure_policy, timeout_seconds = args.failure_policy or "Fail", args.timeout_seconds or 10
     extra_rules: tuple[dict[str, object], ...] = ()
+    routes: list[SelectorRoute] = []
     if args.policy:
+        from sigward.admission.selectors import SELECTOR_WEBHOOKS_ENV, policy_routes
         from sigward.policy.loader import load_policies
 
         loaded = load_policies(args.policy)
+        routes = list(policy_routes(loaded.policies).values())
+        if routes:
+            print(
+                f"note: {len(routes)} namespaceSelector webhook(s) added; run sigward with "
+                f"{SELECTOR_WEBHOOKS_ENV}=webhook so the plain path leaves those rules to them",
+                file=err,
+            )
         wanted = policy_webhook_settings(loaded.policies, loaded.image_policies)
         extra_rules = wanted.extra_rules
         failure_policy = args.failure_policy or wanted.failure_policy
@@ -249,6 +259,7 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
             name=args.name,
             exclude_namespaces=args.exclude_namespace or None,
             extra_rules=extra_rules,
+            routes=routes,
         )
     )
     return EXIT_OK

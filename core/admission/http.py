@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sigward import logs, metrics, tracing
 from sigward.admission.review import MAX_REVIEW_BYTES, parse_json_body, parse_review, review_response
+from sigward.admission.selectors import ROUTE_PREFIX, parse_route
 from sigward.errors import BadRequestError, ConfigurationError, SigwardError
 
 if TYPE_CHECKING:
@@ -121,7 +122,17 @@ def authenticate_tokens(
 
 
 def mode_for(path: str) -> Mode:
-    return "validate" if path.rstrip("/").endswith("/validate") else "mutate"
+    """``…/validate`` or ``…/validate/sel-<key>`` validates; anything else mutates."""
+    segments = [s for s in path.split("/") if s]
+    if segments and segments[-1].startswith(ROUTE_PREFIX):
+        segments = segments[:-1]
+    return "validate" if segments and segments[-1] == "validate" else "mutate"
+
+
+def route_for(path: str) -> str:
+    """The selector route key of a ``…/sel-<key>`` path ("" for the plain path)."""
+    segments = [s for s in path.split("/") if s]
+    return parse_route(segments[-1:])
 
 
 def handle_admission(
@@ -133,8 +144,8 @@ def handle_admission(
     service: Callable[[], AdmissionService],
     environ: Mapping[str, str] | None = None,
 ) -> HttpResponse:
-    def decide(svc: AdmissionService, request: AdmissionRequest, mode: Mode) -> Decision:
-        return svc.decide(request, mode=mode)
+    def decide(svc: AdmissionService, request: AdmissionRequest, mode: Mode, route: str) -> Decision:
+        return svc.decide(request, mode=mode, route=route)
 
     answer = _handle(method, path, headers, body, service, environ, decide)
     assert answer is not None  # decide always decides
@@ -154,8 +165,8 @@ def answer_from_memory(
     cached, or a refusal); None — having logged nothing — when the decision needs a registry, the store or a
     thread: then call :func:`handle_admission`."""
 
-    def decide(svc: AdmissionService, request: AdmissionRequest, mode: Mode) -> Decision | None:
-        return svc.decide_from_memory(request, mode=mode)
+    def decide(svc: AdmissionService, request: AdmissionRequest, mode: Mode, route: str) -> Decision | None:
+        return svc.decide_from_memory(request, mode=mode, route=route)
 
     return _handle(method, path, headers, body, service, environ, decide)
 
@@ -167,7 +178,7 @@ def _handle(
     body: bytes,
     service: Callable[[], AdmissionService],
     environ: Mapping[str, str] | None,
-    decide: Callable[[AdmissionService, AdmissionRequest, Mode], Decision | None],
+    decide: Callable[[AdmissionService, AdmissionRequest, Mode, str], Decision | None],
 ) -> HttpResponse | None:
     env = os.environ if environ is None else environ
     configured = env.get(ENV_TOKEN, "")
@@ -204,7 +215,7 @@ def _handle(
             kind=request.kind.kind,
             namespace=request.namespace,
         ) as current:
-            decision = decide(service(), request, mode)
+            decision = decide(service(), request, mode, route_for(clean_path))
             if decision is not None:
                 tracing.set_attributes(current, allowed=decision.allowed, checks=len(decision.checks))
         if decision is None:

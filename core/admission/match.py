@@ -9,10 +9,11 @@ to the Pod controllers, named ``autogen-<rule>`` (and ``autogen-cronjob-<rule>``
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sigward.admission.images import POD_CONTROLLERS
+from sigward.admission.selectors import selector_key
 from sigward.cluster.data import ClusterLookupError
 from sigward.policy.models import (
     LabelSelector,
@@ -54,6 +55,9 @@ class RequestInfo:
     # The request namespace's labels, read only when a namespaceSelector needs them (the AdmissionReview carries
     # none); raises when they cannot be read (sigward.cluster). None: no cluster data at all.
     namespace_labels: Callable[[], Mapping[str, str]] | None = None
+    # Selector keys (sigward.admission.selectors) the API server decided for this request: it reached the webhook
+    # of a selector route, so the namespace is known to match (True) or not to match (False) them.
+    known_selectors: Mapping[str, bool] = field(default_factory=dict)
 
 
 def request_info(
@@ -108,23 +112,7 @@ def _kind_matches(selector: str, info: RequestInfo) -> bool:
 
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
-    for key, value in selector.match_labels.items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.match_expressions:
-        op = expr.operator
-        present = expr.key in labels
-        if op == "In" and not (present and labels[expr.key] in expr.values):
-            return False
-        if op == "NotIn" and present and labels[expr.key] in expr.values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-        if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            return False
-    return True
+    return selector.matches(labels)
 
 
 def _description_matches(desc: ResourceDescription, info: RequestInfo, autogen: bool) -> bool:
@@ -147,11 +135,15 @@ def _description_matches(desc: ResourceDescription, info: RequestInfo, autogen: 
         # Kyverno: never matches a Namespace object; a cluster-scoped resource has no namespace labels.
         if info.kind == "Namespace" or not info.namespace:
             return False
-        if info.namespace_labels is None:
+        known = info.known_selectors.get(selector_key(desc.namespace_selector)) if info.known_selectors else None
+        if known is not None:
+            if not known:
+                return False
+        elif info.namespace_labels is None:
             raise ClusterLookupError(
                 f"namespaceSelector needs the labels of namespace {info.namespace}: no cluster data"
             )
-        if not selector_matches(desc.namespace_selector, info.namespace_labels()):
+        elif not selector_matches(desc.namespace_selector, info.namespace_labels()):
             return False
     ops = desc.operations or ()
     return not (ops and info.operation not in ops)

@@ -24,6 +24,7 @@ from sigward.admission.ivpol_cache import CachedChecks, NotInMemory
 from sigward.admission.match import RequestInfo, RuleMatch, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest, review_response
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
+from sigward.admission.selectors import rule_route
 from sigward.cache import TTLCache
 from sigward.cluster.data import EMPTY as EMPTY_CLUSTER
 from sigward.cluster.data import ClusterData
@@ -31,7 +32,7 @@ from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.dynamic import is_dynamic
 from sigward.policy.exceptions import PolicyException
-from sigward.policy.models import Policy, Rule
+from sigward.policy.models import NamespaceLabels, Policy, Rule
 from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, rule_credential_providers
 from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_rule
@@ -64,12 +65,18 @@ class AdmissionSettings:
     fail_ttl: float = DEFAULT_FAIL_TTL_SECONDS
     cache_entries: int = DEFAULT_CACHE_ENTRIES
     workers: int = DEFAULT_WORKERS
+    # SIGWARD_NAMESPACE_SELECTORS=webhook: namespaceSelector rules are decided on their selector webhook's path
+    # only (sigward.admission.selectors), not on the plain path.
+    selector_webhooks: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> AdmissionSettings:
+        from sigward.admission.selectors import selector_webhooks_enabled
+
+        selector_webhooks = selector_webhooks_enabled(environ)
         raw = environ.get("SIGWARD_DEADLINE_SECONDS", "").strip()
         if not raw:
-            return cls()
+            return cls(selector_webhooks=selector_webhooks)
         try:
             seconds = float(raw)
         except ValueError:
@@ -82,7 +89,7 @@ class AdmissionSettings:
             raise ConfigurationError(
                 "SIGWARD_DEADLINE_SECONDS must be between 0.1 and 29 (below the webhook timeoutSeconds, max 30)"
             )
-        return cls(deadline_seconds=seconds)
+        return cls(deadline_seconds=seconds, selector_webhooks=selector_webhooks)
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,8 @@ class _Unit:
     plan: RulePlan
     request: Mapping[str, Any] | None = field(default=None, repr=False)
     namespace: str = ""  # the resource's namespace (validationFailureActionOverrides)
+    # its labels, read only when an override's namespaceSelector needs them (sigward.cluster)
+    namespace_labels: NamespaceLabels | None = field(default=None, repr=False)
     # Decided before verification (preconditions not met, context/substitution error): sigward.verify.rulecontext.
     preset: RuleVerdict | None = None
     result: RuleVerdict | None = None
@@ -193,25 +202,27 @@ class AdmissionService:
 
     # -- the decision ----------------------------------------------------------------------------------------------
 
-    def decide(self, request: AdmissionRequest, *, mode: Mode) -> Decision:
-        return self._decide(request, mode=mode, memory_only=False)
+    def decide(self, request: AdmissionRequest, *, mode: Mode, route: str = "") -> Decision:
+        """``route``: the selector key of the webhook path the request came through ("" for the plain path)."""
+        return self._decide(request, mode=mode, memory_only=False, route=route)
 
-    def decide_from_memory(self, request: AdmissionRequest, *, mode: Mode) -> Decision | None:
+    def decide_from_memory(self, request: AdmissionRequest, *, mode: Mode, route: str = "") -> Decision | None:
         """The decision when every verdict it needs is already in this process's cache; None when one is not
         (then :meth:`decide` it). Waits on no registry, store or thread, so an event loop may call it: a cache hit
         is answered without handing the request to another thread."""
         try:
-            return self._decide(request, mode=mode, memory_only=True)
+            return self._decide(request, mode=mode, memory_only=True, route=route)
         except _NotInMemory:
             return None
 
-    def _decide(self, request: AdmissionRequest, *, mode: Mode, memory_only: bool) -> Decision:
+    def _decide(self, request: AdmissionRequest, *, mode: Mode, memory_only: bool, route: str = "") -> Decision:
         started = time.monotonic()
         deadline = Deadline.after(self.settings.deadline_seconds)
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return Decision(allowed=True, elapsed_ms=_ms(started))
-        units = self._units(request, memory_only=memory_only)
-        image_policies = self._image_policies()
+        units = self._units(request, memory_only=memory_only, route=route)
+        # ImageValidatingPolicies are decided on the plain path only (their selectors are refused at load).
+        image_policies = () if route else self._image_policies()
         if not units and not image_policies:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         exempted = [self._exempted(unit) for unit in units if unit.exceptions]
@@ -272,7 +283,7 @@ class AdmissionService:
             image_policies=found.outcomes,
         )
 
-    def _units(self, request: AdmissionRequest, *, memory_only: bool = False) -> list[_Unit]:
+    def _units(self, request: AdmissionRequest, *, memory_only: bool = False, route: str = "") -> list[_Unit]:
         obj = request.object or {}
         kind = request.kind.kind
         info: RequestInfo = request_info(
@@ -293,8 +304,18 @@ class AdmissionService:
                 continue  # Kyverno applies such a policy only in background scans
             for rule in policy.spec.rules:
                 failed: RuleVerdict | None = None
+                rule_info = info
+                if route or self.settings.selector_webhooks:
+                    try:
+                        routed = rule_route(policy, rule)
+                    except SigwardError:
+                        routed = None  # not expressible at the API server: decided here, with cluster labels
+                    if (routed.key if routed is not None else "") != route:
+                        continue  # decided on another webhook's path (or not at all on this selector's path)
+                    if routed is not None:
+                        rule_info = replace(info, known_selectors=routed.known())
                 try:
-                    matched_rule = rule_applies(policy, rule, info)
+                    matched_rule = rule_applies(policy, rule, rule_info)
                 except SigwardError as exc:  # namespace labels unreadable: the rule errs, failurePolicy decides
                     matched_rule = RuleMatch(rule=rule, name=rule.name)
                     failed = _rule_verdict(
@@ -332,6 +353,7 @@ class AdmissionService:
                             request=request.raw,
                             namespace=info.namespace,
                             exceptions=exempt,
+                            namespace_labels=info.namespace_labels,
                         )
                         if preset is not None:
                             unit.preset = replace(
@@ -602,10 +624,15 @@ class AdmissionService:
         verdict = _replace_rule(verdict, unit.rule_name)
         blocking = False
         if verdict.verdict == Verdict.FAIL:
-            blocking = unit.policy.spec.enforces(unit.rule, namespace=unit.namespace)
+            blocking = unit.policy.spec.enforces(
+                unit.rule, namespace=unit.namespace, namespace_labels=unit.namespace_labels
+            )
         elif verdict.verdict == Verdict.ERROR:
             blocking = unit.policy.spec.failure_policy == "Fail" or (
-                not_started and unit.policy.spec.enforces(unit.rule, namespace=unit.namespace)
+                not_started
+                and unit.policy.spec.enforces(
+                    unit.rule, namespace=unit.namespace, namespace_labels=unit.namespace_labels
+                )
             )
         return ImageCheck(
             policy=unit.policy,

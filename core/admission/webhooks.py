@@ -7,7 +7,7 @@ add headers to webhook calls). ``sideEffects: None`` holds because dry-run reque
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -17,6 +17,7 @@ import yaml
 from sigward.errors import BadRequestError
 
 if TYPE_CHECKING:
+    from sigward.admission.selectors import SelectorRoute
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
 
@@ -71,6 +72,7 @@ def _webhook(
     exclude: Sequence[str],
     mutating: bool,
     extra_rules: Sequence[dict[str, Any]] = (),
+    selector: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     hook: dict[str, Any] = {
         "name": name,
@@ -80,14 +82,24 @@ def _webhook(
         "matchPolicy": "Equivalent",
         "sideEffects": "None",
         "timeoutSeconds": timeout_seconds,
-        "namespaceSelector": {
-            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": list(exclude)}]
-        },
+        "namespaceSelector": _namespace_selector(exclude, selector),
         "rules": copy.deepcopy(RULES) + copy.deepcopy(list(extra_rules)),
     }
     if mutating:
         hook["reinvocationPolicy"] = "IfNeeded"
     return hook
+
+
+def _namespace_selector(exclude: Sequence[str], selector: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The excluded namespaces, ANDed with a selector route's own selector (sigward.admission.selectors)."""
+    excluded = {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": list(exclude)}
+    if selector is None:
+        return {"matchExpressions": [excluded]}
+    out: dict[str, Any] = {}
+    if selector.get("matchLabels"):
+        out["matchLabels"] = copy.deepcopy(dict(selector["matchLabels"]))
+    out["matchExpressions"] = [excluded, *copy.deepcopy(list(selector.get("matchExpressions") or ()))]
+    return out
 
 
 def webhook_configurations(
@@ -99,23 +111,31 @@ def webhook_configurations(
     name: str = "sigward",
     exclude_namespaces: Sequence[str] | None = None,
     extra_rules: Sequence[dict[str, Any]] = (),
+    routes: Sequence[SelectorRoute] = (),
 ) -> list[dict[str, Any]]:
+    """The two webhook configurations; with selector ``routes``, each also carries one webhook per route whose
+    namespaceSelector is the route's selector and whose path ends in ``sel-<key>``."""
     if failure_policy not in ("Fail", "Ignore"):
         raise BadRequestError(f"failurePolicy {failure_policy!r} must be Fail or Ignore")
     if not 1 <= timeout_seconds <= 30:
         raise BadRequestError("timeoutSeconds must be between 1 and 30")
     exclude = tuple(dict.fromkeys((*DEFAULT_EXCLUDED_NAMESPACES, *(exclude_namespaces or ()))))
 
-    def hook(kind: str, mutating: bool) -> dict[str, Any]:
+    def hook(kind: str, mutating: bool, route: SelectorRoute | None = None) -> dict[str, Any]:
+        suffix = f"{kind}/{route.segment}" if route is not None else kind
         return _webhook(
-            f"{kind}.{name}.dev",
-            _endpoint(url, token, kind),
+            f"{kind}-{route.segment}.{name}.dev" if route is not None else f"{kind}.{name}.dev",
+            _endpoint(url, token, suffix),
             failure_policy=failure_policy,
             timeout_seconds=timeout_seconds,
             exclude=exclude,
             mutating=mutating,
             extra_rules=extra_rules,
+            selector=route.selector if route is not None else None,
         )
+
+    def hooks(kind: str, mutating: bool) -> list[dict[str, Any]]:
+        return [hook(kind, mutating), *(hook(kind, mutating, r) for r in routes)]
 
     labels = {"app.kubernetes.io/name": "sigward"}
     return [
@@ -123,13 +143,13 @@ def webhook_configurations(
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "MutatingWebhookConfiguration",
             "metadata": {"name": name, "labels": labels},
-            "webhooks": [hook("mutate", mutating=True)],
+            "webhooks": hooks("mutate", mutating=True),
         },
         {
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingWebhookConfiguration",
             "metadata": {"name": name, "labels": labels},
-            "webhooks": [hook("validate", mutating=False)],
+            "webhooks": hooks("validate", mutating=False),
         },
     ]
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
 from sigward.cluster.data import ClusterLookupError, ObjectRef
 from sigward.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from sigward.cluster.identity import TokenSource
 
 # Kyverno caps apiCall answers at 10 MB in its admission controller; a ConfigMap is at most 1 MiB. 10 MB bounds both.
 MAX_RESPONSE_BYTES = 10_000_000
@@ -39,8 +42,12 @@ class Connection:
     ca_file: str | None = None
     token: str = ""
     token_file: str = ""
+    # The function's own workload identity (sigward.cluster.identity), asked for a token per request (it caches).
+    token_source: TokenSource | None = field(default=None, compare=False, repr=False)
 
     def bearer(self) -> str:
+        if self.token_source is not None:
+            return self.token_source.token()
         if self.token_file:
             try:
                 return Path(self.token_file).read_text().strip()
@@ -190,6 +197,22 @@ def kubeconfig_connection(path: str, workdir: Path) -> Connection:
     token = user.get("token") if isinstance(user.get("token"), str) else ""
     token_file = user.get("tokenFile") if isinstance(user.get("tokenFile"), str) else ""
     return Connection(server=server, ca_file=ca_file, token=token or "", token_file=token_file or "")
+
+
+def workload_identity_connection(environ: Mapping[str, str]) -> Connection | None:
+    """A GKE/EKS/AKS cluster reached with the function's own identity (``SIGWARD_CLUSTER_PROVIDER``), or None."""
+    from sigward.cluster.identity import token_source
+
+    provider = environ.get("SIGWARD_CLUSTER_PROVIDER", "").strip().lower()
+    if not provider:
+        return None
+    server = environ.get("SIGWARD_CLUSTER_SERVER", "").strip()
+    if not server:
+        raise ConfigurationError(f"SIGWARD_CLUSTER_PROVIDER={provider} needs SIGWARD_CLUSTER_SERVER (https URL)")
+    ca = environ.get("SIGWARD_CLUSTER_CA", "").strip()
+    if ca and not Path(ca).is_file():
+        raise ConfigurationError(f"SIGWARD_CLUSTER_CA {ca}: no such file")
+    return Connection(server=server, ca_file=ca or None, token_source=token_source(provider, environ))
 
 
 def _named(items: Any, name: Any, what: str, path: str) -> Mapping[str, Any]:

@@ -2,8 +2,10 @@
 
 - Manifests: the ConfigMaps, Secrets and Namespaces (``apiVersion: v1``) in the policy paths, as ``kubectl apply -f``
   would create them (no ``metadata.namespace`` → ``default``; ``kind: List`` and multi-document files expanded).
-- Live connection, first found: ``SIGWARD_KUBECONFIG`` (a kubeconfig's current context, bearer token only), else the
-  in-cluster service account (``KUBERNETES_SERVICE_HOST`` and the mounted token); ``SIGWARD_CLUSTER=none`` turns the
+- Live connection, first found: ``SIGWARD_KUBECONFIG`` (a kubeconfig's current context, bearer token only), else a
+  GKE/EKS/AKS cluster reached with the function's own workload identity (``SIGWARD_CLUSTER_PROVIDER``,
+  :mod:`sigward.cluster.identity`), else the in-cluster service account (``KUBERNETES_SERVICE_HOST`` and the
+  mounted token); ``SIGWARD_CLUSTER=none`` turns the
   live connection off.
 """
 
@@ -15,7 +17,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sigward.cluster.api import Connection, KubeClient, in_cluster_connection, kubeconfig_connection
+from sigward.cluster.api import (
+    Connection,
+    KubeClient,
+    in_cluster_connection,
+    kubeconfig_connection,
+    workload_identity_connection,
+)
 from sigward.cluster.data import ClusterData, ObjectRef, public_secret
 
 KUBECONFIG_ENV = "SIGWARD_KUBECONFIG"
@@ -108,7 +116,7 @@ def cluster_data_from_env(
     if kubeconfig:
         connection = kubeconfig_connection(kubeconfig, Path(tempfile.mkdtemp(prefix="sigward-kube-")))
     else:
-        connection = in_cluster_connection(env)
+        connection = workload_identity_connection(env) or in_cluster_connection(env)
     if connection is None:
         return ClusterData(manifests=manifests, services=services)
     client = KubeClient(connection)

@@ -49,10 +49,10 @@ class Capabilities:
     cel_preconditions: bool = False
     user_info: bool = False  # match/exclude subjects, roles, clusterRoles
     namespace_selector: bool = True  # match/exclude namespaceSelector (labels from sigward.cluster)
-    override_namespace_selector: bool = False  # validationFailureActionOverrides[].namespaceSelector
+    override_namespace_selector: bool = True  # validationFailureActionOverrides[].namespaceSelector (cluster labels)
     variables: bool = True  # {{ ... }} substitution in verifyImages fields
     # policy-wide switches
-    failure_action_overrides: bool = True  # spec.validationFailureActionOverrides (namespaces; no namespaceSelector)
+    failure_action_overrides: bool = True  # spec.validationFailureActionOverrides (namespaces, namespaceSelector)
     webhook_match_conditions: bool = False  # spec.webhookConfiguration.matchConditions
     apply_rules_one: bool = False  # spec.applyRules: One
 
@@ -115,8 +115,8 @@ REFUSALS: dict[str, str] = {
         "list the namespaces instead (resources.namespaces, or validationFailureActionOverrides[].namespaces)"
     ),
     "override_namespace_selector": (
-        "validationFailureActionOverrides[].namespaceSelector is not supported yet: list the namespaces instead "
-        "(validationFailureActionOverrides[].namespaces)"
+        "validationFailureActionOverrides[].namespaceSelector needs namespace labels, which this verifier was "
+        "built without: list the namespaces instead (validationFailureActionOverrides[].namespaces)"
     ),
     "variables": (
         "variables ({{ ... }}) are not supported yet: sigward does not substitute them; write the value literally"

@@ -17,7 +17,7 @@ one, and sets ``Policy.source``/``Policy.content_hash``.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -32,6 +32,8 @@ FailurePolicy = Literal["Fail", "Ignore"]
 VerificationType = Literal["Cosign", "SigstoreBundle", "Notary"]
 Operation = Literal["CREATE", "CONNECT", "UPDATE", "DELETE"]
 CredentialProvider = Literal["default", "amazon", "azure", "google", "github"]
+# The request namespace's labels, read only when needed (sigward.cluster); raises a SigwardError when unreadable.
+NamespaceLabels = Callable[[], Mapping[str, str]]
 
 DEFAULT_REKOR_URL = "https://rekor.sigstore.dev"
 DEFAULT_SIGNATURE_ALGORITHM = "sha256"
@@ -91,6 +93,25 @@ class LabelSelector(KyvernoModel):
 
     match_labels: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
     match_expressions: tuple[LabelSelectorRequirement, ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Kubernetes selector semantics (every label and expression must hold; an unknown operator never
+        matches)."""
+        if any(labels.get(key) != value for key, value in self.match_labels.items()):
+            return False
+        for expr in self.match_expressions:
+            present = expr.key in labels
+            if expr.operator == "In":
+                ok = present and labels[expr.key] in expr.values
+            elif expr.operator == "NotIn":
+                ok = not (present and labels[expr.key] in expr.values)
+            elif expr.operator in ("Exists", "DoesNotExist"):
+                ok = present == (expr.operator == "Exists")
+            else:
+                ok = False
+            if not ok:
+                return False
+        return True
 
 
 class ResourceDescription(KyvernoModel):
@@ -590,7 +611,9 @@ class PolicySpec(KyvernoModel):
             return {**data, "validationFailureAction": _normalize_action(data["validationFailureAction"])}
         return data
 
-    def rule_failure_action(self, rule: Rule, *, namespace: str = "") -> Action:
+    def rule_failure_action(
+        self, rule: Rule, *, namespace: str = "", namespace_labels: NamespaceLabels | None = None
+    ) -> Action:
         """Whether a failure of ``rule`` for a resource in ``namespace`` blocks (Enforce) or is reported (Audit),
         as Kyverno decides it per failed rule since v1.19 (kyverno/kyverno@111e07bbecc66abfde36ab99969af22d7a961003,
         pkg/engine/api/engineresponse.go ``HasEnforcedFailure`` -> ``failureActionForRule`` -> ``ruleAction``):
@@ -599,32 +622,48 @@ class PolicySpec(KyvernoModel):
            first entry that sets one (even ``Audit`` when the policy says Enforce);
         2. else the first ``spec.validationFailureActionOverrides`` item that matches ``namespace``
            (``matchOverride``: an item without ``namespaces`` matches every namespace, an empty list none;
-           namespaces are wildcards);
+           namespaces are wildcards; an item's ``namespaceSelector`` must match the namespace's labels too);
         3. else ``spec.validationFailureAction``.
         """
         explicit = rule.explicit_failure_action()
         if explicit is not None:
             return explicit
-        override = self.matching_override(namespace)
+        override = self.matching_override(namespace, namespace_labels)
         return override if override is not None else self.validation_failure_action
 
-    def matching_override(self, namespace: str) -> Action | None:
-        """The action of the first valid ``validationFailureActionOverrides`` item matching ``namespace``.
-        (``namespaceSelector`` needs the Namespace's labels; the loader refuses it.)"""
+    def matching_override(self, namespace: str, namespace_labels: NamespaceLabels | None = None) -> Action | None:
+        """The action of the first valid ``validationFailureActionOverrides`` item matching ``namespace``
+        (Kyverno's ``GetValidationFailureAction``: ``namespaces`` wildcards, then ``namespaceSelector`` on the
+        namespace's labels). Labels that cannot be read (``namespace_labels`` None or raising a SigwardError) make
+        the item decide ``Enforce``: unlike Kyverno, which skips the item, an unknown namespace never relaxes a
+        failure to Audit."""
+        from sigward.errors import SigwardError
         from sigward.references import wildcard_match
 
         for override in self.validation_failure_action_overrides:
             action = _normalize_action(override.action)
-            if action not in ("Audit", "Enforce") or override.namespace_selector is not None:
+            if action not in ("Audit", "Enforce"):
                 continue
-            if "namespaces" not in override.model_fields_set:
+            listed = "namespaces" in override.model_fields_set
+            if listed and not any(wildcard_match(ns, namespace) for ns in override.namespaces):
+                continue
+            selector = override.namespace_selector
+            if selector is None:
                 return action  # type: ignore[no-any-return]
-            if any(wildcard_match(ns, namespace) for ns in override.namespaces):
+            if not namespace:
+                continue  # a cluster-scoped resource has no namespace labels
+            if namespace_labels is None:
+                return "Enforce"
+            try:
+                labels = namespace_labels()
+            except SigwardError:
+                return "Enforce"
+            if selector.matches(labels):
                 return action  # type: ignore[no-any-return]
         return None
 
-    def enforces(self, rule: Rule, *, namespace: str = "") -> bool:
-        return self.rule_failure_action(rule, namespace=namespace) == "Enforce"
+    def enforces(self, rule: Rule, *, namespace: str = "", namespace_labels: NamespaceLabels | None = None) -> bool:
+        return self.rule_failure_action(rule, namespace=namespace, namespace_labels=namespace_labels) == "Enforce"
 
 
 class Policy(KyvernoModel):
@@ -650,5 +689,7 @@ class Policy(KyvernoModel):
         """``name`` for a ClusterPolicy, ``namespace/name`` for a Policy (Kyverno's policy key)."""
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
-    def rule_failure_action(self, rule: Rule, *, namespace: str = "") -> Action:
-        return self.spec.rule_failure_action(rule, namespace=namespace)
+    def rule_failure_action(
+        self, rule: Rule, *, namespace: str = "", namespace_labels: NamespaceLabels | None = None
+    ) -> Action:
+        return self.spec.rule_failure_action(rule, namespace=namespace, namespace_labels=namespace_labels)

@@ -249,6 +249,7 @@ class KeyVaultServer:
         self.challenge_resource = ""  # a resource for the bearer challenge other than ``resource``
         self.refuse_tokens = False  # the token endpoint answers invalid_client (credential rejected)
         self.tokens: set[str] = set()
+        self.extra_scopes: set[str] = set()  # scopes also granted (e.g. the AKS AAD server app's)
         self.requests: list[SeenRequest] = []
         self.token_requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -383,7 +384,7 @@ class KeyVaultServer:
             problems.append("client_assertion")
         if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
             problems.append("client_assertion_type")
-        if form.get("scope") != f"{self.resource}/.default":
+        if form.get("scope") not in {f"{self.resource}/.default", *self.extra_scopes}:
             problems.append(f"scope {form.get('scope')!r}")
         if self.refuse_tokens or problems:
             return (

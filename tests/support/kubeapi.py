@@ -8,7 +8,7 @@ import base64
 import json
 import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,13 @@ def namespace(name: str, labels: Mapping[str, str]) -> dict[str, Any]:
 class KubeAPI:
     """Serves ``objects`` to requests carrying ``Authorization: Bearer <token>``; use as a context manager."""
 
-    def __init__(self, workdir: Path, *, token: str = "kube-test-token") -> None:
+    def __init__(
+        self, workdir: Path, *, token: str = "kube-test-token", authenticate: Callable[[str], bool] | None = None
+    ) -> None:
+        """``authenticate``: decides a bearer token instead of comparing it with ``token`` (as a cloud cluster's
+        authenticator does: an EKS STS URL, a Google or Entra access token)."""
         self.token = token
+        self.authenticate = authenticate
         self.objects: dict[str, dict[str, Any]] = {}
         self.raw: dict[str, Reply] = {}  # path -> scripted reply (redirects, oversize answers, ...)
         cert, key = self_signed_tls(workdir)
@@ -79,7 +84,12 @@ class KubeAPI:
         self.objects[path] = dict(obj)
 
     def _handle(self, seen: Seen) -> Reply:
-        if seen.headers.get("authorization") != f"Bearer {self.token}":
+        auth = seen.headers.get("authorization") or ""
+        if self.authenticate is not None:
+            accepted = auth.startswith("Bearer ") and self.authenticate(auth[7:])
+        else:
+            accepted = auth == f"Bearer {self.token}"
+        if not accepted:
             return _status(401, "Unauthorized", "Unauthorized")
         if seen.path in self.raw:
             return self.raw[seen.path]

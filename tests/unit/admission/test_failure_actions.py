@@ -126,7 +126,62 @@ def test_admission_blocks_exactly_when_the_failed_rule_enforces(row: Row) -> Non
         assert decision.warnings  # an audited failure is reported, not silent
 
 
-def test_override_with_namespace_selector_is_refused_with_its_path() -> None:
+SELECTOR_OVERRIDE = [{"action": "Audit", "namespaceSelector": {"matchLabels": {"env": "dev"}}}]
+BOTH_OVERRIDE = [{"action": "Audit", "namespaces": ["team-*"], "namespaceSelector": {"matchLabels": {"env": "dev"}}}]
+NAMESPACES = {"dev-ns": {"env": "dev"}, "prod-ns": {"env": "prod"}, "team-dev": {"env": "dev"}, "team-x": {}}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "namespace", "expected"),
+    [
+        (SELECTOR_OVERRIDE, "dev-ns", "Audit"),  # labels match
+        (SELECTOR_OVERRIDE, "prod-ns", "Enforce"),  # labels differ
+        (SELECTOR_OVERRIDE, "unknown", "Enforce"),  # labels unreadable: never relaxed to Audit
+        (BOTH_OVERRIDE, "team-dev", "Audit"),  # namespaces and selector both match
+        (BOTH_OVERRIDE, "team-x", "Enforce"),  # namespace listed, labels do not match
+        (BOTH_OVERRIDE, "dev-ns", "Enforce"),  # labels match, namespace not listed
+    ],
+)
+def test_override_namespace_selector_uses_namespace_labels(
+    overrides: list[dict[str, Any]], namespace: str, expected: str
+) -> None:
+    """validationFailureActionOverrides[].namespaceSelector (Kyverno chainsaw
+    validation-failure-action-overrides/namespace-selector), labels from shipped Namespace manifests."""
+    from sigward.cluster.data import ClusterData, ObjectRef
+    from tests.support.kubeapi import namespace as namespace_doc
+
+    cluster = ClusterData(
+        manifests={ObjectRef("namespaces", "", n): namespace_doc(n, labels) for n, labels in NAMESPACES.items()}
+    )
+    p = policy("Enforce", (None,), overrides)
+    labels = lambda: cluster.namespace_labels(namespace)  # noqa: E731
+    assert p.spec.rule_failure_action(p.spec.rules[0], namespace=namespace, namespace_labels=labels) == expected
+    # without cluster data a selector item never relaxes a failure
+    assert p.spec.rule_failure_action(p.spec.rules[0], namespace=namespace) == "Enforce"
+    source = MemorySignatureSource()
+    source.add_image(UNSIGNED, DIGEST)  # no signatures: the rule fails
+    svc = AdmissionService(
+        policies=lambda: [p],
+        verifier=Verifier(source=source),
+        settings=AdmissionSettings(deadline_seconds=5),
+        cluster=cluster,
+    )
+    try:
+        decision = svc.decide(parse_review(review(pod_request(pod(UNSIGNED, namespace=namespace)))), mode="mutate")
+    finally:
+        svc.close()
+    assert decision.allowed is (expected == "Audit")
+
+
+def test_override_namespace_selector_refused_when_switched_off() -> None:
+    from sigward.policy.capabilities import Capabilities
+
+    doc = {
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": "p"},
+        "spec": {"validationFailureActionOverrides": SELECTOR_OVERRIDE, "rules": []},
+    }
     with pytest.raises(PolicyError) as err:
-        policy("Enforce", (None,), [{"action": "Audit", "namespaceSelector": {"matchLabels": {"env": "dev"}}}])
+        load_policy_text(dump(doc), "p.yaml", capabilities=Capabilities(override_namespace_selector=False))
     assert "spec.validationFailureActionOverrides[0].namespaceSelector" in str(err.value)

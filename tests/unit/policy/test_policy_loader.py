@@ -623,7 +623,15 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
 
 # Implemented since issue 15 (context, preconditions, variables, cluster keys): these load, and a verifier built
 # without a feature (its flag off) still refuses it with the path.
-IMPLEMENTED = ("secret_keys", "k8s_key_refs", "rule_context", "preconditions", "variables", "namespace_selector")
+IMPLEMENTED = (
+    "secret_keys",
+    "k8s_key_refs",
+    "rule_context",
+    "preconditions",
+    "variables",
+    "namespace_selector",
+    "override_namespace_selector",
+)
 STILL_REFUSED = [c for c in REFUSED if c[3] not in IMPLEMENTED]
 NOW_LOADING = [c for c in REFUSED if c[3] in IMPLEMENTED]
 
