@@ -220,6 +220,14 @@ class Verifier:
         self.image_data = image_data  # imageRegistry context entries (sigward.registry.imagedata)
         self._github_root = github_root
 
+    @property
+    def cluster_data(self) -> ClusterData:
+        """Where cluster lookups go (``resource.Get`` of ImageValidatingPolicies, rule context): nothing shipped and
+        no connection means every lookup is an infrastructure error."""
+        from sigward.cluster.data import EMPTY
+
+        return self._cluster or EMPTY
+
     def with_source(
         self, source: SignatureSource, *, source_for_providers: SourceForProviders | None = None
     ) -> Verifier:
