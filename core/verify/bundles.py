@@ -41,7 +41,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
-from sigward.errors import ConfigurationError, VerificationFailure, no_attestations_found, no_signatures_found
+from sigward.errors import (
+    ConfigurationError,
+    FailureKind,
+    VerificationFailure,
+    evidence_kind,
+    no_attestations_found,
+    no_signatures_found,
+)
 from sigward.policy.models import DEFAULT_REKOR_URL
 from sigward.verify.certificates import (
     CertificateTrust,
@@ -946,7 +953,8 @@ def verify_bundle(
         if not parsed.entries:
             raise VerificationFailure(
                 "the bundle has no transparency log entry"
-                + (" (set rekor.ignoreTlog: true to verify without the transparency log)" if key is not None else "")
+                + (" (set rekor.ignoreTlog: true to verify without the transparency log)" if key is not None else ""),
+                kind=FailureKind.TLOG_ENTRIES,
             )
         for entry in parsed.entries:
             verified = _verify_entry(entry, tlog.logs)
@@ -1023,6 +1031,7 @@ def verify_bundle_signatures(
         raise no_signatures_found()
     results: list[BundleResult] = []
     errors: list[str] = []
+    kinds: list[FailureKind] = []
     for layer in bundles:
         if layer.predicate_type and layer.predicate_type != COSIGN_SIGN_PREDICATE:
             message = f"an attestation ({layer.predicate_type}), not an image signature"
@@ -1043,6 +1052,7 @@ def verify_bundle_signatures(
                 ignore_sct=ignore_sct,
             )
         except VerificationFailure as exc:
+            kinds.append(exc.kind)
             if exc.message not in errors:
                 errors.append(exc.message)
             continue
@@ -1054,7 +1064,7 @@ def verify_bundle_signatures(
             continue
         results.append(result)
     if not results:
-        raise VerificationFailure("no matching signatures: " + "; ".join(errors))
+        raise VerificationFailure("no matching signatures: " + "; ".join(errors), kind=evidence_kind(kinds))
     return tuple(results)
 
 
@@ -1079,6 +1089,7 @@ def verify_bundle_attestations(
         raise no_attestations_found()
     statements: list[Statement] = []
     errors: list[str] = []
+    kinds: list[FailureKind] = []
     for layer in bundles:
         if layer.predicate_type and layer.predicate_type != predicate_type:
             continue
@@ -1096,6 +1107,7 @@ def verify_bundle_attestations(
                 ignore_sct=ignore_sct,
             )
         except VerificationFailure as exc:
+            kinds.append(exc.kind)
             if exc.message not in errors:
                 errors.append(exc.message)
             continue
@@ -1105,7 +1117,7 @@ def verify_bundle_attestations(
     if not statements:
         if not errors:
             raise no_attestations_found(f"no attestations of type {predicate_type}")
-        raise VerificationFailure("no matching attestations: " + "; ".join(errors))
+        raise VerificationFailure("no matching attestations: " + "; ".join(errors), kind=evidence_kind(kinds))
     return tuple(statements)
 
 

@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from sigward.deadline import Deadline
-from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, VerificationFailure
+from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, VerificationFailure
 from sigward.patterns import compile_re2, wildcard_match
 from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
@@ -139,6 +139,25 @@ class DirectChecks:
         self, policy: ImagePolicy, ref: ImageReference, iv: ImageVerification, deadline: Deadline
     ) -> tuple[Any, ...]:
         return self.verifier.attestation_predicates(ref, iv, deadline=deadline)
+
+
+# sigstore-go's texts for a missed evidence threshold, as Kyverno's ImageValidatingPolicy reports them (its cosign
+# verifier runs sigstore-go with threshold 1 for each kind of evidence the attestor does not ignore).
+KYVERNO_THRESHOLD_TEXTS: Mapping[FailureKind, str] = {
+    FailureKind.TLOG_ENTRIES: (
+        "failed to verify log inclusion: not enough verified log entries from transparency log: 0 < 1"
+    ),
+    FailureKind.SCT_ENTRIES: (
+        "failed to verify signed certificate timestamp: only able to verify 0 SCT entries; "
+        "unable to meet threshold of 1"
+    ),
+    FailureKind.SIGNED_TIMESTAMPS: "threshold not met for verified signed timestamps: 0 < 1",
+}
+
+
+def kyverno_reason(kinds: Sequence[FailureKind]) -> str:
+    """The Kyverno text for the missed thresholds among ``kinds`` (in order, each once); "" when none."""
+    return "; ".join(dict.fromkeys(KYVERNO_THRESHOLD_TEXTS[k] for k in kinds if k in KYVERNO_THRESHOLD_TEXTS))
 
 
 # Image references repeat across requests (the same few images are admitted over and over); parsed once each.
@@ -312,6 +331,7 @@ class _Functions:
         self._checks = checks
         self._deadline = deadline
         self._state = state
+        self.failure_kinds: list[FailureKind] = []  # of the checks that failed, for the denial's wording
         self._roots: dict[str, Any] = {}  # attestor name -> its set under the root its expression gave
         # (image, attestation name) -> the check that verified it: what extractPayload may read.
         self._payload_sources: dict[tuple[str, str], ImageVerification] = {}
@@ -349,6 +369,10 @@ class _Functions:
                 raise ExternalServiceError(verdict.message)
             if verdict.verdict == Verdict.PASS:
                 passed.append(iv)
+            elif verdict.verdict == Verdict.FAIL:
+                self.failure_kinds += [f.kind for f in verdict.failures] or [
+                    verdict.failure or FailureKind.NOT_SATISFIED
+                ]
         if passed:
             self._state.verified.add(image)
         return passed
@@ -551,6 +575,8 @@ def evaluate_policy(
                     text = _evaluate(message_program, data, cel_state)
                     message = text if isinstance(text, str) else message
                 message = message or f"CEL expression validation failed at index {index}"
+                reason = kyverno_reason(functions.failure_kinds)
+                message = f"{message}: {reason}" if reason else message
                 return PolicyOutcome(verdict=Verdict.FAIL, message=message, **base), selected
     except (CelError, SigwardError) as exc:
         return PolicyOutcome(verdict=Verdict.ERROR, message=exc.message, **base), []
