@@ -113,6 +113,10 @@ class ImageChecks(Protocol):
         """The verified predicates of ``iv``'s one attestation (``extractPayload``)."""
         ...
 
+    def lookup(self, fetch: Callable[[], Any]) -> Any:
+        """``fetch()``: a cluster or image-data lookup (a caller that must not block may refuse)."""
+        ...
+
 
 @dataclass(frozen=True)
 class DirectChecks:
@@ -139,6 +143,9 @@ class DirectChecks:
         self, policy: ImagePolicy, ref: ImageReference, iv: ImageVerification, deadline: Deadline
     ) -> tuple[Any, ...]:
         return self.verifier.attestation_predicates(ref, iv, deadline=deadline)
+
+    def lookup(self, fetch: Callable[[], Any]) -> Any:
+        return fetch()
 
 
 # sigstore-go's texts for a missed evidence threshold, as Kyverno's ImageValidatingPolicy reports them (its cosign
@@ -464,13 +471,15 @@ class _Functions:
         return found[-1]
 
     def image_data(self, image: str) -> Any:
-        return lookups.image_data(self._checks.verifier, image)
+        return self._checks.lookup(lambda: lookups.image_data(self._checks.verifier, image))
 
     def resource_get(self, api_version: str, resource: str, namespace: str, name: str) -> Any:
-        return lookups.resource_get(self._checks.verifier.cluster_data, api_version, resource, namespace, name)
+        cluster = self._checks.verifier.cluster_data
+        return self._checks.lookup(lambda: lookups.resource_get(cluster, api_version, resource, namespace, name))
 
     def resource_list(self, api_version: str, resource: str, namespace: str) -> Any:
-        return lookups.resource_list(self._checks.verifier.cluster_data, api_version, resource, namespace)
+        cluster = self._checks.verifier.cluster_data
+        return self._checks.lookup(lambda: lookups.resource_list(cluster, api_version, resource, namespace))
 
 
 def _inline_root(iv: ImageVerification) -> InlineTrustedRoot | None:

@@ -67,9 +67,14 @@ def root_configmap(root: str, *, name: str = "github-trusted-root") -> dict[str,
     }
 
 
-def expression_policy(host: str, failure_policy: str = "Fail") -> Any:
+def expression_policy(host: str, failure_policy: str = "Fail", *, via_variable: bool = False) -> Any:
+    """The demos/private-sigstore policy with its root read from the ConfigMap, directly or (as the demo writes it)
+    through ``variables.githubTrustedRoot``."""
     doc = ivpol(host, "unused")
-    doc["spec"]["attestors"][0]["cosign"]["trustedRoot"] = {"expression": FROM_CONFIGMAP}
+    expression = "variables.githubTrustedRoot" if via_variable else FROM_CONFIGMAP
+    doc["spec"]["attestors"][0]["cosign"]["trustedRoot"] = {"expression": expression}
+    if via_variable:
+        doc["spec"]["variables"] = [{"name": "githubTrustedRoot", "expression": FROM_CONFIGMAP}]
     doc["spec"]["failurePolicy"] = failure_policy
     (policy,) = load_policy_text(dump(doc), "expression-root.yaml").image_policies
     return policy
@@ -89,6 +94,9 @@ def checks_for(client: RegistryClient, cluster: ClusterData) -> CachedChecks:
     ("name", "configmaps", "verdict", "reason"),
     [
         ("github-root", ("github.json",), "pass", ""),
+        ("github-root-via-variable", ("github.json",), "pass", ""),
+        ("wrong-root-via-variable", ("public-good.json",), "fail", "attestation not verified"),
+        ("missing-via-variable", (), "error", "configmap kyverno/github-trusted-root is not in the manifests"),
         ("wrong-root", ("public-good.json",), "fail", "attestation not verified"),
         ("missing-configmap", (), "error", "configmap kyverno/github-trusted-root is not in the manifests"),
         ("other-configmap-only", ("other",), "error", "configmap kyverno/github-trusted-root is not in the manifests"),
@@ -107,7 +115,7 @@ def test_trusted_root_from_configmap(
     docs = [
         root_configmap("github.json", name="unrelated") if cm == "other" else root_configmap(cm) for cm in configmaps
     ]
-    policy = expression_policy(registry.host)
+    policy = expression_policy(registry.host, via_variable=name.endswith("via-variable"))
     checks = checks_for(client, shipped(tmp_path, *docs))
     (found,) = evaluate_image([policy], image, checks=checks, deadline=Deadline.after(20))
     assert found.verdict.value == verdict, found
@@ -224,3 +232,24 @@ def test_image_data_without_registry_client_is_an_error(registry: LocalRegistry,
     image = f"{registry.host}/lookups/nodata@{digest}"
     (found,) = evaluate_image([policy], image, checks=DirectChecks(verifier), deadline=Deadline.after(20))
     assert found.verdict.value == "error" and "no registry client" in found.message, found
+
+
+def test_memory_only_pass_never_waits_on_a_lookup(
+    registry: LocalRegistry, client: RegistryClient, tmp_path: Path
+) -> None:
+    """Admission's event-loop pass (memory only) hands a lookup to the worker pass instead of doing I/O."""
+    from sigward.admission.ivpol_cache import NotInMemory
+
+    digest = registry.push_image("lookups/fast", tag="v1")
+    verifier = Verifier(source=RegistrySignatureSource(client), cluster=shipped(tmp_path, SETTINGS))
+    policy = lookup_policy(
+        registry.host, "resource.Get('v1', 'configmaps', 'default', 'settings').data.mode == 'strict'"
+    )
+    request = pod_request(f"{registry.host}/lookups/fast@{digest}")
+    fast = CachedChecks(
+        verifier=verifier, cache=TTLCache(max_entries=10, ttl=60), store=None, pass_ttl=60, memory_only=True
+    )
+    with pytest.raises(NotInMemory):
+        evaluate_request([policy], request, checks=fast, deadline=Deadline.after(20))
+    slow = CachedChecks(verifier=verifier, cache=TTLCache(max_entries=10, ttl=60), store=None, pass_ttl=60)
+    assert evaluate_request([policy], request, checks=slow, deadline=Deadline.after(20)).allowed
