@@ -63,6 +63,22 @@ class FailureKind(enum.Enum):
     NO_SIGNATURES = "no signatures"  # nothing signed the image where the entry looked
     NO_ATTESTATIONS = "no attestations"  # no attestation (of the wanted predicate type) where the entry looked
     NOT_SATISFIED = "not satisfied"  # something was there but did not satisfy the policy, or any other refusal
+    # Evidence thresholds sigstore-go names (Kyverno's ImageValidatingPolicy reports them in its wording): a kind of
+    # "not satisfied" whose evidence was absent, so the edge can say which threshold was missed.
+    TLOG_ENTRIES = "no verified transparency log entry"
+    SCT_ENTRIES = "no verified SCT"
+    SIGNED_TIMESTAMPS = "no verified signed timestamp"
+
+
+#: The kinds that say which evidence threshold was missed.
+EVIDENCE_KINDS = frozenset({FailureKind.TLOG_ENTRIES, FailureKind.SCT_ENTRIES, FailureKind.SIGNED_TIMESTAMPS})
+
+
+def evidence_kind(kinds: Iterable[FailureKind]) -> FailureKind:
+    """The missed-evidence kind shared by every failure of ``kinds`` (several bundles tried), else
+    :attr:`FailureKind.NOT_SATISFIED`: only a shared threshold is worth naming."""
+    kind = combined_kind(kinds)
+    return kind if kind in EVIDENCE_KINDS else FailureKind.NOT_SATISFIED
 
 
 def combined_kind(kinds: Iterable[FailureKind]) -> FailureKind:

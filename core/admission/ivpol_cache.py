@@ -106,6 +106,13 @@ class CachedChecks:
         context = self.verifier.new_context(pinned, deadline=deadline, trusted_root=self._trusted_root())
         return self.verifier.attestation_predicates(pinned, iv, deadline=deadline, context=context)
 
+    def lookup(self, fetch: Callable[[], Any]) -> Any:
+        """A cluster or image-data lookup (``resource.Get``, ``imagedata.Get``, a ConfigMap-held root): the
+        memory-only pass runs on the event loop and must not wait on the cluster API or a registry."""
+        if self.memory_only:
+            raise NotInMemory
+        return fetch()
+
     def _trusted_root(self) -> TrustedRoot:
         """One root snapshot for every check of this evaluation (as one ClusterPolicy verification takes one)."""
         if self._root is None:

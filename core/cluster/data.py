@@ -148,6 +148,23 @@ class ClusterData:
 
         return self._cache.get_or_compute(ref, fetch)
 
+    def list(self, resource: str, namespace: str) -> list[Mapping[str, Any]]:
+        """The ``resource`` objects of ``namespace`` (all namespaces for ``namespaces``): the live cluster's when
+        connected (Secrets with public entries only), else the shipped manifests (they are the whole cluster)."""
+        if self.raw_source is None:
+            return [
+                obj
+                for ref, obj in sorted(self.manifests.items(), key=lambda item: str(item[0]))
+                if ref.resource == resource and (resource == "namespaces" or ref.namespace == namespace)
+            ]
+        path = "/api/v1/namespaces" if resource == "namespaces" else f"/api/v1/namespaces/{namespace}/{resource}"
+        doc = self.raw_source.raw(path)
+        items = doc.get("items") if isinstance(doc, Mapping) else None
+        if not isinstance(items, list):
+            raise ClusterLookupError(f"cluster API answered {path} without an items list")
+        found = [i for i in items if isinstance(i, Mapping)]
+        return [public_secret(i) for i in found] if resource == "secrets" else found
+
     def configmap(self, namespace: str, name: str) -> Mapping[str, Any]:
         return self.get(ObjectRef("configmaps", namespace, name))
 

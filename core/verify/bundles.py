@@ -41,7 +41,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 
-from sigward.errors import ConfigurationError, VerificationFailure, no_attestations_found, no_signatures_found
+from sigward.errors import (
+    ConfigurationError,
+    FailureKind,
+    VerificationFailure,
+    evidence_kind,
+    no_attestations_found,
+    no_signatures_found,
+)
 from sigward.policy.models import DEFAULT_REKOR_URL
 from sigward.verify.certificates import (
     CertificateTrust,
@@ -946,7 +953,8 @@ def verify_bundle(
         if not parsed.entries:
             raise VerificationFailure(
                 "the bundle has no transparency log entry"
-                + (" (set rekor.ignoreTlog: true to verify without the transparency log)" if key is not None else "")
+                + (" (set rekor.ignoreTlog: true to verify without the transparency log)" if key is not None else ""),
+                kind=FailureKind.TLOG_ENTRIES,
             )
         for entry in parsed.entries:
             verified = _verify_entry(entry, tlog.logs)
@@ -1025,13 +1033,18 @@ def _note(errors: list[str], message: str) -> None:
 
 
 def verified_bundles(
-    bundles: Iterable[BundleLayer], errors: list[str], **options: Unpack[BundleOptions]
+    bundles: Iterable[BundleLayer],
+    errors: list[str],
+    kinds: list[FailureKind],
+    **options: Unpack[BundleOptions],
 ) -> Iterator[BundleResult]:
-    """Each bundle that verifies, lazily and in order; each one that does not adds its reason to ``errors``."""
+    """Each bundle that verifies, lazily and in order; each one that does not adds its reason to ``errors`` and its
+    typed kind to ``kinds`` (what :func:`evidence_kind` reads when none verified)."""
     for layer in bundles:
         try:
             yield verify_bundle(layer, **options)
         except VerificationFailure as exc:
+            kinds.append(exc.kind)
             _note(errors, exc.message)
 
 
@@ -1048,6 +1061,7 @@ def verify_bundle_signatures(
         raise no_signatures_found()
     results: list[BundleResult] = []
     errors: list[str] = []
+    kinds: list[FailureKind] = []
 
     def candidate(layer: BundleLayer) -> bool:
         if layer.predicate_type and layer.predicate_type != COSIGN_SIGN_PREDICATE:
@@ -1055,13 +1069,13 @@ def verify_bundle_signatures(
             return False
         return True
 
-    for result in verified_bundles(filter(candidate, bundles), errors, **options):
+    for result in verified_bundles(filter(candidate, bundles), errors, kinds, **options):
         if not result.is_image_signature:
             _note(errors, _not_a_signature(result.statement.predicate_type if result.statement is not None else "?"))
             continue
         results.append(result)
     if not results:
-        raise VerificationFailure("no matching signatures: " + "; ".join(errors))
+        raise VerificationFailure("no matching signatures: " + "; ".join(errors), kind=evidence_kind(kinds))
     return tuple(results)
 
 
@@ -1074,16 +1088,17 @@ def verify_bundle_attestations(
     if not bundles:
         raise no_attestations_found()
     errors: list[str] = []
+    kinds: list[FailureKind] = []
     candidates = (b for b in bundles if not b.predicate_type or b.predicate_type == predicate_type)
     statements = [
         result.statement
-        for result in verified_bundles(candidates, errors, **options)
+        for result in verified_bundles(candidates, errors, kinds, **options)
         if result.statement is not None and result.statement.predicate_type == predicate_type
     ]
     if not statements:
         if not errors:
             raise no_attestations_found(f"no attestations of type {predicate_type}")
-        raise VerificationFailure("no matching attestations: " + "; ".join(errors))
+        raise VerificationFailure("no matching attestations: " + "; ".join(errors), kind=evidence_kind(kinds))
     return tuple(statements)
 
 

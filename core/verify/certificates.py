@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 
 from cryptography import x509
 
-from sigward.errors import VerificationFailure
+from sigward.errors import FailureKind, VerificationFailure
 from sigward.policy.models import CertificateAttestor, CTLog, KeylessAttestor, Rekor
 from sigward.verify.cosign import TlogOptions
 from sigward.verify.identity import CertificateIdentity, IdentityPolicy, certificate_identity
@@ -296,7 +296,8 @@ def check_certificate(
         raise VerificationFailure(
             "expected a signed timestamp to verify an expired certificate: certificate expired before observed time: "
             f"{rfc3339(signing.not_valid_after_utc)} is before {rfc3339(times.times[0])} (without the transparency "
-            "log or a timestamp the certificate must be valid now)"
+            "log or a timestamp the certificate must be valid now)",
+            kind=FailureKind.SIGNED_TIMESTAMPS,
         )
     path: tuple[x509.Certificate, ...] = ()
     for at in times.times:

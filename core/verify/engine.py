@@ -25,6 +25,7 @@ from sigward.errors import (
     SigwardError,
     VerificationFailure,
     combined_kind,
+    evidence_kind,
     failure_kind_of,
     no_signatures_found,
 )
@@ -219,6 +220,14 @@ class Verifier:
         self._cluster = cluster  # rule context, cluster keys (sigward.verify.rulecontext); None = nothing shipped
         self.image_data = image_data  # imageRegistry context entries (sigward.registry.imagedata)
         self._github_root = github_root
+
+    @property
+    def cluster_data(self) -> ClusterData:
+        """Where cluster lookups go (``resource.Get`` of ImageValidatingPolicies, rule context): nothing shipped and
+        no connection means every lookup is an infrastructure error."""
+        from sigward.cluster.data import EMPTY
+
+        return self._cluster or EMPTY
 
     def with_source(
         self, source: SignatureSource, *, source_for_providers: SourceForProviders | None = None
@@ -621,8 +630,9 @@ class Verifier:
         if not bundles:
             raise no_signatures_found()
         errors: list[str] = []
-        if next(verified_bundles(bundles, errors, image_digest=ctx.digest, **kwargs), None) is None:
-            raise VerificationFailure("no matching signatures: " + "; ".join(errors))
+        kinds: list[FailureKind] = []
+        if next(verified_bundles(bundles, errors, kinds, image_digest=ctx.digest, **kwargs), None) is None:
+            raise VerificationFailure("no matching signatures: " + "; ".join(errors), kind=evidence_kind(kinds))
 
     def _bundle_trust(self, ctx: _ImageContext, entry: Attestor) -> dict[str, Any]:
         """verify_bundle's keyword arguments for an attestor entry (key, identity or certificates, trust roots)."""

@@ -18,9 +18,9 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from sigward.deadline import Deadline
-from sigward.errors import BadRequestError, ExternalServiceError, SigwardError, VerificationFailure
+from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, VerificationFailure
 from sigward.patterns import compile_re2, wildcard_match
-from sigward.policy.ivpol.cel import CelError, Program, bound
+from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
 from sigward.policy.models import (
@@ -35,7 +35,9 @@ from sigward.policy.models import (
 )
 from sigward.references import ImageReference
 from sigward.references import parse_image_reference as _parse_uncached
+from sigward.verify import ivpol_lookups as lookups
 from sigward.verify.engine import Verifier
+from sigward.verify.ivpol_lookups import resolve_root
 from sigward.verify.results import RuleVerdict, Verdict
 
 # Where Pod specs are in each kind Kyverno extracts images from (pkg/cel/compiler/images.go, autogen).
@@ -84,6 +86,11 @@ class ImageChecks(Protocol):
     """The registry work an IVPOL evaluation needs; admission supplies a cached form (same answers, keyed by the
     policy's content hash), everything else :class:`DirectChecks`."""
 
+    @property
+    def verifier(self) -> Verifier:
+        """The verifier behind the checks: its cluster data and image data serve ``resource``/``imagedata``."""
+        ...
+
     def digest(self, ref: ImageReference, deadline: Deadline) -> str: ...
 
     def verify(
@@ -104,6 +111,10 @@ class ImageChecks(Protocol):
         self, policy: ImagePolicy, ref: ImageReference, iv: ImageVerification, deadline: Deadline
     ) -> tuple[Any, ...]:
         """The verified predicates of ``iv``'s one attestation (``extractPayload``)."""
+        ...
+
+    def lookup(self, fetch: Callable[[], Any]) -> Any:
+        """``fetch()``: a cluster or image-data lookup (a caller that must not block may refuse)."""
         ...
 
 
@@ -132,6 +143,28 @@ class DirectChecks:
         self, policy: ImagePolicy, ref: ImageReference, iv: ImageVerification, deadline: Deadline
     ) -> tuple[Any, ...]:
         return self.verifier.attestation_predicates(ref, iv, deadline=deadline)
+
+    def lookup(self, fetch: Callable[[], Any]) -> Any:
+        return fetch()
+
+
+# sigstore-go's texts for a missed evidence threshold, as Kyverno's ImageValidatingPolicy reports them (its cosign
+# verifier runs sigstore-go with threshold 1 for each kind of evidence the attestor does not ignore).
+KYVERNO_THRESHOLD_TEXTS: Mapping[FailureKind, str] = {
+    FailureKind.TLOG_ENTRIES: (
+        "failed to verify log inclusion: not enough verified log entries from transparency log: 0 < 1"
+    ),
+    FailureKind.SCT_ENTRIES: (
+        "failed to verify signed certificate timestamp: only able to verify 0 SCT entries; "
+        "unable to meet threshold of 1"
+    ),
+    FailureKind.SIGNED_TIMESTAMPS: "threshold not met for verified signed timestamps: 0 < 1",
+}
+
+
+def kyverno_reason(kinds: Sequence[FailureKind]) -> str:
+    """The Kyverno text for the missed thresholds among ``kinds`` (in order, each once); "" when none."""
+    return "; ".join(dict.fromkeys(KYVERNO_THRESHOLD_TEXTS[k] for k in kinds if k in KYVERNO_THRESHOLD_TEXTS))
 
 
 # Image references repeat across requests (the same few images are admitted over and over); parsed once each.
@@ -292,11 +325,21 @@ class _RequestState:
 class _Functions:
     """Kyverno's image functions for one policy evaluation, backed by the shared verifier."""
 
-    def __init__(self, policy: ImagePolicy, checks: ImageChecks, deadline: Deadline, state: _RequestState) -> None:
+    def __init__(
+        self,
+        policy: ImagePolicy,
+        checks: ImageChecks,
+        deadline: Deadline,
+        state: _RequestState,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._data = data if data is not None else {}  # the evaluation's variables (attestor expressions read them)
         self._policy = policy
         self._checks = checks
         self._deadline = deadline
         self._state = state
+        self.failure_kinds: list[FailureKind] = []  # of the checks that failed, for the denial's wording
+        self._roots: dict[str, Any] = {}  # attestor name -> its set under the root its expression gave
         # (image, attestation name) -> the check that verified it: what extractPayload may read.
         self._payload_sources: dict[tuple[str, str], ImageVerification] = {}
 
@@ -333,6 +376,10 @@ class _Functions:
                 raise ExternalServiceError(verdict.message)
             if verdict.verdict == Verdict.PASS:
                 passed.append(iv)
+            elif verdict.verdict == Verdict.FAIL:
+                self.failure_kinds += [f.kind for f in verdict.failures] or [
+                    verdict.failure or FailureKind.NOT_SATISFIED
+                ]
         if passed:
             self._state.verified.add(image)
         return passed
@@ -344,7 +391,15 @@ class _Functions:
         return found
 
     def _attestor(self, name: str) -> Any:
-        return self._compiled(name).attestors
+        """The attestor set of ``name``; with ``cosign.trustedRoot.expression`` the root is evaluated now (Kyverno
+        reads it per verification), so its fingerprint, not a stale one, keys the verdict."""
+        compiled = self._compiled(name)
+        if compiled.root_expression is None:
+            return compiled.attestors
+        resolved = self._roots.get(name)
+        if resolved is None:
+            resolved = self._roots[name] = resolve_root(compiled, self._data)
+        return resolved
 
     def verify_image_signatures(self, image: str, attestors: Sequence[str]) -> int:
         ivs = [
@@ -387,7 +442,7 @@ class _Functions:
                     ImageVerification(
                         type=compiled.type,
                         image_references=("*",),
-                        attestations=(Attestation(type=predicate, attestors=(compiled.attestors,)),),
+                        attestations=(Attestation(type=predicate, attestors=(self._attestor(n),)),),
                         mutate_digest=False,
                         verify_digest=False,
                         required=False,
@@ -416,7 +471,15 @@ class _Functions:
         return found[-1]
 
     def image_data(self, image: str) -> Any:
-        raise CelError("failed to get imagedata: image data is not available in sigward yet")
+        return self._checks.lookup(lambda: lookups.image_data(self._checks.verifier, image))
+
+    def resource_get(self, api_version: str, resource: str, namespace: str, name: str) -> Any:
+        cluster = self._checks.verifier.cluster_data
+        return self._checks.lookup(lambda: lookups.resource_get(cluster, api_version, resource, namespace, name))
+
+    def resource_list(self, api_version: str, resource: str, namespace: str) -> Any:
+        cluster = self._checks.verifier.cluster_data
+        return self._checks.lookup(lambda: lookups.resource_list(cluster, api_version, resource, namespace))
 
 
 def _inline_root(iv: ImageVerification) -> InlineTrustedRoot | None:
@@ -482,26 +545,27 @@ def evaluate_policy(
         "namespaceObject": None,
         "variables": {},
     }
+    data.update(LIBRARY_VALUES)
+    functions = _Functions(policy, checks, deadline, state, data)
     try:
-        for condition in policy.match_conditions:
-            if condition.evaluate(data) is not True:
-                return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
-        images = builtin_images(resource, obj if obj is not None else request.get("oldObject"))
-        for name, extractor in policy.extractors.items():
-            value = extractor.evaluate(data)
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise CelError(f"images.{name}: must be a list of strings")
-            images[name] = list(value)
-        images = {k: [i for i in v if state.selects(policy, i)] for k, v in images.items()}
-        selected = list(dict.fromkeys(i for v in images.values() for i in v))
-        if spec.validation_configurations.verify_digest:
-            for image in selected:
-                if not _has_digest(image):
-                    return PolicyOutcome(
-                        verdict=Verdict.FAIL, message=f"image {image} does not have a digest", **base
-                    ), selected
-        functions = _Functions(policy, checks, deadline, state)
         with bound(functions) as cel_state:
+            for condition in policy.match_conditions:
+                if _evaluate(condition, data, cel_state) is not True:
+                    return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
+            images = builtin_images(resource, obj if obj is not None else request.get("oldObject"))
+            for name, extractor in policy.extractors.items():
+                value = _evaluate(extractor, data, cel_state)
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise CelError(f"images.{name}: must be a list of strings")
+                images[name] = list(value)
+            images = {k: [i for i in v if state.selects(policy, i)] for k, v in images.items()}
+            selected = list(dict.fromkeys(i for v in images.values() for i in v))
+            if spec.validation_configurations.verify_digest:
+                for image in selected:
+                    if not _has_digest(image):
+                        return PolicyOutcome(
+                            verdict=Verdict.FAIL, message=f"image {image} does not have a digest", **base
+                        ), selected
             data.update(
                 images=images,
                 attestors={name: {"name": name} for name in policy.attestors},
@@ -520,6 +584,8 @@ def evaluate_policy(
                     text = _evaluate(message_program, data, cel_state)
                     message = text if isinstance(text, str) else message
                 message = message or f"CEL expression validation failed at index {index}"
+                reason = kyverno_reason(functions.failure_kinds)
+                message = f"{message}: {reason}" if reason else message
                 return PolicyOutcome(verdict=Verdict.FAIL, message=message, **base), selected
     except (CelError, SigwardError) as exc:
         return PolicyOutcome(verdict=Verdict.ERROR, message=exc.message, **base), []

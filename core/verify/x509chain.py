@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.certificate_transparency import LogEntryType, SignedCertificateTimestamp
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-from sigward.errors import VerificationFailure
+from sigward.errors import FailureKind, VerificationFailure
 from sigward.verify.keys import KeyLoadError, PublicKeyVerifier, SupportedKey, check_key, spki_der
 from sigward.verify.trust import LogKey
 
@@ -428,7 +428,10 @@ def verify_embedded_sct(path: Sequence[x509.Certificate], *, logs: Sequence[LogK
     leaf = path[0]
     scts = embedded_scts(leaf)
     if not scts:
-        raise VerificationFailure("certificate does not include required embedded SCT and no detached SCT was set")
+        raise VerificationFailure(
+            "certificate does not include required embedded SCT and no detached SCT was set",
+            kind=FailureKind.SCT_ENTRIES,
+        )
     if len(path) < 2:
         raise VerificationFailure("certificate chain must contain at least a certificate and its issuer")
     if not logs:

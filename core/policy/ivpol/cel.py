@@ -10,8 +10,11 @@ service layer (:mod:`sigward.verify.ivpol`), which this module must not import. 
 expression's result a CEL error; the exception is kept on the :class:`EvaluationState` so the caller can tell an
 unreachable registry (failurePolicy) from a wrong policy.
 
-Not provided (the expression is refused at load, with its path): cluster lookups (``resource``, ``globalContext``,
-``http``). Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr,
+Cluster lookups: Kyverno's ``resource`` library (``resource.Get``/``resource.List``) reads the cluster data service
+(:class:`sigward.cluster.data.ClusterData`: shipped manifests, then a live connection); what it cannot serve is an
+infrastructure error (failurePolicy decides). Kyverno's ``imagedata.Get`` and ``image.GetMetadata`` read an image's
+manifest and config through the registry client. Not provided (refused at load, with its path): ``globalContext``,
+``http``. Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr,
 quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
 """
 
@@ -40,7 +43,12 @@ MAX_COMPREHENSION_NESTING = 2
 # Variables of each expression kind (Kyverno's compiler.go): what is not declared is a type-check error.
 _REQUEST_VARIABLES = ("object", "oldObject", "request", "namespaceObject", "variables")
 _IMAGE_VARIABLES = ("images", "attestors", "attestations", "image")
-CLUSTER_ONLY = ("resource", "globalContext", "http")
+CLUSTER_ONLY = ("globalContext", "http")
+# Library handles (Kyverno's ``resource`` and ``imagedata`` variables): member functions check the receiver is the
+# handle they belong to, since both are CEL maps and their ``Get`` overloads share a name.
+RESOURCE_HANDLE = {"library": "resource"}
+IMAGEDATA_HANDLE = {"library": "imagedata"}
+LIBRARY_VALUES: Mapping[str, Mapping[str, str]] = {"resource": RESOURCE_HANDLE, "imagedata": IMAGEDATA_HANDLE}
 
 
 class CelError(SigwardError):
@@ -57,6 +65,10 @@ class ImageFunctions(Protocol):
     def extract_payload(self, image: str, attestation: str) -> Any: ...
 
     def image_data(self, image: str) -> Any: ...
+
+    def resource_get(self, api_version: str, resource: str, namespace: str, name: str) -> Any: ...
+
+    def resource_list(self, api_version: str, resource: str, namespace: str) -> Any: ...
 
 
 @dataclass
@@ -126,6 +138,26 @@ def _image_fields(text: str) -> dict[str, Any]:
     }
 
 
+def _handle(receiver: Any, handle: Mapping[str, str], what: str) -> None:
+    if not isinstance(receiver, Mapping) or receiver.get("library") != handle["library"]:
+        raise CelError(f"{what} is a function of the {handle['library']} library")
+
+
+def _resource_get(receiver: Any, api_version: str, resource: str, namespace: str, name: str) -> Any:
+    _handle(receiver, RESOURCE_HANDLE, "Get(apiVersion, resource, namespace, name)")
+    return _call(lambda f: f.resource_get(api_version, resource, namespace, name))
+
+
+def _resource_list(receiver: Any, api_version: str, resource: str, namespace: str) -> Any:
+    _handle(receiver, RESOURCE_HANDLE, "List(apiVersion, resource, namespace)")
+    return _call(lambda f: f.resource_list(api_version, resource, namespace))
+
+
+def _imagedata_get(receiver: Any, image: str) -> Any:
+    _handle(receiver, IMAGEDATA_HANDLE, "Get(image)")
+    return _call(lambda f: f.image_data(image))
+
+
 def _is_image(text: str) -> bool:
     try:
         _image_fields(text)
@@ -166,6 +198,22 @@ def _environment(kind: str) -> Any:
     if kind in ("request", "image"):
         variables.update({name: t.DYN for name in _REQUEST_VARIABLES})
         variables["variables"] = t.Map(t.STRING, t.DYN)
+        handle_t = t.Map(t.STRING, t.STRING)
+        variables.update({name: handle_t for name in LIBRARY_VALUES})
+        s = t.STRING
+        functions += [
+            cel.FunctionDecl(
+                "Get",
+                [
+                    cel.Overload("resource_get", t.DYN, [handle_t, s, s, s, s], is_member=True, impl=_resource_get),
+                    cel.Overload("imagedata_get", t.DYN, [handle_t, s], is_member=True, impl=_imagedata_get),
+                ],
+            ),
+            cel.FunctionDecl(
+                "List",
+                [cel.Overload("resource_list", t.DYN, [handle_t, s, s, s], is_member=True, impl=_resource_list)],
+            ),
+        ]
     if kind == "image":
         variables.update(
             {

@@ -7,11 +7,13 @@ a wrong value or input is a CEL error naming the function. Regular expressions a
 :func:`sigward.patterns.compile_re2`.
 
 Not provided, because cel-expr-python cannot express them: list ``indexOf``/``lastIndexOf`` (cel-cpp's strings
-extension already declares those names, and a function cannot get overloads from two places); ``semver`` (cheap,
-but not written yet). The list functions return ``dyn`` (cel-go gives the element type)."""
+extension already declares those names, and a function cannot get overloads from two places). The list functions
+return ``dyn`` (cel-go gives the element type). ``compareTo``/``isLessThan``/``isGreaterThan`` serve both quantities
+and semvers (one declaration per name): the value's tag picks the comparison, two different kinds are an error."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import re
@@ -292,6 +294,101 @@ def quantity_compare(a: Any, b: Any) -> int:
     return (x > y) - (x < y)
 
 
+def _quantity_text(value: Decimal) -> dict[str, Any]:
+    """A computed quantity as a tagged value whose text parses back (plain decimal, no exponent)."""
+    text = format(value.normalize(), "f") if value != value.to_integral_value() else str(int(value))
+    if len(text) > MAX_QUANTITY_CHARS:
+        raise ExtensionError("quantity result is out of range")
+    return _tagged("quantity", value=text)
+
+
+def _operand(value: Any, fn: str) -> Decimal:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    return _q(value, fn)
+
+
+def quantity_add(a: Any, b: Any) -> dict[str, Any]:
+    return _quantity_text(_q(a, "add") + _operand(b, "add"))
+
+
+def quantity_sub(a: Any, b: Any) -> dict[str, Any]:
+    return _quantity_text(_q(a, "sub") - _operand(b, "sub"))
+
+
+# -- semver (k8s.io/apiserver/pkg/cel/library/semverlib.go: blang/semver, strict unless normalized) ---------------
+
+_SEMVER = re.compile(
+    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?"
+)
+# Longest version text read (bounds the regex and the prerelease comparison).
+MAX_SEMVER_CHARS = 256
+
+
+def _normalize_semver(text: str) -> str:
+    """Kubernetes' ``normalize``: drop a leading ``v``, fill missing minor/patch with 0, strip leading zeros."""
+    text = text.removeprefix("v")
+    m = re.fullmatch(r"([0-9]+(?:\.[0-9]+){0,2})([-+].*)?", text, re.S)
+    if m is None:
+        return text
+    parts = [str(int(p)) for p in m.group(1).split(".")]
+    return ".".join(parts + ["0"] * (3 - len(parts))) + (m.group(2) or "")
+
+
+def _parse_semver(text: str, normalize: bool = False) -> tuple[int, int, int, tuple[str, ...]]:
+    if normalize:
+        text = _normalize_semver(text)
+    m = _SEMVER.fullmatch(text) if len(text) <= MAX_SEMVER_CHARS else None
+    if m is None:
+        raise ExtensionError(f"could not parse {text[:100]!r} as semver")
+    pre = tuple(m.group(4).split(".")) if m.group(4) else ()
+    return int(m.group(1)), int(m.group(2)), int(m.group(3)), pre
+
+
+def semver(text: str, normalize: bool = False) -> dict[str, Any]:
+    major, minor, patch, pre = _parse_semver(text, normalize)
+    return _tagged("semver", major=major, minor=minor, patch=patch, pre=list(pre))
+
+
+def is_semver(text: str, normalize: bool = False) -> bool:
+    try:
+        _parse_semver(text, normalize)
+    except ExtensionError:
+        return False
+    return True
+
+
+def _sv(value: Any, fn: str) -> tuple[int, int, int, tuple[str, ...]]:
+    v = _untag(value, "semver", fn)
+    return int(v["major"]), int(v["minor"]), int(v["patch"]), tuple(str(p) for p in v.get("pre") or ())
+
+
+def _pre_key(pre: tuple[str, ...]) -> tuple[Any, ...]:
+    """Semver 2.0 precedence: a release outranks its prereleases; numeric identifiers compare as numbers and rank
+    below alphanumeric ones; a longer list of equal identifiers ranks higher."""
+    if not pre:
+        return (1,)
+    return (0, *((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre))
+
+
+def semver_compare(a: Any, b: Any) -> int:
+    x, y = _sv(a, "compareTo"), _sv(b, "compareTo")
+    kx, ky = (*x[:3], _pre_key(x[3])), (*y[:3], _pre_key(y[3]))
+    return (kx > ky) - (kx < ky)
+
+
+def _sv_part(name: str, value: Any) -> int:
+    return int(_untag(value, "semver", name)[name])
+
+
+def compare(a: Any, b: Any) -> int:
+    """``compareTo`` of two quantities or two semvers (their tags say which)."""
+    kind = a.get(_TAG) if isinstance(a, dict) else None
+    return semver_compare(a, b) if kind == "semver" else quantity_compare(a, b)
+
+
 def quantity_float(value: Any) -> float:
     return float(_q(value, "asApproximateFloat"))
 
@@ -390,9 +487,33 @@ def declarations() -> list[Any]:
         member("masked", "k8s_cidr_masked", obj, [obj], cidr_masked),
         glob("quantity", "k8s_quantity", obj, [t.STRING], quantity),
         glob("isQuantity", "k8s_is_quantity", t.BOOL, [t.STRING], _is(quantity)),
-        member("compareTo", "k8s_quantity_compare", t.INT, [obj, obj], quantity_compare),
-        member("isLessThan", "k8s_quantity_less", t.BOOL, [obj, obj], lambda a, b: quantity_compare(a, b) < 0),
-        member("isGreaterThan", "k8s_quantity_greater", t.BOOL, [obj, obj], lambda a, b: quantity_compare(a, b) > 0),
+        member("compareTo", "k8s_compare", t.INT, [obj, obj], compare),
+        member("isLessThan", "k8s_less", t.BOOL, [obj, obj], lambda a, b: compare(a, b) < 0),
+        member("isGreaterThan", "k8s_greater", t.BOOL, [obj, obj], lambda a, b: compare(a, b) > 0),
+        fn(
+            "add",
+            ("k8s_quantity_add", obj, [obj, obj], True, quantity_add),
+            ("k8s_quantity_add_int", obj, [obj, t.INT], True, quantity_add),
+        ),
+        fn(
+            "sub",
+            ("k8s_quantity_sub", obj, [obj, obj], True, quantity_sub),
+            ("k8s_quantity_sub_int", obj, [obj, t.INT], True, quantity_sub),
+        ),
+        fn(
+            "semver",
+            ("k8s_semver", obj, [t.STRING], False, semver),
+            ("k8s_semver_normalize", obj, [t.STRING, t.BOOL], False, semver),
+        ),
+        fn(
+            "isSemver",
+            ("k8s_is_semver", t.BOOL, [t.STRING], False, is_semver),
+            ("k8s_is_semver_normalize", t.BOOL, [t.STRING, t.BOOL], False, is_semver),
+        ),
+        *(
+            member(name, f"k8s_semver_{name}", t.INT, [obj], functools.partial(_sv_part, name))
+            for name in ("major", "minor", "patch")
+        ),
         member("asApproximateFloat", "k8s_quantity_float", t.DOUBLE, [obj], quantity_float),
         member("isInteger", "k8s_quantity_is_integer", t.BOOL, [obj], quantity_is_integer),
         member("asInteger", "k8s_quantity_integer", t.INT, [obj], quantity_integer),

@@ -57,6 +57,9 @@ class CompiledAttestor:
     name: str
     attestors: AttestorSet
     type: VerificationType = "Cosign"
+    # ``cosign.trustedRoot.expression``: evaluated per check (typically ``resource.Get`` of a ConfigMap); until it
+    # is, ``attestors`` holds a :class:`RootedAttestorSet` with an empty root, which can verify nothing.
+    root_expression: Program | None = None
 
 
 @dataclass(frozen=True)
@@ -134,13 +137,13 @@ def _inline_root(attestor: Attestor, path: str, problems: list[Problem], notes: 
                 _refuse(f"{path}.cosign.tuf", "tuf", "set SIGWARD_TRUSTED_ROOT or cosign.trustedRoot instead")
             )
         return None
-    if given.expression:
-        problems.append(
-            _refuse(f"{path}.cosign.trustedRoot.expression", "expression", "not implemented yet: use trustedRoot.value")
-        )
-        return None
     if cosign.tuf is not None:
         notes.append(f"{path}.cosign.tuf is ignored: cosign.trustedRoot takes precedence (as in Kyverno)")
+    if given.value and given.expression:
+        problems.append((f"{path}.cosign.trustedRoot", "value and expression are mutually exclusive"))
+        return None
+    if given.expression:  # compiled by the caller; resolved per check (sigward.verify.ivpol)
+        return InlineTrustedRoot(value="", path=f"{path}.cosign.trustedRoot.expression")
     where = f"{path}.cosign.trustedRoot.value"
     found = inline_root_problems(given.value, where)
     problems.extend(found)
@@ -242,15 +245,7 @@ def _translate_cosign(
     return AttestorSet(count=1, entries=tuple(entries))
 
 
-# Kyverno functions declared in the CEL environment but not backed yet: refused at load rather than failing per request.
-_NOT_YET = re.compile(r"\b(getImageData|GetMetadata)\s*\(")
-
-
 def _compile(source: str, path: str, kind: str, problems: list[Problem], *, want_bool: bool = False) -> Program | None:
-    missing = _NOT_YET.search(source)
-    if missing is not None:
-        problems.append(_refuse(path, missing.group(1), "not implemented yet"))
-        return None
     try:
         return compile_expression(source, path, kind=kind, want_bool=want_bool)
     except CelError as exc:
@@ -356,8 +351,12 @@ def build(
                 attestors[attestor.name] = CompiledAttestor(attestor.name, notary, type="Notary")
             continue
         translated = _translate_cosign(attestor, path, problems, notes)
+        root = attestor.cosign.trusted_root if attestor.cosign is not None else None
+        expression = None
+        if root is not None and root.expression and not root.value:
+            expression = _compile(root.expression, f"{path}.cosign.trustedRoot.expression", "image", problems)
         if translated is not None:
-            attestors[attestor.name] = CompiledAttestor(attestor.name, translated)
+            attestors[attestor.name] = CompiledAttestor(attestor.name, translated, root_expression=expression)
     attestations: dict[str, str] = {}
     referrers: set[str] = set()
     for i, att in enumerate(spec.attestations):

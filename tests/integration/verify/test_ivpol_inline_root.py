@@ -22,7 +22,7 @@ from sigward.verify.ivpol import evaluate_image
 from sigward.verify.oci import RegistrySignatureSource
 from sigward.verify.plan import image_policy_key
 from sigward.verify.trust import TrustedRoot, parse_trusted_root
-from tests.integration.admission.test_ivpol_trusted_root import SAN_RE, ivpol, root_text
+from tests.integration.admission.test_ivpol_trusted_root import SAN_RE, TLOG, TSA, ivpol, root_text
 from tests.support.github_attestations import ACTIONS, GH_1, PG, SLSA_V1, Vector, bundle_doc, no_timestamps, serve
 from tests.support.policies import dump
 from tests.support.registry import LocalRegistry, local_config
@@ -77,12 +77,20 @@ def test_inline_root_keys_the_verdict_and_is_the_only_root(registry: LocalRegist
 
 
 @pytest.mark.parametrize(
-    ("name", "vector", "root", "mutate", "kw", "reason"),
+    ("name", "vector", "root", "mutate", "kw", "reason", "kyverno"),
     [
-        ("gh-on-public-good", GH_1, "public-good.json", None, {"ignore_tlog": False}, "no transparency log entry"),
-        ("gh-on-public-good-tlog-off", GH_1, "public-good.json", None, {}, "certificate"),
-        ("pg-on-github", PG, "github.json", None, {"ignore_tlog": False}, "no verified signing time"),
-        ("gh-token-removed", GH_1, "github.json", no_timestamps, {}, "expected a signed timestamp"),
+        (
+            "gh-on-public-good",
+            GH_1,
+            "public-good.json",
+            None,
+            {"ignore_tlog": False},
+            "no transparency log entry",
+            TLOG,
+        ),
+        ("gh-on-public-good-tlog-off", GH_1, "public-good.json", None, {}, "certificate", TSA),
+        ("pg-on-github", PG, "github.json", None, {"ignore_tlog": False}, "no verified signing time", ""),
+        ("gh-token-removed", GH_1, "github.json", no_timestamps, {}, "expected a signed timestamp", TSA),
         (
             "gh-wrong-subject",
             GH_1,
@@ -90,6 +98,7 @@ def test_inline_root_keys_the_verdict_and_is_the_only_root(registry: LocalRegist
             None,
             {"identity": {"issuer": ACTIONS, "subjectRegExp": "^https://github\\.com/other/.*$"}},
             "subject mismatch",
+            "",
         ),
         (
             "gh-wrong-issuer",
@@ -98,6 +107,7 @@ def test_inline_root_keys_the_verdict_and_is_the_only_root(registry: LocalRegist
             None,
             {"identity": {"issuer": "https://accounts.google.com", "subjectRegExp": SAN_RE}},
             "issuer mismatch",
+            "",
         ),
     ],
 )
@@ -110,11 +120,13 @@ def test_inline_root_failure_reasons(
     mutate: Any,
     kw: Any,
     reason: str,
+    kyverno: str,
 ) -> None:
     doc = bundle_doc(vector)
     verdict, checks, policy = run(registry, client, name, vector, root, mutate(doc) if mutate else doc, **kw)
     assert verdict.verdict.value == "fail", verdict
-    assert verdict.message == "attestation not verified"
+    # the denial names the missed evidence threshold in Kyverno's (sigstore-go's) words, and only that
+    assert verdict.message == "attestation not verified" + (f": {kyverno}" if kyverno else ""), verdict.message
     check = checks.cache.get(key_for(policy, vector, registry, name, root))
     assert check is not None and check.verdict.value == "fail", check
     assert reason in check.message, check.message

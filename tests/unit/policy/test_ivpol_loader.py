@@ -84,7 +84,8 @@ def test_content_hash_covers_cel() -> None:
                 ({"value": json.dumps({"mediaType": MT, "tlogs": {}})}, ".value", "must be lists"),
                 ({"value": "   "}, ".value", "empty"),
                 ({"value": json.dumps(ROOT) + "\n{}\n"}, ".value line 2", "is not a Sigstore trusted root"),
-                ({"expression": "'x'"}, ".expression", "not implemented yet"),
+                ({"expression": "nope.x"}, ".expression", "undeclared reference to 'nope.x'"),
+                ({"value": json.dumps(ROOT), "expression": "'x'"}, "", "mutually exclusive"),
                 ({}, "", "either value or expression"),
             )
         ),
@@ -99,7 +100,7 @@ def test_content_hash_covers_cel() -> None:
             "either glob or expression",
         ),
         (
-            {"variables": [{"name": "cm", "expression": "resource.Get('v1', 'configmaps', 'ns', 'n')"}]},
+            {"variables": [{"name": "cm", "expression": "globalContext.Get('entry', 'x')"}]},
             "spec.variables[0].expression",
             "Kubernetes cluster",
         ),
@@ -122,9 +123,9 @@ def test_content_hash_covers_cel() -> None:
             "exactly one of intoto or referrer",
         ),
         (
-            {"validations": [{"expression": "getImageData('i') != null"}]},
+            {"validations": [{"expression": "resource.Get('v1', 'configmaps', 'ns') != null"}]},
             "spec.validations[0].expression",
-            "not implemented yet",
+            "undeclared reference to 'Get'",
         ),
     ],
 )

@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from sigward.errors import VerificationFailure
+from sigward.errors import FailureKind, VerificationFailure
 from sigward.verify.keys import key_id, load_public_key_der
 from sigward.verify.trust import LogKey
 from sigward.verify.x509chain import (
@@ -307,11 +307,13 @@ def test_sct_bound_to_the_issuer_key() -> None:
 def test_sct_requirements() -> None:
     ca = fulcio()
     plain = issue_leaf(ca, signer(), with_sct=False)
-    with pytest.raises(VerificationFailure, match="does not include required embedded SCT"):
+    with pytest.raises(VerificationFailure, match="does not include required embedded SCT") as missing:
         verify_embedded_sct(path_of(plain, ca), logs=[log_key(ca.ct_log)])
+    assert missing.value.kind is FailureKind.SCT_ENTRIES  # the missed threshold, typed (Kyverno's IVPOL wording)
     leaf = issue_leaf(ca, signer())
-    with pytest.raises(VerificationFailure, match="at least a certificate and its issuer"):
+    with pytest.raises(VerificationFailure, match="at least a certificate and its issuer") as short:
         verify_embedded_sct((leaf,), logs=[log_key(ca.ct_log)])
+    assert short.value.kind is FailureKind.NOT_SATISFIED
     with pytest.raises(VerificationFailure, match="none of the CTFE keys"):
         verify_embedded_sct(path_of(leaf, ca), logs=[])
     expired_log = log_key(ca.ct_log, valid_until=SIGNING_TIME - timedelta(days=1))
