@@ -637,6 +637,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The commands that verify (serve configures tracing per worker process itself).
+_TRACED_COMMANDS = frozenset({"verify", "review", "reverify"})
+
+
 def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -649,7 +653,12 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
     if args.command != "serve":
         # stdout is the command's answer (--json results, a review's AdmissionReview); log lines go to stderr
         logs.set_stream(err)
+    traced = False
     try:
+        if args.command in _TRACED_COMMANDS:
+            from sigward import tracing
+
+            traced = tracing.configure_from_env(os.environ)  # OTEL_* set: spans for this run, flushed at exit
         code: int = args.handler(args, out, err)
         return code
     except PolicyError as exc:
@@ -667,6 +676,10 @@ def run(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: Te
     except KeyboardInterrupt:
         return 130
     finally:
+        if traced:
+            from sigward import tracing
+
+            tracing.shutdown()
         logs.set_stream(previous)
 
 

@@ -15,6 +15,8 @@ keys or object bodies.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 _NOOP: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
 _tracer: Any = None  # an opentelemetry Tracer when enabled
 _provider: Any = None
+_configure_lock = threading.Lock()
 
 SERVICE_NAME = "sigward"
 _ENABLING = ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -88,6 +91,23 @@ def configure_from_env(environ: Mapping[str, str]) -> bool:
     provider.add_span_processor(BatchSpanProcessor(exporter))
     use_provider(provider)
     return True
+
+
+_configured_in: int | None = None  # the process id that last ran ensure_configured
+
+
+def ensure_configured(environ: Mapping[str, str]) -> bool:
+    """:func:`configure_from_env` once per process, for entry points with no start-up hook of their own (the
+    function targets: functions-framework may fork workers after importing main.py). A pid check when done."""
+    global _configured_in  # noqa: PLW0603 - once per process
+    pid = os.getpid()
+    if _configured_in == pid:
+        return enabled()
+    with _configure_lock:
+        if _configured_in != pid:
+            _configured_in = pid
+            configure_from_env(environ)
+    return enabled()
 
 
 def use_provider(provider: TracerProvider | None) -> None:

@@ -203,3 +203,108 @@ def test_console_exporter_configures_and_shuts_down() -> None:
     finally:
         tracing.shutdown()
     assert not tracing.enabled()
+
+
+# -- every deployment shape: the function targets and the verifying CLI commands trace too (not only serve)
+
+
+def _in_memory(exporter: InMemorySpanExporter) -> Any:
+    """A stand-in for configure_from_env that installs the in-memory exporter when OTEL_* asks for tracing."""
+
+    def configure(environ: Any) -> bool:
+        if not tracing.wanted(environ):
+            return False
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracing.use_provider(provider)
+        return True
+
+    return configure
+
+
+def test_function_target_traces_once_per_process(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functions_framework
+
+    from sigward import wiring
+    from tests.support.signing import new_key, signed_layer
+
+    key = new_key("p256", slot=71)
+    digest = registry.push_image("traced/fn", tag="v1")
+    attach_signatures(registry, "traced/fn", digest, [signed_layer(key, image_digest=digest)])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        dump(cluster_policy("fn", [key_verification([f"{registry.host}/traced/*"], [keys_entry(key.public_pem)])]))
+    )
+    for name, value in {
+        "SIGWARD_POLICY": str(policy),
+        "SIGWARD_STORE": "memory:",
+        "SIGWARD_INSECURE_REGISTRIES": registry.host,
+        "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
+        "OTEL_TRACES_EXPORTER": "console",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SIGWARD_ADMISSION_TOKEN", raising=False)
+    exporter = InMemorySpanExporter()
+    calls: list[int] = []
+    configure = _in_memory(exporter)
+
+    def counting(environ: Any) -> bool:
+        calls.append(os.getpid())
+        return bool(configure(environ))
+
+    monkeypatch.setattr(tracing, "configure_from_env", counting)
+    monkeypatch.setattr(tracing, "_configured_in", None)
+    wiring.reset()
+    try:
+        app = functions_framework.create_app("admission", str(REPO_ROOT / "functions" / "main.py"))  # type: ignore[no-untyped-call]
+        client = app.test_client()
+        for _ in range(2):
+            body = client.post("/mutate", json=review(pod_request(pod(f"{registry.host}/traced/fn:v1")))).get_json()
+            assert body["response"]["allowed"] is True, body
+    finally:
+        wiring.reset()
+        tracing.use_provider(None)
+    assert calls == [os.getpid()]  # configured on the first request only
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names.count("sigward.admission") == 2 and "sigward.registry.request" in names
+
+
+def test_function_target_without_otel_settings_configures_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tracing, "_configured_in", None)
+    assert tracing.ensure_configured(os.environ) is False
+    assert not tracing.enabled()
+
+
+def test_cli_verify_traces_and_flushes(
+    registry: LocalRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sigward.cli import run
+    from tests.support.signing import new_key, signed_layer
+
+    key = new_key("p256", slot=72)
+    digest = registry.push_image("traced/cli", tag="v1")
+    attach_signatures(registry, "traced/cli", digest, [signed_layer(key, image_digest=digest)])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        dump(cluster_policy("cli", [key_verification([f"{registry.host}/traced/*"], [keys_entry(key.public_pem)])]))
+    )
+    monkeypatch.setenv("SIGWARD_INSECURE_REGISTRIES", registry.host)
+    monkeypatch.setenv("SIGWARD_PRIVATE_REGISTRIES", "127.0.0.1")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    exporter = InMemorySpanExporter()
+    monkeypatch.setattr(tracing, "configure_from_env", _in_memory(exporter))
+    shutdowns: list[bool] = []
+    real_shutdown = tracing.shutdown
+    def shutdown() -> None:
+        shutdowns.append(True)
+        real_shutdown()
+
+    monkeypatch.setattr(tracing, "shutdown", shutdown)
+    code = run(["verify", "--policy", str(policy), f"{registry.host}/traced/cli:v1"])
+    assert code == 0
+    assert shutdowns == [True] and not tracing.enabled()
+    assert "sigward.registry.request" in [s.name for s in exporter.get_finished_spans()]
