@@ -33,7 +33,7 @@ class Capabilities:
     secret_keys: bool = True  # keys.secret {name, namespace}
     k8s_key_refs: bool = True  # publicKeys: k8s://namespace/secret
     kms_keys: bool = True  # awskms:// gcpkms:// azurekms:// hashivault:// in publicKeys or keys.kms
-    tsa_timestamps: bool = False  # ctlog.tsaCertChain (RFC 3161 signed timestamps)
+    tsa_timestamps: bool = True  # ctlog.tsaCertChain (RFC 3161 signed timestamps)
     # other attestor kinds
     keyless: bool = True
     certificates: bool = True

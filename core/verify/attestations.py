@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sigward.errors import VerificationFailure, no_attestations_found
-from sigward.verify.cosign import SignatureLayer, TlogOptions, collect_verified
+from sigward.verify.cosign import SignatureLayer, TlogOptions, check_key_timestamp, collect_verified
 from sigward.verify.dsse import (
     DSSE_MEDIA_TYPE,
     Statement,
@@ -22,10 +22,16 @@ from sigward.verify.dsse import (
 )
 from sigward.verify.keys import PublicKeyVerifier
 from sigward.verify.rekor import Signer, check_envelope_entry, verify_set
+from sigward.verify.trust import CertificateAuthority
 
 
 def verify_attestation_layer_with_key(
-    layer: SignatureLayer, *, image_digest: str, verifier: PublicKeyVerifier, tlog: TlogOptions
+    layer: SignatureLayer,
+    *,
+    image_digest: str,
+    verifier: PublicKeyVerifier,
+    tlog: TlogOptions,
+    tsa: Sequence[CertificateAuthority] = (),
 ) -> Statement:
     if layer.media_type != DSSE_MEDIA_TYPE:
         raise VerificationFailure(f"layer media type {layer.media_type!r} is not a DSSE envelope")
@@ -33,6 +39,7 @@ def verify_attestation_layer_with_key(
     verify_envelope(envelope, verifier)
     statement = parse_statement(envelope)
     check_subject(statement, image_digest=image_digest)
+    check_key_timestamp(layer, timestamped=layer.payload, tsa=tsa)  # cosign timestamps the whole envelope
     if tlog.required:
         if not layer.bundle:
             raise VerificationFailure(
@@ -44,12 +51,19 @@ def verify_attestation_layer_with_key(
 
 
 def verify_attestations_with_key(
-    layers: Sequence[SignatureLayer], *, image_digest: str, verifier: PublicKeyVerifier, tlog: TlogOptions
+    layers: Sequence[SignatureLayer],
+    *,
+    image_digest: str,
+    verifier: PublicKeyVerifier,
+    tlog: TlogOptions,
+    tsa: Sequence[CertificateAuthority] = (),
 ) -> tuple[Statement, ...]:
     """Every statement whose layer verifies; "no matching attestations: …" (cosign's error) when none does."""
     return collect_verified(
         layers,
-        lambda layer: verify_attestation_layer_with_key(layer, image_digest=image_digest, verifier=verifier, tlog=tlog),
+        lambda layer: verify_attestation_layer_with_key(
+            layer, image_digest=image_digest, verifier=verifier, tlog=tlog, tsa=tsa
+        ),
         empty=no_attestations_found,
         prefix="no matching attestations: ",
     )

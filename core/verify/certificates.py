@@ -88,13 +88,18 @@ def ct_logs(ctlog: CTLog | None, trusted_root: TrustedRoot) -> tuple[LogKey, ...
     return trusted_root.ctlogs or None
 
 
-def tsa_authorities(ctlog: CTLog | None, trusted_root: TrustedRoot) -> tuple[CertificateAuthority, ...]:
-    """``ctlog.tsaCertChain`` (TSA leaf first, root last; valid at all times, as Kyverno passes it to cosign), else the
-    trusted root's timestamp authorities."""
+def policy_tsa_chain(ctlog: CTLog | None) -> tuple[CertificateAuthority, ...]:
+    """``ctlog.tsaCertChain`` as one authority (TSA leaf first, root last; valid at all times, as Kyverno passes it
+    to cosign); none when unset. Key-signed layers use only this (Kyverno gives cosign no trusted root for keys)."""
     chain = ctlog.tsa_cert_chain if ctlog is not None else ""
     if chain.strip():
         return (CertificateAuthority(certificates=load_certificates_pem(chain, what="ctlog.tsaCertChain")),)
-    return trusted_root.timestamp_authorities
+    return ()
+
+
+def tsa_authorities(ctlog: CTLog | None, trusted_root: TrustedRoot) -> tuple[CertificateAuthority, ...]:
+    """``ctlog.tsaCertChain`` (:func:`policy_tsa_chain`), else the trusted root's timestamp authorities."""
+    return policy_tsa_chain(ctlog) or trusted_root.timestamp_authorities
 
 
 def _tlog(rekor: Rekor | None, trusted_root: TrustedRoot) -> tuple[TlogOptions, bool]:
@@ -331,6 +336,7 @@ __all__ = [
     "ct_logs",
     "fulcio_trust",
     "keyless_trust",
+    "policy_tsa_chain",
     "signing_certificate",
     "signing_times",
     "tsa_authorities",

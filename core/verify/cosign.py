@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -24,6 +25,8 @@ from sigward.verify.simplesigning import (
     check_payload,
     parse_payload,
 )
+from sigward.verify.timestamps import verify_timestamps
+from sigward.verify.trust import CertificateAuthority
 
 __all__ = ["TlogOptions"]  # re-exported: callers build it with the layer checks of this module
 
@@ -85,6 +88,43 @@ def decode_signature(layer: SignatureLayer) -> bytes:
         raise VerificationFailure("signature annotation is not base64") from None
 
 
+def layer_timestamps(layer: SignatureLayer) -> tuple[bytes, ...]:
+    """The RFC 3161 token of cosign's ``dev.sigstore.cosign/rfc3161timestamp`` annotation
+    (``{"SignedRFC3161TimeStamp": "<base64 DER>"}``), if any."""
+    text = layer.annotations.get(ANNOTATION_RFC3161, "")
+    if not text.strip():
+        return ()
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError):
+        raise VerificationFailure("rfc3161timestamp annotation is not JSON") from None
+    value = doc.get("SignedRFC3161TimeStamp") if isinstance(doc, dict) else None
+    if not isinstance(value, str):
+        raise VerificationFailure("rfc3161timestamp annotation has no SignedRFC3161TimeStamp")
+    try:
+        return (base64.b64decode(value, validate=True),)
+    except (binascii.Error, ValueError):
+        raise VerificationFailure("rfc3161timestamp annotation is not base64") from None
+
+
+def check_key_timestamp(layer: SignatureLayer, *, timestamped: bytes, tsa: Sequence[CertificateAuthority]) -> None:
+    """cosign's RFC 3161 rule for key-signed layers (Kyverno passes ``keys.ctlog.tsaCertChain`` to cosign as its
+    TSA roots): a layer without a timestamp is judged on its key and log alone; a layer carrying one needs it to
+    verify over the timestamped bytes with the policy's TSA chain; with no chain in the policy it cannot, and the
+    layer does not count ("no TSA root certificate(s) provided"). The token check is :func:`verify_timestamps`."""
+    tokens = layer_timestamps(layer)
+    if not tokens:
+        return
+    if not tsa:
+        raise VerificationFailure(
+            "unable to verify RFC3161 timestamp bundle: no TSA root certificate(s) provided to verify timestamp "
+            "(set keys.ctlog.tsaCertChain)"
+        )
+    check = verify_timestamps(tokens, signature=timestamped, authorities=tsa)
+    if not check.times:
+        raise VerificationFailure("unable to verify RFC3161 timestamp bundle: " + "; ".join(check.problems))
+
+
 def verify_layer_with_key(
     layer: SignatureLayer,
     *,
@@ -92,6 +132,7 @@ def verify_layer_with_key(
     verifier: PublicKeyVerifier,
     annotations: Mapping[str, str],
     tlog: TlogOptions,
+    tsa: Sequence[CertificateAuthority] = (),
 ) -> VerifiedSignature:
     if layer.media_type != SIMPLESIGNING_MEDIA_TYPE:
         raise VerificationFailure(f"layer media type {layer.media_type!r} is not a cosign simple signing payload")
@@ -99,6 +140,7 @@ def verify_layer_with_key(
     verifier.verify(signature, layer.payload)
     payload = parse_payload(layer.payload)
     check_payload(payload, image_digest=image_digest)
+    check_key_timestamp(layer, timestamped=signature, tsa=tsa)
     integrated_time: int | None = None
     if tlog.required:
         if not layer.bundle:
@@ -120,12 +162,13 @@ def verify_signatures_with_key(
     verifier: PublicKeyVerifier,
     annotations: Mapping[str, str],
     tlog: TlogOptions,
+    tsa: Sequence[CertificateAuthority] = (),
 ) -> tuple[VerifiedSignature, ...]:
     """Every layer that verifies; raise "no matching signatures: …" (cosign's error) when none does."""
     return collect_verified(
         layers,
         lambda layer: verify_layer_with_key(
-            layer, image_digest=image_digest, verifier=verifier, annotations=annotations, tlog=tlog
+            layer, image_digest=image_digest, verifier=verifier, annotations=annotations, tlog=tlog, tsa=tsa
         ),
         empty=no_signatures_found,
         prefix="no matching signatures: ",

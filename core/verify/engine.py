@@ -677,13 +677,16 @@ class Verifier:
             return self._verify_entry_certificates(ctx, iv, entry)
         layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
         tlog = self._tlog_options(ctx, entry.keys)
+        from sigward.verify.certificates import policy_tsa_chain
+
+        tsa = policy_tsa_chain(entry.keys.ctlog)
         annotations = dict(entry.annotations)
         signatures = self._with_key(
             ctx,
             entry.keys,
             bool(layers),
             lambda verifier: verify_signatures_with_key(
-                layers, image_digest=ctx.digest, verifier=verifier, annotations=annotations, tlog=tlog
+                layers, image_digest=ctx.digest, verifier=verifier, annotations=annotations, tlog=tlog, tsa=tsa
             ),
         )
         return _EntryOutcome(signatures=signatures)
@@ -807,12 +810,15 @@ class Verifier:
                 now=self._clock(),
             )
         tlog = self._tlog_options(ctx, entry.keys)
+        from sigward.verify.certificates import policy_tsa_chain
+
+        tsa = policy_tsa_chain(entry.keys.ctlog)
         return self._with_key(
             ctx,
             entry.keys,
             bool(layers),
             lambda verifier: verify_attestations_with_key(
-                layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog
+                layers, image_digest=ctx.digest, verifier=verifier, tlog=tlog, tsa=tsa
             ),
         )
 

@@ -15,9 +15,6 @@ Sigstore bundles; RFC 3161 timestamps (the ``dev.sigstore.cosign/rfc3161timestam
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,11 +33,11 @@ from sigward.verify.certificates import (
     signing_times,
 )
 from sigward.verify.cosign import (
-    ANNOTATION_RFC3161,
     SignatureLayer,
     VerifiedSignature,
     collect_verified,
     decode_signature,
+    layer_timestamps,
 )
 from sigward.verify.dsse import (
     DSSE_MEDIA_TYPE,
@@ -92,25 +89,6 @@ def _chain_annotation(layer: SignatureLayer) -> tuple[x509.Certificate, ...]:
     if not layer.chain.strip():
         return ()
     return load_certificates_pem(layer.chain, what="certificate chain annotation", limit=MAX_CHAIN_CERTS)
-
-
-def layer_timestamps(layer: SignatureLayer) -> tuple[bytes, ...]:
-    """The RFC 3161 token of cosign's ``dev.sigstore.cosign/rfc3161timestamp`` annotation
-    (``{"SignedRFC3161TimeStamp": "<base64 DER>"}``), if any."""
-    text = layer.annotations.get(ANNOTATION_RFC3161, "")
-    if not text.strip():
-        return ()
-    try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError):
-        raise VerificationFailure("rfc3161timestamp annotation is not JSON") from None
-    value = doc.get("SignedRFC3161TimeStamp") if isinstance(doc, dict) else None
-    if not isinstance(value, str):
-        raise VerificationFailure("rfc3161timestamp annotation has no SignedRFC3161TimeStamp")
-    try:
-        return (base64.b64decode(value, validate=True),)
-    except (binascii.Error, ValueError):
-        raise VerificationFailure("rfc3161timestamp annotation is not base64") from None
 
 
 def _signing_times(

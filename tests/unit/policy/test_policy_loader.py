@@ -631,6 +631,7 @@ IMPLEMENTED = (
     "variables",
     "namespace_selector",
     "override_namespace_selector",
+    "tsa_timestamps",
 )
 STILL_REFUSED = [c for c in REFUSED if c[3] not in IMPLEMENTED]
 NOW_LOADING = [c for c in REFUSED if c[3] in IMPLEMENTED]

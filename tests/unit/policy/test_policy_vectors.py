@@ -49,10 +49,7 @@ EXPECTED: dict[str, Outcome] = {
     f"{STD}keyed-basic__policy.yaml": ("loads", 1),
     f"{STD}keyed-oci11__policy.yaml": ("loads", 1),
     f"{STD}keyed-secret__policy.yaml": ("loads", 1),
-    f"{STD}keyed-tsa__policy.yaml": (
-        "refused",
-        (f"{E0}.keys.ctlog.tsaCertChain: ctlog.tsaCertChain (RFC 3161 timestamp verification) is not supported yet",),
-    ),
+    f"{STD}keyed-tsa__policy.yaml": ("loads", 1),  # keys.ctlog.tsaCertChain: RFC 3161 tokens on key-signed layers
     f"{STD}keyless-attestation-invalid-attestor__policy.yaml": ("loads", 1),
     f"{STD}keyless-attestation-regexp__policy.yaml": ("loads", 1),
     f"{STD}keyless-attestations-multiple-subjects-1__policy.yaml": ("loads", 1),

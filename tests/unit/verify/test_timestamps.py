@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from sigward.errors import VerificationFailure
-from sigward.verify.cosign import ANNOTATION_RFC3161, SignatureLayer
-from sigward.verify.keyless import layer_timestamps
+from sigward.verify.cosign import ANNOTATION_RFC3161, SignatureLayer, layer_timestamps
 from sigward.verify.timestamps import MAX_TIMESTAMPS, verify_timestamps
 from sigward.verify.trust import CertificateAuthority, parse_trusted_root
 from tests.support.vectors import vectors_dir
