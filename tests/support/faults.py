@@ -9,6 +9,7 @@ Everything listens on loopback; nothing here reaches another host.
 from __future__ import annotations
 
 import contextlib
+import gc
 import gzip
 import io
 import json
@@ -408,7 +409,17 @@ def admission(
 
 def busy_threads() -> list[str]:
     """Threads (other than this one) that are executing sigward code right now, with where they are."""
-    frames = sys._current_frames()
+    # Regression (a hang of the whole serial suite): on CPython 3.11 sys._current_frames() allocates while holding the
+    # runtime's thread-list lock; a garbage collection there ran a urllib3 pool finalizer that released the GIL to
+    # close a socket, while a thread being created or ending held the GIL and waited for that lock: a deadlock. No
+    # collection may run inside the call.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        frames = sys._current_frames()
+    finally:
+        if enabled:
+            gc.enable()
     me = threading.get_ident()
     busy = []
     for thread in threading.enumerate():
