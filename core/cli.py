@@ -126,17 +126,19 @@ def _with_image_policies(
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.cluster.references import unavailable
     from sigward.cluster.sources import cluster_data_from_env
+    from sigward.policy.capabilities import for_cluster
     from sigward.policy.loader import load_policies
 
     status = EXIT_OK
     for path in args.paths:
+        cluster = cluster_data_from_env(os.environ, [path])
         try:
-            policy_set = load_policies([path])
+            policy_set = load_policies([path], capabilities=for_cluster(cluster.connected))
         except PolicyError as exc:
             _print_problems(exc, out)
             status = EXIT_BAD_INPUT
             continue
-        missing = unavailable(policy_set, cluster_data_from_env(os.environ, [path]))
+        missing = unavailable(policy_set, cluster)
         if missing:
             _print_problems(PolicyError(missing), out)
             status = EXIT_BAD_INPUT

@@ -75,7 +75,7 @@ class Services:
             client = self.registry()
             built = Verifier(
                 source=CachingSignatureSource(RegistrySignatureSource(client)),
-                source_for_providers=ProviderSources(client, CachingSignatureSource),
+                source_for_providers=ProviderSources(client, CachingSignatureSource, secrets=self._registry_secrets()),
                 cluster=self.cluster(),
                 image_data=RegistryImageData(client),
             )
@@ -100,12 +100,13 @@ class Services:
 
     def policies(self) -> PolicySet:
         def build() -> PolicySet:
+            from sigward.policy.capabilities import for_cluster
             from sigward.policy.loader import load_policies, policy_paths_from_env
 
             paths = list(self.policy_paths or policy_paths_from_env(self.environ))
             if not paths:
                 raise ConfigurationError("no policy configured: set SIGWARD_POLICY to a policy file or directory")
-            return load_policies(paths)
+            return load_policies(paths, capabilities=for_cluster(self.cluster().connected))
 
         return self._once("policies", build)
 
@@ -178,11 +179,25 @@ class Services:
         client = self.registry()
         shared = self.verifier()
         if not cached:
-            return shared.with_source(RegistrySignatureSource(client), source_for_providers=ProviderSources(client))
+            return shared.with_source(
+                RegistrySignatureSource(client),
+                source_for_providers=ProviderSources(client, secrets=self._registry_secrets()),
+            )
         return shared.with_source(
             CachingSignatureSource(RegistrySignatureSource(client)),
-            source_for_providers=ProviderSources(client, CachingSignatureSource),
+            source_for_providers=ProviderSources(client, CachingSignatureSource, secrets=self._registry_secrets()),
         )
+
+    def _registry_secrets(self) -> tuple[Callable[[str, str], Mapping[str, Any]], str] | None:
+        """How ``imageRegistryCredentials.secrets`` are read: from the live cluster only (cached with its TTL), in
+        ``SIGWARD_SECRETS_NAMESPACE`` (Kyverno's own namespace, ``kyverno`` by default); None without a connection."""
+        from sigward.registry.secretcreds import DEFAULT_SECRETS_NAMESPACE, SECRETS_NAMESPACE_ENV
+
+        cluster = self.cluster()
+        if not cluster.connected:
+            return None
+        namespace = self.environ.get(SECRETS_NAMESPACE_ENV, "").strip() or DEFAULT_SECRETS_NAMESPACE
+        return cluster.live_secret, namespace
 
     def _subject_of(self, event: PushEvent, deadline: Deadline) -> str:
         """The ``subject`` digest of a pushed manifest (a referrer), or "" — one manifest request at push time."""

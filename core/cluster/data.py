@@ -148,6 +148,25 @@ class ClusterData:
 
         return self._cache.get_or_compute(ref, fetch)
 
+    def live_secret(self, namespace: str, name: str) -> Mapping[str, Any]:
+        """A Secret from the live connection only, cached like :meth:`get` (``imageRegistryCredentials.secrets``:
+        registry credentials are never taken from shipped manifests, which must not carry them)."""
+        ref = ObjectRef("secrets", namespace, name)
+        live = self.live
+        if live is None:
+            raise ClusterLookupError(
+                f"{ref} holds registry credentials, which are read from a cluster connection only and none is "
+                "configured (SIGWARD_KUBECONFIG, or in-cluster service account)"
+            )
+
+        def fetch() -> Mapping[str, Any]:
+            found = live.get(ref)
+            if found is None:
+                raise ClusterLookupError(f"{ref} not found in the cluster")
+            return public_secret(found)
+
+        return self._cache.get_or_compute(ref, fetch)
+
     def list(self, resource: str, namespace: str) -> list[Mapping[str, Any]]:
         """The ``resource`` objects of ``namespace`` (all namespaces for ``namespaces``): the live cluster's when
         connected (Secrets with public entries only), else the shipped manifests (they are the whole cluster)."""

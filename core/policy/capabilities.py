@@ -20,7 +20,7 @@ Each flag below is one feature; ``False`` means "refuse policies that use it". L
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,12 @@ class Capabilities:
 CURRENT = Capabilities()
 
 
+def for_cluster(connected: bool) -> Capabilities:
+    """:data:`CURRENT` for a process with (``connected``) or without a live cluster connection: registry
+    credentials from cluster Secrets are read from the live cluster only, so they load only when one is configured."""
+    return replace(CURRENT, registry_secrets=CURRENT.registry_secrets or connected)
+
+
 # What the refusal says, per feature: why sigward cannot honour it (yet) and what to write instead.
 REFUSALS: dict[str, str] = {
     "sigstore_bundle": ("type SigstoreBundle is not supported yet: sigward verifies Cosign signatures (type: Cosign)"),
@@ -97,7 +103,8 @@ REFUSALS: dict[str, str] = {
         "sigward reads signatures from cosign's sha256-<digest>.sig tags"
     ),
     "registry_secrets": (
-        "registry credentials from cluster Secrets are not available to sigward (no cluster access): "
+        "registry credentials from cluster Secrets are not available to sigward without a cluster connection "
+        "(SIGWARD_KUBECONFIG, or in-cluster service account; read from SIGWARD_SECRETS_NAMESPACE): "
         "use imageRegistryCredentials.providers (workload identity) or a docker config.json (DOCKER_CONFIG) instead"
     ),
     "rule_context": (

@@ -11,7 +11,7 @@ import copy
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -118,6 +118,17 @@ class RegistryClient:
                 view._views = {}
                 self._views[names] = view
             return view
+
+    def with_credentials_first(self, make: Callable[[CredentialSource], CredentialSource]) -> RegistryClient:
+        """This client with ``make(its providers)`` as its credentials (a rule's ``imageRegistryCredentials.secrets``
+        asked before its providers). Same connections and token cache (keys carry the credential identity); the
+        caller keeps the view (one per rule selection)."""
+        view = copy.copy(self)
+        view._auth = self._auth.with_credentials(make(self._chain))
+        view._owner = False
+        view._views = {}
+        view._views_lock = threading.Lock()
+        return view
 
     def with_tag_hints(self, hints: TagHints) -> RegistryClient:
         """This client for one evaluation, reading a hinted tag's manifest by its digest while the registry still

@@ -31,6 +31,7 @@ from sigward.errors import (
 )
 from sigward.references import ImageReference, Repository, parse_image_reference, parse_repository
 from sigward.registry.hints import NO_HINTS, TagHints
+from sigward.registry.secretcreds import SECRET_MARKER
 from sigward.verify.attestations import verify_attestations_with_key
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
@@ -82,7 +83,8 @@ def credential_providers(iv: ImageVerification) -> tuple[str, ...] | None:
     creds = iv.image_registry_credentials
     if creds is None:
         return None
-    return tuple(creds.providers) or ("default",)
+    # Secrets ride along as markers, read by the source factory (sigward.registry.secretcreds).
+    return (tuple(creds.providers) or ("default",)) + tuple(SECRET_MARKER + name for name in creds.secrets)
 
 
 @runtime_checkable

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sigward.deadline import Deadline
-from sigward.errors import NotFoundError, VerificationFailure
+from sigward.errors import ConfigurationError, NotFoundError, VerificationFailure
 from sigward.references import ImageReference, Repository
 from sigward.registry.hints import TagHints, cosign_tag
+from sigward.registry.secretcreds import SECRET_MARKER, SecretCredentials, SecretReader, split_selection
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer
 from sigward.verify.dsse import MAX_ENVELOPE_BYTES
@@ -39,27 +40,50 @@ def signature_tag(image_digest: str, suffix: str = "sig") -> str:
 
 class ProviderSources:
     """Signature sources restricted to a rule's credential providers, one per distinct selection, all on the same
-    registry client (connections and token cache shared; cache keys carry the credential identity)."""
+    registry client (connections and token cache shared; cache keys carry the credential identity).
+
+    ``secrets``: reads a rule's ``imageRegistryCredentials.secrets`` (live cluster only) and their namespace; without
+    it a rule naming Secrets is a configuration error, never a silent anonymous pull."""
 
     def __init__(
-        self, client: RegistryClient, wrap: Callable[[SignatureSource], SignatureSource] = lambda s: s
+        self,
+        client: RegistryClient,
+        wrap: Callable[[SignatureSource], SignatureSource] = lambda s: s,
+        *,
+        secrets: tuple[SecretReader, str] | None = None,
     ) -> None:
         self._client = client
         self._wrap = wrap
+        self._secrets = secrets
         self._lock = threading.Lock()
         self._sources: dict[tuple[str, ...], SignatureSource] = {}
 
     def __call__(self, providers: tuple[str, ...]) -> SignatureSource:
         from sigward.registry.providers import selection
 
-        names = selection(providers)
-        key = tuple(n.value for n in names)
+        wanted, secret_names = split_selection(providers)
+        names = selection(wanted)
+        key = tuple(n.value for n in names) + tuple(SECRET_MARKER + s for s in secret_names)
         with self._lock:
             found = self._sources.get(key)
             if found is None:
-                found = self._wrap(RegistrySignatureSource(self._client.with_providers(names)))
+                client = self._client.with_providers(names)
+                if secret_names:
+                    client = self._with_secrets(client, secret_names)
+                found = self._wrap(RegistrySignatureSource(client))
                 self._sources[key] = found
             return found
+
+    def _with_secrets(self, client: RegistryClient, names: tuple[str, ...]) -> RegistryClient:
+        if self._secrets is None:
+            raise ConfigurationError(
+                "imageRegistryCredentials.secrets needs a cluster connection (SIGWARD_KUBECONFIG, or in-cluster "
+                "service account)"
+            )
+        read, namespace = self._secrets
+        return client.with_credentials_first(
+            lambda chain: SecretCredentials(names=names, namespace=namespace, read=read, fallback=chain)
+        )
 
 
 class RegistrySignatureSource:

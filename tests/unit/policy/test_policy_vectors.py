@@ -81,7 +81,7 @@ EXPECTED: dict[str, Outcome] = {
     f"{STD}notary-attestation-verification__policy.yaml": ("loads", 1),
     f"{STD}notary-image-verification-secret-from-policy__policy.yaml": (
         "refused",
-        (f"{IV}.imageRegistryCredentials.secrets: registry credentials from cluster Secrets",),
+        (f"{IV}.imageRegistryCredentials.secrets: registry credentials from cluster Secrets are not available",),
     ),
     f"{STD}notary-image-verification__policy.yaml": ("loads", 1),
     f"{STD}rollback-image-verification__policy.yaml": ("loads", 1),
@@ -159,3 +159,27 @@ def test_vector_outcome(name: str) -> None:
     for want in expected:
         assert any(f.startswith(want) for f in found), (want, found)
     assert all(p.source.startswith(f"{path}#doc") for p in err.value.problems)
+
+
+SECRET_POLICY = f"{STD}notary-image-verification-secret-from-policy__policy.yaml"
+
+
+@pytest.mark.parametrize("connected", [False, True])
+def test_registry_secrets_policy_loads_only_with_a_cluster_connection(connected: bool) -> None:
+    """imageRegistryCredentials.secrets are read from the live cluster only: refused with the YAML path without a
+    connection (the pinned outcome above), loaded with one."""
+    from sigward.policy.capabilities import for_cluster
+
+    path = POLICIES / SECRET_POLICY
+    if not path.exists():
+        pytest.skip(f"{SECRET_POLICY} is not in {POLICIES}")
+    if connected:
+        loaded = load_policies([path], capabilities=for_cluster(True))
+        ((_, rule),) = loaded.rules()
+        assert rule.verify_images[0].image_registry_credentials is not None
+        assert rule.verify_images[0].image_registry_credentials.secrets
+        return
+    with pytest.raises(PolicyError) as err:
+        load_policies([path], capabilities=for_cluster(False))
+    assert [p.path for p in err.value.problems] == [f"{IV}.imageRegistryCredentials.secrets"]
+    assert "cluster connection" in err.value.problems[0].message
