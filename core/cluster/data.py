@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from sigward.cluster.services import ServiceCaller
 
 # Key names `cosign generate-key-pair k8s://…` writes for the private half; never kept, never logged.
-PRIVATE_SECRET_KEYS = frozenset({"cosign.key", "cosign.password"})
+# Registry credentials (kubernetes.io/dockerconfigjson, legacy dockercfg): read only by the rule's
+# imageRegistryCredentials.secrets through live_secret, never in a public view (resource.Get, context, manifests).
+REGISTRY_CREDENTIAL_KEYS = frozenset({".dockerconfigjson", ".dockercfg"})
+PRIVATE_SECRET_KEYS = frozenset({"cosign.key", "cosign.password"}) | REGISTRY_CREDENTIAL_KEYS
 # Any other Secret value that holds a private key is dropped too (public material only).
 _PRIVATE_MARKERS = (b"PRIVATE KEY", b"ENCRYPTED SIGSTORE PRIVATE KEY")
 # Objects looked up stay fresh this long: short enough that a rotated key or edited ConfigMap takes effect within
@@ -72,6 +75,33 @@ class RawSource(Protocol):
     """An API path read as ``kubectl get --raw`` would (``apiCall.urlPath``)."""
 
     def raw(self, path: str, *, method: str = "GET", body: Any = None) -> Any: ...
+
+
+def registry_credentials_secret(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the registry-credential entries of ``obj`` (a Secret), ``data`` decoded to text: what
+    ``imageRegistryCredentials.secrets`` reads, and nothing else of the Secret."""
+    out: dict[str, str] = {}
+    raw = obj.get("data")
+    for key, value in raw.items() if isinstance(raw, Mapping) else ():
+        if key not in REGISTRY_CREDENTIAL_KEYS or not isinstance(value, str):
+            continue
+        try:
+            out[str(key)] = base64.b64decode(value, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            continue
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
+    return {"metadata": {"name": (meta or {}).get("name"), "namespace": (meta or {}).get("namespace")}, "data": out}
+
+
+def _without_private_material(answer: Any) -> Any:
+    """An apiCall answer with any Secret in it reduced to its public entries, as every other lookup sees Secrets
+    (an ``urlPath`` may name a Secret or a SecretList; a private key or a registry password must not reach a rule)."""
+    if isinstance(answer, Mapping):
+        if answer.get("kind") == "Secret":
+            return public_secret(answer)
+        if answer.get("kind") == "SecretList" and isinstance(answer.get("items"), list):
+            return {**answer, "items": [public_secret(i) for i in answer["items"] if isinstance(i, Mapping)]}
+    return answer
 
 
 def public_secret(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,6 +182,8 @@ class ClusterData:
         """A Secret from the live connection only, cached like :meth:`get` (``imageRegistryCredentials.secrets``:
         registry credentials are never taken from shipped manifests, which must not carry them)."""
         ref = ObjectRef("secrets", namespace, name)
+        # its own cache entry: the credential view must never be served to a public lookup of the same Secret
+        cache_ref = ObjectRef("secrets#registry-credentials", namespace, name)
         live = self.live
         if live is None:
             raise ClusterLookupError(
@@ -163,9 +195,9 @@ class ClusterData:
             found = live.get(ref)
             if found is None:
                 raise ClusterLookupError(f"{ref} not found in the cluster")
-            return public_secret(found)
+            return registry_credentials_secret(found)
 
-        return self._cache.get_or_compute(ref, fetch)
+        return self._cache.get_or_compute(cache_ref, fetch)
 
     def list(self, resource: str, namespace: str) -> list[Mapping[str, Any]]:
         """The ``resource`` objects of ``namespace`` (all namespaces for ``namespaces``): the live cluster's when
@@ -202,7 +234,7 @@ class ClusterData:
             raise ClusterLookupError(
                 f"apiCall {path} needs a cluster connection (SIGWARD_KUBECONFIG, or in-cluster service account)"
             )
-        return self.raw_source.raw(path, method=method, body=body)
+        return _without_private_material(self.raw_source.raw(path, method=method, body=body))
 
     def service(self, url: str, *, method: str, headers: Any, body: Any, ca_bundle: str) -> Any:
         """An ``apiCall.service`` answer; only allowlisted URLs (``SIGWARD_APICALL_SERVICES``) are called."""
