@@ -433,6 +433,19 @@ def _validate(model: type[_M], raw: Any, prefix: str, problems: list[Problem]) -
         return None
 
 
+def _metadata_and_spec(
+    document: Mapping[str, Any], spec_model: type[_M], problems: list[Problem]
+) -> tuple[ObjectMeta | None, _M | None]:
+    """The shape every Kyverno document shares (policies, ImageValidatingPolicies, PolicyExceptions): known top-level
+    fields, valid metadata, a required ``spec`` of ``spec_model``; each problem with its path."""
+    problems.extend(("", f'unknown field "{k}"') for k in document if k not in _TOP_LEVEL_FIELDS)
+    meta = _validate(ObjectMeta, document.get("metadata") or {}, "metadata", problems)
+    if document.get("spec") is None:
+        problems.append(("", 'missing required field "spec"'))
+        return meta, None
+    return meta, _validate(spec_model, document["spec"], "spec", problems)
+
+
 def content_hash(document: Any) -> str:
     """sha256 (hex) of the RFC 8785 canonical JSON of ``document``."""
     return hashlib.sha256(rfc8785.dumps(document)).hexdigest()
@@ -599,13 +612,8 @@ class _Loader:
             self.notes.append(f"{source}: {api_version} {kind} is not a ClusterPolicy or Policy; skipped")
 
     def load_exception(self, document: dict[str, Any], source: str) -> None:
-        problems: list[Problem] = [("", f'unknown field "{k}"') for k in document if k not in _TOP_LEVEL_FIELDS]
-        meta = _validate(ObjectMeta, document.get("metadata") or {}, "metadata", problems)
-        spec: ExceptionSpec | None = None
-        if document.get("spec") is None:
-            problems.append(("", 'missing required field "spec"'))
-        else:
-            spec = _validate(ExceptionSpec, document["spec"], "spec", problems)
+        problems: list[Problem] = []
+        meta, spec = _metadata_and_spec(document, ExceptionSpec, problems)
         if spec is not None:
             problems.extend(exception_problems(spec))
         if meta is not None and not meta.name:
@@ -631,13 +639,7 @@ class _Loader:
         except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
             self.problem(source, "", f"not representable as JSON: {exc}")
             return
-        problems.extend(("", f'unknown field "{k}"') for k in document if k not in _TOP_LEVEL_FIELDS)
-        meta = _validate(ObjectMeta, document.get("metadata") or {}, "metadata", problems)
-        spec: PolicySpec | None = None
-        if document.get("spec") is None:
-            problems.append(("", 'missing required field "spec"'))
-        else:
-            spec = _validate(PolicySpec, document["spec"], "spec", problems)
+        meta, spec = _metadata_and_spec(document, PolicySpec, problems)
         if spec is not None and api_version == "kyverno.io/v2beta1":
             problems.extend(_v1_only_fields(spec))
         if meta is not None and spec is not None and not problems:
@@ -665,13 +667,7 @@ class _Loader:
         except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
             self.problem(source, "", f"not representable as JSON: {exc}")
             return
-        problems.extend(("", f'unknown field "{k}"') for k in document if k not in _TOP_LEVEL_FIELDS)
-        meta = _validate(ObjectMeta, document.get("metadata") or {}, "metadata", problems)
-        spec: ImageValidatingPolicySpec | None = None
-        if document.get("spec") is None:
-            problems.append(("", 'missing required field "spec"'))
-        else:
-            spec = _validate(ImageValidatingPolicySpec, document["spec"], "spec", problems)
+        meta, spec = _metadata_and_spec(document, ImageValidatingPolicySpec, problems)
         policy: ImagePolicy | None = None
         if meta is not None and spec is not None and not problems:
             policy, found, notes = ivpol_load.build(
