@@ -8,15 +8,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sigward.store.sqlite import SqliteStore
 from tests.support.netutil import free_port
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
+from tests.support.pushstack import push_env, sigward_notification, wait_for_verdict
 from tests.support.registry import LocalRegistry
 from tests.support.serve import REPO, Served
 from tests.support.signing import attach_signatures, new_key, signed_layer
@@ -32,16 +31,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
     serve_port = free_port()
     registry = LocalRegistry(
         workdir / "registry",
-        notifications=[
-            {
-                "name": "sigward",
-                "url": f"http://127.0.0.1:{serve_port}/push/webhook",
-                "headers": {"Authorization": [f"Bearer {SECRET}"]},
-                "timeout": "2s",
-                "threshold": 3,
-                "backoff": "1s",
-            }
-        ],
+        notifications=[sigward_notification(serve_port, SECRET)],
     )
     policy = workdir / "policy.yaml"
     policy.write_text(
@@ -50,14 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
     db = workdir / "verdicts.db"
     served = Served(
         workdir,
-        {
-            "SIGWARD_POLICY": str(policy),
-            "SIGWARD_STORE": f"sqlite:///{db}",
-            "SIGWARD_PUSH_SECRET": SECRET,
-            "SIGWARD_PUSH_GRACE_SECONDS": "0",
-            "SIGWARD_INSECURE_REGISTRIES": registry.host,
-            "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
-        },
+        push_env(policy=policy, db=db, secret=SECRET, registry_host=registry.host),
         port=serve_port,
     )
     served.start()
@@ -70,18 +53,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
 
 
 def wait_for(db: Path, digest: str, verdict: str, timeout: float = 30.0) -> list[str]:
-    store = SqliteStore(str(db))
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
-    try:
-        while time.monotonic() < deadline:
-            seen = [v.verdict for v in store.for_digest(digest)]
-            if verdict in seen:
-                return seen
-            time.sleep(0.2)
-    finally:
-        store.close()
-    return seen
+    return [v.verdict for v in wait_for_verdict(db, digest, verdict, timeout)]
 
 
 def test_signed_then_unsigned_push(stack: tuple[LocalRegistry, Served, Path]) -> None:

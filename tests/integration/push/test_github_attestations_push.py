@@ -6,16 +6,15 @@ is recorded as a failure, never a pass."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sigward.store.sqlite import SqliteStore
 from tests.support.github_attestations import GH_1, GH_2, PG, bundle_doc, bundle_entry, no_timestamps, root_path, serve
 from tests.support.netutil import free_port
 from tests.support.policies import cluster_policy, dump
+from tests.support.pushstack import push_env, sigward_notification, wait_for_verdict
 from tests.support.registry import LocalRegistry
 from tests.support.serve import Served
 
@@ -29,16 +28,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
     serve_port = free_port()
     registry = LocalRegistry(
         workdir / "registry",
-        notifications=[
-            {
-                "name": "sigward",
-                "url": f"http://127.0.0.1:{serve_port}/push/webhook",
-                "headers": {"Authorization": [f"Bearer {SECRET}"]},
-                "timeout": "2s",
-                "threshold": 3,
-                "backoff": "1s",
-            }
-        ],
+        notifications=[sigward_notification(serve_port, SECRET)],
     )
     doc = cluster_policy("gh-attested", [bundle_entry(f"{registry.host}/*")])
     doc["metadata"]["annotations"] = {"sigward.dev/trusted-roots": "public-good,github"}
@@ -47,16 +37,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
     db = workdir / "verdicts.db"
     served = Served(
         workdir,
-        {
-            "SIGWARD_POLICY": str(policy),
-            "SIGWARD_STORE": f"sqlite:///{db}",
-            "SIGWARD_PUSH_SECRET": SECRET,
-            "SIGWARD_PUSH_GRACE_SECONDS": "0",
-            "SIGWARD_INSECURE_REGISTRIES": registry.host,
-            "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
-            "SIGWARD_TRUSTED_ROOT": str(root_path("public-good.json")),
-            "SIGWARD_GITHUB_TRUSTED_ROOT": str(root_path("gh-attestation-trusted-root-2025-11.jsonl")),
-        },
+        push_env(
+            policy=policy,
+            db=db,
+            secret=SECRET,
+            registry_host=registry.host,
+            extra={
+                "SIGWARD_TRUSTED_ROOT": str(root_path("public-good.json")),
+                "SIGWARD_GITHUB_TRUSTED_ROOT": str(root_path("gh-attestation-trusted-root-2025-11.jsonl")),
+            },
+        ),
         port=serve_port,
     )
     served.start()
@@ -69,18 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
 
 
 def verdicts(db: Path, digest: str, want: str, timeout: float = 30.0) -> list[str]:
-    store = SqliteStore(str(db))
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
-    try:
-        while time.monotonic() < deadline:
-            seen = [v.verdict for v in store.for_digest(digest)]
-            if want in seen:
-                return seen
-            time.sleep(0.2)
-    finally:
-        store.close()
-    return seen
+    return [v.verdict for v in wait_for_verdict(db, digest, want, timeout)]
 
 
 def test_referrer_pushes_reverify_the_attested_digest(stack: tuple[LocalRegistry, Served, Path]) -> None:

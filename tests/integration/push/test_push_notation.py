@@ -6,16 +6,15 @@ and no signature at all."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sigward.store.sqlite import SqliteStore
 from tests.support.netutil import free_port
 from tests.support.notation import TestCA, make_ca, sign_pushed
 from tests.support.policies import cluster_policy, dump
+from tests.support.pushstack import push_env, sigward_notification, wait_for_verdict
 from tests.support.registry import LocalRegistry
 from tests.support.serve import Served
 
@@ -31,16 +30,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
     serve_port = free_port()
     registry = LocalRegistry(
         workdir / "registry",
-        notifications=[
-            {
-                "name": "sigward",
-                "url": f"http://127.0.0.1:{serve_port}/push/webhook",
-                "headers": {"Authorization": [f"Bearer {SECRET}"]},
-                "timeout": "2s",
-                "threshold": 3,
-                "backoff": "1s",
-            }
-        ],
+        notifications=[sigward_notification(serve_port, SECRET)],
     )
     policy = workdir / "policy.yaml"
     iv = {
@@ -52,14 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
     db = workdir / "verdicts.db"
     served = Served(
         workdir,
-        {
-            "SIGWARD_POLICY": str(policy),
-            "SIGWARD_STORE": f"sqlite:///{db}",
-            "SIGWARD_PUSH_SECRET": SECRET,
-            "SIGWARD_PUSH_GRACE_SECONDS": "0",
-            "SIGWARD_INSECURE_REGISTRIES": registry.host,
-            "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
-        },
+        push_env(policy=policy, db=db, secret=SECRET, registry_host=registry.host),
         port=serve_port,
     )
     served.start()
@@ -73,18 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
 
 def verdicts(db: Path, digest: str, want: str, timeout: float = 30.0) -> list[tuple[str, str]]:
     """(verdict, message) rows stored for ``digest``, polled until one is ``want`` or the timeout."""
-    store = SqliteStore(str(db))
-    deadline = time.monotonic() + timeout
-    rows: list[tuple[str, str]] = []
-    try:
-        while time.monotonic() < deadline:
-            rows = [(v.verdict, v.message) for v in store.for_digest(digest)]
-            if any(v == want for v, _ in rows):
-                return rows
-            time.sleep(0.2)
-    finally:
-        store.close()
-    return rows
+    return [(v.verdict, v.message) for v in wait_for_verdict(db, digest, want, timeout)]
 
 
 # case, signer, sign_pushed options, verdict the signature push must lead to, text of its message

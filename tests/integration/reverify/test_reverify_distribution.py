@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from sigward.store.sqlite import SqliteStore
 from tests.support.netutil import free_port
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
+from tests.support.pushstack import push_env, sigward_notification, stored, wait_for_verdict
 from tests.support.registry import LocalRegistry
 from tests.support.serve import Served
 from tests.support.signing import attach_signatures, new_key, signed_layer
@@ -31,16 +31,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
     serve_port = free_port()
     registry = LocalRegistry(
         workdir / "registry",
-        notifications=[
-            {
-                "name": "sigward",
-                "url": f"http://127.0.0.1:{serve_port}/push/webhook",
-                "headers": {"Authorization": [f"Bearer {SECRET}"]},
-                "timeout": "2s",
-                "threshold": 3,
-                "backoff": "1s",
-            }
-        ],
+        notifications=[sigward_notification(serve_port, SECRET)],
     )
     policy = workdir / "policy.yaml"
     policy.write_text(
@@ -49,17 +40,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
     db = workdir / "verdicts.db"
     served = Served(
         workdir,
-        {
-            "SIGWARD_POLICY": str(policy),
-            "SIGWARD_STORE": f"sqlite:///{db}",
-            "SIGWARD_PUSH_SECRET": SECRET,
-            "SIGWARD_PUSH_GRACE_SECONDS": "600",  # a push without signature is pending, not redelivered
-            "SIGWARD_PENDING_GRACE_SECONDS": str(PENDING_GRACE),
-            "SIGWARD_REVERIFY_SECONDS": "20",
-            "SIGWARD_INSECURE_REGISTRIES": registry.host,
-            "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
-            "SIGWARD_TUF_OFFLINE": "1",
-        },
+        push_env(
+            policy=policy,
+            db=db,
+            secret=SECRET,
+            registry_host=registry.host,
+            grace="600",  # a push without signature is pending, not redelivered
+            extra={
+                "SIGWARD_PENDING_GRACE_SECONDS": str(PENDING_GRACE),
+                "SIGWARD_REVERIFY_SECONDS": "20",
+                "SIGWARD_TUF_OFFLINE": "1",
+            },
+        ),
         port=serve_port,
     )
     served.start()
@@ -72,22 +64,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
 
 
 def verdicts(db: Path, digest: str) -> list[str]:
-    store = SqliteStore(str(db))
-    try:
-        return [v.verdict for v in store.for_digest(digest)]
-    finally:
-        store.close()
+    return [v.verdict for v in stored(db, digest)]
 
 
 def wait_for(db: Path, digest: str, verdict: str, timeout: float = 30.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
-    while time.monotonic() < deadline:
-        seen = verdicts(db, digest)
-        if verdict in seen:
-            return seen
-        time.sleep(0.2)
-    return seen
+    return [v.verdict for v in wait_for_verdict(db, digest, verdict, timeout)]
 
 
 def test_pending_pushes_do_not_block_the_queue_and_settle_at_reverify(
