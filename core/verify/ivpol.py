@@ -25,6 +25,7 @@ from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
 from sigward.policy.models import (
     Attestation,
+    ImageRegistryCredentials,
     ImageVerification,
     MatchResources,
     Policy,
@@ -36,6 +37,7 @@ from sigward.policy.models import (
 from sigward.references import ImageReference
 from sigward.references import parse_image_reference as _parse_uncached
 from sigward.verify import ivpol_lookups as lookups
+from sigward.verify import ivpol_material as material
 from sigward.verify.engine import Verifier
 from sigward.verify.ivpol_lookups import resolve_root
 from sigward.verify.results import RuleVerdict, Verdict
@@ -339,7 +341,8 @@ class _Functions:
         self._deadline = deadline
         self._state = state
         self.failure_kinds: list[FailureKind] = []  # of the checks that failed, for the denial's wording
-        self._roots: dict[str, Any] = {}  # attestor name -> its set under the root its expression gave
+        self._roots: dict[str, Any] = {}  # attestor name -> its set under the root and material expressions gave
+        self._material: dict[str, str] = {}  # attestor name -> fingerprint of its expression material
         # (image, attestation name) -> the check that verified it: what extractPayload may read.
         self._payload_sources: dict[tuple[str, str], ImageVerification] = {}
 
@@ -391,31 +394,44 @@ class _Functions:
         return found
 
     def _attestor(self, name: str) -> Any:
-        """The attestor set of ``name``; with ``cosign.trustedRoot.expression`` the root is evaluated now (Kyverno
-        reads it per verification), so its fingerprint, not a stale one, keys the verdict."""
+        """The attestor set of ``name``; with ``cosign.trustedRoot.expression`` the root, and with material
+        expressions (keys, certificates, subjects) their values, are evaluated now (Kyverno reads them per
+        verification): the root's fingerprint and :meth:`_check` key the verdict, never stale values."""
         compiled = self._compiled(name)
-        if compiled.root_expression is None:
+        if compiled.root_expression is None and not compiled.material:
             return compiled.attestors
         resolved = self._roots.get(name)
         if resolved is None:
-            resolved = self._roots[name] = resolve_root(compiled, self._data)
+            base = compiled.attestors if compiled.root_expression is None else resolve_root(compiled, self._data)
+            values = material.evaluate_material(compiled, self._data)
+            self._material[name] = material.fingerprint(values)
+            resolved = self._roots[name] = material.with_material(base, values)
         return resolved
 
+    def _check(self, kind: str, name: str) -> str:
+        """The reuse name of a check of attestor ``name`` (after :meth:`_attestor`): with expression material,
+        its fingerprint is part of it, so a changed ConfigMap makes a new verdict."""
+        found = self._material.get(name, "")
+        return f"{kind}:{name}#{found}" if found else f"{kind}:{name}"
+
+    def _verification(self, compiled: CompiledAttestor, **fields: Any) -> ImageVerification:
+        """The engine's one-entry check of ``compiled``: PullSecrets ride as the entry's registry credentials."""
+        if compiled.pull_secrets:
+            fields["image_registry_credentials"] = ImageRegistryCredentials(secrets=compiled.pull_secrets)
+        return ImageVerification(
+            type=compiled.type,
+            image_references=("*",),
+            mutate_digest=False,
+            verify_digest=False,
+            required=False,
+            **fields,
+        )
+
     def verify_image_signatures(self, image: str, attestors: Sequence[str]) -> int:
-        ivs = [
-            (
-                f"signature:{n}",
-                ImageVerification(
-                    type=self._compiled(n).type,
-                    image_references=("*",),
-                    attestors=(self._attestor(n),),
-                    mutate_digest=False,
-                    verify_digest=False,
-                    required=False,
-                ),
-            )
-            for n in attestors
-        ]
+        ivs: list[tuple[str, ImageVerification]] = []
+        for n in attestors:
+            attestor_set = self._attestor(n)
+            ivs.append((self._check("signature", n), self._verification(self._compiled(n), attestors=(attestor_set,))))
         return len(self._passes(image, ivs))
 
     def _attestation(self, attestation: str) -> str:
@@ -436,17 +452,11 @@ class _Functions:
                 raise CelError("notary verifier only supports oci 1.1 referrers as attestations")
             if compiled.type != "Notary" and referrer:
                 raise CelError("cosign verifier only supports in-toto attestations")
+            attestation_check = Attestation(type=predicate, attestors=(self._attestor(n),))
             ivs.append(
                 (
-                    f"attestation:{predicate}:{n}",
-                    ImageVerification(
-                        type=compiled.type,
-                        image_references=("*",),
-                        attestations=(Attestation(type=predicate, attestors=(self._attestor(n),)),),
-                        mutate_digest=False,
-                        verify_digest=False,
-                        required=False,
-                    ),
+                    self._check(f"attestation:{predicate}", n),
+                    self._verification(compiled, attestations=(attestation_check,)),
                 )
             )
         passed = self._passes(image, ivs)

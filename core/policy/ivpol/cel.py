@@ -349,9 +349,12 @@ def _ends_with_macro(prefix: str) -> bool:
 _UNDECLARED = re.compile(r"undeclared reference to '([A-Za-z_][A-Za-z0-9_.]*)'")
 
 
-def compile_expression(source: str, path: str, *, kind: str, want_bool: bool = False) -> Program:
+def compile_expression(
+    source: str, path: str, *, kind: str, want_bool: bool = False, want_string: bool = False
+) -> Program:
     """Compile ``source`` for an expression of ``kind`` (``ref``: matchImageReferences; ``request``:
-    matchConditions; ``image``: everything else); :class:`CelError` naming ``path`` and why."""
+    matchConditions; ``image``: everything else); :class:`CelError` naming ``path`` and why. ``want_string``:
+    attestor material (keys, certificates, subjects), which Kyverno converts to a Go string."""
     from cel_expr_python import cel
 
     if len(source) > MAX_EXPRESSION_CHARS:
@@ -372,4 +375,6 @@ def compile_expression(source: str, path: str, *, kind: str, want_bool: bool = F
         raise CelError(f"{path}: {detail}") from None
     if want_bool and program.return_type() not in (cel.Type.BOOL, cel.Type.DYN):
         raise CelError(f"{path}: must evaluate to a bool, not {program.return_type().name()}")
+    if want_string and program.return_type() not in (cel.Type.STRING, cel.Type.DYN):
+        raise CelError(f"{path}: must evaluate to a string, not {program.return_type().name()}")
     return Program(source=source, path=path, program=program)

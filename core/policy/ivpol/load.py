@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sigward.policy import capabilities as capabilities_module
+from sigward.policy.capabilities import REFUSALS, Capabilities
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
 from sigward.policy.ivpol.models import (
     Attestor,
@@ -47,6 +49,15 @@ _CEL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Pod controllers Kyverno generates rules for by default (pkg/cel/autogen): not replicationcontrollers.
 DEFAULT_POD_CONTROLLERS = ("daemonsets", "deployments", "replicasets", "statefulsets", "jobs", "cronjobs")
 _NEEDS_CLUSTER = "needs a connection to a Kubernetes cluster, which sigward does not have"
+# Where an attestor expression's value goes (slot -> YAML path below the attestor). ``subject`` slots carry the
+# identity index: ``subject:0``.
+MATERIAL_SLOTS = {
+    "key": "cosign.key.expression",
+    "cert": "cosign.certificate.cert.expression",
+    "certChain": "cosign.certificate.certChain.expression",
+    "notary.certs": "notary.certs.expression",
+    "notary.tsaCerts": "notary.tsaCerts.expression",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,12 @@ class CompiledAttestor:
     # ``cosign.trustedRoot.expression``: evaluated per check (typically ``resource.Get`` of a ConfigMap); until it
     # is, ``attestors`` holds a :class:`RootedAttestorSet` with an empty root, which can verify nothing.
     root_expression: Program | None = None
+    # Attestor material from expressions (``cosign.key.expression``, ``cosign.certificate.cert/certChain
+    # .expression``, ``notary.certs/tsaCerts.expression``, ``keyless.identities[i].subjectExpression``): slot
+    # (see :data:`MATERIAL_SLOTS`) and program, evaluated per check by :mod:`sigward.verify.ivpol_material`.
+    material: tuple[tuple[str, Program], ...] = ()
+    # ``cosign.source.PullSecrets``: dockerconfigjson Secret names for this attestor's registry requests.
+    pull_secrets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -109,8 +126,8 @@ def _translate_notary(attestor: Attestor, path: str, problems: list[Problem]) ->
     assert notary is not None
     before = len(problems)
     for name, value in (("certs", notary.certs), ("tsaCerts", notary.tsa_certs)):
-        if value is not None and value.expression:
-            problems.append(_refuse(f"{path}.notary.{name}.expression", "expression", "not implemented yet"))
+        if value is not None and value.expression and value.value:
+            problems.append((f"{path}.notary.{name}", "value and expression are mutually exclusive"))
         if value is not None and value.value and "-----BEGIN CERTIFICATE-----" not in value.value:
             problems.append((f"{path}.notary.{name}.value", "must hold PEM certificates"))
     if notary.certs is None or not (notary.certs.value.strip() or notary.certs.expression):
@@ -161,8 +178,6 @@ def _translate_cosign(
     root = _inline_root(attestor, path, problems, notes if notes is not None else [])
     if cosign.source is not None and cosign.source.tag_prefix:
         problems.append(_refuse(f"{path}.cosign.source.tagPrefix", "tagPrefix", "not implemented yet"))
-    if cosign.source is not None and cosign.source.pull_secrets:
-        problems.append(_refuse(f"{path}.cosign.source.PullSecrets", "PullSecrets", _NEEDS_CLUSTER))
     set_kinds = [
         n for n, v in (("key", cosign.key), ("keyless", cosign.keyless), ("certificate", cosign.certificate)) if v
     ]
@@ -181,9 +196,7 @@ def _translate_cosign(
     entries: list[EngineAttestor] = []
     if cosign.key is not None:
         key = cosign.key
-        if key.expression:
-            problems.append(_refuse(f"{path}.cosign.key.expression", "expression", "not implemented yet"))
-        if bool(key.data) == bool(key.kms):
+        if [bool(key.data), bool(key.kms), bool(key.expression)].count(True) != 1:
             problems.append((f"{path}.cosign.key", "exactly one of data, kms or expression must be set"))
         entries.append(
             EngineAttestor(
@@ -197,12 +210,11 @@ def _translate_cosign(
         if not cosign.keyless.identities:
             problems.append((f"{path}.cosign.keyless.identities", "at least one identity is required"))
         for i, identity in enumerate(cosign.keyless.identities):
-            if identity.subject_expression:
+            if identity.subject_expression and identity.subject_reg_exp:
                 problems.append(
-                    _refuse(
+                    (
                         f"{path}.cosign.keyless.identities[{i}].subjectExpression",
-                        "subjectExpression",
-                        "not implemented yet",
+                        "subjectExpression and subjectRegExp are mutually exclusive",
                     )
                 )
             entries.append(
@@ -223,10 +235,8 @@ def _translate_cosign(
     if cosign.certificate is not None:
         cert = cosign.certificate
         for name, value in (("cert", cert.cert), ("certChain", cert.cert_chain)):
-            if value is not None and value.expression:
-                problems.append(
-                    _refuse(f"{path}.cosign.certificate.{name}.expression", "expression", "not implemented yet")
-                )
+            if value is not None and value.expression and value.value:
+                problems.append((f"{path}.cosign.certificate.{name}", "value and expression are mutually exclusive"))
         entries.append(
             EngineAttestor(
                 certificates=CertificateAttestor(
@@ -245,9 +255,67 @@ def _translate_cosign(
     return AttestorSet(count=1, entries=tuple(entries))
 
 
-def _compile(source: str, path: str, kind: str, problems: list[Problem], *, want_bool: bool = False) -> Program | None:
+def attestor_material(attestor: Attestor, path: str, problems: list[Problem]) -> tuple[tuple[str, Program], ...]:
+    """The attestor's material expressions compiled (Kyverno's ``CompileAttestors``: the image environment, a
+    string result), as (slot, program); type errors become problems naming the field."""
+    sources: list[tuple[str, str]] = []
+    cosign, notary = attestor.cosign, attestor.notary
+    if cosign is not None and cosign.key is not None and cosign.key.expression:
+        sources.append(("key", cosign.key.expression))
+    if cosign is not None and cosign.certificate is not None:
+        for slot, value in (("cert", cosign.certificate.cert), ("certChain", cosign.certificate.cert_chain)):
+            if value is not None and value.expression:
+                sources.append((slot, value.expression))
+    if cosign is not None and cosign.keyless is not None:
+        for i, identity in enumerate(cosign.keyless.identities):
+            if identity.subject_expression:
+                sources.append((f"subject:{i}", identity.subject_expression))
+    if notary is not None:
+        for slot, value in (("notary.certs", notary.certs), ("notary.tsaCerts", notary.tsa_certs)):
+            if value is not None and value.expression:
+                sources.append((slot, value.expression))
+    out: list[tuple[str, Program]] = []
+    for slot, source in sources:
+        program = _compile(source, material_path(path, slot), "image", problems, want_string=True)
+        if program is not None:
+            out.append((slot, program))
+    return tuple(out)
+
+
+def material_path(path: str, slot: str) -> str:
+    """The YAML path of ``slot``'s expression below the attestor at ``path``."""
+    if slot.startswith("subject:"):
+        return f"{path}.cosign.keyless.identities[{slot.partition(':')[2]}].subjectExpression"
+    return f"{path}.{MATERIAL_SLOTS[slot]}"
+
+
+def _pull_secrets(
+    attestor: Attestor, path: str, problems: list[Problem], capabilities: Capabilities
+) -> tuple[str, ...]:
+    """``cosign.source.PullSecrets`` names (LocalObjectReference ``{name}``). Kyverno reads them from its own
+    namespace (``regcreds.NewSecretsKeychain(…, config.KyvernoNamespace(), …)``), as ClusterPolicy
+    ``imageRegistryCredentials.secrets``: the same reader (live cluster only), so without a connection refused."""
+    source = attestor.cosign.source if attestor.cosign is not None else None
+    refs = source.pull_secrets if source is not None else ()
+    if refs and not capabilities.registry_secrets:
+        problems.append((f"{path}.cosign.source.PullSecrets", REFUSALS["registry_secrets"]))
+        return ()
+    names: list[str] = []
+    for i, ref in enumerate(refs):
+        name = ref.get("name")
+        valid = isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and _NAME_RE.fullmatch(name) is not None
+        if set(ref) - {"name"} or not valid or not isinstance(name, str):
+            problems.append((f"{path}.cosign.source.PullSecrets[{i}]", "must be {name: <a Secret name>}"))
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+def _compile(
+    source: str, path: str, kind: str, problems: list[Problem], *, want_bool: bool = False, want_string: bool = False
+) -> Program | None:
     try:
-        return compile_expression(source, path, kind=kind, want_bool=want_bool)
+        return compile_expression(source, path, kind=kind, want_bool=want_bool, want_string=want_string)
     except CelError as exc:
         where, _, message = exc.message.partition(": ")
         problems.append((where, message))
@@ -281,8 +349,12 @@ def build(
     spec: ImageValidatingPolicySpec,
     source: str,
     digest: str,
+    capabilities: Capabilities | None = None,
 ) -> tuple[ImagePolicy | None, list[Problem], list[str]]:
-    """Validate and compile ``spec``; the policy, or None and the problems; plus notes."""
+    """Validate and compile ``spec``; the policy, or None and the problems; plus notes. ``capabilities``: what
+    this process can read (default :data:`~sigward.policy.capabilities.CURRENT`; PullSecrets need a cluster)."""
+    if capabilities is None:
+        capabilities = capabilities_module.CURRENT
     problems: list[Problem] = []
     notes: list[str] = []
     if api_version.rpartition("/")[2] in DEPRECATED_VERSIONS:
@@ -345,10 +417,11 @@ def build(
         if (attestor.cosign is None) == (attestor.notary is None):
             problems.append((path, "exactly one of cosign or notary must be set"))
             continue
+        material = attestor_material(attestor, path, problems)
         if attestor.notary is not None:
             notary = _translate_notary(attestor, path, problems)
             if notary is not None:
-                attestors[attestor.name] = CompiledAttestor(attestor.name, notary, type="Notary")
+                attestors[attestor.name] = CompiledAttestor(attestor.name, notary, type="Notary", material=material)
             continue
         translated = _translate_cosign(attestor, path, problems, notes)
         root = attestor.cosign.trusted_root if attestor.cosign is not None else None
@@ -356,7 +429,13 @@ def build(
         if root is not None and root.expression and not root.value:
             expression = _compile(root.expression, f"{path}.cosign.trustedRoot.expression", "image", problems)
         if translated is not None:
-            attestors[attestor.name] = CompiledAttestor(attestor.name, translated, root_expression=expression)
+            attestors[attestor.name] = CompiledAttestor(
+                attestor.name,
+                translated,
+                root_expression=expression,
+                material=material,
+                pull_secrets=_pull_secrets(attestor, path, problems, capabilities),
+            )
     attestations: dict[str, str] = {}
     referrers: set[str] = set()
     for i, att in enumerate(spec.attestations):

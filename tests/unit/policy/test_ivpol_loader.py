@@ -65,9 +65,9 @@ def test_content_hash_covers_cel() -> None:
         ),
         ({"attestors": [{"name": "n", "notary": {}}]}, "spec.attestors[0].notary.certs", "certificates are required"),
         (
-            {"attestors": [{"name": "n", "notary": {"certs": {"expression": "'x'"}}}]},
+            {"attestors": [{"name": "n", "notary": {"certs": {"expression": "1"}}}]},
             "spec.attestors[0].notary.certs.expression",
-            "not implemented yet",
+            "must evaluate to a string",
         ),
         (
             {"attestors": [{"name": "n", "notary": {"certs": {"value": CERT}, "tsaCerts": {"value": "nope"}}}]},
