@@ -58,7 +58,7 @@ def evaluate_material(compiled: CompiledAttestor, data: Mapping[str, Any]) -> di
             try:
                 compile_re2(value, path=program.path)
             except PatternError as exc:
-                problem = f"not a regular expression: {exc}"
+                problem = f"not a regular expression: {str(exc).removeprefix(program.path + ': ')}"
         if problem is not None:
             raise CelError(f"{program.path}: {problem}")
         out[slot] = value
