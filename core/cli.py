@@ -125,15 +125,14 @@ def _with_image_policies(
 
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.cluster.references import unavailable
-    from sigward.cluster.sources import cluster_data_from_env
-    from sigward.policy.capabilities import for_cluster
-    from sigward.policy.loader import load_policies
+    from sigward.wiring import build_services
 
     status = EXIT_OK
     for path in args.paths:
-        cluster = cluster_data_from_env(os.environ, [path])
+        services = build_services(os.environ, policy_paths=(path,), short_lived=True)
+        cluster = services.cluster()
         try:
-            policy_set = load_policies([path], capabilities=for_cluster(cluster.connected))
+            policy_set = services.policies()
         except PolicyError as exc:
             _print_problems(exc, out)
             status = EXIT_BAD_INPUT
@@ -236,9 +235,9 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     routes: list[SelectorRoute] = []
     if args.policy:
         from sigward.admission.selectors import SELECTOR_WEBHOOKS_ENV, policy_routes
-        from sigward.policy.loader import load_policies
+        from sigward.wiring import build_services
 
-        loaded = load_policies(args.policy)
+        loaded = build_services(os.environ, policy_paths=tuple(args.policy), short_lived=True).policies()
         routes = list(policy_routes(loaded.policies).values())
         if routes:
             print(
@@ -354,9 +353,11 @@ def _sign_notation(args: argparse.Namespace, annotations: dict[str, str], out: T
 def cmd_package(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.package import package
     from sigward.policy.loader import policy_paths_from_env
+    from sigward.wiring import build_services
 
     policies = list(args.policy or policy_paths_from_env())
-    result = package(args.out, policies)
+    capabilities = build_services(os.environ, policy_paths=tuple(policies), short_lived=True).capabilities()
+    result = package(args.out, policies, capabilities=capabilities)
     for note in result.notes:
         print(f"note: {note}", file=err)
     if args.json:

@@ -30,8 +30,12 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sigward.errors import BadRequestError, ConfigurationError
+from sigward.errors import BadRequestError, ConfigurationError, PolicyError
+
+if TYPE_CHECKING:
+    from sigward.policy.capabilities import Capabilities
 
 ARCHIVE_DATE = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644  # regular file, rw-r--r--
@@ -220,8 +224,11 @@ def _policy_files(paths: Sequence[str]) -> dict[str, bytes]:
     return out
 
 
-def archive_entries(policies: Sequence[str], *, root: Path | None = None) -> tuple[dict[str, bytes], list[str]]:
-    """Every archive entry (name → bytes) and the pinned requirements."""
+def archive_entries(
+    policies: Sequence[str], *, root: Path | None = None, capabilities: Capabilities | None = None
+) -> tuple[dict[str, bytes], list[str]]:
+    """Every archive entry (name → bytes) and the pinned requirements; ``capabilities``: what the policies may use
+    (the packaging process's, :meth:`sigward.wiring.Services.capabilities`)."""
     package_dir, main_path = _layout(root or source_root())
     main_py = main_path.read_bytes()
     policy_files = _policy_files(policies)
@@ -233,7 +240,7 @@ def archive_entries(policies: Sequence[str], *, root: Path | None = None) -> tup
     if policies:
         from sigward.policy.loader import load_policies
 
-        load_policies(list(policies))  # a broken policy fails here (exit 2), not at the first cold start
+        load_policies(list(policies), capabilities=capabilities)  # fails here (exit 2), not at the first cold start
         from sigward.cluster.sources import private_secrets
 
         leaking = private_secrets(list(policies))
@@ -262,14 +269,36 @@ def build_zip(entries: Mapping[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def connection_notes(policies: Sequence[str]) -> list[str]:
+    """What the bundled policies read through the live cluster connection (Secrets are never shipped for them):
+    the deployed function loads them only with a connection configured there too."""
+    from sigward.policy.capabilities import for_cluster
+    from sigward.policy.loader import load_policies
+
+    try:
+        load_policies(list(policies), capabilities=for_cluster(False))
+    except PolicyError as exc:
+        return [
+            f"{problem.source}: {problem.path} is read through the cluster connection at run time: configure it "
+            "for the deployed function (SIGWARD_KUBECONFIG, SIGWARD_CLUSTER_PROVIDER workload identity, or the "
+            "in-cluster service account), or it refuses these policies at cold start"
+            for problem in exc.problems
+        ]
+    return []
+
+
 def archive_name(sha256_hex: str) -> str:
     return f"sigward-{sha256_hex[:12]}.zip"
 
 
 def package(
-    out_dir: str | os.PathLike[str], policies: Sequence[str] = (), *, root: Path | None = None
+    out_dir: str | os.PathLike[str],
+    policies: Sequence[str] = (),
+    *,
+    root: Path | None = None,
+    capabilities: Capabilities | None = None,
 ) -> PackageResult:
-    entries, pins = archive_entries(policies, root=root)
+    entries, pins = archive_entries(policies, root=root, capabilities=capabilities)
     data = build_zip(entries)
     digest = hashlib.sha256(data).hexdigest()
     out = Path(out_dir)
@@ -281,7 +310,8 @@ def package(
         os.replace(tmp, target)
     except OSError as exc:
         raise BadRequestError(f"cannot write {target}: {exc.strerror}") from None
-    notes = []
+    notes: list[str] = []
+    notes.extend(connection_notes(policies) if policies else ())
     if not policies:
         notes.append("no policies bundled: set SIGWARD_POLICY at deploy time (e.g. a Secret Manager volume)")
     if sys.platform != "linux" or sys.version_info[:2] != (3, 11):

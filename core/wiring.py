@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sigward.cluster.data import ClusterData
     from sigward.deadline import Deadline
     from sigward.events import PushEvent
+    from sigward.policy.capabilities import Capabilities
     from sigward.policy.loader import PolicySet
     from sigward.push.service import PushService
     from sigward.registry import RegistryClient
@@ -98,15 +99,22 @@ class Services:
 
         return self._once("cluster", build)
 
+    def capabilities(self) -> Capabilities:
+        """What this process's policies may use: every command and function that loads policies asks here, so a
+        feature read through the cluster connection (``imageRegistryCredentials.secrets``) loads exactly when one
+        is configured."""
+        from sigward.policy.capabilities import for_cluster
+
+        return for_cluster(self.cluster().connected)
+
     def policies(self) -> PolicySet:
         def build() -> PolicySet:
-            from sigward.policy.capabilities import for_cluster
             from sigward.policy.loader import load_policies, policy_paths_from_env
 
             paths = list(self.policy_paths or policy_paths_from_env(self.environ))
             if not paths:
                 raise ConfigurationError("no policy configured: set SIGWARD_POLICY to a policy file or directory")
-            return load_policies(paths, capabilities=for_cluster(self.cluster().connected))
+            return load_policies(paths, capabilities=self.capabilities())
 
         return self._once("policies", build)
 

@@ -34,6 +34,7 @@ from sigward.policy.dynamic import is_dynamic
 from sigward.policy.exceptions import PolicyException
 from sigward.policy.models import NamespaceLabels, Policy, Rule
 from sigward.store import StoredStatus, StoredVerdict, VerdictStore
+from sigward.verify.applyrules import staged
 from sigward.verify.engine import Verifier, rule_credential_providers
 from sigward.verify.plan import RulePlan, VerdictKey, image_matches, plan_rule
 from sigward.verify.results import RuleVerdict, Verdict
@@ -225,14 +226,21 @@ class AdmissionService:
         image_policies = () if route else self._image_policies()
         if not units and not image_policies:
             return Decision(allowed=True, elapsed_ms=_ms(started))
-        exempted = [self._exempted(unit) for unit in units if unit.exceptions]
-        units = [unit for unit in units if not unit.exceptions]
         record = not request.dry_run
-        checks = (
-            self._validate(units, deadline, record=record, memory_only=memory_only)
-            if mode == "validate"
-            else self._verify_all(units, deadline, record=record, memory_only=memory_only)
-        )
+
+        def run(wave: Sequence[_Unit]) -> list[ImageCheck | None]:
+            """The wave's checks in its order: exempted units skip, the rest are validated or verified."""
+            todo = [unit for unit in wave if not unit.exceptions]
+            found = iter(
+                self._validate(todo, deadline, record=record, memory_only=memory_only)
+                if mode == "validate"
+                else self._verify_all(todo, deadline, record=record, memory_only=memory_only)
+            )
+            return [self._exempted(unit) if unit.exceptions else next(found) for unit in wave]
+
+        ran = staged(units, policy_of=lambda u: u.policy, rule_of=lambda u: u.rule_name, run=run, verdict_of=_outcome)
+        exempted = [check for _, check in ran if check is not None and check.exceptions]
+        checks = [check for _, check in ran if check is not None and not check.exceptions]
         decision = self._shape(request, [*exempted, *checks], mode=mode)
         if image_policies:
             decision = self._with_image_policies(
@@ -588,15 +596,16 @@ class AdmissionService:
 
     def _validate(
         self, units: Sequence[_Unit], deadline: Deadline, *, record: bool, memory_only: bool = False
-    ) -> list[ImageCheck]:
+    ) -> list[ImageCheck | None]:
         """``verifyDigest`` → "missing digest for X"; ``required`` → the image must have verified under the policy,
         from the cache or by verifying again — never from an annotation the requester could have written."""
         to_verify: list[_Unit] = []
-        checks: list[ImageCheck] = []
+        checks: list[ImageCheck | Literal["verify", "nothing"]] = []
         for unit in units:
             ivs = [unit.rule.verify_images[i] for i in unit.matched]
             if unit.preset is not None:  # decided before verification (preconditions not met, rule error)
                 to_verify.append(unit)
+                checks.append("verify")
             elif any(iv.verify_digest for iv in ivs) and not unit.image.ref.digest:
                 verdict = RuleVerdict(
                     image=unit.image.image,
@@ -610,13 +619,21 @@ class AdmissionService:
                 checks.append(self._check(unit, verdict, False))
             elif any(iv.required for iv in ivs):
                 to_verify.append(unit)
-        for check in self._verify_all(to_verify, deadline, record=record, memory_only=memory_only):
-            if check.verdict.verdict == Verdict.FAIL:
-                verdict = _replace_message(check.verdict, f"unverified image {check.image.ref.reference}")
-                checks.append(self._check_from(check, verdict))
+                checks.append("verify")
             else:
-                checks.append(check)
-        return checks
+                checks.append("nothing")
+        verified = iter(self._verify_all(to_verify, deadline, record=record, memory_only=memory_only))
+        out: list[ImageCheck | None] = []
+        for slot in checks:
+            if slot == "nothing":
+                out.append(None)  # matched, nothing to validate: applied (a pass) when an entry applied
+                continue
+            check = next(verified) if slot == "verify" else slot
+            if slot == "verify" and check.verdict.verdict == Verdict.FAIL:
+                verdict = _replace_message(check.verdict, f"unverified image {check.image.ref.reference}")
+                check = self._check_from(check, verdict)
+            out.append(check)
+        return out
 
     # -- shaping ---------------------------------------------------------------------------------------------------
 
@@ -665,6 +682,14 @@ class AdmissionService:
             )
         patch = _digest_patches(checks) if mode == "mutate" else ()
         return Decision(allowed=True, patch=tuple(patch), warnings=tuple(warnings), checks=tuple(checks))
+
+
+def _outcome(unit: _Unit, check: ImageCheck | None) -> Verdict:
+    """What ``applyRules: One`` counts (sigward.verify.applyrules): a unit validate mode had nothing to check for
+    passed when an entry applied to its image (Kyverno's validate handler passes it), else skipped."""
+    if check is not None:
+        return check.verdict.verdict
+    return Verdict.PASS if unit.plan.applied and unit.preset is None else Verdict.SKIP
 
 
 def denial_message(request: AdmissionRequest, blocking: Sequence[ImageCheck]) -> str:

@@ -54,7 +54,7 @@ class Capabilities:
     # policy-wide switches
     failure_action_overrides: bool = True  # spec.validationFailureActionOverrides (namespaces, namespaceSelector)
     webhook_match_conditions: bool = False  # spec.webhookConfiguration.matchConditions
-    apply_rules_one: bool = False  # spec.applyRules: One
+    apply_rules_one: bool = True  # spec.applyRules: One (sigward.verify.applyrules)
 
     def with_all(self) -> Capabilities:
         """Every feature on: for tests of Kyverno's own validation, independent of what is implemented."""

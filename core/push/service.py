@@ -24,6 +24,7 @@ from sigward.push.findings import Finding, FindingSink, emit_finding
 from sigward.references import ImageReference, Repository, parse_image_reference
 from sigward.registry.hints import NO_HINTS, TagHint, TagHints
 from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictStore, entries_key
+from sigward.verify.applyrules import decidable_prefix, staged
 from sigward.verify.engine import Verifier
 from sigward.verify.plan import RulePlan, VerdictKey, image_matches, image_policy_key, plan_image
 from sigward.verify.results import RuleVerdict, Verdict
@@ -219,8 +220,15 @@ class PushService:
         outcomes: list[RuleOutcome] = self._admission_only(forms)
         retry_reasons: list[str] = []
         to_record: list[StoredVerdict] = []
-        for plan, key in work:
-            outcome, stored, retry = self._verify(event, plan, key, root, deadline, now, hints)
+        ran = staged(
+            work,
+            policy_of=lambda item: item[0].policy,
+            rule_of=lambda item: item[0].rule.name,
+            run=lambda wave: [self._verify(event, plan, key, root, deadline, now, hints) for plan, key in wave],
+            verdict_of=lambda _, result: Verdict(result[0].verdict),
+        )
+        outcomes.extend(_not_run(work, [item for item, _ in ran]))
+        for _, (outcome, stored, retry) in ran:
             outcomes.append(outcome)
             if retry:
                 retry_reasons.append(retry)
@@ -343,36 +351,61 @@ class PushService:
         decide nothing, and rules reading the admission request cannot be decided here."""
         seen: set[VerdictKey] = set()
         work = []
-        policies = self._policies()
-        for ref in forms:
-            for plan in plan_image(policies, ref):
-                if not decidable_without_admission(plan):
-                    continue
-                key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
-                if key not in seen:
-                    seen.add(key)
-                    work.append((plan, key))
+        ready, _ = self._split(forms)
+        for plan in ready:
+            key = plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
+            if key not in seen:
+                seen.add(key)
+                work.append((plan, key))
         return work
+
+    def _split(self, forms: Sequence[ImageReference]) -> tuple[list[RulePlan], list[RulePlan]]:
+        """(plans decidable at push, plans left to admission) over the image's forms, in policy-rule order; a rule
+        whose entries are all skipped decides nothing (nor counts as applied for ``applyRules: One``). In a ``One``
+        policy, the rules after one decided at admission are left to admission too (sigward.verify.applyrules)."""
+        policies = self._policies()
+        order = {
+            id(policy): (p, {id(rule): r for r, rule in enumerate(policy.spec.rules)})
+            for p, policy in enumerate(policies)
+        }
+        plans = [
+            (order[id(plan.policy)][0], order[id(plan.policy)][1].get(id(plan.rule), 0), f, plan)
+            for f, ref in enumerate(forms)
+            for plan in plan_image(policies, ref)
+            if not plan.all_skipped
+        ]
+        plans.sort(key=lambda item: item[:3])
+        return decidable_prefix(
+            [plan for *_, plan in plans], policy_of=lambda plan: plan.policy, decidable=decidable_without_admission
+        )
 
     def _admission_only(self, forms: Sequence[ImageReference]) -> list[RuleOutcome]:
         """A ``skip`` outcome per rule matching the image that is prepared per admission request (context,
-        preconditions, variables, cluster keys): the push verdict says it is decided at admission."""
+        preconditions, variables, cluster keys), and per rule of an ``applyRules: One`` policy after such a rule:
+        the push verdict says it is decided at admission."""
         out: dict[tuple[str, str], RuleOutcome] = {}
-        for ref in forms:
-            for plan in plan_image(self._policies(), ref):
-                if plan.all_skipped or not is_dynamic(plan.rule):
-                    continue
-                out.setdefault(
-                    (plan.policy.key, plan.rule.name),
-                    RuleOutcome(
-                        policy=plan.policy.name,
-                        rule=plan.rule.name,
-                        verdict=Verdict.SKIP.value,
-                        message="uses rule context, preconditions, variables or cluster keys: decided at admission",
-                        entries=entries_key(plan.applied),
-                        form=str(ref),
-                    ),
+        _, later = self._split(forms)
+        undecided: dict[int, str] = {}
+        for plan in later:
+            if is_dynamic(plan.rule) or plan.request_dependent:
+                message = "uses rule context, preconditions, variables or cluster keys: decided at admission"
+                undecided.setdefault(id(plan.policy), plan.rule.name)
+            else:
+                message = (
+                    f"applyRules: One: whether this rule runs depends on rule {undecided.get(id(plan.policy), '')} "
+                    "before it, which is decided at admission: decided at admission"
                 )
+            out.setdefault(
+                (plan.policy.key, plan.rule.name),
+                RuleOutcome(
+                    policy=plan.policy.name,
+                    rule=plan.rule.name,
+                    verdict=Verdict.SKIP.value,
+                    message=message,
+                    entries=entries_key(plan.applied),
+                    form=str(plan.ref),
+                ),
+            )
         return list(out.values())
 
     def _verify(
@@ -465,6 +498,29 @@ class PushService:
 
 # OCI image manifests pushed by digest alone are how referrers (cosign v3 bundles, attestations) arrive.
 _REFERRER_CANDIDATE_TYPES = frozenset({"application/vnd.oci.image.manifest.v1+json", ""})
+
+
+def _not_run(
+    work: Sequence[tuple[RulePlan, VerdictKey]], ran: Sequence[tuple[RulePlan, VerdictKey]]
+) -> list[RuleOutcome]:
+    """A ``skip`` outcome per rule of an ``applyRules: One`` policy not run because an earlier rule applied."""
+    done = {(id(plan.policy), plan.rule.name) for plan, _ in ran}
+    out: dict[tuple[int, str], RuleOutcome] = {}
+    for plan, key in work:
+        if (id(plan.policy), plan.rule.name) in done:
+            continue
+        out.setdefault(
+            (id(plan.policy), plan.rule.name),
+            RuleOutcome(
+                policy=plan.policy.name,
+                rule=plan.rule.name,
+                verdict=Verdict.SKIP.value,
+                message="applyRules: One: not run, an earlier rule of the policy applied",
+                entries=key.entries_text,
+                form=str(plan.ref),
+            ),
+        )
+    return list(out.values())
 
 
 def _maybe_referrer(event: PushEvent) -> bool:

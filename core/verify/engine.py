@@ -32,6 +32,7 @@ from sigward.errors import (
 from sigward.references import ImageReference, Repository, parse_image_reference, parse_repository
 from sigward.registry.hints import NO_HINTS, TagHints
 from sigward.registry.secretcreds import SECRET_MARKER
+from sigward.verify.applyrules import staged
 from sigward.verify.attestations import verify_attestations_with_key
 from sigward.verify.bundles import BundleLayer
 from sigward.verify.cosign import SignatureLayer, TlogOptions, VerifiedSignature, verify_signatures_with_key
@@ -999,27 +1000,43 @@ class Verifier:
             raise  # the caller reports configuration (CLI exit 2; admission denies)
         except SigwardError as exc:
             verdict = Verdict.ERROR if isinstance(exc, ExternalServiceError) else Verdict.FAIL
-            return [
-                RuleVerdict(
-                    image=ref.original,
-                    reference=ref.reference,
-                    digest="",
-                    verdict=verdict,
-                    policy=plan.policy.name,
-                    rule=plan.rule.name,
-                    message=f"failed to verify image {ref.reference}: {exc.message}",
-                    failure=failure_kind_of(exc),
-                )
-                for plan in plans
-            ]
-        out: list[RuleVerdict] = []
-        for plan in plans:
-            prepared = self._prepared(plan)
-            if isinstance(prepared, RuleVerdict):
-                out.append(prepared)
-            elif prepared is not None:
-                out.append(self.evaluate(prepared, deadline=deadline, context=context))
-        return out
+            failed = exc
+
+            def run(wave: Sequence[RulePlan]) -> list[RuleVerdict | None]:
+                return [
+                    RuleVerdict(
+                        image=ref.original,
+                        reference=ref.reference,
+                        digest="",
+                        verdict=verdict,
+                        policy=plan.policy.name,
+                        rule=plan.rule.name,
+                        message=f"failed to verify image {ref.reference}: {failed.message}",
+                        failure=failure_kind_of(failed),
+                    )
+                    for plan in wave
+                ]
+
+        else:
+
+            def run(wave: Sequence[RulePlan]) -> list[RuleVerdict | None]:
+                out: list[RuleVerdict | None] = []
+                for plan in wave:
+                    prepared = self._prepared(plan)
+                    if prepared is None or isinstance(prepared, RuleVerdict):
+                        out.append(prepared)
+                    else:
+                        out.append(self.evaluate(prepared, deadline=deadline, context=context))
+                return out
+
+        ran = staged(
+            plans,
+            policy_of=lambda p: p.policy,
+            rule_of=lambda p: p.rule.name,
+            run=run,
+            verdict_of=lambda _, v: v.verdict if v is not None else Verdict.SKIP,
+        )
+        return [verdict for _, verdict in ran if verdict is not None]
 
     def _prepared(self, plan: RulePlan) -> RulePlan | RuleVerdict | None:
         """The plan of the rule prepared without an admission request (``verify``): context, preconditions,

@@ -632,6 +632,7 @@ IMPLEMENTED = (
     "namespace_selector",
     "override_namespace_selector",
     "tsa_timestamps",
+    "apply_rules_one",
 )
 STILL_REFUSED = [c for c in REFUSED if c[3] not in IMPLEMENTED]
 NOW_LOADING = [c for c in REFUSED if c[3] in IMPLEMENTED]
