@@ -286,7 +286,7 @@ def environment(
     from cel_expr_python import cel
     from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_optional, ext_strings
 
-    from sigward.policy.ivpol.celext import declarations
+    from sigward.policy.ivpol.celext import declarations, list_index_extension
 
     return cel.NewEnv(
         variables=dict(variables),
@@ -296,6 +296,7 @@ def environment(
             ext_strings.ExtStrings(),
             ext_encoders.ExtEncoders(),
             ext_math.ExtMath(),
+            list_index_extension(),  # after the strings extension: adds list overloads to its indexOf/lastIndexOf
         ],
         functions=[*functions, *declarations()],  # the Kubernetes CEL libraries Kyverno's expressions use
         container=container or None,
