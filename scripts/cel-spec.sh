@@ -26,7 +26,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "setup: fetching @bufbuild/cel-spec@$CEL_SPEC_VERSION (CEL conformance data)"
 tarball=$(cd "$tmp" && npm pack --silent "@bufbuild/cel-spec@$CEL_SPEC_VERSION" | tail -1)
-got="sha512-$(openssl dgst -sha512 -binary "$tmp/$tarball" | base64 -w0)"
+got=$(python3 -c 'import base64, hashlib, sys; print("sha512-" + base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tmp/$tarball")
 if [ "$got" != "$CEL_SPEC_INTEGRITY" ]; then
   echo "setup: @bufbuild/cel-spec@$CEL_SPEC_VERSION does not match its pinned integrity" >&2
   exit 1
