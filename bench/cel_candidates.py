@@ -7,8 +7,9 @@ bindings). The other two are not dependencies: ``pip install -e '.[celbench]'``;
 
 Conformance is the same harness and the same cases as tests/conformance/ (its EXCLUDED sections left out). The
 candidates that return plain Python ints cannot tell ``1u`` from ``1``: they are compared with uint taken as int
-(in their favour). ``no-proto`` counts the cases without protobuf messages or well-known-type names, which only
-cel-expr-python can load, so the other two are not judged on what they never claim.
+(in their favour), and only cel-expr-python is also judged on deduced result types. ``no-proto`` counts the cases
+without protobuf messages or well-known-type names, which only cel-expr-python can load, so the other two are not
+judged on what they never claim.
 """
 
 from __future__ import annotations

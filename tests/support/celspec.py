@@ -34,6 +34,10 @@ def data_path() -> Path:
     return REPO / ".cache" / "cel-spec" / spec_version() / "conformance.json"
 
 
+class TypeMismatch(Exception):
+    """The checker deduced another result type than the case's ``typedResult.deducedType``."""
+
+
 class Unsupported(Exception):
     """The case needs something the harness cannot express (a protobuf message type)."""
 
@@ -339,6 +343,14 @@ _PRIMITIVES = {
     "STRING": "STRING",
     "BYTES": "BYTES",
 }
+_WRAPPER_TYPES = {
+    "BOOL": "google.protobuf.BoolValue",
+    "INT64": "google.protobuf.Int64Value",
+    "UINT64": "google.protobuf.UInt64Value",
+    "DOUBLE": "google.protobuf.DoubleValue",
+    "STRING": "google.protobuf.StringValue",
+    "BYTES": "google.protobuf.BytesValue",
+}
 _TYPE_NAMES = {"null": "null_type", "timestamp": "google.protobuf.Timestamp", "duration": "google.protobuf.Duration"}
 
 
@@ -361,6 +373,8 @@ def _cel_type(spec: dict[str, Any]) -> Any:
         return getattr(t, spec["wellKnown"])
     if "type" in spec:
         return t.Type(_cel_type(spec["type"]))
+    if "wrapper" in spec:
+        return t(_WRAPPER_TYPES[spec["wrapper"]])
     if "messageType" in spec:
         descriptor_pool()
         return t(spec["messageType"])
@@ -425,6 +439,11 @@ class SigwardEngine:
         from sigward.policy.ivpol.cel import compile_in
 
         program = compile_in(self._env(case), case.expr, case.id, check=case.check)
+        deduced = case.raw.get("typedResult", {}).get("deducedType")
+        if deduced is not None:
+            want, got = _cel_type(deduced), program.program.return_type()
+            if not want == got:
+                raise TypeMismatch(f"deduced type {got.name()}, cel-spec says {want.name()}")
         if case.raw.get("checkOnly"):
             return None
         data = {}
