@@ -169,7 +169,6 @@ def _is_image(text: str) -> bool:
 @cache
 def _environment(kind: str) -> Any:
     from cel_expr_python import cel
-    from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_optional, ext_strings
 
     t = cel.Type
     image_t = t.Map(t.STRING, t.DYN)
@@ -274,19 +273,34 @@ def _environment(kind: str) -> Any:
                 ],
             ),
         ]
-    from sigward.policy.ivpol.celext import declarations
+    return environment(variables, functions)
 
-    functions += declarations()  # the Kubernetes CEL libraries Kyverno's expressions use
+
+def environment(
+    variables: Mapping[str, Any], functions: Sequence[Any] = (), container: str = "", descriptor_pool: Any = None
+) -> Any:
+    """A cel-expr-python environment with the extension libraries of every sigward expression (cel-cpp's optional,
+    bindings, strings, encoders and math; the Kubernetes libraries of :mod:`~sigward.policy.ivpol.celext`) plus
+    ``variables`` and ``functions``. Kyverno's expression kinds use it, and so does the CEL conformance suite (which
+    alone passes a ``container`` and a protobuf ``descriptor_pool`` with its test messages)."""
+    from cel_expr_python import cel
+    from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_optional, ext_strings
+
+    from sigward.policy.ivpol.celext import declarations, list_index_extension
+
     return cel.NewEnv(
-        variables=variables,
+        variables=dict(variables),
         extensions=[
             ext_optional.ExtOptional(),
             ext_bindings.ExtBindings(),
             ext_strings.ExtStrings(),
             ext_encoders.ExtEncoders(),
             ext_math.ExtMath(),
+            list_index_extension(),  # after the strings extension: adds list overloads to its indexOf/lastIndexOf
         ],
-        functions=functions,
+        functions=[*functions, *declarations()],  # the Kubernetes CEL libraries Kyverno's expressions use
+        container=container or None,
+        descriptor_pool=descriptor_pool,
     )
 
 
@@ -300,6 +314,10 @@ class Program:
 
     def evaluate(self, data: Mapping[str, Any]) -> Any:
         """The plain Python result, or :class:`CelError` (a runtime error of the expression)."""
+        return self.evaluate_value(data).plain_value()
+
+    def evaluate_value(self, data: Mapping[str, Any]) -> Any:
+        """The CEL value (its CEL type kept: ``uint`` vs ``int``), or :class:`CelError`."""
         from cel_expr_python import cel
 
         try:
@@ -308,7 +326,7 @@ class Program:
             raise CelError(f"{self.path}: {_short(str(exc))}") from None
         if value.type() == cel.Type.ERROR:
             raise CelError(f"{self.path}: {_short(str(value.value()))}")
-        return value.plain_value()
+        return value
 
 
 def _short(text: str) -> str:
@@ -355,6 +373,14 @@ def compile_expression(
     """Compile ``source`` for an expression of ``kind`` (``ref``: matchImageReferences; ``request``:
     matchConditions; ``image``: everything else); :class:`CelError` naming ``path`` and why. ``want_string``:
     attestor material (keys, certificates, subjects), which Kyverno converts to a Go string."""
+    return compile_in(_environment(kind), source, path, want_bool=want_bool, want_string=want_string)
+
+
+def compile_in(
+    env: Any, source: str, path: str, *, want_bool: bool = False, want_string: bool = False, check: bool = True
+) -> Program:
+    """Compile ``source`` in ``env`` (from :func:`environment`) under sigward's limits; ``check=False`` skips
+    type-checking (only the CEL conformance suite asks for that)."""
     from cel_expr_python import cel
 
     if len(source) > MAX_EXPRESSION_CHARS:
@@ -362,7 +388,7 @@ def compile_expression(
     if _nesting(source) > MAX_COMPREHENSION_NESTING:
         raise CelError(f"{path}: comprehensions nested deeper than {MAX_COMPREHENSION_NESTING} levels")
     try:
-        program = _environment(kind).compile(source)
+        program = env.compile(source, disable_check=not check)
     except RuntimeError as exc:
         text = str(exc)
         missing = _UNDECLARED.search(text)
