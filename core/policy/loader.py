@@ -678,6 +678,7 @@ class _Loader:
                 spec=spec,
                 source=source,
                 digest=digest,
+                capabilities=self.capabilities,
             )
             problems.extend(found)
             self.notes.extend(f"{source}: {kind} {meta.name}: {note}" for note in notes)
