@@ -233,14 +233,16 @@ def _environment(kind: str) -> Any:
                     cel.Overload("http_get_headers", t.DYN, [handle_t, s, t.Map(s, s)], is_member=True, impl=_http_get),
                 ],
             ),
+            # Post bodies are JSON objects: cel-expr-python 0.1.3 does not dispatch a Python function on a ``dyn``
+            # argument at runtime, so the body is declared a map (Kyverno: any JSON value).
             cel.FunctionDecl(
                 "Post",
                 [
-                    cel.Overload("http_post", t.DYN, [handle_t, s, t.DYN], is_member=True, impl=_http_post),
+                    cel.Overload("http_post", t.DYN, [handle_t, s, t.Map(s, t.DYN)], is_member=True, impl=_http_post),
                     cel.Overload(
                         "http_post_headers",
                         t.DYN,
-                        [handle_t, s, t.DYN, t.Map(s, s)],
+                        [handle_t, s, t.Map(s, t.DYN), t.Map(s, s)],
                         is_member=True,
                         impl=_http_post,
                     ),
