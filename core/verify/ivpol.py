@@ -715,11 +715,14 @@ def evaluate_request(
     deadline: Deadline,
     mutate: bool = True,
     namespace_decided: bool = False,
+    apply_selectors: bool = True,
 ) -> Decision:
     """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``); registry work goes through
     ``checks`` (default: :class:`DirectChecks` on ``verifier``). ``mutate`` False is the validating webhook: no
     ``mutateDigest`` pinning, so ``verifyDigest`` checks the object as it will be stored. ``namespace_decided``:
-    the request came through the webhook of the policies' namespaceSelector route (the API server matched it)."""
+    the request came through the webhook of the policies' namespaceSelector route (the API server matched it).
+    ``apply_selectors`` False: an image checked alone (``verify``, push) is checked for any resource the policy
+    covers, so the label selectors, which pick resources, do not apply (as a ClusterPolicy's ``match``)."""
 
     if checks is None:
         if verifier is None:
@@ -738,9 +741,9 @@ def evaluate_request(
             continue
         if policy.namespace and policy.namespace != request.get("namespace"):
             continue
-        if not object_selected(policy, request):
+        if apply_selectors and not object_selected(policy, request):
             continue
-        if not namespace_decided:
+        if apply_selectors and not namespace_decided:
             try:
                 if not namespace_selected(policy, request, functools.partial(_namespace_labels, checks)):
                     continue
@@ -885,7 +888,7 @@ def evaluate_image(
     for policy in policies:
         if not image_selected(policy, image) or (policy.namespace and policy.namespace != SYNTHETIC_NAMESPACE):
             continue
-        decision = evaluate_request([policy], request, checks=checks, deadline=deadline)
+        decision = evaluate_request([policy], request, checks=checks, deadline=deadline, apply_selectors=False)
         pinned = next((str(p.get("value", "")) for p in decision.patches), "")
         digest = ref.digest or pinned.rpartition("@")[2]
         if not decision.outcomes:

@@ -241,3 +241,14 @@ def test_http_without_allowlist_and_server_down() -> None:
     assert not nothing.allowed and "not allowlisted" in nothing.outcomes[0].message
     down = decide(p, request(), http_cluster("http://127.0.0.1:9/v1/"))
     assert not down.allowed and "unreachable" in down.outcomes[0].message
+
+
+def test_an_image_checked_alone_ignores_the_selectors() -> None:
+    """``sigward verify IMAGE`` and push: the image is checked for any resource the policy covers (a ClusterPolicy's
+    ``match`` is not applied there either), so neither selector skips the check nor needs namespace data."""
+    from sigward.verify.ivpol import DirectChecks, evaluate_image
+
+    p = policy(validation="false", match={**OBJECT_SELECTOR, **NS_SELECTOR})
+    checks = DirectChecks(Verifier(source=MemorySignatureSource()))
+    (verdict,) = evaluate_image([p], IMAGE, checks=checks, deadline=Deadline.after(10))
+    assert verdict.verdict == Verdict.FAIL and "denied by p" in verdict.message
