@@ -161,8 +161,8 @@ def review_response(
     warnings: Sequence[str] = (),
     audit_annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The AdmissionReview v1 response document (``auditAnnotations``: ImageValidatingPolicies' ``auditAnnotations``,
-    ``<policy>/<key>`` as ValidatingAdmissionPolicy names them; the API server prefixes the webhook name)."""
+    """The AdmissionReview v1 response document (``auditAnnotations``: ImageValidatingPolicies' ``auditAnnotations``
+    as ``<policy>.<key>``; the API server stores them under ``<webhook name>/``)."""
     response: dict[str, Any] = {"uid": uid, "allowed": allowed}
     if not allowed:
         response["status"] = {"code": code or 403, "message": message}

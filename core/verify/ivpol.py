@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -68,7 +69,7 @@ class PolicyOutcome:
     message: str = ""
     actions: tuple[str, ...] = ()
     failure_policy: str = "Fail"
-    # ``auditAnnotations`` this policy produced: (``<policy>/<key>``, value).
+    # ``auditAnnotations`` this policy produced: (:func:`audit_annotation_key`, value).
     annotations: tuple[tuple[str, str], ...] = ()
 
 
@@ -672,8 +673,29 @@ def evaluate_policy(
 MAX_AUDIT_ANNOTATION_VALUE_BYTES = 10 * 1024
 
 
+# The API server stores a webhook's audit annotation as ``<webhook name>/<key>`` and drops any key that is not then a
+# qualified name (apiserver admission ``checkKeyFormat``: exactly one ``/``, a name part of at most 63 characters).
+MAX_AUDIT_KEY_CHARS = 63
+_AUDIT_KEY_HASH_CHARS = 8
+
+
+def audit_annotation_key(policy: str, key: str) -> str:
+    """The AdmissionResponse key of ``policy``'s audit annotation ``key``: ValidatingAdmissionPolicy writes
+    ``<policy>/<key>``, which a webhook cannot (the API server adds its own ``<webhook>/`` prefix), so
+    ``<policy>.<key>``; a policy name too long for 63 characters is shortened and marked with its hash."""
+    joined = f"{policy}.{key}"
+    if len(joined) <= MAX_AUDIT_KEY_CHARS:
+        return joined
+    digest = hashlib.sha256(policy.encode()).hexdigest()[:_AUDIT_KEY_HASH_CHARS]
+    room = MAX_AUDIT_KEY_CHARS - len(key) - len(digest) - 2
+    head = policy[:room].rstrip(".-") if room > 0 else ""
+    if head:
+        return f"{head}-{digest}.{key}"
+    return f"{digest}.{key[: MAX_AUDIT_KEY_CHARS - len(digest) - 1]}".rstrip(".-_")
+
+
 def _audit_annotations(policy: ImagePolicy, data: Mapping[str, Any], cel_state: Any) -> tuple[tuple[str, str], ...]:
-    """``auditAnnotations``: ``<policy name>/<key>`` → the valueExpression's string (null: no annotation), as
+    """``auditAnnotations``: :func:`audit_annotation_key` → the valueExpression's string (null: no annotation), as
     ValidatingAdmissionPolicy publishes them; an evaluation error raises (the policy's outcome is an error)."""
     out: list[tuple[str, str]] = []
     for key, program in policy.audit_annotations:
@@ -685,7 +707,7 @@ def _audit_annotations(policy: ImagePolicy, data: Mapping[str, Any], cel_state: 
         encoded = value.encode()
         if len(encoded) > MAX_AUDIT_ANNOTATION_VALUE_BYTES:
             value = encoded[:MAX_AUDIT_ANNOTATION_VALUE_BYTES].decode("utf-8", "ignore")
-        out.append((f"{policy.name}/{key}", value))
+        out.append((audit_annotation_key(policy.name, key), value))
     return tuple(out)
 
 

@@ -90,7 +90,7 @@ def test_selectors_on_the_plain_path_with_shipped_namespaces(
     if ns == "nowhere":
         assert "namespaceSelector" in response["status"]["message"]
     annotations = response.get("auditAnnotations", {})
-    assert annotations == ({"team-a-web/images": image} if evaluated else {})
+    assert annotations == ({"team-a-web.images": image} if evaluated else {})
 
 
 def test_selector_path_with_selector_webhooks(

@@ -164,11 +164,11 @@ def test_audit_annotations_in_the_decision() -> None:
     found = decide(p, req)
     assert found.allowed
     annotations = found.audit_annotations
-    assert annotations["p/images"] == IMAGE
-    assert "p/skipped" not in annotations
-    assert len(annotations["p/big"]) == MAX_AUDIT_ANNOTATION_VALUE_BYTES
+    assert annotations["p.images"] == IMAGE
+    assert "p.skipped" not in annotations
+    assert len(annotations["p.big"]) == MAX_AUDIT_ANNOTATION_VALUE_BYTES
     denied = decide(policy(validation="false", auditAnnotations=[{"key": "a", "valueExpression": "'v'"}]), request())
-    assert not denied.allowed and denied.audit_annotations == {"p/a": "v"}  # published on a failed validation too
+    assert not denied.allowed and denied.audit_annotations == {"p.a": "v"}  # published on a failed validation too
 
 
 def test_audit_annotation_error_leaves_none_and_follows_failure_policy() -> None:
@@ -252,3 +252,27 @@ def test_an_image_checked_alone_ignores_the_selectors() -> None:
     checks = DirectChecks(Verifier(source=MemorySignatureSource()))
     (verdict,) = evaluate_image([p], IMAGE, checks=checks, deadline=Deadline.after(10))
     assert verdict.verdict == Verdict.FAIL and "denied by p" in verdict.message
+
+
+@pytest.mark.parametrize(
+    ("policy_name", "key", "expected"),
+    [
+        ("p", "images", "p.images"),
+        ("a" * 60, "k", None),  # too long: shortened, hash-marked
+        ("a" * 253, "k" * 63, None),
+    ],
+)
+def test_audit_annotation_key_is_a_valid_webhook_annotation_name(
+    policy_name: str, key: str, expected: str | None
+) -> None:
+    """The API server keeps a webhook audit annotation only when ``<webhook>/<key>`` is a qualified name."""
+    import re
+
+    from sigward.verify.ivpol import audit_annotation_key
+
+    found = audit_annotation_key(policy_name, key)
+    assert "/" not in found and len(found) <= 63
+    assert re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", found)
+    if expected is not None:
+        assert found == expected
+    assert audit_annotation_key(policy_name + "x", key) != found  # distinct policies stay distinct
