@@ -325,6 +325,7 @@ def build(
         problems.append(_refuse("spec.evaluation.mode", f"mode {spec.evaluation.mode}", EVALUATION_MODE_REFUSAL))
     audit_annotations = policy_fields.audit_annotations(spec, problems)
     problems.extend(policy_fields.selector_problems(spec))
+    problems.extend(policy_fields.http_url_problems(spec))
     problems.extend(policy_fields.credential_problems(spec, capabilities or capabilities_module.CURRENT))
     notes.extend(policy_fields.credential_notes(spec))
     for name_path, items in (

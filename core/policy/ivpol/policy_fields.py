@@ -19,6 +19,7 @@ from sigward.policy.capabilities import Capabilities, refusal
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
 from sigward.policy.ivpol.models import ImageValidatingPolicySpec
 from sigward.policy.models import ImageRegistryCredentials, LabelSelector
+from sigward.policy.serviceurls import split_service_url
 from sigward.policy.validation import INSECURE_REGISTRY_NOTE, Problem, validate_selector
 
 # ValidatingAdmissionPolicy's auditAnnotations[].key: a qualified-name part (``[A-Za-z0-9]([-A-Za-z0-9_.]*…)?``),
@@ -53,6 +54,33 @@ def selectors(spec: ImageValidatingPolicySpec) -> tuple[LabelSelector | None, La
         return sel if sel is not None and (sel.match_labels or sel.match_expressions) else None
 
     return used(mc.namespace_selector), used(mc.object_selector)
+
+
+# ``http.Get('…')`` / ``http.Post('…'`` with the URL written as a string literal (the usual form).
+_LITERAL_HTTP_URL = re.compile(r"""\bhttp\s*\.\s*(?:Get|Post)\s*\(\s*(['"])(.*?)\1""")
+
+
+def http_url_problems(spec: ImageValidatingPolicySpec) -> list[Problem]:
+    """``http`` calls to a literal URL that no allowlist (``SIGWARD_APICALL_SERVICES``) could ever permit: refused at
+    load with the path, since the call could only ever fail. Whether an allowed-shape URL is allowlisted is a
+    deployment setting, decided when the call runs (an error under failurePolicy when it is not)."""
+    sources = [(f"spec.matchConditions[{i}].expression", c.expression) for i, c in enumerate(spec.match_conditions)]
+    sources += [(f"spec.images[{i}].expression", e.expression) for i, e in enumerate(spec.images)]
+    sources += [(f"spec.variables[{i}].expression", v.expression) for i, v in enumerate(spec.variables)]
+    for i, v in enumerate(spec.validations):
+        sources += [(f"spec.validations[{i}].expression", v.expression)]
+        sources += [(f"spec.validations[{i}].messageExpression", v.message_expression)]
+    sources += [
+        (f"spec.auditAnnotations[{i}].valueExpression", a.value_expression)
+        for i, a in enumerate(spec.audit_annotations)
+    ]
+    out: list[Problem] = []
+    for path, source in sources:
+        for match in _LITERAL_HTTP_URL.finditer(source):
+            split, why = split_service_url(match.group(2))
+            if split is None:
+                out.append((path, f"http call to {match.group(2)[:100]!r} can never be allowed: {why}"))
+    return out
 
 
 def registry_credentials(spec: ImageValidatingPolicySpec) -> ImageRegistryCredentials | None:

@@ -150,6 +150,25 @@ def test_content_hash_covers_cel() -> None:
         ({"credentials": {"providers": ["quay"]}}, "spec.credentials.providers[0]", "unsupported value"),
         ({"evaluation": {"mode": "JSON"}}, "spec.evaluation.mode", "never on raw JSON"),
         (
+            {"variables": [{"name": "a", "expression": "http.Get('file:///etc/passwd')"}]},
+            "spec.variables[0].expression",
+            "can never be allowed: only http and https",
+        ),
+        (
+            {"validations": [{"expression": 'http.Post("https://u:p@svc.example/v1/", {}).ok'}]},
+            "spec.validations[0].expression",
+            "user info",
+        ),
+        (
+            {
+                "auditAnnotations": [
+                    {"key": "a", "valueExpression": "string(http.Get('https://svc.example/v1/../admin'))"}
+                ]
+            },
+            "spec.auditAnnotations[0].valueExpression",
+            "dot-segments",
+        ),
+        (
             {"validations": [{"expression": "http.Client('ca').Get('https://x') != null"}]},
             "spec.validations[0].expression",
             "undeclared reference to 'Client'",
