@@ -534,7 +534,8 @@ class _Functions:
         return found[-1]
 
     def image_data(self, image: str) -> Any:
-        return self._checks.lookup(lambda: lookups.image_data(self._checks.verifier, image))
+        providers = policy_providers(self._policy)
+        return self._checks.lookup(lambda: lookups.image_data(self._checks.verifier, image, providers))
 
     def resource_get(self, api_version: str, resource: str, namespace: str, name: str) -> Any:
         cluster = self._checks.verifier.cluster_data
@@ -549,6 +550,13 @@ class _Functions:
         cluster = self._checks.verifier.cluster_data
         sent = tuple({"key": k, "value": v} for k, v in headers.items())
         return self._checks.lookup(lambda: cluster.service(url, method=method, headers=sent, body=body, ca_bundle=""))
+
+
+def policy_providers(policy: ImagePolicy) -> tuple[str, ...] | None:
+    """The credential providers (and Secret markers) of ``policy``'s ``credentials``, read as a ClusterPolicy's
+    ``imageRegistryCredentials`` (:func:`~sigward.verify.engine.credential_providers`); None: process-wide."""
+    creds = registry_credentials(policy.spec)
+    return credential_providers(ImageVerification(image_registry_credentials=creds)) if creds else None
 
 
 def _inline_root(iv: ImageVerification) -> InlineTrustedRoot | None:
@@ -572,8 +580,7 @@ def _pin(
     path = _pod_spec_path(resource)
     spec = _get(obj, path) if path else None
     patches: list[dict[str, str]] = []
-    creds = registry_credentials(policy.spec)
-    providers = credential_providers(ImageVerification(image_registry_credentials=creds)) if creds else None
+    providers = policy_providers(policy)
     if not isinstance(spec, Mapping):
         return patches
     for f in _CONTAINER_FIELDS:

@@ -136,3 +136,29 @@ def test_secrets_refused_without_a_connection(
     policy = ivpol(tmp_path, auth_registry.host, {"secrets": ["regcred"]})
     code, output = _sigward(["check-policy", str(policy)], monkeypatch, env)
     assert code != 0 and "spec.credentials.secrets" in output and "cluster connection" in output, output
+
+
+@pytest.mark.parametrize(("providers", "passes"), [(["default"], True), (["amazon"], False)])
+def test_imagedata_reads_with_the_policy_credentials(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    auth_registry: LocalRegistry,
+    signed: str,
+    providers: list[str],
+    passes: bool,
+) -> None:
+    """``imagedata.Get`` (no signature check involved) reads the registry with the policy's providers only."""
+    path = ivpol(tmp_path, auth_registry.host, {"providers": providers})
+    doc = yaml.safe_load(path.read_text())
+    doc["spec"]["attestors"] = []
+    doc["spec"]["validations"] = [
+        {"expression": "images.containers.all(i, imagedata.Get(i).manifest.schemaVersion == 2)"}
+    ]
+    doc["spec"]["validationConfigurations"] = {"mutateDigest": False, "verifyDigest": False, "required": False}
+    path.write_text(yaml.safe_dump(doc))
+    code, output = _sigward(["verify", "--json", "--policy", str(path), signed], monkeypatch, env)
+    if passes:
+        assert code == 0 and verdict(output) == "pass", output
+    else:
+        assert code != 0 and verdict(output) == "error", output
