@@ -13,9 +13,12 @@ unreachable registry (failurePolicy) from a wrong policy.
 Cluster lookups: Kyverno's ``resource`` library (``resource.Get``/``resource.List``) reads the cluster data service
 (:class:`sigward.cluster.data.ClusterData`: shipped manifests, then a live connection); what it cannot serve is an
 infrastructure error (failurePolicy decides). Kyverno's ``imagedata.Get`` and ``image.GetMetadata`` read an image's
-manifest and config through the registry client. Not provided (refused at load, with its path): ``globalContext``,
-``http``. Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr,
-quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
+manifest and config through the registry client. Kyverno's ``http`` library (``http.Get(url[, headers])``,
+``http.Post(url, body[, headers])``) calls only URLs the operator allowlisted for ``apiCall`` services
+(``SIGWARD_APICALL_SERVICES``, :mod:`sigward.cluster.services`: no redirects, size cap, timeouts); ``http.Client``
+(a custom CA) is not provided. Not provided (refused at load, with its path): ``globalContext``. Kubernetes'
+extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr, quantity) besides
+cel-cpp's strings/math/encoders/optional/bindings.
 """
 
 from __future__ import annotations
@@ -43,12 +46,17 @@ MAX_COMPREHENSION_NESTING = 2
 # Variables of each expression kind (Kyverno's compiler.go): what is not declared is a type-check error.
 _REQUEST_VARIABLES = ("object", "oldObject", "request", "namespaceObject", "variables")
 _IMAGE_VARIABLES = ("images", "attestors", "attestations", "image")
-CLUSTER_ONLY = ("globalContext", "http")
+CLUSTER_ONLY = ("globalContext",)
 # Library handles (Kyverno's ``resource`` and ``imagedata`` variables): member functions check the receiver is the
 # handle they belong to, since both are CEL maps and their ``Get`` overloads share a name.
 RESOURCE_HANDLE = {"library": "resource"}
 IMAGEDATA_HANDLE = {"library": "imagedata"}
-LIBRARY_VALUES: Mapping[str, Mapping[str, str]] = {"resource": RESOURCE_HANDLE, "imagedata": IMAGEDATA_HANDLE}
+HTTP_HANDLE = {"library": "http"}
+LIBRARY_VALUES: Mapping[str, Mapping[str, str]] = {
+    "resource": RESOURCE_HANDLE,
+    "imagedata": IMAGEDATA_HANDLE,
+    "http": HTTP_HANDLE,
+}
 
 
 class CelError(SigwardError):
@@ -69,6 +77,8 @@ class ImageFunctions(Protocol):
     def resource_get(self, api_version: str, resource: str, namespace: str, name: str) -> Any: ...
 
     def resource_list(self, api_version: str, resource: str, namespace: str) -> Any: ...
+
+    def http_call(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> Any: ...
 
 
 @dataclass
@@ -154,8 +164,21 @@ def _resource_list(receiver: Any, api_version: str, resource: str, namespace: st
 
 
 def _imagedata_get(receiver: Any, image: str) -> Any:
+    # ``imagedata.Get(image)`` and ``http.Get(url)`` share one overload (both receivers are string maps).
+    if isinstance(receiver, Mapping) and receiver.get("library") == HTTP_HANDLE["library"]:
+        return _http_get(receiver, image)
     _handle(receiver, IMAGEDATA_HANDLE, "Get(image)")
     return _call(lambda f: f.image_data(image))
+
+
+def _http_get(receiver: Any, url: str, headers: Mapping[str, str] | None = None) -> Any:
+    _handle(receiver, HTTP_HANDLE, "Get(url)")
+    return _call(lambda f: f.http_call("GET", url, dict(headers or {}), None))
+
+
+def _http_post(receiver: Any, url: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+    _handle(receiver, HTTP_HANDLE, "Post(url, body)")
+    return _call(lambda f: f.http_call("POST", url, dict(headers or {}), body))
 
 
 def _is_image(text: str) -> bool:
@@ -206,6 +229,22 @@ def _environment(kind: str) -> Any:
                 [
                     cel.Overload("resource_get", t.DYN, [handle_t, s, s, s, s], is_member=True, impl=_resource_get),
                     cel.Overload("imagedata_get", t.DYN, [handle_t, s], is_member=True, impl=_imagedata_get),
+                    cel.Overload("http_get_headers", t.DYN, [handle_t, s, t.Map(s, s)], is_member=True, impl=_http_get),
+                ],
+            ),
+            # Post bodies are JSON objects: cel-expr-python 0.1.3 does not dispatch a Python function on a ``dyn``
+            # argument at runtime, so the body is declared a map (Kyverno: any JSON value).
+            cel.FunctionDecl(
+                "Post",
+                [
+                    cel.Overload("http_post", t.DYN, [handle_t, s, t.Map(s, t.DYN)], is_member=True, impl=_http_post),
+                    cel.Overload(
+                        "http_post_headers",
+                        t.DYN,
+                        [handle_t, s, t.Map(s, t.DYN), t.Map(s, s)],
+                        is_member=True,
+                        impl=_http_post,
+                    ),
                 ],
             ),
             cel.FunctionDecl(
