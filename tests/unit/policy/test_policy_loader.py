@@ -568,7 +568,7 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
         "roles",
         set_match({"any": [{"resources": {"kinds": ["Pod"]}, "roles": ["ns:r"]}]}),
         "spec.rules[0].match.any[0].roles",
-        "user_info",
+        "user_roles",
     ),
     (
         "legacy clusterRoles in exclude",
@@ -577,7 +577,7 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
             {"all": [{"resources": {"kinds": ["Pod"]}, "clusterRoles": ["admin"]}]},
         ),
         "spec.rules[0].exclude.all[0].clusterRoles",
-        "user_info",
+        "user_roles",
     ),
     (
         "namespaceSelector",
@@ -632,6 +632,9 @@ IMPLEMENTED = (
     "namespace_selector",
     "override_namespace_selector",
     "tsa_timestamps",
+    "cel_preconditions",
+    "webhook_match_conditions",
+    "user_info",
 )
 STILL_REFUSED = [c for c in REFUSED if c[3] not in IMPLEMENTED]
 NOW_LOADING = [c for c in REFUSED if c[3] in IMPLEMENTED]
