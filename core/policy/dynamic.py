@@ -88,6 +88,17 @@ def reads_request(rule: Rule) -> bool:
     return any(_REQUEST_RE.search(e) for e in expressions(everything))
 
 
+_ROLES_RE = re.compile(r"\brequest\.(roles|clusterRoles)\b")
+
+
+def reads_roles(rule: Rule) -> bool:
+    """Whether an expression of the rule reads ``request.roles``/``request.clusterRoles`` (computed from the
+    cluster's RoleBindings, so only when needed)."""
+    everything = [rule.preconditions, list(rule.context), [iv.model_dump(by_alias=True) for iv in rule.verify_images]]
+    sources = [source for c in rule.cel_preconditions for source in (str(c.get("expression", "")),)]
+    return any(_ROLES_RE.search(e) for e in [*expressions(everything), *sources])
+
+
 def is_dynamic(rule: Rule) -> bool:
     """Whether the rule needs per-request preparation (context, preconditions, variables, cluster keys)."""
     return rule.prepared_per_request
