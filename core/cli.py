@@ -242,7 +242,7 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         routes = list(policy_routes(loaded.policies).values())
         if routes:
             print(
-                f"note: {len(routes)} namespaceSelector webhook(s) added; run sigward with "
+                f"note: {len(routes)} namespaceSelector/matchConditions webhook(s) added; run sigward with "
                 f"{SELECTOR_WEBHOOKS_ENV}=webhook so the plain path leaves those rules to them",
                 file=err,
             )

@@ -33,6 +33,7 @@ from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.dynamic import is_dynamic, reads_roles
 from sigward.policy.exceptions import PolicyException
+from sigward.policy.matchconditions import MatchResult, evaluate_conditions, request_data
 from sigward.policy.models import NamespaceLabels, Policy, Rule
 from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, rule_credential_providers
@@ -305,6 +306,9 @@ class AdmissionService:
         for policy in self._policies():
             if not policy.spec.admission:
                 continue  # Kyverno applies such a policy only in background scans
+            conditions = webhook_conditions(policy, request.raw)
+            if conditions is not None and not conditions.error and not conditions.matched:
+                continue  # the API server would not have called Kyverno for this policy
             for rule in policy.spec.rules:
                 failed: RuleVerdict | None = None
                 rule_info = info
@@ -325,6 +329,13 @@ class AdmissionService:
                     failed = _rule_verdict(policy, rule, Verdict.ERROR, f"failed to match {what}: {exc.message}")
                 if matched_rule is None:
                     continue
+                if conditions is not None and conditions.error and failed is None:
+                    failed = _rule_verdict(
+                        policy,
+                        rule,
+                        Verdict.ERROR,
+                        f"failed to evaluate webhookConfiguration.matchConditions: {conditions.error}",
+                    )
                 exempt = (
                     matching_exceptions(
                         exceptions, policy_key=policy.key, rule_name=matched_rule.name, info=info, request=request.raw
@@ -683,6 +694,16 @@ class AdmissionService:
             )
         patch = _digest_patches(checks) if mode == "mutate" else ()
         return Decision(allowed=True, patch=tuple(patch), warnings=tuple(warnings), checks=tuple(checks))
+
+
+def webhook_conditions(policy: Policy, request: Mapping[str, Any]) -> MatchResult | None:
+    """The policy's ``spec.webhookConfiguration.matchConditions`` on this request (None: it has none), evaluated as
+    the API server would before calling the webhook: not matched -> the policy does not apply; an error -> its
+    rules err (failurePolicy decides, as the API server's would)."""
+    wc = policy.spec.webhook_configuration
+    if wc is None or not wc.match_conditions:
+        return None
+    return evaluate_conditions(wc.match_condition_programs, request_data(request))
 
 
 def denial_message(request: AdmissionRequest, blocking: Sequence[ImageCheck]) -> str:

@@ -73,6 +73,7 @@ def _webhook(
     mutating: bool,
     extra_rules: Sequence[dict[str, Any]] = (),
     selector: Mapping[str, Any] | None = None,
+    match_conditions: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     hook: dict[str, Any] = {
         "name": name,
@@ -85,6 +86,8 @@ def _webhook(
         "namespaceSelector": _namespace_selector(exclude, selector),
         "rules": copy.deepcopy(RULES) + copy.deepcopy(list(extra_rules)),
     }
+    if match_conditions:
+        hook["matchConditions"] = [{"name": n, "expression": e} for n, e in match_conditions]
     if mutating:
         hook["reinvocationPolicy"] = "IfNeeded"
     return hook
@@ -131,7 +134,8 @@ def webhook_configurations(
             exclude=exclude,
             mutating=mutating,
             extra_rules=extra_rules,
-            selector=route.selector if route is not None else None,
+            selector=route.selector if route is not None and route.selector else None,
+            match_conditions=route.match_conditions if route is not None else (),
         )
 
     def hooks(kind: str, mutating: bool) -> list[dict[str, Any]]:
