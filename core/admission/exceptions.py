@@ -49,9 +49,7 @@ def matching_exceptions(
     found = [
         exc.key
         for exc in exceptions
-        if exc.contains(policy_key, rule_name)
-        and _matches(exc, info)
-        and _conditions_hold(exc, request, when)
+        if exc.contains(policy_key, rule_name) and _matches(exc, info) and _conditions_hold(exc, request, when)
     ]
     return tuple(sorted(found))
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sigward.errors import ConfigurationError
+from sigward.policy.ivpol.matchconditions import webhook_match_conditions
 from sigward.policy.models import LabelSelector, LabelSelectorRequirement, MatchResources, Policy, Rule
 
 # The path segment that names a selector route, followed by the key.
@@ -132,8 +133,7 @@ def rule_route(policy: Policy, rule: Rule) -> SelectorRoute | None:
     """The route of a rule that has a namespaceSelector or whose policy has webhook matchConditions (None when
     it has neither)."""
     route = _selector_route(policy, rule)
-    wc = policy.spec.webhook_configuration
-    conditions = wc.match_condition_programs.sources() if wc is not None and wc.match_conditions else ()
+    conditions = webhook_match_conditions(policy.spec.webhook_configuration).sources()
     if not conditions:
         return route
     if route is None:

@@ -33,7 +33,12 @@ from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
 from sigward.policy.dynamic import is_dynamic, reads_roles
 from sigward.policy.exceptions import PolicyException
-from sigward.policy.matchconditions import MatchResult, evaluate_conditions, request_data
+from sigward.policy.ivpol.matchconditions import (
+    MatchResult,
+    evaluate_conditions,
+    request_data,
+    webhook_match_conditions,
+)
 from sigward.policy.models import NamespaceLabels, Policy, Rule
 from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.engine import Verifier, rule_credential_providers
@@ -703,7 +708,7 @@ def webhook_conditions(policy: Policy, request: Mapping[str, Any]) -> MatchResul
     wc = policy.spec.webhook_configuration
     if wc is None or not wc.match_conditions:
         return None
-    return evaluate_conditions(wc.match_condition_programs, request_data(request))
+    return evaluate_conditions(webhook_match_conditions(wc), request_data(request))
 
 
 def denial_message(request: AdmissionRequest, blocking: Sequence[ImageCheck]) -> str:

@@ -216,7 +216,7 @@ class ClusterData:
         found = [i for i in items if isinstance(i, Mapping)]
         return [public_secret(i) for i in found] if resource == "secrets" else found
 
-    def listed(self, path: str) -> list[Mapping[str, Any]]:
+    def listed(self, path: str) -> tuple[Mapping[str, Any], ...]:
         """The ``items`` of a list ``path`` (e.g. RoleBindings) from the live connection only, cached for the TTL
         with one request however many ask; raises :class:`ClusterLookupError` when there is no connection or the
         answer is not a list."""
@@ -233,7 +233,7 @@ class ClusterData:
                 raise ClusterLookupError(f"cluster API answered {path} without an items list")
             return {"items": [i for i in items if isinstance(i, Mapping)]}
 
-        return list(self._cache.get_or_compute(ObjectRef("list", "", path), fetch)["items"])
+        return tuple(self._cache.get_or_compute(ObjectRef("list", "", path), fetch)["items"])
 
     def configmap(self, namespace: str, name: str) -> Mapping[str, Any]:
         return self.get(ObjectRef("configmaps", namespace, name))

@@ -46,7 +46,7 @@ class Capabilities:
     # rule selection
     rule_context: bool = True  # rule context entries (ConfigMap, apiCall, imageRegistry, variable, globalReference)
     preconditions: bool = True
-    cel_preconditions: bool = True  # K8s matchConditions semantics (sigward.policy.matchconditions)
+    cel_preconditions: bool = True  # K8s matchConditions semantics (sigward.policy.ivpol.matchconditions)
     user_info: bool = True  # match/exclude (and PolicyException) subjects, from request.userInfo
     user_roles: bool = False  # match/exclude roles, clusterRoles: RBAC bindings read through the cluster connection
     namespace_selector: bool = True  # match/exclude namespaceSelector (labels from sigward.cluster)

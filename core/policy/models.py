@@ -26,7 +26,6 @@ from pydantic.alias_generators import to_camel
 
 if TYPE_CHECKING:
     from sigward.policy.conditions import ConditionInputs
-    from sigward.policy.matchconditions import MatchConditions
 
 Action = Literal["Audit", "Enforce"]
 FailurePolicy = Literal["Fail", "Ignore"]
@@ -148,7 +147,7 @@ class Subject(KyvernoModel):
 
 
 class ResourceFilter(KyvernoModel):
-    """One element of ``match.any``/``match.all``: resource criteria plus (unsupported) user info."""
+    """One element of ``match.any``/``match.all``: resource criteria plus user info (subjects, roles, clusterRoles)."""
 
     resources: ResourceDescription = Field(default_factory=ResourceDescription)
     subjects: tuple[Subject, ...] = ()
@@ -535,13 +534,6 @@ with warnings.catch_warnings():
 
             return needs_preparation(self)
 
-        @cached_property
-        def cel_precondition_programs(self) -> MatchConditions:
-            """``celPreconditions`` compiled once (paths relative to the rule; the loader reports problems)."""
-            from sigward.policy.matchconditions import compile_conditions
-
-            return compile_conditions(self.cel_preconditions, "celPreconditions")
-
         def condition_inputs(self, entries: tuple[int, ...] | None = None) -> ConditionInputs:
             """What the conditions of ``entries`` (indexes into ``verify_images``; default all) read from the
             request: ``.request`` true means the rule reads admission request data."""
@@ -579,13 +571,6 @@ class WebhookConfiguration(KyvernoModel):
     failure_policy: FailurePolicy | None = None
     timeout_seconds: StrictInt | None = None
     match_conditions: tuple[Mapping[StrictStr, Any], ...] = ()
-
-    @cached_property
-    def match_condition_programs(self) -> MatchConditions:
-        """``matchConditions`` compiled once (paths relative to ``spec.webhookConfiguration``)."""
-        from sigward.policy.matchconditions import compile_conditions
-
-        return compile_conditions(self.match_conditions, "matchConditions")
 
 
 def _normalize_action(value: Any) -> Any:

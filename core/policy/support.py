@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from sigward.errors import BadRequestError
 from sigward.policy.capabilities import Capabilities, refusal
+from sigward.policy.ivpol.matchconditions import rule_preconditions, webhook_match_conditions
 from sigward.policy.models import (
     PEM_PUBLIC_KEY_END,
     AttestorSet,
@@ -52,7 +53,7 @@ def unsupported(spec: PolicySpec, caps: Capabilities) -> list[Problem]:
     if wc is not None and wc.match_conditions and not caps.webhook_match_conditions:
         out.append(("spec.webhookConfiguration.matchConditions", refusal("webhook_match_conditions")))
     elif wc is not None and wc.match_conditions:
-        out.extend((f"spec.webhookConfiguration.{p}", m) for p, m in wc.match_condition_programs.problems)
+        out.extend((f"spec.webhookConfiguration.{p}", m) for p, m in webhook_match_conditions(wc).problems)
     if spec.apply_rules == "One" and not caps.apply_rules_one:
         out.append(("spec.applyRules", refusal("apply_rules_one")))
     for i, rule in enumerate(spec.rules):
@@ -79,7 +80,7 @@ def unsupported(spec: PolicySpec, caps: Capabilities) -> list[Problem]:
         if rule.cel_preconditions and not caps.cel_preconditions:
             out.append((f"{path}.celPreconditions", refusal("cel_preconditions")))
         elif rule.cel_preconditions:
-            out.extend((f"{path}.{p}", m) for p, m in rule.cel_precondition_programs.problems)
+            out.extend((f"{path}.{p}", m) for p, m in rule_preconditions(rule).problems)
         out.extend(_match(rule.match, f"{path}.match", caps))
         if rule.exclude is not None:
             out.extend(_match(rule.exclude, f"{path}.exclude", caps))

@@ -22,8 +22,8 @@ from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, S
 from sigward.patterns import compile_re2, wildcard_match
 from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
+from sigward.policy.ivpol.matchconditions import evaluate_conditions
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
-from sigward.policy.matchconditions import evaluate_conditions
 from sigward.policy.models import (
     Attestation,
     ImageVerification,

@@ -154,11 +154,11 @@ def resolve_rule(
 def _cel_preconditions(rule: Rule, request: Mapping[str, Any] | None, cluster: ClusterData) -> str:
     """Kyverno's ``celPreconditions`` (Kubernetes matchConditions semantics): the skip message when one is false;
     an error (or no request to evaluate them on) raises :class:`RuleContextError`, so failurePolicy decides."""
-    from sigward.policy.matchconditions import evaluate_conditions, request_data
+    from sigward.policy.ivpol.matchconditions import evaluate_conditions, request_data, rule_preconditions
 
     if request is None:
         raise RuleContextError("celPreconditions need an admission request: evaluated at admission only")
-    conditions = rule.cel_precondition_programs
+    conditions = rule_preconditions(rule)
     namespace_object = None
     namespace = str(request.get("namespace") or "")
     kind = request.get("kind") if isinstance(request.get("kind"), Mapping) else {}

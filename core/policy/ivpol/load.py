@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
+from sigward.policy.ivpol.matchconditions import MatchConditions, compile_conditions
 from sigward.policy.ivpol.models import (
     Attestor,
     ImageValidatingPolicySpec,
@@ -19,7 +20,6 @@ from sigward.policy.ivpol.models import (
     NotaryTrust,
     RootedAttestorSet,
 )
-from sigward.policy.matchconditions import MatchConditions, compile_conditions
 from sigward.policy.models import (
     DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
     MAX_WEBHOOK_TIMEOUT_SECONDS,

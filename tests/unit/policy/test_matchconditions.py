@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sigward.policy.matchconditions import (
+from sigward.policy.ivpol.matchconditions import (
     MAX_MATCH_CONDITIONS,
     compile_conditions,
     evaluate_conditions,

@@ -14,12 +14,17 @@ Variables: ``object``, ``oldObject``, ``request``, ``namespaceObject`` (Kyverno'
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
+
+if TYPE_CHECKING:
+    from sigward.policy.models import Rule, WebhookConfiguration
 
 # Kubernetes' limit on matchConditions per webhook (validation.go maxMatchConditions): the API server rejects more.
 MAX_MATCH_CONDITIONS = 64
@@ -27,6 +32,9 @@ MAX_MATCH_CONDITIONS = 64
 _NAME_RE = re.compile(
     r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 )
+# Distinct condition lists kept compiled: policies are loaded once and looked up per request; an evicted list is
+# compiled again (correct, only slower). Far above the conditions of any real policy set.
+MAX_COMPILED_LISTS = 1024
 _AUTHORIZER_RE = re.compile(r"(?:\A|[^.0-9A-Za-z_])authorizer\b")
 
 Problem = tuple[str, str]
@@ -45,6 +53,9 @@ class MatchConditions:
     def sources(self) -> tuple[tuple[str, str], ...]:
         """``(name, expression)`` pairs, as written: what a webhook configuration carries."""
         return tuple((name, program.source) for name, program in self.conditions)
+
+
+EMPTY = MatchConditions()
 
 
 @dataclass(frozen=True)
@@ -98,6 +109,27 @@ def compile_conditions(entries: Sequence[Any], path: str) -> MatchConditions:
             continue
         compiled.append((str(name), program))
     return MatchConditions(conditions=tuple(compiled), problems=tuple(problems))
+
+
+@lru_cache(maxsize=MAX_COMPILED_LISTS)
+def _compiled(text: str, path: str) -> MatchConditions:
+    return compile_conditions(json.loads(text), path)
+
+
+def compiled(entries: Sequence[Any], path: str) -> MatchConditions:
+    """:func:`compile_conditions`, once per distinct list (the loader's compilation is the one requests reuse)."""
+    return _compiled(json.dumps(list(entries), sort_keys=True, default=str), path)
+
+
+def rule_preconditions(rule: Rule) -> MatchConditions:
+    """A rule's ``celPreconditions``, compiled (paths relative to the rule)."""
+    return compiled(rule.cel_preconditions, "celPreconditions")
+
+
+def webhook_match_conditions(wc: WebhookConfiguration | None) -> MatchConditions:
+    """A policy's ``spec.webhookConfiguration.matchConditions``, compiled (paths relative to
+    ``spec.webhookConfiguration``); empty when there are none."""
+    return compiled(wc.match_conditions, "matchConditions") if wc is not None and wc.match_conditions else EMPTY
 
 
 def evaluate_conditions(
