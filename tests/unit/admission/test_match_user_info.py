@@ -125,6 +125,7 @@ def test_roles_without_a_connection_are_refused_at_load_with_the_path() -> None:
 
     doc = cluster_policy("p", [key_verification(["*"], [keys_entry(PEM)])])
     doc["spec"]["rules"][0]["match"] = pods(clusterRoles=["admin"])
+    doc["spec"]["background"] = False
     with pytest.raises(PolicyError) as err:
         load_policy_text(dump(doc), "t.yaml")
     assert "spec.rules[0].match.any[0].clusterRoles" in str(err.value)
