@@ -35,6 +35,9 @@ _NAME_RE = re.compile(
 # Distinct condition lists kept compiled: policies are loaded once and looked up per request; an evicted list is
 # compiled again (correct, only slower). Far above the conditions of any real policy set.
 MAX_COMPILED_LISTS = 1024
+# Declared by sigward's IVPOL request environment but not by Kubernetes' matchConditions compiler: refused here so a
+# condition never depends on an IVPOL-only value (and webhook-config never emits one the API server rejects).
+NOT_DECLARED: tuple[str, ...] = ("variables", "resource", "imagedata")
 _AUTHORIZER_RE = re.compile(r"(?:\A|[^.0-9A-Za-z_])authorizer\b")
 
 Problem = tuple[str, str]
@@ -68,8 +71,16 @@ class MatchResult:
     error: str = ""
 
 
-def compile_conditions(entries: Sequence[Any], path: str) -> MatchConditions:
-    """Compile ``entries`` (the YAML list at ``path``) once, at policy load."""
+def _unavailable(expression: str, names: Sequence[str]) -> str:
+    for name in names:
+        if re.search(r"(?:\A|[^.0-9A-Za-z_])" + name + r"\b", expression):
+            return name
+    return ""
+
+
+def compile_conditions(entries: Sequence[Any], path: str, *, undeclared: Sequence[str] = ()) -> MatchConditions:
+    """Compile ``entries`` (the YAML list at ``path``) once, at policy load; ``undeclared``: variables of sigward's
+    request environment the caller's compiler does not declare (refused with the path)."""
     problems: list[Problem] = []
     compiled: list[tuple[str, Program]] = []
     if len(entries) > MAX_MATCH_CONDITIONS:
@@ -101,6 +112,10 @@ def compile_conditions(entries: Sequence[Any], path: str) -> MatchConditions:
                 )
             )
             continue
+        missing = _unavailable(expression, undeclared)
+        if missing:
+            problems.append((f"{where}.expression", f"undeclared reference to '{missing}' (not a variable here)"))
+            continue
         try:
             program = compile_expression(expression, f"{where}.expression", kind="request", want_bool=True)
         except CelError as exc:
@@ -112,24 +127,26 @@ def compile_conditions(entries: Sequence[Any], path: str) -> MatchConditions:
 
 
 @lru_cache(maxsize=MAX_COMPILED_LISTS)
-def _compiled(text: str, path: str) -> MatchConditions:
-    return compile_conditions(json.loads(text), path)
+def _compiled(text: str, path: str, undeclared: tuple[str, ...]) -> MatchConditions:
+    return compile_conditions(json.loads(text), path, undeclared=undeclared)
 
 
-def compiled(entries: Sequence[Any], path: str) -> MatchConditions:
+def compiled(entries: Sequence[Any], path: str, undeclared: tuple[str, ...] = ()) -> MatchConditions:
     """:func:`compile_conditions`, once per distinct list (the loader's compilation is the one requests reuse)."""
-    return _compiled(json.dumps(list(entries), sort_keys=True, default=str), path)
+    return _compiled(json.dumps(list(entries), sort_keys=True, default=str), path, undeclared)
 
 
 def rule_preconditions(rule: Rule) -> MatchConditions:
     """A rule's ``celPreconditions``, compiled (paths relative to the rule)."""
-    return compiled(rule.cel_preconditions, "celPreconditions")
+    return compiled(rule.cel_preconditions, "celPreconditions", NOT_DECLARED)
 
 
 def webhook_match_conditions(wc: WebhookConfiguration | None) -> MatchConditions:
     """A policy's ``spec.webhookConfiguration.matchConditions``, compiled (paths relative to
     ``spec.webhookConfiguration``); empty when there are none."""
-    return compiled(wc.match_conditions, "matchConditions") if wc is not None and wc.match_conditions else EMPTY
+    if wc is None or not wc.match_conditions:
+        return EMPTY
+    return compiled(wc.match_conditions, "matchConditions", (*NOT_DECLARED, "namespaceObject"))
 
 
 def evaluate_conditions(

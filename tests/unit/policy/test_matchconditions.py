@@ -77,3 +77,25 @@ def test_load_problems_name_the_path(case: str, conditions: list[Any], path: str
 
 def test_qualified_name_with_prefix_is_valid() -> None:
     assert compile_conditions([{"name": "example.com/exclude-leases", "expression": "true"}], "c").problems == ()
+
+
+@pytest.mark.parametrize(
+    ("case", "expression", "webhook", "refused"),
+    [
+        ("namespaceObject in celPreconditions", "namespaceObject.metadata.name == 'a'", False, ""),
+        ("namespaceObject in a webhook", "namespaceObject.metadata.name == 'a'", True, "namespaceObject"),
+        ("IVPOL variables", "variables.x == 1", False, "variables"),
+        ("IVPOL resource library", "resource.Get('v1', 'pods', 'a', 'b') != null", True, "resource"),
+        ("field named like a variable", "object.metadata.resource == 'x'", True, ""),
+    ],
+)
+def test_only_kubernetes_variables(case: str, expression: str, webhook: bool, refused: str) -> None:
+    from sigward.policy.ivpol.matchconditions import rule_preconditions, webhook_match_conditions
+    from sigward.policy.models import Rule, WebhookConfiguration
+
+    entries = [{"name": "n", "expression": expression}]
+    if webhook:
+        found = webhook_match_conditions(WebhookConfiguration(match_conditions=entries)).problems
+    else:
+        found = rule_preconditions(Rule(name="r", match={"any": []}, cel_preconditions=entries)).problems
+    assert any(refused in m for _, m in found) if refused else found == ()
