@@ -95,7 +95,8 @@ def test_only_kubernetes_variables(case: str, expression: str, webhook: bool, re
 
     entries = [{"name": "n", "expression": expression}]
     if webhook:
-        found = webhook_match_conditions(WebhookConfiguration(match_conditions=entries)).problems
+        found = webhook_match_conditions(WebhookConfiguration.model_validate({"matchConditions": entries})).problems
     else:
-        found = rule_preconditions(Rule(name="r", match={"any": []}, cel_preconditions=entries)).problems
+        rule = Rule.model_validate({"name": "r", "match": {"any": []}, "celPreconditions": entries})
+        found = rule_preconditions(rule).problems
     assert any(refused in m for _, m in found) if refused else found == ()
