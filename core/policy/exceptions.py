@@ -87,6 +87,16 @@ def spec_problems(spec: ExceptionSpec, *, user_roles: bool = False) -> list[tupl
     for part, filters in (("any", match.any), ("all", match.all)):
         for i, flt in enumerate(filters):
             path = f"spec.match.{part}[{i}]"
+            if spec.background:  # Kyverno's ValidateNoUserInfo: a background scan has no requesting user
+                problems.extend(
+                    (f"{path}.{name}", "Usage of user info is forbidden (set spec.background: false)")
+                    for name, value in (
+                        ("roles", flt.roles),
+                        ("clusterRoles", flt.cluster_roles),
+                        ("subjects", flt.subjects),
+                    )
+                    if value
+                )
             if (flt.roles or flt.cluster_roles) and not user_roles:
                 field_name = "roles" if flt.roles else "clusterRoles"
                 problems.append((f"{path}.{field_name}", refusal("user_roles")))

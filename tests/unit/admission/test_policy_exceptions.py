@@ -203,6 +203,10 @@ def test_matching_table(case: Case) -> None:
     ("mutate", "needle"),
     [
         (lambda d: d["spec"]["match"]["any"][0].update({"clusterRoles": ["admin"]}), "any[0].clusterRoles: roles and"),
+        (
+            lambda d: d["spec"]["match"]["any"][0].update({"subjects": [{"kind": "User", "name": "a"}]}),
+            "Usage of user info is forbidden",
+        ),
         (lambda d: d["spec"]["match"]["any"][0].update({"roles": ["ns:r"]}), "none is configured"),
         (
             lambda d: d["spec"]["match"]["any"][0]["resources"].update(
