@@ -241,8 +241,8 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         routes = list(policy_routes(loaded.policies, loaded.image_policies).values())
         if routes:
             print(
-                f"note: {len(routes)} namespaceSelector/objectSelector webhook(s) added; run sigward with "
-                f"{SELECTOR_WEBHOOKS_ENV}=webhook so the plain path leaves those rules and policies to them",
+                f"note: {len(routes)} namespaceSelector/objectSelector/matchConditions webhook(s) added; run sigward "
+                f"with {SELECTOR_WEBHOOKS_ENV}=webhook so the plain path leaves those rules and policies to them",
                 file=err,
             )
         wanted = policy_webhook_settings(loaded.policies, loaded.image_policies)

@@ -615,7 +615,7 @@ class _Loader:
         problems: list[Problem] = []
         meta, spec = _metadata_and_spec(document, ExceptionSpec, problems)
         if spec is not None:
-            problems.extend(exception_problems(spec))
+            problems.extend(exception_problems(spec, user_roles=self.capabilities.user_roles))
         if meta is not None and not meta.name:
             problems.append(("metadata.name", "a PolicyException needs a name"))
         if problems or meta is None or spec is None:

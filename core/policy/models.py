@@ -147,7 +147,7 @@ class Subject(KyvernoModel):
 
 
 class ResourceFilter(KyvernoModel):
-    """One element of ``match.any``/``match.all``: resource criteria plus (unsupported) user info."""
+    """One element of ``match.any``/``match.all``: resource criteria plus user info (subjects, roles, clusterRoles)."""
 
     resources: ResourceDescription = Field(default_factory=ResourceDescription)
     subjects: tuple[Subject, ...] = ()

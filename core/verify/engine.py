@@ -1063,7 +1063,8 @@ class Verifier:
         if reads_request(rule):
             return verdict(
                 Verdict.SKIP,
-                "rule reads admission request data (request, images, serviceAccount*): evaluated at admission only",
+                "rule reads admission request data (request, images, serviceAccount*, celPreconditions or the "
+                "requesting user in match/exclude): evaluated at admission only",
             )
         from sigward.cluster.data import EMPTY
 

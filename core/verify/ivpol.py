@@ -23,6 +23,7 @@ from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, S
 from sigward.patterns import compile_re2, wildcard_match
 from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
+from sigward.policy.ivpol.matchconditions import evaluate_conditions
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
 from sigward.policy.ivpol.policy_fields import registry_credentials, selectors
 from sigward.policy.models import (
@@ -643,9 +644,13 @@ def evaluate_policy(
     functions = _Functions(policy, checks, deadline, state, data)
     try:
         with bound(functions) as cel_state:
-            for condition in policy.match_conditions:
-                if _evaluate(condition, data, cel_state) is not True:
-                    return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
+            matched = evaluate_conditions(
+                policy.match_conditions, data, run=lambda program, values: _evaluate(program, values, cel_state)
+            )
+            if matched.error:
+                raise CelError(f"failed to evaluate matchConditions: {matched.error}")
+            if not matched.matched:
+                return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
             images = builtin_images(resource, obj if obj is not None else request.get("oldObject"))
             for name, extractor in policy.extractors.items():
                 value = _evaluate(extractor, data, cel_state)

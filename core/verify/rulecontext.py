@@ -85,6 +85,10 @@ def resolve_rule(
         data["serviceAccountName"] = parts[3] if sa else ""
         data["serviceAccountNamespace"] = parts[2] if sa else ""
         data["images"] = to_json_data(images or {})
+    if rule.cel_preconditions:
+        skip = _cel_preconditions(rule, request, cluster)
+        if skip:
+            return Resolution(None, skip)
     entries = [substitutable(iv) for iv in rule.verify_images]
     used = expressions([rule.preconditions, entries, [iv.model_dump(by_alias=True) for iv in rule.verify_images]])
     needed: set[str] = set()
@@ -145,6 +149,31 @@ def resolve_rule(
     rule_out = rule.model_copy(update={"verify_images": tuple(resolved)})
     canon = json.dumps([iv.model_dump(by_alias=True) for iv in resolved], sort_keys=True, default=str)
     return Resolution(rule_out, "", hashlib.sha256(canon.encode()).hexdigest())
+
+
+def _cel_preconditions(rule: Rule, request: Mapping[str, Any] | None, cluster: ClusterData) -> str:
+    """Kyverno's ``celPreconditions`` (Kubernetes matchConditions semantics): the skip message when one is false;
+    an error (or no request to evaluate them on) raises :class:`RuleContextError`, so failurePolicy decides."""
+    from sigward.policy.ivpol.matchconditions import evaluate_conditions, request_data, rule_preconditions
+
+    if request is None:
+        raise RuleContextError("celPreconditions need an admission request: evaluated at admission only")
+    conditions = rule_preconditions(rule)
+    namespace_object = None
+    namespace = str(request.get("namespace") or "")
+    kind = request.get("kind") if isinstance(request.get("kind"), Mapping) else {}
+    reads_namespace = any("namespaceObject" in program.source for _, program in conditions.conditions)
+    if reads_namespace and namespace and (kind or {}).get("kind") != "Namespace":
+        from sigward.cluster.data import ObjectRef
+
+        try:
+            namespace_object = cluster.get(ObjectRef("namespaces", "", namespace))
+        except SigwardError as exc:
+            raise RuleContextError(f"failed to evaluate cel preconditions: namespaceObject: {exc.message}") from None
+    result = evaluate_conditions(conditions, request_data(to_json_data(request), namespace_object))
+    if result.error:
+        raise RuleContextError(f"failed to evaluate cel preconditions: {result.error}")
+    return "" if result.matched else "cel preconditions not met"
 
 
 def _with_secret_keys(sets: Sequence[AttestorSet], cluster: ClusterData, path: str) -> tuple[AttestorSet, ...]:

@@ -14,6 +14,7 @@ from sigward.policy import capabilities as capabilities_module
 from sigward.policy.capabilities import REFUSALS, Capabilities
 from sigward.policy.ivpol import policy_fields
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
+from sigward.policy.ivpol.matchconditions import MatchConditions, compile_conditions
 from sigward.policy.ivpol.models import (
     Attestor,
     ImageValidatingPolicySpec,
@@ -100,7 +101,7 @@ class ImagePolicy:
     spec: ImageValidatingPolicySpec
     source: str
     content_hash: str
-    match_conditions: tuple[Program, ...]
+    match_conditions: MatchConditions
     match_images: tuple[MatchImageReference | Program, ...]
     extractors: Mapping[str, Program]
     variables: Mapping[str, Program]
@@ -458,10 +459,8 @@ def build(
             program = _compile(m.expression, f"{path}.expression", "ref", problems, want_bool=True)
             if program is not None:
                 match_images.append(program)
-    conditions = [
-        _compile(c.expression, f"spec.matchConditions[{i}].expression", "request", problems, want_bool=True)
-        for i, c in enumerate(spec.match_conditions)
-    ]
+    conditions = compile_conditions([c.model_dump() for c in spec.match_conditions], "spec.matchConditions")
+    problems.extend(p for p in conditions.problems if not p[0].endswith(".name"))  # names: checked above
     extractors = {
         e.name: _compile(e.expression, f"spec.images[{i}].expression", "request", problems)
         for i, e in enumerate(spec.images)
@@ -496,7 +495,7 @@ def build(
         spec=spec,
         source=source,
         content_hash=digest,
-        match_conditions=tuple(c for c in conditions if c is not None),
+        match_conditions=conditions,
         match_images=tuple(match_images),
         extractors={k: v for k, v in extractors.items() if v is not None},
         variables={k: v for k, v in variables.items() if v is not None},
