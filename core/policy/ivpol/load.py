@@ -19,6 +19,7 @@ from sigward.policy.ivpol.models import (
     InlineTrustedRoot,
     MatchImageReference,
     NotaryTrust,
+    PrefixedAttestor,
     RootedAttestorSet,
 )
 from sigward.policy.models import (
@@ -35,6 +36,7 @@ from sigward.policy.models import (
 from sigward.policy.models import Attestor as EngineAttestor
 from sigward.policy.trustroots import inline_root_problems
 from sigward.policy.validation import Problem
+from sigward.references import tag_prefix_problem
 
 API_GROUP = "policies.kyverno.io"
 API_VERSIONS = ("v1alpha1", "v1beta1", "v1")
@@ -176,8 +178,11 @@ def _translate_cosign(
     assert cosign is not None
     before = len(problems)
     root = _inline_root(attestor, path, problems, notes if notes is not None else [])
-    if cosign.source is not None and cosign.source.tag_prefix:
-        problems.append(_refuse(f"{path}.cosign.source.tagPrefix", "tagPrefix", "not implemented yet"))
+    prefix = cosign.source.tag_prefix if cosign.source is not None else ""
+    if prefix:
+        why = tag_prefix_problem(prefix)
+        if why is not None:
+            problems.append((f"{path}.cosign.source.tagPrefix", why))
     set_kinds = [
         n for n, v in (("key", cosign.key), ("keyless", cosign.keyless), ("certificate", cosign.certificate)) if v
     ]
@@ -193,13 +198,17 @@ def _translate_cosign(
         "annotations": dict(cosign.annotations),
         "repository": cosign.source.repository if cosign.source is not None else "",
     }
+    entry_type: type[EngineAttestor] = EngineAttestor
+    if prefix:
+        common["tag_prefix"] = prefix
+        entry_type = PrefixedAttestor
     entries: list[EngineAttestor] = []
     if cosign.key is not None:
         key = cosign.key
         if [bool(key.data), bool(key.kms), bool(key.expression)].count(True) != 1:
             problems.append((f"{path}.cosign.key", "exactly one of data, kms or expression must be set"))
         entries.append(
-            EngineAttestor(
+            entry_type(
                 keys=StaticKeyAttestor(
                     public_keys=key.data, kms=key.kms, signature_algorithm=key.hash_algorithm, rekor=rekor, ctlog=ctlog
                 ),
@@ -218,7 +227,7 @@ def _translate_cosign(
                     )
                 )
             entries.append(
-                EngineAttestor(
+                entry_type(
                     keyless=KeylessAttestor(
                         rekor=rekor,
                         ctlog=ctlog,
@@ -238,7 +247,7 @@ def _translate_cosign(
             if value is not None and value.expression and value.value:
                 problems.append((f"{path}.cosign.certificate.{name}", "value and expression are mutually exclusive"))
         entries.append(
-            EngineAttestor(
+            entry_type(
                 certificates=CertificateAttestor(
                     cert=cert.cert.value if cert.cert is not None else "",
                     cert_chain=cert.cert_chain.value if cert.cert_chain is not None else "",

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
+from sigward.policy.models import Attestor as EngineAttestor
 from sigward.policy.models import AttestorSet, CertificateAttestor, ImageVerification, KyvernoModel, LabelSelector
 
 ValidationAction = Literal["Deny", "Audit", "Warn"]
@@ -132,6 +133,17 @@ class NotaryTrust(CertificateAttestor):
     read with ``afterCertExpiry``, see :mod:`sigward.verify.notation.policy`). Built by the loader, never from YAML."""
 
     verify_timestamp: Literal["always", "afterCertExpiry"] = "always"
+
+
+class PrefixedAttestor(EngineAttestor):
+    """An engine attestor entry whose cosign signatures and attestations live under tags with ``tag_prefix``
+    (``cosign.source.tagPrefix``: ``<prefix>sha256-<hex>.sig``/``.att``). Built by the loader, never from YAML."""
+
+    tag_prefix: StrictStr
+
+    @property
+    def signature_tag_prefix(self) -> str:
+        return self.tag_prefix
 
 
 class InlineTrustedRoot(KyvernoModel):
