@@ -5,9 +5,12 @@ verification engine already checks (:mod:`sigward.policy.models`), so both polic
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sigward.policy import capabilities as capabilities_module
@@ -19,6 +22,7 @@ from sigward.policy.ivpol.models import (
     InlineTrustedRoot,
     MatchImageReference,
     NotaryTrust,
+    PolicyTuf,
     PrefixedAttestor,
     RootedAttestorSet,
 )
@@ -35,6 +39,7 @@ from sigward.policy.models import (
 )
 from sigward.policy.models import Attestor as EngineAttestor
 from sigward.policy.trustroots import inline_root_problems
+from sigward.policy.tufroot import MAX_TUF_ROOT_BYTES, PUBLIC_GOOD_MIRROR, mirror_problem, tuf_root_problem
 from sigward.policy.validation import Problem
 from sigward.references import tag_prefix_problem
 
@@ -79,6 +84,9 @@ class CompiledAttestor:
     material: tuple[tuple[str, Program], ...] = ()
     # ``cosign.source.PullSecrets``: dockerconfigjson Secret names for this attestor's registry requests.
     pull_secrets: tuple[str, ...] = ()
+    # ``cosign.tuf`` (without ``trustedRoot``): the repository whose ``trusted_root.json`` is the attestor's root,
+    # read per check; until it is, ``attestors`` is a :class:`RootedAttestorSet` with an empty root.
+    tuf: PolicyTuf | None = None
 
 
 @dataclass(frozen=True)
@@ -144,17 +152,16 @@ def _translate_notary(attestor: Attestor, path: str, problems: list[Problem]) ->
 
 def _inline_root(attestor: Attestor, path: str, problems: list[Problem], notes: list[str]) -> InlineTrustedRoot | None:
     """``cosign.trustedRoot`` (Kyverno's ``resolveTrustedMaterial``: it takes precedence over ``tuf``), shape-checked;
-    None when not given or with problems. ``tuf`` alone stays refused: sigward reads no policy-named TUF mirror."""
+    None when not given or with problems. ``tuf`` alone gives an empty placeholder root, filled per check from the
+    repository (:func:`policy_tuf`)."""
     cosign = attestor.cosign
     assert cosign is not None
     given = cosign.trusted_root
     if given is None or not (given.value or given.expression):
         if given is not None:
             problems.append((f"{path}.cosign.trustedRoot", "either value or expression must be set"))
-        if cosign.tuf is not None:
-            problems.append(
-                _refuse(f"{path}.cosign.tuf", "tuf", "set SIGWARD_TRUSTED_ROOT or cosign.trustedRoot instead")
-            )
+        if cosign.tuf is not None and given is None:
+            return InlineTrustedRoot(value="", path=f"{path}.cosign.tuf")
         return None
     if cosign.tuf is not None:
         notes.append(f"{path}.cosign.tuf is ignored: cosign.trustedRoot takes precedence (as in Kyverno)")
@@ -167,6 +174,59 @@ def _inline_root(attestor: Attestor, path: str, problems: list[Problem], notes: 
     found = inline_root_problems(given.value, where)
     problems.extend(found)
     return None if found else InlineTrustedRoot(value=given.value, path=where)
+
+
+def policy_tuf(attestor: Attestor, path: str, source: str, problems: list[Problem]) -> PolicyTuf | None:
+    """``cosign.tuf`` without ``trustedRoot`` (which takes precedence, as in Kyverno): the mirror checked and the
+    bootstrap root read now. ``root.data`` is base64 (Kyverno decodes it so); ``root.path`` is a file on the
+    verifier, relative to the policy file's directory or absolute, read at load (Kyverno reads a path inside its own
+    container; a policy loaded from text, not a file, needs an absolute path). Without a root only the public-good
+    mirror can be read (its root ships with sigward), as Kyverno falls back to its embedded root."""
+    cosign = attestor.cosign
+    if cosign is None or cosign.tuf is None or cosign.trusted_root is not None:
+        return None
+    tuf, where = cosign.tuf, f"{path}.cosign.tuf"
+    before = len(problems)
+    mirror = tuf.mirror.strip().rstrip("/")
+    why = mirror_problem(mirror) if mirror else "a mirror URL is required"
+    if why is not None:
+        problems.append((f"{where}.mirror", why))
+    root_spec = tuf.root
+    raw = b""
+    if root_spec is not None and root_spec.path and root_spec.data:
+        problems.append((f"{where}.root", "path and data are mutually exclusive"))
+    elif root_spec is not None and root_spec.data:
+        try:
+            raw = base64.b64decode(root_spec.data.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            problems.append((f"{where}.root.data", "must be the base64 of a TUF root.json"))
+    elif root_spec is not None and root_spec.path:
+        raw = _read_tuf_root(root_spec.path, source, f"{where}.root.path", problems)
+    elif why is None and mirror != PUBLIC_GOOD_MIRROR:
+        problems.append((f"{where}.root", f"root.path or root.data is required: no TUF root ships for {mirror}"))
+    if raw and len(problems) == before:
+        root_why = tuf_root_problem(raw)
+        if root_why is not None:
+            problems.append((f"{where}.root", f"the TUF root {root_why}"))
+    if len(problems) > before:
+        return None
+    return PolicyTuf(mirror=mirror, root=raw, path=where)
+
+
+def _read_tuf_root(given: str, source: str, where: str, problems: list[Problem]) -> bytes:
+    path = Path(given)
+    if not path.is_absolute():
+        policy_file = Path(source)
+        if not policy_file.is_file():
+            problems.append((where, "a relative path needs a policy file to be relative to: give an absolute path"))
+            return b""
+        path = policy_file.parent / path
+    try:
+        with path.open("rb") as fh:
+            return fh.read(MAX_TUF_ROOT_BYTES + 1)
+    except OSError as exc:
+        problems.append((where, f"cannot read {path}: {exc.strerror or type(exc).__name__}"))
+        return b""
 
 
 def _translate_cosign(
@@ -437,6 +497,7 @@ def build(
         expression = None
         if root is not None and root.expression and not root.value:
             expression = _compile(root.expression, f"{path}.cosign.trustedRoot.expression", "image", problems)
+        tuf = policy_tuf(attestor, path, source, problems)
         if translated is not None:
             attestors[attestor.name] = CompiledAttestor(
                 attestor.name,
@@ -444,6 +505,7 @@ def build(
                 root_expression=expression,
                 material=material,
                 pull_secrets=_pull_secrets(attestor, path, problems, capabilities),
+                tuf=tuf,
             )
     attestations: dict[str, str] = {}
     referrers: set[str] = set()

@@ -155,6 +155,18 @@ class InlineTrustedRoot(KyvernoModel):
     path: StrictStr
 
 
+class PolicyTuf(KyvernoModel):
+    """A ``cosign.tuf`` repository as loaded: the mirror URL (checked at load), its bootstrap ``root.json`` (from
+    ``root.data``, base64 as in Kyverno, or the file ``root.path`` read at load; empty for the public-good mirror:
+    the root sigward ships) and the YAML path, for messages.
+    Its ``trusted_root.json`` target becomes the attestor's only root (as ``trustedRoot.value`` would), read per
+    check through :mod:`sigward.verify.tuf`. Built by the loader, never from YAML."""
+
+    mirror: StrictStr
+    root: bytes
+    path: StrictStr
+
+
 class RootedAttestorSet(AttestorSet):
     """An attestor set whose checks verify under ``trusted_root`` ONLY (Kyverno's ``resolveTrustedMaterial``: a
     policy's trustedRoot takes precedence over TUF; neither the public-good nor GitHub's root is added). Built by
