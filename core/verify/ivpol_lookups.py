@@ -109,7 +109,7 @@ def resolve_tuf_root(compiled: CompiledAttestor) -> RootedAttestorSet:
     placeholder = compiled.attestors
     if tuf is None or not isinstance(placeholder, RootedAttestorSet):
         raise CelError(f"attestor {compiled.name} has no TUF repository")
-    from sigward.verify.tuf import policy_trusted_root
+    from sigward.verify.policy_tuf import policy_trusted_root
 
     root = policy_trusted_root(tuf.mirror, tuf.root)
     try:

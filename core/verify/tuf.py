@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import fcntl
-import hashlib
 import os
 import stat
 import tempfile
@@ -43,8 +42,6 @@ from sigward.verify.trust import TrustedRoot, parse_trusted_root
 
 if TYPE_CHECKING:
     from tuf.ngclient.fetcher import FetcherInterface
-
-    from sigward.registry.netguard import NetworkGuard
 
 # Sigstore re-signs its TUF timestamp daily and rotates keys rarely: every 6 h keeps a long-lived process within a
 # quarter of a timestamp's life without loading the CDN.
@@ -100,9 +97,9 @@ class TrustRootSource:
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     max_age_seconds: float = CACHE_MAX_AGE_SECONDS
     pinned_setting: str = "SIGWARD_TRUSTED_ROOT"  # the setting that names a file instead (for error messages)
-    # Connections through this guard (a repository a policy names: no private address but exact loopback); None =
-    # an operator-configured repository, fetched as before.
-    guard: NetworkGuard | None = field(default=None, compare=False)
+    # Builds the fetcher for one refresh from its deadline (:mod:`sigward.verify.policy_tuf`: a repository a policy
+    # names, every connection through the network guard); None = python-tuf's urllib3 fetcher (operator-configured).
+    fetcher: Callable[[float], FetcherInterface] | None = field(default=None, compare=False)
 
     @property
     def repo_dir(self) -> Path:
@@ -123,14 +120,10 @@ class _Loaded:
 # -- the TUF client
 
 
-def _fetcher(deadline: float, guard: NetworkGuard | None = None) -> FetcherInterface:
-    """python-tuf's urllib3 fetcher with a deadline over the whole refresh, checked per request and per chunk; with
-    ``guard``, a fetcher whose every connection passes the network guard (:func:`_guarded_fetcher`)."""
+def _fetcher(deadline: float) -> FetcherInterface:
+    """python-tuf's urllib3 fetcher with a deadline over the whole refresh, checked per request and per chunk."""
     from tuf.api import exceptions as tuf_errors
     from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
-
-    if guard is not None:
-        return _guarded_fetcher(deadline, guard)
 
     class BudgetFetcher(Urllib3Fetcher):
         def _fetch(self, url: str) -> Iterator[bytes]:
@@ -147,59 +140,6 @@ def _fetcher(deadline: float, guard: NetworkGuard | None = None) -> FetcherInter
                 raise tuf_errors.SlowRetrievalError(f"refresh took longer than {REFRESH_BUDGET_SECONDS:g} s")
 
     return BudgetFetcher(socket_timeout=SOCKET_TIMEOUT_SECONDS, app_user_agent=USER_AGENT)
-
-
-# python-tuf's default read size.
-CHUNK_BYTES = 400_000
-
-
-def _guarded_fetcher(deadline: float, guard: NetworkGuard) -> FetcherInterface:
-    """A python-tuf fetcher (its public ``FetcherInterface``) on sigward's guarded connection pool: the addresses a
-    policy-named mirror resolves to are checked where the socket is made, no proxy, no redirect followed (anything
-    but 200 is an error), and the refresh deadline checked per request and per chunk."""
-    import urllib3
-    from tuf.api import exceptions as tuf_errors
-    from tuf.ngclient.fetcher import FetcherInterface
-
-    from sigward.registry.netguard import guarded_pool_manager
-
-    pool = guarded_pool_manager(guard, num_pools=2, maxsize=2)
-
-    def check() -> None:
-        if time.monotonic() > deadline:
-            raise tuf_errors.SlowRetrievalError(f"refresh took longer than {REFRESH_BUDGET_SECONDS:g} s")
-
-    class GuardedFetcher(FetcherInterface):
-        def _fetch(self, url: str) -> Iterator[bytes]:
-            check()
-            try:
-                response = pool.request(
-                    "GET",
-                    url,
-                    preload_content=False,
-                    redirect=False,
-                    retries=False,
-                    timeout=urllib3.Timeout(SOCKET_TIMEOUT_SECONDS),
-                    headers={"User-Agent": USER_AGENT},
-                )
-            except urllib3.exceptions.TimeoutError as exc:
-                raise tuf_errors.SlowRetrievalError from exc
-            if response.status != 200:
-                response.close()
-                raise tuf_errors.DownloadHTTPError(f"HTTP status {response.status}", response.status)
-            return self._chunks(response)
-
-        def _chunks(self, response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-            try:
-                for chunk in response.stream(CHUNK_BYTES):
-                    check()
-                    yield chunk
-            except urllib3.exceptions.TimeoutError as exc:
-                raise tuf_errors.SlowRetrievalError from exc
-            finally:
-                response.release_conn()
-
-    return GuardedFetcher()
 
 
 def _describe(exc: BaseException) -> str:
@@ -255,7 +195,7 @@ def _fetch_locked(source: TrustRootSource, metadata_dir: Path, targets_dir: Path
             metadata_base_url=url,
             target_dir=str(targets_dir),
             target_base_url=url + "/targets/",
-            fetcher=_fetcher(time.monotonic() + REFRESH_BUDGET_SECONDS, source.guard),
+            fetcher=(source.fetcher or _fetcher)(time.monotonic() + REFRESH_BUDGET_SECONDS),
             config=UpdaterConfig(app_user_agent=USER_AGENT),
             bootstrap=source.bootstrap_root,
         )
@@ -638,87 +578,16 @@ def github_holder(env: Mapping[str, str]) -> TrustRootHolder:
     return _github.get(env)
 
 
-# -- TUF repositories named by policies (ImageValidatingPolicy ``attestors[].cosign.tuf``)
-
-_POLICY_ENV_KEYS = ("SIGWARD_TUF_CACHE", "SIGWARD_TUF_OFFLINE", "XDG_CACHE_HOME")
-# Distinct policy-named repositories held at once (each keeps a root in memory and may run a refresh thread); the
-# least recently used one is dropped beyond this, its verified copy stays on disk for the next use.
-MAX_POLICY_REPOSITORIES = 32
-
-
-def policy_source(mirror: str, root: bytes, env: Mapping[str, str]) -> tuple[TrustRootSource, bool]:
-    """The source of a policy-named repository: ``root`` its bootstrap TUF root (empty: the one sigward ships for
-    the public-good mirror, with its trusted root as the starting point), cached per bootstrap root (two policies
-    trusting different roots for one mirror never share metadata), connections through the network guard (a
-    private address only when the mirror is exactly loopback), and whether it is offline."""
-    from sigward.policy.tufroot import LOOPBACK_HOSTS
-    from sigward.registry.netguard import NetworkGuard, host_port
-
-    offline = _flag(env, "SIGWARD_TUF_OFFLINE")
-    fallback: bytes | None = None
-    bootstrap = root
-    if not bootstrap:
-        try:
-            bootstrap = bundled_file(mirror, BUNDLED_TUF_ROOT)
-            fallback = bundled_file(mirror, BUNDLED_TRUSTED_ROOT)
-        except FileNotFoundError:
-            raise ConfigurationError(f"no TUF root ships for {mirror}: set cosign.tuf.root") from None
-    cache_text = env.get("SIGWARD_TUF_CACHE", "").strip()
-    base = Path(cache_text) if cache_text else default_cache_dir(env)
-    parts = urlsplit(mirror)
-    host = (parts.hostname or "").lower()
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    guard = NetworkGuard.create([host_port(host, port)] if host in LOOPBACK_HOSTS else [])
-    source = TrustRootSource(
-        url=mirror,
-        bootstrap_root=bootstrap,
-        cache_dir=base / "policy" / hashlib.sha256(bootstrap).hexdigest()[:32],
-        fallback=fallback,
-        pinned_setting="cosign.trustedRoot",
-        guard=guard,
-    )
-    return source, offline
-
-
-class _PolicyHolders:
-    """One :class:`TrustRootHolder` per (mirror, bootstrap root digest, cache settings), kept across evaluations so
-    the cache, refresh and last-good rules are those of the process-wide root."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._holders: dict[tuple[str, ...], TrustRootHolder] = {}
-
-    def get(self, mirror: str, root: bytes, env: Mapping[str, str]) -> TrustRootHolder:
-        key = (mirror, hashlib.sha256(root).hexdigest(), *(env.get(name, "") for name in _POLICY_ENV_KEYS))
-        with self._lock:
-            found = self._holders.pop(key, None)
-            if found is None:
-                source, offline = policy_source(mirror, root, env)
-                found = TrustRootHolder(source, offline=offline)
-            self._holders[key] = found  # most recently used last
-            while len(self._holders) > MAX_POLICY_REPOSITORIES:
-                del self._holders[next(iter(self._holders))]
-            return found
-
-    def reset(self) -> None:
-        with self._lock:
-            self._holders.clear()
-
-
-_policies = _PolicyHolders()
-
-
-def policy_trusted_root(mirror: str, root: bytes, env: Mapping[str, str] | None = None) -> TrustedRoot:
-    """The trusted root a policy's TUF repository publishes now (see :class:`TrustRootHolder`: never waits when it
-    has one; the last good root is kept when a refresh fails; an error when there has never been one)."""
-    return _policies.get(mirror, root, os.environ if env is None else env).current()
-
-
 def reset() -> None:
     """Forget the process-wide holders (a running refresh finishes on its own)."""
     _default.reset()
     _github.reset()
-    _policies.reset()
+    for hook in _RESET_HOOKS:
+        hook()
+
+
+# Further holders to forget on :func:`reset` (:mod:`sigward.verify.policy_tuf` registers its own).
+_RESET_HOOKS: list[Callable[[], None]] = []
 
 
 __all__ = [
@@ -734,8 +603,6 @@ __all__ = [
     "fetch_trusted_root",
     "github_holder",
     "github_source_from_env",
-    "policy_source",
-    "policy_trusted_root",
     "reset",
     "source_from_env",
 ]

@@ -53,6 +53,8 @@ _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 # A CEL identifier: names of attestors, attestations, variables and image extractors are CEL map keys read as
 # ``attestors.<name>``.
 _CEL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# How the loader names one document of a file (``policy.yaml#doc2``): ``root.path`` is relative to the file.
+_DOCUMENT_SUFFIX_RE = re.compile(r"#doc\d+$")
 # Pod controllers Kyverno generates rules for by default (pkg/cel/autogen): not replicationcontrollers.
 DEFAULT_POD_CONTROLLERS = ("daemonsets", "deployments", "replicasets", "statefulsets", "jobs", "cronjobs")
 _NEEDS_CLUSTER = "needs a connection to a Kubernetes cluster, which sigward does not have"
@@ -216,7 +218,7 @@ def policy_tuf(attestor: Attestor, path: str, source: str, problems: list[Proble
 def _read_tuf_root(given: str, source: str, where: str, problems: list[Problem]) -> bytes:
     path = Path(given)
     if not path.is_absolute():
-        policy_file = Path(source)
+        policy_file = Path(_DOCUMENT_SUFFIX_RE.sub("", source))  # the loader names documents "<file>#doc<n>"
         if not policy_file.is_file():
             problems.append((where, "a relative path needs a policy file to be relative to: give an absolute path"))
             return b""

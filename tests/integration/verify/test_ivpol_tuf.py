@@ -20,6 +20,7 @@ from sigward.deadline import Deadline
 from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.loader import load_policy_text
 from sigward.registry import RegistryClient
+from sigward.verify import policy_tuf
 from sigward.verify import tuf as tufmod
 from sigward.verify.engine import Verifier
 from sigward.verify.ivpol import evaluate_image, evaluate_request, pod_request
@@ -162,7 +163,7 @@ def test_mirror_down_after_a_good_fetch_keeps_the_last_good_root(
 
 def holder(repo: TufRepository) -> tufmod.TrustRootHolder:
     """The process-wide holder the checks above used (same mirror, bootstrap root and environment)."""
-    return tufmod._policies.get(repo.url, repo.bootstrap_root, os.environ)
+    return policy_tuf._policies.get(repo.url, repo.bootstrap_root, os.environ)
 
 
 def test_rotated_tuf_root_and_new_trusted_root_are_taken(
