@@ -405,7 +405,7 @@ class _Functions:
         if resolved is None:
             base: AttestorSet
             if compiled.tuf is not None:
-                base = lookups.resolve_tuf_root(compiled)
+                base = lookups.resolve_tuf_root(compiled, self._checks.lookup)
             elif compiled.root_expression is not None:
                 base = resolve_root(compiled, self._data)
             else:

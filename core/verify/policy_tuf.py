@@ -11,7 +11,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -152,10 +152,21 @@ class _PolicyHolders:
 _policies = _PolicyHolders()
 
 
-def policy_trusted_root(mirror: str, root: bytes, env: Mapping[str, str] | None = None) -> TrustedRoot:
+def policy_trusted_root(
+    mirror: str,
+    root: bytes,
+    env: Mapping[str, str] | None = None,
+    *,
+    wait: Callable[[Callable[[], TrustedRoot]], TrustedRoot] | None = None,
+) -> TrustedRoot:
     """The trusted root a policy's TUF repository publishes now (see :class:`TrustRootHolder`: never waits when it
-    has one; the last good root is kept when a refresh fails; an error when there has never been one)."""
-    return _policies.get(mirror, root, os.environ if env is None else env).current()
+    has one; the last good root is kept when a refresh fails; an error when there has never been one). ``wait``
+    runs the read when it could block (no root yet: the first fetch is waited for); a caller that must not block
+    (admission's memory-only pass) refuses there."""
+    holder = _policies.get(mirror, root, os.environ if env is None else env)
+    if holder.origin is None and wait is not None:
+        return wait(holder.current)
+    return holder.current()
 
 
 tufmod._RESET_HOOKS.append(_policies.reset)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,28 @@ def test_another_mirror_never_reuses_a_verdict(
         assert second.content_hash != first.content_hash
         found = verdict(second, images[0], checks_for(client, shared))
     assert found.verdict.value == "error", found
+
+
+def test_memory_only_pass_never_waits_for_the_first_fetch(
+    registry: LocalRegistry, client: RegistryClient, repo: TufRepository, images: dict[int, str]
+) -> None:
+    """Admission's memory-only pass runs on the event loop: with no root fetched yet it refuses at once (the slow
+    path then fetches); once a root is held, it answers a cached verdict without any TUF request."""
+    from sigward.admission.ivpol_cache import NotInMemory
+
+    p = policy(registry.host, repo.url, repo.bootstrap_root)
+    shared: TTLCache[Any, RuleVerdict] = TTLCache(max_entries=10, ttl=60)
+    fast = CachedChecks(
+        verifier=Verifier(source=RegistrySignatureSource(client)),
+        cache=shared,
+        store=None,
+        pass_ttl=60,
+        memory_only=True,
+    )
+    started = time.monotonic()
+    with pytest.raises(NotInMemory):
+        verdict(p, images[0], fast)
+    assert time.monotonic() - started < 1.0
+    assert verdict(p, images[0], checks_for(client, shared)).verdict.value == "pass"  # the slow path
+    repo.fail_with(500)  # no TUF request is needed any more
+    assert verdict(p, images[0], fast).verdict.value == "pass"
