@@ -281,6 +281,12 @@ class Attestor(KyvernoModel):
     repository: StrictStr = ""
     signature_algorithm: StrictStr = DEFAULT_SIGNATURE_ALGORITHM
 
+    @property
+    def signature_tag_prefix(self) -> str:
+        """cosign's signature tag prefix for this entry: none for a ClusterPolicy (only an ImageValidatingPolicy's
+        ``cosign.source.tagPrefix`` sets one, see :class:`sigward.policy.ivpol.models.PrefixedAttestor`)."""
+        return ""
+
     def kinds_set(self) -> tuple[str, ...]:
         """Which of keys/certificates/keyless/attestor are set (YAML names)."""
         present = (

@@ -100,12 +100,13 @@ class SignatureSource(Protocol):
 
     def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str: ...
 
+    # ``tag_prefix``: cosign's signature tag prefix (IVPOL ``cosign.source.tagPrefix``; "" = none).
     def signature_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]: ...
 
     def attestation_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]: ...
 
     def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]: ...
@@ -678,7 +679,7 @@ class Verifier:
     def _verify_entry_legacy(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         if entry.keys is None:
             return self._verify_entry_certificates(ctx, iv, entry)
-        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
+        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry), entry.signature_tag_prefix)
         tlog = self._tlog_options(ctx, entry.keys)
         from sigward.verify.certificates import policy_tsa_chain
 
@@ -800,7 +801,7 @@ class Verifier:
     def _legacy_attestations(
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, repo: Repository
     ) -> tuple[Statement, ...]:
-        layers = self._att_layers(ctx, repo)
+        layers = self._att_layers(ctx, repo, entry.signature_tag_prefix)
         if entry.keys is None:
             from sigward.verify.keyless import verify_attestations_by_certificate
 
@@ -902,7 +903,7 @@ class Verifier:
         """``certificates`` and ``keyless`` entries (an empty entry is keyless with no identity constraint)."""
         from sigward.verify.keyless import verify_signatures_by_certificate
 
-        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
+        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry), entry.signature_tag_prefix)
         signatures = verify_signatures_by_certificate(
             layers,
             attestor=_certificate_attestor(entry),
@@ -925,20 +926,20 @@ class Verifier:
 
     # Each fetch once per image context (per credential set): rules and entries share what was fetched.
 
-    def _layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
+    def _layers(self, ctx: _ImageContext, repo: Repository, prefix: str = "") -> tuple[SignatureLayer, ...]:
         source = self._source_of(ctx)
         return _memo(
             ctx.layers,
-            (str(repo), ctx.digest),
-            lambda: source.signature_layers(repo, ctx.digest, deadline=ctx.deadline),
+            (f"{prefix}|{repo}", ctx.digest),
+            lambda: source.signature_layers(repo, ctx.digest, deadline=ctx.deadline, tag_prefix=prefix),
         )
 
-    def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
+    def _att_layers(self, ctx: _ImageContext, repo: Repository, prefix: str = "") -> tuple[SignatureLayer, ...]:
         source = self._source_of(ctx)
         return _memo(
             ctx.layers,
-            (f"att:{repo}", ctx.digest),
-            lambda: source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline),
+            (f"att:{prefix}|{repo}", ctx.digest),
+            lambda: source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline, tag_prefix=prefix),
         )
 
     def _bundle_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[BundleLayer, ...]:

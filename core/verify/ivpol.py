@@ -28,6 +28,7 @@ from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
 from sigward.policy.ivpol.policy_fields import registry_credentials, selectors
 from sigward.policy.models import (
     Attestation,
+    AttestorSet,
     ImageRegistryCredentials,
     ImageVerification,
     MatchResources,
@@ -456,15 +457,21 @@ class _Functions:
         return found
 
     def _attestor(self, name: str) -> Any:
-        """The attestor set of ``name``; with ``cosign.trustedRoot.expression`` the root, and with material
-        expressions (keys, certificates, subjects) their values, are evaluated now (Kyverno reads them per
-        verification): the root's fingerprint and :meth:`_check` key the verdict, never stale values."""
+        """The attestor set of ``name``; with ``cosign.trustedRoot.expression`` (or ``cosign.tuf``) the root, and
+        with material expressions (keys, certificates, subjects) their values, are evaluated now (Kyverno reads them
+        per verification): the root's fingerprint and :meth:`_check` key the verdict, never stale values."""
         compiled = self._compiled(name)
-        if compiled.root_expression is None and not compiled.material:
+        if compiled.root_expression is None and not compiled.material and compiled.tuf is None:
             return compiled.attestors
         resolved = self._roots.get(name)
         if resolved is None:
-            base = compiled.attestors if compiled.root_expression is None else resolve_root(compiled, self._data)
+            base: AttestorSet
+            if compiled.tuf is not None:
+                base = lookups.resolve_tuf_root(compiled, self._checks.lookup)
+            elif compiled.root_expression is not None:
+                base = resolve_root(compiled, self._data)
+            else:
+                base = compiled.attestors
             values = material.evaluate_material(compiled, self._data)
             self._material[name] = material.fingerprint(values)
             resolved = self._roots[name] = material.with_material(base, values)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sigward.cluster.data import ClusterData, ClusterLookupError, ObjectRef
-from sigward.errors import ExternalServiceError
+from sigward.errors import ConfigurationError, ExternalServiceError
 from sigward.policy.ivpol.cel import CelError
 from sigward.policy.ivpol.models import InlineTrustedRoot, RootedAttestorSet
 from sigward.policy.trustroots import inline_root_problems
@@ -100,3 +100,22 @@ def resolve_root(compiled: CompiledAttestor, data: Mapping[str, Any]) -> RootedA
         raise CelError(f"{where}: {message}")
     root = InlineTrustedRoot(value=text, path=program.path)
     return placeholder.model_copy(update={"trusted_root": root})
+
+
+def resolve_tuf_root(compiled: CompiledAttestor, lookup: Callable[[Callable[[], Any]], Any]) -> RootedAttestorSet:
+    """``compiled``'s attestor set under the ``trusted_root.json`` its ``cosign.tuf`` repository publishes now (read
+    through :mod:`sigward.verify.tuf`: cached, refreshed in the background, last good root kept); it is then used
+    exactly as a ``trustedRoot.value`` (its fingerprint keys the verdict). No root yet is an outage; the first fetch
+    is waited for through ``lookup`` (the checks' own: a memory-only pass refuses instead of blocking)."""
+    tuf = compiled.tuf
+    placeholder = compiled.attestors
+    if tuf is None or not isinstance(placeholder, RootedAttestorSet):
+        raise CelError(f"attestor {compiled.name} has no TUF repository")
+    from sigward.verify.policy_tuf import policy_trusted_root
+
+    root = policy_trusted_root(tuf.mirror, tuf.root, wait=lookup)
+    try:
+        text = root.raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{tuf.path}: {tuf.mirror} trusted_root.json is not UTF-8") from None
+    return placeholder.model_copy(update={"trusted_root": InlineTrustedRoot(value=text, path=tuf.path)})

@@ -91,8 +91,8 @@ def test_content_hash_covers_cel() -> None:
         ),
         (
             {"attestors": [{"name": "k", "cosign": {"key": {"data": PEM}, "tuf": {"mirror": "https://tuf.example"}}}]},
-            "spec.attestors[0].cosign.tuf",
-            "not supported",
+            "spec.attestors[0].cosign.tuf.root",
+            "root.path or root.data is required",
         ),
         (
             {"matchImageReferences": [{"glob": "a", "expression": "true"}]},
