@@ -481,6 +481,10 @@ class _Functions:
         cluster = self._checks.verifier.cluster_data
         return self._checks.lookup(lambda: lookups.resource_list(cluster, api_version, resource, namespace))
 
+    def global_context_get(self, name: str, projection: str) -> Any:
+        gctx = self._checks.verifier.global_context
+        return self._checks.lookup(lambda: lookups.global_context_get(gctx, name, projection))
+
 
 def _inline_root(iv: ImageVerification) -> InlineTrustedRoot | None:
     try:

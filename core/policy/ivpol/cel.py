@@ -13,9 +13,10 @@ unreachable registry (failurePolicy) from a wrong policy.
 Cluster lookups: Kyverno's ``resource`` library (``resource.Get``/``resource.List``) reads the cluster data service
 (:class:`sigward.cluster.data.ClusterData`: shipped manifests, then a live connection); what it cannot serve is an
 infrastructure error (failurePolicy decides). Kyverno's ``imagedata.Get`` and ``image.GetMetadata`` read an image's
-manifest and config through the registry client. Not provided (refused at load, with its path): ``globalContext``,
-``http``. Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr,
-quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
+manifest and config through the registry client. ``globalContext.Get(name, projection)`` reads a GlobalContextEntry's
+data (:mod:`sigward.cluster.globalcontext`; an entry not loaded reads as null, as in Kyverno). Not provided (refused at
+load, with its path): ``http``. Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets,
+regex, url, ip/cidr, quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
 """
 
 from __future__ import annotations
@@ -43,12 +44,17 @@ MAX_COMPREHENSION_NESTING = 2
 # Variables of each expression kind (Kyverno's compiler.go): what is not declared is a type-check error.
 _REQUEST_VARIABLES = ("object", "oldObject", "request", "namespaceObject", "variables")
 _IMAGE_VARIABLES = ("images", "attestors", "attestations", "image")
-CLUSTER_ONLY = ("globalContext", "http")
-# Library handles (Kyverno's ``resource`` and ``imagedata`` variables): member functions check the receiver is the
-# handle they belong to, since both are CEL maps and their ``Get`` overloads share a name.
+CLUSTER_ONLY = ("http",)
+# Library handles (Kyverno's ``resource``, ``imagedata`` and ``globalContext`` variables): member functions check the
+# receiver is the handle they belong to, since all are CEL maps and their ``Get`` overloads share a name.
 RESOURCE_HANDLE = {"library": "resource"}
 IMAGEDATA_HANDLE = {"library": "imagedata"}
-LIBRARY_VALUES: Mapping[str, Mapping[str, str]] = {"resource": RESOURCE_HANDLE, "imagedata": IMAGEDATA_HANDLE}
+GLOBALCONTEXT_HANDLE = {"library": "globalContext"}
+LIBRARY_VALUES: Mapping[str, Mapping[str, str]] = {
+    "resource": RESOURCE_HANDLE,
+    "imagedata": IMAGEDATA_HANDLE,
+    "globalContext": GLOBALCONTEXT_HANDLE,
+}
 
 
 class CelError(SigwardError):
@@ -69,6 +75,8 @@ class ImageFunctions(Protocol):
     def resource_get(self, api_version: str, resource: str, namespace: str, name: str) -> Any: ...
 
     def resource_list(self, api_version: str, resource: str, namespace: str) -> Any: ...
+
+    def global_context_get(self, name: str, projection: str) -> Any: ...
 
 
 @dataclass
@@ -153,6 +161,11 @@ def _resource_list(receiver: Any, api_version: str, resource: str, namespace: st
     return _call(lambda f: f.resource_list(api_version, resource, namespace))
 
 
+def _global_context_get(receiver: Any, name: str, projection: str) -> Any:
+    _handle(receiver, GLOBALCONTEXT_HANDLE, "Get(name, projection)")
+    return _call(lambda f: f.global_context_get(name, projection))
+
+
 def _imagedata_get(receiver: Any, image: str) -> Any:
     _handle(receiver, IMAGEDATA_HANDLE, "Get(image)")
     return _call(lambda f: f.image_data(image))
@@ -207,6 +220,18 @@ def _environment(kind: str) -> Any:
                 [
                     cel.Overload("resource_get", t.DYN, [handle_t, s, s, s, s], is_member=True, impl=_resource_get),
                     cel.Overload("imagedata_get", t.DYN, [handle_t, s], is_member=True, impl=_imagedata_get),
+                    cel.Overload(
+                        "globalcontext_get", t.DYN, [handle_t, s, s], is_member=True, impl=_global_context_get
+                    ),
+                ],
+            ),
+            # Kyverno's globalcontext library declares both spellings (its tests use ``globalContext.get``).
+            cel.FunctionDecl(
+                "get",
+                [
+                    cel.Overload(
+                        "globalcontext_get_lower", t.DYN, [handle_t, s, s], is_member=True, impl=_global_context_get
+                    )
                 ],
             ),
             cel.FunctionDecl(

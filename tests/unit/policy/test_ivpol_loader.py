@@ -100,7 +100,7 @@ def test_content_hash_covers_cel() -> None:
             "either glob or expression",
         ),
         (
-            {"variables": [{"name": "cm", "expression": "globalContext.Get('entry', 'x')"}]},
+            {"variables": [{"name": "cm", "expression": "http.Get('https://example.com/x')"}]},
             "spec.variables[0].expression",
             "Kubernetes cluster",
         ),
