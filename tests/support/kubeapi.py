@@ -8,7 +8,7 @@ import base64
 import json
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ class KubeAPI:
             path = f"/api/v1/namespaces/{meta['namespace']}/{res}/{meta['name']}"
         self.objects[path] = dict(obj)
 
-    def add_list(self, path: str, kind: str, items: list[Mapping[str, Any]]) -> None:
+    def add_list(self, path: str, kind: str, items: Sequence[Mapping[str, Any]]) -> None:
         """Serve ``path`` (a collection, e.g. ``/apis/apps/v1/deployments``) as the API server lists it: a
         ``<kind>List`` whose items carry no apiVersion/kind of their own."""
         api_version = path.split("/")[2] if path.startswith("/api/") else "/".join(path.split("/")[2:4])

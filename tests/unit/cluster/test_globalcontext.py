@@ -169,7 +169,7 @@ def test_server_error_is_an_error_and_is_not_cached(api: KubeAPI) -> None:
     good = api.raw[DEPLOYMENTS]
     api.raw[DEPLOYMENTS] = Reply(500, {"Content-Type": "application/json"}, json.dumps({"message": "etcd"}).encode())
     gctx = GlobalContext([APICALL], live(api))
-    with pytest.raises(ClusterLookupError, match="GlobalContextEntry deployments: .*HTTP 500"):
+    with pytest.raises(ClusterLookupError, match=r"GlobalContextEntry deployments: .*HTTP 500"):
         gctx.get("deployments", "count")
     api.raw[DEPLOYMENTS] = good
     assert gctx.get("deployments", "count") == 2

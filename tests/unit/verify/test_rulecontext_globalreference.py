@@ -74,7 +74,10 @@ def test_reference_resolves_the_key(reference: dict[str, str]) -> None:
     [
         ([{"name": "k", "globalReference": {"name": "{{ request.namespace }}"}}], "failed to fetch entry key=team-a"),
         ([{"name": "k", "globalReference": {"name": "keys.absent"}}], 'projection "absent" not found'),
-        ([{"name": "k", "globalReference": {"name": "keys", "jmesPath": "[0].absent"}}], "failed to apply JMESPath [0].absent"),
+        (
+            [{"name": "k", "globalReference": {"name": "keys", "jmesPath": "[0].absent"}}],
+            "failed to apply JMESPath [0].absent",
+        ),
         ([{"name": "k", "globalReference": {"name": "pods"}}], "needs a cluster connection"),
     ],
 )
