@@ -37,7 +37,7 @@ RESOURCE_TTL_SECONDS = DEFAULT_TTL_SECONDS
 # and subdomains only, so an entry cannot walk the API path (``..``, ``/``, ``?``).
 _API_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 # What shipped manifests can answer without a connection (core v1).
-_SHIPPED = ("configmaps", "secrets", "namespaces")
+SHIPPED_COLLECTIONS = ("configmaps", "secrets", "namespaces")
 
 
 class GlobalEntryNotFound(ClusterLookupError):
@@ -132,7 +132,7 @@ class GlobalContext:
             if what and not _API_NAME.fullmatch(what):
                 raise ClusterLookupError(f"kubernetesResource {what[:80]!r} is not a valid API name")
         if not self.cluster.connected:
-            if res.group or res.version != "v1" or res.resource not in _SHIPPED:
+            if res.group or res.version != "v1" or res.resource not in SHIPPED_COLLECTIONS:
                 where = f"{res.group + '/' if res.group else ''}{res.version} {res.resource}"
                 raise ClusterLookupError(
                     f"kubernetesResource {where} needs a cluster connection (SIGWARD_KUBECONFIG, or in-cluster "
