@@ -448,6 +448,7 @@ class AdmissionService:
                 cluster=self._cluster,
                 now=datetime.now(UTC),
                 image_data=self._verifier.image_data,
+                global_context=self._verifier.global_context,
             )
         except SigwardError as exc:
             return rule, _rule_verdict(policy, rule, Verdict.ERROR, exc.message), ""

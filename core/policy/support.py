@@ -362,12 +362,25 @@ def context_problems(entries: Any, path: str) -> list[Problem]:
             if not isinstance(body.get("reference"), str) or not body.get("reference"):
                 out.append((f"{epath}.imageRegistry.reference", "an imageRegistry context entry needs reference"))
         else:
-            out.append(
-                (
-                    f"{epath}.globalReference",
-                    "globalReference needs Kyverno's GlobalContextEntry controller "
-                    "inside the cluster: use a configMap context entry (shipped beside the policies or read "
-                    "through the cluster connection) or apiCall.urlPath instead",
-                )
-            )
+            if not isinstance(body.get("name"), str) or not body.get("name"):
+                out.append((f"{epath}.globalReference.name", "a globalReference context entry needs name"))
+            if not isinstance(body.get("jmesPath", ""), str):
+                out.append((f"{epath}.globalReference.jmesPath", "must be a string"))
+            unknown = sorted(str(k) for k in body if k not in ("name", "jmesPath"))
+            out.extend((f"{epath}.globalReference", f'unknown field "{k}"') for k in unknown)
+    return out
+
+
+def global_references(spec: PolicySpec) -> list[tuple[str, str]]:
+    """(YAML path, GlobalContextEntry name) of every verifyImages rule's ``globalReference`` whose name has no
+    variable: ``<entry>`` or ``<entry>.<projection>`` (Kyverno splits at the first dot)."""
+    out: list[tuple[str, str]] = []
+    for i, rule in enumerate(spec.rules):
+        if not rule.verify_images:
+            continue
+        for j, entry in enumerate(rule.context):
+            ref = entry.get("globalReference")
+            name = ref.get("name") if isinstance(ref, Mapping) else None
+            if isinstance(name, str) and name and not has_variable(name):
+                out.append((f"spec.rules[{i}].context[{j}].globalReference.name", name.split(".")[0]))
     return out

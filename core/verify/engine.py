@@ -45,6 +45,7 @@ from sigward.verify.trust import TrustedRoot, load_github_trusted_root, load_tru
 
 if TYPE_CHECKING:
     from sigward.cluster.data import ClusterData
+    from sigward.cluster.globalcontext import GlobalContext
     from sigward.policy.models import (
         AnyAllConditions,
         Attestation,
@@ -208,6 +209,7 @@ class Verifier:
         cluster: ClusterData | None = None,
         image_data: ImageData | None = None,
         github_root: Callable[[], TrustedRoot] = load_github_trusted_root,
+        global_context: GlobalContext | None = None,
     ) -> None:
         """``source_for_providers``: how entries with ``imageRegistryCredentials`` get their own source; without
         it such entries are refused (verifying with credentials the policy excluded would be wrong)."""
@@ -224,6 +226,14 @@ class Verifier:
         self._cluster = cluster  # rule context, cluster keys (sigward.verify.rulecontext); None = nothing shipped
         self.image_data = image_data  # imageRegistry context entries (sigward.registry.imagedata)
         self._github_root = github_root
+        self._global_context = global_context  # GlobalContextEntries (sigward.cluster.globalcontext); None = none
+
+    @property
+    def global_context(self) -> GlobalContext:
+        """What ``globalReference`` and CEL ``globalContext.Get`` read (no entries when none were loaded)."""
+        from sigward.cluster.globalcontext import EMPTY
+
+        return self._global_context or EMPTY
 
     @property
     def cluster_data(self) -> ClusterData:
@@ -265,6 +275,7 @@ class Verifier:
             cluster=self._cluster,
             image_data=self.image_data,
             github_root=self._github_root,
+            global_context=self._global_context,
         )
 
     # -- one image ---------------------------------------------------------------------------------------------
@@ -1078,6 +1089,7 @@ class Verifier:
                 cluster=self._cluster or EMPTY,
                 now=self._clock(),
                 image_data=self.image_data,
+                global_context=self.global_context,
             )
         except SigwardError as exc:
             return verdict(Verdict.ERROR, exc.message)

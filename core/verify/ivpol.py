@@ -575,6 +575,10 @@ class _Functions:
         sent = tuple({"key": k, "value": v} for k, v in headers.items())
         return self._checks.lookup(lambda: cluster.service(url, method=method, headers=sent, body=body, ca_bundle=""))
 
+    def global_context_get(self, name: str, projection: str) -> Any:
+        gctx = self._checks.verifier.global_context
+        return self._checks.lookup(lambda: lookups.global_context_get(gctx, name, projection))
+
 
 def policy_providers(policy: ImagePolicy) -> tuple[str, ...] | None:
     """The credential providers (and Secret markers) of ``policy``'s ``credentials``, read as a ClusterPolicy's

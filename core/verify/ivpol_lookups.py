@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sigward.cluster.data import ClusterData, ClusterLookupError, ObjectRef
+from sigward.cluster.globalcontext import GlobalContext, GlobalEntryNotFound
 from sigward.errors import ConfigurationError, ExternalServiceError
 from sigward.policy.ivpol.cel import CelError
 from sigward.policy.ivpol.models import InlineTrustedRoot, RootedAttestorSet
@@ -69,6 +70,15 @@ def resource_list(cluster: ClusterData, api_version: str, resource: str, namespa
     ns = "" if kind == "namespaces" else _name(namespace, "namespace")
     items = [_as_api_object(kind, o) for o in cluster.list(kind, ns)]
     return {"apiVersion": "v1", "kind": SERVED_RESOURCES[kind] + "List", "items": items}
+
+
+def global_context_get(global_context: GlobalContext, name: str, projection: str) -> Any:
+    """Kyverno's ``globalContext.Get(name, projection)``: an entry that is not loaded reads as null (Kyverno's
+    contextProvider.GetGlobalReference); data that cannot be read is an infrastructure error."""
+    try:
+        return global_context.get(name, projection)
+    except GlobalEntryNotFound:
+        return None
 
 
 def image_data(verifier: Verifier, image: str, providers: tuple[str, ...] | None = None) -> Any:

@@ -35,6 +35,7 @@ from sigward.policy.variables import substitute_json
 
 if TYPE_CHECKING:
     from sigward.cluster.data import ClusterData
+    from sigward.cluster.globalcontext import GlobalContext
 
 COSIGN_PUBLIC_KEY = "cosign.pub"  # the Secret key `cosign generate-key-pair k8s://…` writes the public key to
 DEFAULT_NAMESPACE = "default"
@@ -74,8 +75,10 @@ def resolve_rule(
     cluster: ClusterData,
     now: datetime,
     image_data: ImageData | None = None,
+    global_context: GlobalContext | None = None,
 ) -> Resolution:
-    """The rule prepared for one request (``request`` None: no admission request, as for ``verify`` and push)."""
+    """The rule prepared for one request (``request`` None: no admission request, as for ``verify`` and push);
+    ``global_context``: the GlobalContextEntries ``globalReference`` entries read (None: none loaded)."""
     data: dict[str, Any] = {}
     if request is not None:
         data["request"] = to_json_data(request)
@@ -102,7 +105,7 @@ def resolve_rule(
     for entry in rule.context:
         name = str(entry.get("name", ""))
         if name in needed:
-            data[name] = _load_entry(policy, entry, data, cluster, now, image_data)
+            data[name] = _load_entry(policy, entry, data, cluster, now, image_data, global_context)
             size += len(json.dumps(to_json_data(data[name]), default=str))
             if size > MAX_CONTEXT_BYTES:
                 raise RuleContextError(
@@ -225,6 +228,7 @@ def _load_entry(
     cluster: ClusterData,
     now: datetime,
     image_data: ImageData | None,
+    global_context: GlobalContext | None = None,
 ) -> Any:
     name = str(entry.get("name"))
     try:
@@ -236,9 +240,39 @@ def _load_entry(
             return _api_call(policy, name, entry["apiCall"] or {}, data, cluster, now)
         if "imageRegistry" in entry:
             return _image_registry(name, entry["imageRegistry"] or {}, data, now, image_data)
+        if "globalReference" in entry:
+            return _global_reference(name, entry["globalReference"] or {}, data, now, global_context)
     except RuleContextError as exc:
         raise RuleContextError(f"failed to load context entry {name}: {exc.message}") from None
-    raise RuleContextError(f"context entry {name}: only variable, configMap, apiCall and imageRegistry are supported")
+    raise RuleContextError(
+        f"context entry {name}: only variable, configMap, apiCall, imageRegistry and globalReference are supported"
+    )
+
+
+def _global_reference(
+    name: str, spec: Mapping[str, Any], data: Mapping[str, Any], now: datetime, global_context: GlobalContext | None
+) -> Any:
+    """Kyverno's gctxLoader: ``name`` is ``<entry>`` or ``<entry>.<projection>`` (after substitution), then the
+    reference's ``jmesPath`` over that data."""
+    ref = _sub(dict(spec), data, now, f"globalReference {name}")
+    target = ref.get("name")
+    if not isinstance(target, str) or not target:
+        raise RuleContextError(f"globalReference {name}: name must be a non-empty string")
+    parts = target.split(".")
+    entry, projection = parts[0], parts[1] if len(parts) > 1 else ""
+    if global_context is None:
+        raise RuleContextError(f"failed to fetch entry key={entry}")
+    try:
+        result = global_context.get(entry, projection)
+    except SigwardError as exc:
+        raise RuleContextError(exc.message) from None
+    jmes = ref.get("jmesPath")
+    if not jmes:
+        return result
+    try:
+        return search(str(jmes), to_json_data(result), now=now, missing="error")
+    except SigwardError as exc:
+        raise RuleContextError(f"failed to apply JMESPath {jmes} for context entry {name}: {exc.message}") from None
 
 
 def _image_registry(
@@ -300,34 +334,22 @@ def _configmap(
 def _api_call(
     policy: Policy, name: str, spec: Mapping[str, Any], data: Mapping[str, Any], cluster: ClusterData, now: datetime
 ) -> Any:
+    from sigward.cluster.apicall import execute
+
     call = _sub({k: v for k, v in spec.items() if k != "jmesPath"}, data, now, f"apiCall {name}")
-    method = str(call.get("method") or "GET")
-    body = {str(d.get("key")): d.get("value") for d in call.get("data") or () if isinstance(d, Mapping)}
     service = call.get("service")
     if service is not None:
         if not isinstance(service, Mapping) or not isinstance(service.get("url"), str):
             raise RuleContextError(f"apiCall {name}: service.url must be a string")
-        try:
-            result = cluster.service(
-                service["url"],
-                method=method,
-                headers=service.get("headers") or (),
-                body=body if method == "POST" else None,
-                ca_bundle=str(service.get("caBundle") or ""),
-            )
-        except SigwardError as exc:
-            if "default" in call:
-                return call["default"]
-            raise RuleContextError(exc.message) from None
-        return _apply_jmes(f"apiCall {name}", spec, result, data, now)
-    path = call.get("urlPath")
-    if not isinstance(path, str) or not path:
-        raise RuleContextError(f"apiCall {name}: urlPath is required")
-    own = f"/namespaces/{policy.namespace or DEFAULT_NAMESPACE}/"
-    if policy.kind == "Policy" and own not in path.split("?", 1)[0] + "/":
-        raise RuleContextError(f"apiCall {name}: a namespaced Policy may only read its own namespace ({path})")
+    else:
+        path = call.get("urlPath")
+        if not isinstance(path, str) or not path:
+            raise RuleContextError(f"apiCall {name}: urlPath is required")
+        own = f"/namespaces/{policy.namespace or DEFAULT_NAMESPACE}/"
+        if policy.kind == "Policy" and own not in path.split("?", 1)[0] + "/":
+            raise RuleContextError(f"apiCall {name}: a namespaced Policy may only read its own namespace ({path})")
     try:
-        result = cluster.raw(path, method=method, body=body if method == "POST" else None)
+        result = execute(cluster, call)
     except SigwardError as exc:
         if "default" in call:
             return call["default"]

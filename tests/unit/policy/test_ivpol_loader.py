@@ -99,11 +99,6 @@ def test_content_hash_covers_cel() -> None:
             "spec.matchImageReferences[0]",
             "either glob or expression",
         ),
-        (
-            {"variables": [{"name": "cm", "expression": "globalContext.Get('entry', 'x')"}]},
-            "spec.variables[0].expression",
-            "Kubernetes cluster",
-        ),
         ({"validationActions": ["Deny", "Warn"]}, "spec.validationActions", "cannot be used together"),
         ({"validationActions": ["Block"]}, "spec.validationActions[0]", "unsupported value"),
         (
