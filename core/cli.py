@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sigward.admission.selectors import SelectorRoute
     from sigward.deadline import Deadline
     from sigward.policy.ivpol.load import ImagePolicy
-    from sigward.policy.models import Policy
+    from sigward.policy.loader import PolicySet
     from sigward.verify.engine import Verifier
     from sigward.verify.results import RuleVerdict
 
@@ -67,7 +67,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             results = _with_image_policies(results, args.images, policy_set.image_policies, verifier, deadline)
     finally:
         services.close()
-    _write_report(_output_format(args), results, policy_set.policies, out)
+    _write_report(_output_format(args), results, policy_set, out)
     verdicts = {r.verdict for r in results}
     if Verdict.FAIL in verdicts:
         return EXIT_FAIL
@@ -83,7 +83,7 @@ def _output_format(args: argparse.Namespace) -> str:
     return "json" if args.json else (args.output or "text")
 
 
-def _write_report(fmt: str, results: Sequence[RuleVerdict], policies: Sequence[Policy], out: TextIO) -> None:
+def _write_report(fmt: str, results: Sequence[RuleVerdict], policy_set: PolicySet, out: TextIO) -> None:
     if fmt == "text":
         for r in results:
             digest = f" ({r.digest})" if r.digest else ""
@@ -94,11 +94,11 @@ def _write_report(fmt: str, results: Sequence[RuleVerdict], policies: Sequence[P
     if fmt == "sarif":
         from sigward.reports.sarif import render_sarif
 
-        doc = render_sarif(results, policies)
+        doc = render_sarif(results, policy_set.policies, policy_set.image_policies)
     elif fmt == "policyreport":
         from sigward.reports.policyreport import render_policy_report
 
-        doc = render_policy_report(results, policies)
+        doc = render_policy_report(results, policy_set.policies, image_policies=policy_set.image_policies)
     else:
         doc = {"results": [r.as_json() for r in results]}
     json.dump(doc, out, indent=2)
@@ -127,35 +127,53 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.cluster.references import unavailable
     from sigward.cluster.sources import cluster_data_from_env
     from sigward.policy.capabilities import for_cluster
+    from sigward.policy.ivpol.autogen import autogen_configs, describe
     from sigward.policy.loader import load_policies
 
     status = EXIT_OK
+    text_out = err if args.json else out  # with --json, stdout is the JSON document alone
+    checked: list[dict[str, object]] = []  # --json: the ImageValidatingPolicies and their autogen configs
     for path in args.paths:
         cluster = cluster_data_from_env(os.environ, [path])
         try:
             policy_set = load_policies([path], capabilities=for_cluster(cluster.connected))
         except PolicyError as exc:
-            _print_problems(exc, out)
+            _print_problems(exc, text_out)
             status = EXIT_BAD_INPUT
             continue
         missing = unavailable(policy_set, cluster)
         if missing:
-            _print_problems(PolicyError(missing), out)
+            _print_problems(PolicyError(missing), text_out)
             status = EXIT_BAD_INPUT
             continue
         for note in policy_set.notes:
-            print(f"note: {note}", file=out)
+            print(f"note: {note}", file=text_out)
         for policy in policy_set.policies:
             rules = sum(1 for rule in policy.spec.rules if rule.verify_images)
-            print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
+            print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=text_out)
         for exemption in policy_set.exceptions:
-            print(f"ok: {exemption.source}: PolicyException {exemption.key}", file=out)
+            print(f"ok: {exemption.source}: PolicyException {exemption.key}", file=text_out)
         for image_policy in policy_set.image_policies:
+            configs = autogen_configs(image_policy)
+            if args.json:
+                checked.append(
+                    {
+                        "source": image_policy.source,
+                        "kind": image_policy.kind,
+                        "name": image_policy.key,
+                        "validations": len(image_policy.validations),
+                        "autogen": {c.name: [r.as_json() for r in c.resource_rules] for c in configs},
+                    }
+                )
+                continue
             print(
                 f"ok: {image_policy.source}: {image_policy.kind} {image_policy.key} "
-                f"({len(image_policy.validations)} validations)",
-                file=out,
+                f"({len(image_policy.validations)} validations; {describe(configs)})",
+                file=text_out,
             )
+    if args.json:
+        json.dump({"imageValidatingPolicies": checked}, out, indent=2)
+        out.write("\n")
     return status
 
 
@@ -525,6 +543,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = _sub(sub, "check-policy", "load and validate policies, printing each problem with its YAML path")
     check.add_argument("paths", nargs="+", metavar="PATH", help="policy file or directory")
+    check.add_argument(
+        "--json", action="store_true", help="print the ImageValidatingPolicies and their autogen configs as JSON"
+    )
     check.set_defaults(handler=cmd_check_policy)
 
     review = _sub(

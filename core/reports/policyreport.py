@@ -9,12 +9,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import Policy
 from sigward.reports import facts_for
 from sigward.verify.results import RuleVerdict, Verdict
 
 API_VERSION = "wgpolicyk8s.io/v1alpha2"
-SOURCE = "sigward"
 RESULTS = ("pass", "fail", "warn", "error", "skip")
 
 
@@ -28,6 +28,7 @@ def render_policy_report(
     verdicts: Sequence[RuleVerdict],
     policies: Sequence[Policy],
     *,
+    image_policies: Sequence[ImagePolicy] = (),
     name: str = "sigward-verify",
     namespace: str = "default",
     now: float | None = None,
@@ -38,13 +39,13 @@ def render_policy_report(
     results: list[dict[str, Any]] = []
     summary = dict.fromkeys(RESULTS, 0)
     for v in verdicts:
-        facts = facts_for(v, policies)
+        facts = facts_for(v, policies, image_policies)
         outcome = _result(v, facts.scored)
         summary[outcome] += 1
         entry: dict[str, Any] = {
-            "source": SOURCE,
+            "source": facts.source,
             "policy": facts.policy.key if facts.policy is not None else (v.policy or "-"),
-            "rule": v.rule or "-",
+            "rule": facts.rule or v.rule or "-",
             "result": outcome,
             "message": v.message,
             "scored": facts.scored,

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, VerificationFailure
 from sigward.patterns import compile_re2, wildcard_match
+from sigward.policy.ivpol.autogen import CONTROLLER_GROUPS
 from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
@@ -47,14 +48,6 @@ _POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
 }
 _CONTROLLER_POD_SPEC = ("spec", "template", "spec")
 _CONTAINER_FIELDS = ("containers", "initContainers", "ephemeralContainers")
-_CONTROLLER_GROUPS = {
-    "daemonsets": "apps",
-    "deployments": "apps",
-    "replicasets": "apps",
-    "statefulsets": "apps",
-    "jobs": "batch",
-    "cronjobs": "batch",
-}
 
 
 @dataclass(frozen=True)
@@ -247,7 +240,7 @@ def _get(obj: Any, path: Sequence[str]) -> Any:
 def _pod_spec_path(resource: str) -> tuple[str, ...] | None:
     if resource in _POD_SPEC_PATHS:
         return _POD_SPEC_PATHS[resource]
-    if resource in _CONTROLLER_GROUPS:
+    if resource in CONTROLLER_GROUPS:
         return _CONTROLLER_POD_SPEC
     return None
 
@@ -300,9 +293,37 @@ def policy_matches(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
         return False
     if any(_rule_matches(r, group, version, full, op, name) for r in mc.resource_rules):
         return True
-    if not sub and resource in policy.pod_controllers and group == _CONTROLLER_GROUPS.get(resource):
-        return any(op in r.operations or "*" in r.operations for r in mc.resource_rules)
-    return False
+    return autogen_match(policy, request)
+
+
+def autogen_match(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
+    """Is ``request`` selected only through autogen (a pods-only policy extended to a Pod controller)? Kyverno then
+    reads the policy's ``object.metadata`` / ``object.spec`` as the controller's Pod template (pkg/cel/autogen)."""
+    mc = policy.spec.match_constraints
+    res = request.get("resource") or {}
+    group, resource = str(res.get("group", "")), str(res.get("resource", ""))
+    if mc is None or request.get("subResource") or resource not in policy.pod_controllers:
+        return False
+    if group != CONTROLLER_GROUPS.get(resource):
+        return False
+    op = str(request.get("operation", ""))
+    return any(op in r.operations or "*" in r.operations for r in mc.resource_rules)
+
+
+def pod_template_view(resource: str, obj: Any) -> Any:
+    """The object as an autogen'ed policy sees it: ``metadata`` and ``spec`` of the controller's Pod template (what
+    Kyverno's rewrite of ``object.metadata`` to ``object.spec.template.metadata`` — ``spec.jobTemplate.spec.
+    template`` for CronJobs — reads); ``apiVersion`` and ``kind`` stay the controller's."""
+    if not isinstance(obj, Mapping):
+        return obj
+    path = ("spec", "jobTemplate", "spec", "template") if resource == "cronjobs" else ("spec", "template")
+    template: Any = obj
+    for key in path:
+        template = template.get(key) if isinstance(template, Mapping) else None
+    template = template if isinstance(template, Mapping) else {}
+    view = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    view.update(metadata=template.get("metadata") or {}, spec=template.get("spec") or {})
+    return view
 
 
 @dataclass
@@ -538,9 +559,13 @@ def evaluate_policy(
     actions = spec.effective_actions()
     base: dict[str, Any] = {"policy": policy.name, "actions": actions, "failure_policy": spec.failure_policy}
     resource = str((request.get("resource") or {}).get("resource", ""))
+    view = obj
+    old = request.get("oldObject")
+    if autogen_match(policy, request):  # pod_controllers is set only for pods-only rules: never a direct match
+        view, old = pod_template_view(resource, obj), pod_template_view(resource, old)
     data: dict[str, Any] = {
-        "object": obj,
-        "oldObject": request.get("oldObject"),
+        "object": view,
+        "oldObject": old,
         "request": dict(request),
         "namespaceObject": None,
         "variables": {},
