@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sigward import logs
 from sigward.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
@@ -19,6 +19,7 @@ from sigward.reports import OutputFormat
 
 if TYPE_CHECKING:
     from sigward.admission.selectors import SelectorRoute
+    from sigward.admission.service import Decision as AdmissionDecision
     from sigward.deadline import Deadline
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.loader import PolicySet
@@ -202,10 +203,48 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         decision = services.admission().decide(request, mode="validate" if args.validate else "mutate")
     finally:
         services.close()
+    if args.output in ("policyreport", "sarif"):
+        _write_review_report(args.output, request.raw, decision, services.policies(), out)
+        return EXIT_OK
     doc = decision.review(request.uid)
     json.dump(doc, out, indent=2)
     out.write("\n")
     return EXIT_OK
+
+
+def _write_review_report(
+    fmt: str, raw: Mapping[str, Any], decision: AdmissionDecision, policy_set: PolicySet, out: TextIO
+) -> None:
+    """``review --output policyreport|sarif``: the decision's ClusterPolicy and ImageValidatingPolicy results."""
+    from sigward.reports import outcome_verdicts
+
+    verdicts = [c.verdict for c in decision.checks]
+    verdicts += outcome_verdicts(decision.image_policies, policy_set.image_policies)
+    doc: Mapping[str, object]
+    if fmt == "sarif":
+        from sigward.reports.sarif import render_sarif
+
+        doc = render_sarif(verdicts, policy_set.policies, policy_set.image_policies)
+    else:
+        from sigward.reports.policyreport import render_policy_report
+
+        obj = raw.get("object") or raw.get("oldObject") or {}
+        meta = obj.get("metadata") or {}
+        scope = {"apiVersion": str(obj.get("apiVersion", "")), "kind": str(obj.get("kind", ""))}
+        scope["name"] = str(meta.get("name") or raw.get("name") or "")
+        namespace = str(meta.get("namespace") or raw.get("namespace") or "default")
+        scope["namespace"] = namespace
+        doc = render_policy_report(
+            verdicts,
+            policy_set.policies,
+            image_policies=policy_set.image_policies,
+            name=f"sigward-review-{scope['name']}"[:253],
+            namespace=namespace,
+            scope=scope,
+            process="sigward review",
+        )
+    json.dump(doc, out, indent=2)
+    out.write("\n")
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -556,6 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     review.add_argument("--policy", action="append", help=_POLICY_HELP)
     review.add_argument("--validate", action="store_true", help="apply the validate checks instead of mutate")
+    review.add_argument(
+        "--output",
+        choices=["review", "policyreport", "sarif"],
+        default="review",
+        help="the response AdmissionReview (default), or the decision's results as a PolicyReport or SARIF",
+    )
     review.add_argument("file", metavar="FILE|-", help="the AdmissionReview JSON file, or - for stdin")
     review.set_defaults(handler=cmd_review)
 

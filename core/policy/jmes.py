@@ -795,7 +795,6 @@ def _expand_template(template: str, match: Match) -> str:
     return "".join(out)
 
 
-
 # --- arithmetic operands
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the CLI imports this module for OutputFormat; pydantic models load only when a report is made
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
+    from sigward.verify.ivpol import PolicyOutcome
     from sigward.verify.results import RuleVerdict
 
 
@@ -88,3 +89,25 @@ def facts_for(
         scored=policy.annotations.get(SCORED_ANNOTATION, "").strip().lower() != "false",
         policy_source=policy.source,
     )
+
+
+def outcome_verdicts(
+    outcomes: Sequence[PolicyOutcome], image_policies: Sequence[ImagePolicy], *, image: str = ""
+) -> list[RuleVerdict]:
+    """ImageValidatingPolicy outcomes of one admission request as report rows (one per policy; the checked thing is
+    the resource, so ``image`` is usually empty)."""
+    from sigward.verify.results import RuleVerdict
+
+    kinds = {p.name: p.kind for p in image_policies}
+    return [
+        RuleVerdict(
+            image=image,
+            reference=image,
+            digest="",
+            verdict=o.verdict,
+            policy=o.policy,
+            rule=kinds.get(o.policy, IMAGE_POLICY_KINDS[0]),
+            message=o.message,
+        )
+        for o in outcomes
+    ]

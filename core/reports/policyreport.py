@@ -6,7 +6,7 @@ object, so it goes in ``properties`` (``image``, ``digest``) rather than ``resou
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sigward.policy.ivpol.load import ImagePolicy
@@ -32,7 +32,11 @@ def render_policy_report(
     name: str = "sigward-verify",
     namespace: str = "default",
     now: float | None = None,
+    scope: Mapping[str, str] | None = None,
+    process: str = "sigward verify",
 ) -> dict[str, Any]:
+    """The report; with ``scope`` (``apiVersion``/``kind``/``name`` of an admitted resource, as Kyverno's
+    per-resource reports carry) the results are about that resource."""
     stamp = time.time() if now is None else now
     seconds = int(stamp)
     timestamp = {"seconds": seconds, "nanos": int((stamp - seconds) * 1e9)}
@@ -50,17 +54,22 @@ def render_policy_report(
             "message": v.message,
             "scored": facts.scored,
             "timestamp": timestamp,
-            "properties": {"image": v.image, "digest": v.digest, "process": "sigward verify"},
+            "properties": (
+                {"image": v.image, "digest": v.digest, "process": process} if v.image else {"process": process}
+            ),
         }
         if facts.severity:
             entry["severity"] = facts.severity
         if facts.category:
             entry["category"] = facts.category
         results.append(entry)
-    return {
+    report: dict[str, Any] = {
         "apiVersion": API_VERSION,
         "kind": "PolicyReport",
         "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "sigward"}},
         "results": results,
         "summary": summary,
     }
+    if scope is not None:
+        report["scope"] = dict(scope)
+    return report

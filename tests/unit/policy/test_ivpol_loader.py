@@ -252,3 +252,18 @@ def test_inline_root_larger_than_kyverno_limit() -> None:
     big = json.dumps(ROOT) + " " * MAX_TRUSTED_ROOT_BYTES
     assert inline_root_problems(big, "w") == [("w", f"the trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")]
     assert inline_root_problems(json.dumps(ROOT), "w") == []
+
+
+@pytest.mark.parametrize("form", ["referrer", "intoto"])
+def test_policy_kind_survives_attestations_regression(form: str) -> None:
+    """Regression: the attestation loop reused the name ``kind``, so a policy with an attestation was stored with
+    kind "referrer"/"intoto" (shown by check-policy, verify's rule column and reports)."""
+    doc = ivpol(
+        attestations=[{"name": "sbom", form: {"type": "sbom/cyclone-dx"}}],
+    )
+    (policy,) = load_policy_text(yaml.safe_dump(doc), "p.yaml").image_policies
+    assert policy.kind == "ImageValidatingPolicy"
+    namespaced = ivpol(kind="NamespacedImageValidatingPolicy", attestations=[{"name": "s", form: {"type": "t"}}])
+    namespaced["metadata"]["namespace"] = "team"
+    (policy,) = load_policy_text(yaml.safe_dump(namespaced), "p.yaml").image_policies
+    assert policy.kind == "NamespacedImageValidatingPolicy"
