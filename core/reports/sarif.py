@@ -86,7 +86,8 @@ def render_sarif(
                 "ruleIndex": list(rules).index(rid),
                 "kind": kind,
                 "level": level,
-                "message": {"text": f"{v.image}: {v.message}" if v.message else v.image},
+                # an IVPOL admission row is about the resource (no image): its message alone
+                "message": {"text": f"{v.image}: {v.message}" if v.image and v.message else v.message or v.image},
                 "locations": [
                     {
                         "physicalLocation": {

@@ -34,6 +34,7 @@ from tests.integration.admission.conftest import AdmissionEnv
 from tests.support.admission import decode_patch, pod_request, review
 from tests.support.notation import TestCA, make_ca, push_notary_attestation, sign_pushed
 from tests.support.registry import LocalRegistry, canonical_json
+from tests.support.report_schemas import errors, policy_report_validator, sarif_validator
 
 pytestmark = pytest.mark.registry
 
@@ -400,6 +401,7 @@ def report_mismatches(
     argv = ["review", "--policy", str(env.policy_path), "--output", "policyreport", str(path)]
     assert cli.run(argv, out=out, err=io.StringIO()) == 0
     report = json.loads(out.getvalue())
+    assert errors(policy_report_validator(), report) == []  # the wgpolicyk8s.io CRD schema
     wanted = {k: v for k, v in expected.items() if k not in ("metadata",)}
     return contains(report, wanted, "PolicyReport")
 
@@ -588,6 +590,73 @@ def test_report_comparison_detects_a_wrong_result(
     # a signed image passes: the report says pass, Kyverno's fail expectation no longer holds
     signed = json.loads(json.dumps(obj).replace(":unsigned", ":signed"))
     assert report_mismatches(env, signed, expected, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("directory", "image", "level", "kind"),
+    [
+        ("validation-rules/reject", "unsigned", "error", "fail"),
+        ("validation-actions/audit", "unsigned", "warning", "fail"),
+        ("validation-rules/accept", "signed", "none", "pass"),
+    ],
+)
+def test_review_sarif_carries_ivpol_results(
+    directory: str,
+    image: str,
+    level: str,
+    kind: str,
+    world: World,
+    admission_env: Callable[..., AdmissionEnv],
+    tmp_path: Path,
+) -> None:
+    """``sigward review --output sarif``: the IVPOL's verdict on the vector's Deployment (Deny → error, Audit →
+    warning), named by the policy."""
+    env = admission_env(*policy_docs(directory, world))
+    (deployment,) = documents(directory, "deployment.yaml")
+    obj = yaml.safe_load(world.localize(yaml.safe_dump(deployment)).replace(":unsigned", f":{image}"))
+    obj["metadata"]["namespace"] = "default"
+    path = tmp_path / "review.json"
+    path.write_text(json.dumps(review(request_for(obj))))
+    out = io.StringIO()
+    assert cli.run(["review", "--policy", str(env.policy_path), "--output", "sarif", str(path)], out=out) == 0
+    doc = json.loads(out.getvalue())
+    assert errors(sarif_validator(), doc) == []
+    (result,) = doc["runs"][0]["results"]
+    assert (result["ruleId"], result["level"], result["kind"]) == (
+        "check-signed-images/ImageValidatingPolicy",
+        level,
+        kind,
+    )
+    assert result["message"]["text"] == ("failed to verify image with notary cert" if kind == "fail" else "")
+
+
+@pytest.mark.parametrize(
+    ("directory", "summary"),
+    [
+        ("autogen/autogen-deployments-cronjobs", "autogen: cronjobs=cronjobs defaults=deployments"),
+        ("autogen/autogen-deployments-statefulsets", "autogen: defaults=deployments,statefulsets"),
+        (
+            "autogen/should-autogen",
+            "autogen: cronjobs=cronjobs defaults=daemonsets,deployments,replicasets,statefulsets,jobs",
+        ),
+        ("autogen/none", "autogen: none"),
+        ("autogen/should-not-autogen", "autogen: none"),
+    ],
+)
+def test_check_policy_shows_autogen(directory: str, summary: str) -> None:
+    """``sigward check-policy`` (human and ``--json``) shows the kinds each vector policy's rules extend to."""
+    path = str(VECTORS / directory / "policy.yaml")
+    out = io.StringIO()
+    assert cli.run(["check-policy", path], out=out, err=io.StringIO()) == 0
+    assert out.getvalue().rstrip().endswith(f"validations; {summary})"), out.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.run(["check-policy", "--json", path], out=out, err=err) == 0
+    (policy,) = json.loads(out.getvalue())["imageValidatingPolicies"]
+    shown = " ".join(
+        f"{k}={','.join(r for rule in v for r in rule['resources'])}" for k, v in policy["autogen"].items()
+    )
+    assert f"autogen: {shown or 'none'}" == summary
+    assert policy["kind"] == "ImageValidatingPolicy" and "ok:" not in out.getvalue()
 
 
 @pytest.fixture(autouse=True)
