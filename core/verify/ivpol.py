@@ -26,6 +26,7 @@ from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
 from sigward.policy.models import (
     Attestation,
+    AttestorSet,
     ImageVerification,
     MatchResources,
     Policy,
@@ -33,6 +34,7 @@ from sigward.policy.models import (
     ResourceDescription,
     ResourceFilter,
     Rule,
+    VerificationType,
 )
 from sigward.references import ImageReference
 from sigward.references import parse_image_reference as _parse_uncached
@@ -343,6 +345,60 @@ class _RequestState:
         return found
 
 
+def shell_policy(policy: ImagePolicy) -> Policy:
+    """The ClusterPolicy shell an IVPOL check runs in on the shared engine (named after the IVPOL)."""
+    return Policy(api_version="policies.kyverno.io/v1", kind="ClusterPolicy", name=policy.name, spec=PolicySpec())
+
+
+def check_rule(policy: ImagePolicy, iv: ImageVerification) -> Rule:
+    return Rule(
+        name=policy.name,
+        match=MatchResources(any=(ResourceFilter(resources=ResourceDescription(kinds=("Pod",))),)),
+        verify_images=(iv,),
+    )
+
+
+def signature_check(kind: VerificationType, attestors: AttestorSet) -> ImageVerification:
+    """``verifyImageSignatures`` with one attestor, as an engine check (the check key ``signature:<attestor>``)."""
+    return ImageVerification(
+        type=kind,
+        image_references=("*",),
+        attestors=(attestors,),
+        mutate_digest=False,
+        verify_digest=False,
+        required=False,
+    )
+
+
+def attestation_check(kind: VerificationType, predicate: str, attestors: AttestorSet) -> ImageVerification:
+    """``verifyAttestationSignatures`` of one type with one attestor (check key ``attestation:<type>:<attestor>``)."""
+    return ImageVerification(
+        type=kind,
+        image_references=("*",),
+        attestations=(Attestation(type=predicate, attestors=(attestors,)),),
+        mutate_digest=False,
+        verify_digest=False,
+        required=False,
+    )
+
+
+def recorded_check(policy: ImagePolicy, check: str) -> ImageVerification | None:
+    """The engine check a recorded IVPOL verdict names (``signature:A``, ``attestation:TYPE:A``; a type may hold
+    colons), for re-verification under the default trusted root; None when the policy no longer has it, or its
+    attestor has a root of its own (an expression evaluated per request, or an inline root admission keys by)."""
+    form, _, rest = check.partition(":")
+    predicate, _, name = rest.rpartition(":")
+    compiled = policy.attestors.get(name)
+    if compiled is None or compiled.root_expression is not None:
+        return None
+    iv: ImageVerification | None = None
+    if form == "signature" and not predicate:
+        iv = signature_check(compiled.type, compiled.attestors)
+    elif form == "attestation" and predicate in policy.attestations.values():
+        iv = attestation_check(compiled.type, predicate, compiled.attestors)
+    return iv if iv is not None and _inline_root(iv) is None else None
+
+
 class _Functions:
     """Kyverno's image functions for one policy evaluation, backed by the shared verifier."""
 
@@ -366,19 +422,10 @@ class _Functions:
 
     @cached_property
     def _shell(self) -> Policy:
-        return Policy(
-            api_version="policies.kyverno.io/v1", kind="ClusterPolicy", name=self._policy.name, spec=PolicySpec()
-        )
+        return shell_policy(self._policy)
 
     def _built(self, iv: ImageVerification) -> tuple[Policy, Rule]:
-        return self._shell, self._rule(iv)
-
-    def _rule(self, iv: ImageVerification) -> Rule:
-        return Rule(
-            name=self._policy.name,
-            match=MatchResources(any=(ResourceFilter(resources=ResourceDescription(kinds=("Pod",))),)),
-            verify_images=(iv,),
-        )
+        return self._shell, check_rule(self._policy, iv)
 
     def _passes(self, image: str, ivs: Sequence[tuple[str, ImageVerification]]) -> list[ImageVerification]:
         """The checks of ``ivs`` that pass for ``image`` (none when matchImageReferences does not select it)."""
@@ -423,20 +470,7 @@ class _Functions:
         return resolved
 
     def verify_image_signatures(self, image: str, attestors: Sequence[str]) -> int:
-        ivs = [
-            (
-                f"signature:{n}",
-                ImageVerification(
-                    type=self._compiled(n).type,
-                    image_references=("*",),
-                    attestors=(self._attestor(n),),
-                    mutate_digest=False,
-                    verify_digest=False,
-                    required=False,
-                ),
-            )
-            for n in attestors
-        ]
+        ivs = [(f"signature:{n}", signature_check(self._compiled(n).type, self._attestor(n))) for n in attestors]
         return len(self._passes(image, ivs))
 
     def _attestation(self, attestation: str) -> str:
@@ -457,19 +491,7 @@ class _Functions:
                 raise CelError("notary verifier only supports oci 1.1 referrers as attestations")
             if compiled.type != "Notary" and referrer:
                 raise CelError("cosign verifier only supports in-toto attestations")
-            ivs.append(
-                (
-                    f"attestation:{predicate}:{n}",
-                    ImageVerification(
-                        type=compiled.type,
-                        image_references=("*",),
-                        attestations=(Attestation(type=predicate, attestors=(self._attestor(n),)),),
-                        mutate_digest=False,
-                        verify_digest=False,
-                        required=False,
-                    ),
-                )
-            )
+            ivs.append((f"attestation:{predicate}:{n}", attestation_check(compiled.type, predicate, self._attestor(n))))
         passed = self._passes(image, ivs)
         if passed:
             self._payload_sources.setdefault((image, name), passed[0])
