@@ -216,9 +216,11 @@ def _write_review_report(
     fmt: str, raw: Mapping[str, Any], decision: AdmissionDecision, policy_set: PolicySet, out: TextIO
 ) -> None:
     """``review --output policyreport|sarif``: the decision's ClusterPolicy and ImageValidatingPolicy results."""
+    from dataclasses import replace
+
     from sigward.reports import outcome_verdicts
 
-    verdicts = [c.verdict for c in decision.checks]
+    verdicts = [replace(c.verdict, exceptions=c.exceptions) if c.exceptions else c.verdict for c in decision.checks]
     verdicts += outcome_verdicts(decision.image_policies, policy_set.image_policies)
     doc: Mapping[str, object]
     if fmt == "sarif":

@@ -23,7 +23,7 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,7 +44,9 @@ from sigward.policy.exceptions import (
     without_operations,
 )
 from sigward.policy.exceptions import spec_problems as exception_problems
+from sigward.policy.ivpol import exceptions as ivpol_exceptions
 from sigward.policy.ivpol import load as ivpol_load
+from sigward.policy.ivpol.exceptions import ImageException
 from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from sigward.policy.support import unsupported
@@ -137,7 +139,7 @@ def load_policies(
     for p in paths:
         path = Path(p)
         policies_before, problems_before = (
-            len(loader.policies) + len(loader.image_policies) + len(loader.exceptions),
+            len(loader.policies) + len(loader.image_policies) + len(loader.exceptions) + len(loader.image_exceptions),
             len(loader.problems),
         )
         if path.is_dir():
@@ -157,14 +159,17 @@ def load_policies(
             loader.problem(str(path), "", "not a regular file or directory")
         else:
             loader.problem(str(path), "", "no such file or directory")
-        found = len(loader.policies) + len(loader.image_policies) + len(loader.exceptions)
+        found = (
+            len(loader.policies) + len(loader.image_policies) + len(loader.exceptions) + len(loader.image_exceptions)
+        )
         if found == policies_before and len(loader.problems) == problems_before:
             loader.problem(
                 str(path),
                 "",
                 "yields no ClusterPolicy or Policy with verifyImages rules: refusing to run with nothing to enforce",
             )
-    if paths and loader.exceptions and not loader.policies and not loader.image_policies and not loader.problems:
+    only_exceptions = loader.exceptions or loader.image_exceptions
+    if paths and only_exceptions and not loader.policies and not loader.image_policies and not loader.problems:
         # a path of PolicyExceptions alone is fine beside policy paths, but exceptions alone enforce nothing
         loader.problem(str(paths[0]), "", "only PolicyExceptions: refusing to run with nothing to enforce")
     return loader.result()
@@ -502,6 +507,7 @@ class _Loader:
     policies: list[Policy] = field(default_factory=list)
     exceptions: list[PolicyException] = field(default_factory=list)
     image_policies: list[ImagePolicy] = field(default_factory=list)
+    image_exceptions: list[ImageException] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[PolicyProblem] = field(default_factory=list)
     _seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -512,10 +518,17 @@ class _Loader:
     def result(self) -> PolicySet:
         if self.problems:
             raise PolicyError(self.problems)
+        image_policies = tuple(
+            replace(p, exceptions=tuple(e for e in self.image_exceptions if e.names(p.kind, p.name)))
+            for p in self.image_policies
+        )
+        for e in self.image_exceptions:
+            if not any(e in p.exceptions for p in image_policies):
+                self.notes.append(f"{e.source}: PolicyException {e.name} names no loaded ImageValidatingPolicy")
         return PolicySet(
             policies=tuple(self.policies),
             notes=tuple(self.notes),
-            image_policies=tuple(self.image_policies),
+            image_policies=image_policies,
             exceptions=tuple(self.exceptions),
         )
 
@@ -604,6 +617,8 @@ class _Loader:
                     "apiVersion",
                     f"{api_version} {kind} is not supported: use {' or '.join(SUPPORTED_API_VERSIONS)}",
                 )
+        elif kind == EXCEPTION_KIND and group == ivpol_exceptions.API_GROUP:
+            self.load_image_exception(document, api_version, source)
         elif kind == EXCEPTION_KIND and api_version in EXCEPTION_API_VERSIONS:
             self.load_exception(document, source)
         elif kind in REFUSED_KYVERNO_KINDS:
@@ -631,6 +646,33 @@ class _Loader:
             self.notes.append(f"{source}: PolicyException {meta.name}: match operations are ignored (as in Kyverno)")
         spec = spec.model_copy(update={"match": without_operations(spec.match)})
         self.exceptions.append(PolicyException(name=meta.name, namespace=meta.namespace, spec=spec, source=source))
+
+    def load_image_exception(self, document: dict[str, Any], api_version: str, source: str) -> None:
+        """A CEL PolicyException (``policies.kyverno.io``) for ImageValidatingPolicies."""
+        if api_version.rpartition("/")[2] not in ivpol_exceptions.API_VERSIONS:
+            versions = ", ".join(f"{ivpol_exceptions.API_GROUP}/{v}" for v in ivpol_exceptions.API_VERSIONS)
+            self.problem(source, "apiVersion", f"{api_version} PolicyException is not supported: use {versions}")
+            return
+        problems: list[Problem] = []
+        meta, spec = _metadata_and_spec(document, ivpol_exceptions.CelExceptionSpec, problems)
+        exception = None
+        if meta is not None and spec is not None and not problems:
+            exception, found = ivpol_exceptions.build_exception(
+                name=meta.name, namespace=meta.namespace, spec=spec, source=source
+            )
+            problems.extend(found)
+        for path, message in problems:
+            self.problem(source, path, message)
+        if exception is None or problems:
+            return
+        key = (f"{ivpol_exceptions.API_GROUP}/{EXCEPTION_KIND}", exception.namespace, exception.name)
+        if key in self._seen:
+            self.problem(
+                source, "metadata.name", f"PolicyException {exception.name} is also defined in {self._seen[key]}"
+            )
+            return
+        self._seen[key] = source
+        self.image_exceptions.append(exception)
 
     def load_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
         problems: list[Problem] = []

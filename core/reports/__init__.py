@@ -108,6 +108,7 @@ def outcome_verdicts(
             policy=o.policy,
             rule=kinds.get(o.policy, IMAGE_POLICY_KINDS[0]),
             message=o.message,
+            exceptions=o.exceptions,
         )
         for o in outcomes
     ]

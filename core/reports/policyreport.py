@@ -58,6 +58,8 @@ def render_policy_report(
                 {"image": v.image, "digest": v.digest, "process": process} if v.image else {"process": process}
             ),
         }
+        if v.exceptions:  # Kyverno: a skip by PolicyException names it (report/with-exception vector)
+            entry["properties"]["exceptions"] = ",".join(v.exceptions)
         if facts.severity:
             entry["severity"] = facts.severity
         if facts.category:

@@ -62,6 +62,7 @@ class PolicyOutcome:
     message: str = ""
     actions: tuple[str, ...] = ()
     failure_policy: str = "Fail"
+    exceptions: tuple[str, ...] = ()  # the CEL PolicyExceptions that skipped the policy for this request
 
 
 @dataclass(frozen=True)
@@ -646,6 +647,29 @@ def _has_digest(image: str) -> bool:
         return False
 
 
+def excepting(policy: ImagePolicy, request: Mapping[str, Any], obj: Any) -> tuple[str, ...]:
+    """The PolicyExceptions naming ``policy`` whose matchConditions all hold for the request (the object as sent,
+    not an autogen view, as Kyverno evaluates them). A condition that errors or is not true does not except: the
+    policy still applies (fail closed)."""
+    if not policy.exceptions:
+        return ()
+    data: dict[str, Any] = {
+        "object": obj,
+        "oldObject": request.get("oldObject"),
+        "request": dict(request),
+        "namespaceObject": None,
+        **LIBRARY_VALUES,
+    }
+    names: list[str] = []
+    for exception in policy.exceptions:
+        try:
+            if all(c.evaluate(data) is True for c in exception.conditions):
+                names.append(exception.name)
+        except CelError:
+            continue
+    return tuple(names)
+
+
 def _evaluate(program: Program, data: Mapping[str, Any], cel_state: Any) -> Any:
     try:
         return program.evaluate(data)
@@ -685,6 +709,19 @@ def evaluate_request(
         if not policy.spec.evaluation.admission.enabled or not policy_matches(policy, request):
             continue
         if policy.namespace and policy.namespace != request.get("namespace"):
+            continue
+        excepted = excepting(policy, request, obj)
+        if excepted:
+            outcomes.append(
+                PolicyOutcome(
+                    policy=policy.name,
+                    verdict=Verdict.SKIP,
+                    message=f"skipped by PolicyException {', '.join(excepted)}",
+                    actions=policy.spec.effective_actions(),
+                    failure_policy=policy.spec.failure_policy,
+                    exceptions=excepted,
+                )
+            )
             continue
         pins = policy.spec.validation_configurations.mutate_digest and mutate
         if pins and obj is not None and not request.get("subResource"):

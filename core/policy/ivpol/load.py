@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
+from sigward.policy.ivpol.exceptions import ImageException
 from sigward.policy.ivpol.models import (
     Attestor,
     ImageValidatingPolicySpec,
@@ -85,6 +86,8 @@ class ImagePolicy:
     notes: tuple[str, ...] = field(default=())
     # Names of ``attestations`` of the ``referrer`` form (Notary attestations: OCI referrers of that artifactType).
     referrers: frozenset[str] = frozenset()
+    # The CEL PolicyExceptions naming this policy (attached by the loader once every document is read).
+    exceptions: tuple[ImageException, ...] = ()
 
     @property
     def key(self) -> str:

@@ -91,22 +91,14 @@ DIRECTORIES: dict[str, Vector] = {
     "context/imagedata/image-data-arch": RUN,
     "context/imagedata/imagereference": RUN,
     "context/resource": Vector(False, GET_MISSING, "resource.get (lower-case) is not in sigward's CEL library"),
-    "exceptions/autogen": Vector(
-        False,
-        "policies.kyverno.io/v1alpha1 PolicyException is not supported yet",
-        "CEL PolicyExceptions (policyRefs + matchConditions) are not loaded",
-    ),
+    "exceptions/autogen": RUN,
     "mutate-digest-disabled": RUN,
     "mutate-then-validate": RUN,
     "report/admission": Vector(
         False, "auditAnnotations is not supported", "auditAnnotations: sigward writes no audit annotations"
     ),
     "report/background": Vector(True, adapt=_admission_enabled),
-    "report/with-exception": Vector(
-        False,
-        "policies.kyverno.io/v1alpha1 PolicyException is not supported yet",
-        "CEL PolicyExceptions (policyRefs + matchConditions) are not loaded",
-    ),
+    "report/with-exception": Vector(True, adapt=_admission_enabled),
     "security/forged-verification-annotation": RUN,
     "standard/notary-configmap-cert": Vector(
         False, "notary.certs.expression: expression is not supported", "notary certs from a ConfigMap expression"
@@ -269,7 +261,7 @@ def policy_docs(directory: str, world: World, *, ca: TestCA | None = None) -> li
                 certs = attestor.get("notary", {}).get("certs", {})
                 if SHIPPED_CERT_MARK in certs.get("value", ""):
                     certs["value"] = (ca or world.ca).root_pem
-            if vector.adapt is not None:
+            if vector.adapt is not None and doc["kind"] in POLICY_KINDS:
                 vector.adapt(doc)
             out.append(doc)
     return out
@@ -538,6 +530,28 @@ def test_cronjob_labelled_only_in_its_job_template_is_checked(
     unlabelled = json.loads(json.dumps(cronjob))
     del unlabelled["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
     assert isinstance(admit(env, unlabelled), Admitted)  # matchConditions not met: skipped, as in Kyverno
+
+
+def test_the_exception_is_what_admits_the_skipped_resources(
+    world: World, admission_env: Callable[..., AdmissionEnv]
+) -> None:
+    """exceptions/autogen without its PolicyException: the "skipped" workloads (unsigned) are denied; with it they
+    are admitted, and a good-looking name on a bad workload is not enough (the exception reads the object's name)."""
+    directory = "exceptions/autogen"
+    docs = policy_docs(directory, world)
+    skipped = [
+        yaml.safe_load(world.localize(yaml.safe_dump(d))) for d in documents(directory, "skipped-resources.yaml")
+    ]
+    without = admission_env(*[d for d in docs if d["kind"] != "PolicyException"])
+    for obj in skipped:
+        assert admit(without, json.loads(json.dumps(obj))) == (
+            "Policy ivpol-autogen-sample failed: failed to verify image with notary cert"
+        ), obj["metadata"]["name"]
+    with_exception = admission_env(*docs)
+    assert all(isinstance(admit(with_exception, json.loads(json.dumps(o))), Admitted) for o in skipped)
+    renamed = json.loads(json.dumps(skipped[0]))
+    renamed["metadata"]["name"] = "not-skipped"
+    assert not isinstance(admit(with_exception, renamed), Admitted)
 
 
 def test_autogen_comparison_detects_a_wrong_expectation(world: World) -> None:
