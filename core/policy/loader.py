@@ -79,7 +79,8 @@ _IMAGE_VALIDATING_POLICY = (
 REFUSED_KYVERNO_KINDS: dict[str, str] = {
     "ImageVerificationPolicy": _IMAGE_VALIDATING_POLICY,
     "PolicyException": (
-        "is not supported yet: sigward honours the kyverno.io/v2 and kyverno.io/v2beta1 PolicyException only"
+        "is not supported: sigward honours kyverno.io/v2 and v2beta1 PolicyExceptions (ClusterPolicy rules) and "
+        "policies.kyverno.io ones (ImageValidatingPolicies) only"
     ),
 }
 _TOP_LEVEL_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
