@@ -23,7 +23,7 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,7 +47,9 @@ from sigward.policy.exceptions import (
 from sigward.policy.exceptions import spec_problems as exception_problems
 from sigward.policy.globalcontext import GlobalContextEntry, GlobalContextEntrySpec, refresh_seconds
 from sigward.policy.globalcontext import spec_problems as global_entry_problems
+from sigward.policy.ivpol import exceptions as ivpol_exceptions
 from sigward.policy.ivpol import load as ivpol_load
+from sigward.policy.ivpol.exceptions import ImageException
 from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from sigward.policy.support import global_references, unsupported
@@ -82,7 +84,8 @@ _IMAGE_VALIDATING_POLICY = (
 REFUSED_KYVERNO_KINDS: dict[str, str] = {
     "ImageVerificationPolicy": _IMAGE_VALIDATING_POLICY,
     "PolicyException": (
-        "is not supported yet: sigward honours the kyverno.io/v2 and kyverno.io/v2beta1 PolicyException only"
+        "is not supported: sigward honours kyverno.io/v2 and v2beta1 PolicyExceptions (ClusterPolicy rules) and "
+        "policies.kyverno.io ones (ImageValidatingPolicies) only"
     ),
 }
 _TOP_LEVEL_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
@@ -171,7 +174,7 @@ def load_policies(
                 "",
                 "yields no ClusterPolicy or Policy with verifyImages rules: refusing to run with nothing to enforce",
             )
-    only_config = loader.exceptions or loader.global_entries
+    only_config = loader.exceptions or loader.image_exceptions or loader.global_entries
     if paths and only_config and not loader.policies and not loader.image_policies and not loader.problems:
         # a path of PolicyExceptions (or GlobalContextEntries) alone is fine beside policy paths, but alone they
         # enforce nothing
@@ -516,6 +519,7 @@ class _Loader:
     global_entries: list[GlobalContextEntry] = field(default_factory=list)
     # (source, YAML path, entry name) of every literal globalReference, checked once every document is read
     global_refs: list[tuple[str, str, str]] = field(default_factory=list)
+    image_exceptions: list[ImageException] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[PolicyProblem] = field(default_factory=list)
     _seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -524,7 +528,13 @@ class _Loader:
         self.problems.append(PolicyProblem(source=source, path=path, message=message))
 
     def documents(self) -> int:
-        return len(self.policies) + len(self.image_policies) + len(self.exceptions) + len(self.global_entries)
+        return (
+            len(self.policies)
+            + len(self.image_policies)
+            + len(self.exceptions)
+            + len(self.image_exceptions)
+            + len(self.global_entries)
+        )
 
     def result(self) -> PolicySet:
         defined = {e.name for e in self.global_entries}
@@ -539,10 +549,17 @@ class _Loader:
                 )
         if self.problems:
             raise PolicyError(self.problems)
+        image_policies = tuple(
+            replace(p, exceptions=tuple(e for e in self.image_exceptions if e.names(p.kind, p.name)))
+            for p in self.image_policies
+        )
+        for e in self.image_exceptions:
+            if not any(e in p.exceptions for p in image_policies):
+                self.notes.append(f"{e.source}: PolicyException {e.name} names no loaded ImageValidatingPolicy")
         return PolicySet(
             policies=tuple(self.policies),
             notes=tuple(self.notes),
-            image_policies=tuple(self.image_policies),
+            image_policies=image_policies,
             exceptions=tuple(self.exceptions),
             global_context=tuple(self.global_entries),
         )
@@ -632,6 +649,8 @@ class _Loader:
                     "apiVersion",
                     f"{api_version} {kind} is not supported: use {' or '.join(SUPPORTED_API_VERSIONS)}",
                 )
+        elif kind == EXCEPTION_KIND and group == ivpol_exceptions.API_GROUP:
+            self.load_image_exception(document, api_version, source)
         elif kind == EXCEPTION_KIND and api_version in EXCEPTION_API_VERSIONS:
             self.load_exception(document, source)
         elif kind == GLOBAL_CONTEXT_KIND and api_version in GLOBAL_CONTEXT_API_VERSIONS:
@@ -685,6 +704,33 @@ class _Loader:
         self._seen[key] = source
         entry = GlobalContextEntry(name=meta.name, spec=spec, source=source, refresh_seconds=refresh_seconds(spec))
         self.global_entries.append(entry)
+
+    def load_image_exception(self, document: dict[str, Any], api_version: str, source: str) -> None:
+        """A CEL PolicyException (``policies.kyverno.io``) for ImageValidatingPolicies."""
+        if api_version.rpartition("/")[2] not in ivpol_exceptions.API_VERSIONS:
+            versions = ", ".join(f"{ivpol_exceptions.API_GROUP}/{v}" for v in ivpol_exceptions.API_VERSIONS)
+            self.problem(source, "apiVersion", f"{api_version} PolicyException is not supported: use {versions}")
+            return
+        problems: list[Problem] = []
+        meta, spec = _metadata_and_spec(document, ivpol_exceptions.CelExceptionSpec, problems)
+        exception = None
+        if meta is not None and spec is not None and not problems:
+            exception, found = ivpol_exceptions.build_exception(
+                name=meta.name, namespace=meta.namespace, spec=spec, source=source
+            )
+            problems.extend(found)
+        for path, message in problems:
+            self.problem(source, path, message)
+        if exception is None or problems:
+            return
+        key = (f"{ivpol_exceptions.API_GROUP}/{EXCEPTION_KIND}", exception.namespace, exception.name)
+        if key in self._seen:
+            self.problem(
+                source, "metadata.name", f"PolicyException {exception.name} is also defined in {self._seen[key]}"
+            )
+            return
+        self._seen[key] = source
+        self.image_exceptions.append(exception)
 
     def load_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
         problems: list[Problem] = []

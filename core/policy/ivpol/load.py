@@ -17,6 +17,7 @@ from sigward.policy import capabilities as capabilities_module
 from sigward.policy.capabilities import REFUSALS, Capabilities
 from sigward.policy.ivpol import policy_fields
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
+from sigward.policy.ivpol.exceptions import ImageException
 from sigward.policy.ivpol.matchconditions import MatchConditions, compile_conditions
 from sigward.policy.ivpol.models import (
     Attestor,
@@ -126,6 +127,8 @@ class ImagePolicy:
     referrers: frozenset[str] = frozenset()
     # ``auditAnnotations``: (key, compiled string-typed valueExpression), in the policy's order.
     audit_annotations: tuple[tuple[str, Program], ...] = ()
+    # The CEL PolicyExceptions naming this policy (attached by the loader once every document is read).
+    exceptions: tuple[ImageException, ...] = ()
 
     @property
     def key(self) -> str:
@@ -514,11 +517,12 @@ def build(
             continue
         form = att.referrer or att.intoto
         assert form is not None
-        kind, predicate = ("referrer" if att.referrer is not None else "intoto"), form.type
+        # not ``kind``: that is the policy's kind, stored on the ImagePolicy below
+        form_name, predicate = ("referrer" if att.referrer is not None else "intoto"), form.type
         if not predicate.strip():
-            problems.append((f"{path}.{kind}.type", "a type is required"))
+            problems.append((f"{path}.{form_name}.type", "a type is required"))
         attestations[att.name] = predicate
-        if kind == "referrer":
+        if form_name == "referrer":
             referrers.add(att.name)
 
     match_images: list[MatchImageReference | Program] = []

@@ -1117,8 +1117,13 @@ def test_a_list_is_expanded() -> None:
             "kind: policies.kyverno.io/v1alpha1 ImageVerificationPolicy is not supported yet",
         ),
         (
+            # a CEL PolicyException (for ImageValidatingPolicies) is read: without a spec it is refused as such
             {"apiVersion": "policies.kyverno.io/v1beta1", "kind": "PolicyException", "metadata": {"name": "e"}},
-            "kind: policies.kyverno.io/v1beta1 PolicyException is not supported yet",
+            ': missing required field "spec"',
+        ),
+        (
+            {"apiVersion": "policies.kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "e"}, "spec": {}},
+            "apiVersion: policies.kyverno.io/v2 PolicyException is not supported: use policies.kyverno.io/v1alpha1",
         ),
         (
             {"apiVersion": "kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "e"}},
