@@ -85,6 +85,7 @@ class EcrPublicApi:
     """``https://127.0.0.1:PORT`` (trusted through ``ca.ca_file``). ``keys``: access key id → secret key.
 
     ``fail_with``: answer every call with this AWS error (``("ServerException", 500)``) instead of a token.
+    ``malformed``: answer a verified call with this 200 body instead (a hostile or broken API).
     ``issued``: the passwords handed out, oldest first."""
 
     def __init__(self, workdir: Path, token_server: TokenServer, keys: dict[str, str]) -> None:
@@ -93,6 +94,8 @@ class EcrPublicApi:
         self.keys = dict(keys)
         self.lifetime = float(TOKEN_SECONDS)
         self.fail_with: tuple[str, int] | None = None
+        self.malformed: dict[str, Any] | None = None
+        self.delay = 0.0
         self.issued: list[str] = []
         self._calls: list[EcrPublicCall] = []
         self._lock = threading.Lock()
@@ -140,6 +143,9 @@ class EcrPublicApi:
             return 403, {"__type": "InvalidSignatureException", "message": "The request signature does not match."}
         if self.fail_with is not None:
             return self.fail_with[1], {"__type": self.fail_with[0], "message": "stand-in failure"}
+        if self.malformed is not None:
+            return 200, self.malformed
+        time.sleep(self.delay)  # lets concurrent callers pile up behind one fetch
         password = "ecr-public-" + secrets.token_urlsafe(24)
         self.issued.append(password)
         self.token_server.users[USER] = password  # the registry accepts the newest token only

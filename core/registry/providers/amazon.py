@@ -36,6 +36,8 @@ ECR_PUBLIC_REGION = "us-east-1"
 # resolving an absent SDK chain can cost metadata-endpoint timeouts, which must not be paid on every request.
 ANONYMOUS_RECHECK_SECONDS = 300.0
 _PUBLIC_KEY = "ecr-public"
+# What botocore's response parser lets out on an answer of the wrong shape (a list where a structure belongs, ...).
+_UNREADABLE = (AttributeError, TypeError, ValueError, KeyError)
 _DENIED_CODES = frozenset({"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"})
 
 
@@ -127,6 +129,10 @@ class AmazonProvider:
             raise ExternalServiceError(
                 f"registry provider amazon: ECR GetAuthorizationToken failed ({type(exc).__name__})"
             ) from exc
+        except _UNREADABLE as exc:  # botocore's parser trips over an answer of the wrong shape
+            raise ExternalServiceError(
+                f"registry provider amazon: ECR sent an answer sigward cannot read ({type(exc).__name__})"
+            ) from exc
         data = answer.get("authorizationData") or []
         entry = data[0] if isinstance(data, list) and data else None
         if not isinstance(entry, dict):
@@ -154,6 +160,10 @@ class AmazonProvider:
         except botocore.exceptions.BotoCoreError as exc:
             raise ExternalServiceError(
                 f"registry provider amazon: ECR Public GetAuthorizationToken failed ({type(exc).__name__})"
+            ) from exc
+        except _UNREADABLE as exc:
+            raise ExternalServiceError(
+                f"registry provider amazon: ECR Public sent an answer sigward cannot read ({type(exc).__name__})"
             ) from exc
         entry = answer.get("authorizationData")  # one object for ECR Public, not a list
         if not isinstance(entry, dict):

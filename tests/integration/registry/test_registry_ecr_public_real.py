@@ -8,6 +8,7 @@ failing (an infrastructure error, not anonymous), an expiring token refreshed be
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -230,3 +231,58 @@ def test_expiring_ecr_public_token_refreshed(stack: Stack, tmp_path: Path) -> No
         assert _pull(client, stack, "pub/other")  # a new scope: a token exchange with the refreshed credentials
     seen = [r for r in stack.tokens.seen() if r.had_authorization]
     assert seen and all(r.user == USER for r in seen), "the registry accepts only the refreshed token"
+
+
+def test_concurrent_requests_share_one_ecr_public_call(stack: Stack) -> None:
+    stack.api.delay = 0.3
+    provider = stack.provider()
+    results: list[object] = []
+    threads = [threading.Thread(target=lambda: results.append(provider.get(stack.registry.host))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert len(results) == 8 and len(set(map(repr, results))) == 1 and results[0] is not None
+    assert len(stack.api.calls()) == 1, "single flight: one GetAuthorizationToken however many callers"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({}, "no authorization data"),
+        # a list where ECR Public sends one object: botocore's parser trips, never a stack trace
+        ({"authorizationData": [{"authorizationToken": "QVdTOng="}]}, "cannot read"),
+        ({"authorizationData": {"authorizationToken": "not base64!"}}, "not base64"),
+        ({"authorizationData": {"authorizationToken": "bm8tY29sb24="}}, "not user:password"),  # "no-colon"
+    ],
+)
+def test_malformed_ecr_public_answer_is_infrastructure_regression_parser_attribute_error(
+    stack: Stack, body: dict[str, object], reason: str
+) -> None:
+    stack.api.malformed = body
+    with pytest.raises(ExternalServiceError, match=reason) as err:
+        stack.provider().get(stack.registry.host)
+    assert "ECR Public" in str(err.value)
+
+
+@pytest.mark.parametrize("body", [b'{"authorizationData": {"authorizationToken": "x"}}', b'{"authorizationData": 7}'])
+def test_private_ecr_answer_of_the_wrong_shape_is_infrastructure_regression_parser_attribute_error(
+    body: bytes, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The same parser trap on the private ECR path: an object where ECR sends a list is an infrastructure error."""
+    from tests.support.httpservers import Reply, ScriptedServer
+
+    clear_ambient_aws(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    aws_federation.reset()
+    reply = Reply(status=200, headers={"Content-Type": "application/x-amz-json-1.1"}, body=body)
+    with ScriptedServer(lambda seen: reply) as ecr:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_ECR", ecr.url)
+        with pytest.raises(ExternalServiceError, match="ECR") as err:
+            AmazonProvider().get("123456789012.dkr.ecr.eu-west-1.amazonaws.com")
+        assert (
+            ecr.requests_seen()[0].headers["x-amz-target"]
+            == "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
+        )
+    assert SECRET_KEY not in str(err.value)
