@@ -339,12 +339,25 @@ def image_covered(patterns: Iterable[str], ref: ImageReference) -> bool:
     """Does an ``imageReferences`` list select ``ref``? Yes when any pattern matches any spelling of the image (the
     normalized reference, the tag written beside its digest, Docker Hub's ``library/`` form): however the resource
     spells an image, it is verified whenever some spelling of it is named."""
-    spellings = ref.spellings
-    return any(wildcard_match(form, s) for p in patterns for form in _covering_forms(p) for s in spellings)
+    return _covered(tuple(patterns), ref.spellings)
 
 
 def image_skipped_by(patterns: Iterable[str], ref: ImageReference) -> bool:
     """Does a ``skipImageReferences`` list exempt ``ref``? Only by what the runtime pulls (the normalized reference
     or its ``library/`` alias), never by a tag written beside a digest, which nothing verifies."""
-    aliases = ref.aliases
+    return _skipped(tuple(patterns), ref.aliases)
+
+
+# (pattern list, image spellings) answers remembered: a cache-hit admission asks the same few several times per
+# image (planning, credentials, digest patches); bounded because the spellings come from requests.
+MAX_CACHED_MATCHES = 8192
+
+
+@lru_cache(maxsize=MAX_CACHED_MATCHES)
+def _covered(patterns: tuple[str, ...], spellings: tuple[str, ...]) -> bool:
+    return any(wildcard_match(form, s) for p in patterns for form in _covering_forms(p) for s in spellings)
+
+
+@lru_cache(maxsize=MAX_CACHED_MATCHES)
+def _skipped(patterns: tuple[str, ...], aliases: tuple[str, ...]) -> bool:
     return any(wildcard_match(_skipping_form(p), a) for p in patterns for a in aliases)

@@ -50,6 +50,7 @@ from sigward.verify.rulecontext import images_context, resolve_rule
 if TYPE_CHECKING:
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.verify.ivpol import PolicyOutcome
+    from sigward.verify.rootsnapshot import RootSnapshot
 
 Mode = Literal["mutate", "validate"]
 
@@ -463,7 +464,8 @@ class AdmissionService:
         not an outage of its registry: it blocks whatever the failurePolicy, so exhaustion never admits. Verdicts
         already in memory are taken here, without a thread; ``memory_only`` raises :class:`_NotInMemory` when one
         is not."""
-        remembered = [self._from_memory(unit) for unit in units]
+        roots = _OnceRoots(self._verifier)  # one reading of the trusted roots for every unit of the request
+        remembered = [self._from_memory(unit, roots) for unit in units]
         missing = [unit for unit, hit in zip(units, remembered, strict=True) if hit is None]
         if missing and memory_only:
             raise _NotInMemory
@@ -523,7 +525,7 @@ class AdmissionService:
             exceptions=unit.exceptions,
         )
 
-    def _from_memory(self, unit: _Unit) -> RuleVerdict | None:
+    def _from_memory(self, unit: _Unit, once: _OnceRoots | None = None) -> RuleVerdict | None:
         """The unit's cached verdict when its digest and verdict are both in memory (the same key
         :meth:`_verify_unit` looks up); None when finding out would need the registry, the store or the verifier."""
         plan = unit.plan
@@ -537,9 +539,8 @@ class AdmissionService:
         digest = ref.digest or (self._verifier.known_digest(ref) if self._resolve_digest is None else None)
         if not digest:
             return None
-        try:
-            roots = self._verifier.roots()
-        except SigwardError:
+        roots = (once or _OnceRoots(self._verifier)).get()
+        if roots is None:
             return None
         return self._cache.get(plan.key(digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, roots)))
 
@@ -760,6 +761,25 @@ def webhook_conditions(policy: Policy, request: Mapping[str, Any]) -> MatchResul
     if wc is None or not wc.match_conditions:
         return None
     return evaluate_conditions(webhook_match_conditions(wc), request_data(request))
+
+
+class _OnceRoots:
+    """The verifier's trusted roots read at most once, when a unit first needs them (None: unreadable, so nothing
+    is taken from memory); reading them per unit cost a settings lookup each on the cache-hit path."""
+
+    def __init__(self, verifier: Verifier) -> None:
+        self._verifier = verifier
+        self._read = False
+        self._roots: RootSnapshot | None = None
+
+    def get(self) -> RootSnapshot | None:
+        if not self._read:
+            self._read = True
+            try:
+                self._roots = self._verifier.roots()
+            except SigwardError:
+                self._roots = None
+        return self._roots
 
 
 def denial_message(request: AdmissionRequest, blocking: Sequence[ImageCheck]) -> str:

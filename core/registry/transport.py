@@ -65,6 +65,9 @@ _IDEMPOTENT = frozenset({"GET", "HEAD"})
 # Sent with every request unless the caller sets its own; no compression, so sizes and digests are of raw bytes.
 _DEFAULT_HEADERS = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", "Accept": "*/*"}
 _FORM = "application/x-www-form-urlencoded"
+# urllib3 neither retries nor follows redirects (this module does both, within the deadline). One shared, immutable
+# policy object: given ``retries=False`` urllib3 builds an equal one twice per request (PoolManager and pool).
+_NO_RETRIES = urllib3.Retry(total=False, redirect=False)
 
 
 class Response:
@@ -404,7 +407,7 @@ class Transport:
                 body=body,
                 timeout=urllib3.Timeout(connect=connect, read=read),
                 redirect=False,
-                retries=False,
+                retries=_NO_RETRIES,
                 preload_content=False,
                 decode_content=False,
             )

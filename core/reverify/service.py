@@ -1,7 +1,8 @@
 """Re-verification: walk the verdicts the store recorded (push and admission), verify them again against the current
 policies, record what changed, and report every verdict that stopped passing.
 
-A run is bounded: batches of store keys in key order, a deadline, and a cursor persisted in the store so the next run
+A run is bounded: batches of records in (digest, key) order — one digest's records together, so the per-run
+signature cache answers all but the first —, a deadline, and a cursor persisted in the store so the next run
 resumes where this one stopped. When the loaded policies differ from those the cursor was made under, the run first
 walks the records made under policies that are no longer loaded ("stale" phase), then everything ("all" phase).
 
@@ -31,6 +32,7 @@ from sigward.store import (
     StoredStatus,
     StoredVerdict,
     VerdictStore,
+    parse_scan_position,
 )
 from sigward.verify.plan import RulePlan, plan_image
 from sigward.verify.results import Verdict
@@ -134,7 +136,7 @@ class _Tally:
 class _Cursor:
     policies: str  # fingerprint of the policies the walk is made under
     phase: str  # "stale" (records under other policies first) or "all"
-    after: str  # the last store key handled
+    after: str  # the scan position (StoredVerdict.scan_position) of the last record handled
 
     def text(self) -> str:
         return json.dumps({"policies": self.policies, "phase": self.phase, "after": self.after}, sort_keys=True)
@@ -143,9 +145,13 @@ class _Cursor:
     def parse(cls, text: str) -> _Cursor | None:
         try:
             doc: dict[str, Any] = json.loads(text) if text else {}
-            return cls(policies=str(doc["policies"]), phase=str(doc["phase"]), after=str(doc["after"]))
+            cursor = cls(policies=str(doc["policies"]), phase=str(doc["phase"]), after=str(doc["after"]))
         except (ValueError, TypeError, KeyError):
             return None
+        if parse_scan_position(cursor.after) is None:
+            # Written when scans ran in bare key order: that position means nothing now, so the phase starts over.
+            return replace(cursor, after="")
+        return cursor
 
 
 # The rule column of a recorded ImageValidatingPolicy check (sigward.verify.plan.image_policy_key).
@@ -216,8 +222,8 @@ class ReverifyService:
                     break
                 if cursor.phase == "all" or record.policy_hash not in hashes:
                     self._examine(record, policies, root, deadline, tally, image_policies)
-                handled = record.key
-            if handled and handled != batch[-1].key:  # the deadline cut the batch short
+                handled = record.scan_position
+            if handled and handled != batch[-1].scan_position:  # the deadline cut the batch short
                 cursor = replace(cursor, after=handled)
             elif len(batch) < self.settings.batch_size:
                 if cursor.phase == "stale":
@@ -226,7 +232,7 @@ class ReverifyService:
                     cursor = replace(cursor, after="")
                     complete = True
             else:
-                cursor = replace(cursor, after=batch[-1].key)
+                cursor = replace(cursor, after=batch[-1].scan_position)
             if not self.settings.dry_run:
                 if not self._store.set_state(CURSOR_STATE, cursor.text(), expected=stored_text):
                     logs.emit("WARNING", "re-verification cursor moved by another run; stopping this one")

@@ -29,6 +29,9 @@ __all__ = [
     "VerdictStore",
     "entries_key",
     "open_store",
+    "parse_scan_position",
+    "position_after",
+    "scan_position",
     "verdict_key",
 ]
 
@@ -138,6 +141,12 @@ class StoredVerdict:
         """The store's form of :attr:`verdict_key`: what :meth:`VerdictStore.lookup` finds it by."""
         return self.verdict_key.stored
 
+    @property
+    def scan_position(self) -> str:
+        """Where :meth:`VerdictStore.scan` places this record: digest first, so one digest's records (one per
+        policy and rule) come together and re-verification's per-run signature cache serves all but the first."""
+        return scan_position(self.digest, self.key)
+
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["verdict"] = self.verdict.value
@@ -167,8 +176,9 @@ class VerdictStore(Protocol):
         ...
 
     def scan(self, *, after: str, limit: int) -> list[StoredVerdict]:
-        """At most ``limit`` verdicts whose store key sorts after ``after`` ("" = from the start), in key order:
-        how re-verification walks the store in batches with a cursor it can persist."""
+        """At most ``limit`` verdicts whose :attr:`StoredVerdict.scan_position` sorts after ``after`` ("" = from
+        the start), in (digest, key) order (:func:`parse_scan_position`): how re-verification walks the store in
+        batches with a cursor it can persist, one digest's records together."""
         ...
 
     def replace(self, current: StoredVerdict, new: StoredVerdict) -> bool:
@@ -186,6 +196,32 @@ class VerdictStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+# Between the digest and the key in a scan position (neither a digest nor a hex key contains it).
+_POSITION_SEPARATOR = "|"
+
+
+def scan_position(digest: str, key: str) -> str:
+    """The text form of a scan position (a re-verification cursor persists it)."""
+    return f"{digest}{_POSITION_SEPARATOR}{key}"
+
+
+def parse_scan_position(position: str) -> tuple[str, str] | None:
+    """``(digest, key)`` of a scan position; ``("", "")`` for "" (from the start); None for text that is no
+    position (a cursor written when scans were in bare key order: the caller starts that walk over)."""
+    if not position:
+        return ("", "")
+    digest, separator, key = position.rpartition(_POSITION_SEPARATOR)
+    return (digest, key) if separator else None
+
+
+def position_after(position: str) -> tuple[str, str]:
+    """A store's view of ``scan(after=position)``: the (digest, key) to start after; ValueError for no position."""
+    parsed = parse_scan_position(position)
+    if parsed is None:
+        raise ValueError("scan(after=...) takes a StoredVerdict.scan_position")
+    return parsed
 
 
 def same_version(a: StoredVerdict, b: StoredVerdict) -> bool:

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sigward.errors import ExternalServiceError
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictKey, same_version
+from sigward.store import (
+    DEFAULT_EVENT_TTL_SECONDS,
+    StoredStatus,
+    StoredVerdict,
+    VerdictKey,
+    position_after,
+    same_version,
+)
 
 # Firestore calls are small; past this the store counts as unavailable (admission then verifies itself).
 CALL_TIMEOUT_SECONDS = 5.0
@@ -135,11 +142,13 @@ class FirestoreStore:
         return float(self._call("transaction", run))
 
     def scan(self, *, after: str, limit: int) -> list[StoredVerdict]:
-        """Documents in id order (the id is the verdict key), one page after ``after``."""
+        """Documents in (digest, id) order (the id is the verdict key), one page after ``after``. Every verdict
+        document has a ``digest`` field, so ordering by it leaves none out."""
+        digest, key = position_after(after)
         coll = self._db().collection(self.collection)
-        query = coll.order_by("__name__")
+        query = coll.order_by("digest").order_by("__name__")
         if after:
-            query = query.start_after({"__name__": coll.document(after)})
+            query = query.start_after({"digest": digest, "__name__": coll.document(key)})
         query = query.limit(limit)
         docs = self._call("query", lambda: list(query.stream(timeout=CALL_TIMEOUT_SECONDS, retry=_retry())))
         return [self._from_doc(d.to_dict() or {}) for d in docs]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, VerdictKey, same_version
+from sigward.store import DEFAULT_EVENT_TTL_SECONDS, StoredVerdict, VerdictKey, position_after, same_version
 
 
 class MemoryStore:
@@ -63,9 +63,10 @@ class MemoryStore:
 
     def scan(self, *, after: str, limit: int) -> list[StoredVerdict]:
         self._check()
+        start = position_after(after)
         with self._lock:
-            keys = sorted(k for k in self._verdicts if k > after)[:limit]
-            return [self._verdicts[k] for k in keys]
+            found = sorted((v.digest, k) for k, v in self._verdicts.items() if (v.digest, k) > start)[:limit]
+            return [self._verdicts[k] for _, k in found]
 
     def replace(self, current: StoredVerdict, new: StoredVerdict) -> bool:
         self._check()

@@ -9,7 +9,14 @@ import threading
 from pathlib import Path
 
 from sigward.errors import ExternalServiceError
-from sigward.store import DEFAULT_EVENT_TTL_SECONDS, VERSION_TIME_TOLERANCE, StoredStatus, StoredVerdict, VerdictKey
+from sigward.store import (
+    DEFAULT_EVENT_TTL_SECONDS,
+    VERSION_TIME_TOLERANCE,
+    StoredStatus,
+    StoredVerdict,
+    VerdictKey,
+    position_after,
+)
 
 # How long a writer waits for another process's transaction before giving up (then: infrastructure error).
 BUSY_TIMEOUT_MS = 5000
@@ -21,6 +28,7 @@ CREATE TABLE IF NOT EXISTS verdicts (
     event_id TEXT NOT NULL, image TEXT NOT NULL, inputs TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS verdicts_by_digest ON verdicts (digest);
+CREATE INDEX IF NOT EXISTS verdicts_by_scan_position ON verdicts (digest, key);
 CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS sightings (key TEXT PRIMARY KEY, first_seen REAL NOT NULL, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -150,7 +158,11 @@ class SqliteStore:
         return float(rows[0][0]) if rows else now  # type: ignore[arg-type]
 
     def scan(self, *, after: str, limit: int) -> list[StoredVerdict]:
-        rows = self._run(f"SELECT {_COLUMNS} FROM verdicts WHERE key > ? ORDER BY key LIMIT ?", (after, limit))  # noqa: S608
+        digest, key = position_after(after)
+        rows = self._run(
+            f"SELECT {_COLUMNS} FROM verdicts WHERE (digest, key) > (?, ?) ORDER BY digest, key LIMIT ?",  # noqa: S608
+            (digest, key, limit),
+        )
         return [self._row(r) for r in rows]
 
     def replace(self, current: StoredVerdict, new: StoredVerdict) -> bool:

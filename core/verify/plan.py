@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sigward.references import ImageReference, image_covered, image_skipped_by
+from sigward.references import ImageReference, image_covered, image_skipped_by, validate_digest
 
 if TYPE_CHECKING:
     from sigward.policy.conditions import ConditionInputs
@@ -127,7 +127,13 @@ class RulePlan:
     def key(self, digest: str, *, trust_fingerprint: str = "") -> VerdictKey:
         """The reuse key for this plan's image at ``digest``. Image values are read from the pinned form the
         verification context uses, so a tag and its pinned ``tag@digest`` spelling agree."""
-        pinned = self.ref if self.ref.digest else self.ref.with_digest(digest)
+        if self.ref.digest:
+            pinned = self.ref
+        elif self.inputs.image:
+            pinned = self.ref.with_digest(digest)
+        else:  # no image value is read: checked as with_digest checks it, without building a copy (hot path)
+            validate_digest(digest)
+            pinned = self.ref
         return VerdictKey(
             policy_hash=self.policy.content_hash,
             rule=self.rule.name,
@@ -143,8 +149,10 @@ def inputs_text(
 ) -> str:
     """Canonical text of the request-specific values ``inputs`` names (the digest is in the key already) and the
     trust-root fingerprint; ``""`` when there are none, which keeps the key earlier versions stored."""
-    values = image_values(ref, ref.digest)
-    read = {f"image.{name}": values[name] for name in sorted(inputs.image) if name != "digest"}
+    read: dict[str, str] = {}
+    if inputs.image:
+        values = image_values(ref, ref.digest)
+        read = {f"image.{name}": values[name] for name in sorted(inputs.image) if name != "digest"}
     if trust_fingerprint:
         read["trust"] = trust_fingerprint
     if resolved:

@@ -187,3 +187,24 @@ WILDCARD_CASES = [
 @pytest.mark.parametrize(("pattern", "text", "expected"), WILDCARD_CASES)
 def test_wildcard_match(pattern: str, text: str, expected: bool) -> None:
     assert wildcard_match(pattern, text) is expected
+
+
+def test_image_covered_answers_repeated_questions_from_memory_with_the_same_answer() -> None:
+    """Regression (serve cache-hit throughput): a cache-hit admission asks whether a pattern list covers an image
+    several times per image; the answers are remembered (bounded) and stay exactly those of the matcher."""
+    from sigward.references import _covered, image_covered, image_skipped_by, parse_image_reference
+
+    cases = [
+        (("registry.test/team/*",), "registry.test/team/app:v1", True),
+        (("registry.test/team/*",), "registry.test/other/app:v1", False),
+        (("nginx:*",), "nginx@sha256:" + "a" * 64, True),
+        (("ghcr.io/x/*", "registry.test/team/app:v?"), "registry.test/team/app:v1", True),
+        (("registry.test/team/app:v?",), "registry.test/team/app:v10", False),
+    ]
+    for _round in range(2):
+        for patterns, image, want in cases:
+            assert image_covered(list(patterns), parse_image_reference(image)) is want, (patterns, image)
+    assert _covered.cache_info().hits >= len(cases)
+    ref = parse_image_reference("docker.io/library/nginx:1")
+    assert image_skipped_by(["docker.io/library/nginx:*"], ref) is True
+    assert image_skipped_by(("docker.io/library/redis:*",), ref) is False

@@ -304,3 +304,14 @@ def test_scan_replace_and_state_on_the_firestore_emulator(
     made = open_store(f"firestore://sigward-test/contract-{tmp_path.name}")
     check_contract(made)
     made.close()
+
+
+def test_scan_yields_one_digests_records_together_on_the_firestore_emulator(
+    firestore_host: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tests.unit.store.test_store_reverify_contract import check_scan_groups_digests
+
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore_host)
+    made = open_store(f"firestore://sigward-test/grouped-{tmp_path.name}")
+    check_scan_groups_digests(made)
+    made.close()

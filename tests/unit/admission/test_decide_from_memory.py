@@ -241,3 +241,50 @@ def test_http_cache_hit_from_memory_equals_handle_admission_and_miss_is_none() -
     assert remembered is not None
     assert (remembered.status, remembered.body) == (handled.status, handled.body)
     assert b'"allowed":true' in remembered.body
+
+
+class CountingVerifier(Verifier):
+    """Counts readings of the trusted roots."""
+
+    roots_read = 0
+
+    def roots(self) -> Any:
+        self.roots_read += 1
+        return super().roots()
+
+
+def test_cache_hit_reads_the_trusted_roots_once_per_request_not_per_image() -> None:
+    """Regression (serve cache-hit throughput): each image's cache lookup read the trusted roots (a settings lookup
+    each); one reading now serves the whole request, and the answer is unchanged."""
+    current = load()
+    verifier = CountingVerifier(source=CachingSignatureSource(make_source()))
+    svc = AdmissionService(policies=lambda: current, verifier=verifier, settings=AdmissionSettings(deadline_seconds=5))
+    three = request(f"{SIGNED}:v1", f"{SIGNED}:v1", f"{SIGNED}@{DIGEST}")
+    cold = svc.decide(three, mode="mutate")
+    verifier.roots_read = 0
+    hit = svc.decide_from_memory(three, mode="mutate")
+    assert hit is not None and hit.allowed and verifier.roots_read == 1
+    same(hit, cold)
+    # negative twin: an unsigned image is not in memory as a pass, and nothing is made up
+    verifier.roots_read = 0
+    assert svc.decide_from_memory(request(f"{SIGNED}:v1", f"{UNSIGNED}:v1"), mode="mutate") is None
+    assert verifier.roots_read <= 1
+    svc.close()
+
+
+def test_cache_hit_with_no_policy_exception_loaded_never_calls_the_exception_matcher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression (serve cache-hit throughput): with no PolicyException loaded the matcher is not run at all."""
+    import sigward.admission.service as service_module
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("matching_exceptions called with no PolicyException loaded")
+
+    monkeypatch.setattr(service_module, "matching_exceptions", boom)
+    s = stack()
+    req = request(f"{SIGNED}:v1")
+    assert s.service.decide(req, mode="mutate").allowed
+    hit = s.service.decide_from_memory(req, mode="mutate")
+    assert hit is not None and hit.allowed
+    s.service.close()

@@ -43,10 +43,11 @@ def check_contract(store: VerdictStore) -> None:
     for r in records:
         store.record(r)
     keys = sorted(r.key for r in records)
-    # scan: key order, pages after a cursor, empty past the end
+    positions = {r.key: r.scan_position for r in records}
+    # scan: (digest, key) order — one digest here, so key order —, pages after a cursor, empty past the end
     assert [v.key for v in store.scan(after="", limit=2)] == keys[:2]
-    assert [v.key for v in store.scan(after=keys[1], limit=10)] == keys[2:]
-    assert store.scan(after=keys[-1], limit=10) == []
+    assert [v.key for v in store.scan(after=positions[keys[1]], limit=10)] == keys[2:]
+    assert store.scan(after=positions[keys[-1]], limit=10) == []
     # replace: wins against the version read, loses against a stale one (and writes nothing then)
     current = next(r for r in records if r.key == keys[0])
     failed = verdict(rule=current.rule, verdict="fail", verified_at=1500.5, message="no signatures found")
@@ -70,6 +71,29 @@ def check_contract(store: VerdictStore) -> None:
     assert store.get_state("other") == ""
 
 
+def check_scan_groups_digests(store: VerdictStore) -> None:
+    """Regression (re-verification at scale: records scanned in hashed-key order put one digest's verdicts far
+    apart, so the per-run signature cache rarely served the second): a scan yields one digest's records together,
+    in digest order, across pages of any size."""
+    digests = [f"sha256:{c * 64}" for c in "3c1a"]
+    records = [verdict(digest=d, rule=f"r{i}", policy=f"p{i}") for i in range(3) for d in digests]
+    for r in records:
+        store.record(r)
+    expected = [r.key for r in sorted(records, key=lambda r: (r.digest, r.key))]
+    for limit in (1, 2, 4, 100):
+        walked: list[StoredVerdict] = []
+        after = ""
+        while page := store.scan(after=after, limit=limit):
+            assert len(page) <= limit
+            walked.extend(page)
+            after = page[-1].scan_position
+        assert [v.key for v in walked] == expected, limit
+        order = [v.digest for v in walked]
+        assert order == sorted(order)  # each digest's records adjacent
+    with pytest.raises(ValueError):
+        store.scan(after=expected[0], limit=10)  # a bare key is no position (cursors from before are reset)
+
+
 @pytest.fixture(params=["memory", "sqlite"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VerdictStore]:
     made: VerdictStore = MemoryStore() if request.param == "memory" else SqliteStore(str(tmp_path / "v.db"))
@@ -79,6 +103,10 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VerdictSto
 
 def test_scan_replace_and_state(store: VerdictStore) -> None:
     check_contract(store)
+
+
+def test_scan_yields_one_digests_records_together(store: VerdictStore) -> None:
+    check_scan_groups_digests(store)
 
 
 def _contender(path: str, name: str, queue: multiprocessing.Queue[str]) -> None:
