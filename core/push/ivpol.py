@@ -39,6 +39,18 @@ def selects(policies: Sequence[ImagePolicy], forms: Sequence[ImageReference]) ->
     return any(image_selected(p, str(ref)) for p in policies for ref in forms)
 
 
+def tag_prefixes(policies: Sequence[ImagePolicy]) -> frozenset[str]:
+    """The ``cosign.source.tagPrefix`` values of the loaded IVPOLs' attestors (never ""): the only prefixes under
+    which a pushed ``<prefix>sha256-<hex>.sig``/``.att`` tag counts as a signature push."""
+    return frozenset(
+        entry.signature_tag_prefix
+        for policy in policies
+        for compiled in policy.attestors.values()
+        for entry in compiled.attestors.entries
+        if entry.signature_tag_prefix
+    )
+
+
 def evaluate_pushed(
     policies: Sequence[ImagePolicy],
     pinned: ImageReference,
