@@ -174,6 +174,7 @@ class Services:
             store=self.store(),
             since_seconds=since_seconds,
             dry_run=dry_run,
+            image_policies=lambda: loaded.image_policies,
         )
 
     def _fresh_verifier(self, *, cached: bool) -> Verifier:

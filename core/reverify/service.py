@@ -25,6 +25,7 @@ from sigward.errors import BadRequestError, ConfigurationError, FailureKind
 from sigward.push.findings import Finding, FindingSink
 from sigward.push.service import decidable_without_admission, verify_plan
 from sigward.references import parse_image_reference
+from sigward.reverify.ivpol import Rechecks, is_check_record
 from sigward.store import (
     DEFAULT_EVENT_TTL_SECONDS,
     DEFAULT_VERDICT_TTL_SECONDS,
@@ -32,10 +33,11 @@ from sigward.store import (
     StoredVerdict,
     VerdictStore,
 )
-from sigward.verify.plan import RulePlan, plan_image
-from sigward.verify.results import Verdict
+from sigward.verify.plan import RulePlan, VerdictKey, plan_image
+from sigward.verify.results import RuleVerdict, Verdict
 
 if TYPE_CHECKING:
+    from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
     from sigward.verify.engine import Verifier
     from sigward.verify.rootsnapshot import RootSnapshot
@@ -145,8 +147,8 @@ class _Cursor:
             return None
 
 
-def policies_fingerprint(policies: Sequence[Policy]) -> str:
-    return ",".join(sorted({p.content_hash for p in policies}))
+def policies_fingerprint(policies: Sequence[Policy], image_policies: Sequence[ImagePolicy] = ()) -> str:
+    return ",".join(sorted({p.content_hash for p in policies} | {p.content_hash for p in image_policies}))
 
 
 class ReverifyService:
@@ -159,8 +161,10 @@ class ReverifyService:
         settings: ReverifySettings | None = None,
         notifier: FindingSink | None = None,
         clock: Callable[[], float] = time.time,
+        image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
     ) -> None:
         self._policies = policies
+        self._image_policies = image_policies or (lambda: ())
         self._verifier = verifier
         self._store = store
         self.settings = settings or ReverifySettings()
@@ -185,8 +189,10 @@ class ReverifyService:
 
     def _walk(self, deadline: Deadline) -> ReverifyReport:
         policies = list(self._policies())
-        current = policies_fingerprint(policies)
-        hashes = {p.content_hash for p in policies}
+        image_policies = list(self._image_policies())
+        current = policies_fingerprint(policies, image_policies)
+        hashes = {p.content_hash for p in policies} | {p.content_hash for p in image_policies}
+        rechecks = Rechecks(self._verifier)
         stored_text = "" if self.settings.dry_run else self._store.get_state(CURSOR_STATE)
         cursor = _Cursor.parse(stored_text)
         if cursor is None or cursor.policies != current:
@@ -203,7 +209,7 @@ class ReverifyService:
                 if deadline.remaining() <= MIN_VERIFY_SECONDS:
                     break
                 if cursor.phase == "all" or record.policy_hash not in hashes:
-                    self._examine(record, policies, root, deadline, tally)
+                    self._examine(record, policies, root, deadline, tally, (image_policies, rechecks))
                 handled = record.key
             if handled and handled != batch[-1].key:  # the deadline cut the batch short
                 cursor = replace(cursor, after=handled)
@@ -251,6 +257,7 @@ class ReverifyService:
         root: RootSnapshot,
         deadline: Deadline,
         tally: _Tally,
+        ivpol: tuple[Sequence[ImagePolicy], Rechecks],
     ) -> None:
         settings = self.settings
         now = self._clock()
@@ -259,14 +266,13 @@ class ReverifyService:
         if settings.since_seconds is not None and record.verified_at < now - settings.since_seconds:
             return
         tally.examined += 1
-        plan = self._plan_for(record, policies)
-        if plan is None:
+        found = self._reverified(record, policies, root, deadline, ivpol)
+        if found is None:
             return  # the rule no longer applies to this image (or is decided per admission request only)
-        key = plan.key(record.digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
-        verdict = verify_plan(self._verifier, plan, record.digest, root, deadline)
+        policy_name, key, verdict = found
         status, message = verdict.verdict, verdict.message
         tally.verified += 1
-        if status == Verdict.ERROR:
+        if status == Verdict.ERROR or key is None:
             tally.errors += 1
             logs.emit("WARNING", "re-verification could not decide", digest=record.digest, error=message)
             return
@@ -284,7 +290,7 @@ class ReverifyService:
         after = StoredStatus.of(verdict)
         new = StoredVerdict.of(
             key,
-            policy=plan.policy.name,
+            policy=policy_name,
             verdict=after,
             message=message,
             verified_at=now,
@@ -315,6 +321,27 @@ class ReverifyService:
         if flip is not None:
             tally.flips.append(flip)
             self._report(flip, deadline)
+
+    def _reverified(
+        self,
+        record: StoredVerdict,
+        policies: Sequence[Policy],
+        root: RootSnapshot,
+        deadline: Deadline,
+        ivpol: tuple[Sequence[ImagePolicy], Rechecks],
+    ) -> tuple[str, VerdictKey | None, RuleVerdict] | None:
+        """The record's policy name, current key and fresh verdict: a ClusterPolicy rule's plan verified again, or an
+        ImageValidatingPolicy check re-evaluated (:mod:`sigward.reverify.ivpol`); None when neither applies."""
+        if is_check_record(record):
+            image_policies, rechecks = ivpol
+            again = rechecks.verdict(record, image_policies, deadline)
+            if again is not None:
+                return (record.policy, *again)
+        plan = self._plan_for(record, policies)
+        if plan is None:
+            return None
+        key = plan.key(record.digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
+        return plan.policy.name, key, verify_plan(self._verifier, plan, record.digest, root, deadline)
 
     def _pending_over(self, record: StoredVerdict, now: float) -> bool:
         """Whether a pending push's grace period has ended, counted from its first sighting (or its record)."""
@@ -405,12 +432,14 @@ def build_service(
     store: VerdictStore,
     since_seconds: float | None = None,
     dry_run: bool = False,
+    image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
 ) -> ReverifyService:
     """The one place a re-verification service is put together from the environment (function target and CLI)."""
     from sigward.push.findings import Notifier
 
     return ReverifyService(
         policies=policies,
+        image_policies=image_policies,
         verifier=verifier,
         store=store,
         settings=settings_from_env(env, since_seconds=since_seconds, dry_run=dry_run),
