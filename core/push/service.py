@@ -188,8 +188,8 @@ class PushService:
         if self._store.event_done(event.idempotency_key, now=now):
             return PushOutcome(event_id=event.event_id, image=repository, digest=event.digest, status="duplicate")
         # A signature, attestation or referrer push (or delete) means: (re-)verify the image it is about. Prefixed
-        # cosign tags count only with a prefix some loaded policy reads (see subject_digest_of_tag).
-        prefixes = push_ivpol.tag_prefixes(self._image_policies())
+        # cosign tags count only with a prefix a loaded policy selecting this repository reads (subject_digest_of_tag).
+        prefixes = push_ivpol.tag_prefixes(self._image_policies(), self._forms(event, event.digest))
         tag_subject = subject_digest_of_tag(event.tag, prefixes)
         digest = tag_subject or event.digest
         if not tag_subject and self._subject_of is not None and (event.referrer or _maybe_referrer(event)):
