@@ -41,6 +41,8 @@ class CachedChecks:
     memory_only: bool = False
     record: bool = True
     source: str = "admission"  # where a recorded pass came from (push records under the same keys)
+    # Called with every verdict computed (not reused) and its key: re-verification matches them to stored records.
+    observe: Callable[[VerdictKey, RuleVerdict], None] | None = None
     _root: TrustedRoot | None = field(default=None, repr=False)
 
     def digest(self, ref: ImageReference, deadline: Deadline, providers: tuple[str, ...] | None = None) -> str:
@@ -87,6 +89,8 @@ class CachedChecks:
                 raise BadRequestError(f"no attestor check applies to {ref.reference}")
             if self.record and verdict.verdict == Verdict.PASS:
                 self._record_pass(key, ref, policy, verdict)
+            if self.observe is not None:
+                self.observe(key, verdict)
             return verdict
 
         try:

@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 
 from sigward.errors import BadRequestError
 from sigward.references import ImageReference, parse_image_reference, validate_digest
+from sigward.registry.hints import subject_digest_of_tag
 
 Source = Literal["gcr", "ecr", "acr", "distribution", "harbor", "github"]
 Action = Literal["push", "delete"]
@@ -47,27 +48,12 @@ MANIFEST_MEDIA_TYPES = frozenset(
     }
 )
 
-# cosign stores signatures, attestations and SBOMs of image sha256:<hex> under tags sha256-<hex>.sig/.att/.sbom; the
-# OCI referrers tag schema (a registry without the referrers API) keeps the referrers index under sha256-<hex>.
-_SUBJECT_TAG_RE = re.compile(r"^(sha256|sha384|sha512)-([a-f0-9]{64,128})(?:\.(?:sig|att|sbom))?$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def is_manifest_media_type(media_type: str) -> bool:
     """Whether ``media_type`` (parameters ignored) names a manifest or index."""
     return media_type.split(";", 1)[0].strip().lower() in MANIFEST_MEDIA_TYPES
-
-
-def subject_digest_of_tag(tag: str) -> str:
-    """``sha256:<hex>`` when ``tag`` is a cosign signature/attestation/SBOM tag or a referrers fallback tag."""
-    match = _SUBJECT_TAG_RE.match(tag)
-    if match is None:
-        return ""
-    digest = f"{match.group(1)}:{match.group(2)}"
-    try:
-        return validate_digest(digest)
-    except BadRequestError:
-        return ""
 
 
 def is_valid_tag(tag: str) -> bool:
@@ -138,7 +124,8 @@ class PushEvent:
 
     @property
     def subject_digest(self) -> str:
-        """For a cosign ``sha256-<hex>.sig``/``.att``/``.sbom`` tag push: the digest of the image it is about."""
+        """For a cosign ``sha256-<hex>.sig``/``.att``/``.sbom`` tag push: the digest of the image it is about. A
+        ``cosign.source.tagPrefix`` tag is recognised by the push service, which knows the loaded policies."""
         return subject_digest_of_tag(self.tag)
 
     def json(self) -> dict[str, Any]:

@@ -39,6 +39,20 @@ def selects(policies: Sequence[ImagePolicy], forms: Sequence[ImageReference]) ->
     return any(image_selected(p, str(ref)) for p in policies for ref in forms)
 
 
+def tag_prefixes(policies: Sequence[ImagePolicy], forms: Sequence[ImageReference]) -> frozenset[str]:
+    """The ``cosign.source.tagPrefix`` values (never "") of the attestors of the IVPOLs selecting one of ``forms``
+    (the pushed manifest's repository, where its subject lives too): the only prefixes under which a pushed
+    ``<prefix>sha256-<hex>.sig``/``.att`` tag there counts as a signature push."""
+    return frozenset(
+        entry.signature_tag_prefix
+        for policy in policies
+        if selects((policy,), forms)
+        for compiled in policy.attestors.values()
+        for entry in compiled.attestors.entries
+        if entry.signature_tag_prefix
+    )
+
+
 def evaluate_pushed(
     policies: Sequence[ImagePolicy],
     pinned: ImageReference,

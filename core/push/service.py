@@ -11,7 +11,7 @@ rule reading the tag never finds; a rule whose conditions read the admission req
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -22,7 +22,7 @@ from sigward.policy.dynamic import is_dynamic
 from sigward.push import ivpol as push_ivpol
 from sigward.push.findings import Finding, FindingSink, emit_finding
 from sigward.references import ImageReference, Repository, parse_image_reference
-from sigward.registry.hints import NO_HINTS, TagHint, TagHints
+from sigward.registry.hints import NO_HINTS, TagHint, TagHints, subject_digest_of_tag
 from sigward.store import DEFAULT_VERDICT_TTL_SECONDS, StoredStatus, StoredVerdict, VerdictStore, entries_key
 from sigward.verify.applyrules import decidable_prefix, staged
 from sigward.verify.engine import Verifier
@@ -93,15 +93,16 @@ def verify_plan(
         )
 
 
-def event_tag_hints(event: PushEvent, subject_digest: str) -> TagHints:
+def event_tag_hints(event: PushEvent, subject_digest: str, prefixes: Iterable[str] = ()) -> TagHints:
     """What a signature, attestation or referrers-index push tells the re-verification of its subject: "the
     manifest for this tag is the one just pushed". CNCF distribution notifies before it links the tag, so the
     tag may still answer 404 (:mod:`sigward.registry.hints`). Only a push by tag, about another image, of a tag
-    sigward reads for that image, in the event's own repository, gives a hint."""
+    sigward reads for that image (``prefixes``: the loaded policies' ``tagPrefix`` values), in the event's own
+    repository, gives a hint."""
     if event.action != "push" or not event.tag or subject_digest == event.digest:
         return NO_HINTS
     repository = Repository(registry=event.registry, path=event.repository)
-    hint = TagHint.for_subject(repository, event.tag, event.digest, subject_digest)
+    hint = TagHint.for_subject(repository, event.tag, event.digest, subject_digest, prefixes)
     return TagHints((hint,)) if hint is not None else NO_HINTS
 
 
@@ -186,9 +187,12 @@ class PushService:
         now = self._clock()
         if self._store.event_done(event.idempotency_key, now=now):
             return PushOutcome(event_id=event.event_id, image=repository, digest=event.digest, status="duplicate")
-        # A signature, attestation or referrer push (or delete) means: (re-)verify the image it is about.
-        digest = event.subject_digest or event.digest
-        if not event.subject_digest and self._subject_of is not None and (event.referrer or _maybe_referrer(event)):
+        # A signature, attestation or referrer push (or delete) means: (re-)verify the image it is about. Prefixed
+        # cosign tags count only with a prefix a loaded policy selecting this repository reads (subject_digest_of_tag).
+        prefixes = push_ivpol.tag_prefixes(self._image_policies(), self._forms(event, event.digest))
+        tag_subject = subject_digest_of_tag(event.tag, prefixes)
+        digest = tag_subject or event.digest
+        if not tag_subject and self._subject_of is not None and (event.referrer or _maybe_referrer(event)):
             subject = self._subject_of(event, deadline)
             if subject:
                 digest = subject
@@ -202,7 +206,7 @@ class PushService:
             self._store.mark_event(event.idempotency_key, now=now)
             return PushOutcome(event_id=event.event_id, image=repository, digest=digest, status="deleted")
         work = self._work(forms, digest, root)
-        hints = event_tag_hints(event, digest)
+        hints = event_tag_hints(event, digest, prefixes)
         image_results = self._image_policy_results(event, forms, digest, deadline, hints)
         if not work and not image_results:
             self._store.mark_event(event.idempotency_key, now=now)

@@ -13,6 +13,8 @@ verification it is given to (nothing hinted is cached).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sigward.errors import BadRequestError
@@ -20,6 +22,10 @@ from sigward.references import Repository, validate_digest
 
 # cosign's suffixes of the tags sigward reads for a subject (``.sbom`` is never read, so never hinted).
 SUBJECT_TAG_SUFFIXES = ("sig", "att")
+
+# cosign stores signatures, attestations and SBOMs of image sha256:<hex> under tags sha256-<hex>.sig/.att/.sbom; the
+# OCI referrers tag schema (a registry without the referrers API) keeps the referrers index under sha256-<hex>.
+_SUBJECT_TAG_RE = re.compile(r"^(sha256|sha384|sha512)-([a-f0-9]{64,128})(?:\.(sig|att|sbom))?$")
 
 
 def referrers_tag(digest: str) -> str:
@@ -36,9 +42,38 @@ def cosign_tag(digest: str, suffix: str, prefix: str = "") -> str:
     return f"{prefix}{digest.replace(':', '-')}.{suffix}"
 
 
-def subject_tags(subject_digest: str) -> frozenset[str]:
-    """Every tag sigward may look up for the image ``subject_digest``: what a hint may name."""
-    return frozenset({referrers_tag(subject_digest), *(cosign_tag(subject_digest, s) for s in SUBJECT_TAG_SUFFIXES)})
+def subject_digest_of_tag(tag: str, prefixes: Iterable[str] = ()) -> str:
+    """The image a tag is about (``sha256:<hex>``), or "" for any other tag: the one parser of the names
+    :func:`cosign_tag` and :func:`referrers_tag` build.
+
+    Unprefixed: cosign's ``.sig``/``.att``/``.sbom`` and the referrers tag schema's ``sha256-<hex>``. With one of
+    ``prefixes`` (the ``cosign.source.tagPrefix`` values of loaded policies, nothing else): only ``.sig``/``.att``,
+    the tags sigward reads under a prefix. Why only known prefixes: a tag recognised here makes a push "about
+    another image" (its subject is verified instead of the pushed manifest), so accepting any ``*sha256-<hex>.sig``
+    would let an arbitrary tag name opt its own manifest out of push verification and trigger work for a subject no
+    policy reads signatures of; a prefix no policy names cannot hold a signature sigward would read anyway."""
+    candidates = [(tag, True)]
+    candidates += [(tag[len(p) :], False) for p in dict.fromkeys(prefixes) if p and tag.startswith(p)]
+    for rest, unprefixed in candidates:
+        match = _SUBJECT_TAG_RE.match(rest)
+        if match is None or not (unprefixed or match.group(3) in SUBJECT_TAG_SUFFIXES):
+            continue
+        try:
+            return validate_digest(f"{match.group(1)}:{match.group(2)}")
+        except BadRequestError:
+            continue
+    return ""
+
+
+def subject_tags(subject_digest: str, prefixes: Iterable[str] = ()) -> frozenset[str]:
+    """Every tag sigward may look up for the image ``subject_digest`` (``prefixes``: the loaded policies'
+    ``tagPrefix`` values, before ``.sig``/``.att`` only): what a hint may name."""
+    return frozenset(
+        {
+            referrers_tag(subject_digest),
+            *(cosign_tag(subject_digest, s, p) for p in ("", *prefixes) for s in SUBJECT_TAG_SUFFIXES),
+        }
+    )
 
 
 def _same_repository(a: Repository, b: Repository) -> bool:
@@ -55,15 +90,18 @@ class TagHint:
     digest: str
 
     @classmethod
-    def for_subject(cls, repository: Repository, tag: str, digest: str, subject_digest: str) -> TagHint | None:
-        """A hint for ``tag`` → ``digest`` when ``tag`` is one sigward looks up for ``subject_digest``; None for
-        any other tag (an image tag, ``.sbom``, another subject's tag) or a malformed digest."""
+    def for_subject(
+        cls, repository: Repository, tag: str, digest: str, subject_digest: str, prefixes: Iterable[str] = ()
+    ) -> TagHint | None:
+        """A hint for ``tag`` → ``digest`` when ``tag`` is one sigward looks up for ``subject_digest`` (with one of
+        ``prefixes``, see :func:`subject_tags`); None for any other tag (an image tag, ``.sbom``, another subject's
+        tag, a prefix no policy uses) or a malformed digest."""
         try:
             validate_digest(digest)
             validate_digest(subject_digest)
         except BadRequestError:
             return None
-        if tag not in subject_tags(subject_digest):
+        if tag not in subject_tags(subject_digest, prefixes):
             return None
         return cls(repository=repository, tag=tag, digest=digest)
 

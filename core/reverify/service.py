@@ -26,6 +26,7 @@ from sigward.errors import BadRequestError, ConfigurationError, FailureKind
 from sigward.push.findings import Finding, FindingSink
 from sigward.push.service import decidable_without_admission, verify_plan
 from sigward.references import parse_image_reference
+from sigward.reverify.ivpol import Rechecks, is_check_record
 from sigward.store import (
     DEFAULT_EVENT_TTL_SECONDS,
     DEFAULT_VERDICT_TTL_SECONDS,
@@ -34,8 +35,8 @@ from sigward.store import (
     VerdictStore,
     parse_scan_position,
 )
-from sigward.verify.plan import RulePlan, plan_image
-from sigward.verify.results import Verdict
+from sigward.verify.plan import RulePlan, VerdictKey, plan_image
+from sigward.verify.results import RuleVerdict, Verdict
 
 if TYPE_CHECKING:
     from sigward.policy.ivpol.load import ImagePolicy
@@ -158,8 +159,8 @@ class _Cursor:
 IVPOL_RULE_PREFIX = "ivpol/"
 
 
-def policies_fingerprint(policies: Sequence[Policy]) -> str:
-    return ",".join(sorted({p.content_hash for p in policies}))
+def policies_fingerprint(policies: Sequence[Policy], image_policies: Sequence[ImagePolicy] = ()) -> str:
+    return ",".join(sorted({p.content_hash for p in policies} | {p.content_hash for p in image_policies}))
 
 
 class ReverifyService:
@@ -172,10 +173,10 @@ class ReverifyService:
         settings: ReverifySettings | None = None,
         notifier: FindingSink | None = None,
         clock: Callable[[], float] = time.time,
-        image_policies: Callable[[], Sequence[ImagePolicy]] = tuple,
+        image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
     ) -> None:
         self._policies = policies
-        self._image_policies = image_policies
+        self._image_policies = image_policies or (lambda: ())
         self._verifier = verifier
         self._store = store
         self.settings = settings or ReverifySettings()
@@ -201,10 +202,9 @@ class ReverifyService:
     def _walk(self, deadline: Deadline) -> ReverifyReport:
         policies = list(self._policies())
         image_policies = list(self._image_policies())
-        current = policies_fingerprint(policies)
-        if image_policies:  # an IVPOL's content hash covers its CEL: a changed one starts a new walk too
-            current += "+" + ",".join(sorted({p.content_hash for p in image_policies}))
+        current = policies_fingerprint(policies, image_policies)
         hashes = {p.content_hash for p in policies} | {p.content_hash for p in image_policies}
+        rechecks = Rechecks(self._verifier)
         stored_text = "" if self.settings.dry_run else self._store.get_state(CURSOR_STATE)
         cursor = _Cursor.parse(stored_text)
         if cursor is None or cursor.policies != current:
@@ -221,7 +221,7 @@ class ReverifyService:
                 if deadline.remaining() <= MIN_VERIFY_SECONDS:
                     break
                 if cursor.phase == "all" or record.policy_hash not in hashes:
-                    self._examine(record, policies, root, deadline, tally, image_policies)
+                    self._examine(record, policies, root, deadline, tally, (image_policies, rechecks))
                 handled = record.scan_position
             if handled and handled != batch[-1].scan_position:  # the deadline cut the batch short
                 cursor = replace(cursor, after=handled)
@@ -269,7 +269,7 @@ class ReverifyService:
         root: RootSnapshot,
         deadline: Deadline,
         tally: _Tally,
-        image_policies: Sequence[ImagePolicy] = (),
+        ivpol: tuple[Sequence[ImagePolicy], Rechecks],
     ) -> None:
         settings = self.settings
         now = self._clock()
@@ -278,21 +278,13 @@ class ReverifyService:
         if settings.since_seconds is not None and record.verified_at < now - settings.since_seconds:
             return
         tally.examined += 1
-        if record.rule.startswith(IVPOL_RULE_PREFIX):
-            found = self._image_policy_check(record, image_policies, root, deadline)
-            if found is None:
-                return  # the IVPOL changed or went (its hash covers the CEL), or the check is per-request only
-            key, verdict, policy_name = found
-        else:
-            plan = self._plan_for(record, policies)
-            if plan is None:
-                return  # the rule no longer applies to this image (or is decided per admission request only)
-            key = plan.key(record.digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
-            verdict = verify_plan(self._verifier, plan, record.digest, root, deadline)
-            policy_name = plan.policy.name
+        found = self._reverified(record, policies, root, deadline, ivpol)
+        if found is None:
+            return  # the rule no longer applies to this image (or is decided per admission request only)
+        policy_name, key, verdict = found
         status, message = verdict.verdict, verdict.message
         tally.verified += 1
-        if status == Verdict.ERROR:
+        if status == Verdict.ERROR or key is None:
             tally.errors += 1
             logs.emit("WARNING", "re-verification could not decide", digest=record.digest, error=message)
             return
@@ -342,36 +334,26 @@ class ReverifyService:
             tally.flips.append(flip)
             self._report(flip, deadline)
 
-    def _image_policy_check(
-        self, record: StoredVerdict, image_policies: Sequence[ImagePolicy], root: RootSnapshot, deadline: Deadline
-    ) -> tuple[VerdictKey, RuleVerdict, str] | None:
-        """An ImageValidatingPolicy check recorded by admission or push (``ivpol/<check>``), verified again under the
-        key admission looks it up by: the policy with that content hash, the check's attestor, the run's root."""
-        from sigward.verify.ivpol import check_rule, recorded_check, shell_policy
-        from sigward.verify.plan import image_policy_key
-
-        policy = next((p for p in image_policies if p.content_hash == record.policy_hash), None)
-        if policy is None:
+    def _reverified(
+        self,
+        record: StoredVerdict,
+        policies: Sequence[Policy],
+        root: RootSnapshot,
+        deadline: Deadline,
+        ivpol: tuple[Sequence[ImagePolicy], Rechecks],
+    ) -> tuple[str, VerdictKey | None, RuleVerdict] | None:
+        """The record's policy name, current key and fresh verdict: a ClusterPolicy rule's plan verified again, or an
+        ImageValidatingPolicy check re-evaluated (:mod:`sigward.reverify.ivpol`); None when neither applies."""
+        if is_check_record(record):
+            image_policies, rechecks = ivpol
+            again = rechecks.verdict(record, image_policies, deadline)
+            if again is not None:
+                return (record.policy, *again)
+        plan = self._plan_for(record, policies)
+        if plan is None:
             return None
-        check = record.rule.removeprefix(IVPOL_RULE_PREFIX)
-        iv = recorded_check(policy, check)
-        if iv is None:
-            return None
-        try:
-            ref = parse_image_reference(record.image)
-        except BadRequestError:
-            return None
-        pinned = ref if ref.digest else ref.with_digest(record.digest)
-        key = image_policy_key(
-            policy.content_hash, check, ref, record.digest, trust_fingerprint=root.default.fingerprint
-        )
-        context = self._verifier.new_context(pinned, deadline=deadline, trusted_root=root.default)
-        verdict = self._verifier.verify_image_rule(
-            pinned, policy=shell_policy(policy), rule=check_rule(policy, iv), deadline=deadline, context=context
-        )
-        if verdict is None:
-            return None
-        return key, verdict, policy.key
+        key = plan.key(record.digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
+        return plan.policy.name, key, verify_plan(self._verifier, plan, record.digest, root, deadline)
 
     def _pending_over(self, record: StoredVerdict, now: float) -> bool:
         """Whether a pending push's grace period has ended, counted from its first sighting (or its record)."""
@@ -462,16 +444,16 @@ def build_service(
     store: VerdictStore,
     since_seconds: float | None = None,
     dry_run: bool = False,
-    image_policies: Callable[[], Sequence[ImagePolicy]] = tuple,
+    image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
 ) -> ReverifyService:
     """The one place a re-verification service is put together from the environment (function target and CLI)."""
     from sigward.push.findings import Notifier
 
     return ReverifyService(
         policies=policies,
+        image_policies=image_policies,
         verifier=verifier,
         store=store,
         settings=settings_from_env(env, since_seconds=since_seconds, dry_run=dry_run),
         notifier=None if dry_run else Notifier.from_env(env),
-        image_policies=image_policies,
     )

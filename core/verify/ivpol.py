@@ -463,24 +463,6 @@ def check_credentials(
     )
 
 
-def recorded_check(policy: ImagePolicy, check: str) -> ImageVerification | None:
-    """The engine check a recorded IVPOL verdict names (``signature:A``, ``attestation:TYPE:A``; a type may hold
-    colons), for re-verification under the default trusted root; None when the policy no longer has it, or its
-    attestor has a root of its own (an expression evaluated per request, or an inline root admission keys by)."""
-    form, _, rest = check.partition(":")
-    predicate, _, name = rest.rpartition(":")
-    compiled = policy.attestors.get(name)
-    if compiled is None or compiled.root_expression is not None:
-        return None
-    iv: ImageVerification | None = None
-    creds = check_credentials(registry_credentials(policy.spec), compiled)
-    if form == "signature" and not predicate:
-        iv = signature_check(compiled.type, compiled.attestors, creds)
-    elif form == "attestation" and predicate in policy.attestations.values():
-        iv = attestation_check(compiled.type, predicate, compiled.attestors, creds)
-    return iv if iv is not None and _inline_root(iv) is None else None
-
-
 class _Functions:
     """Kyverno's image functions for one policy evaluation, backed by the shared verifier."""
 

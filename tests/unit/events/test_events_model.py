@@ -24,7 +24,8 @@ from sigward.events import (
 )
 from sigward.events.ecr import ecr_registry_host
 from sigward.events.gcr import MAX_PUBSUB_DATA_BYTES
-from sigward.events.models import is_manifest_media_type, subject_digest_of_tag
+from sigward.events.models import is_manifest_media_type
+from sigward.registry.hints import subject_digest_of_tag
 
 HEX = "6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b"
 DIGEST = f"sha256:{HEX}"

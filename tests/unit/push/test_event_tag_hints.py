@@ -43,3 +43,25 @@ def test_event_tag_hints(pushed: PushEvent, subject: str, hinted: bool) -> None:
     if hinted:
         assert hints.digest_for(Repository(HOST, REPO), pushed.tag) == PUSHED
         assert hints.digest_for(Repository(HOST, "team/other"), pushed.tag) is None
+
+
+PREFIXED = "team-sha256-" + "a" * 64 + ".sig"
+
+
+@pytest.mark.parametrize(
+    ("pushed", "prefixes", "hinted"),
+    [
+        (event(PREFIXED), ("team-",), True),
+        (event("team-sha256-" + "a" * 64 + ".att"), ("team-", "x-"), True),
+        (event(PREFIXED), (), False),  # no loaded policy reads that prefix
+        (event(PREFIXED), ("other-",), False),
+        (event(PREFIXED, action="delete"), ("team-",), False),
+    ],
+)
+def test_prefixed_signature_push_hints_only_with_a_loaded_prefix(
+    pushed: PushEvent, prefixes: tuple[str, ...], hinted: bool
+) -> None:
+    hints = event_tag_hints(pushed, SUBJECT, prefixes)
+    assert bool(hints) is hinted
+    if hinted:
+        assert hints.digest_for(Repository(HOST, REPO), pushed.tag) == PUSHED

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from sigward.references import Repository
-from sigward.registry.hints import NO_HINTS, TagHint, TagHints, referrers_tag, subject_tags
+from sigward.registry.hints import (
+    NO_HINTS,
+    TagHint,
+    TagHints,
+    cosign_tag,
+    referrers_tag,
+    subject_digest_of_tag,
+    subject_tags,
+)
 
 SUBJECT = "sha256:" + "a" * 64
 OTHER = "sha256:" + "b" * 64
@@ -67,3 +75,66 @@ def test_subject_tags_and_referrers_tag() -> None:
     assert referrers_tag(SUBJECT) == "sha256-" + "a" * 64
     assert subject_tags(SUBJECT) == {"sha256-" + "a" * 64 + s for s in ("", ".sig", ".att")}
     assert subject_tags(OTHER).isdisjoint(subject_tags(SUBJECT))
+
+
+HEX = "a" * 64
+PREFIXES = ("team-", "sigs.")
+
+
+@pytest.mark.parametrize(
+    ("tag", "prefixes", "subject"),
+    [
+        # unprefixed: cosign's three suffixes and the referrers tag schema, whatever the prefixes
+        (f"sha256-{HEX}.sig", (), SUBJECT),
+        (f"sha256-{HEX}.att", PREFIXES, SUBJECT),
+        (f"sha256-{HEX}.sbom", (), SUBJECT),
+        (f"sha256-{HEX}", (), SUBJECT),
+        # a loaded policy's prefix: .sig and .att only (what sigward reads under a prefix)
+        (f"team-sha256-{HEX}.sig", PREFIXES, SUBJECT),
+        (f"sigs.sha256-{HEX}.att", PREFIXES, SUBJECT),
+        (f"team-sha256-{HEX}.sbom", PREFIXES, ""),
+        (f"team-sha256-{HEX}", PREFIXES, ""),  # the referrers tag schema never carries a prefix
+        # a prefix no policy uses, or none loaded: an ordinary tag
+        (f"other-sha256-{HEX}.sig", PREFIXES, ""),
+        (f"team-sha256-{HEX}.sig", (), ""),
+        (f"team-sha256-{HEX}.sig", ("", "tea"), ""),  # prefixes match whole, never a part of one
+        (f"teamteam-sha256-{HEX}.sig", PREFIXES, ""),
+        # garbage around a known prefix
+        (f"team-sha256-{HEX[:-1]}.sig", PREFIXES, ""),
+        (f"team-sha256-{HEX.upper()}.sig", PREFIXES, ""),
+        (f"team-sha512-{HEX}.sig", PREFIXES, ""),  # sha512 needs 128 hex characters
+        (f"team-sha256-{HEX}.sig.sig", PREFIXES, ""),
+        (f"team-md5-{HEX}.sig", PREFIXES, ""),
+        (f"team-sha256:{HEX}.sig", PREFIXES, ""),
+        ("team-", PREFIXES, ""),
+        ("v1.2.3", PREFIXES, ""),
+        ("", PREFIXES, ""),
+    ],
+)
+def test_subject_digest_of_tag_recognises_only_loaded_prefixes(
+    tag: str, prefixes: tuple[str, ...], subject: str
+) -> None:
+    assert subject_digest_of_tag(tag, prefixes) == subject
+
+
+@pytest.mark.parametrize("suffix", ["sig", "att"])
+def test_parse_is_the_inverse_of_cosign_tag(suffix: str) -> None:
+    for prefix in ("", *PREFIXES):
+        assert subject_digest_of_tag(cosign_tag(SUBJECT, suffix, prefix), PREFIXES) == SUBJECT
+
+
+@pytest.mark.parametrize(
+    ("tag", "prefixes", "hinted"),
+    [
+        (f"team-sha256-{HEX}.sig", PREFIXES, True),
+        (f"sigs.sha256-{HEX}.att", PREFIXES, True),
+        (f"team-sha256-{HEX}.sig", (), False),  # no policy reads that prefix
+        (f"other-sha256-{HEX}.sig", PREFIXES, False),
+        (f"team-sha256-{'b' * 64}.sig", PREFIXES, False),  # another subject's tag
+        (f"team-sha256-{HEX}.sbom", PREFIXES, False),
+    ],
+)
+def test_a_prefixed_hint_needs_a_loaded_prefix(tag: str, prefixes: tuple[str, ...], hinted: bool) -> None:
+    hint = TagHint.for_subject(REPO, tag, PUSHED, SUBJECT, prefixes)
+    assert (hint is not None) is hinted
+    assert (tag in subject_tags(SUBJECT, prefixes)) is hinted

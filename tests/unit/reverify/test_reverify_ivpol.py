@@ -19,7 +19,7 @@ from sigward.store import StoredStatus
 from sigward.store.memory import MemoryStore
 from sigward.verify.cosign import SignatureLayer
 from sigward.verify.engine import Verifier
-from sigward.verify.ivpol import evaluate_request, pod_request, recorded_check
+from sigward.verify.ivpol import evaluate_request, pod_request
 from tests.support.memory import MemorySignatureSource
 from tests.support.signing import new_key, signed_layer
 from tests.unit.reverify.test_reverify_service import Clock, Recorder
@@ -108,18 +108,22 @@ def test_recorded_ivpol_check_is_reverified_and_flips_when_the_signature_goes() 
     assert record.verdict is StoredStatus.FAIL and record.source == "reverify"
 
 
-def test_record_of_a_changed_policy_is_not_reverified() -> None:
-    """The CEL changed: another content hash, so the old record is not this policy's (no finding, no write)."""
+def test_record_of_a_changed_policy_is_reverified_under_the_new_policy() -> None:
+    """The CEL changed (another content hash): as for ClusterPolicies after a policy change, the old record's check is
+    evaluated again under the policy loaded now, so an image that lost its signature is still found."""
     store, clock = MemoryStore(), Clock(now=time.time())
     admit(store, ivpol())
     report, recorder = reverify(store, ivpol("1 == 1"), None, clock)
-    assert report.flips == () and recorder.findings == [] and report.verified == 0
-    (record,) = store.scan(after="", limit=10)
-    assert record.verdict is StoredStatus.PASS
+    (flip,) = report.flips
+    assert (flip.rule, flip.before, flip.after) == ("ivpol/signature:k", "pass", "unsigned")
+    assert [f.verdict for f in recorder.findings] == ["unsigned"]
 
 
-def test_recorded_check_names() -> None:
-    (policy,) = ivpol()
-    assert recorded_check(policy, "signature:k") is not None
-    assert recorded_check(policy, "signature:gone") is None
-    assert recorded_check(policy, "attestation:https://slsa.dev/provenance/v1:k") is None  # not declared
+def test_record_of_a_changed_policy_still_signed_is_no_finding() -> None:
+    """Twin: the same policy change with the signature still there finds nothing."""
+    store, clock = MemoryStore(), Clock(now=time.time())
+    admit(store, ivpol())
+    report, recorder = reverify(store, ivpol("1 == 1"), KEY, clock)
+    assert report.flips == () and recorder.findings == []
+
+

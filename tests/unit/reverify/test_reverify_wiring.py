@@ -104,3 +104,28 @@ def test_services_wire_pending_sources_into_push_and_build_each_reverify_run_ane
         assert defaults.push().settings.pending_sources == DEFAULT_PENDING_SOURCES
     finally:
         defaults.close()
+
+
+def test_reverify_runs_are_given_the_loaded_image_validating_policies(tmp_path: Path) -> None:
+    """Regression: re-verification was built with the ClusterPolicies only, so IVPOL checks were never re-verified."""
+    key = new_key("p256", slot=75)
+    ivpol = {
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "ImageValidatingPolicy",
+        "metadata": {"name": "signed"},
+        "spec": {
+            "matchImageReferences": [{"glob": "registry.test/*"}],
+            "attestors": [{"name": "a", "cosign": {"key": {"data": key.public_pem}}}],
+            "validations": [{"expression": "images.containers.all(i, verifyImageSignatures(i, [attestors.a]) > 0)"}],
+        },
+    }
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(dump(ivpol))
+    env = {"SIGWARD_POLICY": str(policy), "SIGWARD_STORE": "memory:", "SIGWARD_TRUSTED_ROOT": "public-good"}
+    services = wiring.build_services(env)
+    try:
+        run = services.reverify()
+        assert [p.name for p in run._image_policies()] == ["signed"]
+        assert list(run._policies()) == []
+    finally:
+        services.close()
