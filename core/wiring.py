@@ -233,6 +233,7 @@ class Services:
                 jmespath_search=jmespath_search,
                 store=self.store_or_none(),
                 exceptions=lambda: loaded.exceptions,
+                cel_exceptions=lambda: loaded.cel_exceptions,
                 cluster=self.cluster(),
             )
 

@@ -41,6 +41,7 @@ from sigward.verify.results import RuleVerdict, Verdict
 from sigward.verify.rulecontext import images_context, resolve_rule
 
 if TYPE_CHECKING:
+    from sigward.policy.ivpol.exceptions import CelPolicyException
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.verify.ivpol import PolicyOutcome
 
@@ -172,8 +173,10 @@ class AdmissionService:
         exceptions: Callable[[], Sequence[PolicyException]] | None = None,
         cluster: ClusterData | None = None,
         image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
+        cel_exceptions: Callable[[], Sequence[CelPolicyException]] | None = None,
     ) -> None:
         self._policies = policies
+        self._cel_exceptions = cel_exceptions or (lambda: ())
         self._exceptions = exceptions or (lambda: ())
         self._cluster = cluster if cluster is not None else EMPTY_CLUSTER
         self._image_policies = image_policies or (lambda: ())
@@ -271,7 +274,14 @@ class AdmissionService:
             memory_only=memory_only,
             record=record,
         )
-        found = evaluate_request(image_policies, request.raw, checks=checks, deadline=deadline, mutate=mode == "mutate")
+        found = evaluate_request(
+            image_policies,
+            request.raw,
+            checks=checks,
+            deadline=deadline,
+            mutate=mode == "mutate",
+            exceptions=self._cel_exceptions(),
+        )
         merged = merge(
             allowed=decision.allowed,
             message=decision.message,

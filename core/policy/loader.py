@@ -44,6 +44,7 @@ from sigward.policy.exceptions import (
     without_operations,
 )
 from sigward.policy.exceptions import spec_problems as exception_problems
+from sigward.policy.ivpol import exceptions as cel_exceptions
 from sigward.policy.ivpol import load as ivpol_load
 from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
@@ -77,7 +78,8 @@ _IMAGE_VALIDATING_POLICY = (
 REFUSED_KYVERNO_KINDS: dict[str, str] = {
     "ImageVerificationPolicy": _IMAGE_VALIDATING_POLICY,
     "PolicyException": (
-        "is not supported yet: sigward honours the kyverno.io/v2 and kyverno.io/v2beta1 PolicyException only"
+        "is not supported: sigward honours the kyverno.io/v2 and kyverno.io/v2beta1 PolicyException and the "
+        "policies.kyverno.io/v1alpha1, v1beta1 and v1 PolicyException"
     ),
 }
 _TOP_LEVEL_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
@@ -108,6 +110,8 @@ class PolicySet:
     exceptions: tuple[PolicyException, ...] = ()  # kyverno.io PolicyExceptions found beside the policies
     # ImageValidatingPolicies (policies.kyverno.io), evaluated by sigward.verify.ivpol.
     image_policies: tuple[ImagePolicy, ...] = ()
+    # CEL PolicyExceptions (policies.kyverno.io) for the ImageValidatingPolicies, applied by sigward.verify.ivpol.
+    cel_exceptions: tuple[cel_exceptions.CelPolicyException, ...] = ()
 
     def rules(self) -> Iterator[tuple[Policy, Rule]]:
         """Every (policy, verifyImages rule) pair, in load order."""
@@ -137,7 +141,7 @@ def load_policies(
     for p in paths:
         path = Path(p)
         policies_before, problems_before = (
-            len(loader.policies) + len(loader.image_policies) + len(loader.exceptions),
+            len(loader.policies) + len(loader.image_policies) + len(loader.exceptions) + len(loader.cel_exceptions),
             len(loader.problems),
         )
         if path.is_dir():
@@ -157,14 +161,20 @@ def load_policies(
             loader.problem(str(path), "", "not a regular file or directory")
         else:
             loader.problem(str(path), "", "no such file or directory")
-        found = len(loader.policies) + len(loader.image_policies) + len(loader.exceptions)
+        found = len(loader.policies) + len(loader.image_policies) + len(loader.exceptions) + len(loader.cel_exceptions)
         if found == policies_before and len(loader.problems) == problems_before:
             loader.problem(
                 str(path),
                 "",
                 "yields no ClusterPolicy or Policy with verifyImages rules: refusing to run with nothing to enforce",
             )
-    if paths and loader.exceptions and not loader.policies and not loader.image_policies and not loader.problems:
+    if (
+        paths
+        and (loader.exceptions or loader.cel_exceptions)
+        and not loader.policies
+        and not loader.image_policies
+        and not loader.problems
+    ):
         # a path of PolicyExceptions alone is fine beside policy paths, but exceptions alone enforce nothing
         loader.problem(str(paths[0]), "", "only PolicyExceptions: refusing to run with nothing to enforce")
     return loader.result()
@@ -502,6 +512,7 @@ class _Loader:
     policies: list[Policy] = field(default_factory=list)
     exceptions: list[PolicyException] = field(default_factory=list)
     image_policies: list[ImagePolicy] = field(default_factory=list)
+    cel_exceptions: list[cel_exceptions.CelPolicyException] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[PolicyProblem] = field(default_factory=list)
     _seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -517,6 +528,7 @@ class _Loader:
             notes=tuple(self.notes),
             image_policies=tuple(self.image_policies),
             exceptions=tuple(self.exceptions),
+            cel_exceptions=tuple(self.cel_exceptions),
         )
 
     def load_file(self, path: Path) -> None:
@@ -606,6 +618,8 @@ class _Loader:
                 )
         elif kind == EXCEPTION_KIND and api_version in EXCEPTION_API_VERSIONS:
             self.load_exception(document, source)
+        elif group == cel_exceptions.API_GROUP and kind == cel_exceptions.KIND:
+            self.load_cel_exception(document, api_version, source)
         elif kind in REFUSED_KYVERNO_KINDS:
             self.problem(source, "kind", f"{api_version} {kind} {REFUSED_KYVERNO_KINDS[kind]}")
         else:
@@ -631,6 +645,42 @@ class _Loader:
             self.notes.append(f"{source}: PolicyException {meta.name}: match operations are ignored (as in Kyverno)")
         spec = spec.model_copy(update={"match": without_operations(spec.match)})
         self.exceptions.append(PolicyException(name=meta.name, namespace=meta.namespace, spec=spec, source=source))
+
+    def load_cel_exception(self, document: dict[str, Any], api_version: str, source: str) -> None:
+        """A CEL PolicyException (:mod:`sigward.policy.ivpol.exceptions`): conditions compiled once, here."""
+        if api_version.rpartition("/")[2] not in cel_exceptions.API_VERSIONS:
+            versions = ", ".join(f"{cel_exceptions.API_GROUP}/{v}" for v in cel_exceptions.API_VERSIONS)
+            self.problem(source, "apiVersion", f"{api_version} PolicyException is not supported: use {versions}")
+            return
+        problems: list[Problem] = []
+        meta, spec = _metadata_and_spec(document, cel_exceptions.CelExceptionSpec, problems)
+        exception: cel_exceptions.CelPolicyException | None = None
+        if meta is not None and spec is not None and not problems:
+            namespace = meta.namespace
+            if not namespace:
+                # What `kubectl apply` without -n does: the namespaced object lands in `default`.
+                namespace = "default"
+                self.notes.append(
+                    f"{source}: PolicyException {meta.name} has no metadata.namespace; its key is default/{meta.name} "
+                    "(as kubectl apply without -n)"
+                )
+            exception, found, notes = cel_exceptions.build(
+                api_version=api_version, name=meta.name, namespace=namespace, spec=spec, source=source
+            )
+            problems.extend(found)
+            self.notes.extend(f"{source}: PolicyException {meta.name}: {note}" for note in notes)
+        for path, message in problems:
+            self.problem(source, path, message)
+        if exception is None or problems:
+            return
+        key = (f"{cel_exceptions.API_GROUP}/{cel_exceptions.KIND}", exception.namespace, exception.name)
+        if key in self._seen:
+            self.problem(
+                source, "metadata.name", f"PolicyException {exception.key} is also defined in {self._seen[key]}"
+            )
+            return
+        self._seen[key] = source
+        self.cel_exceptions.append(exception)
 
     def load_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
         problems: list[Problem] = []

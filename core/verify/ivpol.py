@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, VerificationFailure
 from sigward.patterns import compile_re2, wildcard_match
 from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
+from sigward.policy.ivpol.exceptions import CelPolicyException, skip_message
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
 from sigward.policy.models import (
@@ -69,6 +71,7 @@ class PolicyOutcome:
     message: str = ""
     actions: tuple[str, ...] = ()
     failure_policy: str = "Fail"
+    exceptions: tuple[str, ...] = ()  # keys of the CEL PolicyExceptions that skipped this policy
 
 
 @dataclass(frozen=True)
@@ -548,14 +551,7 @@ def evaluate_policy(
     actions = spec.effective_actions()
     base: dict[str, Any] = {"policy": policy.name, "actions": actions, "failure_policy": spec.failure_policy}
     resource = str((request.get("resource") or {}).get("resource", ""))
-    data: dict[str, Any] = {
-        "object": obj,
-        "oldObject": request.get("oldObject"),
-        "request": dict(request),
-        "namespaceObject": None,
-        "variables": {},
-    }
-    data.update(LIBRARY_VALUES)
+    data = _request_data(request, obj)
     functions = _Functions(policy, checks, deadline, state, data)
     try:
         with bound(functions) as cel_state:
@@ -602,6 +598,45 @@ def evaluate_policy(
     return PolicyOutcome(verdict=Verdict.PASS, **base), selected
 
 
+def _request_data(request: Mapping[str, Any], obj: Any) -> dict[str, Any]:
+    """The CEL variables every request-level expression sees (Kyverno's compiler.go)."""
+    data: dict[str, Any] = {
+        "object": obj,
+        "oldObject": request.get("oldObject"),
+        "request": dict(request),
+        "namespaceObject": None,
+        "variables": {},
+    }
+    data.update(LIBRARY_VALUES)
+    return data
+
+
+def exempting(
+    policy: ImagePolicy,
+    exceptions: Sequence[CelPolicyException],
+    request: Mapping[str, Any],
+    *,
+    checks: ImageChecks,
+    deadline: Deadline,
+    state: _RequestState,
+) -> tuple[str, ...]:
+    """The keys (sorted) of ``exceptions`` (already those naming ``policy``, unexpired) whose matchConditions all
+    hold for the request, when the policy's own matchConditions hold (Kyverno checks exceptions after the policy
+    matched). Raises :class:`CelError`/:class:`SigwardError` when a condition cannot be evaluated: the policy's error,
+    as in Kyverno (failurePolicy decides)."""
+    data = _request_data(request, request.get("object"))
+    functions = _Functions(policy, checks, deadline, state, data)
+    found: list[str] = []
+    with bound(functions) as cel_state:
+        for condition in policy.match_conditions:
+            if _evaluate(condition, data, cel_state) is not True:
+                return ()
+        for exception in exceptions:
+            if all(_evaluate(c, data, cel_state) is True for c in exception.conditions):
+                found.append(exception.key)
+    return tuple(sorted(found))
+
+
 def _has_digest(image: str) -> bool:
     try:
         return bool(parse_image_reference(image).digest)
@@ -627,10 +662,13 @@ def evaluate_request(
     checks: ImageChecks | None = None,
     deadline: Deadline,
     mutate: bool = True,
+    exceptions: Sequence[CelPolicyException] = (),
+    now: datetime | None = None,
 ) -> Decision:
     """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``); registry work goes through
     ``checks`` (default: :class:`DirectChecks` on ``verifier``). ``mutate`` False is the validating webhook: no
-    ``mutateDigest`` pinning, so ``verifyDigest`` checks the object as it will be stored."""
+    ``mutateDigest`` pinning, so ``verifyDigest`` checks the object as it will be stored. ``exceptions``: CEL
+    PolicyExceptions; a policy they exempt is skipped (not verified, not pinned), autogen'ed controllers included."""
 
     if checks is None:
         if verifier is None:
@@ -644,11 +682,18 @@ def evaluate_request(
     outcomes: list[PolicyOutcome] = []
     patches: list[Mapping[str, str]] = []
     required: dict[str, str] = {}
+    when = now or datetime.now(UTC)
     for policy in policies:
         if not policy.spec.evaluation.admission.enabled or not policy_matches(policy, request):
             continue
         if policy.namespace and policy.namespace != request.get("namespace"):
             continue
+        naming = [e for e in exceptions if e.refers_to(policy.kind, policy.name) and not e.expired(when)]
+        if naming:
+            exempt_outcome = _exempt_outcome(policy, naming, request, checks=checks, deadline=deadline, state=state)
+            if exempt_outcome is not None:
+                outcomes.append(exempt_outcome)
+                continue
         pins = policy.spec.validation_configurations.mutate_digest and mutate
         if pins and obj is not None and not request.get("subResource"):
             try:
@@ -688,6 +733,32 @@ def evaluate_request(
             )
         )
     return _decide(outcomes, patches)
+
+
+def _exempt_outcome(
+    policy: ImagePolicy,
+    exceptions: Sequence[CelPolicyException],
+    request: Mapping[str, Any],
+    *,
+    checks: ImageChecks,
+    deadline: Deadline,
+    state: _RequestState,
+) -> PolicyOutcome | None:
+    """SKIP naming the exceptions that exempt the request, ERROR when one cannot be evaluated, None otherwise."""
+    base: dict[str, Any] = {
+        "policy": policy.name,
+        "actions": policy.spec.effective_actions(),
+        "failure_policy": policy.spec.failure_policy,
+    }
+    try:
+        keys = exempting(policy, exceptions, request, checks=checks, deadline=deadline, state=state)
+    except (CelError, SigwardError) as exc:
+        return PolicyOutcome(
+            verdict=Verdict.ERROR, message=f"failed to evaluate policy exceptions: {exc.message}", **base
+        )
+    if not keys:
+        return None
+    return PolicyOutcome(verdict=Verdict.SKIP, message=skip_message(keys), exceptions=keys, **base)
 
 
 def _decide(outcomes: Sequence[PolicyOutcome], patches: Sequence[Mapping[str, str]]) -> Decision:

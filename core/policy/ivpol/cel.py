@@ -10,12 +10,12 @@ service layer (:mod:`sigward.verify.ivpol`), which this module must not import. 
 expression's result a CEL error; the exception is kept on the :class:`EvaluationState` so the caller can tell an
 unreachable registry (failurePolicy) from a wrong policy.
 
-Cluster lookups: Kyverno's ``resource`` library (``resource.Get``/``resource.List``) reads the cluster data service
-(:class:`sigward.cluster.data.ClusterData`: shipped manifests, then a live connection); what it cannot serve is an
-infrastructure error (failurePolicy decides). Kyverno's ``imagedata.Get`` and ``image.GetMetadata`` read an image's
-manifest and config through the registry client. Not provided (refused at load, with its path): ``globalContext``,
-``http``. Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr,
-quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
+Cluster lookups: Kyverno's ``resource`` library (``resource.Get``/``resource.List``, also spelled ``get``/``list``)
+reads the cluster data service (:class:`sigward.cluster.data.ClusterData`: shipped manifests, then a live
+connection); what it cannot serve is an infrastructure error (failurePolicy decides). Kyverno's ``imagedata.Get`` and
+``image.GetMetadata`` read an image's manifest and config through the registry client. Not provided (refused at
+load, with its path): ``globalContext``, ``http``. Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext`
+(lists, sets, regex, url, ip/cidr, quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
 """
 
 from __future__ import annotations
@@ -212,6 +212,17 @@ def _environment(kind: str) -> Any:
             cel.FunctionDecl(
                 "List",
                 [cel.Overload("resource_list", t.DYN, [handle_t, s, s, s], is_member=True, impl=_resource_list)],
+            ),
+            # Kyverno's resource library also declares camelCase spellings (kyverno/sdk extensions/cel/libs/resource,
+            # library version >= 1.18, used by Kyverno's own context/configmap and context/resource tests): the same
+            # implementation under both names. ``imagedata`` has only ``Get``.
+            cel.FunctionDecl(
+                "get",
+                [cel.Overload("resource_get_camel", t.DYN, [handle_t, s, s, s, s], is_member=True, impl=_resource_get)],
+            ),
+            cel.FunctionDecl(
+                "list",
+                [cel.Overload("resource_list_camel", t.DYN, [handle_t, s, s, s], is_member=True, impl=_resource_list)],
             ),
         ]
     if kind == "image":

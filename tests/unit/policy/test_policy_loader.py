@@ -1088,7 +1088,15 @@ def test_a_list_is_expanded() -> None:
         ),
         (
             {"apiVersion": "policies.kyverno.io/v1beta1", "kind": "PolicyException", "metadata": {"name": "e"}},
-            "kind: policies.kyverno.io/v1beta1 PolicyException is not supported yet",
+            ': missing required field "spec"',
+        ),
+        (
+            {"apiVersion": "policies.kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "e"}, "spec": {}},
+            "apiVersion: policies.kyverno.io/v2 PolicyException is not supported: use policies.kyverno.io/v1alpha1",
+        ),
+        (
+            {"apiVersion": "kyverno.io/v1", "kind": "PolicyException", "metadata": {"name": "e"}},
+            "kind: kyverno.io/v1 PolicyException is not supported: sigward honours the kyverno.io/v2",
         ),
         (
             {"apiVersion": "kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "e"}},
