@@ -544,20 +544,31 @@ def evaluate_policy(
     checks: ImageChecks,
     deadline: Deadline,
     state: _RequestState,
+    exemption: Exemption | None = None,
 ) -> tuple[PolicyOutcome, list[str]]:
     """One policy on one request whose ``obj`` (already pinned) is given; the outcome and the images it
-    selected."""
+    selected. ``exemption``: the CEL PolicyExceptions naming the policy (a SKIP naming them when they hold)."""
     spec = policy.spec
     actions = spec.effective_actions()
     base: dict[str, Any] = {"policy": policy.name, "actions": actions, "failure_policy": spec.failure_policy}
     resource = str((request.get("resource") or {}).get("resource", ""))
-    data = _request_data(request, obj)
+    data: dict[str, Any] = {
+        "object": obj,
+        "oldObject": request.get("oldObject"),
+        "request": dict(request),
+        "namespaceObject": None,
+        "variables": {},
+    }
+    data.update(LIBRARY_VALUES)
     functions = _Functions(policy, checks, deadline, state, data)
     try:
         with bound(functions) as cel_state:
             for condition in policy.match_conditions:
                 if _evaluate(condition, data, cel_state) is not True:
                     return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
+            if exemption is not None and exemption.keys():
+                keys = exemption.keys()
+                return PolicyOutcome(verdict=Verdict.SKIP, message=skip_message(keys), exceptions=keys, **base), []
             images = builtin_images(resource, obj if obj is not None else request.get("oldObject"))
             for name, extractor in policy.extractors.items():
                 value = _evaluate(extractor, data, cel_state)
@@ -598,43 +609,61 @@ def evaluate_policy(
     return PolicyOutcome(verdict=Verdict.PASS, **base), selected
 
 
-def _request_data(request: Mapping[str, Any], obj: Any) -> dict[str, Any]:
-    """The CEL variables every request-level expression sees (Kyverno's compiler.go)."""
-    data: dict[str, Any] = {
-        "object": obj,
-        "oldObject": request.get("oldObject"),
-        "request": dict(request),
-        "namespaceObject": None,
-        "variables": {},
-    }
-    data.update(LIBRARY_VALUES)
-    return data
+class Exemption:
+    """The CEL PolicyExceptions (already those naming the policy, unexpired) that exempt one request, evaluated at
+    most once: before pinning (an exempted policy pins nothing) and after the policy's own matchConditions held
+    (Kyverno's order). Conditions read the request as sent (``object`` is the controller, never an autogen view).
+    An evaluation error is kept and raised to the policy's evaluation: the policy's error, as in Kyverno."""
 
+    def __init__(
+        self,
+        policy: ImagePolicy,
+        exceptions: Sequence[CelPolicyException],
+        request: Mapping[str, Any],
+        *,
+        checks: ImageChecks,
+        deadline: Deadline,
+        state: _RequestState,
+    ) -> None:
+        self._args = (policy, exceptions, request, checks, deadline, state)
+        self._keys: tuple[str, ...] | None = None
+        self._error: CelError | SigwardError | None = None
 
-def exempting(
-    policy: ImagePolicy,
-    exceptions: Sequence[CelPolicyException],
-    request: Mapping[str, Any],
-    *,
-    checks: ImageChecks,
-    deadline: Deadline,
-    state: _RequestState,
-) -> tuple[str, ...]:
-    """The keys (sorted) of ``exceptions`` (already those naming ``policy``, unexpired) whose matchConditions all
-    hold for the request, when the policy's own matchConditions hold (Kyverno checks exceptions after the policy
-    matched). Raises :class:`CelError`/:class:`SigwardError` when a condition cannot be evaluated: the policy's error,
-    as in Kyverno (failurePolicy decides)."""
-    data = _request_data(request, request.get("object"))
-    functions = _Functions(policy, checks, deadline, state, data)
-    found: list[str] = []
-    with bound(functions) as cel_state:
-        for condition in policy.match_conditions:
-            if _evaluate(condition, data, cel_state) is not True:
-                return ()
-        for exception in exceptions:
-            if all(_evaluate(c, data, cel_state) is True for c in exception.conditions):
-                found.append(exception.key)
-    return tuple(sorted(found))
+    def keys(self) -> tuple[str, ...]:
+        """The exempting exceptions' keys, sorted; raises what evaluating them raised."""
+        if self._error is not None:
+            raise self._error
+        if self._keys is None:
+            try:
+                self._keys = self._evaluate()
+            except (CelError, SigwardError) as exc:
+                self._error = exc
+                raise
+        return self._keys
+
+    def exempts(self) -> bool:
+        """Whether the request is (or may be: an evaluation error) exempted: then nothing is pinned."""
+        try:
+            return bool(self.keys())
+        except (CelError, SigwardError):
+            return True
+
+    def _evaluate(self) -> tuple[str, ...]:
+        policy, exceptions, request, checks, deadline, state = self._args
+        data: dict[str, Any] = {
+            "object": request.get("object"),
+            "oldObject": request.get("oldObject"),
+            "request": dict(request),
+            "namespaceObject": None,
+            "variables": {},
+        }
+        data.update(LIBRARY_VALUES)
+        found: list[str] = []
+        with bound(_Functions(policy, checks, deadline, state, data)) as cel_state:
+            for exception in exceptions:
+                if all(_evaluate(c, data, cel_state) is True for c in exception.conditions):
+                    found.append(exception.key)
+        return tuple(sorted(found))
 
 
 def _has_digest(image: str) -> bool:
@@ -689,12 +718,12 @@ def evaluate_request(
         if policy.namespace and policy.namespace != request.get("namespace"):
             continue
         naming = [e for e in exceptions if e.refers_to(policy.kind, policy.name) and not e.expired(when)]
-        if naming:
-            exempt_outcome = _exempt_outcome(policy, naming, request, checks=checks, deadline=deadline, state=state)
-            if exempt_outcome is not None:
-                outcomes.append(exempt_outcome)
-                continue
+        exemption = (
+            Exemption(policy, naming, request, checks=checks, deadline=deadline, state=state) if naming else None
+        )
         pins = policy.spec.validation_configurations.mutate_digest and mutate
+        if exemption is not None and exemption.exempts():
+            pins = False  # Kyverno: an exempted policy mutates nothing
         if pins and obj is not None and not request.get("subResource"):
             try:
                 patches += _pin(policy, resource, obj, checks, deadline, state)
@@ -709,7 +738,9 @@ def evaluate_request(
                     )
                 )
                 continue
-        outcome, selected = evaluate_policy(policy, request, obj, checks=checks, deadline=deadline, state=state)
+        outcome, selected = evaluate_policy(
+            policy, request, obj, checks=checks, deadline=deadline, state=state, exemption=exemption
+        )
         outcomes.append(outcome)
         if outcome.verdict == Verdict.PASS and policy.spec.validation_configurations.required:
             for image in selected:
@@ -733,32 +764,6 @@ def evaluate_request(
             )
         )
     return _decide(outcomes, patches)
-
-
-def _exempt_outcome(
-    policy: ImagePolicy,
-    exceptions: Sequence[CelPolicyException],
-    request: Mapping[str, Any],
-    *,
-    checks: ImageChecks,
-    deadline: Deadline,
-    state: _RequestState,
-) -> PolicyOutcome | None:
-    """SKIP naming the exceptions that exempt the request, ERROR when one cannot be evaluated, None otherwise."""
-    base: dict[str, Any] = {
-        "policy": policy.name,
-        "actions": policy.spec.effective_actions(),
-        "failure_policy": policy.spec.failure_policy,
-    }
-    try:
-        keys = exempting(policy, exceptions, request, checks=checks, deadline=deadline, state=state)
-    except (CelError, SigwardError) as exc:
-        return PolicyOutcome(
-            verdict=Verdict.ERROR, message=f"failed to evaluate policy exceptions: {exc.message}", **base
-        )
-    if not keys:
-        return None
-    return PolicyOutcome(verdict=Verdict.SKIP, message=skip_message(keys), exceptions=keys, **base)
 
 
 def _decide(outcomes: Sequence[PolicyOutcome], patches: Sequence[Mapping[str, str]]) -> Decision:
