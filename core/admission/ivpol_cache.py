@@ -43,13 +43,13 @@ class CachedChecks:
     source: str = "admission"  # where a recorded pass came from (push records under the same keys)
     _root: TrustedRoot | None = field(default=None, repr=False)
 
-    def digest(self, ref: ImageReference, deadline: Deadline) -> str:
+    def digest(self, ref: ImageReference, deadline: Deadline, providers: tuple[str, ...] | None = None) -> str:
         known = self.verifier.known_digest(ref)
         if known:
             return known
         if self.memory_only:
             raise NotInMemory
-        return self.verifier.resolve_digest(ref, deadline=deadline)
+        return self.verifier.resolve_digest(ref, deadline=deadline, providers=providers)
 
     def verify(
         self,

@@ -159,8 +159,10 @@ def review_response(
     code: int | None = None,
     patch: Sequence[Mapping[str, Any]] = (),
     warnings: Sequence[str] = (),
+    audit_annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The AdmissionReview v1 response document."""
+    """The AdmissionReview v1 response document (``auditAnnotations``: ImageValidatingPolicies' ``auditAnnotations``
+    as ``<policy>.<key>``; the API server stores them under ``<webhook name>/``)."""
     response: dict[str, Any] = {"uid": uid, "allowed": allowed}
     if not allowed:
         response["status"] = {"code": code or 403, "message": message}
@@ -172,4 +174,6 @@ def review_response(
     clipped = list(dict.fromkeys(clip_warning(w) for w in warnings if w.strip()))
     if clipped:
         response["warnings"] = clipped[:MAX_WARNINGS]
+    if audit_annotations:
+        response["auditAnnotations"] = dict(audit_annotations)
     return {"apiVersion": API_VERSION, "kind": KIND, "response": response}

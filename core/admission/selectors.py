@@ -5,7 +5,8 @@ Without a cluster connection sigward cannot read a namespace's labels, but the A
 its own path, ``/mutate/sel-<key>`` or ``/validate/sel-<key>``; the key is a hash of the selector, so a request on
 that path proves (as far as the API server's filtering goes) that the namespace matched it. On such a path sigward
 evaluates exactly the rules whose route has that key, treating their namespace condition as decided; every other
-rule (and every ImageValidatingPolicy) is evaluated on the plain path.
+rule is evaluated on the plain path. An ImageValidatingPolicy with a ``namespaceSelector`` or ``objectSelector``
+gets a route too: its webhook carries both selectors, and the policy is evaluated only there.
 
 A rule's route is the AND of its ``match`` selectors with the negation of its ``exclude`` selectors. Only what one
 Kubernetes label selector can express exactly is routed; anything else is refused with the rule's name (configure
@@ -18,9 +19,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sigward.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import LabelSelector, LabelSelectorRequirement, MatchResources, Policy, Rule
 
 # The path segment that names a selector route, followed by the key.
@@ -63,6 +67,8 @@ class SelectorRoute:
     selector: Mapping[str, Any]
     matching: frozenset[str]
     not_matching: frozenset[str]
+    # An ImageValidatingPolicy's ``objectSelector``: the webhook's own objectSelector (Kubernetes form).
+    object_selector: Mapping[str, Any] | None = None
 
     @property
     def segment(self) -> str:
@@ -156,9 +162,38 @@ def rule_route(policy: Policy, rule: Rule) -> SelectorRoute | None:
     )
 
 
-def policy_routes(policies: Sequence[Policy]) -> dict[str, SelectorRoute]:
-    """Every distinct route of the loaded policies, by key, in a stable order (sorted by key)."""
+def image_policy_route(policy: ImagePolicy) -> SelectorRoute | None:
+    """The route of an ImageValidatingPolicy with a ``namespaceSelector`` and/or ``objectSelector``: a webhook with
+    exactly those selectors (Kubernetes label selectors, so always expressible). A namespace selector alone shares
+    the key (and so the webhook) of a ClusterPolicy rule with the same selector."""
+    from sigward.policy.ivpol.policy_fields import selectors
+
+    ns, obj = selectors(policy.spec)
+    if ns is None and obj is None:
+        return None
+    namespace = ns if ns is not None else LabelSelector()
+    key = selector_key(namespace)
+    object_selector = None
+    if obj is not None:
+        object_selector = {k: v for k, v in _canonical(obj).items() if v}
+        both = json.dumps([_canonical(namespace), object_selector], sort_keys=True, separators=(",", ":"))
+        key = hashlib.sha256(("object:" + both).encode()).hexdigest()[:KEY_HEX_DIGITS]
+    return SelectorRoute(
+        key=key,
+        selector={k: v for k, v in _canonical(namespace).items() if v},
+        matching=frozenset({selector_key(ns)}) if ns is not None else frozenset(),
+        not_matching=frozenset(),
+        object_selector=object_selector,
+    )
+
+
+def policy_routes(policies: Sequence[Policy], image_policies: Sequence[ImagePolicy] = ()) -> dict[str, SelectorRoute]:
+    """Every distinct route of the loaded policies (and ImageValidatingPolicies), by key, in a stable order (sorted
+    by key)."""
     found: dict[str, SelectorRoute] = {}
+    for image_policy in image_policies:
+        if image_policy.spec.evaluation.admission.enabled and (route := image_policy_route(image_policy)) is not None:
+            found.setdefault(route.key, route)
     for policy in policies:
         if not policy.spec.admission:
             continue

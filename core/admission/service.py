@@ -24,7 +24,7 @@ from sigward.admission.ivpol_cache import CachedChecks, NotInMemory
 from sigward.admission.match import RequestInfo, RuleMatch, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest, review_response
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
-from sigward.admission.selectors import rule_route
+from sigward.admission.selectors import image_policy_route, rule_route
 from sigward.cache import TTLCache
 from sigward.cluster.data import EMPTY as EMPTY_CLUSTER
 from sigward.cluster.data import ClusterData
@@ -118,6 +118,7 @@ class Decision:
     code: int = 200
     elapsed_ms: float = 0.0
     image_policies: tuple[PolicyOutcome, ...] = ()  # ImageValidatingPolicy outcomes (logged)
+    audit_annotations: tuple[tuple[str, str], ...] = ()  # ImageValidatingPolicy auditAnnotations
 
     def review(self, uid: str) -> dict[str, Any]:
         """This decision as the AdmissionReview v1 response for request ``uid`` (webhook and ``sigward review``)."""
@@ -128,6 +129,7 @@ class Decision:
             code=self.code if not self.allowed else None,
             patch=self.patch,
             warnings=self.warnings,
+            audit_annotations=dict(self.audit_annotations),
         )
 
 
@@ -225,8 +227,7 @@ class AdmissionService:
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         units = self._units(request, memory_only=memory_only, route=route)
-        # ImageValidatingPolicies are decided on the plain path only (their selectors are refused at load).
-        image_policies = () if route else self._image_policies()
+        image_policies = self._routed_image_policies(route)
         if not units and not image_policies:
             return Decision(allowed=True, elapsed_ms=_ms(started))
         record = not request.dry_run
@@ -247,7 +248,14 @@ class AdmissionService:
         decision = self._shape(request, [*exempted, *checks], mode=mode)
         if image_policies:
             decision = self._with_image_policies(
-                decision, request, image_policies, deadline, mode=mode, record=record, memory_only=memory_only
+                decision,
+                request,
+                image_policies,
+                deadline,
+                mode=mode,
+                record=record,
+                memory_only=memory_only,
+                namespace_decided=bool(route),
             )
         return replace(decision, elapsed_ms=_ms(started))
 
@@ -261,6 +269,7 @@ class AdmissionService:
         mode: Mode,
         record: bool,
         memory_only: bool,
+        namespace_decided: bool = False,
     ) -> Decision:
         """The ImageValidatingPolicies' decision on the same request, merged into the ClusterPolicy one
         (:func:`sigward.admission.ivpol.merge`)."""
@@ -280,6 +289,7 @@ class AdmissionService:
             checks=checks,
             deadline=deadline,
             mutate=mode == "mutate",
+            namespace_decided=namespace_decided,
             exceptions=self._cel_exceptions(),
         )
         merged = merge(
@@ -299,7 +309,16 @@ class AdmissionService:
             warnings=merged.warnings,
             code=200 if merged.allowed else 403,
             image_policies=found.outcomes,
+            audit_annotations=tuple(found.audit_annotations.items()),
         )
+
+    def _routed_image_policies(self, route: str) -> Sequence[ImagePolicy]:
+        """The ImageValidatingPolicies decided on this path: with selector webhooks (or on a selector path), those
+        whose selector route (:func:`sigward.admission.selectors.image_policy_route`) is this path's; else all."""
+        policies = self._image_policies()
+        if not route and not self.settings.selector_webhooks:
+            return policies
+        return [p for p in policies if (r.key if (r := image_policy_route(p)) is not None else "") == route]
 
     def _units(self, request: AdmissionRequest, *, memory_only: bool = False, route: str = "") -> list[_Unit]:
         obj = request.object or {}

@@ -73,6 +73,7 @@ def _webhook(
     mutating: bool,
     extra_rules: Sequence[dict[str, Any]] = (),
     selector: Mapping[str, Any] | None = None,
+    object_selector: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     hook: dict[str, Any] = {
         "name": name,
@@ -85,6 +86,8 @@ def _webhook(
         "namespaceSelector": _namespace_selector(exclude, selector),
         "rules": copy.deepcopy(RULES) + copy.deepcopy(list(extra_rules)),
     }
+    if object_selector:
+        hook["objectSelector"] = copy.deepcopy(dict(object_selector))
     if mutating:
         hook["reinvocationPolicy"] = "IfNeeded"
     return hook
@@ -132,6 +135,7 @@ def webhook_configurations(
             mutating=mutating,
             extra_rules=extra_rules,
             selector=route.selector if route is not None else None,
+            object_selector=route.object_selector if route is not None else None,
         )
 
     def hooks(kind: str, mutating: bool) -> list[dict[str, Any]]:

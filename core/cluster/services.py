@@ -20,6 +20,7 @@ import requests
 
 from sigward.cluster.api import CONNECT_TIMEOUT_SECONDS, MAX_RESPONSE_BYTES, READ_TIMEOUT_SECONDS
 from sigward.cluster.data import ClusterLookupError
+from sigward.policy.serviceurls import split_service_url
 
 SERVICES_ENV = "SIGWARD_APICALL_SERVICES"
 
@@ -35,16 +36,10 @@ class ServiceCaller:
 
     def permits(self, url: str) -> bool:
         """Same scheme, host and port as an allowlisted prefix, and a path under its path (no dot-segments)."""
-        try:
-            split = urlsplit(url)
-            port = split.port
-        except ValueError:
+        split, _ = split_service_url(url)
+        if split is None:
             return False
-        if split.scheme not in ("https", "http") or not split.hostname or split.username or split.password:
-            return False
-        segments = split.path.split("/")
-        if any(seg in (".", "..") or "%2e" in seg.lower() or "%2f" in seg.lower() for seg in segments):
-            return False
+        port = split.port
         for prefix in self.allowed:
             allowed = urlsplit(prefix)
             same_origin = (allowed.scheme, allowed.hostname, allowed.port) == (split.scheme, split.hostname, port)

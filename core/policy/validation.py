@@ -560,3 +560,7 @@ def credential_notes(iv: ImageVerification, path: str) -> list[str]:
     if creds is not None and creds.allow_insecure_registry:
         return [f"{path}.imageRegistryCredentials.allowInsecureRegistry: {INSECURE_REGISTRY_NOTE}"]
     return []
+
+
+#: Label selector operators and values, Kyverno's and Kubernetes' rule (ImageValidatingPolicy selectors too).
+validate_selector = _validate_selector

@@ -211,6 +211,7 @@ class PushService:
                 image=repository,
                 digest=digest,
                 status="ignored",
+                rules=tuple(self._admission_only(forms)),
                 reason=(
                     "no verifyImages rule decidable at push matches this image "
                     "(rules reading the admission request, rule context, preconditions, variables or cluster keys "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
 from sigward.policy.ivpol.exceptions import CelPolicyException, skip_message
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
+from sigward.policy.ivpol.policy_fields import registry_credentials, selectors
 from sigward.policy.models import (
     Attestation,
     ImageRegistryCredentials,
@@ -40,7 +42,7 @@ from sigward.references import ImageReference
 from sigward.references import parse_image_reference as _parse_uncached
 from sigward.verify import ivpol_lookups as lookups
 from sigward.verify import ivpol_material as material
-from sigward.verify.engine import Verifier
+from sigward.verify.engine import Verifier, credential_providers
 from sigward.verify.ivpol_lookups import resolve_root
 from sigward.verify.results import RuleVerdict, Verdict
 
@@ -72,6 +74,8 @@ class PolicyOutcome:
     actions: tuple[str, ...] = ()
     failure_policy: str = "Fail"
     exceptions: tuple[str, ...] = ()  # keys of the CEL PolicyExceptions that skipped this policy
+    # ``auditAnnotations`` this policy produced: (:func:`audit_annotation_key`, value).
+    annotations: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,11 @@ class Decision:
     outcomes: tuple[PolicyOutcome, ...] = ()
     audits: tuple[str, ...] = ()
 
+    @property
+    def audit_annotations(self) -> dict[str, str]:
+        """The AdmissionResponse ``auditAnnotations`` of every evaluated policy."""
+        return {k: v for o in self.outcomes for k, v in o.annotations}
+
 
 class ImageChecks(Protocol):
     """The registry work an IVPOL evaluation needs; admission supplies a cached form (same answers, keyed by the
@@ -96,7 +105,9 @@ class ImageChecks(Protocol):
         """The verifier behind the checks: its cluster data and image data serve ``resource``/``imagedata``."""
         ...
 
-    def digest(self, ref: ImageReference, deadline: Deadline) -> str: ...
+    def digest(self, ref: ImageReference, deadline: Deadline, providers: tuple[str, ...] | None = None) -> str:
+        """The digest of ``ref``'s tag, looked up with ``providers``' credentials (None: process-wide)."""
+        ...
 
     def verify(
         self,
@@ -129,8 +140,8 @@ class DirectChecks:
 
     verifier: Verifier
 
-    def digest(self, ref: ImageReference, deadline: Deadline) -> str:
-        return self.verifier.resolve_digest(ref, deadline=deadline)
+    def digest(self, ref: ImageReference, deadline: Deadline, providers: tuple[str, ...] | None = None) -> str:
+        return self.verifier.resolve_digest(ref, deadline=deadline, providers=providers)
 
     def verify(
         self,
@@ -310,6 +321,54 @@ def policy_matches(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
     return False
 
 
+def _labels(obj: Any) -> Mapping[str, str] | None:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    if not isinstance(meta, Mapping):
+        return None if not isinstance(obj, Mapping) else {}
+    labels = meta.get("labels")
+    return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+
+
+def object_selected(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
+    """``matchConstraints.objectSelector`` as the API server applies it: the object's labels or, when they do not
+    match (or there is no object: DELETE), the old object's labels must match."""
+    _, selector = selectors(policy.spec)
+    if selector is None:
+        return True
+    for side in ("object", "oldObject"):
+        labels = _labels(request.get(side))
+        if labels is not None and selector.matches(labels):
+            return True
+    return False
+
+
+def request_namespace(request: Mapping[str, Any]) -> tuple[str, Mapping[str, str] | None]:
+    """The namespace a namespaceSelector is matched against, and its labels when the request itself carries them
+    (creating or updating a Namespace: the object's own labels, as the API server reads them)."""
+    resource = str((request.get("resource") or {}).get("resource", ""))
+    if resource == "namespaces" and not request.get("subResource"):
+        name = str(request.get("name") or request.get("namespace") or "")
+        if request.get("operation") in ("CREATE", "UPDATE"):
+            return name, _labels(request.get("object")) or {}
+        return name, None
+    return str(request.get("namespace") or ""), None
+
+
+def namespace_selected(
+    policy: ImagePolicy, request: Mapping[str, Any], labels_of: Callable[[str], Mapping[str, str]]
+) -> bool:
+    """``matchConstraints.namespaceSelector`` as the API server applies it: a cluster-scoped request (other than
+    for a Namespace) always matches; otherwise the namespace's labels (``labels_of``, which may raise a lookup
+    error: the caller applies failurePolicy) must match."""
+    selector, _ = selectors(policy.spec)
+    if selector is None:
+        return True
+    name, labels = request_namespace(request)
+    if not name:
+        return True
+    return selector.matches(labels if labels is not None else labels_of(name))
+
+
 @dataclass
 class _RequestState:
     """Per-request record for ``required``: images a signature/attestation check was attempted on and verified."""
@@ -348,6 +407,8 @@ class _Functions:
         self._material: dict[str, str] = {}  # attestor name -> fingerprint of its expression material
         # (image, attestation name) -> the check that verified it: what extractPayload may read.
         self._payload_sources: dict[tuple[str, str], ImageVerification] = {}
+        # ``credentials``: every check of this policy uses them (the engine narrows providers / adds Secrets).
+        self._credentials = registry_credentials(policy.spec)
 
     @cached_property
     def _shell(self) -> Policy:
@@ -418,9 +479,17 @@ class _Functions:
         return f"{kind}:{name}#{found}" if found else f"{kind}:{name}"
 
     def _verification(self, compiled: CompiledAttestor, **fields: Any) -> ImageVerification:
-        """The engine's one-entry check of ``compiled``: PullSecrets ride as the entry's registry credentials."""
+        """The engine's one-entry check of ``compiled``: the policy's ``credentials`` and the attestor's
+        PullSecrets ride as the entry's registry credentials (providers narrow, Secrets add)."""
+        creds = self._credentials
         if compiled.pull_secrets:
-            fields["image_registry_credentials"] = ImageRegistryCredentials(secrets=compiled.pull_secrets)
+            creds = ImageRegistryCredentials(
+                allow_insecure_registry=creds.allow_insecure_registry if creds is not None else False,
+                providers=creds.providers if creds is not None else (),
+                secrets=(*(creds.secrets if creds is not None else ()), *compiled.pull_secrets),
+            )
+        if creds is not None:
+            fields["image_registry_credentials"] = creds
         return ImageVerification(
             type=compiled.type,
             image_references=("*",),
@@ -484,7 +553,8 @@ class _Functions:
         return found[-1]
 
     def image_data(self, image: str) -> Any:
-        return self._checks.lookup(lambda: lookups.image_data(self._checks.verifier, image))
+        providers = policy_providers(self._policy)
+        return self._checks.lookup(lambda: lookups.image_data(self._checks.verifier, image, providers))
 
     def resource_get(self, api_version: str, resource: str, namespace: str, name: str) -> Any:
         cluster = self._checks.verifier.cluster_data
@@ -493,6 +563,19 @@ class _Functions:
     def resource_list(self, api_version: str, resource: str, namespace: str) -> Any:
         cluster = self._checks.verifier.cluster_data
         return self._checks.lookup(lambda: lookups.resource_list(cluster, api_version, resource, namespace))
+
+    def http_call(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> Any:
+        """Kyverno's ``http`` library through the apiCall service allowlist (never an open fetcher)."""
+        cluster = self._checks.verifier.cluster_data
+        sent = tuple({"key": k, "value": v} for k, v in headers.items())
+        return self._checks.lookup(lambda: cluster.service(url, method=method, headers=sent, body=body, ca_bundle=""))
+
+
+def policy_providers(policy: ImagePolicy) -> tuple[str, ...] | None:
+    """The credential providers (and Secret markers) of ``policy``'s ``credentials``, read as a ClusterPolicy's
+    ``imageRegistryCredentials`` (:func:`~sigward.verify.engine.credential_providers`); None: process-wide."""
+    creds = registry_credentials(policy.spec)
+    return credential_providers(ImageVerification(image_registry_credentials=creds)) if creds else None
 
 
 def _inline_root(iv: ImageVerification) -> InlineTrustedRoot | None:
@@ -516,6 +599,7 @@ def _pin(
     path = _pod_spec_path(resource)
     spec = _get(obj, path) if path else None
     patches: list[dict[str, str]] = []
+    providers = policy_providers(policy)
     if not isinstance(spec, Mapping):
         return patches
     for f in _CONTAINER_FIELDS:
@@ -529,7 +613,7 @@ def _pin(
             ref: ImageReference = parse_image_reference(image)
             if ref.digest:
                 continue
-            pinned = ref.pinned(checks.digest(ref, deadline))
+            pinned = ref.pinned(checks.digest(ref, deadline, providers))
             _set_image(obj, [*(path or ()), f, i, "image"], pinned)
             pointer = "/" + "/".join([*(path or ()), f, str(i), "image"])
             patches.append({"op": "replace", "path": pointer, "value": pinned})
@@ -593,6 +677,7 @@ def evaluate_policy(
             data["variables"] = variables
             for name, program in policy.variables.items():
                 variables[name] = _evaluate(program, data, cel_state)
+            failed = ""
             for index, (rule, message_program) in enumerate(policy.validations):
                 if _evaluate(rule, data, cel_state) is True:
                     continue
@@ -602,9 +687,13 @@ def evaluate_policy(
                     message = text if isinstance(text, str) else message
                 message = message or f"CEL expression validation failed at index {index}"
                 reason = kyverno_reason(functions.failure_kinds)
-                message = f"{message}: {reason}" if reason else message
-                return PolicyOutcome(verdict=Verdict.FAIL, message=message, **base), selected
+                failed = f"{message}: {reason}" if reason else message
+                break
+            base["annotations"] = _audit_annotations(policy, data, cel_state)
+            if failed:
+                return PolicyOutcome(verdict=Verdict.FAIL, message=failed, **base), selected
     except (CelError, SigwardError) as exc:
+        base.pop("annotations", None)  # an evaluation error leaves no annotation (failurePolicy decides)
         return PolicyOutcome(verdict=Verdict.ERROR, message=exc.message, **base), []
     return PolicyOutcome(verdict=Verdict.PASS, **base), selected
 
@@ -664,6 +753,47 @@ class Exemption:
                 if all(_evaluate(c, data, cel_state) is True for c in exception.conditions):
                     found.append(exception.key)
         return tuple(sorted(found))
+# ValidatingAdmissionPolicy: an audit annotation value longer than 10 KiB is truncated to 10 KiB (the audit log
+# must not grow with request data).
+MAX_AUDIT_ANNOTATION_VALUE_BYTES = 10 * 1024
+
+
+# The API server stores a webhook's audit annotation as ``<webhook name>/<key>`` and drops any key that is not then a
+# qualified name (apiserver admission ``checkKeyFormat``: exactly one ``/``, a name part of at most 63 characters).
+MAX_AUDIT_KEY_CHARS = 63
+_AUDIT_KEY_HASH_CHARS = 8
+
+
+def audit_annotation_key(policy: str, key: str) -> str:
+    """The AdmissionResponse key of ``policy``'s audit annotation ``key``: ValidatingAdmissionPolicy writes
+    ``<policy>/<key>``, which a webhook cannot (the API server adds its own ``<webhook>/`` prefix), so
+    ``<policy>.<key>``; a policy name too long for 63 characters is shortened and marked with its hash."""
+    joined = f"{policy}.{key}"
+    if len(joined) <= MAX_AUDIT_KEY_CHARS:
+        return joined
+    digest = hashlib.sha256(policy.encode()).hexdigest()[:_AUDIT_KEY_HASH_CHARS]
+    room = MAX_AUDIT_KEY_CHARS - len(key) - len(digest) - 2
+    head = policy[:room].rstrip(".-") if room > 0 else ""
+    if head:
+        return f"{head}-{digest}.{key}"
+    return f"{digest}.{key[: MAX_AUDIT_KEY_CHARS - len(digest) - 1]}".rstrip(".-_")
+
+
+def _audit_annotations(policy: ImagePolicy, data: Mapping[str, Any], cel_state: Any) -> tuple[tuple[str, str], ...]:
+    """``auditAnnotations``: :func:`audit_annotation_key` → the valueExpression's string (null: no annotation), as
+    ValidatingAdmissionPolicy publishes them; an evaluation error raises (the policy's outcome is an error)."""
+    out: list[tuple[str, str]] = []
+    for key, program in policy.audit_annotations:
+        value = _evaluate(program, data, cel_state)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise CelError(f"{program.path}: must evaluate to a string or null")
+        encoded = value.encode()
+        if len(encoded) > MAX_AUDIT_ANNOTATION_VALUE_BYTES:
+            value = encoded[:MAX_AUDIT_ANNOTATION_VALUE_BYTES].decode("utf-8", "ignore")
+        out.append((audit_annotation_key(policy.name, key), value))
+    return tuple(out)
 
 
 def _has_digest(image: str) -> bool:
@@ -691,13 +821,19 @@ def evaluate_request(
     checks: ImageChecks | None = None,
     deadline: Deadline,
     mutate: bool = True,
+    namespace_decided: bool = False,
+    apply_selectors: bool = True,
     exceptions: Sequence[CelPolicyException] = (),
     now: datetime | None = None,
 ) -> Decision:
     """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``); registry work goes through
     ``checks`` (default: :class:`DirectChecks` on ``verifier``). ``mutate`` False is the validating webhook: no
-    ``mutateDigest`` pinning, so ``verifyDigest`` checks the object as it will be stored. ``exceptions``: CEL
-    PolicyExceptions; a policy they exempt is skipped (not verified, not pinned), autogen'ed controllers included."""
+    ``mutateDigest`` pinning, so ``verifyDigest`` checks the object as it will be stored. ``namespace_decided``:
+    the request came through the webhook of the policies' namespaceSelector route (the API server matched it).
+    ``apply_selectors`` False: an image checked alone (``verify``, push) is checked for any resource the policy
+    covers, so the label selectors, which pick resources, do not apply (as a ClusterPolicy's ``match``).
+    ``exceptions``: CEL PolicyExceptions; a policy they exempt is skipped (not verified, not pinned), autogen'ed
+    controllers included."""
 
     if checks is None:
         if verifier is None:
@@ -717,6 +853,23 @@ def evaluate_request(
             continue
         if policy.namespace and policy.namespace != request.get("namespace"):
             continue
+        if apply_selectors and not object_selected(policy, request):
+            continue
+        if apply_selectors and not namespace_decided:
+            try:
+                if not namespace_selected(policy, request, functools.partial(_namespace_labels, checks)):
+                    continue
+            except SigwardError as exc:
+                outcomes.append(
+                    PolicyOutcome(
+                        policy=policy.name,
+                        verdict=Verdict.ERROR,
+                        message=f"namespaceSelector: {exc.message}",
+                        actions=policy.spec.effective_actions(),
+                        failure_policy=policy.spec.failure_policy,
+                    )
+                )
+                continue
         naming = [e for e in exceptions if e.refers_to(policy.kind, policy.name) and not e.expired(when)]
         exemption = (
             Exemption(policy, naming, request, checks=checks, deadline=deadline, state=state) if naming else None
@@ -764,6 +917,13 @@ def evaluate_request(
             )
         )
     return _decide(outcomes, patches)
+
+
+def _namespace_labels(checks: ImageChecks, namespace: str) -> Mapping[str, str]:
+    """A namespace's labels from the cluster data service (shipped manifests or the live connection)."""
+    cluster = checks.verifier.cluster_data
+    found: Mapping[str, str] = checks.lookup(lambda: cluster.namespace_labels(namespace))
+    return found
 
 
 def _decide(outcomes: Sequence[PolicyOutcome], patches: Sequence[Mapping[str, str]]) -> Decision:
@@ -848,7 +1008,7 @@ def evaluate_image(
     for policy in policies:
         if not image_selected(policy, image) or (policy.namespace and policy.namespace != SYNTHETIC_NAMESPACE):
             continue
-        decision = evaluate_request([policy], request, checks=checks, deadline=deadline)
+        decision = evaluate_request([policy], request, checks=checks, deadline=deadline, apply_selectors=False)
         pinned = next((str(p.get("value", "")) for p in decision.patches), "")
         digest = ref.digest or pinned.rpartition("@")[2]
         if not decision.outcomes:

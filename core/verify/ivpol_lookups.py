@@ -71,13 +71,14 @@ def resource_list(cluster: ClusterData, api_version: str, resource: str, namespa
     return {"apiVersion": "v1", "kind": SERVED_RESOURCES[kind] + "List", "items": items}
 
 
-def image_data(verifier: Verifier, image: str) -> Any:
+def image_data(verifier: Verifier, image: str, providers: tuple[str, ...] | None = None) -> Any:
     """Kyverno's ``imagedata.Get(image)`` / ``image.GetMetadata(image)``: the image's manifest and config (an
-    index resolved to its linux/amd64 manifest, the index kept as ``imageIndex``)."""
+    index resolved to its linux/amd64 manifest, the index kept as ``imageIndex``), read with the policy's
+    ``credentials`` (``providers``; None: the process-wide setting)."""
     fetch = verifier.image_data
     if fetch is None:
         raise ExternalServiceError(f"failed to get imagedata for {image}: no registry client is configured")
-    found = dict(fetch(image, None))
+    found = dict(fetch(image, providers))
     found.setdefault("config", found.get("configData"))
     found.setdefault("imageIndex", found.get("manifestList"))
     return found

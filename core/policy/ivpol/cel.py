@@ -13,9 +13,12 @@ unreachable registry (failurePolicy) from a wrong policy.
 Cluster lookups: Kyverno's ``resource`` library (``resource.Get``/``resource.List``, also spelled ``get``/``list``)
 reads the cluster data service (:class:`sigward.cluster.data.ClusterData`: shipped manifests, then a live
 connection); what it cannot serve is an infrastructure error (failurePolicy decides). Kyverno's ``imagedata.Get`` and
-``image.GetMetadata`` read an image's manifest and config through the registry client. Not provided (refused at
-load, with its path): ``globalContext``, ``http``. Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext`
-(lists, sets, regex, url, ip/cidr, quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
+``image.GetMetadata`` read an image's manifest and config through the registry client. Kyverno's ``http`` library
+(``http.Get(url[, headers])``, ``http.Post(url, body[, headers])``) calls only URLs the operator allowlisted for
+``apiCall`` services (``SIGWARD_APICALL_SERVICES``, :mod:`sigward.cluster.services`: no redirects, size cap,
+timeouts); ``http.Client`` (a custom CA) is not provided. Not provided (refused at load, with its path):
+``globalContext``. Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url,
+ip/cidr, quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
 """
 
 from __future__ import annotations
@@ -43,12 +46,17 @@ MAX_COMPREHENSION_NESTING = 2
 # Variables of each expression kind (Kyverno's compiler.go): what is not declared is a type-check error.
 _REQUEST_VARIABLES = ("object", "oldObject", "request", "namespaceObject", "variables")
 _IMAGE_VARIABLES = ("images", "attestors", "attestations", "image")
-CLUSTER_ONLY = ("globalContext", "http")
+CLUSTER_ONLY = ("globalContext",)
 # Library handles (Kyverno's ``resource`` and ``imagedata`` variables): member functions check the receiver is the
 # handle they belong to, since both are CEL maps and their ``Get`` overloads share a name.
 RESOURCE_HANDLE = {"library": "resource"}
 IMAGEDATA_HANDLE = {"library": "imagedata"}
-LIBRARY_VALUES: Mapping[str, Mapping[str, str]] = {"resource": RESOURCE_HANDLE, "imagedata": IMAGEDATA_HANDLE}
+HTTP_HANDLE = {"library": "http"}
+LIBRARY_VALUES: Mapping[str, Mapping[str, str]] = {
+    "resource": RESOURCE_HANDLE,
+    "imagedata": IMAGEDATA_HANDLE,
+    "http": HTTP_HANDLE,
+}
 
 
 class CelError(SigwardError):
@@ -69,6 +77,8 @@ class ImageFunctions(Protocol):
     def resource_get(self, api_version: str, resource: str, namespace: str, name: str) -> Any: ...
 
     def resource_list(self, api_version: str, resource: str, namespace: str) -> Any: ...
+
+    def http_call(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> Any: ...
 
 
 @dataclass
@@ -154,8 +164,21 @@ def _resource_list(receiver: Any, api_version: str, resource: str, namespace: st
 
 
 def _imagedata_get(receiver: Any, image: str) -> Any:
+    # ``imagedata.Get(image)`` and ``http.Get(url)`` share one overload (both receivers are string maps).
+    if isinstance(receiver, Mapping) and receiver.get("library") == HTTP_HANDLE["library"]:
+        return _http_get(receiver, image)
     _handle(receiver, IMAGEDATA_HANDLE, "Get(image)")
     return _call(lambda f: f.image_data(image))
+
+
+def _http_get(receiver: Any, url: str, headers: Mapping[str, str] | None = None) -> Any:
+    _handle(receiver, HTTP_HANDLE, "Get(url)")
+    return _call(lambda f: f.http_call("GET", url, dict(headers or {}), None))
+
+
+def _http_post(receiver: Any, url: str, body: Any, headers: Mapping[str, str] | None = None) -> Any:
+    _handle(receiver, HTTP_HANDLE, "Post(url, body)")
+    return _call(lambda f: f.http_call("POST", url, dict(headers or {}), body))
 
 
 def _is_image(text: str) -> bool:
@@ -169,7 +192,6 @@ def _is_image(text: str) -> bool:
 @cache
 def _environment(kind: str) -> Any:
     from cel_expr_python import cel
-    from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_optional, ext_strings
 
     t = cel.Type
     image_t = t.Map(t.STRING, t.DYN)
@@ -207,6 +229,22 @@ def _environment(kind: str) -> Any:
                 [
                     cel.Overload("resource_get", t.DYN, [handle_t, s, s, s, s], is_member=True, impl=_resource_get),
                     cel.Overload("imagedata_get", t.DYN, [handle_t, s], is_member=True, impl=_imagedata_get),
+                    cel.Overload("http_get_headers", t.DYN, [handle_t, s, t.Map(s, s)], is_member=True, impl=_http_get),
+                ],
+            ),
+            # Post bodies are JSON objects: cel-expr-python 0.1.3 does not dispatch a Python function on a ``dyn``
+            # argument at runtime, so the body is declared a map (Kyverno: any JSON value).
+            cel.FunctionDecl(
+                "Post",
+                [
+                    cel.Overload("http_post", t.DYN, [handle_t, s, t.Map(s, t.DYN)], is_member=True, impl=_http_post),
+                    cel.Overload(
+                        "http_post_headers",
+                        t.DYN,
+                        [handle_t, s, t.Map(s, t.DYN), t.Map(s, s)],
+                        is_member=True,
+                        impl=_http_post,
+                    ),
                 ],
             ),
             cel.FunctionDecl(
@@ -285,19 +323,34 @@ def _environment(kind: str) -> Any:
                 ],
             ),
         ]
-    from sigward.policy.ivpol.celext import declarations
+    return environment(variables, functions)
 
-    functions += declarations()  # the Kubernetes CEL libraries Kyverno's expressions use
+
+def environment(
+    variables: Mapping[str, Any], functions: Sequence[Any] = (), container: str = "", descriptor_pool: Any = None
+) -> Any:
+    """A cel-expr-python environment with the extension libraries of every sigward expression (cel-cpp's optional,
+    bindings, strings, encoders and math; the Kubernetes libraries of :mod:`~sigward.policy.ivpol.celext`) plus
+    ``variables`` and ``functions``. Kyverno's expression kinds use it, and so does the CEL conformance suite (which
+    alone passes a ``container`` and a protobuf ``descriptor_pool`` with its test messages)."""
+    from cel_expr_python import cel
+    from cel_expr_python.ext import ext_bindings, ext_encoders, ext_math, ext_optional, ext_strings
+
+    from sigward.policy.ivpol.celext import declarations, list_index_extension
+
     return cel.NewEnv(
-        variables=variables,
+        variables=dict(variables),
         extensions=[
             ext_optional.ExtOptional(),
             ext_bindings.ExtBindings(),
             ext_strings.ExtStrings(),
             ext_encoders.ExtEncoders(),
             ext_math.ExtMath(),
+            list_index_extension(),  # after the strings extension: adds list overloads to its indexOf/lastIndexOf
         ],
-        functions=functions,
+        functions=[*functions, *declarations()],  # the Kubernetes CEL libraries Kyverno's expressions use
+        container=container or None,
+        descriptor_pool=descriptor_pool,
     )
 
 
@@ -311,6 +364,10 @@ class Program:
 
     def evaluate(self, data: Mapping[str, Any]) -> Any:
         """The plain Python result, or :class:`CelError` (a runtime error of the expression)."""
+        return self.evaluate_value(data).plain_value()
+
+    def evaluate_value(self, data: Mapping[str, Any]) -> Any:
+        """The CEL value (its CEL type kept: ``uint`` vs ``int``), or :class:`CelError`."""
         from cel_expr_python import cel
 
         try:
@@ -319,7 +376,7 @@ class Program:
             raise CelError(f"{self.path}: {_short(str(exc))}") from None
         if value.type() == cel.Type.ERROR:
             raise CelError(f"{self.path}: {_short(str(value.value()))}")
-        return value.plain_value()
+        return value
 
 
 def _short(text: str) -> str:
@@ -366,6 +423,14 @@ def compile_expression(
     """Compile ``source`` for an expression of ``kind`` (``ref``: matchImageReferences; ``request``:
     matchConditions; ``image``: everything else); :class:`CelError` naming ``path`` and why. ``want_string``:
     attestor material (keys, certificates, subjects), which Kyverno converts to a Go string."""
+    return compile_in(_environment(kind), source, path, want_bool=want_bool, want_string=want_string)
+
+
+def compile_in(
+    env: Any, source: str, path: str, *, want_bool: bool = False, want_string: bool = False, check: bool = True
+) -> Program:
+    """Compile ``source`` in ``env`` (from :func:`environment`) under sigward's limits; ``check=False`` skips
+    type-checking (only the CEL conformance suite asks for that)."""
     from cel_expr_python import cel
 
     if len(source) > MAX_EXPRESSION_CHARS:
@@ -373,7 +438,7 @@ def compile_expression(
     if _nesting(source) > MAX_COMPREHENSION_NESTING:
         raise CelError(f"{path}: comprehensions nested deeper than {MAX_COMPREHENSION_NESTING} levels")
     try:
-        program = _environment(kind).compile(source)
+        program = env.compile(source, disable_check=not check)
     except RuntimeError as exc:
         text = str(exc)
         missing = _UNDECLARED.search(text)

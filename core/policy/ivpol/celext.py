@@ -6,9 +6,10 @@ What each value is: ``url()``, ``ip()``, ``cidr()`` and ``quantity()`` give a ma
 a wrong value or input is a CEL error naming the function. Regular expressions are RE2 (as Kubernetes'), via
 :func:`sigward.patterns.compile_re2`.
 
-Not provided, because cel-expr-python cannot express them: list ``indexOf``/``lastIndexOf`` (cel-cpp's strings
-extension already declares those names, and a function cannot get overloads from two places). The list functions
-return ``dyn`` (cel-go gives the element type). ``compareTo``/``isLessThan``/``isGreaterThan`` serve both quantities
+List ``indexOf``/``lastIndexOf`` share their names with cel-cpp's strings extension, and a name cannot be declared
+twice in one declaration list: :func:`list_index_extension` is a separate extension registered after the strings
+extension, which adds the list overloads to cel-cpp's string ones. The list functions return ``dyn`` (cel-go gives
+the element type). ``compareTo``/``isLessThan``/``isGreaterThan`` serve both quantities
 and semvers (one declaration per name): the value's tag picks the comparison, two different kinds are an error."""
 
 from __future__ import annotations
@@ -70,11 +71,44 @@ def list_max(values: Sequence[Any]) -> Any:
     return max(items)
 
 
+def cel_equal(a: Any, b: Any) -> bool:
+    """CEL's heterogeneous equality on plain values: numbers compare by value (``1 == 1.0``), a bool equals only a
+    bool (Python's ``True == 1`` is not CEL's), other kinds differ; lists and maps element-wise."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(cel_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return len(a) == len(b) and all(
+            any(cel_equal(k, k2) and cel_equal(v, v2) for k2, v2 in b.items()) for k, v in a.items()
+        )
+    if type(a) is not type(b) and not (isinstance(a, (bytes, bytearray)) and isinstance(b, (bytes, bytearray))):
+        return False
+    return bool(a == b)
+
+
+def _contains(values: Sequence[Any], item: Any) -> bool:
+    return any(cel_equal(v, item) for v in values)
+
+
+def list_index_of(values: Sequence[Any], item: Any) -> int:
+    """``<list>.indexOf(x)``: the first index of an element equal to ``x``, or -1 (Kubernetes' lists library)."""
+    return next((i for i, v in enumerate(values) if cel_equal(v, item)), -1)
+
+
+def list_last_index_of(values: Sequence[Any], item: Any) -> int:
+    """``<list>.lastIndexOf(x)``: the last index of an element equal to ``x``, or -1."""
+    items = list(values)
+    return next((i for i in range(len(items) - 1, -1, -1) if cel_equal(items[i], item)), -1)
+
+
 # -- sets ----------------------------------------------------------------------------------------------------------
 
 
 def sets_contains(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    return all(x in a for x in b)
+    return all(_contains(a, x) for x in b)
 
 
 def sets_equivalent(a: Sequence[Any], b: Sequence[Any]) -> bool:
@@ -82,7 +116,7 @@ def sets_equivalent(a: Sequence[Any], b: Sequence[Any]) -> bool:
 
 
 def sets_intersects(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    return any(x in a for x in b)
+    return any(_contains(a, x) for x in b)
 
 
 # -- regex -----------------------------------------------------------------------------------------------------------
@@ -519,6 +553,27 @@ def declarations() -> list[Any]:
         member("asInteger", "k8s_quantity_integer", t.INT, [obj], quantity_integer),
         member("sign", "k8s_quantity_sign", t.INT, [obj], quantity_sign),
     ]
+
+
+def list_index_extension() -> Any:
+    """List ``indexOf``/``lastIndexOf`` as a cel-expr-python extension: registered after cel-cpp's strings extension
+    it adds these overloads to the string ones (in one declaration list the second ``indexOf`` is refused)."""
+    from cel_expr_python import cel
+
+    t = cel.Type
+    lst = t.List(t.DYN)
+    return cel.CelExtension(
+        "sigward_k8s_list_index",
+        [
+            cel.FunctionDecl(
+                "indexOf", [cel.Overload("k8s_list_index_of", t.INT, [lst, t.DYN], is_member=True, impl=list_index_of)]
+            ),
+            cel.FunctionDecl(
+                "lastIndexOf",
+                [cel.Overload("k8s_list_last_index_of", t.INT, [lst, t.DYN], is_member=True, impl=list_last_index_of)],
+            ),
+        ],
+    )
 
 
 def _wrap(impl: Callable[..., Any]) -> Callable[..., Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sigward.policy import capabilities as capabilities_module
 from sigward.policy.capabilities import REFUSALS, Capabilities
+from sigward.policy.ivpol import policy_fields
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
 from sigward.policy.ivpol.models import (
     Attestor,
@@ -48,6 +49,14 @@ _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 _CEL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Pod controllers Kyverno generates rules for by default (pkg/cel/autogen): not replicationcontrollers.
 DEFAULT_POD_CONTROLLERS = ("daemonsets", "deployments", "replicasets", "statefulsets", "jobs", "cronjobs")
+# evaluation.mode JSON/HTTP/Envoy: Kyverno evaluates the policy against a raw JSON payload (kyverno-json, the CLI's
+# ``--json`` input) or an HTTP/Envoy authorization request. sigward's entry points (admission, ``verify``/``review``
+# of images and Kubernetes resources, push events) all hand a policy an AdmissionRequest, never such a payload, so
+# a JSON-mode policy would never be evaluated where its author expects: refused, not silently never applied.
+EVALUATION_MODE_REFUSAL = (
+    "sigward evaluates policies on Kubernetes admission requests (and images as Pods), never on raw JSON, HTTP or "
+    "Envoy payloads: use mode Kubernetes (the default), or evaluate JSON payloads with kyverno-json"
+)
 _NEEDS_CLUSTER = "needs a connection to a Kubernetes cluster, which sigward does not have"
 # Where an attestor expression's value goes (slot -> YAML path below the attestor). ``subject`` slots carry the
 # identity index: ``subject:0``.
@@ -102,6 +111,8 @@ class ImagePolicy:
     notes: tuple[str, ...] = field(default=())
     # Names of ``attestations`` of the ``referrer`` form (Notary attestations: OCI referrers of that artifactType).
     referrers: frozenset[str] = frozenset()
+    # ``auditAnnotations``: (key, compiled string-typed valueExpression), in the policy's order.
+    audit_annotations: tuple[tuple[str, Program], ...] = ()
 
     @property
     def key(self) -> str:
@@ -352,7 +363,8 @@ def build(
     capabilities: Capabilities | None = None,
 ) -> tuple[ImagePolicy | None, list[Problem], list[str]]:
     """Validate and compile ``spec``; the policy, or None and the problems; plus notes. ``capabilities``: what
-    this process can read (default :data:`~sigward.policy.capabilities.CURRENT`; PullSecrets need a cluster)."""
+    this process can honour (default :data:`~sigward.policy.capabilities.CURRENT`; PullSecrets and
+    ``credentials.secrets`` need a cluster connection, :func:`capabilities.for_cluster`)."""
     if capabilities is None:
         capabilities = capabilities_module.CURRENT
     problems: list[Problem] = []
@@ -379,29 +391,12 @@ def build(
             ("spec.webhookConfiguration.timeoutSeconds", f"must be between 1 and {MAX_WEBHOOK_TIMEOUT_SECONDS}")
         )
     if spec.evaluation.mode != "Kubernetes":
-        problems.append(
-            _refuse(
-                "spec.evaluation.mode", f"mode {spec.evaluation.mode}", "sigward evaluates Kubernetes resources only"
-            )
-        )
-    if spec.audit_annotations:
-        problems.append(_refuse("spec.auditAnnotations", "auditAnnotations", "sigward writes no audit annotations"))
-    mc = spec.match_constraints
-    if mc is not None:
-        for sel in ("namespace_selector", "object_selector"):
-            value = getattr(mc, sel)
-            if value is not None and (value.match_labels or value.match_expressions):
-                label = "namespaceSelector" if sel == "namespace_selector" else "objectSelector"
-                problems.append(_refuse(f"spec.matchConstraints.{label}", label, "not implemented yet"))
-    creds = spec.credentials
-    if creds is not None and (creds.secrets or creds.providers or creds.allow_insecure_registry):
-        problems.append(
-            _refuse(
-                "spec.credentials",
-                "credentials",
-                "use DOCKER_CONFIG, SIGWARD_REGISTRY_PROVIDERS and SIGWARD_INSECURE_REGISTRIES",
-            )
-        )
+        problems.append(_refuse("spec.evaluation.mode", f"mode {spec.evaluation.mode}", EVALUATION_MODE_REFUSAL))
+    audit_annotations = policy_fields.audit_annotations(spec, problems)
+    problems.extend(policy_fields.selector_problems(spec))
+    problems.extend(policy_fields.http_url_problems(spec))
+    problems.extend(policy_fields.credential_problems(spec, capabilities or capabilities_module.CURRENT))
+    notes.extend(policy_fields.credential_notes(spec))
     for name_path, items in (
         ("spec.attestors", spec.attestors),
         ("spec.attestations", spec.attestations),
@@ -511,5 +506,6 @@ def build(
         pod_controllers=controllers,
         notes=tuple(notes),
         referrers=frozenset(referrers),
+        audit_annotations=audit_annotations,
     )
     return policy, problems, notes

@@ -96,3 +96,73 @@ def test_broken_policy_is_refused(tmp_path: Path) -> None:
     out = io.StringIO()
     code = cli.run(["webhook-config", "--url", "https://sigward.example/a", "--policy", str(path)], out=out, err=out)
     assert code == 2 and "spec.failurePolicy" in out.getvalue()
+
+
+def with_selectors(name: str, ns: dict[str, Any] | None = None, obj: dict[str, Any] | None = None) -> dict[str, Any]:
+    doc = ivpol(name)
+    if ns is not None:
+        doc["spec"]["matchConstraints"]["namespaceSelector"] = ns
+    if obj is not None:
+        doc["spec"]["matchConstraints"]["objectSelector"] = obj
+    return doc
+
+
+def routed(configs: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], dict[str, Any] | None]]:
+    out = []
+    for hook in configs[0]["webhooks"][1:]:
+        sel = hook["namespaceSelector"]
+        own = {**sel, "matchExpressions": sel["matchExpressions"][1:]}
+        out.append((hook["clientConfig"]["url"].rpartition("/")[2], own, hook.get("objectSelector")))
+    return out
+
+
+def test_selector_policies_get_one_webhook_per_distinct_selector(tmp_path: Path) -> None:
+    """Two policies with the same namespaceSelector share a webhook; an objectSelector is emitted on its own one;
+    a policy without selectors stays on the plain webhook."""
+    team = {"matchLabels": {"team": "a"}}
+    web = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}
+    docs = [
+        with_selectors("a", ns=team),
+        with_selectors("b", ns=team),
+        with_selectors("c", obj=web),
+        with_selectors("d", ns=team, obj=web),
+        ivpol("plain"),
+    ]
+    configs, err = render(tmp_path, docs)
+    assert "3 namespaceSelector/objectSelector webhook(s) added" in err
+    hooks_ = routed(configs)
+    assert len(hooks_) == 3 and all(seg.startswith("sel-") for seg, _, _ in hooks_)
+    assert sorted((json_key(ns), json_key(obj)) for _, ns, obj in hooks_) == sorted(
+        [
+            (json_key({"matchLabels": {"team": "a"}, "matchExpressions": []}), "null"),
+            (json_key({"matchExpressions": []}), json_key(web)),
+            (json_key({"matchLabels": {"team": "a"}, "matchExpressions": []}), json_key(web)),
+        ]
+    )
+    assert configs[0]["webhooks"][0].get("objectSelector") is None  # the plain webhook is not narrowed
+    assert routed(configs) == [(s, n, o) for s, n, o in routed([configs[1]])]  # validating carries the same
+
+
+def json_key(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def test_selector_route_shared_with_a_cluster_policy_rule(tmp_path: Path) -> None:
+    """An IVPOL namespaceSelector equal to a ClusterPolicy rule's gives one webhook, not two."""
+    from sigward.admission.selectors import image_policy_route, policy_routes, rule_route
+    from sigward.policy.loader import load_policy_text
+    from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
+    from tests.support.signing import new_key
+
+    cpol = cluster_policy("cp", [key_verification(["*"], [keys_entry(new_key("p256").public_pem)])])
+    cpol["spec"]["rules"][0]["match"] = {
+        "any": [{"resources": {"kinds": ["Pod"], "namespaceSelector": {"matchLabels": {"team": "a"}}}}]
+    }
+    loaded = load_policy_text(dump(cpol) + "---\n" + dump(with_selectors("iv", ns={"matchLabels": {"team": "a"}})), "p")
+    (policy,) = loaded.policies
+    (image_policy,) = loaded.image_policies
+    cp_route, iv_route = rule_route(policy, policy.spec.rules[0]), image_policy_route(image_policy)
+    assert cp_route is not None and iv_route is not None and cp_route.key == iv_route.key
+    assert list(policy_routes(loaded.policies, loaded.image_policies)) == [cp_route.key]

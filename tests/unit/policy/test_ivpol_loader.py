@@ -111,7 +111,68 @@ def test_content_hash_covers_cel() -> None:
             "spec.webhookConfiguration.timeoutSeconds",
             "between 1 and 30",
         ),
-        ({"auditAnnotations": [{"key": "a", "valueExpression": "'x'"}]}, "spec.auditAnnotations", "not supported"),
+        (
+            {"auditAnnotations": [{"key": "a/b", "valueExpression": "'x'"}]},
+            "spec.auditAnnotations[0].key",
+            "qualified name part",
+        ),
+        (
+            {"auditAnnotations": [{"key": "a", "valueExpression": "1"}]},
+            "spec.auditAnnotations[0].valueExpression",
+            "must evaluate to a string",
+        ),
+        (
+            {"auditAnnotations": [{"key": "a", "valueExpression": "'x'"}, {"key": "a", "valueExpression": "'y'"}]},
+            "spec.auditAnnotations[1].key",
+            "duplicate key",
+        ),
+        (
+            {"auditAnnotations": [{"key": "a", "valueExpression": "nope.x"}]},
+            "spec.auditAnnotations[0].valueExpression",
+            "undeclared reference",
+        ),
+        (
+            {"matchConstraints": {"objectSelector": {"matchLabels": {"app": "web-*"}}}},
+            "spec.matchConstraints.objectSelector.matchLabels.app",
+            "wildcards are not allowed",
+        ),
+        (
+            {"matchConstraints": {"namespaceSelector": {"matchExpressions": [{"key": "a", "operator": "Near"}]}}},
+            "spec.matchConstraints.namespaceSelector.matchExpressions[0].operator",
+            "not a valid label selector operator",
+        ),
+        (
+            {"matchConstraints": {"objectSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}},
+            "spec.matchConstraints.objectSelector.matchExpressions[0].values",
+            "can't be empty",
+        ),
+        ({"credentials": {"secrets": ["regcred"]}}, "spec.credentials.secrets", "cluster connection"),
+        ({"credentials": {"providers": ["quay"]}}, "spec.credentials.providers[0]", "unsupported value"),
+        ({"evaluation": {"mode": "JSON"}}, "spec.evaluation.mode", "never on raw JSON"),
+        (
+            {"variables": [{"name": "a", "expression": "http.Get('file:///etc/passwd')"}]},
+            "spec.variables[0].expression",
+            "can never be allowed: only http and https",
+        ),
+        (
+            {"validations": [{"expression": 'http.Post("https://u:p@svc.example/v1/", {}).ok'}]},
+            "spec.validations[0].expression",
+            "user info",
+        ),
+        (
+            {
+                "auditAnnotations": [
+                    {"key": "a", "valueExpression": "string(http.Get('https://svc.example/v1/../admin'))"}
+                ]
+            },
+            "spec.auditAnnotations[0].valueExpression",
+            "dot-segments",
+        ),
+        (
+            {"validations": [{"expression": "http.Client('ca').Get('https://x') != null"}]},
+            "spec.validations[0].expression",
+            "undeclared reference to 'Client'",
+        ),
         (
             {"attestations": [{"name": "s", "referrer": {"type": " "}}]},
             "spec.attestations[0].referrer.type",
@@ -252,3 +313,53 @@ def test_inline_root_larger_than_kyverno_limit() -> None:
     big = json.dumps(ROOT) + " " * MAX_TRUSTED_ROOT_BYTES
     assert inline_root_problems(big, "w") == [("w", f"the trusted root is larger than {MAX_TRUSTED_ROOT_BYTES} bytes")]
     assert inline_root_problems(json.dumps(ROOT), "w") == []
+
+
+def test_policy_level_fields_load() -> None:
+    """Selectors, credentials (providers, allowInsecureRegistry) and auditAnnotations load with their meaning."""
+    from sigward.policy.ivpol.policy_fields import registry_credentials, selectors
+
+    doc = ivpol(
+        matchConstraints={
+            "resourceRules": [
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
+            ],
+            "namespaceSelector": {"matchLabels": {"team": "a"}},
+            "objectSelector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]},
+        },
+        credentials={"providers": ["amazon"], "allowInsecureRegistry": True},
+        auditAnnotations=[{"key": "images", "valueExpression": "images.containers.join(',')"}],
+    )
+    loaded = load_policy_text(yaml.safe_dump(doc), "p.yaml")
+    (policy,) = loaded.image_policies
+    ns, obj = selectors(policy.spec)
+    assert ns is not None and ns.match_labels == {"team": "a"}
+    assert obj is not None and obj.match_expressions[0].operator == "Exists"
+    creds = registry_credentials(policy.spec)
+    assert creds is not None and creds.providers == ("amazon",)
+    assert [k for k, _ in policy.audit_annotations] == ["images"]
+    assert any("allowInsecureRegistry" in n and "never skips TLS" in n for n in loaded.notes)
+
+
+def test_credentials_secrets_load_with_a_cluster_connection() -> None:
+    from sigward.policy.capabilities import for_cluster
+
+    doc = yaml.safe_dump(ivpol(credentials={"secrets": ["regcred"]}))
+    (policy,) = load_policy_text(doc, "p.yaml", capabilities=for_cluster(True)).image_policies
+    assert policy.spec.credentials is not None and policy.spec.credentials.secrets == ("regcred",)
+    with pytest.raises(PolicyError):
+        load_policy_text(doc, "p.yaml", capabilities=for_cluster(False))
+
+
+def test_http_library_compiles() -> None:
+    """``http.Get``/``http.Post`` (with headers) type-check; the allowlist is applied when they run."""
+    doc = ivpol(
+        variables=[
+            {"name": "a", "expression": "http.Get('https://svc.example/v1/x')"},
+            {"name": "b", "expression": "http.Get('https://svc.example/v1/x', {'Authorization': 'none'})"},
+            {"name": "c", "expression": "http.Post('https://svc.example/v1/x', {'image': 'y'})"},
+            {"name": "d", "expression": "http.Post('https://svc.example/v1/x', {'image': 'y'}, {'k': 'v'})"},
+        ]
+    )
+    (policy,) = load_policy_text(yaml.safe_dump(doc), "p.yaml").image_policies
+    assert set(policy.variables) == {"a", "b", "c", "d"}
