@@ -440,11 +440,12 @@ def build(
             continue
         form = att.referrer or att.intoto
         assert form is not None
-        kind, predicate = ("referrer" if att.referrer is not None else "intoto"), form.type
+        # not ``kind``: that is the policy's kind, stored on the ImagePolicy below
+        form_name, predicate = ("referrer" if att.referrer is not None else "intoto"), form.type
         if not predicate.strip():
-            problems.append((f"{path}.{kind}.type", "a type is required"))
+            problems.append((f"{path}.{form_name}.type", "a type is required"))
         attestations[att.name] = predicate
-        if kind == "referrer":
+        if form_name == "referrer":
             referrers.add(att.name)
 
     match_images: list[MatchImageReference | Program] = []
