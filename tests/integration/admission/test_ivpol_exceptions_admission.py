@@ -1,7 +1,9 @@
-"""Kyverno's CEL PolicyException vectors (exceptions/autogen, report/with-exception) and the ``resource.get`` context
-vectors (context/configmap) through the admission function and the real local registry (Kyverno's test images
-re-created there, as in test_ivpol_admission): Kyverno's outcome for every resource, the exception named in the
-decision audit, nothing pinned for an exempted resource; negative twins (exception absent, condition false)."""
+"""Kyverno's CEL PolicyException vectors (exceptions/autogen, report/with-exception) and the ``resource.get``
+context vectors (context/configmap, context/resource) through the admission function and the real local registry
+(Kyverno's test images re-created there, as in test_ivpol_admission), cluster objects shipped beside the policy or
+read from the Kubernetes API stand-in: Kyverno's outcome for every resource, the exception named in the decision
+audit, nothing pinned for an exempted resource; negative twins (exception absent, condition false, object missing,
+wrong token)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import yaml
 from tests.integration.admission.conftest import AdmissionEnv
 from tests.integration.admission.test_ivpol_admission import IvImages, adapted, decide, iv_images
 from tests.support.admission import decode_patch, pod_request, review
+from tests.support.kubeapi import KubeAPI
 
 pytestmark = pytest.mark.registry
 __all__ = ["iv_images"]  # the module-scoped fixture, re-exported for pytest
@@ -198,3 +201,46 @@ def test_configmap_vector_without_the_configmap_is_an_error(
     response = decide(env, request_for(obj), "/mutate")
     assert response["allowed"] is False  # failurePolicy Fail (the CRD default)
     assert "configmap default/policy-cm" in response["status"]["message"]
+
+
+RESOURCE = "context/resource"
+RESOURCE_DENIED = "Policy ivpol-resource-lookup-sample failed: Deployment labels must be env=prod"
+
+
+@pytest.mark.parametrize(
+    ("file", "pod", "token", "message"),
+    [
+        ("positive.yaml", True, None, ""),
+        ("negative.yaml", True, None, RESOURCE_DENIED),
+        (
+            "positive.yaml",
+            False,
+            None,
+            "pod default/policy-pod not found in the cluster",
+        ),  # failurePolicy Fail (CRD default)
+        ("positive.yaml", True, "wrong-token", "pod default/policy-pod"),
+    ],
+)
+def test_resource_vector_reads_a_pod_through_the_cluster_connection(
+    admission_env: Callable[..., AdmissionEnv],
+    iv_images: IvImages,
+    tmp_path: Path,
+    file: str,
+    pod: bool,
+    token: str | None,
+    message: str,
+) -> None:
+    """``resource.get("v1", "pods", …)`` reads the vector's Pod from the Kubernetes API stand-in."""
+    with KubeAPI(tmp_path / "kube-tls") as kube:
+        if pod:
+            shipped = vector_doc(RESOURCE, "pod.yaml")
+            shipped["metadata"]["namespace"] = "default"
+            kube.add(shipped)
+        kubeconfig = kube.kubeconfig(tmp_path / "kubeconfig", token=token)
+        env = admission_env(adapted(RESOURCE, iv_images.host), extra_env={"SIGWARD_KUBECONFIG": str(kubeconfig)})
+        (obj,) = resources(RESOURCE, file, iv_images.host)
+        response = decide(env, request_for(obj), "/mutate")
+    assert response["allowed"] is (not message), response
+    if message:
+        assert message in response["status"]["message"], response
+        assert "wrong-token" not in response["status"]["message"]
