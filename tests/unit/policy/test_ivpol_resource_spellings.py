@@ -5,7 +5,7 @@ reaches the one implementation with the same arguments; spellings Kyverno does n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,9 @@ class Recorder:
     def resource_list(self, api_version: str, resource: str, namespace: str) -> Any:
         self.calls.append(("list", (api_version, resource, namespace)))
         return {"items": [{"metadata": {"name": "a"}}]}
+
+    def http_call(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> Any:
+        raise AssertionError("not called")
 
 
 DATA: dict[str, Any] = {
