@@ -149,6 +149,8 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
         for exemption in policy_set.exceptions:
             print(f"ok: {exemption.source}: PolicyException {exemption.key}", file=out)
+        for cel_exemption in policy_set.cel_exceptions:
+            print(f"ok: {cel_exemption.source}: PolicyException {cel_exemption.key} (policies.kyverno.io)", file=out)
         for image_policy in policy_set.image_policies:
             print(
                 f"ok: {image_policy.source}: {image_policy.kind} {image_policy.key} "

@@ -83,3 +83,24 @@ def test_cluster_objects_must_be_shipped_or_reachable(tmp_path: Path) -> None:
     assert "spec.rules[0].verifyImages[0].attestors[0].entries[0].keys.secret: needs secret sigs/cosign" in bare.stdout
     assert "spec.rules[0].context[0].configMap: needs configmap default/keys" in bare.stdout
     assert shipped.returncode == 0, shipped.stdout
+
+
+def test_cel_policy_exception_vectors_and_a_bad_exception(tmp_path: Path) -> None:
+    """Kyverno's exceptions/autogen files as shipped, in one directory (policy, CEL PolicyException, resources
+    skipped as non-policies), pass; a CEL type error in an exception's matchConditions exits 2 with its path."""
+    vector = Path("/work/shared/vectors/kyverno-ivpol/chainsaw/exceptions/autogen")
+    good = tmp_path / "good"
+    good.mkdir()
+    for name in ("policy.yaml", "exception.yaml", "skipped-resources.yaml"):
+        (good / name).write_text((vector / name).read_text())
+    proc = check(good)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "exception.yaml#doc1: PolicyException default/check-name (policies.kyverno.io)" in proc.stdout
+    assert "policies.kyverno.io/v1alpha1 is deprecated" in proc.stdout
+    (good / "exception.yaml").write_text(
+        (vector / "exception.yaml").read_text().replace("object.metadata.name in", "1 in")
+    )
+    proc = check(good)
+    assert proc.returncode == 2, proc.stdout
+    assert "exception.yaml#doc1: spec.matchConditions[0].expression:" in proc.stdout
+    assert "Traceback" not in proc.stderr
