@@ -523,6 +523,10 @@ class _Loader:
     def result(self) -> PolicySet:
         if self.problems:
             raise PolicyError(self.problems)
+        for exc in self.cel_exceptions:
+            if not any(exc.refers_to(p.kind, p.name) for p in self.image_policies):
+                # a typo in policyRefs exempts nothing: say so (the policy may be in another policy path)
+                self.notes.append(f"{exc.source}: PolicyException {exc.key} names no loaded ImageValidatingPolicy")
         return PolicySet(
             policies=tuple(self.policies),
             notes=tuple(self.notes),

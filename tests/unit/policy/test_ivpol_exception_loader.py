@@ -174,3 +174,12 @@ def test_regression_policy_with_attestations_kept_its_kind_for_policy_refs() -> 
     (policy,) = loaded.image_policies
     assert policy.kind == "ImageValidatingPolicy"
     assert loaded.cel_exceptions[0].refers_to(policy.kind, policy.name)
+
+
+def test_exception_naming_no_loaded_policy_is_noted() -> None:
+    loaded = load_policy_text(
+        text(ivpol(), exception(policyRefs=[{"name": "typo", "kind": "ImageValidatingPolicy"}])), "e"
+    )
+    assert "e#doc2: PolicyException team/e names no loaded ImageValidatingPolicy" in loaded.notes
+    named = load_policy_text(text(ivpol(), exception()), "e")
+    assert not any("names no loaded" in n for n in named.notes)
