@@ -149,6 +149,8 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
         for exemption in policy_set.exceptions:
             print(f"ok: {exemption.source}: PolicyException {exemption.key}", file=out)
+        for entry in policy_set.global_context:
+            print(f"ok: {entry.source}: GlobalContextEntry {entry.name}", file=out)
         for cel_exemption in policy_set.cel_exceptions:
             print(f"ok: {cel_exemption.source}: PolicyException {cel_exemption.key} (policies.kyverno.io)", file=out)
         for image_policy in policy_set.image_policies:
@@ -243,8 +245,8 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
         routes = list(policy_routes(loaded.policies, loaded.image_policies).values())
         if routes:
             print(
-                f"note: {len(routes)} namespaceSelector/objectSelector webhook(s) added; run sigward with "
-                f"{SELECTOR_WEBHOOKS_ENV}=webhook so the plain path leaves those rules and policies to them",
+                f"note: {len(routes)} namespaceSelector/objectSelector/matchConditions webhook(s) added; run sigward "
+                f"with {SELECTOR_WEBHOOKS_ENV}=webhook so the plain path leaves those rules and policies to them",
                 file=err,
             )
         wanted = policy_webhook_settings(loaded.policies, loaded.image_policies)

@@ -58,6 +58,21 @@ _REFERENCE_RE = re.compile(
 # Digest algorithms go-digest knows, with the length of their lower-case hex encoding.
 _DIGEST_HEX_LENGTH = {"sha256": 64, "sha384": 96, "sha512": 128}
 _HEX_RE = re.compile(r"^[a-f0-9]+$")
+# The distribution spec's tag grammar, ASCII only: ``[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}``.
+MAX_TAG_LENGTH = 128
+_TAG_PREFIX_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
+# cosign's longest tag for a sha256 subject (``sha256-<64 hex>.sbom``): a prefix longer than the rest of the budget
+# names tags no registry accepts.
+MAX_TAG_PREFIX_LENGTH = MAX_TAG_LENGTH - len("sha256-") - 64 - len(".sbom")
+
+
+def tag_prefix_problem(prefix: str) -> str | None:
+    """Why ``prefix`` cannot start a cosign signature tag (cosign's ``WithPrefix``), or None when it can."""
+    if len(prefix) > MAX_TAG_PREFIX_LENGTH:
+        return f"must be at most {MAX_TAG_PREFIX_LENGTH} characters (a tag is at most {MAX_TAG_LENGTH})"
+    if not _TAG_PREFIX_RE.fullmatch(prefix):
+        return "must be a tag-name prefix: ASCII letters, digits, '_', '.', '-', not starting with '.' or '-'"
+    return None
 
 
 def validate_digest(digest: str) -> str:

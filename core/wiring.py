@@ -21,6 +21,7 @@ from sigward.errors import ConfigurationError, SigwardError
 if TYPE_CHECKING:
     from sigward.admission.service import AdmissionService
     from sigward.cluster.data import ClusterData
+    from sigward.cluster.globalcontext import GlobalContext
     from sigward.deadline import Deadline
     from sigward.events import PushEvent
     from sigward.policy.capabilities import Capabilities
@@ -79,6 +80,7 @@ class Services:
                 source_for_providers=ProviderSources(client, CachingSignatureSource, secrets=self._registry_secrets()),
                 cluster=self.cluster(),
                 image_data=RegistryImageData(client),
+                global_context=self.global_context(),
             )
             start_trust_root_refresh(self.environ, wait=self.short_lived)
             return built
@@ -106,6 +108,18 @@ class Services:
         from sigward.policy.capabilities import for_cluster
 
         return for_cluster(self.cluster().connected)
+
+    def global_context(self) -> GlobalContext:
+        """The GlobalContextEntries loaded with the policies, read through :meth:`cluster` and cached per entry
+        (:mod:`sigward.cluster.globalcontext`). Entries are taken from :meth:`policies` on first use, so building a
+        verifier does not load policies early."""
+
+        def build() -> GlobalContext:
+            from sigward.cluster.globalcontext import GlobalContext
+
+            return GlobalContext(entries=lambda: self.policies().global_context, cluster=self.cluster())
+
+        return self._once("global_context", build)
 
     def policies(self) -> PolicySet:
         def build() -> PolicySet:

@@ -27,6 +27,14 @@ def _conditions_hold(exc: PolicyException, request: Mapping[str, Any], now: date
         return False  # Kyverno: an evaluation error skips that exception
 
 
+def _matches(exc: PolicyException, info: RequestInfo) -> bool:
+    """Match like an exclude (user criteria never ignored); a role lookup that fails means no exemption."""
+    try:
+        return match_resources(exc.spec.match, info, exclude=True)
+    except SigwardError:
+        return False
+
+
 def matching_exceptions(
     exceptions: Sequence[PolicyException],
     *,
@@ -41,9 +49,7 @@ def matching_exceptions(
     found = [
         exc.key
         for exc in exceptions
-        if exc.contains(policy_key, rule_name)
-        and match_resources(exc.spec.match, info)
-        and _conditions_hold(exc, request, when)
+        if exc.contains(policy_key, rule_name) and _matches(exc, info) and _conditions_hold(exc, request, when)
     ]
     return tuple(sorted(found))
 

@@ -1,5 +1,11 @@
-"""Does a rule apply to this admission request? Kyverno's ``match``/``exclude`` and autogen, for the parts
-sigward accepts (kinds, names, namespaces, annotations, label ``selector``, operations).
+"""Does a rule apply to this admission request? Kyverno's ``match``/``exclude`` and autogen: kinds, names,
+namespaces, annotations, label ``selector``, ``namespaceSelector``, operations, and the requesting user
+(``subjects``, ``roles``, ``clusterRoles``; engine/utils/match.go ``checkUserInfo``, utils/match/subjects.go).
+
+User info: ``subjects`` match ``request.userInfo`` (User and ServiceAccount by username, Group by one of the groups,
+wildcards allowed); ``roles``/``clusterRoles`` match when one of the roles bound to the user
+(:mod:`sigward.cluster.rbac`, read lazily and only for a rule that names roles) is listed. A request without any
+user info (a background scan) ignores them in ``match`` (as Kyverno does) but never in ``exclude``.
 
 Autogen (``pkg/autogen``): a rule that matches only ``Pod`` — without names, selectors or annotations — also applies
 to the Pod controllers, named ``autogen-<rule>`` (and ``autogen-cronjob-<rule>`` for CronJobs), unless the policy's
@@ -15,6 +21,7 @@ from typing import Any
 from sigward.admission.images import POD_CONTROLLERS
 from sigward.admission.selectors import selector_key
 from sigward.cluster.data import ClusterLookupError
+from sigward.cluster.rbac import BoundRoles
 from sigward.policy.models import (
     LabelSelector,
     MatchResources,
@@ -22,6 +29,7 @@ from sigward.policy.models import (
     ResourceDescription,
     ResourceFilter,
     Rule,
+    Subject,
 )
 from sigward.references import wildcard_match
 
@@ -58,6 +66,58 @@ class RequestInfo:
     # Selector keys (sigward.admission.selectors) the API server decided for this request: it reached the webhook
     # of a selector route, so the namespace is known to match (True) or not to match (False) them.
     known_selectors: Mapping[str, bool] = field(default_factory=dict)
+    # The requesting user (AdmissionRequest.userInfo); None: the request carries none (background scan).
+    user: UserInfo | None = None
+    # The roles bound to the user, read only when a rule names roles/clusterRoles; raises when unreadable.
+    roles: Callable[[], BoundRoles] | None = None
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    username: str
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, value: Any) -> UserInfo | None:
+        """From ``AdmissionRequest.userInfo``; None when absent or empty."""
+        if not isinstance(value, Mapping):
+            return None
+        groups = value.get("groups")
+        user = cls(
+            username=str(value.get("username") or ""),
+            groups=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
+        )
+        return user if user.username or user.groups else None
+
+
+def subjects_match(subjects: Sequence[Subject], user: UserInfo) -> bool:
+    """Kyverno's ``CheckSubjects``: one subject names the user (wildcards in names)."""
+    for subject in subjects:
+        if subject.kind == "ServiceAccount":
+            if wildcard_match(f"system:serviceaccount:{subject.namespace}:{subject.name}", user.username):
+                return True
+        elif subject.kind == "Group":
+            if any(wildcard_match(subject.name, g) for g in user.groups):
+                return True
+        elif subject.kind == "User" and wildcard_match(subject.name, user.username):
+            return True
+    return False
+
+
+def _user_matches(flt: ResourceFilter, info: RequestInfo, *, exclude: bool) -> bool:
+    if not flt.has_user_info():
+        return True
+    if info.user is None and info.roles is None and not exclude:
+        return True  # Kyverno: no request info at all -> match ignores user criteria
+    if flt.roles or flt.cluster_roles:
+        if info.roles is None:
+            raise ClusterLookupError("roles/clusterRoles need the user's RoleBindings: no cluster connection")
+        bound = info.roles()
+        if flt.roles and not set(flt.roles) & set(bound.roles):
+            return False
+        if flt.cluster_roles and not set(flt.cluster_roles) & set(bound.cluster_roles):
+            return False
+    return not flt.subjects or (info.user is not None and subjects_match(flt.subjects, info.user))
 
 
 def request_info(
@@ -71,6 +131,8 @@ def request_info(
     operation: str,
     obj: Mapping[str, Any],
     namespace_labels: Callable[[], Mapping[str, str]] | None = None,
+    user: UserInfo | None = None,
+    roles: Callable[[], BoundRoles] | None = None,
 ) -> RequestInfo:
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
     assert isinstance(meta, Mapping)
@@ -87,6 +149,8 @@ def request_info(
         labels={str(k): str(v) for k, v in (labels or {}).items()},
         annotations={str(k): str(v) for k, v in (annotations or {}).items()},
         namespace_labels=namespace_labels,
+        user=user,
+        roles=roles,
     )
 
 
@@ -149,8 +213,8 @@ def _description_matches(desc: ResourceDescription, info: RequestInfo, autogen: 
     return not (ops and info.operation not in ops)
 
 
-def _filter_matches(flt: ResourceFilter, info: RequestInfo, autogen: bool) -> bool:
-    return _description_matches(flt.resources, info, autogen)
+def _filter_matches(flt: ResourceFilter, info: RequestInfo, autogen: bool, exclude: bool = False) -> bool:
+    return _description_matches(flt.resources, info, autogen) and _user_matches(flt, info, exclude=exclude)
 
 
 def _is_empty(desc: ResourceDescription) -> bool:
@@ -165,16 +229,13 @@ def _is_empty(desc: ResourceDescription) -> bool:
     )
 
 
-def match_resources(match: MatchResources, info: RequestInfo, *, autogen: bool = False) -> bool:
-    """Kyverno's match semantics: ``any`` (one filter), ``all`` (every filter), or the legacy ``resources``.
-    With ``autogen``, a Pod-only kinds list stands for the controller kind of the request."""
-    if match.any:
-        return any(_filter_matches(f, info, autogen) for f in match.any)
-    if match.all:
-        return all(_filter_matches(f, info, autogen) for f in match.all)
-    if _is_empty(match.resources):
-        return False
-    return _description_matches(match.resources, info, autogen)
+def match_resources(match: MatchResources, info: RequestInfo, *, autogen: bool = False, exclude: bool = False) -> bool:
+    """Kyverno's match semantics: ``any`` (one filter), ``all`` (every filter), or the legacy ``resources`` with
+    user info. With ``autogen``, a Pod-only kinds list stands for the controller kind of the request; ``exclude``:
+    the block is an exclude (user criteria are never ignored there)."""
+    if not (match.any or match.all) and _is_empty(match.resources) and not match.has_user_info():
+        return False  # Kyverno: "match cannot be empty"; an empty exclude excludes nothing
+    return (any if match.any else all)(_filter_matches(f, info, autogen, exclude) for f in match.filters())
 
 
 def _descriptions(match: MatchResources | None) -> list[ResourceDescription]:
@@ -221,6 +282,6 @@ def rule_applies(policy: Policy, rule: Rule, info: RequestInfo) -> RuleMatch | N
             return None
         autogen = True
         name = f"autogen-cronjob-{rule.name}" if info.kind == "CronJob" else f"autogen-{rule.name}"
-    if rule.exclude is not None and match_resources(rule.exclude, info, autogen=autogen):
+    if rule.exclude is not None and match_resources(rule.exclude, info, autogen=autogen, exclude=True):
         return None
     return RuleMatch(rule=rule, name=name)

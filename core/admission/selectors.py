@@ -1,4 +1,5 @@
-"""``namespaceSelector`` expressed at the API server: one webhook per distinct selector (``sigward webhook-config``).
+"""``namespaceSelector`` and ``webhookConfiguration.matchConditions`` expressed at the API server: one webhook per
+distinct (selector, matchConditions) pair (``sigward webhook-config``).
 
 Without a cluster connection sigward cannot read a namespace's labels, but the API server can: a webhook whose own
 ``namespaceSelector`` is the rule's selector is called only for namespaces that match it. Each such webhook posts to
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sigward.errors import ConfigurationError
+from sigward.policy.ivpol.matchconditions import webhook_match_conditions
 
 if TYPE_CHECKING:
     from sigward.policy.ivpol.load import ImagePolicy
@@ -69,6 +71,10 @@ class SelectorRoute:
     not_matching: frozenset[str]
     # An ImageValidatingPolicy's ``objectSelector``: the webhook's own objectSelector (Kubernetes form).
     object_selector: Mapping[str, Any] | None = None
+    # The policy's spec.webhookConfiguration.matchConditions, (name, expression) as written: the webhook carries
+    # them, so the API server calls it only for requests they admit (one webhook per distinct set, as Kyverno's
+    # per-policy "fine-grained" webhooks; conditions of different policies never share one).
+    match_conditions: tuple[tuple[str, str], ...] = ()
 
     @property
     def segment(self) -> str:
@@ -130,7 +136,25 @@ def _exclude_selectors(exclude: MatchResources | None, where: str) -> list[Label
 
 
 def rule_route(policy: Policy, rule: Rule) -> SelectorRoute | None:
-    """The route of a rule that has a namespaceSelector (None when it has none)."""
+    """The route of a rule that has a namespaceSelector or whose policy has webhook matchConditions (None when
+    it has neither)."""
+    route = _selector_route(policy, rule)
+    conditions = webhook_match_conditions(policy.spec.webhook_configuration).sources()
+    if not conditions:
+        return route
+    if route is None:
+        route = SelectorRoute(key="", selector={}, matching=frozenset(), not_matching=frozenset())
+    text = json.dumps({"selector": route.selector, "matchConditions": conditions}, sort_keys=True)
+    return SelectorRoute(
+        key=hashlib.sha256(text.encode()).hexdigest()[:KEY_HEX_DIGITS],
+        selector=route.selector,
+        matching=route.matching,
+        not_matching=route.not_matching,
+        match_conditions=conditions,
+    )
+
+
+def _selector_route(policy: Policy, rule: Rule) -> SelectorRoute | None:
     where = _where(policy, rule)
     matches = _match_selectors(rule.match, where)
     excludes = _exclude_selectors(rule.exclude, where)

@@ -21,17 +21,24 @@ from sigward.admission.exceptions import matching_exceptions, skip_message
 from sigward.admission.images import ResourceImage, extract_images
 from sigward.admission.ivpol import merge
 from sigward.admission.ivpol_cache import CachedChecks, NotInMemory
-from sigward.admission.match import RequestInfo, RuleMatch, request_info, rule_applies
+from sigward.admission.match import RequestInfo, RuleMatch, UserInfo, request_info, rule_applies
 from sigward.admission.review import AdmissionRequest, review_response
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
 from sigward.admission.selectors import image_policy_route, rule_route
 from sigward.cache import TTLCache
 from sigward.cluster.data import EMPTY as EMPTY_CLUSTER
 from sigward.cluster.data import ClusterData
+from sigward.cluster.rbac import BoundRoles, RolesLookupError, bound_roles
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, SigwardError
-from sigward.policy.dynamic import is_dynamic
+from sigward.policy.dynamic import is_dynamic, reads_roles
 from sigward.policy.exceptions import PolicyException
+from sigward.policy.ivpol.matchconditions import (
+    MatchResult,
+    evaluate_conditions,
+    request_data,
+    webhook_match_conditions,
+)
 from sigward.policy.models import NamespaceLabels, Policy, Rule
 from sigward.store import StoredStatus, StoredVerdict, VerdictStore
 from sigward.verify.applyrules import staged
@@ -333,12 +340,17 @@ class AdmissionService:
             operation=request.operation,
             obj=obj,
             namespace_labels=functools.partial(self._namespace_labels, request.namespace, memory_only),
+            user=UserInfo.of(request.raw.get("userInfo")),
+            roles=functools.partial(self._bound_roles, request.raw.get("userInfo"), request.namespace, memory_only),
         )
         units: list[_Unit] = []
         exceptions = self._exceptions()
         for policy in self._policies():
             if not policy.spec.admission:
                 continue  # Kyverno applies such a policy only in background scans
+            conditions = webhook_conditions(policy, request.raw)
+            if conditions is not None and not conditions.error and not conditions.matched:
+                continue  # the API server would not have called Kyverno for this policy
             for rule in policy.spec.rules:
                 failed: RuleVerdict | None = None
                 rule_info = info
@@ -353,13 +365,19 @@ class AdmissionService:
                         rule_info = replace(info, known_selectors=routed.known())
                 try:
                     matched_rule = rule_applies(policy, rule, rule_info)
-                except SigwardError as exc:  # namespace labels unreadable: the rule errs, failurePolicy decides
+                except SigwardError as exc:  # namespace labels or bound roles unreadable: failurePolicy decides
                     matched_rule = RuleMatch(rule=rule, name=rule.name)
-                    failed = _rule_verdict(
-                        policy, rule, Verdict.ERROR, f"failed to match namespaceSelector: {exc.message}"
-                    )
+                    what = "roles" if isinstance(exc, RolesLookupError) else "namespaceSelector"
+                    failed = _rule_verdict(policy, rule, Verdict.ERROR, f"failed to match {what}: {exc.message}")
                 if matched_rule is None:
                     continue
+                if conditions is not None and conditions.error and failed is None:
+                    failed = _rule_verdict(
+                        policy,
+                        rule,
+                        Verdict.ERROR,
+                        f"failed to evaluate webhookConfiguration.matchConditions: {conditions.error}",
+                    )
                 exempt = (
                     matching_exceptions(
                         exceptions, policy_key=policy.key, rule_name=matched_rule.name, info=info, request=request.raw
@@ -399,6 +417,15 @@ class AdmissionService:
                         units.append(unit)
         return units
 
+    def _bound_roles(self, user_info: Any, namespace: str, memory_only: bool) -> BoundRoles:
+        if memory_only:
+            raise _NotInMemory  # listing RoleBindings may wait on the cluster API: not for the event loop
+        user = UserInfo.of(user_info) or UserInfo(username="")
+        try:
+            return bound_roles(self._cluster, username=user.username, groups=user.groups, namespace=namespace)
+        except SigwardError as exc:
+            raise RolesLookupError(f"failed to list role bindings: {exc.message}") from None
+
     def _namespace_labels(self, namespace: str, memory_only: bool) -> Mapping[str, str]:
         if memory_only:
             raise _NotInMemory  # reading labels may wait on the cluster API: not for the event loop
@@ -409,15 +436,23 @@ class AdmissionService:
     ) -> tuple[Rule, RuleVerdict | None, str]:
         """The rule prepared for this request (context, preconditions, variables, cluster keys), or the verdict
         that decides it without verification: ``skip`` (preconditions not met) or ``error`` (failurePolicy)."""
+        raw = request.raw
+        if self._cluster.connected and reads_roles(rule):  # Kyverno's AddUserInfo: request.roles, clusterRoles
+            try:
+                bound = self._bound_roles(raw.get("userInfo"), request.namespace, False)
+            except SigwardError as exc:
+                return rule, _rule_verdict(policy, rule, Verdict.ERROR, exc.message), ""
+            raw = {**raw, "roles": list(bound.roles), "clusterRoles": list(bound.cluster_roles)}
         try:
             resolution = resolve_rule(
                 policy,
                 rule,
-                request=request.raw,
+                request=raw,
                 images=images_context(images),
                 cluster=self._cluster,
                 now=datetime.now(UTC),
                 image_data=self._verifier.image_data,
+                global_context=self._verifier.global_context,
             )
         except SigwardError as exc:
             return rule, _rule_verdict(policy, rule, Verdict.ERROR, exc.message), ""
@@ -719,6 +754,16 @@ def _outcome(unit: _Unit, check: ImageCheck | None) -> Verdict:
     if check is not None:
         return check.verdict.verdict
     return Verdict.PASS if unit.plan.applied and unit.preset is None else Verdict.SKIP
+
+
+def webhook_conditions(policy: Policy, request: Mapping[str, Any]) -> MatchResult | None:
+    """The policy's ``spec.webhookConfiguration.matchConditions`` on this request (None: it has none), evaluated as
+    the API server would before calling the webhook: not matched -> the policy does not apply; an error -> its
+    rules err (failurePolicy decides, as the API server's would)."""
+    wc = policy.spec.webhook_configuration
+    if wc is None or not wc.match_conditions:
+        return None
+    return evaluate_conditions(webhook_match_conditions(wc), request_data(request))
 
 
 def denial_message(request: AdmissionRequest, blocking: Sequence[ImageCheck]) -> str:

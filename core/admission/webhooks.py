@@ -74,6 +74,7 @@ def _webhook(
     extra_rules: Sequence[dict[str, Any]] = (),
     selector: Mapping[str, Any] | None = None,
     object_selector: Mapping[str, Any] | None = None,
+    match_conditions: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     hook: dict[str, Any] = {
         "name": name,
@@ -88,6 +89,8 @@ def _webhook(
     }
     if object_selector:
         hook["objectSelector"] = copy.deepcopy(dict(object_selector))
+    if match_conditions:
+        hook["matchConditions"] = [{"name": n, "expression": e} for n, e in match_conditions]
     if mutating:
         hook["reinvocationPolicy"] = "IfNeeded"
     return hook
@@ -134,8 +137,9 @@ def webhook_configurations(
             exclude=exclude,
             mutating=mutating,
             extra_rules=extra_rules,
-            selector=route.selector if route is not None else None,
+            selector=route.selector if route is not None and route.selector else None,
             object_selector=route.object_selector if route is not None else None,
+            match_conditions=route.match_conditions if route is not None else (),
         )
 
     def hooks(kind: str, mutating: bool) -> list[dict[str, Any]]:

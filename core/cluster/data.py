@@ -218,6 +218,25 @@ class ClusterData:
         found = [i for i in items if isinstance(i, Mapping)]
         return [public_secret(i) for i in found] if resource == "secrets" else found
 
+    def listed(self, path: str) -> tuple[Mapping[str, Any], ...]:
+        """The ``items`` of a list ``path`` (e.g. RoleBindings) from the live connection only, cached for the TTL
+        with one request however many ask; raises :class:`ClusterLookupError` when there is no connection or the
+        answer is not a list."""
+        source = self.raw_source
+        if source is None:
+            raise ClusterLookupError(
+                f"{path} needs a cluster connection (SIGWARD_KUBECONFIG, or in-cluster service account)"
+            )
+
+        def fetch() -> Mapping[str, Any]:
+            doc = source.raw(path)
+            items = doc.get("items") if isinstance(doc, Mapping) else None
+            if not isinstance(items, list):
+                raise ClusterLookupError(f"cluster API answered {path} without an items list")
+            return {"items": [i for i in items if isinstance(i, Mapping)]}
+
+        return tuple(self._cache.get_or_compute(ObjectRef("list", "", path), fetch)["items"])
+
     def configmap(self, namespace: str, name: str) -> Mapping[str, Any]:
         return self.get(ObjectRef("configmaps", namespace, name))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from sigward.cluster.data import ClusterData, ObjectRef
+from sigward.cluster.globalcontext import SHIPPED_COLLECTIONS
 from sigward.errors import PolicyProblem
 from sigward.policy.dynamic import K8S_KEY_PREFIX
 from sigward.policy.loader import PolicySet
@@ -54,10 +55,31 @@ def references(policy: Policy) -> Iterator[tuple[str, ObjectRef]]:
 
 
 def unavailable(policy_set: PolicySet, cluster: ClusterData) -> list[PolicyProblem]:
-    """Problems for the named objects ``cluster`` cannot supply (not shipped, and no live connection)."""
+    """Problems for the named objects ``cluster`` cannot supply (not shipped, and no live connection), and the
+    GlobalContextEntries that can only be read through a connection."""
     if cluster.connected:
         return []
     out = []
+    for entry in policy_set.global_context:
+        res, call = entry.spec.kubernetes_resource, entry.spec.api_call
+        if res is not None and (res.group or res.version != "v1" or res.resource not in SHIPPED_COLLECTIONS):
+            path, what = (
+                "spec.kubernetesResource",
+                f"lists {res.group + '/' if res.group else ''}{res.version} {res.resource}",
+            )
+        elif call is not None and call.url_path:
+            path, what = "spec.apiCall.urlPath", f"reads {call.url_path}"
+        else:
+            continue
+        out.append(
+            PolicyProblem(
+                source=entry.source,
+                path=path,
+                message=f"GlobalContextEntry {entry.name} {what}, which needs a cluster connection "
+                "(SIGWARD_KUBECONFIG, or the in-cluster service account); shipped manifests answer v1 configmaps, "
+                "secrets and namespaces",
+            )
+        )
     for policy in policy_set.policies:
         for path, ref in references(policy):
             if ref not in cluster.manifests:

@@ -46,14 +46,15 @@ class Capabilities:
     # rule selection
     rule_context: bool = True  # rule context entries (ConfigMap, apiCall, imageRegistry, variable, globalReference)
     preconditions: bool = True
-    cel_preconditions: bool = False
-    user_info: bool = False  # match/exclude subjects, roles, clusterRoles
+    cel_preconditions: bool = True  # K8s matchConditions semantics (sigward.policy.ivpol.matchconditions)
+    user_info: bool = True  # match/exclude (and PolicyException) subjects, from request.userInfo
+    user_roles: bool = False  # match/exclude roles, clusterRoles: RBAC bindings read through the cluster connection
     namespace_selector: bool = True  # match/exclude namespaceSelector (labels from sigward.cluster)
     override_namespace_selector: bool = True  # validationFailureActionOverrides[].namespaceSelector (cluster labels)
     variables: bool = True  # {{ ... }} substitution in verifyImages fields
     # policy-wide switches
     failure_action_overrides: bool = True  # spec.validationFailureActionOverrides (namespaces, namespaceSelector)
-    webhook_match_conditions: bool = False  # spec.webhookConfiguration.matchConditions
+    webhook_match_conditions: bool = True  # spec.webhookConfiguration.matchConditions
     apply_rules_one: bool = True  # spec.applyRules: One (sigward.verify.applyrules)
 
     def with_all(self) -> Capabilities:
@@ -67,8 +68,13 @@ CURRENT = Capabilities()
 
 def for_cluster(connected: bool) -> Capabilities:
     """:data:`CURRENT` for a process with (``connected``) or without a live cluster connection: registry
-    credentials from cluster Secrets are read from the live cluster only, so they load only when one is configured."""
-    return replace(CURRENT, registry_secrets=CURRENT.registry_secrets or connected)
+    credentials from cluster Secrets and the RoleBindings behind ``roles``/``clusterRoles`` are read from the live
+    cluster only, so they load only when one is configured."""
+    return replace(
+        CURRENT,
+        registry_secrets=CURRENT.registry_secrets or connected,
+        user_roles=CURRENT.user_roles or connected,
+    )
 
 
 # What the refusal says, per feature: why sigward cannot honour it (yet) and what to write instead.
@@ -116,6 +122,11 @@ REFUSALS: dict[str, str] = {
     "user_info": (
         "matching on the requesting user (subjects, roles, clusterRoles) is not supported yet: "
         "match on resources instead"
+    ),
+    "user_roles": (
+        "roles and clusterRoles are computed from the cluster's RoleBindings and ClusterRoleBindings, which sigward "
+        "reads through a cluster connection only and none is configured (SIGWARD_KUBECONFIG, or in-cluster service "
+        "account): configure one, or match the requesting user with subjects (User, Group, ServiceAccount) instead"
     ),
     "namespace_selector": (
         "namespaceSelector needs the Namespace's labels from the Kubernetes API, which sigward does not use: "

@@ -60,8 +60,9 @@ def expressions(value: Any) -> list[str]:
 
 
 def needs_preparation(rule: Rule) -> bool:
-    """Whether the rule needs per-request preparation (context, preconditions, variables, cluster keys)."""
-    if rule.context or rule.preconditions is not None:
+    """Whether the rule needs per-request preparation (context, preconditions, variables, cluster keys) or is
+    decided by request data alone (celPreconditions, match/exclude on the requesting user)."""
+    if rule.context or rule.preconditions is not None or request_only(rule):
         return True
     for iv in rule.verify_images:
         if expressions(substitutable(iv)) or has_secret_keys(
@@ -71,10 +72,31 @@ def needs_preparation(rule: Rule) -> bool:
     return False
 
 
+def request_only(rule: Rule) -> bool:
+    """Whether the rule applies depending on the admission request itself: ``celPreconditions`` (CEL over
+    ``object``/``request``) or ``match``/``exclude`` on the requesting user (subjects, roles, clusterRoles)."""
+    blocks = (rule.match, *((rule.exclude,) if rule.exclude is not None else ()))
+    return bool(rule.cel_preconditions) or any(f.has_user_info() for m in blocks for f in (*m.filters(), m))
+
+
 def reads_request(rule: Rule) -> bool:
-    """Whether any expression of the rule reads request data (``request``, ``images``, ``serviceAccount*``)."""
+    """Whether the rule reads request data (``request``, ``images``, ``serviceAccount*`` in an expression; or
+    :func:`request_only`)."""
+    if request_only(rule):
+        return True
     everything = [rule.preconditions, list(rule.context), [iv.model_dump(by_alias=True) for iv in rule.verify_images]]
     return any(_REQUEST_RE.search(e) for e in expressions(everything))
+
+
+_ROLES_RE = re.compile(r"\brequest\.(roles|clusterRoles)\b")
+
+
+def reads_roles(rule: Rule) -> bool:
+    """Whether an expression of the rule reads ``request.roles``/``request.clusterRoles`` (computed from the
+    cluster's RoleBindings, so only when needed)."""
+    everything = [rule.preconditions, list(rule.context), [iv.model_dump(by_alias=True) for iv in rule.verify_images]]
+    sources = [source for c in rule.cel_preconditions for source in (str(c.get("expression", "")),)]
+    return any(_ROLES_RE.search(e) for e in [*expressions(everything), *sources])
 
 
 def is_dynamic(rule: Rule) -> bool:

@@ -13,8 +13,12 @@ Semantics (Kyverno pkg/engine/utils/exceptions.go, api/kyverno/v2/policy_excepti
 - matched after the rule itself matched (:mod:`sigward.admission.exceptions`); the rule's result is then ``skip``
   with Kyverno's message, without verification and without a digest patch.
 
-What sigward cannot honour is refused when loading (exit 2), never silently ignored: ``subjects``/``roles``/
-``clusterRoles`` (no RBAC lookups), ``namespaceSelector`` (needs a live Namespace read), ``podSecurity`` (not an
+``subjects`` match ``request.userInfo``; ``roles``/``clusterRoles`` the roles bound to the user
+(:mod:`sigward.cluster.rbac`), so they load only with a cluster connection. User criteria are never ignored in an
+exception, and a lookup that fails means the exception does not apply (the rule is enforced).
+
+What sigward cannot honour is refused when loading (exit 2), never silently ignored: ``roles``/``clusterRoles``
+without a cluster connection, ``namespaceSelector`` (needs a live Namespace read), ``podSecurity`` (not an
 image rule), the legacy ``match.resources`` form (not in the v2beta1 MatchResources the CRD uses).
 """
 
@@ -26,6 +30,7 @@ from typing import Any
 
 from pydantic import StrictBool, StrictStr
 
+from sigward.policy.capabilities import refusal
 from sigward.policy.models import AnyAllConditions, KyvernoModel, MatchResources, ResourceDescription
 from sigward.references import wildcard_match
 
@@ -65,8 +70,9 @@ class PolicyException:
         )
 
 
-def spec_problems(spec: ExceptionSpec) -> list[tuple[str, str]]:
-    """What sigward refuses in an exception's spec, each with its YAML path."""
+def spec_problems(spec: ExceptionSpec, *, user_roles: bool = False) -> list[tuple[str, str]]:
+    """What sigward refuses in an exception's spec, each with its YAML path (``user_roles``: roles/clusterRoles
+    can be computed, a cluster connection is configured)."""
     problems: list[tuple[str, str]] = []
     if not spec.exceptions:
         problems.append(("spec.exceptions", "at least one {policyName, ruleNames} entry is required"))
@@ -81,15 +87,24 @@ def spec_problems(spec: ExceptionSpec) -> list[tuple[str, str]]:
     for part, filters in (("any", match.any), ("all", match.all)):
         for i, flt in enumerate(filters):
             path = f"spec.match.{part}[{i}]"
-            if flt.has_user_info():
-                problems.append(
-                    (path, "subjects/roles/clusterRoles are not supported: sigward does not look up RBAC bindings")
+            if spec.background:  # Kyverno's ValidateNoUserInfo: a background scan has no requesting user
+                problems.extend(
+                    (f"{path}.{name}", "Usage of user info is forbidden (set spec.background: false)")
+                    for name, value in (
+                        ("roles", flt.roles),
+                        ("clusterRoles", flt.cluster_roles),
+                        ("subjects", flt.subjects),
+                    )
+                    if value
                 )
+            if (flt.roles or flt.cluster_roles) and not user_roles:
+                field_name = "roles" if flt.roles else "clusterRoles"
+                problems.append((f"{path}.{field_name}", refusal("user_roles")))
             if flt.resources.namespace_selector is not None:
                 problems.append(
                     (f"{path}.resources.namespaceSelector", "not supported: it needs a live read of the Namespace")
                 )
-            if flt.resources.is_empty():
+            if flt.resources.is_empty() and not flt.has_user_info():
                 problems.append((f"{path}.resources", "an empty filter would exempt every resource"))
     if spec.pod_security:
         problems.append(("spec.podSecurity", "not supported: it applies to validate.podSecurity rules only"))

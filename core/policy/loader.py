@@ -35,6 +35,7 @@ from pydantic_core import ErrorDetails
 
 from sigward.errors import PolicyError, PolicyProblem
 from sigward.policy import capabilities as capabilities_module
+from sigward.policy import globalcontext as global_context_module
 from sigward.policy.capabilities import Capabilities
 from sigward.policy.exceptions import (
     EXCEPTION_API_VERSIONS,
@@ -44,11 +45,13 @@ from sigward.policy.exceptions import (
     without_operations,
 )
 from sigward.policy.exceptions import spec_problems as exception_problems
+from sigward.policy.globalcontext import GlobalContextEntry, GlobalContextEntrySpec, refresh_seconds
+from sigward.policy.globalcontext import spec_problems as global_entry_problems
 from sigward.policy.ivpol import exceptions as cel_exceptions
 from sigward.policy.ivpol import load as ivpol_load
 from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
-from sigward.policy.support import unsupported
+from sigward.policy.support import global_references, unsupported
 from sigward.policy.trustroots import bundle_root_notes, trusted_roots_notes
 from sigward.policy.validation import Problem, credential_notes, pattern_notes, validate_metadata, validate_spec
 
@@ -65,6 +68,8 @@ MAX_YAML_DEPTH = 64
 MAX_YAML_NODES = 100_000
 
 SUPPORTED_API_VERSIONS = ("kyverno.io/v1", "kyverno.io/v2beta1")
+GLOBAL_CONTEXT_KIND = global_context_module.KIND
+GLOBAL_CONTEXT_API_VERSIONS = global_context_module.API_VERSIONS
 POLICY_KINDS = ("ClusterPolicy", "Policy")
 POLICY_ENV = "SIGWARD_POLICY"
 POLICY_FILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -112,6 +117,8 @@ class PolicySet:
     image_policies: tuple[ImagePolicy, ...] = ()
     # CEL PolicyExceptions (policies.kyverno.io) for the ImageValidatingPolicies, applied by sigward.verify.ivpol.
     cel_exceptions: tuple[cel_exceptions.CelPolicyException, ...] = ()
+    # GlobalContextEntries (kyverno.io) shipped beside the policies: what globalReference / globalContext.Get read.
+    global_context: tuple[GlobalContextEntry, ...] = ()
 
     def rules(self) -> Iterator[tuple[Policy, Rule]]:
         """Every (policy, verifyImages rule) pair, in load order."""
@@ -141,7 +148,7 @@ def load_policies(
     for p in paths:
         path = Path(p)
         policies_before, problems_before = (
-            len(loader.policies) + len(loader.image_policies) + len(loader.exceptions) + len(loader.cel_exceptions),
+            loader.documents(),
             len(loader.problems),
         )
         if path.is_dir():
@@ -161,22 +168,20 @@ def load_policies(
             loader.problem(str(path), "", "not a regular file or directory")
         else:
             loader.problem(str(path), "", "no such file or directory")
-        found = len(loader.policies) + len(loader.image_policies) + len(loader.exceptions) + len(loader.cel_exceptions)
+        found = loader.documents()
         if found == policies_before and len(loader.problems) == problems_before:
             loader.problem(
                 str(path),
                 "",
                 "yields no ClusterPolicy or Policy with verifyImages rules: refusing to run with nothing to enforce",
             )
-    if (
-        paths
-        and (loader.exceptions or loader.cel_exceptions)
-        and not loader.policies
-        and not loader.image_policies
-        and not loader.problems
-    ):
-        # a path of PolicyExceptions alone is fine beside policy paths, but exceptions alone enforce nothing
-        loader.problem(str(paths[0]), "", "only PolicyExceptions: refusing to run with nothing to enforce")
+    only_config = loader.exceptions or loader.cel_exceptions or loader.global_entries
+    if paths and only_config and not loader.policies and not loader.image_policies and not loader.problems:
+        # a path of PolicyExceptions (or GlobalContextEntries) alone is fine beside policy paths, but alone they
+        # enforce nothing
+        loader.problem(
+            str(paths[0]), "", "only PolicyExceptions or GlobalContextEntries: refusing to run with nothing to enforce"
+        )
     return loader.result()
 
 
@@ -513,6 +518,9 @@ class _Loader:
     exceptions: list[PolicyException] = field(default_factory=list)
     image_policies: list[ImagePolicy] = field(default_factory=list)
     cel_exceptions: list[cel_exceptions.CelPolicyException] = field(default_factory=list)
+    global_entries: list[GlobalContextEntry] = field(default_factory=list)
+    # (source, YAML path, entry name) of every literal globalReference, checked once every document is read
+    global_refs: list[tuple[str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[PolicyProblem] = field(default_factory=list)
     _seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -520,7 +528,26 @@ class _Loader:
     def problem(self, source: str, path: str, message: str) -> None:
         self.problems.append(PolicyProblem(source=source, path=path, message=message))
 
+    def documents(self) -> int:
+        return (
+            len(self.policies)
+            + len(self.image_policies)
+            + len(self.exceptions)
+            + len(self.cel_exceptions)
+            + len(self.global_entries)
+        )
+
     def result(self) -> PolicySet:
+        defined = {e.name for e in self.global_entries}
+        for source, path, name in self.global_refs:
+            if name not in defined:
+                # Kyverno fails such a rule at every evaluation ("failed to fetch entry key=NAME"): caught at load.
+                self.problem(
+                    source,
+                    path,
+                    f"GlobalContextEntry {name} is not defined: ship it (kyverno.io/v2beta1 GlobalContextEntry) in "
+                    "the same files or directories as the policies",
+                )
         if self.problems:
             raise PolicyError(self.problems)
         for exc in self.cel_exceptions:
@@ -533,6 +560,7 @@ class _Loader:
             image_policies=tuple(self.image_policies),
             exceptions=tuple(self.exceptions),
             cel_exceptions=tuple(self.cel_exceptions),
+            global_context=tuple(self.global_entries),
         )
 
     def load_file(self, path: Path) -> None:
@@ -624,6 +652,8 @@ class _Loader:
             self.load_exception(document, source)
         elif group == cel_exceptions.API_GROUP and kind == cel_exceptions.KIND:
             self.load_cel_exception(document, api_version, source)
+        elif kind == GLOBAL_CONTEXT_KIND and api_version in GLOBAL_CONTEXT_API_VERSIONS:
+            self.load_global_entry(document, source)
         elif kind in REFUSED_KYVERNO_KINDS:
             self.problem(source, "kind", f"{api_version} {kind} {REFUSED_KYVERNO_KINDS[kind]}")
         else:
@@ -633,7 +663,7 @@ class _Loader:
         problems: list[Problem] = []
         meta, spec = _metadata_and_spec(document, ExceptionSpec, problems)
         if spec is not None:
-            problems.extend(exception_problems(spec))
+            problems.extend(exception_problems(spec, user_roles=self.capabilities.user_roles))
         if meta is not None and not meta.name:
             problems.append(("metadata.name", "a PolicyException needs a name"))
         if problems or meta is None or spec is None:
@@ -686,6 +716,30 @@ class _Loader:
         self._seen[key] = source
         self.cel_exceptions.append(exception)
 
+    def load_global_entry(self, document: dict[str, Any], source: str) -> None:
+        """A GlobalContextEntry (cluster-scoped): Kyverno's validation, names unique across all files."""
+        problems: list[Problem] = []
+        meta, spec = _metadata_and_spec(document, GlobalContextEntrySpec, problems)
+        if meta is not None and not meta.name:
+            problems.append(("metadata.name", "a GlobalContextEntry needs a name"))
+        if meta is not None and meta.namespace:
+            problems.append(("metadata.namespace", "a GlobalContextEntry is cluster-scoped: remove the namespace"))
+        if spec is not None and meta is not None:
+            problems.extend(global_entry_problems(spec, meta.name))
+        if problems or meta is None or spec is None:
+            for path, message in problems:
+                self.problem(source, path, message)
+            return
+        key = (GLOBAL_CONTEXT_KIND, "", meta.name)
+        if key in self._seen:
+            self.problem(
+                source, "metadata.name", f"GlobalContextEntry {meta.name} is also defined in {self._seen[key]}"
+            )
+            return
+        self._seen[key] = source
+        entry = GlobalContextEntry(name=meta.name, spec=spec, source=source, refresh_seconds=refresh_seconds(spec))
+        self.global_entries.append(entry)
+
     def load_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
         problems: list[Problem] = []
         try:
@@ -705,6 +759,7 @@ class _Loader:
             for path, message in problems:
                 self.problem(source, path, message)
             return
+        self.global_refs.extend((source, path, name) for path, name in global_references(spec))
         self.add_policy(api_version, kind, meta, spec, source=source, digest=digest)
 
     def load_image_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:

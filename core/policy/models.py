@@ -147,7 +147,7 @@ class Subject(KyvernoModel):
 
 
 class ResourceFilter(KyvernoModel):
-    """One element of ``match.any``/``match.all``: resource criteria plus (unsupported) user info."""
+    """One element of ``match.any``/``match.all``: resource criteria plus user info (subjects, roles, clusterRoles)."""
 
     resources: ResourceDescription = Field(default_factory=ResourceDescription)
     subjects: tuple[Subject, ...] = ()
@@ -280,6 +280,12 @@ class Attestor(KyvernoModel):
     annotations: Mapping[StrictStr, StrictStr] = Field(default_factory=dict)
     repository: StrictStr = ""
     signature_algorithm: StrictStr = DEFAULT_SIGNATURE_ALGORITHM
+
+    @property
+    def signature_tag_prefix(self) -> str:
+        """cosign's signature tag prefix for this entry: none for a ClusterPolicy (only an ImageValidatingPolicy's
+        ``cosign.source.tagPrefix`` sets one, see :class:`sigward.policy.ivpol.models.PrefixedAttestor`)."""
+        return ""
 
     def kinds_set(self) -> tuple[str, ...]:
         """Which of keys/certificates/keyless/attestor are set (YAML names)."""

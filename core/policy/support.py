@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from sigward.errors import BadRequestError
 from sigward.policy.capabilities import Capabilities, refusal
+from sigward.policy.ivpol.matchconditions import rule_preconditions, webhook_match_conditions
 from sigward.policy.models import (
     PEM_PUBLIC_KEY_END,
     AttestorSet,
@@ -51,6 +52,8 @@ def unsupported(spec: PolicySpec, caps: Capabilities) -> list[Problem]:
     wc = spec.webhook_configuration
     if wc is not None and wc.match_conditions and not caps.webhook_match_conditions:
         out.append(("spec.webhookConfiguration.matchConditions", refusal("webhook_match_conditions")))
+    elif wc is not None and wc.match_conditions:
+        out.extend((f"spec.webhookConfiguration.{p}", m) for p, m in webhook_match_conditions(wc).problems)
     if spec.apply_rules == "One" and not caps.apply_rules_one:
         out.append(("spec.applyRules", refusal("apply_rules_one")))
     for i, rule in enumerate(spec.rules):
@@ -76,6 +79,8 @@ def unsupported(spec: PolicySpec, caps: Capabilities) -> list[Problem]:
             out.append((f"{path}.preconditions", refusal("preconditions")))
         if rule.cel_preconditions and not caps.cel_preconditions:
             out.append((f"{path}.celPreconditions", refusal("cel_preconditions")))
+        elif rule.cel_preconditions:
+            out.extend((f"{path}.{p}", m) for p, m in rule_preconditions(rule).problems)
         out.extend(_match(rule.match, f"{path}.match", caps))
         if rule.exclude is not None:
             out.extend(_match(rule.exclude, f"{path}.exclude", caps))
@@ -90,10 +95,13 @@ def _match(m: MatchResources, path: str, caps: Capabilities) -> list[Problem]:
     places: list[tuple[str, Any, ResourceDescription]] = [(p, f, f.resources) for p, f in filters]
     places.append((path, m, m.resources))
     for where, holder, rd in places:
-        if not caps.user_info:
-            for field in ("subjects", "roles", "clusterRoles"):
-                if getattr(holder, _snake(field)):
-                    out.append((f"{where}.{field}", refusal("user_info")))
+        for field in ("subjects", "roles", "clusterRoles"):
+            if not getattr(holder, _snake(field)):
+                continue
+            if not caps.user_info:
+                out.append((f"{where}.{field}", refusal("user_info")))
+            elif field != "subjects" and not caps.user_roles:
+                out.append((f"{where}.{field}", refusal("user_roles")))
         if rd.namespace_selector is not None and not caps.namespace_selector:
             out.append((f"{where}.resources.namespaceSelector", refusal("namespace_selector")))
     return out
@@ -354,12 +362,25 @@ def context_problems(entries: Any, path: str) -> list[Problem]:
             if not isinstance(body.get("reference"), str) or not body.get("reference"):
                 out.append((f"{epath}.imageRegistry.reference", "an imageRegistry context entry needs reference"))
         else:
-            out.append(
-                (
-                    f"{epath}.globalReference",
-                    "globalReference needs Kyverno's GlobalContextEntry controller "
-                    "inside the cluster: use a configMap context entry (shipped beside the policies or read "
-                    "through the cluster connection) or apiCall.urlPath instead",
-                )
-            )
+            if not isinstance(body.get("name"), str) or not body.get("name"):
+                out.append((f"{epath}.globalReference.name", "a globalReference context entry needs name"))
+            if not isinstance(body.get("jmesPath", ""), str):
+                out.append((f"{epath}.globalReference.jmesPath", "must be a string"))
+            unknown = sorted(str(k) for k in body if k not in ("name", "jmesPath"))
+            out.extend((f"{epath}.globalReference", f'unknown field "{k}"') for k in unknown)
+    return out
+
+
+def global_references(spec: PolicySpec) -> list[tuple[str, str]]:
+    """(YAML path, GlobalContextEntry name) of every verifyImages rule's ``globalReference`` whose name has no
+    variable: ``<entry>`` or ``<entry>.<projection>`` (Kyverno splits at the first dot)."""
+    out: list[tuple[str, str]] = []
+    for i, rule in enumerate(spec.rules):
+        if not rule.verify_images:
+            continue
+        for j, entry in enumerate(rule.context):
+            ref = entry.get("globalReference")
+            name = ref.get("name") if isinstance(ref, Mapping) else None
+            if isinstance(name, str) and name and not has_variable(name):
+                out.append((f"spec.rules[{i}].context[{j}].globalReference.name", name.split(".")[0]))
     return out

@@ -219,6 +219,8 @@ def _validate_verify_images_rule(rule: Rule, path: str, spec: PolicySpec, *, nam
     out.extend(_validate_kinds(rule.match, f"{path}.match", background=spec.background))
     if rule.exclude is not None:
         out.extend(_validate_kinds(rule.exclude, f"{path}.exclude", background=spec.background))
+    if spec.background:
+        out.extend(_background_user_info(rule, path))
     if _any_variable(rule.match.model_dump(by_alias=True)):
         out.append((f"{path}.match", f'rule "{rule.name}" should not have variables in match section'))
     if rule.exclude is not None and _any_variable(rule.exclude.model_dump(by_alias=True)):
@@ -314,6 +316,36 @@ def _validate_selector(selector: LabelSelector, path: str, *, require: bool = Tr
             out.append((f"{rpath}.values", "values set must be empty for exists and does not exist"))
     if require and not out and not selector.match_labels and not selector.match_expressions:
         out.append((path, "The requirements are not specified in selector"))
+    return out
+
+
+BACKGROUND_USER_INFO = (
+    "only select variables are allowed in background mode. Set spec.background=false to disable background mode "
+    "for this policy rule: invalid variable used at path: {where}"
+)
+
+
+def _background_user_info(rule: Rule, path: str) -> list[Problem]:
+    """Kyverno's ``hasUserMatchExclude`` (validation/policy/background.go): a background scan has no requesting
+    user, so with ``spec.background: true`` match/exclude may not name subjects, roles or clusterRoles."""
+    out: list[Problem] = []
+    for block_name, block in (("match", rule.match), ("exclude", rule.exclude)):
+        if block is None:
+            continue
+        places = [("", block)] + [
+            (f"{part}[{i}]", f) for part in ("any", "all") for i, f in enumerate(getattr(block, part))
+        ]
+        for where, holder in places:
+            for field_name, value in (
+                ("roles", holder.roles),
+                ("clusterRoles", holder.cluster_roles),
+                ("subjects", holder.subjects),
+            ):
+                if value:
+                    yaml_path = ".".join(p for p in (path, block_name, where, field_name) if p)
+                    slash = yaml_path.replace(".", "/")
+                    out.append((yaml_path, BACKGROUND_USER_INFO.format(where=slash)))
+                    break
     return out
 
 

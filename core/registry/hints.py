@@ -29,9 +29,11 @@ def referrers_tag(digest: str) -> str:
     return f"{algorithm[:32]}-{hex_value[:64]}"
 
 
-def cosign_tag(digest: str, suffix: str) -> str:
-    """cosign's tag scheme: ``sha256:abc…`` → ``sha256-abc….sig`` (``.att``, ``.sbom``)."""
-    return f"{digest.replace(':', '-')}.{suffix}"
+def cosign_tag(digest: str, suffix: str, prefix: str = "") -> str:
+    """cosign's tag scheme: ``sha256:abc…`` → ``[prefix]sha256-abc….sig`` (``.att``, ``.sbom``). The prefix is
+    cosign's ``ociremote.WithPrefix`` (Kyverno's IVPOL ``cosign.source.tagPrefix``): it goes before the algorithm,
+    for every suffix; the referrers tag schema (:func:`referrers_tag`) never carries it."""
+    return f"{prefix}{digest.replace(':', '-')}.{suffix}"
 
 
 def subject_tags(subject_digest: str) -> frozenset[str]:

@@ -67,23 +67,23 @@ class CachingSignatureSource:
         return ref.digest or self._digests.get(ref.reference)
 
     def signature_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]:
         return _shared(
             self._layers,
-            (str(repo), image_digest),
-            lambda: self.inner.signature_layers(repo, image_digest, deadline=deadline),
+            (f"{tag_prefix}|{repo}", image_digest),
+            lambda: self.inner.signature_layers(repo, image_digest, deadline=deadline, tag_prefix=tag_prefix),
             deadline,
             f"fetching signatures from {repo}",
         )
 
     def attestation_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]:
         return _shared(
             self._layers,
-            (f"att:{repo}", image_digest),
-            lambda: self.inner.attestation_layers(repo, image_digest, deadline=deadline),
+            (f"att:{tag_prefix}|{repo}", image_digest),
+            lambda: self.inner.attestation_layers(repo, image_digest, deadline=deadline, tag_prefix=tag_prefix),
             deadline,
             f"fetching attestations from {repo}",
         )

@@ -45,6 +45,7 @@ from sigward.verify.trust import TrustedRoot, load_github_trusted_root, load_tru
 
 if TYPE_CHECKING:
     from sigward.cluster.data import ClusterData
+    from sigward.cluster.globalcontext import GlobalContext
     from sigward.policy.models import (
         AnyAllConditions,
         Attestation,
@@ -100,12 +101,13 @@ class SignatureSource(Protocol):
 
     def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str: ...
 
+    # ``tag_prefix``: cosign's signature tag prefix (IVPOL ``cosign.source.tagPrefix``; "" = none).
     def signature_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]: ...
 
     def attestation_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]: ...
 
     def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]: ...
@@ -207,6 +209,7 @@ class Verifier:
         cluster: ClusterData | None = None,
         image_data: ImageData | None = None,
         github_root: Callable[[], TrustedRoot] = load_github_trusted_root,
+        global_context: GlobalContext | None = None,
     ) -> None:
         """``source_for_providers``: how entries with ``imageRegistryCredentials`` get their own source; without
         it such entries are refused (verifying with credentials the policy excluded would be wrong)."""
@@ -223,6 +226,14 @@ class Verifier:
         self._cluster = cluster  # rule context, cluster keys (sigward.verify.rulecontext); None = nothing shipped
         self.image_data = image_data  # imageRegistry context entries (sigward.registry.imagedata)
         self._github_root = github_root
+        self._global_context = global_context  # GlobalContextEntries (sigward.cluster.globalcontext); None = none
+
+    @property
+    def global_context(self) -> GlobalContext:
+        """What ``globalReference`` and CEL ``globalContext.Get`` read (no entries when none were loaded)."""
+        from sigward.cluster.globalcontext import EMPTY
+
+        return self._global_context or EMPTY
 
     @property
     def cluster_data(self) -> ClusterData:
@@ -264,6 +275,7 @@ class Verifier:
             cluster=self._cluster,
             image_data=self.image_data,
             github_root=self._github_root,
+            global_context=self._global_context,
         )
 
     # -- one image ---------------------------------------------------------------------------------------------
@@ -678,7 +690,7 @@ class Verifier:
     def _verify_entry_legacy(self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor) -> _EntryOutcome:
         if entry.keys is None:
             return self._verify_entry_certificates(ctx, iv, entry)
-        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
+        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry), entry.signature_tag_prefix)
         tlog = self._tlog_options(ctx, entry.keys)
         from sigward.verify.certificates import policy_tsa_chain
 
@@ -800,7 +812,7 @@ class Verifier:
     def _legacy_attestations(
         self, ctx: _ImageContext, iv: ImageVerification, entry: Attestor, repo: Repository
     ) -> tuple[Statement, ...]:
-        layers = self._att_layers(ctx, repo)
+        layers = self._att_layers(ctx, repo, entry.signature_tag_prefix)
         if entry.keys is None:
             from sigward.verify.keyless import verify_attestations_by_certificate
 
@@ -902,7 +914,7 @@ class Verifier:
         """``certificates`` and ``keyless`` entries (an empty entry is keyless with no identity constraint)."""
         from sigward.verify.keyless import verify_signatures_by_certificate
 
-        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry))
+        layers = self._layers(ctx, self._signature_repository(ctx, iv, entry), entry.signature_tag_prefix)
         signatures = verify_signatures_by_certificate(
             layers,
             attestor=_certificate_attestor(entry),
@@ -925,20 +937,20 @@ class Verifier:
 
     # Each fetch once per image context (per credential set): rules and entries share what was fetched.
 
-    def _layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
+    def _layers(self, ctx: _ImageContext, repo: Repository, prefix: str = "") -> tuple[SignatureLayer, ...]:
         source = self._source_of(ctx)
         return _memo(
             ctx.layers,
-            (str(repo), ctx.digest),
-            lambda: source.signature_layers(repo, ctx.digest, deadline=ctx.deadline),
+            (f"{prefix}|{repo}", ctx.digest),
+            lambda: source.signature_layers(repo, ctx.digest, deadline=ctx.deadline, tag_prefix=prefix),
         )
 
-    def _att_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[SignatureLayer, ...]:
+    def _att_layers(self, ctx: _ImageContext, repo: Repository, prefix: str = "") -> tuple[SignatureLayer, ...]:
         source = self._source_of(ctx)
         return _memo(
             ctx.layers,
-            (f"att:{repo}", ctx.digest),
-            lambda: source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline),
+            (f"att:{prefix}|{repo}", ctx.digest),
+            lambda: source.attestation_layers(repo, ctx.digest, deadline=ctx.deadline, tag_prefix=prefix),
         )
 
     def _bundle_layers(self, ctx: _ImageContext, repo: Repository) -> tuple[BundleLayer, ...]:
@@ -1063,7 +1075,8 @@ class Verifier:
         if reads_request(rule):
             return verdict(
                 Verdict.SKIP,
-                "rule reads admission request data (request, images, serviceAccount*): evaluated at admission only",
+                "rule reads admission request data (request, images, serviceAccount*, celPreconditions or the "
+                "requesting user in match/exclude): evaluated at admission only",
             )
         from sigward.cluster.data import EMPTY
 
@@ -1076,6 +1089,7 @@ class Verifier:
                 cluster=self._cluster or EMPTY,
                 now=self._clock(),
                 image_data=self.image_data,
+                global_context=self.global_context,
             )
         except SigwardError as exc:
             return verdict(Verdict.ERROR, exc.message)

@@ -25,10 +25,12 @@ from sigward.patterns import compile_re2, wildcard_match
 from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
 from sigward.policy.ivpol.exceptions import CelPolicyException, skip_message
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
+from sigward.policy.ivpol.matchconditions import evaluate_conditions
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
 from sigward.policy.ivpol.policy_fields import registry_credentials, selectors
 from sigward.policy.models import (
     Attestation,
+    AttestorSet,
     ImageRegistryCredentials,
     ImageVerification,
     MatchResources,
@@ -458,15 +460,21 @@ class _Functions:
         return found
 
     def _attestor(self, name: str) -> Any:
-        """The attestor set of ``name``; with ``cosign.trustedRoot.expression`` the root, and with material
-        expressions (keys, certificates, subjects) their values, are evaluated now (Kyverno reads them per
-        verification): the root's fingerprint and :meth:`_check` key the verdict, never stale values."""
+        """The attestor set of ``name``; with ``cosign.trustedRoot.expression`` (or ``cosign.tuf``) the root, and
+        with material expressions (keys, certificates, subjects) their values, are evaluated now (Kyverno reads them
+        per verification): the root's fingerprint and :meth:`_check` key the verdict, never stale values."""
         compiled = self._compiled(name)
-        if compiled.root_expression is None and not compiled.material:
+        if compiled.root_expression is None and not compiled.material and compiled.tuf is None:
             return compiled.attestors
         resolved = self._roots.get(name)
         if resolved is None:
-            base = compiled.attestors if compiled.root_expression is None else resolve_root(compiled, self._data)
+            base: AttestorSet
+            if compiled.tuf is not None:
+                base = lookups.resolve_tuf_root(compiled, self._checks.lookup)
+            elif compiled.root_expression is not None:
+                base = resolve_root(compiled, self._data)
+            else:
+                base = compiled.attestors
             values = material.evaluate_material(compiled, self._data)
             self._material[name] = material.fingerprint(values)
             resolved = self._roots[name] = material.with_material(base, values)
@@ -570,6 +578,10 @@ class _Functions:
         sent = tuple({"key": k, "value": v} for k, v in headers.items())
         return self._checks.lookup(lambda: cluster.service(url, method=method, headers=sent, body=body, ca_bundle=""))
 
+    def global_context_get(self, name: str, projection: str) -> Any:
+        gctx = self._checks.verifier.global_context
+        return self._checks.lookup(lambda: lookups.global_context_get(gctx, name, projection))
+
 
 def policy_providers(policy: ImagePolicy) -> tuple[str, ...] | None:
     """The credential providers (and Secret markers) of ``policy``'s ``credentials``, read as a ClusterPolicy's
@@ -647,9 +659,13 @@ def evaluate_policy(
     functions = _Functions(policy, checks, deadline, state, data)
     try:
         with bound(functions) as cel_state:
-            for condition in policy.match_conditions:
-                if _evaluate(condition, data, cel_state) is not True:
-                    return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
+            matched = evaluate_conditions(
+                policy.match_conditions, data, run=lambda program, values: _evaluate(program, values, cel_state)
+            )
+            if matched.error:
+                raise CelError(f"failed to evaluate matchConditions: {matched.error}")
+            if not matched.matched:
+                return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
             if exemption is not None and exemption.keys():
                 keys = exemption.keys()
                 return PolicyOutcome(verdict=Verdict.SKIP, message=skip_message(keys), exceptions=keys, **base), []
@@ -750,9 +766,16 @@ class Exemption:
         found: list[str] = []
         with bound(_Functions(policy, checks, deadline, state, data)) as cel_state:
             for exception in exceptions:
-                if all(_evaluate(c, data, cel_state) is True for c in exception.conditions):
+                matched = evaluate_conditions(
+                    exception.conditions, data, run=lambda program, values: _evaluate(program, values, cel_state)
+                )
+                if matched.error:
+                    raise CelError(f"PolicyException {exception.key} matchConditions: {matched.error}")
+                if matched.matched:
                     found.append(exception.key)
         return tuple(sorted(found))
+
+
 # ValidatingAdmissionPolicy: an audit annotation value longer than 10 KiB is truncated to 10 KiB (the audit log
 # must not grow with request data).
 MAX_AUDIT_ANNOTATION_VALUE_BYTES = 10 * 1024

@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sigward.cluster.data import ClusterData, ClusterLookupError, ObjectRef
-from sigward.errors import ExternalServiceError
+from sigward.cluster.globalcontext import GlobalContext, GlobalEntryNotFound
+from sigward.errors import ConfigurationError, ExternalServiceError
 from sigward.policy.ivpol.cel import CelError
 from sigward.policy.ivpol.models import InlineTrustedRoot, RootedAttestorSet
 from sigward.policy.trustroots import inline_root_problems
@@ -73,6 +74,15 @@ def resource_list(cluster: ClusterData, api_version: str, resource: str, namespa
     return {"apiVersion": "v1", "kind": SERVED_RESOURCES[kind] + "List", "items": items}
 
 
+def global_context_get(global_context: GlobalContext, name: str, projection: str) -> Any:
+    """Kyverno's ``globalContext.Get(name, projection)``: an entry that is not loaded reads as null (Kyverno's
+    contextProvider.GetGlobalReference); data that cannot be read is an infrastructure error."""
+    try:
+        return global_context.get(name, projection)
+    except GlobalEntryNotFound:
+        return None
+
+
 def image_data(verifier: Verifier, image: str, providers: tuple[str, ...] | None = None) -> Any:
     """Kyverno's ``imagedata.Get(image)`` / ``image.GetMetadata(image)``: the image's manifest and config (an
     index resolved to its linux/amd64 manifest, the index kept as ``imageIndex``), read with the policy's
@@ -102,3 +112,22 @@ def resolve_root(compiled: CompiledAttestor, data: Mapping[str, Any]) -> RootedA
         raise CelError(f"{where}: {message}")
     root = InlineTrustedRoot(value=text, path=program.path)
     return placeholder.model_copy(update={"trusted_root": root})
+
+
+def resolve_tuf_root(compiled: CompiledAttestor, lookup: Callable[[Callable[[], Any]], Any]) -> RootedAttestorSet:
+    """``compiled``'s attestor set under the ``trusted_root.json`` its ``cosign.tuf`` repository publishes now (read
+    through :mod:`sigward.verify.tuf`: cached, refreshed in the background, last good root kept); it is then used
+    exactly as a ``trustedRoot.value`` (its fingerprint keys the verdict). No root yet is an outage; the first fetch
+    is waited for through ``lookup`` (the checks' own: a memory-only pass refuses instead of blocking)."""
+    tuf = compiled.tuf
+    placeholder = compiled.attestors
+    if tuf is None or not isinstance(placeholder, RootedAttestorSet):
+        raise CelError(f"attestor {compiled.name} has no TUF repository")
+    from sigward.verify.policy_tuf import policy_trusted_root
+
+    root = policy_trusted_root(tuf.mirror, tuf.root, wait=lookup)
+    try:
+        text = root.raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"{tuf.path}: {tuf.mirror} trusted_root.json is not UTF-8") from None
+    return placeholder.model_copy(update={"trusted_root": InlineTrustedRoot(value=text, path=tuf.path)})

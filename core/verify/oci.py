@@ -33,9 +33,10 @@ if TYPE_CHECKING:
 MAX_SIGNATURE_LAYERS = 32
 
 
-def signature_tag(image_digest: str, suffix: str = "sig") -> str:
-    """cosign's tag scheme: ``sha256:abc…`` → ``sha256-abc….sig``."""
-    return cosign_tag(image_digest, suffix)
+def signature_tag(image_digest: str, suffix: str = "sig", prefix: str = "") -> str:
+    """cosign's tag scheme: ``sha256:abc…`` → ``[prefix]sha256-abc….sig`` (see
+    :func:`sigward.registry.hints.cosign_tag`, the one place tag names are computed)."""
+    return cosign_tag(image_digest, suffix, prefix)
 
 
 class ProviderSources:
@@ -99,14 +100,14 @@ class RegistrySignatureSource:
         return RegistrySignatureSource(self.client.with_tag_hints(hints)) if hints else self
 
     def signature_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]:
-        return self._layers(repo, image_digest, "sig", MAX_PAYLOAD_BYTES, deadline)
+        return self._layers(repo, signature_tag(image_digest, "sig", tag_prefix), MAX_PAYLOAD_BYTES, deadline)
 
     def attestation_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]:
-        return self._layers(repo, image_digest, "att", MAX_ENVELOPE_BYTES, deadline)
+        return self._layers(repo, signature_tag(image_digest, "att", tag_prefix), MAX_ENVELOPE_BYTES, deadline)
 
     def bundles(self, repo: Repository, image_digest: str, *, deadline: Deadline) -> tuple[BundleLayer, ...]:
         """Sigstore bundles attached to the image as OCI 1.1 referrers (cosign v3), via the referrers API or the
@@ -127,10 +128,7 @@ class RegistrySignatureSource:
     ) -> tuple[NotaryReferrer, ...]:
         return fetch_notary_referrers(self.client, repo, subject_digest, artifact_type, deadline=deadline)
 
-    def _layers(
-        self, repo: Repository, image_digest: str, suffix: str, max_bytes: int, deadline: Deadline
-    ) -> tuple[SignatureLayer, ...]:
-        tag = signature_tag(image_digest, suffix)
+    def _layers(self, repo: Repository, tag: str, max_bytes: int, deadline: Deadline) -> tuple[SignatureLayer, ...]:
         try:
             manifest = self.client.get_manifest(repo, tag, deadline=deadline)
         except NotFoundError:

@@ -35,6 +35,7 @@ from sigward.policy.variables import substitute_json
 
 if TYPE_CHECKING:
     from sigward.cluster.data import ClusterData
+    from sigward.cluster.globalcontext import GlobalContext
 
 COSIGN_PUBLIC_KEY = "cosign.pub"  # the Secret key `cosign generate-key-pair k8s://…` writes the public key to
 DEFAULT_NAMESPACE = "default"
@@ -74,8 +75,10 @@ def resolve_rule(
     cluster: ClusterData,
     now: datetime,
     image_data: ImageData | None = None,
+    global_context: GlobalContext | None = None,
 ) -> Resolution:
-    """The rule prepared for one request (``request`` None: no admission request, as for ``verify`` and push)."""
+    """The rule prepared for one request (``request`` None: no admission request, as for ``verify`` and push);
+    ``global_context``: the GlobalContextEntries ``globalReference`` entries read (None: none loaded)."""
     data: dict[str, Any] = {}
     if request is not None:
         data["request"] = to_json_data(request)
@@ -85,6 +88,10 @@ def resolve_rule(
         data["serviceAccountName"] = parts[3] if sa else ""
         data["serviceAccountNamespace"] = parts[2] if sa else ""
         data["images"] = to_json_data(images or {})
+    if rule.cel_preconditions:
+        skip = _cel_preconditions(rule, request, cluster)
+        if skip:
+            return Resolution(None, skip)
     entries = [substitutable(iv) for iv in rule.verify_images]
     used = expressions([rule.preconditions, entries, [iv.model_dump(by_alias=True) for iv in rule.verify_images]])
     needed: set[str] = set()
@@ -98,7 +105,7 @@ def resolve_rule(
     for entry in rule.context:
         name = str(entry.get("name", ""))
         if name in needed:
-            data[name] = _load_entry(policy, entry, data, cluster, now, image_data)
+            data[name] = _load_entry(policy, entry, data, cluster, now, image_data, global_context)
             size += len(json.dumps(to_json_data(data[name]), default=str))
             if size > MAX_CONTEXT_BYTES:
                 raise RuleContextError(
@@ -145,6 +152,31 @@ def resolve_rule(
     rule_out = rule.model_copy(update={"verify_images": tuple(resolved)})
     canon = json.dumps([iv.model_dump(by_alias=True) for iv in resolved], sort_keys=True, default=str)
     return Resolution(rule_out, "", hashlib.sha256(canon.encode()).hexdigest())
+
+
+def _cel_preconditions(rule: Rule, request: Mapping[str, Any] | None, cluster: ClusterData) -> str:
+    """Kyverno's ``celPreconditions`` (Kubernetes matchConditions semantics): the skip message when one is false;
+    an error (or no request to evaluate them on) raises :class:`RuleContextError`, so failurePolicy decides."""
+    from sigward.policy.ivpol.matchconditions import evaluate_conditions, request_data, rule_preconditions
+
+    if request is None:
+        raise RuleContextError("celPreconditions need an admission request: evaluated at admission only")
+    conditions = rule_preconditions(rule)
+    namespace_object = None
+    namespace = str(request.get("namespace") or "")
+    kind = request.get("kind") if isinstance(request.get("kind"), Mapping) else {}
+    reads_namespace = any("namespaceObject" in program.source for _, program in conditions.conditions)
+    if reads_namespace and namespace and (kind or {}).get("kind") != "Namespace":
+        from sigward.cluster.data import ObjectRef
+
+        try:
+            namespace_object = cluster.get(ObjectRef("namespaces", "", namespace))
+        except SigwardError as exc:
+            raise RuleContextError(f"failed to evaluate cel preconditions: namespaceObject: {exc.message}") from None
+    result = evaluate_conditions(conditions, request_data(to_json_data(request), namespace_object))
+    if result.error:
+        raise RuleContextError(f"failed to evaluate cel preconditions: {result.error}")
+    return "" if result.matched else "cel preconditions not met"
 
 
 def _with_secret_keys(sets: Sequence[AttestorSet], cluster: ClusterData, path: str) -> tuple[AttestorSet, ...]:
@@ -196,6 +228,7 @@ def _load_entry(
     cluster: ClusterData,
     now: datetime,
     image_data: ImageData | None,
+    global_context: GlobalContext | None = None,
 ) -> Any:
     name = str(entry.get("name"))
     try:
@@ -207,9 +240,39 @@ def _load_entry(
             return _api_call(policy, name, entry["apiCall"] or {}, data, cluster, now)
         if "imageRegistry" in entry:
             return _image_registry(name, entry["imageRegistry"] or {}, data, now, image_data)
+        if "globalReference" in entry:
+            return _global_reference(name, entry["globalReference"] or {}, data, now, global_context)
     except RuleContextError as exc:
         raise RuleContextError(f"failed to load context entry {name}: {exc.message}") from None
-    raise RuleContextError(f"context entry {name}: only variable, configMap, apiCall and imageRegistry are supported")
+    raise RuleContextError(
+        f"context entry {name}: only variable, configMap, apiCall, imageRegistry and globalReference are supported"
+    )
+
+
+def _global_reference(
+    name: str, spec: Mapping[str, Any], data: Mapping[str, Any], now: datetime, global_context: GlobalContext | None
+) -> Any:
+    """Kyverno's gctxLoader: ``name`` is ``<entry>`` or ``<entry>.<projection>`` (after substitution), then the
+    reference's ``jmesPath`` over that data."""
+    ref = _sub(dict(spec), data, now, f"globalReference {name}")
+    target = ref.get("name")
+    if not isinstance(target, str) or not target:
+        raise RuleContextError(f"globalReference {name}: name must be a non-empty string")
+    parts = target.split(".")
+    entry, projection = parts[0], parts[1] if len(parts) > 1 else ""
+    if global_context is None:
+        raise RuleContextError(f"failed to fetch entry key={entry}")
+    try:
+        result = global_context.get(entry, projection)
+    except SigwardError as exc:
+        raise RuleContextError(exc.message) from None
+    jmes = ref.get("jmesPath")
+    if not jmes:
+        return result
+    try:
+        return search(str(jmes), to_json_data(result), now=now, missing="error")
+    except SigwardError as exc:
+        raise RuleContextError(f"failed to apply JMESPath {jmes} for context entry {name}: {exc.message}") from None
 
 
 def _image_registry(
@@ -271,34 +334,22 @@ def _configmap(
 def _api_call(
     policy: Policy, name: str, spec: Mapping[str, Any], data: Mapping[str, Any], cluster: ClusterData, now: datetime
 ) -> Any:
+    from sigward.cluster.apicall import execute
+
     call = _sub({k: v for k, v in spec.items() if k != "jmesPath"}, data, now, f"apiCall {name}")
-    method = str(call.get("method") or "GET")
-    body = {str(d.get("key")): d.get("value") for d in call.get("data") or () if isinstance(d, Mapping)}
     service = call.get("service")
     if service is not None:
         if not isinstance(service, Mapping) or not isinstance(service.get("url"), str):
             raise RuleContextError(f"apiCall {name}: service.url must be a string")
-        try:
-            result = cluster.service(
-                service["url"],
-                method=method,
-                headers=service.get("headers") or (),
-                body=body if method == "POST" else None,
-                ca_bundle=str(service.get("caBundle") or ""),
-            )
-        except SigwardError as exc:
-            if "default" in call:
-                return call["default"]
-            raise RuleContextError(exc.message) from None
-        return _apply_jmes(f"apiCall {name}", spec, result, data, now)
-    path = call.get("urlPath")
-    if not isinstance(path, str) or not path:
-        raise RuleContextError(f"apiCall {name}: urlPath is required")
-    own = f"/namespaces/{policy.namespace or DEFAULT_NAMESPACE}/"
-    if policy.kind == "Policy" and own not in path.split("?", 1)[0] + "/":
-        raise RuleContextError(f"apiCall {name}: a namespaced Policy may only read its own namespace ({path})")
+    else:
+        path = call.get("urlPath")
+        if not isinstance(path, str) or not path:
+            raise RuleContextError(f"apiCall {name}: urlPath is required")
+        own = f"/namespaces/{policy.namespace or DEFAULT_NAMESPACE}/"
+        if policy.kind == "Policy" and own not in path.split("?", 1)[0] + "/":
+            raise RuleContextError(f"apiCall {name}: a namespaced Policy may only read its own namespace ({path})")
     try:
-        result = cluster.raw(path, method=method, body=body if method == "POST" else None)
+        result = execute(cluster, call)
     except SigwardError as exc:
         if "default" in call:
             return call["default"]

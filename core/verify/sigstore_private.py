@@ -14,8 +14,10 @@ from __future__ import annotations
 from importlib import resources
 from urllib.parse import quote
 
+from sigward.policy.tufroot import PUBLIC_GOOD_MIRROR
+
 # sigstore-python's own default (``sigstore._internal.tuf.DEFAULT_TUF_URL``), repeated so reading it needs no import.
-PUBLIC_GOOD_TUF_URL = "https://tuf-repo-cdn.sigstore.dev"
+PUBLIC_GOOD_TUF_URL = PUBLIC_GOOD_MIRROR
 # The two files of a bundled TUF repository sigward reads: the TUF root (bootstrap) and the Sigstore trusted root.
 BUNDLED_TUF_ROOT = "root.json"
 BUNDLED_TRUSTED_ROOT = "trusted_root.json"

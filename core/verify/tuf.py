@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
@@ -36,11 +36,12 @@ from urllib.parse import quote, urlsplit
 from sigward import logs
 from sigward.errors import ConfigurationError, ExternalServiceError
 from sigward.policy.trustroots import MAX_TRUSTED_ROOT_BYTES
+from sigward.policy.tufroot import MAX_TUF_ROOT_BYTES, tuf_root_problem
 from sigward.verify.sigstore_private import BUNDLED_TRUSTED_ROOT, BUNDLED_TUF_ROOT, PUBLIC_GOOD_TUF_URL, bundled_file
 from sigward.verify.trust import TrustedRoot, parse_trusted_root
 
 if TYPE_CHECKING:
-    from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
+    from tuf.ngclient.fetcher import FetcherInterface
 
 # Sigstore re-signs its TUF timestamp daily and rotates keys rarely: every 6 h keeps a long-lived process within a
 # quarter of a timestamp's life without loading the CDN.
@@ -56,8 +57,6 @@ SOCKET_TIMEOUT_SECONDS = 5
 RETRY_AFTER_FAILURE_SECONDS = 300.0
 # How long the first verification waits when there is no root at all yet (never when a cached/bundled one exists).
 FIRST_ROOT_WAIT_SECONDS = 5.0
-# A bootstrap TUF root.json is a few KiB; python-tuf's own limit for root metadata.
-MAX_TUF_ROOT_BYTES = 512_000
 TARGET_NAME = "trusted_root.json"
 USER_AGENT = "sigward"
 
@@ -98,6 +97,9 @@ class TrustRootSource:
     refresh_seconds: float = DEFAULT_REFRESH_SECONDS
     max_age_seconds: float = CACHE_MAX_AGE_SECONDS
     pinned_setting: str = "SIGWARD_TRUSTED_ROOT"  # the setting that names a file instead (for error messages)
+    # Builds the fetcher for one refresh from its deadline (:mod:`sigward.verify.policy_tuf`: a repository a policy
+    # names, every connection through the network guard); None = python-tuf's urllib3 fetcher (operator-configured).
+    fetcher: Callable[[float], FetcherInterface] | None = field(default=None, compare=False)
 
     @property
     def repo_dir(self) -> Path:
@@ -118,7 +120,7 @@ class _Loaded:
 # -- the TUF client
 
 
-def _fetcher(deadline: float) -> Urllib3Fetcher:
+def _fetcher(deadline: float) -> FetcherInterface:
     """python-tuf's urllib3 fetcher with a deadline over the whole refresh, checked per request and per chunk."""
     from tuf.api import exceptions as tuf_errors
     from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
@@ -193,7 +195,7 @@ def _fetch_locked(source: TrustRootSource, metadata_dir: Path, targets_dir: Path
             metadata_base_url=url,
             target_dir=str(targets_dir),
             target_base_url=url + "/targets/",
-            fetcher=_fetcher(time.monotonic() + REFRESH_BUDGET_SECONDS),
+            fetcher=(source.fetcher or _fetcher)(time.monotonic() + REFRESH_BUDGET_SECONDS),
             config=UpdaterConfig(app_user_agent=USER_AGENT),
             bootstrap=source.bootstrap_root,
         )
@@ -397,7 +399,8 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def env_flag(env: Mapping[str, str], name: str) -> bool:
+    """A boolean setting (1/0, true/false, …): anything else is a configuration error naming the variable."""
     value = env.get(name, "").strip().lower()
     if value in _TRUE:
         return True
@@ -438,19 +441,14 @@ def _read_bootstrap(path: str, name: str = "SIGWARD_TUF_ROOT") -> bytes:
 
 
 def _check_tuf_root(raw: bytes, where: str) -> None:
-    from tuf.api.metadata import Metadata
-
-    try:
-        md = Metadata.from_bytes(raw)
-    except Exception as exc:  # python-tuf raises DeserializationError, ValueError, KeyError... for bad input
-        raise ConfigurationError(f"{where} is not TUF root metadata: {type(exc).__name__}") from exc
-    if md.signed.type != "root":
-        raise ConfigurationError(f"{where} is TUF {md.signed.type} metadata, not root")
+    problem = tuf_root_problem(raw)
+    if problem is not None:
+        raise ConfigurationError(f"{where} {problem}")
 
 
 def source_from_env(env: Mapping[str, str]) -> tuple[TrustRootSource, bool]:
     """The TUF source the environment names, and whether it is offline (``SIGWARD_TUF_OFFLINE``)."""
-    offline = _flag(env, "SIGWARD_TUF_OFFLINE")
+    offline = env_flag(env, "SIGWARD_TUF_OFFLINE")
     url = _url(env.get("SIGWARD_TUF_URL") or PUBLIC_GOOD_TUF_URL)
     root_path = env.get("SIGWARD_TUF_ROOT", "").strip()
     if root_path:
@@ -548,7 +546,7 @@ def github_source_from_env(env: Mapping[str, str]) -> tuple[TrustRootSource, boo
     """GitHub's TUF repository (``SIGWARD_GITHUB_TUF_URL``/``SIGWARD_GITHUB_TUF_ROOT`` for a mirror or a test), and
     whether it is offline. No trusted root is bundled for it: offline, or before the first refresh, there is none
     unless a verified copy is on disk."""
-    offline = _flag(env, "SIGWARD_TUF_OFFLINE")
+    offline = env_flag(env, "SIGWARD_TUF_OFFLINE")
     url = _url(env.get("SIGWARD_GITHUB_TUF_URL") or GITHUB_TUF_URL, "SIGWARD_GITHUB_TUF_URL")
     root_path = env.get("SIGWARD_GITHUB_TUF_ROOT", "").strip()
     if root_path:
@@ -585,6 +583,12 @@ def reset() -> None:
     """Forget the process-wide holders (a running refresh finishes on its own)."""
     _default.reset()
     _github.reset()
+    for hook in _RESET_HOOKS:
+        hook()
+
+
+# Further holders to forget on :func:`reset` (:mod:`sigward.verify.policy_tuf` registers its own).
+_RESET_HOOKS: list[Callable[[], None]] = []
 
 
 __all__ = [

@@ -8,7 +8,7 @@ import base64
 import json
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,14 @@ class KubeAPI:
             res = {"ConfigMap": "configmaps", "Secret": "secrets", "Pod": "pods"}[obj["kind"]]
             path = f"/api/v1/namespaces/{meta['namespace']}/{res}/{meta['name']}"
         self.objects[path] = dict(obj)
+
+    def add_list(self, path: str, kind: str, items: Sequence[Mapping[str, Any]]) -> None:
+        """Serve ``path`` (a collection, e.g. ``/apis/apps/v1/deployments``) as the API server lists it: a
+        ``<kind>List`` whose items carry no apiVersion/kind of their own."""
+        api_version = path.split("/")[2] if path.startswith("/api/") else "/".join(path.split("/")[2:4])
+        stripped = [{k: v for k, v in i.items() if k not in ("apiVersion", "kind")} for i in items]
+        doc = {"apiVersion": api_version, "kind": f"{kind}List", "metadata": {}, "items": stripped}
+        self.raw[path] = Reply(200, {"Content-Type": "application/json"}, json.dumps(doc).encode())
 
     def _handle(self, seen: Seen) -> Reply:
         auth = seen.headers.get("authorization") or ""

@@ -29,11 +29,15 @@ class MemorySignatureSource:
     def add_image(self, reference: str, digest: str) -> None:
         self.digests[reference] = digest
 
-    def add_signatures(self, repo: str, digest: str, layers: tuple[SignatureLayer, ...]) -> None:
-        self.layers[(repo, digest)] = layers
+    def add_signatures(
+        self, repo: str, digest: str, layers: tuple[SignatureLayer, ...], *, tag_prefix: str = ""
+    ) -> None:
+        self.layers[(repo, tag_prefix + digest)] = layers
 
-    def add_attestations(self, repo: str, digest: str, layers: tuple[SignatureLayer, ...]) -> None:
-        self.attestations[(repo, digest)] = layers
+    def add_attestations(
+        self, repo: str, digest: str, layers: tuple[SignatureLayer, ...], *, tag_prefix: str = ""
+    ) -> None:
+        self.attestations[(repo, tag_prefix + digest)] = layers
 
     def resolve_digest(self, ref: ImageReference, *, deadline: Deadline) -> str:
         self.requests += 1
@@ -42,17 +46,18 @@ class MemorySignatureSource:
         except KeyError:
             raise NotFoundError(f"manifest {ref.tag or ref.digest} not found in {ref.repository}") from None
 
+    # Keyed (repository, tag prefix + digest): the prefix (cosign.source.tagPrefix) names other tags.
     def signature_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]:
         self.requests += 1
-        return self.layers.get((str(repo), image_digest), ())
+        return self.layers.get((str(repo), tag_prefix + image_digest), ())
 
     def attestation_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]:
         self.requests += 1
-        return self.attestations.get((str(repo), image_digest), ())
+        return self.attestations.get((str(repo), tag_prefix + image_digest), ())
 
     def add_bundles(self, repo: str, digest: str, layers: tuple[BundleLayer, ...]) -> None:
         self.bundle_layers[(repo, digest)] = layers

@@ -175,8 +175,10 @@ class BlobPusher(Protocol):
     def push_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str: ...
 
 
-def attach_signatures(registry: BlobPusher, repo: str, image_digest: str, layers: list[SignedLayer]) -> str:
-    """Push a cosign ``sha256-<hex>.sig`` manifest with one layer per signature; returns its digest."""
+def attach_signatures(
+    registry: BlobPusher, repo: str, image_digest: str, layers: list[SignedLayer], *, tag_prefix: str = ""
+) -> str:
+    """Push a cosign ``[tag_prefix]sha256-<hex>.sig`` manifest with one layer per signature; returns its digest."""
     config = b"{}"
     config_digest = registry.push_blob(repo, config)
     descriptors = []
@@ -201,7 +203,7 @@ def attach_signatures(registry: BlobPusher, repo: str, image_digest: str, layers
         "layers": descriptors,
     }
     raw = json.dumps(manifest).encode()
-    tag = image_digest.replace(":", "-") + ".sig"
+    tag = tag_prefix + image_digest.replace(":", "-") + ".sig"
     return registry.push_manifest(repo, tag, raw, "application/vnd.oci.image.manifest.v1+json")
 
 
@@ -241,8 +243,10 @@ def attestation_layer(key: SigningKey, statement: dict[str, Any] | bytes) -> Sig
     )
 
 
-def attach_attestations(registry: BlobPusher, repo: str, image_digest: str, layers: list[SignedLayer]) -> str:
-    """Push a cosign ``sha256-<hex>.att`` manifest, one DSSE layer per attestation."""
+def attach_attestations(
+    registry: BlobPusher, repo: str, image_digest: str, layers: list[SignedLayer], *, tag_prefix: str = ""
+) -> str:
+    """Push a cosign ``[tag_prefix]sha256-<hex>.att`` manifest, one DSSE layer per attestation."""
     config = b"{}"
     config_digest = registry.push_blob(repo, config)
     descriptors = [
@@ -264,7 +268,7 @@ def attach_attestations(registry: BlobPusher, repo: str, image_digest: str, laye
         },
         "layers": descriptors,
     }
-    tag = image_digest.replace(":", "-") + ".att"
+    tag = tag_prefix + image_digest.replace(":", "-") + ".att"
     return registry.push_manifest(
         repo, tag, json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json"
     )

@@ -16,9 +16,10 @@ connection); what it cannot serve is an infrastructure error (failurePolicy deci
 ``image.GetMetadata`` read an image's manifest and config through the registry client. Kyverno's ``http`` library
 (``http.Get(url[, headers])``, ``http.Post(url, body[, headers])``) calls only URLs the operator allowlisted for
 ``apiCall`` services (``SIGWARD_APICALL_SERVICES``, :mod:`sigward.cluster.services`: no redirects, size cap,
-timeouts); ``http.Client`` (a custom CA) is not provided. Not provided (refused at load, with its path):
-``globalContext``. Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url,
-ip/cidr, quantity) besides cel-cpp's strings/math/encoders/optional/bindings.
+timeouts); ``http.Client`` (a custom CA) is not provided. ``globalContext.Get(name, projection)`` reads a
+GlobalContextEntry's data (:mod:`sigward.cluster.globalcontext`; an entry not loaded reads as null, as in Kyverno).
+Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr, quantity)
+besides cel-cpp's strings/math/encoders/optional/bindings.
 """
 
 from __future__ import annotations
@@ -46,16 +47,18 @@ MAX_COMPREHENSION_NESTING = 2
 # Variables of each expression kind (Kyverno's compiler.go): what is not declared is a type-check error.
 _REQUEST_VARIABLES = ("object", "oldObject", "request", "namespaceObject", "variables")
 _IMAGE_VARIABLES = ("images", "attestors", "attestations", "image")
-CLUSTER_ONLY = ("globalContext",)
-# Library handles (Kyverno's ``resource`` and ``imagedata`` variables): member functions check the receiver is the
-# handle they belong to, since both are CEL maps and their ``Get`` overloads share a name.
+CLUSTER_ONLY: tuple[str, ...] = ()
+# Library handles (Kyverno's ``resource``, ``imagedata``, ``http`` and ``globalContext`` variables): member functions
+# check the receiver is the handle they belong to, since all are CEL maps and their ``Get`` overloads share a name.
 RESOURCE_HANDLE = {"library": "resource"}
 IMAGEDATA_HANDLE = {"library": "imagedata"}
 HTTP_HANDLE = {"library": "http"}
+GLOBALCONTEXT_HANDLE = {"library": "globalContext"}
 LIBRARY_VALUES: Mapping[str, Mapping[str, str]] = {
     "resource": RESOURCE_HANDLE,
     "imagedata": IMAGEDATA_HANDLE,
     "http": HTTP_HANDLE,
+    "globalContext": GLOBALCONTEXT_HANDLE,
 }
 
 
@@ -79,6 +82,8 @@ class ImageFunctions(Protocol):
     def resource_list(self, api_version: str, resource: str, namespace: str) -> Any: ...
 
     def http_call(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> Any: ...
+
+    def global_context_get(self, name: str, projection: str) -> Any: ...
 
 
 @dataclass
@@ -163,6 +168,11 @@ def _resource_list(receiver: Any, api_version: str, resource: str, namespace: st
     return _call(lambda f: f.resource_list(api_version, resource, namespace))
 
 
+def _global_context_get(receiver: Any, name: str, projection: str) -> Any:
+    _handle(receiver, GLOBALCONTEXT_HANDLE, "Get(name, projection)")
+    return _call(lambda f: f.global_context_get(name, projection))
+
+
 def _imagedata_get(receiver: Any, image: str) -> Any:
     # ``imagedata.Get(image)`` and ``http.Get(url)`` share one overload (both receivers are string maps).
     if isinstance(receiver, Mapping) and receiver.get("library") == HTTP_HANDLE["library"]:
@@ -230,6 +240,24 @@ def _environment(kind: str) -> Any:
                     cel.Overload("resource_get", t.DYN, [handle_t, s, s, s, s], is_member=True, impl=_resource_get),
                     cel.Overload("imagedata_get", t.DYN, [handle_t, s], is_member=True, impl=_imagedata_get),
                     cel.Overload("http_get_headers", t.DYN, [handle_t, s, t.Map(s, s)], is_member=True, impl=_http_get),
+                    cel.Overload(
+                        "globalcontext_get", t.DYN, [handle_t, s, s], is_member=True, impl=_global_context_get
+                    ),
+                ],
+            ),
+            # Kyverno's globalcontext library declares both spellings (its tests use ``globalContext.get``), and so
+            # does its resource library (kyverno/sdk extensions/cel/libs/resource, library version >= 1.18, used by
+            # Kyverno's own context/configmap and context/resource tests): the same implementations under both names.
+            # ``imagedata`` and ``http`` have only ``Get``.
+            cel.FunctionDecl(
+                "get",
+                [
+                    cel.Overload(
+                        "globalcontext_get_lower", t.DYN, [handle_t, s, s], is_member=True, impl=_global_context_get
+                    ),
+                    cel.Overload(
+                        "resource_get_camel", t.DYN, [handle_t, s, s, s, s], is_member=True, impl=_resource_get
+                    ),
                 ],
             ),
             # Post bodies are JSON objects: cel-expr-python 0.1.3 does not dispatch a Python function on a ``dyn``
@@ -250,13 +278,6 @@ def _environment(kind: str) -> Any:
             cel.FunctionDecl(
                 "List",
                 [cel.Overload("resource_list", t.DYN, [handle_t, s, s, s], is_member=True, impl=_resource_list)],
-            ),
-            # Kyverno's resource library also declares camelCase spellings (kyverno/sdk extensions/cel/libs/resource,
-            # library version >= 1.18, used by Kyverno's own context/configmap and context/resource tests): the same
-            # implementation under both names. ``imagedata`` has only ``Get``.
-            cel.FunctionDecl(
-                "get",
-                [cel.Overload("resource_get_camel", t.DYN, [handle_t, s, s, s, s], is_member=True, impl=_resource_get)],
             ),
             cel.FunctionDecl(
                 "list",

@@ -6,9 +6,10 @@ pkg/cel/policies/ivpol/engine/{engine,reconciler}.go; CRD config/crds/policies.k
 
 - ``policyRefs[]{name, kind}``: exact name and kind of the policy (here: ImageValidatingPolicy or
   NamespacedImageValidatingPolicy; Kyverno's other CEL kinds are not sigward's, so such a reference exempts nothing);
-- ``matchConditions[]{name, expression}``: CEL over ``object``/``oldObject``/``request``/``namespaceObject``, all
-  must be true (none: every request the policy matched); evaluated after the policy itself matched; an evaluation
-  error is the policy's error (failurePolicy decides), as in Kyverno;
+- ``matchConditions[]{name, expression}``: CEL over ``object``/``oldObject``/``request``/``namespaceObject``,
+  compiled and evaluated as the policy's own (:mod:`sigward.policy.ivpol.matchconditions`: Kubernetes' matcher, a
+  false condition wins over errors); none: every request the policy matched; evaluated after the policy itself
+  matched; an error is the policy's error (failurePolicy decides), as in Kyverno;
 - ``expiresAt``: an expired exception is not applied;
 - the policy's result is then ``skip`` with ``rule is skipped due to policy exception: <keys>``, no verification,
   no digest pin; autogen'ed controller variants share the policy's exceptions.
@@ -29,7 +30,7 @@ from typing import Literal
 
 from pydantic import StrictStr
 
-from sigward.policy.ivpol.cel import CelError, Program, compile_expression
+from sigward.policy.ivpol.matchconditions import MatchConditions, compile_conditions
 from sigward.policy.models import KyvernoModel
 from sigward.policy.validation import Problem
 
@@ -74,7 +75,7 @@ class CelPolicyException:
     name: str
     namespace: str
     spec: CelExceptionSpec
-    conditions: tuple[Program, ...]
+    conditions: MatchConditions
     expires: datetime | None = None
     source: str = field(default="", compare=False)
 
@@ -141,21 +142,11 @@ def build(
         if present:
             notes.append(f"spec.{label} is not read for ImageValidatingPolicies (as in Kyverno): ignored")
     expires = _expiry(spec.expires_at, problems) if spec.expires_at is not None else None
-    seen: set[str] = set()
-    conditions: list[Program] = []
-    for i, condition in enumerate(spec.match_conditions):
-        if condition.name in seen:
-            problems.append((f"spec.matchConditions[{i}].name", f'duplicate name "{condition.name}"'))
-        seen.add(condition.name)
-        path = f"spec.matchConditions[{i}].expression"
-        try:
-            conditions.append(compile_expression(condition.expression, path, kind="request", want_bool=True))
-        except CelError as exc:
-            where, _, message = exc.message.partition(": ")
-            problems.append((where, message))
+    conditions = compile_conditions([c.model_dump() for c in spec.match_conditions], "spec.matchConditions")
+    problems.extend(conditions.problems)
     if problems:
         return None, problems, notes
     exception = CelPolicyException(
-        name=name, namespace=namespace, spec=spec, conditions=tuple(conditions), expires=expires, source=source
+        name=name, namespace=namespace, spec=spec, conditions=conditions, expires=expires, source=source
     )
     return exception, problems, notes

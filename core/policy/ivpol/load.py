@@ -5,21 +5,27 @@ verification engine already checks (:mod:`sigward.policy.models`), so both polic
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sigward.policy import capabilities as capabilities_module
 from sigward.policy.capabilities import REFUSALS, Capabilities
 from sigward.policy.ivpol import policy_fields
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
+from sigward.policy.ivpol.matchconditions import MatchConditions, compile_conditions
 from sigward.policy.ivpol.models import (
     Attestor,
     ImageValidatingPolicySpec,
     InlineTrustedRoot,
     MatchImageReference,
     NotaryTrust,
+    PolicyTuf,
+    PrefixedAttestor,
     RootedAttestorSet,
 )
 from sigward.policy.models import (
@@ -35,7 +41,9 @@ from sigward.policy.models import (
 )
 from sigward.policy.models import Attestor as EngineAttestor
 from sigward.policy.trustroots import inline_root_problems
+from sigward.policy.tufroot import MAX_TUF_ROOT_BYTES, PUBLIC_GOOD_MIRROR, mirror_problem, tuf_root_problem
 from sigward.policy.validation import Problem
+from sigward.references import tag_prefix_problem
 
 API_GROUP = "policies.kyverno.io"
 API_VERSIONS = ("v1alpha1", "v1beta1", "v1")
@@ -47,6 +55,8 @@ _NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 # A CEL identifier: names of attestors, attestations, variables and image extractors are CEL map keys read as
 # ``attestors.<name>``.
 _CEL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# How the loader names one document of a file (``policy.yaml#doc2``): ``root.path`` is relative to the file.
+_DOCUMENT_SUFFIX_RE = re.compile(r"#doc\d+$")
 # Pod controllers Kyverno generates rules for by default (pkg/cel/autogen): not replicationcontrollers.
 DEFAULT_POD_CONTROLLERS = ("daemonsets", "deployments", "replicasets", "statefulsets", "jobs", "cronjobs")
 # evaluation.mode JSON/HTTP/Envoy: Kyverno evaluates the policy against a raw JSON payload (kyverno-json, the CLI's
@@ -86,6 +96,9 @@ class CompiledAttestor:
     material: tuple[tuple[str, Program], ...] = ()
     # ``cosign.source.PullSecrets``: dockerconfigjson Secret names for this attestor's registry requests.
     pull_secrets: tuple[str, ...] = ()
+    # ``cosign.tuf`` (without ``trustedRoot``): the repository whose ``trusted_root.json`` is the attestor's root,
+    # read per check; until it is, ``attestors`` is a :class:`RootedAttestorSet` with an empty root.
+    tuf: PolicyTuf | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,7 @@ class ImagePolicy:
     spec: ImageValidatingPolicySpec
     source: str
     content_hash: str
-    match_conditions: tuple[Program, ...]
+    match_conditions: MatchConditions
     match_images: tuple[MatchImageReference | Program, ...]
     extractors: Mapping[str, Program]
     variables: Mapping[str, Program]
@@ -153,17 +166,16 @@ def _translate_notary(attestor: Attestor, path: str, problems: list[Problem]) ->
 
 def _inline_root(attestor: Attestor, path: str, problems: list[Problem], notes: list[str]) -> InlineTrustedRoot | None:
     """``cosign.trustedRoot`` (Kyverno's ``resolveTrustedMaterial``: it takes precedence over ``tuf``), shape-checked;
-    None when not given or with problems. ``tuf`` alone stays refused: sigward reads no policy-named TUF mirror."""
+    None when not given or with problems. ``tuf`` alone gives an empty placeholder root, filled per check from the
+    repository (:func:`policy_tuf`)."""
     cosign = attestor.cosign
     assert cosign is not None
     given = cosign.trusted_root
     if given is None or not (given.value or given.expression):
         if given is not None:
             problems.append((f"{path}.cosign.trustedRoot", "either value or expression must be set"))
-        if cosign.tuf is not None:
-            problems.append(
-                _refuse(f"{path}.cosign.tuf", "tuf", "set SIGWARD_TRUSTED_ROOT or cosign.trustedRoot instead")
-            )
+        if cosign.tuf is not None and given is None:
+            return InlineTrustedRoot(value="", path=f"{path}.cosign.tuf")
         return None
     if cosign.tuf is not None:
         notes.append(f"{path}.cosign.tuf is ignored: cosign.trustedRoot takes precedence (as in Kyverno)")
@@ -178,6 +190,59 @@ def _inline_root(attestor: Attestor, path: str, problems: list[Problem], notes: 
     return None if found else InlineTrustedRoot(value=given.value, path=where)
 
 
+def policy_tuf(attestor: Attestor, path: str, source: str, problems: list[Problem]) -> PolicyTuf | None:
+    """``cosign.tuf`` without ``trustedRoot`` (which takes precedence, as in Kyverno): the mirror checked and the
+    bootstrap root read now. ``root.data`` is base64 (Kyverno decodes it so); ``root.path`` is a file on the
+    verifier, relative to the policy file's directory or absolute, read at load (Kyverno reads a path inside its own
+    container; a policy loaded from text, not a file, needs an absolute path). Without a root only the public-good
+    mirror can be read (its root ships with sigward), as Kyverno falls back to its embedded root."""
+    cosign = attestor.cosign
+    if cosign is None or cosign.tuf is None or cosign.trusted_root is not None:
+        return None
+    tuf, where = cosign.tuf, f"{path}.cosign.tuf"
+    before = len(problems)
+    mirror = tuf.mirror.strip().rstrip("/")
+    why = mirror_problem(mirror) if mirror else "a mirror URL is required"
+    if why is not None:
+        problems.append((f"{where}.mirror", why))
+    root_spec = tuf.root
+    raw = b""
+    if root_spec is not None and root_spec.path and root_spec.data:
+        problems.append((f"{where}.root", "path and data are mutually exclusive"))
+    elif root_spec is not None and root_spec.data:
+        try:
+            raw = base64.b64decode(root_spec.data.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            problems.append((f"{where}.root.data", "must be the base64 of a TUF root.json"))
+    elif root_spec is not None and root_spec.path:
+        raw = _read_tuf_root(root_spec.path, source, f"{where}.root.path", problems)
+    elif why is None and mirror != PUBLIC_GOOD_MIRROR:
+        problems.append((f"{where}.root", f"root.path or root.data is required: no TUF root ships for {mirror}"))
+    if raw and len(problems) == before:
+        root_why = tuf_root_problem(raw)
+        if root_why is not None:
+            problems.append((f"{where}.root", f"the TUF root {root_why}"))
+    if len(problems) > before:
+        return None
+    return PolicyTuf(mirror=mirror, root=raw, path=where)
+
+
+def _read_tuf_root(given: str, source: str, where: str, problems: list[Problem]) -> bytes:
+    path = Path(given)
+    if not path.is_absolute():
+        policy_file = Path(_DOCUMENT_SUFFIX_RE.sub("", source))  # the loader names documents "<file>#doc<n>"
+        if not policy_file.is_file():
+            problems.append((where, "a relative path needs a policy file to be relative to: give an absolute path"))
+            return b""
+        path = policy_file.parent / path
+    try:
+        with path.open("rb") as fh:
+            return fh.read(MAX_TUF_ROOT_BYTES + 1)
+    except OSError as exc:
+        problems.append((where, f"cannot read {path}: {exc.strerror or type(exc).__name__}"))
+        return b""
+
+
 def _translate_cosign(
     attestor: Attestor, path: str, problems: list[Problem], notes: list[str] | None = None
 ) -> AttestorSet | None:
@@ -187,8 +252,11 @@ def _translate_cosign(
     assert cosign is not None
     before = len(problems)
     root = _inline_root(attestor, path, problems, notes if notes is not None else [])
-    if cosign.source is not None and cosign.source.tag_prefix:
-        problems.append(_refuse(f"{path}.cosign.source.tagPrefix", "tagPrefix", "not implemented yet"))
+    prefix = cosign.source.tag_prefix if cosign.source is not None else ""
+    if prefix:
+        why = tag_prefix_problem(prefix)
+        if why is not None:
+            problems.append((f"{path}.cosign.source.tagPrefix", why))
     set_kinds = [
         n for n, v in (("key", cosign.key), ("keyless", cosign.keyless), ("certificate", cosign.certificate)) if v
     ]
@@ -204,13 +272,17 @@ def _translate_cosign(
         "annotations": dict(cosign.annotations),
         "repository": cosign.source.repository if cosign.source is not None else "",
     }
+    entry_type: type[EngineAttestor] = EngineAttestor
+    if prefix:
+        common["tag_prefix"] = prefix
+        entry_type = PrefixedAttestor
     entries: list[EngineAttestor] = []
     if cosign.key is not None:
         key = cosign.key
         if [bool(key.data), bool(key.kms), bool(key.expression)].count(True) != 1:
             problems.append((f"{path}.cosign.key", "exactly one of data, kms or expression must be set"))
         entries.append(
-            EngineAttestor(
+            entry_type(
                 keys=StaticKeyAttestor(
                     public_keys=key.data, kms=key.kms, signature_algorithm=key.hash_algorithm, rekor=rekor, ctlog=ctlog
                 ),
@@ -229,7 +301,7 @@ def _translate_cosign(
                     )
                 )
             entries.append(
-                EngineAttestor(
+                entry_type(
                     keyless=KeylessAttestor(
                         rekor=rekor,
                         ctlog=ctlog,
@@ -249,7 +321,7 @@ def _translate_cosign(
             if value is not None and value.expression and value.value:
                 problems.append((f"{path}.cosign.certificate.{name}", "value and expression are mutually exclusive"))
         entries.append(
-            EngineAttestor(
+            entry_type(
                 certificates=CertificateAttestor(
                     cert=cert.cert.value if cert.cert is not None else "",
                     cert_chain=cert.cert_chain.value if cert.cert_chain is not None else "",
@@ -423,6 +495,7 @@ def build(
         expression = None
         if root is not None and root.expression and not root.value:
             expression = _compile(root.expression, f"{path}.cosign.trustedRoot.expression", "image", problems)
+        tuf = policy_tuf(attestor, path, source, problems)
         if translated is not None:
             attestors[attestor.name] = CompiledAttestor(
                 attestor.name,
@@ -430,6 +503,7 @@ def build(
                 root_expression=expression,
                 material=material,
                 pull_secrets=_pull_secrets(attestor, path, problems, capabilities),
+                tuf=tuf,
             )
     attestations: dict[str, str] = {}
     referrers: set[str] = set()
@@ -459,10 +533,8 @@ def build(
             program = _compile(m.expression, f"{path}.expression", "ref", problems, want_bool=True)
             if program is not None:
                 match_images.append(program)
-    conditions = [
-        _compile(c.expression, f"spec.matchConditions[{i}].expression", "request", problems, want_bool=True)
-        for i, c in enumerate(spec.match_conditions)
-    ]
+    conditions = compile_conditions([c.model_dump() for c in spec.match_conditions], "spec.matchConditions")
+    problems.extend(p for p in conditions.problems if not p[0].endswith(".name"))  # names: checked above
     extractors = {
         e.name: _compile(e.expression, f"spec.images[{i}].expression", "request", problems)
         for i, e in enumerate(spec.images)
@@ -497,7 +569,7 @@ def build(
         spec=spec,
         source=source,
         content_hash=digest,
-        match_conditions=tuple(c for c in conditions if c is not None),
+        match_conditions=conditions,
         match_images=tuple(match_images),
         extractors={k: v for k, v in extractors.items() if v is not None},
         variables={k: v for k, v in variables.items() if v is not None},

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr
 
+from sigward.policy.models import Attestor as EngineAttestor
 from sigward.policy.models import AttestorSet, CertificateAttestor, ImageVerification, KyvernoModel, LabelSelector
 
 ValidationAction = Literal["Deny", "Audit", "Warn"]
@@ -134,12 +135,35 @@ class NotaryTrust(CertificateAttestor):
     verify_timestamp: Literal["always", "afterCertExpiry"] = "always"
 
 
+class PrefixedAttestor(EngineAttestor):
+    """An engine attestor entry whose cosign signatures and attestations live under tags with ``tag_prefix``
+    (``cosign.source.tagPrefix``: ``<prefix>sha256-<hex>.sig``/``.att``). Built by the loader, never from YAML."""
+
+    tag_prefix: StrictStr
+
+    @property
+    def signature_tag_prefix(self) -> str:
+        return self.tag_prefix
+
+
 class InlineTrustedRoot(KyvernoModel):
     """A ``cosign.trustedRoot.value`` (sigstore-go trusted-root JSON, or gh's JSONL) and the YAML path it came from,
     for messages. Shape-checked at load (:func:`sigward.policy.trustroots.inline_root_problems`), parsed by the verify
     layer. Built by the loader, never from YAML."""
 
     value: StrictStr
+    path: StrictStr
+
+
+class PolicyTuf(KyvernoModel):
+    """A ``cosign.tuf`` repository as loaded: the mirror URL (checked at load), its bootstrap ``root.json`` (from
+    ``root.data``, base64 as in Kyverno, or the file ``root.path`` read at load; empty for the public-good mirror:
+    the root sigward ships) and the YAML path, for messages.
+    Its ``trusted_root.json`` target becomes the attestor's only root (as ``trustedRoot.value`` would), read per
+    check through :mod:`sigward.verify.tuf`. Built by the loader, never from YAML."""
+
+    mirror: StrictStr
+    root: bytes
     path: StrictStr
 
 

@@ -85,6 +85,49 @@ def test_cluster_objects_must_be_shipped_or_reachable(tmp_path: Path) -> None:
     assert shipped.returncode == 0, shipped.stdout
 
 
+def _global_entry_policy(tmp_path: Path, spec: dict[str, object], name: str) -> Path:
+    doc = cluster_policy("global-key", [key_verification(["ghcr.io/*"], [keys_entry("{{ keys }}")])])
+    doc["spec"]["rules"][0]["context"] = [{"name": "keys", "globalReference": {"name": "entry"}}]
+    entry = {"apiVersion": "kyverno.io/v2beta1", "kind": "GlobalContextEntry", "metadata": {"name": "entry"}}
+    path = tmp_path / name
+    path.write_text(dump(doc, {**entry, "spec": spec}))
+    return path
+
+
+def test_global_context_entries_need_a_connection_unless_shipped_collections(tmp_path: Path) -> None:
+    """A GlobalContextEntry that only a live cluster can answer is refused with its path when none is configured."""
+    import os
+
+    env = os.environ.pop("KUBERNETES_SERVICE_HOST", None)
+    try:
+        deployments = check(
+            _global_entry_policy(
+                tmp_path,
+                {"kubernetesResource": {"group": "apps", "version": "v1", "resource": "deployments"}},
+                "d.yaml",
+            )
+        )
+        apicall = check(_global_entry_policy(tmp_path, {"apiCall": {"urlPath": "/api/v1/namespaces"}}, "a.yaml"))
+        configmaps = check(
+            _global_entry_policy(
+                tmp_path, {"kubernetesResource": {"version": "v1", "resource": "configmaps"}}, "c.yaml"
+            )
+        )
+    finally:
+        if env is not None:
+            os.environ["KUBERNETES_SERVICE_HOST"] = env
+    assert (
+        deployments.returncode == 2
+        and "spec.kubernetesResource: GlobalContextEntry entry lists apps/v1 deployments" in deployments.stdout
+    )
+    assert (
+        apicall.returncode == 2
+        and "spec.apiCall.urlPath: GlobalContextEntry entry reads /api/v1/namespaces" in apicall.stdout
+    )
+    assert configmaps.returncode == 0, configmaps.stdout
+    assert "GlobalContextEntry entry" in configmaps.stdout
+
+
 def test_cel_policy_exception_vectors_and_a_bad_exception(tmp_path: Path) -> None:
     """Kyverno's exceptions/autogen files as shipped, in one directory (policy, CEL PolicyException, resources
     skipped as non-policies), pass; a CEL type error in an exception's matchConditions exits 2 with its path."""

@@ -211,3 +211,43 @@ def test_notary_attestor_with_intoto_attestation_is_an_error(world: World) -> No
     decision = decide(doc, world.image("signed"), world)
     assert not decision.allowed
     assert "notary verifier only supports oci 1.1 referrers as attestations" in decision.outcomes[0].message
+
+
+# context/globalreference: the shipped GlobalContextEntry (an apiCall listing Deployments, a projection counting those
+# of the test namespace) read through the Kubernetes API stand-in; one exists, so Kyverno denies with the count.
+GLOBALREFERENCE_DENIAL = "cannot create new deployment as main-deployment already exists, variables.dcount: 1"
+
+
+@pytest.mark.parametrize(("existing", "denied"), [("test-globalcontext-apicall-correct", True), ("elsewhere", False)])
+def test_globalreference_vector_as_shipped(world: World, tmp_path: Path, existing: str, denied: bool) -> None:
+    from sigward.cluster.api import Connection, KubeClient
+    from sigward.cluster.data import ClusterData
+    from sigward.cluster.globalcontext import GlobalContext
+    from tests.support.kubeapi import KubeAPI
+
+    directory = VECTORS / "context/globalreference"
+    entry_text = (directory / "gctxentry.yaml").read_text()
+    main = yaml.safe_load((directory / "main-deployment.yaml").read_text())
+    main["metadata"]["namespace"] = existing
+    loaded = load_policy_text(yaml.safe_dump(shipped("context/globalreference", world)) + "---\n" + entry_text, "v")
+    with KubeAPI(tmp_path) as api:
+        api.add_list("/apis/apps/v1/deployments", "Deployment", [main])
+        client = KubeClient(Connection(server=api.url, ca_file=api.ca_file, token=api.token))
+        gctx = GlobalContext(loaded.global_context, ClusterData(live=client, raw_source=client))
+        verifier = Verifier(source=RegistrySignatureSource(world.client), global_context=gctx)
+        image = f"{world.host}/kyverno/test-verify-image:signed"
+        obj = yaml.safe_load((directory / "new-deployment.yaml").read_text().replace("ghcr.io/", f"{world.host}/"))
+        request = {
+            "uid": "1",
+            "operation": "CREATE",
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "namespace": obj["metadata"]["namespace"],
+            "object": obj,
+        }
+        assert obj["spec"]["template"]["spec"]["containers"][0]["image"] == image
+        decision = evaluate_request(loaded.image_policies, request, verifier=verifier, deadline=Deadline.after(20))
+    assert [s.path for s in api.seen] == ["/apis/apps/v1/deployments"]  # read once, through the connection
+    messages = [o.message for o in decision.outcomes]
+    assert any(GLOBALREFERENCE_DENIAL in m for m in messages) is denied, decision
+    if denied:
+        assert decision.allowed is False and decision.message.endswith(GLOBALREFERENCE_DENIAL)

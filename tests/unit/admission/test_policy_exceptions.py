@@ -202,11 +202,12 @@ def test_matching_table(case: Case) -> None:
 @pytest.mark.parametrize(
     ("mutate", "needle"),
     [
+        (lambda d: d["spec"]["match"]["any"][0].update({"clusterRoles": ["admin"]}), "any[0].clusterRoles: roles and"),
         (
             lambda d: d["spec"]["match"]["any"][0].update({"subjects": [{"kind": "User", "name": "a"}]}),
-            "subjects/roles",
+            "Usage of user info is forbidden",
         ),
-        (lambda d: d["spec"]["match"]["any"][0].update({"clusterRoles": ["admin"]}), "subjects/roles"),
+        (lambda d: d["spec"]["match"]["any"][0].update({"roles": ["ns:r"]}), "none is configured"),
         (
             lambda d: d["spec"]["match"]["any"][0]["resources"].update(
                 {"namespaceSelector": {"matchLabels": {"a": "b"}}}

@@ -53,11 +53,11 @@ class Source(MemorySignatureSource):
             return super().resolve_digest(ref, deadline=deadline)
 
     def signature_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]:
         time.sleep(self.delay)
         with self.lock:
-            return super().signature_layers(repo, image_digest, deadline=deadline)
+            return super().signature_layers(repo, image_digest, deadline=deadline, tag_prefix=tag_prefix)
 
 
 def make_source(delay: float = 0.0) -> Source:

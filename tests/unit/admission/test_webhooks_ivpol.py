@@ -129,7 +129,7 @@ def test_selector_policies_get_one_webhook_per_distinct_selector(tmp_path: Path)
         ivpol("plain"),
     ]
     configs, err = render(tmp_path, docs)
-    assert "3 namespaceSelector/objectSelector webhook(s) added" in err
+    assert "3 namespaceSelector/objectSelector/matchConditions webhook(s) added" in err
     hooks_ = routed(configs)
     assert len(hooks_) == 3 and all(seg.startswith("sel-") for seg, _, _ in hooks_)
     assert sorted((json_key(ns), json_key(obj)) for _, ns, obj in hooks_) == sorted(

@@ -53,17 +53,18 @@ HOSTILE: list[tuple[str, str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("key", "operator", "data"), HOSTILE)
 def test_hostile_attestation_fails_closed_within_a_bounded_time(key: str, operator: str, data: dict[str, Any]) -> None:
-    started = time.perf_counter()
+    # CPU time of this thread, not wall time: the bound is on the work done, whatever else loads the machine.
+    started = time.thread_time()
     with budget(limit=1_000_000), pytest.raises(BudgetExceeded, match="cost budget"):
         evaluate_any_all(conditions(key, operator, "anything"), data, now=NOW, missing="error")
-    assert time.perf_counter() - started < 2.0
+    assert time.thread_time() - started < 2.0
 
 
 def test_amplifying_replacement_fails_closed_at_the_real_budget_before_building_its_output() -> None:
-    started = time.perf_counter()
+    started = time.thread_time()
     with pytest.raises(BudgetExceeded):
         evaluate_any_all(conditions("{{ replace_all(a, 'x', a) }}", "Equals", "z"), {"a": "x" * 50_000}, now=NOW)
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
 
 
 def test_wide_predicate_is_refused_by_conversion_cost() -> None:

@@ -39,7 +39,7 @@ def test_every_served_version_loads(version: str) -> None:
     loaded = load_policy_text(text(ivpol(), exception(version)), "e.yaml")
     (exc,) = loaded.cel_exceptions
     assert exc.key == "team/e" and exc.refers_to("ImageValidatingPolicy", "p")
-    assert [c.source for c in exc.conditions] == ["object.metadata.name == 'skip-me'"]
+    assert exc.conditions.sources() == (("n", "object.metadata.name == 'skip-me'"),)
     assert not exc.refers_to("ImageValidatingPolicy", "other") and not exc.refers_to("ValidatingPolicy", "p")
     deprecated = [n for n in loaded.notes if "deprecated" in n]
     assert bool(deprecated) is (version == "v1alpha1"), loaded.notes
@@ -163,7 +163,7 @@ def test_exceptions_alone_enforce_nothing(tmp_path: Path) -> None:
     path.write_text(text(exception()))
     with pytest.raises(PolicyError) as info:
         load_policies([str(path)])
-    assert "only PolicyExceptions: refusing to run with nothing to enforce" in str(info.value)
+    assert "only PolicyExceptions or GlobalContextEntries: refusing to run with nothing to enforce" in str(info.value)
 
 
 def test_regression_policy_with_attestations_kept_its_kind_for_policy_refs() -> None:

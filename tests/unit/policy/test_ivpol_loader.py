@@ -91,18 +91,13 @@ def test_content_hash_covers_cel() -> None:
         ),
         (
             {"attestors": [{"name": "k", "cosign": {"key": {"data": PEM}, "tuf": {"mirror": "https://tuf.example"}}}]},
-            "spec.attestors[0].cosign.tuf",
-            "not supported",
+            "spec.attestors[0].cosign.tuf.root",
+            "root.path or root.data is required",
         ),
         (
             {"matchImageReferences": [{"glob": "a", "expression": "true"}]},
             "spec.matchImageReferences[0]",
             "either glob or expression",
-        ),
-        (
-            {"variables": [{"name": "cm", "expression": "globalContext.Get('entry', 'x')"}]},
-            "spec.variables[0].expression",
-            "Kubernetes cluster",
         ),
         ({"validationActions": ["Deny", "Warn"]}, "spec.validationActions", "cannot be used together"),
         ({"validationActions": ["Block"]}, "spec.validationActions[0]", "unsupported value"),

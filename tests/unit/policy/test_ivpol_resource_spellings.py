@@ -48,6 +48,9 @@ class Recorder:
     def http_call(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> Any:
         raise AssertionError("not called")
 
+    def global_context_get(self, name: str, projection: str) -> Any:
+        raise AssertionError("not called")
+
 
 DATA: dict[str, Any] = {
     "object": {"metadata": {"namespace": "team"}},

@@ -127,6 +127,30 @@ def set_match(match: Doc, exclude: Doc | None = None, **spec: Any) -> Doc:
 # --- Kyverno's validation
 # -------------------------------------------------------------------------------------
 
+
+@pytest.mark.parametrize(
+    ("match", "exclude", "path"),
+    [
+        (
+            {"any": [{"resources": {"kinds": ["Pod"]}, "subjects": [{"kind": "User", "name": "u"}]}]},
+            None,
+            "spec.rules[0].match.any[0].subjects",
+        ),
+        ({"resources": {"kinds": ["Pod"]}, "roles": ["ns:r"]}, None, "spec.rules[0].match.roles"),
+        (
+            {"any": [{"resources": {"kinds": ["Pod"]}}]},
+            {"all": [{"resources": {"kinds": ["Pod"]}, "clusterRoles": ["admin"]}]},
+            "spec.rules[0].exclude.all[0].clusterRoles",
+        ),
+    ],
+)
+def test_user_info_rejected_in_background_mode_as_kyverno_does(match: Doc, exclude: Doc | None, path: str) -> None:
+    """validation/policy/background.go hasUserMatchExclude: a background scan has no requesting user."""
+    found = problems(set_match(match, exclude), caps=Capabilities().with_all())
+    assert any(p.startswith(f"{path}: only select variables are allowed in background mode") for p in found), found
+    assert load(set_match(match, exclude, background=False), caps=Capabilities().with_all()).policies
+
+
 KYVERNO_VALIDATION: list[tuple[str, Doc, str]] = [
     ("image reference", set_iv(imageReferences=[]), f"{iv_path()}: An image reference is required"),
     ("no entries", set_iv(attestors=[{"entries": []}]), f"{iv_path()}.attestors[0]: An entry is required"),
@@ -560,24 +584,27 @@ REFUSED: list[tuple[str, Doc, str, str]] = [
     ),
     (
         "subjects",
-        set_match({"any": [{"resources": {"kinds": ["Pod"]}, "subjects": [{"kind": "User", "name": "u"}]}]}),
+        set_match(
+            {"any": [{"resources": {"kinds": ["Pod"]}, "subjects": [{"kind": "User", "name": "u"}]}]}, background=False
+        ),
         "spec.rules[0].match.any[0].subjects",
         "user_info",
     ),
     (
         "roles",
-        set_match({"any": [{"resources": {"kinds": ["Pod"]}, "roles": ["ns:r"]}]}),
+        set_match({"any": [{"resources": {"kinds": ["Pod"]}, "roles": ["ns:r"]}]}, background=False),
         "spec.rules[0].match.any[0].roles",
-        "user_info",
+        "user_roles",
     ),
     (
         "legacy clusterRoles in exclude",
         set_match(
             {"any": [{"resources": {"kinds": ["Pod"]}}]},
             {"all": [{"resources": {"kinds": ["Pod"]}, "clusterRoles": ["admin"]}]},
+            background=False,
         ),
         "spec.rules[0].exclude.all[0].clusterRoles",
-        "user_info",
+        "user_roles",
     ),
     (
         "namespaceSelector",
@@ -633,6 +660,9 @@ IMPLEMENTED = (
     "override_namespace_selector",
     "tsa_timestamps",
     "apply_rules_one",
+    "cel_preconditions",
+    "webhook_match_conditions",
+    "user_info",
 )
 STILL_REFUSED = [c for c in REFUSED if c[3] not in IMPLEMENTED]
 NOW_LOADING = [c for c in REFUSED if c[3] in IMPLEMENTED]

@@ -148,7 +148,7 @@ def test_policy_selecting_other_images_ignores_the_event() -> None:
 
 
 class DownSource(MemorySignatureSource):
-    def signature_layers(self, repo: Any, image_digest: str, *, deadline: Deadline) -> Any:
+    def signature_layers(self, repo: Any, image_digest: str, *, deadline: Deadline, tag_prefix: str = "") -> Any:
         raise ExternalServiceError("registry registry.test unreachable")
 
     def bundles(self, repo: Any, image_digest: str, *, deadline: Deadline) -> Any:

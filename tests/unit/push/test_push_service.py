@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -256,3 +256,38 @@ def test_context_rule_is_decided_at_admission_and_the_push_verdict_says_so() -> 
     )
     ignored = only_ctx.handle(event("e2"))
     assert ignored.status == "ignored" and "decided at admission" in ignored.reason
+
+
+@pytest.mark.parametrize(
+    ("case", "rule"),
+    [
+        ("celPreconditions", {"celPreconditions": [{"name": "prod", "expression": "request.namespace == 'prod'"}]}),
+        (
+            "match subjects",
+            {"match": {"any": [{"resources": {"kinds": ["Pod"]}, "subjects": [{"kind": "User", "name": "ci"}]}]}},
+        ),
+        (
+            "exclude subjects",
+            {"exclude": {"any": [{"resources": {"kinds": ["Pod"]}, "subjects": [{"kind": "Group", "name": "ops"}]}]}},
+        ),
+    ],
+)
+def test_request_only_rules_are_decided_at_admission(case: str, rule: dict[str, Any]) -> None:
+    """celPreconditions and user-info rules read the admission request: push never decides them (a push verdict
+    could otherwise record a pass or fail for a rule that may not apply), and says so."""
+    source = MemorySignatureSource()
+    source.add_image(f"{HOST}/{REPO}:v1", DIGEST)
+    sign(source)
+    doc = cluster_policy("req", [key_verification([f"{HOST}/*"], [keys_entry(KEY.public_pem)])])
+    doc["spec"]["background"] = False
+    doc["spec"]["rules"][0].update(rule)
+    loaded = load_policy_text(dump(doc), "req.yaml").policies
+    service = PushService(
+        policies=lambda: loaded,
+        verifier=Verifier(source=source),
+        store=MemoryStore(),
+        settings=PushSettings(),
+        clock=Clock(),
+    )
+    outcome = service.handle(event())
+    assert outcome.status == "ignored" and "decided at admission" in outcome.reason

@@ -155,11 +155,11 @@ class FlakySource(MemorySignatureSource):
         self.down_repo = down_repo
 
     def signature_layers(
-        self, repo: Repository, image_digest: str, *, deadline: Deadline
+        self, repo: Repository, image_digest: str, *, deadline: Deadline, tag_prefix: str = ""
     ) -> tuple[SignatureLayer, ...]:
         if str(repo) == self.down_repo:
             raise ExternalServiceError(f"{repo} unreachable")
-        return super().signature_layers(repo, image_digest, deadline=deadline)
+        return super().signature_layers(repo, image_digest, deadline=deadline, tag_prefix=tag_prefix)
 
 
 def test_outage_in_one_entry_does_not_matter_when_count_is_met() -> None:

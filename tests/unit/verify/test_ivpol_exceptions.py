@@ -94,6 +94,18 @@ def test_vector_exception_skips_the_policy_autogen_included(kind: str) -> None:
         ("wrong kind", [exception_doc(policyRefs=[{"name": "ivpol-autogen-sample", "kind": "ValidatingPolicy"}])], ""),
         ("expired", [exception_doc(expiresAt="2026-05-31T23:59:59Z")], ""),
         ("not loaded (exceptions not configured)", [], ""),
+        (  # Kubernetes' matcher: a false condition wins over another one's error (not an error, not exempted)
+            "false beats error",
+            [
+                exception_doc(
+                    matchConditions=[
+                        {"name": "broken", "expression": "object.metadata.annotations.owner == 'x'"},
+                        {"name": "no", "expression": "object.metadata.name == 'someone-else'"},
+                    ]
+                )
+            ],
+            "",
+        ),
         (
             "one of two conditions false",
             [

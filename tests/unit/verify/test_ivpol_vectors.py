@@ -112,7 +112,7 @@ def test_match_conditions_skip_unlabelled() -> None:
 
 
 class DownSource(MemorySignatureSource):
-    def signature_layers(self, repo: Any, image_digest: str, *, deadline: Deadline) -> Any:
+    def signature_layers(self, repo: Any, image_digest: str, *, deadline: Deadline, tag_prefix: str = "") -> Any:
         raise ExternalServiceError("registry ghcr.io unreachable")
 
     def bundles(self, repo: Any, image_digest: str, *, deadline: Deadline) -> Any:

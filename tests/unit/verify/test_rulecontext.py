@@ -309,3 +309,74 @@ def test_with_source_keeps_the_cluster_data() -> None:
     (lost,) = without.verify_images([image], [policy], deadline=deadline)
     assert kept.verdict is Verdict.FAIL and "no signatures found" in kept.message  # prepared; the image is unsigned
     assert lost.verdict is Verdict.ERROR and "default/keys" in lost.message, lost.message  # no ConfigMap known
+
+
+# celPreconditions: Kubernetes matchConditions over the admission request (validate_cel.go semantics: false ->
+# skip "cel preconditions not met"; an error -> the rule errs, failurePolicy decides).
+CEL_TEAM_A = [{"name": "team-a", "expression": "request.namespace == 'team-a'"}]
+CEL_LABEL = [{"name": "labelled", "expression": "object.metadata.labels.team == 'a'"}]
+CEL_NS = [{"name": "ns-prod", "expression": "namespaceObject.metadata.labels.env == 'prod'"}]
+
+
+@pytest.mark.parametrize(
+    ("case", "cel", "req", "skip"),
+    [
+        ("true", CEL_TEAM_A, REQUEST, ""),
+        ("false", CEL_TEAM_A, {**REQUEST, "namespace": "team-b"}, "cel preconditions not met"),
+        ("object label true", CEL_LABEL, REQUEST, ""),
+        (
+            "object label false",
+            CEL_LABEL,
+            {**REQUEST, "object": {"metadata": {"labels": {"team": "b"}}}},
+            "cel preconditions not met",
+        ),
+    ],
+)
+def test_cel_preconditions(case: str, cel: Any, req: Any, skip: str) -> None:
+    policy = policy_with(key=PEM, celPreconditions=cel)
+    assert is_dynamic(policy.spec.rules[0]) and reads_request(policy.spec.rules[0])
+    res = resolve(policy, request=req)
+    assert (res.rule is None and res.skip == skip) if skip else (res.rule is not None and res.skip == "")
+
+
+def test_cel_precondition_error_fails_closed() -> None:
+    req = {**REQUEST, "object": {"metadata": {"name": "p"}}}  # no labels: the expression errs
+    with pytest.raises(RuleContextError, match="failed to evaluate cel preconditions: labelled"):
+        resolve(policy_with(key=PEM, celPreconditions=CEL_LABEL), request=req)
+
+
+def test_cel_preconditions_without_request_are_admission_only() -> None:
+    with pytest.raises(RuleContextError, match="evaluated at admission only"):
+        resolve(policy_with(key=PEM, celPreconditions=CEL_TEAM_A), request=None)
+
+
+@pytest.mark.parametrize(("env", "skip"), [("prod", ""), ("dev", "cel preconditions not met")])
+def test_cel_preconditions_read_the_namespace_object(env: str, skip: str) -> None:
+    cluster = ClusterData(
+        manifests={ObjectRef("namespaces", "", "team-a"): {"metadata": {"name": "team-a", "labels": {"env": env}}}}
+    )
+    res = resolve(policy_with(key=PEM, celPreconditions=CEL_NS), cluster=cluster)
+    assert res.skip == skip
+
+
+def test_cel_preconditions_namespace_object_unreadable_is_an_error() -> None:
+    with pytest.raises(RuleContextError, match="namespaceObject"):
+        resolve(policy_with(key=PEM, celPreconditions=CEL_NS), cluster=ClusterData())
+
+
+@pytest.mark.parametrize(
+    ("cel", "path", "message"),
+    [
+        ([{"name": "n", "expression": "size(object) + 1"}], "celPreconditions[0].expression", "must evaluate"),
+        ([{"name": "n", "expression": "nope == 1"}], "celPreconditions[0].expression", "nope"),
+        ([{"name": "n", "expression": "true"}, {"name": "n", "expression": "true"}], "celPreconditions[1].name", ""),
+    ],
+)
+def test_cel_precondition_problems_at_load_with_path(cel: Any, path: str, message: str) -> None:
+    from sigward.errors import PolicyError
+
+    doc = cluster_policy("p", [key_verification(["*"], [keys_entry(PEM)])])
+    doc["spec"]["rules"][0]["celPreconditions"] = cel
+    with pytest.raises(PolicyError) as err:
+        load_policy_text(dump(doc), "t.yaml")
+    assert f"spec.rules[0].{path}" in str(err.value) and message in str(err.value)
