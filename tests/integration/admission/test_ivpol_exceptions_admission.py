@@ -59,16 +59,24 @@ AUTOGEN = "exceptions/autogen"
 DENIED = "Policy ivpol-autogen-sample failed: failed to verify image with notary cert"
 
 
-@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet", "CronJob"])
-@pytest.mark.parametrize(("file", "allowed"), [("bad-resources.yaml", False), ("good-resources.yaml", True)])
+AUTOGEN_REWRITE = pytest.mark.xfail(
+    strict=True,
+    reason="bad-cronjob carries prod=true only in its jobTemplate: Kyverno's autogen rewrite of the policy's "
+    "object.metadata (g6b-ivpol-vectors 034bd69) is not on main yet, so the policy's matchConditions skip it",
+)
+
+
+@pytest.mark.parametrize(
+    ("file", "allowed", "kind"),
+    [
+        *(("bad-resources.yaml", False, k) for k in ("Deployment", "StatefulSet")),
+        pytest.param("bad-resources.yaml", False, "CronJob", marks=AUTOGEN_REWRITE),
+        *(("good-resources.yaml", True, k) for k in ("Deployment", "StatefulSet", "CronJob")),
+    ],
+)
 def test_autogen_vector_enforced_resources(
     admission_env: Callable[..., AdmissionEnv], iv_images: IvImages, file: str, allowed: bool, kind: str
 ) -> None:
-    if kind == "CronJob" and not allowed:
-        pytest.xfail(
-            "bad-cronjob carries prod=true only in its jobTemplate: Kyverno's autogen rewrite of the policy's "
-            "object.metadata (g6b-ivpol-vectors 034bd69) is not on main yet, so the policy's matchConditions skip it"
-        )
     env = admission_env(adapted(AUTOGEN, iv_images.host), vector_doc(AUTOGEN, "exception.yaml"))
     (obj,) = [d for d in resources(AUTOGEN, file, iv_images.host) if d["kind"] == kind]
     response = decide(env, request_for(obj), "/mutate")
