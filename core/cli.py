@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sigward import logs
 from sigward.errors import BadRequestError, ConfigurationError, PolicyError, SigwardError, VerificationFailure
@@ -19,9 +19,10 @@ from sigward.reports import OutputFormat
 
 if TYPE_CHECKING:
     from sigward.admission.selectors import SelectorRoute
+    from sigward.admission.service import Decision as AdmissionDecision
     from sigward.deadline import Deadline
     from sigward.policy.ivpol.load import ImagePolicy
-    from sigward.policy.models import Policy
+    from sigward.policy.loader import PolicySet
     from sigward.verify.engine import Verifier
     from sigward.verify.results import RuleVerdict
 
@@ -67,7 +68,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             results = _with_image_policies(results, args.images, policy_set.image_policies, verifier, deadline)
     finally:
         services.close()
-    _write_report(_output_format(args), results, policy_set.policies, out)
+    _write_report(_output_format(args), results, policy_set, out)
     verdicts = {r.verdict for r in results}
     if Verdict.FAIL in verdicts:
         return EXIT_FAIL
@@ -83,7 +84,7 @@ def _output_format(args: argparse.Namespace) -> str:
     return "json" if args.json else (args.output or "text")
 
 
-def _write_report(fmt: str, results: Sequence[RuleVerdict], policies: Sequence[Policy], out: TextIO) -> None:
+def _write_report(fmt: str, results: Sequence[RuleVerdict], policy_set: PolicySet, out: TextIO) -> None:
     if fmt == "text":
         for r in results:
             digest = f" ({r.digest})" if r.digest else ""
@@ -94,11 +95,11 @@ def _write_report(fmt: str, results: Sequence[RuleVerdict], policies: Sequence[P
     if fmt == "sarif":
         from sigward.reports.sarif import render_sarif
 
-        doc = render_sarif(results, policies)
+        doc = render_sarif(results, policy_set.policies, policy_set.image_policies)
     elif fmt == "policyreport":
         from sigward.reports.policyreport import render_policy_report
 
-        doc = render_policy_report(results, policies)
+        doc = render_policy_report(results, policy_set.policies, image_policies=policy_set.image_policies)
     else:
         doc = {"results": [r.as_json() for r in results]}
     json.dump(doc, out, indent=2)
@@ -125,40 +126,60 @@ def _with_image_policies(
 
 def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from sigward.cluster.references import unavailable
+    from sigward.policy.ivpol.autogen import autogen_configs, describe
     from sigward.wiring import build_services
 
     status = EXIT_OK
+    text_out = err if args.json else out  # with --json, stdout is the JSON document alone
+    checked: list[dict[str, object]] = []  # --json: the ImageValidatingPolicies and their autogen configs
     for path in args.paths:
         services = build_services(os.environ, policy_paths=(path,), short_lived=True)
         cluster = services.cluster()
         try:
             policy_set = services.policies()
         except PolicyError as exc:
-            _print_problems(exc, out)
+            _print_problems(exc, text_out)
             status = EXIT_BAD_INPUT
             continue
         missing = unavailable(policy_set, cluster)
         if missing:
-            _print_problems(PolicyError(missing), out)
+            _print_problems(PolicyError(missing), text_out)
             status = EXIT_BAD_INPUT
             continue
         for note in policy_set.notes:
-            print(f"note: {note}", file=out)
+            print(f"note: {note}", file=text_out)
         for policy in policy_set.policies:
             rules = sum(1 for rule in policy.spec.rules if rule.verify_images)
-            print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=out)
+            print(f"ok: {policy.source}: {policy.kind} {policy.name} ({rules} verifyImages rules)", file=text_out)
         for exemption in policy_set.exceptions:
-            print(f"ok: {exemption.source}: PolicyException {exemption.key}", file=out)
+            print(f"ok: {exemption.source}: PolicyException {exemption.key}", file=text_out)
         for entry in policy_set.global_context:
-            print(f"ok: {entry.source}: GlobalContextEntry {entry.name}", file=out)
+            print(f"ok: {entry.source}: GlobalContextEntry {entry.name}", file=text_out)
         for cel_exemption in policy_set.cel_exceptions:
-            print(f"ok: {cel_exemption.source}: PolicyException {cel_exemption.key} (policies.kyverno.io)", file=out)
+            print(
+                f"ok: {cel_exemption.source}: PolicyException {cel_exemption.key} (policies.kyverno.io)", file=text_out
+            )
         for image_policy in policy_set.image_policies:
+            configs = autogen_configs(image_policy)
+            if args.json:
+                checked.append(
+                    {
+                        "source": image_policy.source,
+                        "kind": image_policy.kind,
+                        "name": image_policy.key,
+                        "validations": len(image_policy.validations),
+                        "autogen": {c.name: [r.as_json() for r in c.resource_rules] for c in configs},
+                    }
+                )
+                continue
             print(
                 f"ok: {image_policy.source}: {image_policy.kind} {image_policy.key} "
-                f"({len(image_policy.validations)} validations)",
-                file=out,
+                f"({len(image_policy.validations)} validations; {describe(configs)})",
+                file=text_out,
             )
+    if args.json:
+        json.dump({"imageValidatingPolicies": checked}, out, indent=2)
+        out.write("\n")
     return status
 
 
@@ -187,10 +208,50 @@ def cmd_review(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         decision = services.admission().decide(request, mode="validate" if args.validate else "mutate")
     finally:
         services.close()
+    if args.output in ("policyreport", "sarif"):
+        _write_review_report(args.output, request.raw, decision, services.policies(), out)
+        return EXIT_OK
     doc = decision.review(request.uid)
     json.dump(doc, out, indent=2)
     out.write("\n")
     return EXIT_OK
+
+
+def _write_review_report(
+    fmt: str, raw: Mapping[str, Any], decision: AdmissionDecision, policy_set: PolicySet, out: TextIO
+) -> None:
+    """``review --output policyreport|sarif``: the decision's ClusterPolicy and ImageValidatingPolicy results."""
+    from dataclasses import replace
+
+    from sigward.reports import outcome_verdicts
+
+    verdicts = [replace(c.verdict, exceptions=c.exceptions) if c.exceptions else c.verdict for c in decision.checks]
+    verdicts += outcome_verdicts(decision.image_policies, policy_set.image_policies)
+    doc: Mapping[str, object]
+    if fmt == "sarif":
+        from sigward.reports.sarif import render_sarif
+
+        doc = render_sarif(verdicts, policy_set.policies, policy_set.image_policies)
+    else:
+        from sigward.reports.policyreport import render_policy_report
+
+        obj = raw.get("object") or raw.get("oldObject") or {}
+        meta = obj.get("metadata") or {}
+        scope = {"apiVersion": str(obj.get("apiVersion", "")), "kind": str(obj.get("kind", ""))}
+        scope["name"] = str(meta.get("name") or raw.get("name") or "")
+        namespace = str(meta.get("namespace") or raw.get("namespace") or "default")
+        scope["namespace"] = namespace
+        doc = render_policy_report(
+            verdicts,
+            policy_set.policies,
+            image_policies=policy_set.image_policies,
+            name=f"sigward-review-{scope['name']}"[:253],
+            namespace=namespace,
+            scope=scope,
+            process="sigward review",
+        )
+    json.dump(doc, out, indent=2)
+    out.write("\n")
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -530,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = _sub(sub, "check-policy", "load and validate policies, printing each problem with its YAML path")
     check.add_argument("paths", nargs="+", metavar="PATH", help="policy file or directory")
+    check.add_argument(
+        "--json", action="store_true", help="print the ImageValidatingPolicies and their autogen configs as JSON"
+    )
     check.set_defaults(handler=cmd_check_policy)
 
     review = _sub(
@@ -540,6 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     review.add_argument("--policy", action="append", help=_POLICY_HELP)
     review.add_argument("--validate", action="store_true", help="apply the validate checks instead of mutate")
+    review.add_argument(
+        "--output",
+        choices=["review", "policyreport", "sarif"],
+        default="review",
+        help="the response AdmissionReview (default), or the decision's results as a PolicyReport or SARIF",
+    )
     review.add_argument("file", metavar="FILE|-", help="the AdmissionReview JSON file, or - for stdin")
     review.set_defaults(handler=cmd_review)
 

@@ -188,6 +188,7 @@ class Services:
             store=self.store(),
             since_seconds=since_seconds,
             dry_run=dry_run,
+            image_policies=lambda: loaded.image_policies,
         )
 
     def _fresh_verifier(self, *, cached: bool) -> Verifier:
@@ -247,7 +248,6 @@ class Services:
                 jmespath_search=jmespath_search,
                 store=self.store_or_none(),
                 exceptions=lambda: loaded.exceptions,
-                cel_exceptions=lambda: loaded.cel_exceptions,
                 cluster=self.cluster(),
             )
 

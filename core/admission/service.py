@@ -48,7 +48,6 @@ from sigward.verify.results import RuleVerdict, Verdict
 from sigward.verify.rulecontext import images_context, resolve_rule
 
 if TYPE_CHECKING:
-    from sigward.policy.ivpol.exceptions import CelPolicyException
     from sigward.policy.ivpol.load import ImagePolicy
     from sigward.verify.ivpol import PolicyOutcome
 
@@ -182,10 +181,8 @@ class AdmissionService:
         exceptions: Callable[[], Sequence[PolicyException]] | None = None,
         cluster: ClusterData | None = None,
         image_policies: Callable[[], Sequence[ImagePolicy]] | None = None,
-        cel_exceptions: Callable[[], Sequence[CelPolicyException]] | None = None,
     ) -> None:
         self._policies = policies
-        self._cel_exceptions = cel_exceptions or (lambda: ())
         self._exceptions = exceptions or (lambda: ())
         self._cluster = cluster if cluster is not None else EMPTY_CLUSTER
         self._image_policies = image_policies or (lambda: ())
@@ -297,7 +294,6 @@ class AdmissionService:
             deadline=deadline,
             mutate=mode == "mutate",
             namespace_decided=namespace_decided,
-            exceptions=self._cel_exceptions(),
         )
         merged = merge(
             allowed=decision.allowed,

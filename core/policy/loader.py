@@ -23,7 +23,7 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -83,8 +83,8 @@ _IMAGE_VALIDATING_POLICY = (
 REFUSED_KYVERNO_KINDS: dict[str, str] = {
     "ImageVerificationPolicy": _IMAGE_VALIDATING_POLICY,
     "PolicyException": (
-        "is not supported: sigward honours the kyverno.io/v2 and kyverno.io/v2beta1 PolicyException and the "
-        "policies.kyverno.io/v1alpha1, v1beta1 and v1 PolicyException"
+        "is not supported: sigward honours kyverno.io/v2 and v2beta1 PolicyExceptions (ClusterPolicy rules) and "
+        "policies.kyverno.io ones (ImageValidatingPolicies) only"
     ),
 }
 _TOP_LEVEL_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
@@ -550,14 +550,18 @@ class _Loader:
                 )
         if self.problems:
             raise PolicyError(self.problems)
+        image_policies = tuple(
+            replace(p, exceptions=tuple(e for e in self.cel_exceptions if e.refers_to(p.kind, p.name)))
+            for p in self.image_policies
+        )
         for exc in self.cel_exceptions:
-            if not any(exc.refers_to(p.kind, p.name) for p in self.image_policies):
+            if not any(exc in p.exceptions for p in image_policies):
                 # a typo in policyRefs exempts nothing: say so (the policy may be in another policy path)
                 self.notes.append(f"{exc.source}: PolicyException {exc.key} names no loaded ImageValidatingPolicy")
         return PolicySet(
             policies=tuple(self.policies),
             notes=tuple(self.notes),
-            image_policies=tuple(self.image_policies),
+            image_policies=image_policies,
             exceptions=tuple(self.exceptions),
             cel_exceptions=tuple(self.cel_exceptions),
             global_context=tuple(self.global_entries),

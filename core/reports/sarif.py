@@ -13,9 +13,10 @@ from typing import Any
 
 from sigward import __version__
 from sigward.errors import SigwardError
+from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import Policy
 from sigward.references import parse_image_reference
-from sigward.reports import facts_for
+from sigward.reports import SOURCE_CLUSTER_POLICY, facts_for
 from sigward.verify.results import RuleVerdict, Verdict
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -44,17 +45,23 @@ def _level_and_kind(verdict: RuleVerdict, enforce: bool) -> tuple[str, str]:
     return ("error" if enforce else "warning"), "fail"
 
 
-def render_sarif(verdicts: Sequence[RuleVerdict], policies: Sequence[Policy]) -> dict[str, Any]:
+def render_sarif(
+    verdicts: Sequence[RuleVerdict], policies: Sequence[Policy], image_policies: Sequence[ImagePolicy] = ()
+) -> dict[str, Any]:
     rules: dict[str, dict[str, Any]] = {}
     results: list[dict[str, Any]] = []
     for v in verdicts:
-        facts = facts_for(v, policies)
+        facts = facts_for(v, policies, image_policies)
         rid = rule_id(v)
         level, kind = _level_and_kind(v, facts.enforce)
         if rid not in rules:
             if v.policy:
                 action = "Enforce" if facts.enforce else "Audit"
-                text = f"verifyImages rule {v.rule} of policy {v.policy} ({action})"
+                text = (
+                    f"{facts.form} {v.policy} ({action})"
+                    if facts.rule
+                    else f"verifyImages rule {v.rule} of policy {v.policy} ({action})"
+                )
             else:
                 text = "no verifyImages rule matched the image"
             rule: dict[str, Any] = {
@@ -66,8 +73,10 @@ def render_sarif(verdicts: Sequence[RuleVerdict], policies: Sequence[Policy]) ->
                 "defaultConfiguration": {"level": "error" if facts.enforce else "warning"},
             }
             properties = {k: val for k, val in (("category", facts.category), ("severity", facts.severity)) if val}
-            if facts.policy is not None and facts.policy.source:
-                properties["policySource"] = facts.policy.source
+            if facts.policy_source:
+                properties["policySource"] = facts.policy_source
+            if facts.source != SOURCE_CLUSTER_POLICY:
+                properties["engine"] = facts.source
             if properties:
                 rule["properties"] = properties
             rules[rid] = rule
@@ -77,7 +86,8 @@ def render_sarif(verdicts: Sequence[RuleVerdict], policies: Sequence[Policy]) ->
                 "ruleIndex": list(rules).index(rid),
                 "kind": kind,
                 "level": level,
-                "message": {"text": f"{v.image}: {v.message}" if v.message else v.image},
+                # an IVPOL admission row is about the resource (no image): its message alone
+                "message": {"text": f"{v.image}: {v.message}" if v.image and v.message else v.message or v.image},
                 "locations": [
                     {
                         "physicalLocation": {

@@ -36,8 +36,11 @@ from sigward.verify.plan import RulePlan, plan_image
 from sigward.verify.results import Verdict
 
 if TYPE_CHECKING:
+    from sigward.policy.ivpol.load import ImagePolicy
     from sigward.policy.models import Policy
     from sigward.verify.engine import Verifier
+    from sigward.verify.plan import VerdictKey
+    from sigward.verify.results import RuleVerdict
     from sigward.verify.rootsnapshot import RootSnapshot
 
 # A scheduled run fits well inside Cloud Scheduler's default 3-minute HTTP attempt deadline.
@@ -145,6 +148,10 @@ class _Cursor:
             return None
 
 
+# The rule column of a recorded ImageValidatingPolicy check (sigward.verify.plan.image_policy_key).
+IVPOL_RULE_PREFIX = "ivpol/"
+
+
 def policies_fingerprint(policies: Sequence[Policy]) -> str:
     return ",".join(sorted({p.content_hash for p in policies}))
 
@@ -159,8 +166,10 @@ class ReverifyService:
         settings: ReverifySettings | None = None,
         notifier: FindingSink | None = None,
         clock: Callable[[], float] = time.time,
+        image_policies: Callable[[], Sequence[ImagePolicy]] = tuple,
     ) -> None:
         self._policies = policies
+        self._image_policies = image_policies
         self._verifier = verifier
         self._store = store
         self.settings = settings or ReverifySettings()
@@ -185,8 +194,11 @@ class ReverifyService:
 
     def _walk(self, deadline: Deadline) -> ReverifyReport:
         policies = list(self._policies())
+        image_policies = list(self._image_policies())
         current = policies_fingerprint(policies)
-        hashes = {p.content_hash for p in policies}
+        if image_policies:  # an IVPOL's content hash covers its CEL: a changed one starts a new walk too
+            current += "+" + ",".join(sorted({p.content_hash for p in image_policies}))
+        hashes = {p.content_hash for p in policies} | {p.content_hash for p in image_policies}
         stored_text = "" if self.settings.dry_run else self._store.get_state(CURSOR_STATE)
         cursor = _Cursor.parse(stored_text)
         if cursor is None or cursor.policies != current:
@@ -203,7 +215,7 @@ class ReverifyService:
                 if deadline.remaining() <= MIN_VERIFY_SECONDS:
                     break
                 if cursor.phase == "all" or record.policy_hash not in hashes:
-                    self._examine(record, policies, root, deadline, tally)
+                    self._examine(record, policies, root, deadline, tally, image_policies)
                 handled = record.key
             if handled and handled != batch[-1].key:  # the deadline cut the batch short
                 cursor = replace(cursor, after=handled)
@@ -251,6 +263,7 @@ class ReverifyService:
         root: RootSnapshot,
         deadline: Deadline,
         tally: _Tally,
+        image_policies: Sequence[ImagePolicy] = (),
     ) -> None:
         settings = self.settings
         now = self._clock()
@@ -259,11 +272,18 @@ class ReverifyService:
         if settings.since_seconds is not None and record.verified_at < now - settings.since_seconds:
             return
         tally.examined += 1
-        plan = self._plan_for(record, policies)
-        if plan is None:
-            return  # the rule no longer applies to this image (or is decided per admission request only)
-        key = plan.key(record.digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
-        verdict = verify_plan(self._verifier, plan, record.digest, root, deadline)
+        if record.rule.startswith(IVPOL_RULE_PREFIX):
+            found = self._image_policy_check(record, image_policies, root, deadline)
+            if found is None:
+                return  # the IVPOL changed or went (its hash covers the CEL), or the check is per-request only
+            key, verdict, policy_name = found
+        else:
+            plan = self._plan_for(record, policies)
+            if plan is None:
+                return  # the rule no longer applies to this image (or is decided per admission request only)
+            key = plan.key(record.digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
+            verdict = verify_plan(self._verifier, plan, record.digest, root, deadline)
+            policy_name = plan.policy.name
         status, message = verdict.verdict, verdict.message
         tally.verified += 1
         if status == Verdict.ERROR:
@@ -284,7 +304,7 @@ class ReverifyService:
         after = StoredStatus.of(verdict)
         new = StoredVerdict.of(
             key,
-            policy=plan.policy.name,
+            policy=policy_name,
             verdict=after,
             message=message,
             verified_at=now,
@@ -315,6 +335,37 @@ class ReverifyService:
         if flip is not None:
             tally.flips.append(flip)
             self._report(flip, deadline)
+
+    def _image_policy_check(
+        self, record: StoredVerdict, image_policies: Sequence[ImagePolicy], root: RootSnapshot, deadline: Deadline
+    ) -> tuple[VerdictKey, RuleVerdict, str] | None:
+        """An ImageValidatingPolicy check recorded by admission or push (``ivpol/<check>``), verified again under the
+        key admission looks it up by: the policy with that content hash, the check's attestor, the run's root."""
+        from sigward.verify.ivpol import check_rule, recorded_check, shell_policy
+        from sigward.verify.plan import image_policy_key
+
+        policy = next((p for p in image_policies if p.content_hash == record.policy_hash), None)
+        if policy is None:
+            return None
+        check = record.rule.removeprefix(IVPOL_RULE_PREFIX)
+        iv = recorded_check(policy, check)
+        if iv is None:
+            return None
+        try:
+            ref = parse_image_reference(record.image)
+        except BadRequestError:
+            return None
+        pinned = ref if ref.digest else ref.with_digest(record.digest)
+        key = image_policy_key(
+            policy.content_hash, check, ref, record.digest, trust_fingerprint=root.default.fingerprint
+        )
+        context = self._verifier.new_context(pinned, deadline=deadline, trusted_root=root.default)
+        verdict = self._verifier.verify_image_rule(
+            pinned, policy=shell_policy(policy), rule=check_rule(policy, iv), deadline=deadline, context=context
+        )
+        if verdict is None:
+            return None
+        return key, verdict, policy.key
 
     def _pending_over(self, record: StoredVerdict, now: float) -> bool:
         """Whether a pending push's grace period has ended, counted from its first sighting (or its record)."""
@@ -405,6 +456,7 @@ def build_service(
     store: VerdictStore,
     since_seconds: float | None = None,
     dry_run: bool = False,
+    image_policies: Callable[[], Sequence[ImagePolicy]] = tuple,
 ) -> ReverifyService:
     """The one place a re-verification service is put together from the environment (function target and CLI)."""
     from sigward.push.findings import Notifier
@@ -415,4 +467,5 @@ def build_service(
         store=store,
         settings=settings_from_env(env, since_seconds=since_seconds, dry_run=dry_run),
         notifier=None if dry_run else Notifier.from_env(env),
+        image_policies=image_policies,
     )

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, SigwardError, VerificationFailure
 from sigward.patterns import compile_re2, wildcard_match
+from sigward.policy.ivpol.autogen import CONTROLLER_GROUPS
 from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
 from sigward.policy.ivpol.exceptions import CelPolicyException, skip_message
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
@@ -39,6 +40,7 @@ from sigward.policy.models import (
     ResourceDescription,
     ResourceFilter,
     Rule,
+    VerificationType,
 )
 from sigward.references import ImageReference
 from sigward.references import parse_image_reference as _parse_uncached
@@ -55,14 +57,6 @@ _POD_SPEC_PATHS: Mapping[str, tuple[str, ...]] = {
 }
 _CONTROLLER_POD_SPEC = ("spec", "template", "spec")
 _CONTAINER_FIELDS = ("containers", "initContainers", "ephemeralContainers")
-_CONTROLLER_GROUPS = {
-    "daemonsets": "apps",
-    "deployments": "apps",
-    "replicasets": "apps",
-    "statefulsets": "apps",
-    "jobs": "batch",
-    "cronjobs": "batch",
-}
 
 
 @dataclass(frozen=True)
@@ -265,7 +259,7 @@ def _get(obj: Any, path: Sequence[str]) -> Any:
 def _pod_spec_path(resource: str) -> tuple[str, ...] | None:
     if resource in _POD_SPEC_PATHS:
         return _POD_SPEC_PATHS[resource]
-    if resource in _CONTROLLER_GROUPS:
+    if resource in CONTROLLER_GROUPS:
         return _CONTROLLER_POD_SPEC
     return None
 
@@ -318,9 +312,37 @@ def policy_matches(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
         return False
     if any(_rule_matches(r, group, version, full, op, name) for r in mc.resource_rules):
         return True
-    if not sub and resource in policy.pod_controllers and group == _CONTROLLER_GROUPS.get(resource):
-        return any(op in r.operations or "*" in r.operations for r in mc.resource_rules)
-    return False
+    return autogen_match(policy, request)
+
+
+def autogen_match(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
+    """Is ``request`` selected only through autogen (a pods-only policy extended to a Pod controller)? Kyverno then
+    reads the policy's ``object.metadata`` / ``object.spec`` as the controller's Pod template (pkg/cel/autogen)."""
+    mc = policy.spec.match_constraints
+    res = request.get("resource") or {}
+    group, resource = str(res.get("group", "")), str(res.get("resource", ""))
+    if mc is None or request.get("subResource") or resource not in policy.pod_controllers:
+        return False
+    if group != CONTROLLER_GROUPS.get(resource):
+        return False
+    op = str(request.get("operation", ""))
+    return any(op in r.operations or "*" in r.operations for r in mc.resource_rules)
+
+
+def pod_template_view(resource: str, obj: Any) -> Any:
+    """The object as an autogen'ed policy sees it: ``metadata`` and ``spec`` of the controller's Pod template (what
+    Kyverno's rewrite of ``object.metadata`` to ``object.spec.template.metadata`` — ``spec.jobTemplate.spec.
+    template`` for CronJobs — reads); ``apiVersion`` and ``kind`` stay the controller's."""
+    if not isinstance(obj, Mapping):
+        return obj
+    path = ("spec", "jobTemplate", "spec", "template") if resource == "cronjobs" else ("spec", "template")
+    template: Any = obj
+    for key in path:
+        template = template.get(key) if isinstance(template, Mapping) else None
+    template = template if isinstance(template, Mapping) else {}
+    view = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+    view.update(metadata=template.get("metadata") or {}, spec=template.get("spec") or {})
+    return view
 
 
 def _labels(obj: Any) -> Mapping[str, str] | None:
@@ -388,6 +410,79 @@ class _RequestState:
         return found
 
 
+def shell_policy(policy: ImagePolicy) -> Policy:
+    """The ClusterPolicy shell an IVPOL check runs in on the shared engine (named after the IVPOL)."""
+    return Policy(api_version="policies.kyverno.io/v1", kind="ClusterPolicy", name=policy.name, spec=PolicySpec())
+
+
+def check_rule(policy: ImagePolicy, iv: ImageVerification) -> Rule:
+    return Rule(
+        name=policy.name,
+        match=MatchResources(any=(ResourceFilter(resources=ResourceDescription(kinds=("Pod",))),)),
+        verify_images=(iv,),
+    )
+
+
+def signature_check(
+    kind: VerificationType, attestors: AttestorSet, credentials: ImageRegistryCredentials | None = None
+) -> ImageVerification:
+    """``verifyImageSignatures`` with one attestor, as an engine check (the check key ``signature:<attestor>``)."""
+    return _one_check(kind, credentials, attestors=(attestors,))
+
+
+def attestation_check(
+    kind: VerificationType,
+    predicate: str,
+    attestors: AttestorSet,
+    credentials: ImageRegistryCredentials | None = None,
+) -> ImageVerification:
+    """``verifyAttestationSignatures`` of one type with one attestor (check key ``attestation:<type>:<attestor>``)."""
+    return _one_check(kind, credentials, attestations=(Attestation(type=predicate, attestors=(attestors,)),))
+
+
+def _one_check(
+    kind: VerificationType, credentials: ImageRegistryCredentials | None, **fields: Any
+) -> ImageVerification:
+    if credentials is not None:
+        fields["image_registry_credentials"] = credentials
+    return ImageVerification(
+        type=kind, image_references=("*",), mutate_digest=False, verify_digest=False, required=False, **fields
+    )
+
+
+def check_credentials(
+    policy_credentials: ImageRegistryCredentials | None, compiled: CompiledAttestor
+) -> ImageRegistryCredentials | None:
+    """The registry credentials of one attestor's check: the policy's ``credentials`` and the attestor's
+    PullSecrets (providers narrow, Secrets add); None: the process-wide setting."""
+    if not compiled.pull_secrets:
+        return policy_credentials
+    creds = policy_credentials
+    return ImageRegistryCredentials(
+        allow_insecure_registry=creds.allow_insecure_registry if creds is not None else False,
+        providers=creds.providers if creds is not None else (),
+        secrets=(*(creds.secrets if creds is not None else ()), *compiled.pull_secrets),
+    )
+
+
+def recorded_check(policy: ImagePolicy, check: str) -> ImageVerification | None:
+    """The engine check a recorded IVPOL verdict names (``signature:A``, ``attestation:TYPE:A``; a type may hold
+    colons), for re-verification under the default trusted root; None when the policy no longer has it, or its
+    attestor has a root of its own (an expression evaluated per request, or an inline root admission keys by)."""
+    form, _, rest = check.partition(":")
+    predicate, _, name = rest.rpartition(":")
+    compiled = policy.attestors.get(name)
+    if compiled is None or compiled.root_expression is not None:
+        return None
+    iv: ImageVerification | None = None
+    creds = check_credentials(registry_credentials(policy.spec), compiled)
+    if form == "signature" and not predicate:
+        iv = signature_check(compiled.type, compiled.attestors, creds)
+    elif form == "attestation" and predicate in policy.attestations.values():
+        iv = attestation_check(compiled.type, predicate, compiled.attestors, creds)
+    return iv if iv is not None and _inline_root(iv) is None else None
+
+
 class _Functions:
     """Kyverno's image functions for one policy evaluation, backed by the shared verifier."""
 
@@ -414,19 +509,10 @@ class _Functions:
 
     @cached_property
     def _shell(self) -> Policy:
-        return Policy(
-            api_version="policies.kyverno.io/v1", kind="ClusterPolicy", name=self._policy.name, spec=PolicySpec()
-        )
+        return shell_policy(self._policy)
 
     def _built(self, iv: ImageVerification) -> tuple[Policy, Rule]:
-        return self._shell, self._rule(iv)
-
-    def _rule(self, iv: ImageVerification) -> Rule:
-        return Rule(
-            name=self._policy.name,
-            match=MatchResources(any=(ResourceFilter(resources=ResourceDescription(kinds=("Pod",))),)),
-            verify_images=(iv,),
-        )
+        return self._shell, check_rule(self._policy, iv)
 
     def _passes(self, image: str, ivs: Sequence[tuple[str, ImageVerification]]) -> list[ImageVerification]:
         """The checks of ``ivs`` that pass for ``image`` (none when matchImageReferences does not select it)."""
@@ -482,36 +568,17 @@ class _Functions:
 
     def _check(self, kind: str, name: str) -> str:
         """The reuse name of a check of attestor ``name`` (after :meth:`_attestor`): with expression material,
-        its fingerprint is part of it, so a changed ConfigMap makes a new verdict."""
+        its fingerprint is part of it, so a changed ConfigMap makes a new verdict (and reverify, which cannot
+        evaluate the expression, leaves it to admission)."""
         found = self._material.get(name, "")
         return f"{kind}:{name}#{found}" if found else f"{kind}:{name}"
-
-    def _verification(self, compiled: CompiledAttestor, **fields: Any) -> ImageVerification:
-        """The engine's one-entry check of ``compiled``: the policy's ``credentials`` and the attestor's
-        PullSecrets ride as the entry's registry credentials (providers narrow, Secrets add)."""
-        creds = self._credentials
-        if compiled.pull_secrets:
-            creds = ImageRegistryCredentials(
-                allow_insecure_registry=creds.allow_insecure_registry if creds is not None else False,
-                providers=creds.providers if creds is not None else (),
-                secrets=(*(creds.secrets if creds is not None else ()), *compiled.pull_secrets),
-            )
-        if creds is not None:
-            fields["image_registry_credentials"] = creds
-        return ImageVerification(
-            type=compiled.type,
-            image_references=("*",),
-            mutate_digest=False,
-            verify_digest=False,
-            required=False,
-            **fields,
-        )
 
     def verify_image_signatures(self, image: str, attestors: Sequence[str]) -> int:
         ivs: list[tuple[str, ImageVerification]] = []
         for n in attestors:
-            attestor_set = self._attestor(n)
-            ivs.append((self._check("signature", n), self._verification(self._compiled(n), attestors=(attestor_set,))))
+            compiled = self._compiled(n)
+            check = signature_check(compiled.type, self._attestor(n), check_credentials(self._credentials, compiled))
+            ivs.append((self._check("signature", n), check))
         return len(self._passes(image, ivs))
 
     def _attestation(self, attestation: str) -> str:
@@ -532,13 +599,10 @@ class _Functions:
                 raise CelError("notary verifier only supports oci 1.1 referrers as attestations")
             if compiled.type != "Notary" and referrer:
                 raise CelError("cosign verifier only supports in-toto attestations")
-            attestation_check = Attestation(type=predicate, attestors=(self._attestor(n),))
-            ivs.append(
-                (
-                    self._check(f"attestation:{predicate}", n),
-                    self._verification(compiled, attestations=(attestation_check,)),
-                )
+            check = attestation_check(
+                compiled.type, predicate, self._attestor(n), check_credentials(self._credentials, compiled)
             )
+            ivs.append((self._check(f"attestation:{predicate}", n), check))
         passed = self._passes(image, ivs)
         if passed:
             self._payload_sources.setdefault((image, name), passed[0])
@@ -648,9 +712,13 @@ def evaluate_policy(
     actions = spec.effective_actions()
     base: dict[str, Any] = {"policy": policy.name, "actions": actions, "failure_policy": spec.failure_policy}
     resource = str((request.get("resource") or {}).get("resource", ""))
+    view = obj
+    old = request.get("oldObject")
+    if autogen_match(policy, request):  # pod_controllers is set only for pods-only rules: never a direct match
+        view, old = pod_template_view(resource, obj), pod_template_view(resource, old)
     data: dict[str, Any] = {
-        "object": obj,
-        "oldObject": request.get("oldObject"),
+        "object": view,
+        "oldObject": old,
         "request": dict(request),
         "namespaceObject": None,
         "variables": {},
@@ -846,7 +914,7 @@ def evaluate_request(
     mutate: bool = True,
     namespace_decided: bool = False,
     apply_selectors: bool = True,
-    exceptions: Sequence[CelPolicyException] = (),
+    apply_exceptions: bool = True,
     now: datetime | None = None,
 ) -> Decision:
     """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``); registry work goes through
@@ -855,8 +923,9 @@ def evaluate_request(
     the request came through the webhook of the policies' namespaceSelector route (the API server matched it).
     ``apply_selectors`` False: an image checked alone (``verify``, push) is checked for any resource the policy
     covers, so the label selectors, which pick resources, do not apply (as a ClusterPolicy's ``match``).
-    ``exceptions``: CEL PolicyExceptions; a policy they exempt is skipped (not verified, not pinned), autogen'ed
-    controllers included."""
+    ``apply_exceptions``: each policy's CEL PolicyExceptions (:attr:`ImagePolicy.exceptions`) skip it when they hold
+    (not verified, not pinned, autogen'ed controllers included); False for an image checked alone (``verify``, push):
+    its request is synthetic, so no exception applies (fail closed)."""
 
     if checks is None:
         if verifier is None:
@@ -893,9 +962,11 @@ def evaluate_request(
                     )
                 )
                 continue
-        naming = [e for e in exceptions if e.refers_to(policy.kind, policy.name) and not e.expired(when)]
+        naming = [e for e in policy.exceptions if e.refers_to(policy.kind, policy.name) and not e.expired(when)]
         exemption = (
-            Exemption(policy, naming, request, checks=checks, deadline=deadline, state=state) if naming else None
+            Exemption(policy, naming, request, checks=checks, deadline=deadline, state=state)
+            if naming and apply_exceptions
+            else None
         )
         pins = policy.spec.validation_configurations.mutate_digest and mutate
         if exemption is not None and exemption.exempts():
@@ -1031,7 +1102,9 @@ def evaluate_image(
     for policy in policies:
         if not image_selected(policy, image) or (policy.namespace and policy.namespace != SYNTHETIC_NAMESPACE):
             continue
-        decision = evaluate_request([policy], request, checks=checks, deadline=deadline, apply_selectors=False)
+        decision = evaluate_request(
+            [policy], request, checks=checks, deadline=deadline, apply_selectors=False, apply_exceptions=False
+        )
         pinned = next((str(p.get("value", "")) for p in decision.patches), "")
         digest = ref.digest or pinned.rpartition("@")[2]
         if not decision.outcomes:

@@ -40,6 +40,7 @@ class RuleVerdict:
     mutate_digest: bool = False
     failure: FailureKind | None = None  # what a FAIL was (never read from ``message``); None otherwise
     failures: tuple[EntryFailure, ...] = ()  # on a FAIL: each failed entry with its path and kind
+    exceptions: tuple[str, ...] = ()  # on a SKIP: the PolicyExceptions that exempted it (reports name them)
 
     def as_json(self) -> dict[str, str]:
         return {

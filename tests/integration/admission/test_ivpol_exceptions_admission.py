@@ -59,18 +59,10 @@ AUTOGEN = "exceptions/autogen"
 DENIED = "Policy ivpol-autogen-sample failed: failed to verify image with notary cert"
 
 
-AUTOGEN_REWRITE = pytest.mark.xfail(
-    strict=True,
-    reason="bad-cronjob carries prod=true only in its jobTemplate: Kyverno's autogen rewrite of the policy's "
-    "object.metadata (g6b-ivpol-vectors 034bd69) is not on main yet, so the policy's matchConditions skip it",
-)
-
-
 @pytest.mark.parametrize(
     ("file", "allowed", "kind"),
     [
-        *(("bad-resources.yaml", False, k) for k in ("Deployment", "StatefulSet")),
-        pytest.param("bad-resources.yaml", False, "CronJob", marks=AUTOGEN_REWRITE),
+        *(("bad-resources.yaml", False, k) for k in ("Deployment", "StatefulSet", "CronJob")),
         *(("good-resources.yaml", True, k) for k in ("Deployment", "StatefulSet", "CronJob")),
     ],
 )
@@ -97,16 +89,15 @@ def test_autogen_vector_skipped_resources_are_exempted(
         response = resp.get_json()["response"]
         assert response["allowed"] is True, (path, response)
         assert decode_patch(resp.get_json()) == [], path  # an exempted policy pins nothing
-    if kind != "CronJob":  # the CronJob is skipped by the policy's own matchConditions until autogen rewrite lands
-        (first, _) = audit_lines(capsys)
-        assert first["exceptions"] == ["default/check-name"]
-        (outcome,) = first["image_policies"]
-        assert outcome == {
-            "policy": "ivpol-autogen-sample",
-            "verdict": "skip",
-            "message": "rule is skipped due to policy exception: default/check-name",
-            "exceptions": ["default/check-name"],
-        }
+    (first, _) = audit_lines(capsys)
+    assert first["exceptions"] == ["default/check-name"]
+    (outcome,) = first["image_policies"]
+    assert outcome == {
+        "policy": "ivpol-autogen-sample",
+        "verdict": "skip",
+        "message": "rule is skipped due to policy exception: default/check-name",
+        "exceptions": ["default/check-name"],
+    }
 
 
 @pytest.mark.parametrize(

@@ -299,6 +299,7 @@ def test_cli_verify_traces_and_flushes(
     monkeypatch.setattr(tracing, "configure_from_env", _in_memory(exporter))
     shutdowns: list[bool] = []
     real_shutdown = tracing.shutdown
+
     def shutdown() -> None:
         shutdowns.append(True)
         real_shutdown()

@@ -133,4 +133,5 @@ def test_check_policy_lists_ivpol(images: Images, tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(ivpol(f"{images.host}/*")))
     out = io.StringIO()
     assert cli.run(["check-policy", str(path)], out=out, err=io.StringIO()) == 0
-    assert f"ok: {path}#doc1: ImageValidatingPolicy ivcli (1 validations)" in out.getvalue()
+    autogen = "autogen: cronjobs=cronjobs defaults=daemonsets,deployments,replicasets,statefulsets,jobs"
+    assert f"ok: {path}#doc1: ImageValidatingPolicy ivcli (1 validations; {autogen})" in out.getvalue()

@@ -43,14 +43,24 @@ EVIL_VALUE = "a" * 200_000 + "-"
 
 def policy_doc(host: str) -> dict[str, Any]:
     patho = key_verification([f"{host}/patho/*"], [keys_entry(KEY.public_pem)])
-    patho["attestations"] = [{
-        "type": PREDICATE_TYPE,
-        "attestors": [{"entries": [keys_entry(KEY.public_pem)]}],
-        "conditions": [{"all": [{"key": "{{ regex_match('^(a+)+$', long) }}", "operator": "Equals", "value": True}]}],
-    }]
-    patho["validate"] = {"deny": {"conditions": {"any": [
-        {"key": "{{ regex_match('^(a+)+$', image.tag) }}", "operator": "Equals", "value": True},
-    ]}}}
+    patho["attestations"] = [
+        {
+            "type": PREDICATE_TYPE,
+            "attestors": [{"entries": [keys_entry(KEY.public_pem)]}],
+            "conditions": [
+                {"all": [{"key": "{{ regex_match('^(a+)+$', long) }}", "operator": "Equals", "value": True}]}
+            ],
+        }
+    ]
+    patho["validate"] = {
+        "deny": {
+            "conditions": {
+                "any": [
+                    {"key": "{{ regex_match('^(a+)+$', image.tag) }}", "operator": "Equals", "value": True},
+                ]
+            }
+        }
+    }
     ordinary = key_verification([f"{host}/ok/*"], [keys_entry(KEY.public_pem)])
     return cluster_policy("linear-patterns", [patho, ordinary])
 
@@ -78,13 +88,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalRegis
     doc2 = cluster_policy("team-signed", [key_verification([f"{registry.host}/team/*"], [keys_entry(KEY.public_pem)])])
     policy.write_text(dump(doc, doc2))
     db = workdir / "verdicts.db"
-    served = Served(workdir, {
-        "SIGWARD_POLICY": str(policy),
-        "SIGWARD_STORE": f"sqlite:///{db}",
-        "SIGWARD_PUSH_GRACE_SECONDS": "0",
-        "SIGWARD_INSECURE_REGISTRIES": registry.host,
-        "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
-    })
+    served = Served(
+        workdir,
+        {
+            "SIGWARD_POLICY": str(policy),
+            "SIGWARD_STORE": f"sqlite:///{db}",
+            "SIGWARD_PUSH_GRACE_SECONDS": "0",
+            "SIGWARD_INSECURE_REGISTRIES": registry.host,
+            "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
+        },
+    )
     served.start()
     try:
         yield registry, served, db, images
@@ -142,14 +155,24 @@ def harbor(host: str, repository: str, digest: str, occur_at: int) -> dict[str, 
 
 
 def distribution(host: str, repository: str, digest: str, event_id: str) -> dict[str, Any]:
-    return {"events": [{
-        "id": event_id,
-        "timestamp": "2024-05-01T12:00:00Z",
-        "action": "push",
-        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 10,
-                   "repository": repository, "url": f"http://{host}/v2/{repository}/manifests/{digest}", "tag": "same"},
-        "request": {"id": "r", "addr": "127.0.0.1", "host": host, "method": "PUT", "useragent": "docker"},
-    }]}
+    return {
+        "events": [
+            {
+                "id": event_id,
+                "timestamp": "2024-05-01T12:00:00Z",
+                "action": "push",
+                "target": {
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": digest,
+                    "size": 10,
+                    "repository": repository,
+                    "url": f"http://{host}/v2/{repository}/manifests/{digest}",
+                    "tag": "same",
+                },
+                "request": {"id": "r", "addr": "127.0.0.1", "host": host, "method": "PUT", "useragent": "docker"},
+            }
+        ]
+    }
 
 
 def post_event(served: Served, doc: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
@@ -189,14 +212,19 @@ def test_same_digest_in_two_repositories_within_one_second_are_both_recorded(
     crafted_id = f"{now}:PUSH_ARTIFACT:{digest}"
     crafted = post_event(served, distribution(host, "team/one", digest, crafted_id), dist_headers)
     assert "duplicate" not in json.dumps(crafted), crafted
-    assert "duplicate" in json.dumps(post_event(served, distribution(host, "team/one", digest, crafted_id),
-                                                dist_headers))
+    assert "duplicate" in json.dumps(
+        post_event(served, distribution(host, "team/one", digest, crafted_id), dist_headers)
+    )
 
 
 @pytest.mark.parametrize(
     "url",
-    ["http://localhost@evil.example/x", "https://user:pw-s3cret@hooks.example/x", "https://169.254.169.254/",
-     "http://127.0.0.1.evil.example/hook"],
+    [
+        "http://localhost@evil.example/x",
+        "https://user:pw-s3cret@hooks.example/x",
+        "https://169.254.169.254/",
+        "http://127.0.0.1.evil.example/hook",
+    ],
 )
 def test_serve_refuses_a_bad_findings_url_at_start_up(url: str, tmp_path: Path) -> None:
     import subprocess

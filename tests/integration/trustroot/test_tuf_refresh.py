@@ -152,9 +152,7 @@ def test_broken_mirror_keeps_the_last_good_root_and_logs_once(
 
 def test_refresh_runs_in_the_background_and_never_blocks(tmp_path: Path) -> None:
     with SilentServer() as silent:
-        src = TrustRootSource(
-            url=f"http://{silent.host}", bootstrap_root=b"{}", cache_dir=tmp_path, fallback=ROOT_A
-        )
+        src = TrustRootSource(url=f"http://{silent.host}", bootstrap_root=b"{}", cache_dir=tmp_path, fallback=ROOT_A)
         holder = TrustRootHolder(src)
         started = time.monotonic()
         assert holder.current().raw == ROOT_A

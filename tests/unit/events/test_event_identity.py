@@ -57,26 +57,45 @@ def test_fields_cannot_be_shifted_into_each_other() -> None:
 
 def harbor_body(repository: str, occur_at: int = 1700000000) -> bytes:
     namespace, _, name = repository.partition("/")
-    return json.dumps({
-        "type": "PUSH_ARTIFACT",
-        "occur_at": occur_at,
-        "operator": "admin",
-        "event_data": {
-            "resources": [{"digest": DIGEST, "tag": "v1", "resource_url": f"{HOST}/{repository}:v1"}],
-            "repository": {"name": name, "namespace": namespace, "repo_full_name": repository, "repo_type": "private"},
-        },
-    }).encode()
+    return json.dumps(
+        {
+            "type": "PUSH_ARTIFACT",
+            "occur_at": occur_at,
+            "operator": "admin",
+            "event_data": {
+                "resources": [{"digest": DIGEST, "tag": "v1", "resource_url": f"{HOST}/{repository}:v1"}],
+                "repository": {
+                    "name": name,
+                    "namespace": namespace,
+                    "repo_full_name": repository,
+                    "repo_type": "private",
+                },
+            },
+        }
+    ).encode()
 
 
 def distribution_body(repository: str, event_id: str) -> bytes:
-    return json.dumps({"events": [{
-        "id": event_id,
-        "timestamp": "2024-05-01T12:00:00Z",
-        "action": "push",
-        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": DIGEST, "size": 10,
-                   "repository": repository, "url": f"https://{HOST}/v2/{repository}/manifests/{DIGEST}", "tag": "v1"},
-        "request": {"id": "r", "addr": "10.0.0.1", "host": HOST, "method": "PUT", "useragent": "docker"},
-    }]}).encode()
+    return json.dumps(
+        {
+            "events": [
+                {
+                    "id": event_id,
+                    "timestamp": "2024-05-01T12:00:00Z",
+                    "action": "push",
+                    "target": {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": DIGEST,
+                        "size": 10,
+                        "repository": repository,
+                        "url": f"https://{HOST}/v2/{repository}/manifests/{DIGEST}",
+                        "tag": "v1",
+                    },
+                    "request": {"id": "r", "addr": "10.0.0.1", "host": HOST, "method": "PUT", "useragent": "docker"},
+                }
+            ]
+        }
+    ).encode()
 
 
 def service() -> tuple[PushService, MemorySignatureSource]:
@@ -88,8 +107,12 @@ def service() -> tuple[PushService, MemorySignatureSource]:
         source.add_signatures(f"{HOST}/{repo}", DIGEST, (layer,))
     current = policies()
     return PushService(
-        policies=lambda: current, verifier=Verifier(source=source), store=MemoryStore(),
-        settings=PushSettings(grace_seconds=300), notifier=Recorder(), clock=Clock(),
+        policies=lambda: current,
+        verifier=Verifier(source=source),
+        store=MemoryStore(),
+        settings=PushSettings(grace_seconds=300),
+        notifier=Recorder(),
+        clock=Clock(),
     ), source
 
 

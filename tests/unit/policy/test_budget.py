@@ -74,22 +74,36 @@ def test_wide_predicate_is_refused_by_conversion_cost() -> None:
 
 def test_hostile_deny_block_fails_closed() -> None:
     with pytest.raises(BudgetExceeded):
-        evaluate_deny({"any": [{"key": "{{ replace_all(a, 'x', a) }}", "operator": "Equals", "value": "z"}]},
-                      {"a": "x" * 200_000}, now=NOW)
+        evaluate_deny(
+            {"any": [{"key": "{{ replace_all(a, 'x', a) }}", "operator": "Equals", "value": "z"}]},
+            {"a": "x" * 200_000},
+            now=NOW,
+        )
 
 
 def test_ordinary_conditions_stay_far_below_the_budget() -> None:
-    data = {"builder": {"id": "https://github.com/org/repo/.github/workflows/release.yml@refs/tags/v1"},
-            "scanner": {"result": {"summary": {"criticalCount": 0}}}}
+    data = {
+        "builder": {"id": "https://github.com/org/repo/.github/workflows/release.yml@refs/tags/v1"},
+        "scanner": {"result": {"summary": {"criticalCount": 0}}},
+    }
     with budget() as b:
         outcome = evaluate_any_all(
-            [AnyAllConditions(all=(
-                Condition(key="{{ regex_match('^https://github\\.com/org/', builder.id) }}", operator="Equals",
-                          value=True),
-                Condition(key="{{ scanner.result.summary.criticalCount }}", operator="Equals", value=0),
-                Condition(key="{{ builder.id }}", operator="Equals", value="https://github.com/org/*"),
-            ))],
-            data, now=NOW)
+            [
+                AnyAllConditions(
+                    all=(
+                        Condition(
+                            key="{{ regex_match('^https://github\\.com/org/', builder.id) }}",
+                            operator="Equals",
+                            value=True,
+                        ),
+                        Condition(key="{{ scanner.result.summary.criticalCount }}", operator="Equals", value=0),
+                        Condition(key="{{ builder.id }}", operator="Equals", value="https://github.com/org/*"),
+                    )
+                )
+            ],
+            data,
+            now=NOW,
+        )
     assert outcome.passed
     assert b.used < MAX_EVALUATION_COST // 1000
 

@@ -358,3 +358,66 @@ def test_http_library_compiles() -> None:
     )
     (policy,) = load_policy_text(yaml.safe_dump(doc), "p.yaml").image_policies
     assert set(policy.variables) == {"a", "b", "c", "d"}
+
+
+@pytest.mark.parametrize("form", ["referrer", "intoto"])
+def test_policy_kind_survives_attestations_regression(form: str) -> None:
+    """Regression: the attestation loop reused the name ``kind``, so a policy with an attestation was stored with
+    kind "referrer"/"intoto" (shown by check-policy, verify's rule column and reports)."""
+    doc = ivpol(
+        attestations=[{"name": "sbom", form: {"type": "sbom/cyclone-dx"}}],
+    )
+    (policy,) = load_policy_text(yaml.safe_dump(doc), "p.yaml").image_policies
+    assert policy.kind == "ImageValidatingPolicy"
+    namespaced = ivpol(kind="NamespacedImageValidatingPolicy", attestations=[{"name": "s", form: {"type": "t"}}])
+    namespaced["metadata"]["namespace"] = "team"
+    (policy,) = load_policy_text(yaml.safe_dump(namespaced), "p.yaml").image_policies
+    assert policy.kind == "NamespacedImageValidatingPolicy"
+
+
+def cel_exception(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "policies.kyverno.io/v1alpha1",
+        "kind": "PolicyException",
+        "metadata": {"name": "skip-some", "namespace": "team"},
+        "spec": spec,
+    }
+
+
+REF = {"name": "iv", "kind": "ImageValidatingPolicy"}
+NAME_IS = {"name": "n", "expression": "object.metadata.name == 'skipped'"}
+
+
+def test_cel_policy_exception_attaches_to_the_policy_it_names() -> None:
+    doc = ivpol()
+    doc["metadata"]["name"] = "iv"
+    loaded = load_policy_text(
+        yaml.safe_dump_all([doc, cel_exception(policyRefs=[REF], matchConditions=[NAME_IS])]), "p"
+    )
+    (policy,) = loaded.image_policies
+    assert [e.name for e in policy.exceptions] == ["skip-some"]
+    other = load_policy_text(
+        yaml.safe_dump_all([doc, cel_exception(policyRefs=[{**REF, "name": "else"}], matchConditions=[NAME_IS])]), "p"
+    )
+    assert other.image_policies[0].exceptions == ()
+    assert any("names no loaded ImageValidatingPolicy" in n for n in other.notes)
+
+
+@pytest.mark.parametrize(
+    ("spec", "path", "text"),
+    [
+        # (a reference to another kind, and images/allowedValues/reportResult, which Kyverno does not read for an
+        # ImageValidatingPolicy, are noted, not refused: tests/unit/policy/test_ivpol_exception_loader.py)
+        ({"policyRefs": []}, "spec.policyRefs", "at least one"),
+        ({"policyRefs": [REF], "bogus": ["*"]}, "spec", "bogus"),
+        (
+            {"policyRefs": [REF], "matchConditions": [{"name": "n", "expression": "object.("}]},
+            "spec.matchConditions[0]",
+            "",
+        ),
+    ],
+)
+def test_cel_policy_exception_refused_with_its_path(spec: dict[str, Any], path: str, text: str) -> None:
+    with pytest.raises(PolicyError) as raised:
+        load_policy_text(yaml.safe_dump_all([ivpol(), cel_exception(**spec)]), "p.yaml")
+    assert path in str(raised.value) and text in str(raised.value), str(raised.value)

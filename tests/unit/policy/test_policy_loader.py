@@ -1117,6 +1117,7 @@ def test_a_list_is_expanded() -> None:
             "kind: policies.kyverno.io/v1alpha1 ImageVerificationPolicy is not supported yet",
         ),
         (
+            # a CEL PolicyException (for ImageValidatingPolicies) is read: without a spec it is refused as such
             {"apiVersion": "policies.kyverno.io/v1beta1", "kind": "PolicyException", "metadata": {"name": "e"}},
             ': missing required field "spec"',
         ),
@@ -1126,7 +1127,7 @@ def test_a_list_is_expanded() -> None:
         ),
         (
             {"apiVersion": "kyverno.io/v1", "kind": "PolicyException", "metadata": {"name": "e"}},
-            "kind: kyverno.io/v1 PolicyException is not supported: sigward honours the kyverno.io/v2",
+            "kind: kyverno.io/v1 PolicyException is not supported: sigward honours kyverno.io/v2 and v2beta1",
         ),
         (
             {"apiVersion": "kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "e"}},

@@ -33,17 +33,22 @@ NON_RE2 = [
 
 
 def keyless_policy(field: str, pattern: str) -> dict[str, Any]:
-    keyless = {"rekor": {"url": "https://rekor.sigstore.dev"}, "issuer": "https://token.actions.githubusercontent.com",
-               field: pattern}
+    keyless = {
+        "rekor": {"url": "https://rekor.sigstore.dev"},
+        "issuer": "https://token.actions.githubusercontent.com",
+        field: pattern,
+    }
     return cluster_policy("p", [key_verification(["ghcr.io/org/*"], [{"keyless": keyless}])])
 
 
 def condition_policy(key: str) -> dict[str, Any]:
     iv = key_verification(["ghcr.io/org/*"], [keys_entry(PEM)])
-    iv["attestations"] = [{
-        "type": "https://slsa.dev/provenance/v0.2",
-        "conditions": [{"all": [{"key": key, "operator": "Equals", "value": True}]}],
-    }]
+    iv["attestations"] = [
+        {
+            "type": "https://slsa.dev/provenance/v0.2",
+            "conditions": [{"all": [{"key": key, "operator": "Equals", "value": True}]}],
+        }
+    ]
     return cluster_policy("p", [iv])
 
 

@@ -144,8 +144,14 @@ def test_findings_url_refused_at_start_up_naming_the_variable(url: str, reason: 
 
 @pytest.mark.parametrize(
     "url",
-    ["https://hooks.slack.com/services/T0/B0/XYZ", "https://hooks.example:8443/a?b=c", "http://127.0.0.1:9/h",
-     "http://[::1]:9/h", "http://localhost:9/h", "HTTPS://Hooks.Example/x"],
+    [
+        "https://hooks.slack.com/services/T0/B0/XYZ",
+        "https://hooks.example:8443/a?b=c",
+        "http://127.0.0.1:9/h",
+        "http://[::1]:9/h",
+        "http://localhost:9/h",
+        "HTTPS://Hooks.Example/x",
+    ],
 )
 def test_findings_url_accepted(url: str) -> None:
     notifier = Notifier.from_env({"SIGWARD_FINDINGS_WEBHOOK": url})
@@ -186,5 +192,12 @@ def test_findings_post_carries_no_ambient_credentials(monkeypatch: pytest.Monkey
     finally:
         hook.close()
     assert seen and "Authorization" not in seen[0] and "Proxy-Authorization" not in seen[0]
-    assert set(seen[0]) <= {"Host", "Content-Type", "Content-Length", "Accept-Encoding", "Connection", "Accept",
-                            "User-Agent"}
+    assert set(seen[0]) <= {
+        "Host",
+        "Content-Type",
+        "Content-Length",
+        "Accept-Encoding",
+        "Connection",
+        "Accept",
+        "User-Agent",
+    }

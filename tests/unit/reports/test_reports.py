@@ -167,3 +167,73 @@ def test_policy_report_validator_rejects_tampered(tmp_path: Any, path: list[Any]
     policies, rule = _policies(tmp_path, action="Enforce")
     doc = render_policy_report([_verdict(Verdict.FAIL, rule)], policies)
     assert errors(policy_report_validator(), _tamper(doc, path, value))
+
+
+def _image_policies(tmp_path: Any, actions: list[str]) -> Any:
+    doc = {
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "ImageValidatingPolicy",
+        "metadata": {"name": "check-signed-images"},
+        "spec": {
+            "validationActions": actions,
+            "matchConstraints": {
+                "resourceRules": [
+                    {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}
+                ]
+            },
+            "matchImageReferences": [{"glob": "ghcr.io/*"}],
+            "attestors": [{"name": "k", "cosign": {"key": {"data": new_key().public_pem}}}],
+            "attestations": [{"name": "sbom", "referrer": {"type": "sbom/cyclone-dx"}}],
+            "validations": [{"expression": "true", "message": "failed to verify image with notary cert"}],
+        },
+    }
+    path = tmp_path / "iv.yaml"
+    path.write_text(dump(doc))
+    return load_policies([path]).image_policies
+
+
+@pytest.mark.parametrize(
+    ("actions", "verdict", "level", "result"),
+    [
+        (["Deny"], Verdict.FAIL, "error", "fail"),
+        (["Audit"], Verdict.FAIL, "warning", "fail"),
+        (["Deny"], Verdict.PASS, "none", "pass"),
+        (["Deny"], Verdict.SKIP, "none", "skip"),
+    ],
+)
+def test_image_validating_policy_rows_as_kyverno_reports_them(
+    tmp_path: Any, actions: list[str], verdict: Verdict, level: str, result: str
+) -> None:
+    """Kyverno's IVPOL report rows (report/admission, report/background vectors): ``source``
+    KyvernoImageValidatingPolicy, the policy name as ``rule``; Deny enforces (SARIF error), Audit warns. A
+    ClusterPolicy row beside it keeps sigward's source and its own rule name."""
+    image_policies = _image_policies(tmp_path, actions)
+    assert image_policies[0].kind == "ImageValidatingPolicy"
+    cluster, rule = _policies(tmp_path, action="Enforce")
+    row = RuleVerdict(
+        "ghcr.io/org/app:v1",
+        "ghcr.io/org/app:v1",
+        DIGEST,
+        verdict,
+        "check-signed-images",
+        "ImageValidatingPolicy",
+        "failed to verify image with notary cert",
+    )
+    verdicts = [row, _verdict(Verdict.FAIL, rule)]
+    report = render_policy_report(verdicts, cluster, image_policies=image_policies, now=0)
+    assert errors(policy_report_validator(), report) == []
+    ivpol, plain = report["results"]
+    assert (ivpol["source"], ivpol["policy"], ivpol["rule"], ivpol["result"]) == (
+        "KyvernoImageValidatingPolicy",
+        "check-signed-images",
+        "check-signed-images",
+        result,
+    )
+    assert (plain["source"], plain["rule"]) == ("sigward", rule)
+    sarif = render_sarif(verdicts, cluster, image_policies)
+    assert errors(sarif_validator(), sarif) == []
+    first = sarif["runs"][0]["results"][0]
+    assert first["level"] == level
+    described = sarif["runs"][0]["tool"]["driver"]["rules"][0]
+    assert described["properties"]["engine"] == "KyvernoImageValidatingPolicy"
+    assert described["shortDescription"]["text"].startswith("ImageValidatingPolicy check-signed-images")

@@ -69,7 +69,6 @@ def decide(policy_set: PolicySet, req: dict[str, Any], *, now: datetime = NOW) -
         req,
         verifier=Verifier(source=source()),
         deadline=Deadline.after(5),
-        exceptions=policy_set.cel_exceptions,
         now=now,
     )
 
