@@ -176,3 +176,20 @@ def test_exempted_policy_pins_nothing_and_the_others_still_pin() -> None:
     assert exempted.allowed and exempted.patches == ()
     enforced = decide(loaded(exception_doc(), policy=policy), request("Pod", "good-pod", SIGNED))
     assert enforced.allowed and len(enforced.patches) == 1, enforced
+
+
+def test_an_image_checked_alone_is_never_exempted() -> None:
+    """``verify``/push evaluate a synthetic Pod: an exception (even one without conditions) does not apply there."""
+    from sigward.verify.ivpol import DirectChecks, evaluate_image
+
+    policy = policy_doc()
+    policy["spec"]["matchConditions"] = []  # the synthetic Pod has no prod label
+    policy_set = loaded(exception_doc(matchConditions=[]), policy=policy)
+    assert policy_set.image_policies[0].exceptions  # attached by the loader
+    (verdict,) = evaluate_image(
+        policy_set.image_policies,
+        UNSIGNED,
+        checks=DirectChecks(Verifier(source=source())),
+        deadline=Deadline.after(5),
+    )
+    assert verdict.verdict.value == "fail", verdict
