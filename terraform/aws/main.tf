@@ -38,6 +38,13 @@ locals {
         Resource = length(var.ecr_repository_arns) > 0 ? ["*"] : []
       },
       {
+        # ECR Public (public.ecr.aws): a token only raises the anonymous rate limit; it grants no repository.
+        Sid      = "EcrPublicToken"
+        Effect   = "Allow"
+        Action   = ["ecr-public:GetAuthorizationToken", "sts:GetServiceBearerToken"]
+        Resource = var.ecr_public_pull ? ["*"] : []
+      },
+      {
         Sid    = "EcrPull"
         Effect = "Allow"
         Action = [

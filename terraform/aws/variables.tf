@@ -125,6 +125,12 @@ variable "kms_key_arns" {
   }
 }
 
+variable "ecr_public_pull" {
+  description = "Let the verifier role mint ECR Public (public.ecr.aws) pull tokens: ecr-public:GetAuthorizationToken and sts:GetServiceBearerToken (no resource; they grant no repository, only the authenticated rate limit). Off: public.ecr.aws images are pulled anonymously."
+  type        = bool
+  default     = true
+}
+
 variable "ecr_repository_arns" {
   description = "ECR repositories the functions read images and signatures from. The role gets ecr:BatchGetImage, ecr:GetDownloadUrlForLayer, ecr:DescribeImages and ecr:BatchCheckLayerAvailability on each (and ecr:GetAuthorizationToken, which has no resource)."
   type        = list(string)

@@ -32,6 +32,14 @@ locals {
   policy_from_secret = var.policy_source == "secret"
   policy_mount_path  = "/etc/sigward/policy"
   store_uri          = "firestore://${var.project_id}/${var.verdicts_collection}"
+  # Every function mounts the policy secret (when policy_source = secret) as policy.yaml at the same path.
+  policy_volumes = local.policy_from_secret ? [{
+    mount_path = local.policy_mount_path
+    project_id = var.project_id
+    secret     = google_secret_manager_secret.policy[0].secret_id
+    version    = google_secret_manager_secret_version.policy[0].version
+    path       = "policy.yaml"
+  }] : []
 
   # The functions that verify images; each gets its own service account and the same read-only grants.
   verifiers = concat(
@@ -342,57 +350,34 @@ resource "google_secret_manager_secret_iam_member" "policy" {
 
 # -- functions -------------------------------------------------------------------------------------------------
 
-resource "google_cloudfunctions2_function" "admission" {
-  project     = var.project_id
-  location    = var.region
-  name        = "${var.name_prefix}-admission"
-  description = "sigward Kubernetes admission webhook (AdmissionReview v1)"
-  labels      = local.labels
+module "admission" {
+  source = "./modules/function"
 
-  build_config {
-    runtime     = "python311"
-    entry_point = "admission"
+  project_id    = var.project_id
+  location      = var.region
+  name          = "${var.name_prefix}-admission"
+  description   = "sigward Kubernetes admission webhook (AdmissionReview v1)"
+  labels        = local.labels
+  entry_point   = "admission"
+  source_bucket = local.source_bucket
+  source_object = google_storage_bucket_object.source.name
 
-    source {
-      storage_source {
-        bucket = local.source_bucket
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
+  min_instance_count               = var.min_instance_count
+  max_instance_count               = var.max_instance_count
+  available_memory                 = var.memory
+  max_instance_request_concurrency = var.concurrency
+  timeout_seconds                  = var.admission_timeout_seconds
+  ingress_settings                 = "ALLOW_ALL"
+  service_account_email            = local.verifier_sa["admission"].email
+  environment_variables            = local.common_env
 
-  service_config {
-    min_instance_count               = var.min_instance_count
-    max_instance_count               = var.max_instance_count
-    available_memory                 = var.memory
-    available_cpu                    = "1"
-    max_instance_request_concurrency = var.concurrency
-    timeout_seconds                  = var.admission_timeout_seconds
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = local.verifier_sa["admission"].email
-    environment_variables            = local.common_env
-
-    secret_environment_variables {
-      key        = "SIGWARD_ADMISSION_TOKEN"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.admission_token.secret_id
-      version    = google_secret_manager_secret_version.admission_token.version
-    }
-
-    dynamic "secret_volumes" {
-      for_each = local.policy_from_secret ? [google_secret_manager_secret_version.policy[0]] : []
-      content {
-        mount_path = local.policy_mount_path
-        project_id = var.project_id
-        secret     = google_secret_manager_secret.policy[0].secret_id
-        versions {
-          version = secret_volumes.value.version
-          path    = "policy.yaml"
-        }
-      }
-    }
-  }
+  secret_environment_variables = [{
+    key        = "SIGWARD_ADMISSION_TOKEN"
+    project_id = var.project_id
+    secret     = google_secret_manager_secret.admission_token.secret_id
+    version    = google_secret_manager_secret_version.admission_token.version
+  }]
+  secret_volumes = local.policy_volumes
 
   depends_on = [
     google_project_service.apis,
@@ -406,7 +391,7 @@ resource "google_cloudfunctions2_function" "admission" {
 resource "google_cloud_run_service_iam_member" "admission_public" {
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.admission.name
+  service  = module.admission.name
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
@@ -421,68 +406,41 @@ resource "google_pubsub_topic" "gcr" {
   depends_on = [google_project_service.apis]
 }
 
-resource "google_cloudfunctions2_function" "push_pubsub" {
-  count = var.push_pubsub_enabled ? 1 : 0
+module "push_pubsub" {
+  source = "./modules/function"
+  count  = var.push_pubsub_enabled ? 1 : 0
 
-  project     = var.project_id
-  location    = var.region
-  name        = "${var.name_prefix}-push-pubsub"
-  description = "sigward push-time verification of Artifact Registry / GCR pushes (topic gcr)"
-  labels      = local.labels
+  project_id    = var.project_id
+  location      = var.region
+  name          = "${var.name_prefix}-push-pubsub"
+  description   = "sigward push-time verification of Artifact Registry / GCR pushes (topic gcr)"
+  labels        = local.labels
+  entry_point   = "push_pubsub"
+  source_bucket = local.source_bucket
+  source_object = google_storage_bucket_object.source.name
 
-  build_config {
-    runtime     = "python311"
-    entry_point = "push_pubsub"
-
-    source {
-      storage_source {
-        bucket = local.source_bucket
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    min_instance_count               = 0
-    max_instance_count               = var.max_instance_count
-    available_memory                 = var.memory
-    available_cpu                    = "1"
-    max_instance_request_concurrency = var.concurrency
-    timeout_seconds                  = 120
-    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = local.verifier_sa["push-pubsub"].email
-    # With a push subscription the function is not behind Cloud Run IAM, so it checks the OIDC token itself.
-    environment_variables = merge(local.common_env, local.pubsub_push ? {
-      SIGWARD_PUBSUB_AUDIENCE         = local.pubsub_audience
-      SIGWARD_PUBSUB_SERVICE_ACCOUNTS = google_service_account.trigger[0].email
-    } : {})
-
-    dynamic "secret_volumes" {
-      for_each = local.policy_from_secret ? [google_secret_manager_secret_version.policy[0]] : []
-      content {
-        mount_path = local.policy_mount_path
-        project_id = var.project_id
-        secret     = google_secret_manager_secret.policy[0].secret_id
-        versions {
-          version = secret_volumes.value.version
-          path    = "policy.yaml"
-        }
-      }
-    }
-  }
+  min_instance_count               = 0
+  max_instance_count               = var.max_instance_count
+  available_memory                 = var.memory
+  max_instance_request_concurrency = var.concurrency
+  timeout_seconds                  = 120
+  ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+  service_account_email            = local.verifier_sa["push-pubsub"].email
+  # With a push subscription the function is not behind Cloud Run IAM, so it checks the OIDC token itself.
+  environment_variables = merge(local.common_env, local.pubsub_push ? {
+    SIGWARD_PUBSUB_AUDIENCE         = local.pubsub_audience
+    SIGWARD_PUBSUB_SERVICE_ACCOUNTS = google_service_account.trigger[0].email
+  } : {})
+  secret_volumes = local.policy_volumes
 
   # A non-2xx answer (e.g. the signature is not pushed yet) is redelivered with backoff.
-  dynamic "event_trigger" {
-    for_each = local.pubsub_eventarc ? [google_service_account.trigger[0].email] : []
-    content {
-      trigger_region        = var.region
-      event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-      pubsub_topic          = local.gcr_topic
-      retry_policy          = "RETRY_POLICY_RETRY"
-      service_account_email = event_trigger.value
-    }
-  }
+  event_triggers = local.pubsub_eventarc ? [{
+    trigger_region        = var.region
+    event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
+    pubsub_topic          = local.gcr_topic
+    retry_policy          = "RETRY_POLICY_RETRY"
+    service_account_email = google_service_account.trigger[0].email
+  }] : []
 
   depends_on = [
     google_project_service.apis,
@@ -499,7 +457,7 @@ resource "google_cloud_run_service_iam_member" "push_pubsub_trigger" {
 
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.push_pubsub[0].name
+  service  = module.push_pubsub[0].name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.trigger[0].email}"
 }
@@ -512,7 +470,7 @@ resource "google_cloud_run_service_iam_member" "push_pubsub_public" {
 
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.push_pubsub[0].name
+  service  = module.push_pubsub[0].name
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
@@ -531,7 +489,7 @@ resource "google_pubsub_subscription" "push_pubsub" {
   message_retention_duration = "86400s"
 
   push_config {
-    push_endpoint = google_cloudfunctions2_function.push_pubsub[0].service_config[0].uri
+    push_endpoint = module.push_pubsub[0].uri
 
     oidc_token {
       service_account_email = google_service_account.trigger[0].email
@@ -566,59 +524,35 @@ resource "google_logging_project_exclusion" "admission_requests" {
   depends_on = [google_project_service.apis]
 }
 
-resource "google_cloudfunctions2_function" "push_webhook" {
-  count = var.push_webhook_enabled ? 1 : 0
+module "push_webhook" {
+  source = "./modules/function"
+  count  = var.push_webhook_enabled ? 1 : 0
 
-  project     = var.project_id
-  location    = var.region
-  name        = "${var.name_prefix}-push-webhook"
-  description = "sigward push-time verification for registry webhooks (ECR via EventBridge, ACR, Harbor, GitHub)"
-  labels      = local.labels
+  project_id    = var.project_id
+  location      = var.region
+  name          = "${var.name_prefix}-push-webhook"
+  description   = "sigward push-time verification for registry webhooks (ECR via EventBridge, ACR, Harbor, GitHub)"
+  labels        = local.labels
+  entry_point   = "push_webhook"
+  source_bucket = local.source_bucket
+  source_object = google_storage_bucket_object.source.name
 
-  build_config {
-    runtime     = "python311"
-    entry_point = "push_webhook"
+  min_instance_count               = 0
+  max_instance_count               = var.max_instance_count
+  available_memory                 = var.memory
+  max_instance_request_concurrency = var.concurrency
+  timeout_seconds                  = 60
+  ingress_settings                 = "ALLOW_ALL"
+  service_account_email            = local.verifier_sa["push-webhook"].email
+  environment_variables            = local.common_env
 
-    source {
-      storage_source {
-        bucket = local.source_bucket
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    min_instance_count               = 0
-    max_instance_count               = var.max_instance_count
-    available_memory                 = var.memory
-    available_cpu                    = "1"
-    max_instance_request_concurrency = var.concurrency
-    timeout_seconds                  = 60
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = local.verifier_sa["push-webhook"].email
-    environment_variables            = local.common_env
-
-    secret_environment_variables {
-      key        = "SIGWARD_PUSH_SECRET"
-      project_id = var.project_id
-      secret     = google_secret_manager_secret.push_secret[0].secret_id
-      version    = google_secret_manager_secret_version.push_secret[0].version
-    }
-
-    dynamic "secret_volumes" {
-      for_each = local.policy_from_secret ? [google_secret_manager_secret_version.policy[0]] : []
-      content {
-        mount_path = local.policy_mount_path
-        project_id = var.project_id
-        secret     = google_secret_manager_secret.policy[0].secret_id
-        versions {
-          version = secret_volumes.value.version
-          path    = "policy.yaml"
-        }
-      }
-    }
-  }
+  secret_environment_variables = [{
+    key        = "SIGWARD_PUSH_SECRET"
+    project_id = var.project_id
+    secret     = google_secret_manager_secret.push_secret[0].secret_id
+    version    = google_secret_manager_secret_version.push_secret[0].version
+  }]
+  secret_volumes = local.policy_volumes
 
   depends_on = [
     google_project_service.apis,
@@ -634,7 +568,7 @@ resource "google_cloud_run_service_iam_member" "push_webhook_public" {
 
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.push_webhook[0].name
+  service  = module.push_webhook[0].name
   role     = "roles/run.invoker"
   member   = "allUsers"
 }
@@ -645,56 +579,32 @@ resource "google_cloud_run_service_iam_member" "push_webhook_public" {
 # URL; Cloud Run's IAM checks it (only the scheduler's own service account may invoke the function, nobody else).
 # Each run walks a bounded batch of recorded verdicts and resumes from a cursor in the verdict store next time.
 
-resource "google_cloudfunctions2_function" "reverify" {
-  count = var.reverify_enabled ? 1 : 0
+module "reverify" {
+  source = "./modules/function"
+  count  = var.reverify_enabled ? 1 : 0
 
-  project     = var.project_id
-  location    = var.region
-  name        = "${var.name_prefix}-reverify"
-  description = "sigward re-verification of recorded verdicts (Cloud Scheduler, OIDC)"
-  labels      = local.labels
+  project_id    = var.project_id
+  location      = var.region
+  name          = "${var.name_prefix}-reverify"
+  description   = "sigward re-verification of recorded verdicts (Cloud Scheduler, OIDC)"
+  labels        = local.labels
+  entry_point   = "reverify"
+  source_bucket = local.source_bucket
+  source_object = google_storage_bucket_object.source.name
 
-  build_config {
-    runtime     = "python311"
-    entry_point = "reverify"
-
-    source {
-      storage_source {
-        bucket = local.source_bucket
-        object = google_storage_bucket_object.source.name
-      }
-    }
-  }
-
-  service_config {
-    min_instance_count = 0
-    # One run at a time: a second concurrent run would only find the lease taken.
-    max_instance_count               = 1
-    available_memory                 = var.memory
-    available_cpu                    = "1"
-    max_instance_request_concurrency = 1
-    timeout_seconds                  = var.reverify_run_seconds + 60
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    service_account_email            = local.verifier_sa["reverify"].email
-    environment_variables = merge(local.common_env, {
-      SIGWARD_REVERIFY_SECONDS      = tostring(var.reverify_run_seconds)
-      SIGWARD_PENDING_GRACE_SECONDS = tostring(var.pending_grace_seconds)
-    })
-
-    dynamic "secret_volumes" {
-      for_each = local.policy_from_secret ? [google_secret_manager_secret_version.policy[0]] : []
-      content {
-        mount_path = local.policy_mount_path
-        project_id = var.project_id
-        secret     = google_secret_manager_secret.policy[0].secret_id
-        versions {
-          version = secret_volumes.value.version
-          path    = "policy.yaml"
-        }
-      }
-    }
-  }
+  min_instance_count = 0
+  # One run at a time: a second concurrent run would only find the lease taken.
+  max_instance_count               = 1
+  available_memory                 = var.memory
+  max_instance_request_concurrency = 1
+  timeout_seconds                  = var.reverify_run_seconds + 60
+  ingress_settings                 = "ALLOW_ALL"
+  service_account_email            = local.verifier_sa["reverify"].email
+  environment_variables = merge(local.common_env, {
+    SIGWARD_REVERIFY_SECONDS      = tostring(var.reverify_run_seconds)
+    SIGWARD_PENDING_GRACE_SECONDS = tostring(var.pending_grace_seconds)
+  })
+  secret_volumes = local.policy_volumes
 
   depends_on = [
     google_project_service.apis,
@@ -717,7 +627,7 @@ resource "google_cloud_run_service_iam_member" "reverify_scheduler" {
 
   project  = var.project_id
   location = var.region
-  service  = google_cloudfunctions2_function.reverify[0].name
+  service  = module.reverify[0].name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.scheduler[0].email}"
 }
@@ -742,11 +652,11 @@ resource "google_cloud_scheduler_job" "reverify" {
 
   http_target {
     http_method = "POST"
-    uri         = google_cloudfunctions2_function.reverify[0].service_config[0].uri
+    uri         = module.reverify[0].uri
 
     oidc_token {
       service_account_email = google_service_account.scheduler[0].email
-      audience              = google_cloudfunctions2_function.reverify[0].service_config[0].uri
+      audience              = module.reverify[0].uri
     }
   }
 

@@ -1,6 +1,6 @@
 output "admission_url" {
   description = "HTTPS URL of the admission function, without the token."
-  value       = google_cloudfunctions2_function.admission.url
+  value       = module.admission.url
 }
 
 output "admission_token" {
@@ -11,7 +11,7 @@ output "admission_token" {
 
 output "admission_url_with_token" {
   description = "The admission URL with the token segment; `…/mutate` and `…/validate` hang below it."
-  value       = "${google_cloudfunctions2_function.admission.url}/${random_password.admission_token.result}"
+  value       = "${module.admission.url}/${random_password.admission_token.result}"
   sensitive   = true
 }
 
@@ -22,12 +22,12 @@ output "admission_token_secret" {
 
 output "webhook_config_command" {
   description = "Registers a cluster (run with kubectl pointed at it)."
-  value       = "sigward webhook-config --url ${google_cloudfunctions2_function.admission.url} --token \"$(terraform output -raw admission_token)\" | kubectl apply -f -"
+  value       = "sigward webhook-config --url ${module.admission.url} --token \"$(terraform output -raw admission_token)\" | kubectl apply -f -"
 }
 
 output "push_pubsub_function" {
   description = "Name of the push_pubsub function (null when disabled)."
-  value       = var.push_pubsub_enabled ? google_cloudfunctions2_function.push_pubsub[0].name : null
+  value       = var.push_pubsub_enabled ? module.push_pubsub[0].name : null
 }
 
 output "push_pubsub_subscription" {
@@ -57,7 +57,7 @@ output "admission_log_exclusion" {
 
 output "push_webhook_url" {
   description = "HTTPS URL of the push_webhook function for registry webhooks, e.g. terraform/aws's push_webhook_url (null when disabled)."
-  value       = var.push_webhook_enabled ? google_cloudfunctions2_function.push_webhook[0].url : null
+  value       = var.push_webhook_enabled ? module.push_webhook[0].url : null
 }
 
 output "push_secret" {
@@ -88,5 +88,5 @@ output "store_uri" {
 
 output "reverify_url" {
   description = "URL of the reverify function (invokable only by the scheduler's service account)."
-  value       = var.reverify_enabled ? google_cloudfunctions2_function.reverify[0].service_config[0].uri : null
+  value       = var.reverify_enabled ? module.reverify[0].uri : null
 }

@@ -63,6 +63,8 @@ class TokenServer:
     users: dict[str, str] = field(default_factory=dict)
     refresh_tokens: dict[str, str] = field(default_factory=dict)
     expires_in: int = TOKEN_SECONDS
+    # Grant anonymous callers ``pull`` (a public registry such as ECR Public); by default they get nothing.
+    anonymous_pull: bool = False
     host_ip: str = "127.0.0.1"
     requests: list[TokenRequest] = field(default_factory=list)
 
@@ -134,12 +136,14 @@ class TokenServer:
         return user
 
     def issue(self, user: str, scopes: list[str]) -> str:
-        """A signed JWT granting ``user`` the requested actions (anonymous users get nothing)."""
+        """A signed JWT granting ``user`` the requested actions (anonymous users nothing, or pull if allowed)."""
         access: list[dict[str, Any]] = []
         for scope in scopes:
             kind, _, rest = scope.partition(":")
             name, _, actions = rest.rpartition(":")
             granted = [a for a in actions.split(",") if a in ALLOWED_ACTIONS] if user else []
+            if not user and self.anonymous_pull and "pull" in actions.split(","):
+                granted = ["pull"]
             if kind == "repository" and name and granted:
                 access.append({"type": "repository", "name": name, "actions": granted})
         now = int(time.time())

@@ -29,6 +29,8 @@ ECR_HOST_RE = re.compile(
     r"(?:amazonaws\.(?:com(?:\.cn)?|eu)|on\.(?:aws|amazonwebservices\.com\.cn)|sc2s\.sgov\.gov|c2s\.ic\.gov"
     r"|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$"
 )
+# ECR Public (us-east-1's ecr-public API) and its alias host: the amazon provider's, not private ECR's pattern.
+ECR_PUBLIC_HOSTS = frozenset({"public.ecr.aws", "ecr-public.aws.com"})
 # ACR in the public cloud and the sovereign clouds (China, US Government, legacy Germany).
 _ACR_RE = re.compile(r"^[a-z0-9][a-z0-9-]*\.azurecr\.(?:io|cn|us|de)$")
 # Google: Container Registry (gcr.io and its regional hosts) and Artifact Registry (LOC-docker.pkg.dev, and the
@@ -65,7 +67,7 @@ def builtin_provider(host: str) -> ProviderName | None:
         return None  # a cloud registry is served on 443 only; another port is some other server
     if _GOOGLE_RE.match(bare):
         return ProviderName.GOOGLE
-    if ECR_HOST_RE.match(bare):
+    if ECR_HOST_RE.match(bare) or bare in ECR_PUBLIC_HOSTS:
         return ProviderName.AMAZON
     if _ACR_RE.match(bare):
         return ProviderName.AZURE

@@ -241,7 +241,9 @@ def test_apply_against_moto_then_destroy(
     assert iam.list_users()["Users"] == []  # no IAM user, so no access keys exist to leak
     policy = iam.get_role_policy(RoleName="sigward-verifier", PolicyName="verify-signatures")["PolicyDocument"]
     statements = {s["Sid"]: s for s in policy["Statement"]}
-    assert set(statements) == {"ReadPublicKeys", "EcrToken", "EcrPull"}
+    assert set(statements) == {"ReadPublicKeys", "EcrToken", "EcrPublicToken", "EcrPull"}
+    assert statements["EcrPublicToken"]["Action"] == ["ecr-public:GetAuthorizationToken", "sts:GetServiceBearerToken"]
+    assert statements["EcrPublicToken"]["Resource"] == ["*"]
     assert statements["ReadPublicKeys"]["Action"] == ["kms:GetPublicKey", "kms:DescribeKey"]
     assert statements["ReadPublicKeys"]["Resource"] == [KMS_KEY_ARN, module["signing_key_arn"]]
     assert statements["EcrToken"] == {

@@ -1,5 +1,9 @@
 """terraform/gcp, read statically with python-hcl2 (the Google provider cannot be downloaded here, so neither
-``terraform validate`` nor ``plan`` can run): the settings that security and availability depend on."""
+``terraform validate`` nor ``plan`` can run): the settings that security and availability depend on.
+
+The functions are calls of ``modules/function``; the fixture renders each call into the resource it creates (the
+child's variables replaced by the call's arguments) under the call's name, so every check reads the function as
+Terraform will create it."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.hcl import block, load_module, walk
+from tests.support.hcl import block, load_module, render_call, walk
 
 REPO = Path(__file__).resolve().parents[3]
 GCP = REPO / "terraform" / "gcp"
@@ -26,9 +30,23 @@ ALLOWED_ROLES = {
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
 
 
+FUNCTION_MODULE = "./modules/function"
+FUNCTIONS = ("admission", "push_pubsub", "push_webhook", "reverify")
+
+
+def load_with_functions() -> dict[str, Any]:
+    """terraform/gcp with each ``modules/function`` call rendered into ``resource[TYPE][CALL]``."""
+    loaded = load_module(GCP)
+    for call, args in loaded["module"].items():
+        if args["source"] == FUNCTION_MODULE:
+            for rtype, body in render_call(loaded, GCP, call).items():
+                loaded["resource"].setdefault(rtype, {})[call] = body
+    return loaded
+
+
 @pytest.fixture(scope="module")
 def module() -> dict[str, Any]:
-    return load_module(GCP)
+    return load_with_functions()
 
 
 def _function(module: dict[str, Any], name: str) -> dict[str, Any]:
@@ -78,13 +96,20 @@ def test_push_pubsub_is_triggered_by_the_gcr_topic_with_retries(module: dict[str
     push = _function(module, "push_pubsub")
     assert block(push, "build_config")["entry_point"] == "push_pubsub"
     dynamic = push["dynamic"][0]["event_trigger"]
-    assert dynamic["for_each"] == "${local.pubsub_eventarc ? [google_service_account.trigger[0].email] : []}"
+    for_each = dynamic["for_each"]
+    assert for_each.startswith("${local.pubsub_eventarc ? [{") and for_each.endswith("}] : []}")
+    for setting in (
+        "trigger_region = var.region",
+        'event_type = "google.cloud.pubsub.topic.v1.messagePublished"',
+        'retry_policy = "RETRY_POLICY_RETRY"',
+        "pubsub_topic = local.gcr_topic",
+        "service_account_email = google_service_account.trigger[0].email",
+    ):
+        assert setting in for_each, setting
     trigger = dynamic["content"][0]
-    assert trigger["event_type"] == "google.cloud.pubsub.topic.v1.messagePublished"
-    assert trigger["retry_policy"] == "RETRY_POLICY_RETRY"
-    assert trigger["pubsub_topic"] == "${local.gcr_topic}"
+    assert trigger == {k: f"${{event_trigger.value.{k}}}" for k in trigger}
+    assert set(trigger) == {"trigger_region", "event_type", "pubsub_topic", "retry_policy", "service_account_email"}
     assert module["locals"]["gcr_topic"] == "projects/${var.project_id}/topics/gcr"
-    assert trigger["service_account_email"] == "${event_trigger.value}"
     assert block(push, "service_config")["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
     topic = module["resource"]["google_pubsub_topic"]["gcr"]
     assert topic["name"] == "gcr" and "var.create_gcr_topic" in topic["count"]
@@ -106,10 +131,10 @@ def test_public_invoker_only_where_a_secret_guards_the_door(module: dict[str, An
         ("google_cloud_run_service_iam_member", "push_pubsub_public"),  # push subscription: the OIDC token guards it
     }
     invokers = module["resource"]["google_cloud_run_service_iam_member"]
-    assert invokers["admission_public"]["service"] == "${google_cloudfunctions2_function.admission.name}"
+    assert invokers["admission_public"]["service"] == "${module.admission.name}"
     assert invokers["admission_public"]["role"] == "roles/run.invoker"
     assert invokers["push_webhook_public"]["count"] == "${var.push_webhook_enabled ? 1 : 0}"
-    assert invokers["push_webhook_public"]["service"] == "${google_cloudfunctions2_function.push_webhook[0].name}"
+    assert invokers["push_webhook_public"]["service"] == "${module.push_webhook[0].name}"
     assert invokers["push_pubsub_trigger"]["member"] == "serviceAccount:${google_service_account.trigger[0].email}"
     assert invokers["push_pubsub_trigger"]["count"] == "${local.pubsub_eventarc ? 1 : 0}"
     assert invokers["push_pubsub_public"]["count"] == "${local.pubsub_push ? 1 : 0}"
@@ -122,7 +147,7 @@ def test_public_invoker_only_where_a_secret_guards_the_door(module: dict[str, An
 
 
 def test_least_privilege_roles(module: dict[str, Any]) -> None:
-    text = "\n".join(p.read_text() for p in sorted(GCP.glob("*.tf")))
+    text = "\n".join(p.read_text() for p in sorted(GCP.rglob("*.tf")))
     roles = set(re.findall(r"roles/[A-Za-z0-9_.]+", text))
     assert roles <= ALLOWED_ROLES, roles - ALLOWED_ROLES
     assert not re.search(r"roles/(owner|editor|viewer\b)|[A-Za-z]+\.?[Aa]dmin\b|Admin\"", text)
@@ -164,7 +189,7 @@ def test_no_hard_coded_secrets_and_sensitive_outputs(module: dict[str, Any]) -> 
     for name, variable in module["variable"].items():
         if re.search(r"(?i)(token|secret|password)", name):
             assert variable.get("default", "") == "", name
-    text = "\n".join(p.read_text() for p in sorted(GCP.glob("*.tf")))
+    text = "\n".join(p.read_text() for p in sorted(GCP.rglob("*.tf")))
     for literal in re.findall(r'"([A-Za-z0-9+/=_-]{24,})"', text):  # long, unbroken, letters and digits: a key?
         digits = sum(c.isdigit() for c in literal)
         assert digits < 3 or not any(c.isalpha() for c in literal), f"{literal!r} looks like a hard-coded secret"
@@ -174,7 +199,7 @@ def test_no_hard_coded_secrets_and_sensitive_outputs(module: dict[str, Any]) -> 
     for name, output in outputs.items():
         if "random_password" in str(output["value"]):
             assert output.get("sensitive") is True, f"output {name} exposes a generated secret"
-    assert outputs["admission_url"]["value"] == "${google_cloudfunctions2_function.admission.url}"
+    assert outputs["admission_url"]["value"] == "${module.admission.url}"
     assert "sensitive" not in outputs["admission_url"]
 
 
@@ -196,10 +221,22 @@ def test_policy_delivery_toggles_between_archive_and_secret(module: dict[str, An
     assert variable["default"] == "bundled"
     assert 'contains(["bundled", "secret"], var.policy_source)' in block(variable, "validation")["condition"]
     assert "SIGWARD_POLICY" in module["locals"]["common_env"]
-    for name in ("admission", "push_pubsub", "push_webhook"):
+    for name in FUNCTIONS:
         dynamic = block(_function(module, name), "service_config")["dynamic"][0]["secret_volumes"]
-        assert "local.policy_from_secret" in dynamic["for_each"]
-        assert dynamic["content"][0]["versions"][0]["path"] == "policy.yaml"
+        assert dynamic["for_each"] == "${local.policy_volumes}"
+        assert dynamic["content"][0]["versions"][0] == {
+            "version": "${secret_volumes.value.version}",
+            "path": "${secret_volumes.value.path}",
+        }
+    volumes = module["locals"]["policy_volumes"]
+    assert volumes.startswith("${local.policy_from_secret ? [{") and volumes.endswith("}] : []}")
+    for setting in (
+        "mount_path = local.policy_mount_path",
+        "secret = google_secret_manager_secret.policy[0].secret_id",
+        "version = google_secret_manager_secret_version.policy[0].version",
+        'path = "policy.yaml"',
+    ):
+        assert setting in volumes, setting
 
 
 def test_variables_are_documented_and_validated(module: dict[str, Any]) -> None:
@@ -235,7 +272,7 @@ def test_push_subscription_carries_an_oidc_token_the_function_requires(module: d
     assert subscription["count"] == "${local.pubsub_push ? 1 : 0}"
     assert subscription["topic"] == "${local.gcr_topic}"
     push = block(subscription, "push_config")
-    assert push["push_endpoint"] == "${google_cloudfunctions2_function.push_pubsub[0].service_config[0].uri}"
+    assert push["push_endpoint"] == "${module.push_pubsub[0].uri}"
     oidc = block(push, "oidc_token")
     assert oidc == {
         "service_account_email": "${google_service_account.trigger[0].email}",
@@ -383,13 +420,13 @@ def test_reverify_is_scheduled_with_oidc_and_invokable_only_by_the_scheduler(mod
     target = block(job, "http_target")
     oidc = block(target, "oidc_token")
     assert target["http_method"] == "POST"
-    assert target["uri"] == oidc["audience"] == "${google_cloudfunctions2_function.reverify[0].service_config[0].uri}"
+    assert target["uri"] == oidc["audience"] == "${module.reverify[0].uri}"
     assert oidc["service_account_email"] == "${google_service_account.scheduler[0].email}"
     assert job["attempt_deadline"] == "${var.reverify_run_seconds + 60}s"
     invoker = module["resource"]["google_cloud_run_service_iam_member"]["reverify_scheduler"]
     assert invoker["role"] == "roles/run.invoker"
     assert invoker["member"] == "serviceAccount:${google_service_account.scheduler[0].email}"
-    assert invoker["service"] == "${google_cloudfunctions2_function.reverify[0].name}"
+    assert invoker["service"] == "${module.reverify[0].name}"
     # the scheduler's account is granted nothing else anywhere
     grants = [
         (rtype, name)

@@ -6,7 +6,8 @@ stand-ins in front of a real token-auth docker-registry, and no docker config an
 - github: ``GITHUB_TOKEN`` as Basic to a ghcr-like ``/token`` realm;
 - amazon: the GCP → AWS federation (metadata ID token → moto STS AssumeRoleWithWebIdentity) → moto ECR
   GetAuthorizationToken with the federated credentials;
-- ECR Public: not supported (moto has no ecr-public): no credentials, anonymous pulls, nothing refused.
+- ECR Public: which hosts reach the amazon provider, and anonymous without AWS credentials (the token itself is
+  tested against an ecr-public stand-in in test_registry_ecr_public_real.py: moto has no ecr-public).
 """
 
 from __future__ import annotations
@@ -314,14 +315,30 @@ class _Counting:
         return Credentials(username="AWS", password="private-ecr-password")
 
 
-@pytest.mark.parametrize("host", ["public.ecr.aws", "PUBLIC.ECR.AWS:443", "ecr-public.aws.com"])
-def test_ecr_public_gets_no_credentials_and_is_not_refused(host: str) -> None:
-    """ECR Public tokens (ecr-public GetAuthorizationToken, us-east-1) are not implemented: moto 5 has no ecr-public
-    to test against. ECR Public is pulled anonymously; a private-ECR token is never sent to it."""
+@pytest.mark.parametrize(
+    ("host", "owned"),
+    [
+        ("public.ecr.aws", True),
+        ("PUBLIC.ECR.AWS:443", True),
+        ("ecr-public.aws.com", True),
+        ("public.ecr.aws:5000", False),
+        ("public.ecr.aws.evil.example", False),
+        ("evilpublic.ecr.aws", False),
+    ],
+)
+def test_ecr_public_hosts_reach_amazon_and_are_anonymous_without_credentials(
+    host: str, owned: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """ECR Public (normalised like image references) is the amazon provider's; a look-alike or another port is not.
+    With no AWS credentials in the SDK chain the real provider answers nothing: anonymous, nothing refused."""
     from sigward.registry.providers.amazon import AmazonProvider
 
     amazon = _Counting()
     chain = ProviderChain(providers={ProviderName.AMAZON: amazon}, host_map={})
-    assert chain.get(host) is None and amazon.asked == []
-    # Even mapped to amazon by the operator, the real provider answers nothing for ECR Public.
-    assert AmazonProvider().get(host) is None
+    found = chain.get(host)
+    assert (found is not None) is owned and amazon.asked == ([host] if owned else [])
+    clear_ambient_aws(monkeypatch, tmp_path)
+    monkeypatch.delenv("SIGWARD_AWS_ROLE_ARN", raising=False)
+    aws_federation.reset()
+    if owned:
+        assert AmazonProvider().get(host) is None
