@@ -155,6 +155,10 @@ def cmd_check_policy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"ok: {exemption.source}: PolicyException {exemption.key}", file=text_out)
         for entry in policy_set.global_context:
             print(f"ok: {entry.source}: GlobalContextEntry {entry.name}", file=text_out)
+        for cel_exemption in policy_set.cel_exceptions:
+            print(
+                f"ok: {cel_exemption.source}: PolicyException {cel_exemption.key} (policies.kyverno.io)", file=text_out
+            )
         for image_policy in policy_set.image_policies:
             configs = autogen_configs(image_policy)
             if args.json:

@@ -63,7 +63,19 @@ def decision_fields(request: AdmissionRequest, decision: Decision, *, mode: str,
         }
         for c in decision.checks
     ]
-    exempted = sorted({key for c in decision.checks for key in c.exceptions})
+    exempted = sorted(
+        {key for c in decision.checks for key in c.exceptions}
+        | {key for o in decision.image_policies for key in o.exceptions}
+    )
+    image_policies = [
+        {
+            "policy": o.policy,
+            "verdict": o.verdict.value,
+            "message": o.message,
+            **({"exceptions": list(o.exceptions)} if o.exceptions else {}),
+        }
+        for o in decision.image_policies
+    ]
     return {
         "uid": request.uid,
         **requester(request),
@@ -80,5 +92,6 @@ def decision_fields(request: AdmissionRequest, decision: Decision, *, mode: str,
         "verdicts": verdicts,
         "patched": len(decision.patch),
         **({"exceptions": exempted} if exempted else {}),
+        **({"image_policies": image_policies} if image_policies else {}),
         "latency_ms": latency_ms,
     }

@@ -288,3 +288,7 @@ def log_decision(
     for check in decision.checks:
         for key in check.exceptions:
             metrics.record_exception_applied(policy=check.policy.key, rule=check.rule_name, exception=key)
+    for outcome in decision.image_policies:
+        for key in outcome.exceptions:
+            # an ImageValidatingPolicy's one "rule" is the policy itself (Kyverno's reports name it so)
+            metrics.record_exception_applied(policy=outcome.policy, rule=outcome.policy, exception=key)

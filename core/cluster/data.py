@@ -54,7 +54,9 @@ class ObjectRef:
     name: str
 
     def __str__(self) -> str:
-        kind = {"configmaps": "configmap", "secrets": "secret", "namespaces": "namespace"}.get(self.resource, "")
+        kind = {"configmaps": "configmap", "secrets": "secret", "namespaces": "namespace", "pods": "pod"}.get(
+            self.resource, ""
+        )
         where = f"{self.namespace}/{self.name}" if self.namespace else self.name
         return f"{kind or self.resource} {where}"
 

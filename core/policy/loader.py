@@ -47,9 +47,8 @@ from sigward.policy.exceptions import (
 from sigward.policy.exceptions import spec_problems as exception_problems
 from sigward.policy.globalcontext import GlobalContextEntry, GlobalContextEntrySpec, refresh_seconds
 from sigward.policy.globalcontext import spec_problems as global_entry_problems
-from sigward.policy.ivpol import exceptions as ivpol_exceptions
+from sigward.policy.ivpol import exceptions as cel_exceptions
 from sigward.policy.ivpol import load as ivpol_load
-from sigward.policy.ivpol.exceptions import ImageException
 from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from sigward.policy.support import global_references, unsupported
@@ -116,6 +115,8 @@ class PolicySet:
     exceptions: tuple[PolicyException, ...] = ()  # kyverno.io PolicyExceptions found beside the policies
     # ImageValidatingPolicies (policies.kyverno.io), evaluated by sigward.verify.ivpol.
     image_policies: tuple[ImagePolicy, ...] = ()
+    # CEL PolicyExceptions (policies.kyverno.io) for the ImageValidatingPolicies, applied by sigward.verify.ivpol.
+    cel_exceptions: tuple[cel_exceptions.CelPolicyException, ...] = ()
     # GlobalContextEntries (kyverno.io) shipped beside the policies: what globalReference / globalContext.Get read.
     global_context: tuple[GlobalContextEntry, ...] = ()
 
@@ -174,7 +175,7 @@ def load_policies(
                 "",
                 "yields no ClusterPolicy or Policy with verifyImages rules: refusing to run with nothing to enforce",
             )
-    only_config = loader.exceptions or loader.image_exceptions or loader.global_entries
+    only_config = loader.exceptions or loader.cel_exceptions or loader.global_entries
     if paths and only_config and not loader.policies and not loader.image_policies and not loader.problems:
         # a path of PolicyExceptions (or GlobalContextEntries) alone is fine beside policy paths, but alone they
         # enforce nothing
@@ -516,10 +517,10 @@ class _Loader:
     policies: list[Policy] = field(default_factory=list)
     exceptions: list[PolicyException] = field(default_factory=list)
     image_policies: list[ImagePolicy] = field(default_factory=list)
+    cel_exceptions: list[cel_exceptions.CelPolicyException] = field(default_factory=list)
     global_entries: list[GlobalContextEntry] = field(default_factory=list)
     # (source, YAML path, entry name) of every literal globalReference, checked once every document is read
     global_refs: list[tuple[str, str, str]] = field(default_factory=list)
-    image_exceptions: list[ImageException] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[PolicyProblem] = field(default_factory=list)
     _seen: dict[tuple[str, str, str], str] = field(default_factory=dict)
@@ -532,7 +533,7 @@ class _Loader:
             len(self.policies)
             + len(self.image_policies)
             + len(self.exceptions)
-            + len(self.image_exceptions)
+            + len(self.cel_exceptions)
             + len(self.global_entries)
         )
 
@@ -550,17 +551,19 @@ class _Loader:
         if self.problems:
             raise PolicyError(self.problems)
         image_policies = tuple(
-            replace(p, exceptions=tuple(e for e in self.image_exceptions if e.names(p.kind, p.name)))
+            replace(p, exceptions=tuple(e for e in self.cel_exceptions if e.refers_to(p.kind, p.name)))
             for p in self.image_policies
         )
-        for e in self.image_exceptions:
-            if not any(e in p.exceptions for p in image_policies):
-                self.notes.append(f"{e.source}: PolicyException {e.name} names no loaded ImageValidatingPolicy")
+        for exc in self.cel_exceptions:
+            if not any(exc in p.exceptions for p in image_policies):
+                # a typo in policyRefs exempts nothing: say so (the policy may be in another policy path)
+                self.notes.append(f"{exc.source}: PolicyException {exc.key} names no loaded ImageValidatingPolicy")
         return PolicySet(
             policies=tuple(self.policies),
             notes=tuple(self.notes),
             image_policies=image_policies,
             exceptions=tuple(self.exceptions),
+            cel_exceptions=tuple(self.cel_exceptions),
             global_context=tuple(self.global_entries),
         )
 
@@ -649,10 +652,10 @@ class _Loader:
                     "apiVersion",
                     f"{api_version} {kind} is not supported: use {' or '.join(SUPPORTED_API_VERSIONS)}",
                 )
-        elif kind == EXCEPTION_KIND and group == ivpol_exceptions.API_GROUP:
-            self.load_image_exception(document, api_version, source)
         elif kind == EXCEPTION_KIND and api_version in EXCEPTION_API_VERSIONS:
             self.load_exception(document, source)
+        elif group == cel_exceptions.API_GROUP and kind == cel_exceptions.KIND:
+            self.load_cel_exception(document, api_version, source)
         elif kind == GLOBAL_CONTEXT_KIND and api_version in GLOBAL_CONTEXT_API_VERSIONS:
             self.load_global_entry(document, source)
         elif kind in REFUSED_KYVERNO_KINDS:
@@ -681,6 +684,42 @@ class _Loader:
         spec = spec.model_copy(update={"match": without_operations(spec.match)})
         self.exceptions.append(PolicyException(name=meta.name, namespace=meta.namespace, spec=spec, source=source))
 
+    def load_cel_exception(self, document: dict[str, Any], api_version: str, source: str) -> None:
+        """A CEL PolicyException (:mod:`sigward.policy.ivpol.exceptions`): conditions compiled once, here."""
+        if api_version.rpartition("/")[2] not in cel_exceptions.API_VERSIONS:
+            versions = ", ".join(f"{cel_exceptions.API_GROUP}/{v}" for v in cel_exceptions.API_VERSIONS)
+            self.problem(source, "apiVersion", f"{api_version} PolicyException is not supported: use {versions}")
+            return
+        problems: list[Problem] = []
+        meta, spec = _metadata_and_spec(document, cel_exceptions.CelExceptionSpec, problems)
+        exception: cel_exceptions.CelPolicyException | None = None
+        if meta is not None and spec is not None and not problems:
+            namespace = meta.namespace
+            if not namespace:
+                # What `kubectl apply` without -n does: the namespaced object lands in `default`.
+                namespace = "default"
+                self.notes.append(
+                    f"{source}: PolicyException {meta.name} has no metadata.namespace; its key is default/{meta.name} "
+                    "(as kubectl apply without -n)"
+                )
+            exception, found, notes = cel_exceptions.build(
+                api_version=api_version, name=meta.name, namespace=namespace, spec=spec, source=source
+            )
+            problems.extend(found)
+            self.notes.extend(f"{source}: PolicyException {meta.name}: {note}" for note in notes)
+        for path, message in problems:
+            self.problem(source, path, message)
+        if exception is None or problems:
+            return
+        key = (f"{cel_exceptions.API_GROUP}/{cel_exceptions.KIND}", exception.namespace, exception.name)
+        if key in self._seen:
+            self.problem(
+                source, "metadata.name", f"PolicyException {exception.key} is also defined in {self._seen[key]}"
+            )
+            return
+        self._seen[key] = source
+        self.cel_exceptions.append(exception)
+
     def load_global_entry(self, document: dict[str, Any], source: str) -> None:
         """A GlobalContextEntry (cluster-scoped): Kyverno's validation, names unique across all files."""
         problems: list[Problem] = []
@@ -704,33 +743,6 @@ class _Loader:
         self._seen[key] = source
         entry = GlobalContextEntry(name=meta.name, spec=spec, source=source, refresh_seconds=refresh_seconds(spec))
         self.global_entries.append(entry)
-
-    def load_image_exception(self, document: dict[str, Any], api_version: str, source: str) -> None:
-        """A CEL PolicyException (``policies.kyverno.io``) for ImageValidatingPolicies."""
-        if api_version.rpartition("/")[2] not in ivpol_exceptions.API_VERSIONS:
-            versions = ", ".join(f"{ivpol_exceptions.API_GROUP}/{v}" for v in ivpol_exceptions.API_VERSIONS)
-            self.problem(source, "apiVersion", f"{api_version} PolicyException is not supported: use {versions}")
-            return
-        problems: list[Problem] = []
-        meta, spec = _metadata_and_spec(document, ivpol_exceptions.CelExceptionSpec, problems)
-        exception = None
-        if meta is not None and spec is not None and not problems:
-            exception, found = ivpol_exceptions.build_exception(
-                name=meta.name, namespace=meta.namespace, spec=spec, source=source
-            )
-            problems.extend(found)
-        for path, message in problems:
-            self.problem(source, path, message)
-        if exception is None or problems:
-            return
-        key = (f"{ivpol_exceptions.API_GROUP}/{EXCEPTION_KIND}", exception.namespace, exception.name)
-        if key in self._seen:
-            self.problem(
-                source, "metadata.name", f"PolicyException {exception.name} is also defined in {self._seen[key]}"
-            )
-            return
-        self._seen[key] = source
-        self.image_exceptions.append(exception)
 
     def load_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
         problems: list[Problem] = []

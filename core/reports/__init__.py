@@ -108,7 +108,8 @@ def outcome_verdicts(
             policy=o.policy,
             rule=kinds.get(o.policy, IMAGE_POLICY_KINDS[0]),
             message=o.message,
-            exceptions=o.exceptions,
+            # Kyverno's report names the exceptions (``exceptions: <name>[,<name>]``); the outcome carries their keys
+            exceptions=tuple(key.rpartition("/")[2] for key in o.exceptions),
         )
         for o in outcomes
     ]

@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from sigward.errors import BadRequestError, ExternalServiceError, FailureKind, S
 from sigward.patterns import compile_re2, wildcard_match
 from sigward.policy.ivpol.autogen import CONTROLLER_GROUPS
 from sigward.policy.ivpol.cel import LIBRARY_VALUES, CelError, Program, bound
+from sigward.policy.ivpol.exceptions import CelPolicyException, skip_message
 from sigward.policy.ivpol.load import CompiledAttestor, ImagePolicy
 from sigward.policy.ivpol.matchconditions import evaluate_conditions
 from sigward.policy.ivpol.models import InlineTrustedRoot, inline_root_of
@@ -67,9 +69,9 @@ class PolicyOutcome:
     message: str = ""
     actions: tuple[str, ...] = ()
     failure_policy: str = "Fail"
+    exceptions: tuple[str, ...] = ()  # keys of the CEL PolicyExceptions that skipped this policy
     # ``auditAnnotations`` this policy produced: (:func:`audit_annotation_key`, value).
     annotations: tuple[tuple[str, str], ...] = ()
-    exceptions: tuple[str, ...] = ()  # the CEL PolicyExceptions that skipped the policy for this request
 
 
 @dataclass(frozen=True)
@@ -684,9 +686,10 @@ def evaluate_policy(
     checks: ImageChecks,
     deadline: Deadline,
     state: _RequestState,
+    exemption: Exemption | None = None,
 ) -> tuple[PolicyOutcome, list[str]]:
     """One policy on one request whose ``obj`` (already pinned) is given; the outcome and the images it
-    selected."""
+    selected. ``exemption``: the CEL PolicyExceptions naming the policy (a SKIP naming them when they hold)."""
     spec = policy.spec
     actions = spec.effective_actions()
     base: dict[str, Any] = {"policy": policy.name, "actions": actions, "failure_policy": spec.failure_policy}
@@ -713,6 +716,9 @@ def evaluate_policy(
                 raise CelError(f"failed to evaluate matchConditions: {matched.error}")
             if not matched.matched:
                 return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
+            if exemption is not None and exemption.keys():
+                keys = exemption.keys()
+                return PolicyOutcome(verdict=Verdict.SKIP, message=skip_message(keys), exceptions=keys, **base), []
             images = builtin_images(resource, obj if obj is not None else request.get("oldObject"))
             for name, extractor in policy.extractors.items():
                 value = _evaluate(extractor, data, cel_state)
@@ -756,6 +762,68 @@ def evaluate_policy(
         base.pop("annotations", None)  # an evaluation error leaves no annotation (failurePolicy decides)
         return PolicyOutcome(verdict=Verdict.ERROR, message=exc.message, **base), []
     return PolicyOutcome(verdict=Verdict.PASS, **base), selected
+
+
+class Exemption:
+    """The CEL PolicyExceptions (already those naming the policy, unexpired) that exempt one request, evaluated at
+    most once: before pinning (an exempted policy pins nothing) and after the policy's own matchConditions held
+    (Kyverno's order). Conditions read the request as sent (``object`` is the controller, never an autogen view).
+    An evaluation error is kept and raised to the policy's evaluation: the policy's error, as in Kyverno."""
+
+    def __init__(
+        self,
+        policy: ImagePolicy,
+        exceptions: Sequence[CelPolicyException],
+        request: Mapping[str, Any],
+        *,
+        checks: ImageChecks,
+        deadline: Deadline,
+        state: _RequestState,
+    ) -> None:
+        self._args = (policy, exceptions, request, checks, deadline, state)
+        self._keys: tuple[str, ...] | None = None
+        self._error: CelError | SigwardError | None = None
+
+    def keys(self) -> tuple[str, ...]:
+        """The exempting exceptions' keys, sorted; raises what evaluating them raised."""
+        if self._error is not None:
+            raise self._error
+        if self._keys is None:
+            try:
+                self._keys = self._evaluate()
+            except (CelError, SigwardError) as exc:
+                self._error = exc
+                raise
+        return self._keys
+
+    def exempts(self) -> bool:
+        """Whether the request is (or may be: an evaluation error) exempted: then nothing is pinned."""
+        try:
+            return bool(self.keys())
+        except (CelError, SigwardError):
+            return True
+
+    def _evaluate(self) -> tuple[str, ...]:
+        policy, exceptions, request, checks, deadline, state = self._args
+        data: dict[str, Any] = {
+            "object": request.get("object"),
+            "oldObject": request.get("oldObject"),
+            "request": dict(request),
+            "namespaceObject": None,
+            "variables": {},
+        }
+        data.update(LIBRARY_VALUES)
+        found: list[str] = []
+        with bound(_Functions(policy, checks, deadline, state, data)) as cel_state:
+            for exception in exceptions:
+                matched = evaluate_conditions(
+                    exception.conditions, data, run=lambda program, values: _evaluate(program, values, cel_state)
+                )
+                if matched.error:
+                    raise CelError(f"PolicyException {exception.key} matchConditions: {matched.error}")
+                if matched.matched:
+                    found.append(exception.key)
+        return tuple(sorted(found))
 
 
 # ValidatingAdmissionPolicy: an audit annotation value longer than 10 KiB is truncated to 10 KiB (the audit log
@@ -808,29 +876,6 @@ def _has_digest(image: str) -> bool:
         return False
 
 
-def excepting(policy: ImagePolicy, request: Mapping[str, Any], obj: Any) -> tuple[str, ...]:
-    """The PolicyExceptions naming ``policy`` whose matchConditions all hold for the request (the object as sent,
-    not an autogen view, as Kyverno evaluates them). A condition that errors or is not true does not except: the
-    policy still applies (fail closed)."""
-    if not policy.exceptions:
-        return ()
-    data: dict[str, Any] = {
-        "object": obj,
-        "oldObject": request.get("oldObject"),
-        "request": dict(request),
-        "namespaceObject": None,
-        **LIBRARY_VALUES,
-    }
-    names: list[str] = []
-    for exception in policy.exceptions:
-        try:
-            if all(c.evaluate(data) is True for c in exception.conditions):
-                names.append(exception.name)
-        except CelError:
-            continue
-    return tuple(names)
-
-
 def _evaluate(program: Program, data: Mapping[str, Any], cel_state: Any) -> Any:
     try:
         return program.evaluate(data)
@@ -851,13 +896,18 @@ def evaluate_request(
     mutate: bool = True,
     namespace_decided: bool = False,
     apply_selectors: bool = True,
+    apply_exceptions: bool = True,
+    now: datetime | None = None,
 ) -> Decision:
     """Every IVPOL on one AdmissionRequest (``request`` is ``AdmissionReview.request``); registry work goes through
     ``checks`` (default: :class:`DirectChecks` on ``verifier``). ``mutate`` False is the validating webhook: no
     ``mutateDigest`` pinning, so ``verifyDigest`` checks the object as it will be stored. ``namespace_decided``:
     the request came through the webhook of the policies' namespaceSelector route (the API server matched it).
     ``apply_selectors`` False: an image checked alone (``verify``, push) is checked for any resource the policy
-    covers, so the label selectors, which pick resources, do not apply (as a ClusterPolicy's ``match``)."""
+    covers, so the label selectors, which pick resources, do not apply (as a ClusterPolicy's ``match``).
+    ``apply_exceptions``: each policy's CEL PolicyExceptions (:attr:`ImagePolicy.exceptions`) skip it when they hold
+    (not verified, not pinned, autogen'ed controllers included); False for an image checked alone (``verify``, push):
+    its request is synthetic, so no exception applies (fail closed)."""
 
     if checks is None:
         if verifier is None:
@@ -871,6 +921,7 @@ def evaluate_request(
     outcomes: list[PolicyOutcome] = []
     patches: list[Mapping[str, str]] = []
     required: dict[str, str] = {}
+    when = now or datetime.now(UTC)
     for policy in policies:
         if not policy.spec.evaluation.admission.enabled or not policy_matches(policy, request):
             continue
@@ -893,20 +944,15 @@ def evaluate_request(
                     )
                 )
                 continue
-        excepted = excepting(policy, request, obj)
-        if excepted:
-            outcomes.append(
-                PolicyOutcome(
-                    policy=policy.name,
-                    verdict=Verdict.SKIP,
-                    message=f"skipped by PolicyException {', '.join(excepted)}",
-                    actions=policy.spec.effective_actions(),
-                    failure_policy=policy.spec.failure_policy,
-                    exceptions=excepted,
-                )
-            )
-            continue
+        naming = [e for e in policy.exceptions if e.refers_to(policy.kind, policy.name) and not e.expired(when)]
+        exemption = (
+            Exemption(policy, naming, request, checks=checks, deadline=deadline, state=state)
+            if naming and apply_exceptions
+            else None
+        )
         pins = policy.spec.validation_configurations.mutate_digest and mutate
+        if exemption is not None and exemption.exempts():
+            pins = False  # Kyverno: an exempted policy mutates nothing
         if pins and obj is not None and not request.get("subResource"):
             try:
                 patches += _pin(policy, resource, obj, checks, deadline, state)
@@ -921,7 +967,9 @@ def evaluate_request(
                     )
                 )
                 continue
-        outcome, selected = evaluate_policy(policy, request, obj, checks=checks, deadline=deadline, state=state)
+        outcome, selected = evaluate_policy(
+            policy, request, obj, checks=checks, deadline=deadline, state=state, exemption=exemption
+        )
         outcomes.append(outcome)
         if outcome.verdict == Verdict.PASS and policy.spec.validation_configurations.required:
             for image in selected:
@@ -1036,7 +1084,9 @@ def evaluate_image(
     for policy in policies:
         if not image_selected(policy, image) or (policy.namespace and policy.namespace != SYNTHETIC_NAMESPACE):
             continue
-        decision = evaluate_request([policy], request, checks=checks, deadline=deadline, apply_selectors=False)
+        decision = evaluate_request(
+            [policy], request, checks=checks, deadline=deadline, apply_selectors=False, apply_exceptions=False
+        )
         pinned = next((str(p.get("value", "")) for p in decision.patches), "")
         digest = ref.digest or pinned.rpartition("@")[2]
         if not decision.outcomes:

@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     from sigward.policy.ivpol.load import CompiledAttestor
     from sigward.verify.engine import Verifier
 
-# The collections ClusterData serves (core v1): public key material, roots and namespace labels. Anything else
-# would need RBAC sigward does not ask for; asking is an error, not an empty answer.
-SERVED_RESOURCES = {"configmaps": "ConfigMap", "secrets": "Secret", "namespaces": "Namespace"}
+# The collections ClusterData serves (core v1): public key material, roots and namespace labels, and Pods (Kyverno's
+# context/resource test reads a Pod's labels; live connection only, never shipped, and the function's RBAC needs
+# ``get`` on pods only when a policy reads one). Anything else would need RBAC sigward does not ask for; asking is an
+# error, not an empty answer.
+SERVED_RESOURCES = {"configmaps": "ConfigMap", "secrets": "Secret", "namespaces": "Namespace", "pods": "Pod"}
 # Kubernetes object and namespace names (DNS-1123 subdomain, ≤ 253): a name from request data must not be able to
 # walk the live API path (``..``, ``/``, ``?``).
 MAX_NAME_LENGTH = 253

@@ -79,7 +79,7 @@ class KubeAPI:
         if obj["kind"] == "Namespace":
             path = f"/api/v1/namespaces/{meta['name']}"
         else:
-            res = {"ConfigMap": "configmaps", "Secret": "secrets"}[obj["kind"]]
+            res = {"ConfigMap": "configmaps", "Secret": "secrets", "Pod": "pods"}[obj["kind"]]
             path = f"/api/v1/namespaces/{meta['namespace']}/{res}/{meta['name']}"
         self.objects[path] = dict(obj)
 

@@ -10,16 +10,16 @@ service layer (:mod:`sigward.verify.ivpol`), which this module must not import. 
 expression's result a CEL error; the exception is kept on the :class:`EvaluationState` so the caller can tell an
 unreachable registry (failurePolicy) from a wrong policy.
 
-Cluster lookups: Kyverno's ``resource`` library (``resource.Get``/``resource.List``) reads the cluster data service
-(:class:`sigward.cluster.data.ClusterData`: shipped manifests, then a live connection); what it cannot serve is an
-infrastructure error (failurePolicy decides). Kyverno's ``imagedata.Get`` and ``image.GetMetadata`` read an image's
-manifest and config through the registry client. Kyverno's ``http`` library (``http.Get(url[, headers])``,
-``http.Post(url, body[, headers])``) calls only URLs the operator allowlisted for ``apiCall`` services
-(``SIGWARD_APICALL_SERVICES``, :mod:`sigward.cluster.services`: no redirects, size cap, timeouts); ``http.Client``
-(a custom CA) is not provided. ``globalContext.Get(name, projection)`` reads a GlobalContextEntry's data
-(:mod:`sigward.cluster.globalcontext`; an entry not loaded reads as null, as in Kyverno). Kubernetes'
-extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr, quantity) besides
-cel-cpp's strings/math/encoders/optional/bindings.
+Cluster lookups: Kyverno's ``resource`` library (``resource.Get``/``resource.List``, also spelled ``get``/``list``)
+reads the cluster data service (:class:`sigward.cluster.data.ClusterData`: shipped manifests, then a live
+connection); what it cannot serve is an infrastructure error (failurePolicy decides). Kyverno's ``imagedata.Get`` and
+``image.GetMetadata`` read an image's manifest and config through the registry client. Kyverno's ``http`` library
+(``http.Get(url[, headers])``, ``http.Post(url, body[, headers])``) calls only URLs the operator allowlisted for
+``apiCall`` services (``SIGWARD_APICALL_SERVICES``, :mod:`sigward.cluster.services`: no redirects, size cap,
+timeouts); ``http.Client`` (a custom CA) is not provided. ``globalContext.Get(name, projection)`` reads a
+GlobalContextEntry's data (:mod:`sigward.cluster.globalcontext`; an entry not loaded reads as null, as in Kyverno).
+Kubernetes' extension libraries: :mod:`sigward.policy.ivpol.celext` (lists, sets, regex, url, ip/cidr, quantity)
+besides cel-cpp's strings/math/encoders/optional/bindings.
 """
 
 from __future__ import annotations
@@ -245,13 +245,19 @@ def _environment(kind: str) -> Any:
                     ),
                 ],
             ),
-            # Kyverno's globalcontext library declares both spellings (its tests use ``globalContext.get``).
+            # Kyverno's globalcontext library declares both spellings (its tests use ``globalContext.get``), and so
+            # does its resource library (kyverno/sdk extensions/cel/libs/resource, library version >= 1.18, used by
+            # Kyverno's own context/configmap and context/resource tests): the same implementations under both names.
+            # ``imagedata`` and ``http`` have only ``Get``.
             cel.FunctionDecl(
                 "get",
                 [
                     cel.Overload(
                         "globalcontext_get_lower", t.DYN, [handle_t, s, s], is_member=True, impl=_global_context_get
-                    )
+                    ),
+                    cel.Overload(
+                        "resource_get_camel", t.DYN, [handle_t, s, s, s, s], is_member=True, impl=_resource_get
+                    ),
                 ],
             ),
             # Post bodies are JSON objects: cel-expr-python 0.1.3 does not dispatch a Python function on a ``dyn``
@@ -272,6 +278,10 @@ def _environment(kind: str) -> Any:
             cel.FunctionDecl(
                 "List",
                 [cel.Overload("resource_list", t.DYN, [handle_t, s, s, s], is_member=True, impl=_resource_list)],
+            ),
+            cel.FunctionDecl(
+                "list",
+                [cel.Overload("resource_list_camel", t.DYN, [handle_t, s, s, s], is_member=True, impl=_resource_list)],
             ),
         ]
     if kind == "image":

@@ -17,7 +17,7 @@ from sigward.policy import capabilities as capabilities_module
 from sigward.policy.capabilities import REFUSALS, Capabilities
 from sigward.policy.ivpol import policy_fields
 from sigward.policy.ivpol.cel import CelError, Program, compile_expression
-from sigward.policy.ivpol.exceptions import ImageException
+from sigward.policy.ivpol.exceptions import CelPolicyException
 from sigward.policy.ivpol.matchconditions import MatchConditions, compile_conditions
 from sigward.policy.ivpol.models import (
     Attestor,
@@ -128,7 +128,7 @@ class ImagePolicy:
     # ``auditAnnotations``: (key, compiled string-typed valueExpression), in the policy's order.
     audit_annotations: tuple[tuple[str, Program], ...] = ()
     # The CEL PolicyExceptions naming this policy (attached by the loader once every document is read).
-    exceptions: tuple[ImageException, ...] = ()
+    exceptions: tuple[CelPolicyException, ...] = ()
 
     @property
     def key(self) -> str:

@@ -126,3 +126,24 @@ def test_global_context_entries_need_a_connection_unless_shipped_collections(tmp
     )
     assert configmaps.returncode == 0, configmaps.stdout
     assert "GlobalContextEntry entry" in configmaps.stdout
+
+
+def test_cel_policy_exception_vectors_and_a_bad_exception(tmp_path: Path) -> None:
+    """Kyverno's exceptions/autogen files as shipped, in one directory (policy, CEL PolicyException, resources
+    skipped as non-policies), pass; a CEL type error in an exception's matchConditions exits 2 with its path."""
+    vector = Path("/work/shared/vectors/kyverno-ivpol/chainsaw/exceptions/autogen")
+    good = tmp_path / "good"
+    good.mkdir()
+    for name in ("policy.yaml", "exception.yaml", "skipped-resources.yaml"):
+        (good / name).write_text((vector / name).read_text())
+    proc = check(good)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "exception.yaml#doc1: PolicyException default/check-name (policies.kyverno.io)" in proc.stdout
+    assert "policies.kyverno.io/v1alpha1 is deprecated" in proc.stdout
+    (good / "exception.yaml").write_text(
+        (vector / "exception.yaml").read_text().replace("object.metadata.name in", "1 in")
+    )
+    proc = check(good)
+    assert proc.returncode == 2, proc.stdout
+    assert "exception.yaml#doc1: spec.matchConditions[0].expression:" in proc.stdout
+    assert "Traceback" not in proc.stderr

@@ -1126,6 +1126,10 @@ def test_a_list_is_expanded() -> None:
             "apiVersion: policies.kyverno.io/v2 PolicyException is not supported: use policies.kyverno.io/v1alpha1",
         ),
         (
+            {"apiVersion": "kyverno.io/v1", "kind": "PolicyException", "metadata": {"name": "e"}},
+            "kind: kyverno.io/v1 PolicyException is not supported: sigward honours kyverno.io/v2 and v2beta1",
+        ),
+        (
             {"apiVersion": "kyverno.io/v2", "kind": "PolicyException", "metadata": {"name": "e"}},
             ': missing required field "spec"',
         ),
