@@ -174,9 +174,9 @@ def _blank_keys(iv: ImageVerification, path: str) -> list[str]:
             for j, entry in enumerate(s.entries):
                 epath = f"{where}[{i}].entries[{j}]"
                 keys = entry.keys
-                if keys is not None and keys.public_keys and not keys.public_keys.strip() and not keys.kms:
-                    if keys.secret is None:
-                        yield epath
+                blank = keys is not None and keys.public_keys and not keys.public_keys.strip()
+                if blank and keys is not None and not keys.kms and keys.secret is None:
+                    yield epath
                 if entry.attestor is not None:
                     yield from walk((entry.attestor,), f"{epath}.attestor")
 
