@@ -788,8 +788,9 @@ def _outcome(unit: _Unit, check: ImageCheck | None) -> Verdict:
 
 def webhook_conditions(policy: Policy, request: Mapping[str, Any]) -> MatchResult | None:
     """The policy's ``spec.webhookConfiguration.matchConditions`` on this request (None: it has none), evaluated as
-    the API server would before calling the webhook: not matched -> the policy does not apply; an error -> its
-    rules err (failurePolicy decides, as the API server's would)."""
+    the API server would before calling the webhook: not matched -> the policy does not apply; an error -> the
+    policy's failurePolicy for the whole request (Fail: :meth:`AdmissionService._condition_errors` rejects it;
+    Ignore: the policy does not apply)."""
     wc = policy.spec.webhook_configuration
     if wc is None or not wc.match_conditions:
         return None
