@@ -7,6 +7,7 @@ configuration, 3 an infrastructure error that no failure outranked.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -304,6 +305,15 @@ def cmd_webhook_config(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
 
         loaded = build_services(os.environ, policy_paths=tuple(args.policy), short_lived=True).policies()
         routes = list(policy_routes(loaded.policies, loaded.image_policies).values())
+        if args.failure_policy or args.timeout_seconds:  # explicit flags win on every webhook
+            routes = [
+                dataclasses.replace(
+                    r,
+                    failure_policy=args.failure_policy or r.failure_policy,
+                    timeout_seconds=args.timeout_seconds or r.timeout_seconds,
+                )
+                for r in routes
+            ]
         if routes:
             print(
                 f"note: {len(routes)} namespaceSelector/objectSelector/matchConditions webhook(s) added; run sigward "

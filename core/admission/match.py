@@ -285,3 +285,15 @@ def rule_applies(policy: Policy, rule: Rule, info: RequestInfo) -> RuleMatch | N
     if rule.exclude is not None and match_resources(rule.exclude, info, autogen=autogen, exclude=True):
         return None
     return RuleMatch(rule=rule, name=name)
+
+
+def webhook_covers(policy: Policy, rule: Rule, info: RequestInfo) -> bool:
+    """Whether the API server calls the policy's webhook for this request on the rule's behalf: Kyverno builds
+    the webhook's rules from the kinds in ``match`` (plus autogen's Pod controllers); names, selectors, exclude
+    and user info are decided by Kyverno after the call, so they do not narrow it. A namespaced Policy is only
+    ever about its own namespace."""
+    if policy.kind == "Policy" and policy.namespace and info.namespace != policy.namespace:
+        return False
+    if any(_kind_matches(k, info) for d in _descriptions(rule.match) for k in d.kinds):
+        return True
+    return info.kind in autogen_controllers(policy, rule)

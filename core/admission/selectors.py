@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sigward.errors import ConfigurationError
@@ -27,7 +27,15 @@ from sigward.policy.ivpol.matchconditions import webhook_match_conditions
 
 if TYPE_CHECKING:
     from sigward.policy.ivpol.load import ImagePolicy
-from sigward.policy.models import LabelSelector, LabelSelectorRequirement, MatchResources, Policy, Rule
+from sigward.policy.models import (
+    DEFAULT_WEBHOOK_TIMEOUT_SECONDS,
+    MAX_WEBHOOK_TIMEOUT_SECONDS,
+    LabelSelector,
+    LabelSelectorRequirement,
+    MatchResources,
+    Policy,
+    Rule,
+)
 
 # The path segment that names a selector route, followed by the key.
 ROUTE_PREFIX = "sel-"
@@ -75,6 +83,11 @@ class SelectorRoute:
     # them, so the API server calls it only for requests they admit (one webhook per distinct set, as Kyverno's
     # per-policy "fine-grained" webhooks; conditions of different policies never share one).
     match_conditions: tuple[tuple[str, str], ...] = ()
+    # The webhook's failurePolicy and timeoutSeconds (None: the configuration's defaults). A matchConditions route
+    # is one policy's own ("fine-grained") webhook and carries that policy's values, part of its key; a route
+    # shared by several policies gets what Kyverno's shared webhooks get (see :func:`webhook_settings`).
+    failure_policy: str | None = None
+    timeout_seconds: int | None = None
 
     @property
     def segment(self) -> str:
@@ -144,14 +157,39 @@ def rule_route(policy: Policy, rule: Rule) -> SelectorRoute | None:
         return route
     if route is None:
         route = SelectorRoute(key="", selector={}, matching=frozenset(), not_matching=frozenset())
-    text = json.dumps({"selector": route.selector, "matchConditions": conditions}, sort_keys=True)
+    # pkg/controllers/webhook newWebhookPerPolicy: the policy's own failurePolicy, and its timeout raised from the
+    # default (never lowered below it) and capped. Policies differing in either never share the webhook.
+    failure_policy, timeout = webhook_settings([(policy.spec.failure_policy, policy.spec.webhook_timeout_seconds)])
+    text = json.dumps(
+        {
+            "selector": route.selector,
+            "matchConditions": conditions,
+            "failurePolicy": failure_policy,
+            "timeoutSeconds": timeout,
+        },
+        sort_keys=True,
+    )
     return SelectorRoute(
         key=hashlib.sha256(text.encode()).hexdigest()[:KEY_HEX_DIGITS],
         selector=route.selector,
         matching=route.matching,
         not_matching=route.not_matching,
         match_conditions=conditions,
+        failure_policy=failure_policy,
+        timeout_seconds=timeout,
     )
+
+
+def webhook_settings(asked: Iterable[tuple[str, int]]) -> tuple[str, int]:
+    """(failurePolicy, timeoutSeconds) of a webhook serving policies that ask for ``asked`` (failurePolicy,
+    timeout) pairs, as Kyverno builds its webhooks (pkg/controllers/webhook ``mergeWebhook``, ``capTimeout``):
+    the timeout starts at the default and only rises, capped at 30 s. Kyverno splits its shared webhook into a
+    ``-fail`` and an ``-ignore`` one; one sigward webhook serving both kinds fails closed (Fail), so a Fail
+    policy is never skipped when sigward cannot be reached."""
+    pairs = list(asked)
+    failure = "Ignore" if pairs and all(f == "Ignore" for f, _ in pairs) else "Fail"
+    timeout = max([DEFAULT_WEBHOOK_TIMEOUT_SECONDS, *(t for _, t in pairs)])
+    return failure, min(timeout, MAX_WEBHOOK_TIMEOUT_SECONDS)
 
 
 def _selector_route(policy: Policy, rule: Rule) -> SelectorRoute | None:
@@ -215,9 +253,11 @@ def policy_routes(policies: Sequence[Policy], image_policies: Sequence[ImagePoli
     """Every distinct route of the loaded policies (and ImageValidatingPolicies), by key, in a stable order (sorted
     by key)."""
     found: dict[str, SelectorRoute] = {}
+    asked: dict[str, list[tuple[str, int]]] = {}
     for image_policy in image_policies:
         if image_policy.spec.evaluation.admission.enabled and (route := image_policy_route(image_policy)) is not None:
             found.setdefault(route.key, route)
+            asked.setdefault(route.key, []).append((image_policy.spec.failure_policy, image_policy.timeout_seconds))
     for policy in policies:
         if not policy.spec.admission:
             continue
@@ -225,7 +265,14 @@ def policy_routes(policies: Sequence[Policy], image_policies: Sequence[ImagePoli
             route = rule_route(policy, rule)
             if route is not None:
                 found.setdefault(route.key, route)
-    return dict(sorted(found.items()))
+                asked.setdefault(route.key, []).append(
+                    (policy.spec.failure_policy, policy.spec.webhook_timeout_seconds)
+                )
+    out: dict[str, SelectorRoute] = {}
+    for key, route in sorted(found.items()):
+        failure, timeout = webhook_settings(asked[key])
+        out[key] = replace(route, failure_policy=failure, timeout_seconds=timeout)
+    return out
 
 
 def parse_route(segments: Iterable[str]) -> str:

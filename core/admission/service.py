@@ -21,10 +21,10 @@ from sigward.admission.exceptions import matching_exceptions, skip_message
 from sigward.admission.images import ResourceImage, extract_images
 from sigward.admission.ivpol import merge
 from sigward.admission.ivpol_cache import CachedChecks, NotInMemory
-from sigward.admission.match import RequestInfo, RuleMatch, UserInfo, request_info, rule_applies
+from sigward.admission.match import RequestInfo, RuleMatch, UserInfo, request_info, rule_applies, webhook_covers
 from sigward.admission.review import AdmissionRequest, review_response
 from sigward.admission.scheduling import DEFAULT_MAX_THREADS, DEFAULT_PER_BATCH, Done, FairPool, NotStarted, Raised
-from sigward.admission.selectors import image_policy_route, rule_route
+from sigward.admission.selectors import SelectorRoute, image_policy_route, rule_route
 from sigward.cache import TTLCache
 from sigward.cluster.data import EMPTY as EMPTY_CLUSTER
 from sigward.cluster.data import ClusterData
@@ -231,6 +231,10 @@ class AdmissionService:
         deadline = Deadline.after(self.settings.deadline_seconds)
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return Decision(allowed=True, elapsed_ms=_ms(started))
+        refused = self._condition_errors(request, route=route)
+        if refused:
+            # The API server rejects the request before any webhook call: no rule is evaluated.
+            return Decision(allowed=False, message=refused, code=500, elapsed_ms=_ms(started))
         units = self._units(request, memory_only=memory_only, route=route)
         image_policies = self._routed_image_policies(route)
         if not units and not image_policies:
@@ -346,20 +350,19 @@ class AdmissionService:
             if not policy.spec.admission:
                 continue  # Kyverno applies such a policy only in background scans
             conditions = webhook_conditions(policy, request.raw)
-            if conditions is not None and not conditions.error and not conditions.matched:
-                continue  # the API server would not have called Kyverno for this policy
+            if conditions is not None and (conditions.error or not conditions.matched):
+                # Not matched: the API server would not have called Kyverno for this policy. An error: the API
+                # server applies the policy's webhook failurePolicy; Fail refused the request in _decide, so this
+                # is Ignore, which skips the webhook: the policy does not apply.
+                continue
             for rule in policy.spec.rules:
                 failed: RuleVerdict | None = None
                 rule_info = info
-                if route or self.settings.selector_webhooks:
-                    try:
-                        routed = rule_route(policy, rule)
-                    except SigwardError:
-                        routed = None  # not expressible at the API server: decided here, with cluster labels
-                    if (routed.key if routed is not None else "") != route:
-                        continue  # decided on another webhook's path (or not at all on this selector's path)
-                    if routed is not None:
-                        rule_info = replace(info, known_selectors=routed.known())
+                here, routed = self._on_path(policy, rule, route)
+                if not here:
+                    continue  # decided on another webhook's path (or not at all on this selector's path)
+                if routed is not None:
+                    rule_info = replace(info, known_selectors=routed.known())
                 try:
                     matched_rule = rule_applies(policy, rule, rule_info)
                 except SigwardError as exc:  # namespace labels or bound roles unreadable: failurePolicy decides
@@ -368,13 +371,6 @@ class AdmissionService:
                     failed = _rule_verdict(policy, rule, Verdict.ERROR, f"failed to match {what}: {exc.message}")
                 if matched_rule is None:
                     continue
-                if conditions is not None and conditions.error and failed is None:
-                    failed = _rule_verdict(
-                        policy,
-                        rule,
-                        Verdict.ERROR,
-                        f"failed to evaluate webhookConfiguration.matchConditions: {conditions.error}",
-                    )
                 exempt = (
                     matching_exceptions(
                         exceptions, policy_key=policy.key, rule_name=matched_rule.name, info=info, request=request.raw
@@ -413,6 +409,45 @@ class AdmissionService:
                             )
                         units.append(unit)
         return units
+
+    def _on_path(self, policy: Policy, rule: Rule, route: str) -> tuple[bool, SelectorRoute | None]:
+        """Whether the rule is decided on this webhook path, and its route (None: the plain path, or decided
+        here with cluster labels because the API server cannot express it)."""
+        if not route and not self.settings.selector_webhooks:
+            return True, None
+        try:
+            routed = rule_route(policy, rule)
+        except SigwardError:
+            routed = None  # not expressible at the API server: decided here, with cluster labels
+        return (routed.key if routed is not None else "") == route, routed
+
+    def _condition_errors(self, request: AdmissionRequest, *, route: str) -> str:
+        """Why the API server would reject the request outright (empty: it would not): a policy's
+        ``webhookConfiguration.matchConditions`` sit on that policy's own webhook, and when evaluating them errs
+        the API server applies that webhook's failurePolicy to the whole request; Fail rejects it."""
+        info = request_info(
+            kind=request.kind.kind,
+            group=request.kind.group,
+            version=request.kind.version,
+            sub_resource=request.sub_resource,
+            namespace=request.namespace,
+            name=request.object_name,
+            operation=request.operation,
+            obj=request.object or {},
+        )
+        reasons: list[str] = []
+        for policy in self._policies():
+            if not policy.spec.admission or policy.spec.failure_policy != "Fail":
+                continue
+            conditions = webhook_conditions(policy, request.raw)
+            if conditions is None or not conditions.error:
+                continue
+            if any(self._on_path(policy, r, route)[0] and webhook_covers(policy, r, info) for r in policy.spec.rules):
+                reasons.append(
+                    f"policy {policy.key}: failed to evaluate webhookConfiguration.matchConditions: "
+                    f"{conditions.error}; failurePolicy Fail rejects the request"
+                )
+        return "; ".join(reasons)
 
     def _bound_roles(self, user_info: Any, namespace: str, memory_only: bool) -> BoundRoles:
         if memory_only:
@@ -755,8 +790,9 @@ def _outcome(unit: _Unit, check: ImageCheck | None) -> Verdict:
 
 def webhook_conditions(policy: Policy, request: Mapping[str, Any]) -> MatchResult | None:
     """The policy's ``spec.webhookConfiguration.matchConditions`` on this request (None: it has none), evaluated as
-    the API server would before calling the webhook: not matched -> the policy does not apply; an error -> its
-    rules err (failurePolicy decides, as the API server's would)."""
+    the API server would before calling the webhook: not matched -> the policy does not apply; an error -> the
+    policy's failurePolicy for the whole request (Fail: :meth:`AdmissionService._condition_errors` rejects it;
+    Ignore: the policy does not apply)."""
     wc = policy.spec.webhook_configuration
     if wc is None or not wc.match_conditions:
         return None

@@ -120,7 +120,8 @@ def webhook_configurations(
     routes: Sequence[SelectorRoute] = (),
 ) -> list[dict[str, Any]]:
     """The two webhook configurations; with selector ``routes``, each also carries one webhook per route whose
-    namespaceSelector is the route's selector and whose path ends in ``sel-<key>``."""
+    namespaceSelector is the route's selector and whose path ends in ``sel-<key>``. A route's own failurePolicy and
+    timeoutSeconds (:class:`SelectorRoute`) win over ``failure_policy``/``timeout_seconds``."""
     if failure_policy not in ("Fail", "Ignore"):
         raise BadRequestError(f"failurePolicy {failure_policy!r} must be Fail or Ignore")
     if not 1 <= timeout_seconds <= 30:
@@ -132,8 +133,8 @@ def webhook_configurations(
         return _webhook(
             f"{kind}-{route.segment}.{name}.dev" if route is not None else f"{kind}.{name}.dev",
             _endpoint(url, token, suffix),
-            failure_policy=failure_policy,
-            timeout_seconds=timeout_seconds,
+            failure_policy=route.failure_policy if route is not None and route.failure_policy else failure_policy,
+            timeout_seconds=route.timeout_seconds if route is not None and route.timeout_seconds else timeout_seconds,
             exclude=exclude,
             mutating=mutating,
             extra_rules=extra_rules,
@@ -168,9 +169,9 @@ def render_webhook_configurations(**kwargs: Any) -> str:
 
 @dataclass(frozen=True)
 class PolicyWebhookSettings:
-    """What the loaded policies ask of the webhook: ``failurePolicy`` (Ignore only when every policy of either form
-    says Ignore), ``timeoutSeconds`` (the largest any policy asks for) and the rules IVPOL ``matchConstraints`` add
-    beyond :data:`RULES`."""
+    """What the loaded policies ask of the plain webhook: ``failurePolicy`` (Ignore only when every policy of either
+    form says Ignore), ``timeoutSeconds`` (the largest any policy asks for, never below Kyverno's default 10 s) and
+    the rules IVPOL ``matchConstraints`` add beyond :data:`RULES`."""
 
     failure_policy: str
     timeout_seconds: int
@@ -186,8 +187,11 @@ def _covered(group: str, resource: str) -> bool:
 
 
 def policy_webhook_settings(policies: Sequence[Policy], image_policies: Sequence[ImagePolicy]) -> PolicyWebhookSettings:
-    modes = [p.spec.failure_policy for p in policies] + [p.spec.failure_policy for p in image_policies]
-    timeouts = [p.spec.webhook_timeout_seconds for p in policies] + [p.timeout_seconds for p in image_policies]
+    from sigward.admission.selectors import webhook_settings
+
+    asked = [(p.spec.failure_policy, p.spec.webhook_timeout_seconds) for p in policies]
+    asked += [(p.spec.failure_policy, p.timeout_seconds) for p in image_policies]
+    failure_policy, timeout_seconds = webhook_settings(asked)
     extra: list[dict[str, Any]] = []
     for ip in image_policies:
         mc = ip.spec.match_constraints
@@ -208,7 +212,7 @@ def policy_webhook_settings(policies: Sequence[Policy], image_policies: Sequence
             )
     unique = {yaml.safe_dump(r, sort_keys=True): r for r in extra}
     return PolicyWebhookSettings(
-        failure_policy="Ignore" if modes and all(m == "Ignore" for m in modes) else "Fail",
-        timeout_seconds=max(timeouts, default=10),
+        failure_policy=failure_policy,
+        timeout_seconds=timeout_seconds,
         extra_rules=tuple(unique.values()),
     )

@@ -53,7 +53,14 @@ from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.models import ImageVerification, KyvernoModel, Policy, PolicySpec, Rule
 from sigward.policy.support import global_references, unsupported
 from sigward.policy.trustroots import bundle_root_notes, trusted_roots_notes
-from sigward.policy.validation import Problem, credential_notes, pattern_notes, validate_metadata, validate_spec
+from sigward.policy.validation import (
+    Problem,
+    background_variable_problems,
+    credential_notes,
+    pattern_notes,
+    validate_metadata,
+    validate_spec,
+)
 
 # A policy file is a few KiB (the largest Kyverno samples, with PEM chains, are ~20 KiB); anything beyond this
 # is not a policy and reading it whole would only cost memory.
@@ -758,6 +765,7 @@ class _Loader:
             namespaced = kind == "Policy"
             problems.extend(validate_metadata(kind, meta.name, meta.namespace, meta.annotations))
             problems.extend(validate_spec(spec, namespaced=namespaced))
+            problems.extend(background_variable_problems(document, spec))
             problems.extend(unsupported(spec, self.capabilities))
         if problems or meta is None or spec is None:
             for path, message in problems:

@@ -596,3 +596,60 @@ def credential_notes(iv: ImageVerification, path: str) -> list[str]:
 
 #: Label selector operators and values, Kyverno's and Kubernetes' rule (ImageValidatingPolicy selectors too).
 validate_selector = _validate_selector
+
+
+# --- background mode: request-only variables
+
+# pkg/validation/policy/background.go ForbiddenUserVariables: data a background scan does not have (there is no
+# requesting user). Kyverno matches these against each whole ``{{ … }}`` token; the non-dot guard lets
+# ``request.object.spec.serviceAccountName`` through.
+FORBIDDEN_BACKGROUND_VARIABLES = tuple(
+    re.compile(rf"[^.]({name})\b")
+    for name in (
+        "serviceAccountName",
+        "serviceAccountNamespace",
+        r"request.userInfo",
+        r"request.roles",
+        r"request.clusterRoles",
+    )
+)
+BACKGROUND_VARIABLE = (
+    "only select variables are allowed in background mode. Set spec.background=false to disable background mode "
+    "for this policy rule: variable {variable} is not allowed"
+)
+LAST_APPLIED_ANNOTATION = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def background_variable_problems(document: Mapping[str, Any], spec: PolicySpec) -> list[Problem]:
+    """Kyverno's ``containsUserVariables`` for ``spec.background: true`` (the default): every ``{{ }}`` anywhere
+    in the policy (Kyverno scans the serialised policy, so preconditions, context, verifyImages and even
+    annotations count) naming request-only data is refused, with the YAML path where it occurs. Kyverno skips
+    the scan when a rule mutates existing resources (``mutate.targets``)."""
+    if not spec.background:
+        return []
+    if any(r.mutate is not None and r.mutate.get("targets") is not None for r in spec.rules):
+        return []
+    out: list[Problem] = []
+    for path, text in _strings(document, ""):
+        if path in ("status", f"metadata.annotations.{LAST_APPLIED_ANNOTATION}") or path.startswith("status."):
+            continue
+        for found in VARIABLE_RE.finditer(text):
+            token = found.group(2)
+            if any(banned.search(token) for banned in FORBIDDEN_BACKGROUND_VARIABLES):
+                out.append((path, BACKGROUND_VARIABLE.format(variable=token)))
+    return out
+
+
+def _strings(node: Any, path: str) -> Iterable[tuple[str, str]]:
+    """Every string (keys included) in a parsed document, with its YAML path."""
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            child = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str):
+                yield child, key
+            yield from _strings(value, child)
+    elif isinstance(node, list | tuple):
+        for i, value in enumerate(node):
+            yield from _strings(value, f"{path}[{i}]")

@@ -35,6 +35,7 @@ from sigward.store import (
     VerdictStore,
     parse_scan_position,
 )
+from sigward.verify.applyrules import applies_one, decidable_prefix, staged
 from sigward.verify.plan import RulePlan, VerdictKey, plan_image
 from sigward.verify.results import RuleVerdict, Verdict
 
@@ -251,16 +252,45 @@ class ReverifyService:
             dry_run=self.settings.dry_run,
         )
 
-    def _plan_for(self, record: StoredVerdict, policies: Sequence[Policy]) -> RulePlan | None:
-        """The current plan of the record's policy and rule for the image form it was verified as."""
+    def _rerun(
+        self, record: StoredVerdict, policies: Sequence[Policy], root: RootSnapshot, deadline: Deadline
+    ) -> tuple[RulePlan, RuleVerdict] | None:
+        """The record's rule verified again as the current policies would run it for the image form it was
+        verified as; None when it would not run now: the rule no longer applies to the image, it is decided per
+        admission request only, or (``applyRules: One``) an earlier rule of its policy applies to the image now,
+        so the policy stops before it (:mod:`sigward.verify.applyrules`: earlier rules are verified again in
+        order; whether they ran is decided per image here, as reverify has no resource)."""
         try:
             ref = parse_image_reference(record.image)
         except BadRequestError:
             return None
-        for plan in plan_image(policies, ref):
-            if plan.policy.name == record.policy and plan.rule.name == record.rule:
-                return plan if decidable_without_admission(plan) else None
-        return None
+        plans = plan_image(policies, ref)
+        position = next(
+            (i for i, p in enumerate(plans) if p.policy.name == record.policy and p.rule.name == record.rule), None
+        )
+        if position is None:
+            return None
+        target = plans[position]
+        if not applies_one(target.policy):
+            if not decidable_without_admission(target):
+                return None
+            return target, verify_plan(self._verifier, target, record.digest, root, deadline)
+        if target.all_skipped:
+            return None
+        # The policy's rules up to this one, in order: each runs only when none before it applied. A rule whose
+        # every entry skips the image is a known skip (never applied): it cannot stop the policy.
+        chain = [p for p in plans[: position + 1] if p.policy is target.policy and not p.all_skipped]
+        ready, _ = decidable_prefix(chain, policy_of=lambda p: p.policy, decidable=decidable_without_admission)
+        if target not in ready:
+            return None  # this rule, or whether an earlier one applies, is known only at admission
+        ran = staged(
+            ready,
+            policy_of=lambda p: p.policy,
+            rule_of=lambda p: p.rule.name,
+            run=lambda wave: [verify_plan(self._verifier, p, record.digest, root, deadline) for p in wave],
+            verdict_of=lambda _, v: v.verdict,
+        )
+        return next(((p, v) for p, v in ran if p is target), None)
 
     def _examine(
         self,
@@ -349,11 +379,12 @@ class ReverifyService:
             again = rechecks.verdict(record, image_policies, deadline)
             if again is not None:
                 return (record.policy, *again)
-        plan = self._plan_for(record, policies)
-        if plan is None:
-            return None
+        found = self._rerun(record, policies, root, deadline)
+        if found is None:
+            return None  # the rule would not run for this image now (see _rerun): nothing to report
+        plan, verdict = found
         key = plan.key(record.digest, trust_fingerprint=self._verifier.trust_fingerprint(plan.policy, root))
-        return plan.policy.name, key, verify_plan(self._verifier, plan, record.digest, root, deadline)
+        return plan.policy.name, key, verdict
 
     def _pending_over(self, record: StoredVerdict, now: float) -> bool:
         """Whether a pending push's grace period has ended, counted from its first sighting (or its record)."""

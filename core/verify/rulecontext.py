@@ -139,6 +139,7 @@ def resolve_rule(
             raise RuleContextError(
                 f"failed to substitute variables: {path}.{where}: {first['msg']} after substitution"
             ) from None
+        _check_substituted(new, path)
         new = new.model_copy(
             update={
                 "attestors": _with_secret_keys(new.attestors, cluster, f"{path}.attestors"),
@@ -152,6 +153,40 @@ def resolve_rule(
     rule_out = rule.model_copy(update={"verify_images": tuple(resolved)})
     canon = json.dumps([iv.model_dump(by_alias=True) for iv in resolved], sort_keys=True, default=str)
     return Resolution(rule_out, "", hashlib.sha256(canon.encode()).hexdigest())
+
+
+def _check_substituted(iv: ImageVerification, path: str) -> None:
+    """Kyverno's own entry validation again on the substituted entry: a ``{{ }}`` that resolved to null, "" or
+    blanks must not leave a key, certificate or attestor empty. Kyverno substitutes null without an error and, with
+    an empty key, would fall back to keyless verification; sigward refuses instead (the rule errs, failurePolicy
+    decides), with Kyverno's message for the empty field and its path."""
+    from sigward.policy.validation import MSG_KEY_REQUIRED, validate_image_verification
+
+    problems = validate_image_verification(iv, path, audit=False)
+    problems += [(f"{where}.keys", MSG_KEY_REQUIRED) for where in _blank_keys(iv, path)]
+    if problems:
+        where, message = problems[0]
+        raise RuleContextError(f"failed to substitute variables: {where}: {message} (after substitution)")
+
+
+def _blank_keys(iv: ImageVerification, path: str) -> list[str]:
+    """Paths of key attestors whose ``publicKeys`` is only whitespace (Kyverno's check compares with "")."""
+
+    def walk(sets: Sequence[AttestorSet], where: str) -> Iterable[str]:
+        for i, s in enumerate(sets):
+            for j, entry in enumerate(s.entries):
+                epath = f"{where}[{i}].entries[{j}]"
+                keys = entry.keys
+                blank = keys is not None and keys.public_keys and not keys.public_keys.strip()
+                if blank and keys is not None and not keys.kms and keys.secret is None:
+                    yield epath
+                if entry.attestor is not None:
+                    yield from walk((entry.attestor,), f"{epath}.attestor")
+
+    found = list(walk(iv.attestors, f"{path}.attestors"))
+    for k, att in enumerate(iv.attestations):
+        found += walk(att.attestors, f"{path}.attestations[{k}].attestors")
+    return found
 
 
 def _cel_preconditions(rule: Rule, request: Mapping[str, Any] | None, cluster: ClusterData) -> str:

@@ -81,15 +81,65 @@ def test_webhook_match_conditions_decide_whether_the_policy_applies(
     assert decide(env, pod(adm_images.signed, namespace="prod"))["allowed"] is True
 
 
-def test_webhook_match_condition_error_is_a_rule_error(
-    admission_env: Callable[..., AdmissionEnv], adm_images: AdmissionImages
+# (failurePolicy, matchConditions, image, allowed). The API server evaluates the policy's webhook matchConditions:
+# false -> the webhook is not called (the policy does not apply); an error -> the webhook's failurePolicy for the
+# WHOLE request (Fail rejects it even for a signed or unrelated image; Ignore skips the policy).
+MATCH_CONDITIONS_TABLE = [
+    ("Fail", PROD_ONLY, "signed", True),
+    ("Fail", PROD_ONLY, "unsigned", False),
+    ("Fail", [{"name": "no", "expression": "false"}], "unsigned", True),
+    ("Fail", LABELLED, "signed", False),
+    ("Fail", LABELLED, "unsigned", False),
+    ("Fail", LABELLED, "other", False),
+    ("Ignore", PROD_ONLY, "signed", True),
+    ("Ignore", PROD_ONLY, "unsigned", False),
+    ("Ignore", [{"name": "no", "expression": "false"}], "unsigned", True),
+    ("Ignore", LABELLED, "signed", True),
+    ("Ignore", LABELLED, "unsigned", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("failure_policy", "conditions", "image", "allowed"),
+    MATCH_CONDITIONS_TABLE,
+    ids=[f"{f}-{c[0]['name']}-{i}" for f, c, i, _ in MATCH_CONDITIONS_TABLE],
+)
+def test_webhook_match_conditions_error_applies_the_policy_failure_policy_to_the_request(
+    admission_env: Callable[..., AdmissionEnv],
+    adm_images: AdmissionImages,
+    failure_policy: str,
+    conditions: list[dict[str, str]],
+    image: str,
+    allowed: bool,
 ) -> None:
     doc = base(adm_images.host)
+    doc["spec"]["webhookConfiguration"] = {"matchConditions": conditions, "failurePolicy": failure_policy}
+    env = admission_env(doc, extra_env=NO_CLUSTER)
+    ref = {"signed": adm_images.signed, "unsigned": adm_images.unsigned, "other": "docker.io/library/busybox:1"}[image]
+    # /validate would want a digest the mutating webhook pins: only the (request-wide) error rows go through both.
+    for path in ("/mutate", "/validate") if conditions is LABELLED else ("/mutate",):
+        req = pod_request(pod(ref, namespace="prod"))
+        response = env.post(path, review(req)).get_json()["response"]
+        assert response["allowed"] is allowed, (path, response)
+        if not allowed and conditions is LABELLED:
+            message = response["status"]["message"]
+            assert "policy p: failed to evaluate webhookConfiguration.matchConditions" in message
+            assert "failurePolicy Fail rejects the request" in message
+
+
+def test_webhook_match_conditions_error_spares_requests_the_policy_webhook_does_not_cover(
+    admission_env: Callable[..., AdmissionEnv], adm_images: AdmissionImages
+) -> None:
+    """The policy's webhook is only called for its match kinds: a Pod request never reaches a Deployment policy."""
+    doc = cluster_policy(
+        "p",
+        [key_verification([f"{adm_images.host}/adm/*"], [keys_entry(SIGNER)], mutate_digest=False)],
+        kinds=("Deployment",),
+    )
+    doc["metadata"]["annotations"] = {"pod-policies.kyverno.io/autogen-controllers": "none"}
     doc["spec"]["webhookConfiguration"] = {"matchConditions": LABELLED}
     env = admission_env(doc, extra_env=NO_CLUSTER)
-    response = decide(env, pod(adm_images.signed, namespace="prod"))
-    assert response["allowed"] is False
-    assert "matchConditions" in response["status"]["message"]
+    assert decide(env, pod(adm_images.unsigned, namespace="prod"))["allowed"] is True
 
 
 def test_exclude_subjects(admission_env: Callable[..., AdmissionEnv], adm_images: AdmissionImages) -> None:

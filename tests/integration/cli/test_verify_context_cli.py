@@ -60,3 +60,27 @@ def test_request_reading_rule_is_admission_only(loopback: Loopback, tmp_path: Pa
     assert results[0]["verdict"] == "skip"
     assert "evaluated at admission only" in results[0]["message"]
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("case", "key", "context", "data"),
+    [
+        ("null key", "{{ v.present }}", [{"name": "v", "variable": {"value": {"present": None}}}], None),
+        ("empty string key", "{{ keys.data.org }}", CM, {"org": ""}),
+        ("missing configmap field", "{{ keys.data.org }}", CM, {"other": new_key("p256").public_pem}),
+    ],
+)
+def test_empty_key_after_substitution_is_an_error_never_a_pass(
+    loopback: Loopback, tmp_path: Path, case: str, key: str, context: list[Any], data: dict[str, str] | None
+) -> None:
+    """Regression (null after substitution): the signed image is not passed by a rule whose key came out empty."""
+    docs = [_policy(f"127.0.0.1:{loopback.port}/spell/*", key, context=context)]
+    if data is not None:
+        docs.append(configmap("default", "keys", data))
+    (tmp_path / "policy.yaml").write_text(dump(*docs))
+    image = f"127.0.0.1:{loopback.port}/{loopback.signed_path}"
+    proc = sigward(["verify", "--json", "--policy", str(tmp_path), image], _env(loopback, SIGWARD_CLUSTER="none"))
+    results = _results(proc)
+    assert [r["verdict"] for r in results] == ["error"], proc.stderr
+    assert proc.returncode == 3, proc.stderr
+    assert "failed to substitute variables" in results[0]["message"]

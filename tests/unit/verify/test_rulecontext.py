@@ -40,8 +40,12 @@ def manifests(**cms: dict[str, str]) -> ClusterData:
     return ClusterData(manifests=objs)
 
 
-def policy_with(key: str = "{{ keys.data.org }}", kind: str = "ClusterPolicy", ns: str = "", **rule: Any) -> Policy:
+def policy_with(
+    key: str = "{{ keys.data.org }}", kind: str = "ClusterPolicy", ns: str = "", background: bool = True, **rule: Any
+) -> Policy:
     doc = cluster_policy("p", [key_verification(["*"], [keys_entry(key)])])
+    if not background:
+        doc["spec"]["background"] = False
     doc["kind"] = kind
     if ns:
         doc["metadata"]["namespace"] = ns
@@ -113,7 +117,9 @@ def test_fingerprint_follows_the_configmap_value() -> None:
     ],
 )
 def test_context_entries(case: str, context: list[Any], key: str, expected: str) -> None:
-    assert key_of(resolve(policy_with(key=key, context=context))) == expected
+    # request-only variables (serviceAccountName) need spec.background: false, as Kyverno requires
+    background = "serviceAccount" not in key
+    assert key_of(resolve(policy_with(key=key, context=context, background=background))) == expected
 
 
 @pytest.mark.parametrize(
