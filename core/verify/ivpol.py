@@ -817,7 +817,10 @@ class Exemption:
         with bound(_Functions(policy, checks, deadline, state, data)) as cel_state:
             for exception in exceptions:
                 matched = evaluate_conditions(
-                    exception.conditions, data, run=lambda program, values: _evaluate(program, values, cel_state)
+                    exception.conditions,
+                    data,
+                    run=lambda program, values: _evaluate(program, values, cel_state),
+                    exempting=True,
                 )
                 if matched.error:
                     raise CelError(f"PolicyException {exception.key} matchConditions: {matched.error}")
