@@ -9,6 +9,7 @@ Here every request goes to the one configured API server, redirects are never fo
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ MAX_RESPONSE_BYTES = 10_000_000
 # Connect/read timeouts: an admission decision has 8 s in all; a slow API server must not take them all.
 CONNECT_TIMEOUT_SECONDS = 2.0
 READ_TIMEOUT_SECONDS = 3.0
+# The read timeout bounds each wait for bytes, not the whole answer: a server trickling a byte every 2 s would hold a
+# request (and the admission thread) for hours. The whole body must arrive within this, well inside the 8 s decision.
+MAX_READ_SECONDS = 5.0
 # Where a pod's service account credentials are mounted.
 IN_CLUSTER_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 _CHUNK = 64 * 1024
@@ -88,7 +92,7 @@ class KubeClient:
 
     def _request(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         url = self._base + quote(path, safe="/?=&-._~:%,")
-        headers = {"Accept": "application/json", "User-Agent": "sigward/0.1 (+cluster data)"}
+        headers = {"Accept": "application/json", "User-Agent": "sigward/0.1 (+cluster data)", **IDENTITY_ENCODING}
         token = self._conn.bearer()
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -103,7 +107,7 @@ class KubeClient:
                 allow_redirects=False,
                 stream=True,
             ) as resp:
-                data = _bounded(resp)
+                data = read_capped(resp, "cluster API")
                 status = resp.status_code
         except requests.RequestException as exc:
             # The exception text may quote the URL but never carries the Authorization header.
@@ -121,16 +125,38 @@ class KubeClient:
         return status, doc
 
 
-def _bounded(resp: requests.Response) -> bytes:
+#: Asked of every server whose answer :func:`read_capped` reads: the byte cap is then the size of the answer itself
+#: (a compressed body would be decoded to many times its size, and decoding would read on without a time check).
+IDENTITY_ENCODING = {"Accept-Encoding": "identity"}
+
+
+def read_capped(resp: requests.Response, what: str) -> bytes:
+    """The body of ``resp`` (sent with ``stream=True`` and :data:`IDENTITY_ENCODING`): at most
+    :data:`MAX_RESPONSE_BYTES`, all of it within :data:`MAX_READ_SECONDS`. Reads at most one socket receive at a
+    time (``read1``), so a trickling server meets the time check between receives; ``what`` names the server in
+    the :class:`ClusterLookupError` raised otherwise."""
+    import urllib3
+
+    encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ClusterLookupError(f"{what} answered with Content-Encoding {encoding[:32]!r} although identity was asked")
     declared = resp.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-        raise ClusterLookupError(f"cluster API answer larger than {MAX_RESPONSE_BYTES} bytes")
+        raise ClusterLookupError(f"{what} answer larger than {MAX_RESPONSE_BYTES} bytes")
+    give_up = time.monotonic() + MAX_READ_SECONDS
     out = bytearray()
-    for chunk in resp.iter_content(_CHUNK):
-        out.extend(chunk)
-        if len(out) > MAX_RESPONSE_BYTES:
-            raise ClusterLookupError(f"cluster API answer larger than {MAX_RESPONSE_BYTES} bytes")
-    return bytes(out)
+    try:
+        while True:
+            chunk = resp.raw.read1(_CHUNK, decode_content=False)
+            if not chunk:
+                return bytes(out)
+            out.extend(chunk)
+            if len(out) > MAX_RESPONSE_BYTES:
+                raise ClusterLookupError(f"{what} answer larger than {MAX_RESPONSE_BYTES} bytes")
+            if time.monotonic() > give_up:
+                raise ClusterLookupError(f"{what} answer took longer than {MAX_READ_SECONDS:g} s to arrive")
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterLookupError(f"{what} answer could not be read: {type(exc).__name__}") from None
 
 
 def _status_text(status: int, doc: Any) -> str:

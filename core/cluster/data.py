@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sigward.cache import TTLCache
 from sigward.errors import ExternalServiceError
+from sigward.policy.serviceurls import shown_url
 
 if TYPE_CHECKING:
     from sigward.cluster.services import ServiceCaller
@@ -260,7 +261,9 @@ class ClusterData:
     def service(self, url: str, *, method: str, headers: Any, body: Any, ca_bundle: str) -> Any:
         """An ``apiCall.service`` answer; only allowlisted URLs (``SIGWARD_APICALL_SERVICES``) are called."""
         if self.services is None:
-            raise ClusterLookupError(f"apiCall service URL {url} is not allowlisted (SIGWARD_APICALL_SERVICES)")
+            raise ClusterLookupError(
+                f"apiCall service URL {shown_url(url)} is not allowlisted (SIGWARD_APICALL_SERVICES)"
+            )
         return self.services.call(url, method=method, headers=headers or (), body=body, ca_bundle=ca_bundle)
 
 

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from sigward.cluster.api import CONNECT_TIMEOUT_SECONDS, MAX_RESPONSE_BYTES, READ_TIMEOUT_SECONDS
+from sigward.cluster.api import CONNECT_TIMEOUT_SECONDS, IDENTITY_ENCODING, READ_TIMEOUT_SECONDS, read_capped
 from sigward.cluster.data import ClusterLookupError
-from sigward.policy.serviceurls import split_service_url
+from sigward.policy.serviceurls import shown_url, split_service_url
 
 SERVICES_ENV = "SIGWARD_APICALL_SERVICES"
 
@@ -58,10 +58,11 @@ class ServiceCaller:
         ca_bundle: str = "",
     ) -> Any:
         if not self.permits(url):
-            raise ClusterLookupError(f"apiCall service URL {url} is not allowlisted ({SERVICES_ENV})")
+            raise ClusterLookupError(f"apiCall service URL {shown_url(url)} is not allowlisted ({SERVICES_ENV})")
         if method not in ("GET", "POST"):
             raise ClusterLookupError(f"apiCall service method {method} is not GET or POST")
         sent = {str(h.get("key")): str(h.get("value")) for h in headers if isinstance(h, Mapping)}
+        sent.update(IDENTITY_ENCODING)
         verify: str | bool = True
         with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=True) as ca:
             if ca_bundle:
@@ -81,13 +82,7 @@ class ServiceCaller:
                         allow_redirects=False,
                         stream=True,
                     ) as resp:
-                        data = bytearray()
-                        for chunk in resp.iter_content(64 * 1024):
-                            data.extend(chunk)
-                            if len(data) > MAX_RESPONSE_BYTES:
-                                raise ClusterLookupError(
-                                    f"apiCall service answer larger than {MAX_RESPONSE_BYTES} bytes"
-                                )
+                        data = read_capped(resp, "apiCall service")
                         status = resp.status_code
             except requests.RequestException as exc:
                 raise ClusterLookupError(
@@ -98,4 +93,4 @@ class ServiceCaller:
         try:
             return json.loads(data)
         except ValueError:
-            raise ClusterLookupError(f"apiCall service {url} answered with invalid JSON") from None
+            raise ClusterLookupError(f"apiCall service {shown_url(url)} answered with invalid JSON") from None

@@ -25,3 +25,18 @@ def split_service_url(url: str) -> tuple[SplitResult | None, str]:
     if any(seg in (".", "..") or "%2e" in seg.lower() or "%2f" in seg.lower() for seg in segments):
         return None, "the URL path has dot-segments or encoded separators"
     return split, ""
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a message may quote it: scheme, host, port and path only. A URL a policy builds may carry user
+    info or a query token (read from a ConfigMap, a variable), which must not reach an admission response or a log."""
+    try:
+        split = urlsplit(url)
+        host = split.hostname or ""
+        port = split.port
+    except ValueError:
+        return "(a malformed URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    hidden = " (user info, query and fragment not shown)" if split.username or split.password or split.query else ""
+    return f"{split.scheme}://{host}{f':{port}' if port is not None else ''}{split.path}{hidden}"

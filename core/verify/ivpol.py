@@ -606,27 +606,34 @@ class _Functions:
             raise CelError(f"failed to get payload: {exc.message}") from None
         return found[-1]
 
+    def _lookup(self, fetch: Callable[[], Any]) -> Any:
+        """A library lookup (cluster, ``http``, image data, globalContext) through the checks, refused once the
+        evaluation's deadline has passed: a comprehension may call up to ``MAX_IMAGE_FUNCTION_CALLS`` of them, each
+        with its own timeouts, and none of them reads the deadline itself."""
+        self._deadline.check()
+        return self._checks.lookup(fetch)
+
     def image_data(self, image: str) -> Any:
         providers = policy_providers(self._policy)
-        return self._checks.lookup(lambda: lookups.image_data(self._checks.verifier, image, providers))
+        return self._lookup(lambda: lookups.image_data(self._checks.verifier, image, providers))
 
     def resource_get(self, api_version: str, resource: str, namespace: str, name: str) -> Any:
         cluster = self._checks.verifier.cluster_data
-        return self._checks.lookup(lambda: lookups.resource_get(cluster, api_version, resource, namespace, name))
+        return self._lookup(lambda: lookups.resource_get(cluster, api_version, resource, namespace, name))
 
     def resource_list(self, api_version: str, resource: str, namespace: str) -> Any:
         cluster = self._checks.verifier.cluster_data
-        return self._checks.lookup(lambda: lookups.resource_list(cluster, api_version, resource, namespace))
+        return self._lookup(lambda: lookups.resource_list(cluster, api_version, resource, namespace))
 
     def http_call(self, method: str, url: str, headers: Mapping[str, str], body: Any) -> Any:
         """Kyverno's ``http`` library through the apiCall service allowlist (never an open fetcher)."""
         cluster = self._checks.verifier.cluster_data
         sent = tuple({"key": k, "value": v} for k, v in headers.items())
-        return self._checks.lookup(lambda: cluster.service(url, method=method, headers=sent, body=body, ca_bundle=""))
+        return self._lookup(lambda: cluster.service(url, method=method, headers=sent, body=body, ca_bundle=""))
 
     def global_context_get(self, name: str, projection: str) -> Any:
         gctx = self._checks.verifier.global_context
-        return self._checks.lookup(lambda: lookups.global_context_get(gctx, name, projection))
+        return self._lookup(lambda: lookups.global_context_get(gctx, name, projection))
 
 
 def policy_providers(policy: ImagePolicy) -> tuple[str, ...] | None:
@@ -817,7 +824,10 @@ class Exemption:
         with bound(_Functions(policy, checks, deadline, state, data)) as cel_state:
             for exception in exceptions:
                 matched = evaluate_conditions(
-                    exception.conditions, data, run=lambda program, values: _evaluate(program, values, cel_state)
+                    exception.conditions,
+                    data,
+                    run=lambda program, values: _evaluate(program, values, cel_state),
+                    exempting=True,
                 )
                 if matched.error:
                     raise CelError(f"PolicyException {exception.key} matchConditions: {matched.error}")

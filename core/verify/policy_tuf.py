@@ -65,7 +65,7 @@ def _guarded_fetcher(deadline: float, *, guard: NetworkGuard) -> FetcherInterfac
                     redirect=False,
                     retries=False,
                     timeout=urllib3.Timeout(SOCKET_TIMEOUT_SECONDS),
-                    headers={"User-Agent": USER_AGENT},
+                    headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
                 )
             except urllib3.exceptions.TimeoutError as exc:
                 raise tuf_errors.SlowRetrievalError from exc
@@ -76,8 +76,13 @@ def _guarded_fetcher(deadline: float, *, guard: NetworkGuard) -> FetcherInterfac
 
         def _chunks(self, response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
             try:
-                for chunk in response.stream(CHUNK_BYTES):
+                while True:
                     check()
+                    # read1: at most one receive, so a mirror trickling bytes meets the deadline check between
+                    # receives (stream(n) blocks until n bytes have arrived, however slowly they come).
+                    chunk = response.read1(CHUNK_BYTES, decode_content=False)
+                    if not chunk:
+                        return
                     yield chunk
             except urllib3.exceptions.TimeoutError as exc:
                 raise tuf_errors.SlowRetrievalError from exc

@@ -3,9 +3,10 @@ list of ``{name, expression}`` CEL conditions and evaluates it with the API serv
 
 Used by a ClusterPolicy rule's ``celPreconditions``, a policy's ``spec.webhookConfiguration.matchConditions`` and an
 ImageValidatingPolicy's ``spec.matchConditions``. Semantics (k8s.io/apiserver ``pkg/admission/plugin/webhook/
-matchconditions/matcher.go``): every condition is evaluated; one that is not ``true`` makes the list not match, and
+matchconditions/matcher.go``): every condition is evaluated; one that is ``false`` makes the list not match, and
 that wins over errors in other conditions; otherwise any error makes the result an error (the caller's
-failurePolicy decides, never a silent match). Validation (``ValidateMatchConditions``): at most 64 conditions, each
+failurePolicy decides, never a silent match); a value that is not a bool is not ``false`` (see
+:func:`evaluate_conditions`). Validation (``ValidateMatchConditions``): at most 64 conditions, each
 with a unique qualified name and a non-empty expression that type-checks as a bool.
 
 Variables: ``object``, ``oldObject``, ``request``, ``namespaceObject`` (Kyverno's compiler for these). ``authorizer``
@@ -154,10 +155,16 @@ def evaluate_conditions(
     data: Mapping[str, Any],
     *,
     run: Callable[[Program, Mapping[str, Any]], Any] | None = None,
+    exempting: bool = False,
 ) -> MatchResult:
     """The API server's matcher over ``data`` (``object``, ``oldObject``, ``request``, ``namespaceObject``).
     ``run`` evaluates one program (default :meth:`Program.evaluate`); what it raises other than
-    :class:`CelError` propagates (an infrastructure failure inside a function)."""
+    :class:`CelError` propagates (an infrastructure failure inside a function).
+
+    Only ``false`` fails a condition: a value that is not a bool (a ``dyn`` expression reading an object field gave
+    a string or null) is no error to the API server and counts as met, so the policy applies. ``exempting``: the
+    list decides an exemption (a PolicyException), where "met" would skip the policy, so such a value is an error
+    (the policy's failurePolicy decides), never a silent exemption."""
     errors: list[str] = []
     for name, program in conditions.conditions:
         try:
@@ -165,11 +172,21 @@ def evaluate_conditions(
         except CelError as exc:
             errors.append(f"{name}: {exc.message}")
             continue
-        if value is not True:
+        if value is False:
             return MatchResult(matched=False, failed=name)
+        if value is not True and exempting:
+            errors.append(f"{name}: evaluated to {_cel_type(value)}, not a bool")
     if errors:
         return MatchResult(matched=False, error="; ".join(errors))
     return MatchResult(matched=True)
+
+
+def _cel_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {str: "a string", int: "an int", float: "a double", list: "a list", dict: "a map"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def request_data(request: Mapping[str, Any], namespace_object: Any = None) -> dict[str, Any]:

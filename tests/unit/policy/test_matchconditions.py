@@ -36,6 +36,16 @@ REQ = {"object": {"metadata": {"name": "x"}}, "userInfo": {"username": "u1"}}
         ),
         ("none: matches", [], REQ, True, "", ""),
         ("null oldObject readable", [{"name": "n", "expression": "oldObject == null"}], REQ, True, "", ""),
+        # the API server: only false fails a condition (a dyn field giving a string or null is met)
+        ("non-bool string is met", [{"name": "d", "expression": "object.metadata.name"}], REQ, True, "", ""),
+        (
+            "null is met",
+            [{"name": "d", "expression": "object.metadata.uid"}],
+            {"object": {"metadata": {"uid": None}}},
+            True,
+            "",
+            "",
+        ),
     ],
 )
 def test_evaluation(case: str, conditions: list[Any], req: Any, matched: bool, failed: str, error: str) -> None:
@@ -100,3 +110,16 @@ def test_only_kubernetes_variables(case: str, expression: str, webhook: bool, re
         rule = Rule.model_validate({"name": "r", "match": {"any": []}, "celPreconditions": entries})
         found = rule_preconditions(rule).problems
     assert any(refused in m for _, m in found) if refused else found == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("x", "d: evaluated to a string, not a bool"), (None, "d: evaluated to null, not a bool"), (3, "an int")],
+)
+def test_exempting_list_refuses_non_bool_values(value: Any, error: str) -> None:
+    """Deciding an exemption, a non-bool is an error (failurePolicy decides), never a met condition."""
+    compiled = compile_conditions([{"name": "d", "expression": "object.v"}], "c")
+    result = evaluate_conditions(compiled, request_data({"object": {"v": value}}), exempting=True)
+    assert not result.matched and error in result.error
+    assert evaluate_conditions(compiled, request_data({"object": {"v": False}}), exempting=True).failed == "d"
+    assert evaluate_conditions(compiled, request_data({"object": {"v": True}}), exempting=True).matched

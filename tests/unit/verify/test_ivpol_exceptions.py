@@ -193,3 +193,31 @@ def test_an_image_checked_alone_is_never_exempted() -> None:
         deadline=Deadline.after(5),
     )
     assert verdict.verdict.value == "fail", verdict
+
+
+DYN_CONDITION = [{"name": "prod-label", "expression": "object.metadata.labels.prod"}]  # dyn: the label's string
+
+
+def test_policy_match_condition_of_a_non_bool_value_applies_the_policy() -> None:
+    """Bug: a matchCondition reading an object field (``dyn``) that gave a string counted as false, so the policy
+    was skipped and an unsigned image admitted; the API server counts only ``false`` as not met."""
+    policy = policy_doc()
+    policy["spec"]["matchConditions"] = DYN_CONDITION
+    decision = decide(loaded(policy=policy), request("Pod", "any-name", UNSIGNED))
+    (outcome,) = decision.outcomes
+    assert outcome.verdict.value == "fail" and not decision.allowed
+
+
+@pytest.mark.parametrize(("failure_policy", "allowed"), [("Fail", False), ("Ignore", True)])
+def test_exception_condition_of_a_non_bool_value_never_exempts(failure_policy: str, allowed: bool) -> None:
+    """An exception's condition that gives a non-bool is an error (failurePolicy decides), not a met condition: the
+    API server's "only false fails" would exempt here."""
+    policy = policy_doc()
+    policy["spec"]["failurePolicy"] = failure_policy
+    decision = decide(
+        loaded(exception_doc(matchConditions=DYN_CONDITION), policy=policy), request("Pod", "x", UNSIGNED)
+    )
+    (outcome,) = decision.outcomes
+    assert outcome.verdict.value == "error" and not outcome.exceptions
+    assert "prod-label: evaluated to a string, not a bool" in outcome.message
+    assert decision.allowed is allowed

@@ -276,3 +276,24 @@ def test_audit_annotation_key_is_a_valid_webhook_annotation_name(
     if expected is not None:
         assert found == expected
     assert audit_annotation_key(policy_name + "x", key) != found  # distinct policies stay distinct
+
+
+def test_library_calls_stop_at_the_evaluation_deadline() -> None:
+    """Bug: no library function read the deadline, so a comprehension of ``http.Get`` calls to a slow allowlisted
+    service ran every call (up to 256, each with its own timeouts) long after the admission deadline."""
+    import time
+
+    def slow(seen: Seen) -> Reply:
+        time.sleep(0.3)
+        return Reply(200, {"Content-Type": "application/json"}, b'{"allowed": true}')
+
+    with ScriptedServer(slow) as server:
+        calls = f"[1, 2, 3, 4, 5, 6, 7, 8].all(i, http.Get({server.url!r} + '/v1/ok?n=' + string(i)).allowed)"
+        verifier = Verifier(source=MemorySignatureSource(), cluster=http_cluster(server.url + "/v1/"))
+        started = time.monotonic()
+        found = evaluate_request([policy(validation=calls)], request(), verifier=verifier, deadline=Deadline.after(1))
+        elapsed = time.monotonic() - started
+        asked = len(server.requests_seen())
+    assert not found.allowed and found.outcomes[0].verdict == Verdict.ERROR
+    assert "deadline exceeded" in found.outcomes[0].message
+    assert asked <= 4 and elapsed < 2.0

@@ -72,3 +72,23 @@ def test_holders_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     holders = [policy_tuf._policies.get(PUBLIC_GOOD, b"", env(tmp_path / str(i))) for i in range(3)]
     assert policy_tuf._policies.get(PUBLIC_GOOD, b"", env(tmp_path / "2")) is holders[2]
     assert policy_tuf._policies.get(PUBLIC_GOOD, b"", env(tmp_path / "0")) is not holders[0]  # dropped, rebuilt
+
+
+def test_trickling_policy_mirror_meets_the_refresh_deadline() -> None:
+    """Bug: the guarded fetcher read ``stream(400000)``, which waits for 400 kB however slowly they come, so a mirror
+    a policy names, trickling a byte every 0.1 s, held the refresh (and a first admission waiting on it) past the
+    deadline: the deadline was only checked between 400 kB chunks."""
+    from tuf.api import exceptions as tuf_errors
+
+    from sigward.registry.netguard import NetworkGuard, host_port
+    from tests.support.trickle import TrickleServer
+
+    with TrickleServer(interval=0.1, duration=8.0, announced=50_000) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        fetcher = policy_tuf._guarded_fetcher(
+            time.monotonic() + 1.0, guard=NetworkGuard.create([host_port("127.0.0.1", port)])
+        )
+        started = time.monotonic()
+        with pytest.raises(tuf_errors.SlowRetrievalError):
+            b"".join(fetcher.fetch(f"{server.url}/1.root.json"))
+        assert time.monotonic() - started < 4.0
