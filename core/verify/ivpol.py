@@ -72,6 +72,8 @@ class PolicyOutcome:
     exceptions: tuple[str, ...] = ()  # keys of the CEL PolicyExceptions that skipped this policy
     # ``auditAnnotations`` this policy produced: (:func:`audit_annotation_key`, value).
     annotations: tuple[tuple[str, str], ...] = ()
+    # the same values under the policy's own keys: Kyverno's report result ``properties``
+    properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -755,11 +757,13 @@ def evaluate_policy(
                 reason = kyverno_reason(functions.failure_kinds)
                 failed = f"{message}: {reason}" if reason else message
                 break
-            base["annotations"] = _audit_annotations(policy, data, cel_state)
+            base["properties"] = _audit_annotations(policy, data, cel_state)
+            base["annotations"] = tuple((audit_annotation_key(policy.name, k), v) for k, v in base["properties"])
             if failed:
                 return PolicyOutcome(verdict=Verdict.FAIL, message=failed, **base), selected
     except (CelError, SigwardError) as exc:
         base.pop("annotations", None)  # an evaluation error leaves no annotation (failurePolicy decides)
+        base.pop("properties", None)
         return PolicyOutcome(verdict=Verdict.ERROR, message=exc.message, **base), []
     return PolicyOutcome(verdict=Verdict.PASS, **base), selected
 
@@ -853,8 +857,8 @@ def audit_annotation_key(policy: str, key: str) -> str:
 
 
 def _audit_annotations(policy: ImagePolicy, data: Mapping[str, Any], cel_state: Any) -> tuple[tuple[str, str], ...]:
-    """``auditAnnotations``: :func:`audit_annotation_key` → the valueExpression's string (null: no annotation), as
-    ValidatingAdmissionPolicy publishes them; an evaluation error raises (the policy's outcome is an error)."""
+    """``auditAnnotations``: each key → the valueExpression's string (null: no annotation), as
+    ValidatingAdmissionPolicy computes them; an evaluation error raises (the policy's outcome is an error)."""
     out: list[tuple[str, str]] = []
     for key, program in policy.audit_annotations:
         value = _evaluate(program, data, cel_state)
@@ -865,7 +869,7 @@ def _audit_annotations(policy: ImagePolicy, data: Mapping[str, Any], cel_state: 
         encoded = value.encode()
         if len(encoded) > MAX_AUDIT_ANNOTATION_VALUE_BYTES:
             value = encoded[:MAX_AUDIT_ANNOTATION_VALUE_BYTES].decode("utf-8", "ignore")
-        out.append((audit_annotation_key(policy.name, key), value))
+        out.append((key, value))
     return tuple(out)
 
 
