@@ -62,7 +62,8 @@ _CONTAINER_FIELDS = ("containers", "initContainers", "ephemeralContainers")
 @dataclass(frozen=True)
 class PolicyOutcome:
     """What one policy decided for the request. ``verdict``: PASS, FAIL (a validation was false), ERROR (an
-    expression or a registry failed: failurePolicy applies), SKIP (not matched)."""
+    expression, a lookup or a registry failed: denied under Deny whatever the failurePolicy, as in Kyverno), SKIP
+    (not matched)."""
 
     policy: str
     verdict: Verdict
@@ -714,10 +715,12 @@ def evaluate_policy(
             matched = evaluate_conditions(
                 policy.match_conditions, data, run=lambda program, values: _evaluate(program, values, cel_state)
             )
-            if matched.error:
+            if matched.error and spec.failure_policy == "Fail":
                 raise CelError(f"failed to evaluate matchConditions: {matched.error}")
-            if not matched.matched:
-                return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
+            if not matched.matched:  # Kyverno: under failurePolicy Ignore a condition that errs does not match
+                skipped = f"matchConditions not evaluable: {matched.error}" if matched.error else ""
+                skipped = skipped or "matchConditions not met"
+                return PolicyOutcome(verdict=Verdict.SKIP, message=skipped, **base), []
             if exemption is not None and exemption.keys():
                 keys = exemption.keys()
                 return PolicyOutcome(verdict=Verdict.SKIP, message=skip_message(keys), exceptions=keys, **base), []
@@ -823,7 +826,7 @@ class Exemption:
                 matched = evaluate_conditions(
                     exception.conditions, data, run=lambda program, values: _evaluate(program, values, cel_state)
                 )
-                if matched.error:
+                if matched.error and policy.spec.failure_policy == "Fail":
                     raise CelError(f"PolicyException {exception.key} matchConditions: {matched.error}")
                 if matched.matched:
                     found.append(exception.key)
@@ -1011,10 +1014,13 @@ def _decide(outcomes: Sequence[PolicyOutcome], patches: Sequence[Mapping[str, st
     warnings: list[str] = []
     audits: list[str] = []
     for o in outcomes:
-        failed = o.verdict == Verdict.FAIL or (o.verdict == Verdict.ERROR and o.failure_policy == "Fail")
-        if not failed:
+        # Kyverno's IVPOL webhook (pkg/webhooks/resource/ivpol handler) turns an evaluation error (a lookup, a
+        # registry, a CEL runtime error) into a denial under Deny and a warning under Warn whatever the
+        # failurePolicy: that only tells the API server what to do when the webhook itself cannot answer. So an
+        # unreachable lookup never admits here either.
+        if o.verdict not in (Verdict.FAIL, Verdict.ERROR):
             continue
-        text = f"Policy {o.policy} failed: {o.message}"
+        text = f"Policy {o.policy} {'failed' if o.verdict == Verdict.FAIL else 'error'}: {o.message}"
         if "Deny" in o.actions:
             denials.append(text)
         elif "Warn" in o.actions:

@@ -43,7 +43,10 @@ VECTORS = Path("/work/shared/vectors/kyverno-ivpol/chainsaw")
 SHIPPED_CERT_MARK = "MIIDTTCCAjWgAwIBAgIJAPI+zAzn4s0xMA0GCSqGSIb3DQEBCwUAMEwxCzAJBgNV"
 POLICY_KINDS = ("ImageValidatingPolicy", "NamespacedImageValidatingPolicy")
 SETUP_KINDS = ("Namespace", "ConfigMap", "PolicyException", "GlobalContextEntry")
-CLUSTER_KINDS = ("Namespace", "ConfigMap")  # applied by a step: served by the kube API stand-in from then on
+CLUSTER_KINDS = ("Namespace", "ConfigMap")
+# CLUSTER_KINDS: applied by a step, served by the kube API stand-in from then on; CORE_RESOURCES: the kinds it stores
+# beside WORKLOADS, with their resource names
+CORE_RESOURCES = {"ConfigMap": "configmaps"}
 LOADED_KINDS = (*POLICY_KINDS, "PolicyException", "GlobalContextEntry")  # what sigward reads beside its policies
 # Asserted by chainsaw, produced by Kyverno's controller, and deliberately not by sigward (with the reason): classified
 # explicitly so such a step is reported as "not produced, by design", never passed silently.
@@ -461,12 +464,20 @@ class Cluster:
             self.stored[("Namespace", "", name)] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
     def publish(self) -> None:
+        # every collection exists, empty until something is stored in it (as an API server lists it)
+        kinds = {**{kind: ("", resource) for kind, resource in CORE_RESOURCES.items()}, **WORKLOADS}
+        namespaces = [name for (kind, _, name) in self.stored if kind == "Namespace"]
         collections: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for kind, (group, resource) in kinds.items():
+            base = f"/apis/{group}/v1" if group else "/api/v1"
+            collections[(f"{base}/{resource}", kind)] = []
+            for ns in namespaces:
+                collections[(f"{base}/namespaces/{ns}/{resource}", kind)] = []
         for (kind, ns, name), obj in self.stored.items():
             if kind == "Namespace":
                 self.kube.add(obj)
                 continue
-            group, resource = WORKLOADS.get(kind) or ("", {"ConfigMap": "configmaps"}[kind])
+            group, resource = WORKLOADS.get(kind) or ("", CORE_RESOURCES[kind])
             base = f"/apis/{group}/v1" if group else "/api/v1"
             self.kube.objects[f"{base}/namespaces/{ns}/{resource}/{name}"] = obj
             collections.setdefault((f"{base}/{resource}", kind), []).append(obj)
@@ -661,6 +672,142 @@ def test_foreign_ca_denies_what_kyverno_admits(
     run = run_steps(directory, world, admission_env, tmp_path, ca=world.other_ca)
     denied = [p for p in run.problems if "Kyverno admits it, sigward denied" in p]
     assert denied and all("failed to verify image with notary cert" in p for p in denied), run.problems
+
+
+def _without_main_deployment(obj: dict[str, Any]) -> dict[str, Any] | None:
+    return None if obj["metadata"]["name"] == "main-deployment" else obj
+
+
+def _data(key: str, value: Callable[[World], str]) -> Callable[[World], Callable[[dict[str, Any]], dict[str, Any]]]:
+    """A twin's cluster edit: every ConfigMap's ``data[key]`` replaced."""
+
+    def for_world(world: World) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        def edit(obj: dict[str, Any]) -> dict[str, Any]:
+            if obj["kind"] == "ConfigMap" and key in obj.get("data", {}):
+                obj["data"][key] = value(world)
+            return obj
+
+        return edit
+
+    return for_world
+
+
+def _pod_env_testing(world: World) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def edit(obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["kind"] == "Pod":
+            obj["metadata"]["labels"]["env"] = "testing"
+        return obj
+
+    return edit
+
+
+def _required_off(doc: dict[str, Any]) -> None:
+    doc["spec"]["validationConfigurations"] = {"required": False}
+
+
+def _audit_label_staging(doc: dict[str, Any]) -> None:
+    doc["spec"]["auditAnnotations"][0]["valueExpression"] = "'staging'"
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A flipped directory run with one thing changed, and the problems the walker must then report (each a piece of
+    a problem line): proof that the directory's outcomes come from what the twin changed."""
+
+    directory: str
+    problems: tuple[str, ...]
+    cluster_edit: Callable[[World], Callable[[dict[str, Any]], dict[str, Any] | None]] | None = None
+    adapt: Callable[[dict[str, Any]], None] | None = None
+    kube_down: bool = False
+
+
+TWINS = {
+    # no main-deployment in the cluster: the GlobalContextEntry counts 0 and the validation passes; what denies the
+    # new Deployment is then `required` (nothing verified its image), as in Kyverno's engine
+    "globalreference-no-main": Twin(
+        "context/globalreference",
+        ("new-deployment.yaml Deployment/new-deployment: message 'Policy ivpol-apicall-correct failed: image ",),
+        cluster_edit=lambda world: _without_main_deployment,
+    ),
+    # the API server down: the entry cannot be read, the policy errs and is denied (not admitted)
+    "globalreference-api-down": Twin(
+        "context/globalreference",
+        ("message 'Policy ivpol-apicall-correct error: ",),
+        kube_down=True,
+    ),
+    # the ConfigMap says env=dev: the positive now fails the label validation instead of `required`
+    "configmap-other-env": Twin(
+        "context/configmap",
+        ("positive.yaml Deployment/positive: message 'Policy check-deployment-labels failed: Deployment labels must",),
+        cluster_edit=_data("env", lambda world: "dev"),
+    ),
+    # required false: nothing denies the positive, so the recorded denial is Kyverno's required check
+    "configmap-required-off": Twin(
+        "context/configmap", ("positive.yaml Deployment/positive: Kyverno denies it",), adapt=_required_off
+    ),
+    # the Pod the policy reads is labelled env=testing: the positive Deployment is denied
+    "resource-pod-testing": Twin(
+        "context/resource",
+        (
+            "positive.yaml Deployment/positive: Kyverno admits it, sigward denied: Policy ivpol-resource-lookup-sample "
+            "failed: Deployment labels must be env=prod",
+            "assert Deployment/positive: never admitted",
+            "negative.yaml Deployment/negative: Kyverno denies it",  # it now has the Pod's label
+        ),
+        cluster_edit=lambda world: _pod_env_testing(world),
+    ),
+    "resource-api-down": Twin(
+        "context/resource",
+        (
+            "positive.yaml Deployment/positive: Kyverno admits it, sigward denied: Policy ivpol-resource-lookup-sample "
+            "error: ",
+            "assert Deployment/positive: never admitted",
+            "negative.yaml Deployment/negative: message 'Policy ivpol-resource-lookup-sample error: ",
+        ),
+        kube_down=True,
+    ),
+    # the ConfigMap holds another CA: the good Pod no longer verifies
+    "notary-cm-other-ca": Twin(
+        "standard/notary-configmap-cert",
+        (
+            "good-pod.yaml Pod/test-pod-good: Kyverno admits it, sigward denied: Policy ivpol-sample failed: failed to "
+            "verify image with notary cert",
+            "assert Pod/test-pod-good: never admitted",
+        ),
+        cluster_edit=_data("certificate", lambda world: world.other_ca.root_pem),
+    ),
+    # Regression (wrong allow): the ConfigMap lookup cannot be answered and the policy says failurePolicy Ignore;
+    # Kyverno's webhook denies the evaluation error under Deny (failurePolicy governs only a webhook that cannot answer)
+    "notary-cm-api-down": Twin(
+        "standard/notary-configmap-cert",
+        (
+            "bad-pod.yaml Pod/test-pod-bad: message 'Policy ivpol-sample error: ",
+            "good-pod.yaml Pod/test-pod-good: Kyverno admits it, sigward denied: Policy ivpol-sample error: ",
+            "assert Pod/test-pod-good: never admitted",
+        ),
+        kube_down=True,
+    ),
+    # another auditAnnotation value: the report's properties follow it
+    "report-admission-label": Twin(
+        "report/admission",
+        ("PolicyReport.results[0].properties.label: expected 'prod', got 'staging'",),
+        adapt=_audit_label_staging,
+    ),
+}
+
+
+@pytest.mark.parametrize("twin", list(TWINS))
+def test_flipped_directory_twin(
+    twin: str, world: World, admission_env: Callable[..., AdmissionEnv], tmp_path: Path
+) -> None:
+    spec = TWINS[twin]
+    edit = spec.cluster_edit(world) if spec.cluster_edit is not None else None
+    run = run_steps(
+        spec.directory, world, admission_env, tmp_path, adapt=spec.adapt, cluster_edit=edit, kube_down=spec.kube_down
+    )
+    assert len(run.problems) == len(spec.problems), run.problems
+    for wanted, found in zip(spec.problems, run.problems, strict=True):
+        assert wanted in found, (wanted, run.problems)
 
 
 def test_cronjob_labelled_only_in_its_job_template_is_checked(

@@ -155,18 +155,19 @@ def test_policy_match_conditions_come_first() -> None:
     assert (outcome.verdict.value, outcome.message, outcome.exceptions) == ("skip", "matchConditions not met", ())
 
 
-@pytest.mark.parametrize(("failure_policy", "allowed"), [("Fail", False), ("Ignore", True)])
-def test_condition_error_is_the_policys_error(failure_policy: str, allowed: bool) -> None:
-    """A condition that cannot be evaluated (a missing key) neither exempts nor silently passes: the policy errors
-    and its failurePolicy decides, as in Kyverno."""
+@pytest.mark.parametrize(("failure_policy", "verdict"), [("Fail", "error"), ("Ignore", "fail")])
+def test_condition_error_is_the_policys_error(failure_policy: str, verdict: str) -> None:
+    """A condition that cannot be evaluated (a missing key) never exempts: under failurePolicy Fail the policy errors,
+    under Ignore the exception does not match and the policy is evaluated (the unsigned image fails), as Kyverno's
+    ``match`` does (evaluator/policy.go); denied either way."""
     policy = policy_doc()
     policy["spec"]["failurePolicy"] = failure_policy
     broken = exception_doc(matchConditions=[{"name": "x", "expression": "object.metadata.annotations.owner == 'x'"}])
     decision = decide(loaded(broken, policy=policy), request("Pod", "skipped-deployment", UNSIGNED))
     (outcome,) = decision.outcomes
-    assert outcome.verdict.value == "error" and not outcome.exceptions
-    assert "annotations" in outcome.message
-    assert decision.allowed is allowed and not decision.patches
+    assert outcome.verdict.value == verdict and not outcome.exceptions
+    assert ("annotations" in outcome.message) is (verdict == "error"), outcome.message
+    assert decision.allowed is False and not decision.patches
 
 
 def test_exempted_policy_pins_nothing_and_the_others_still_pin() -> None:
@@ -193,3 +194,19 @@ def test_an_image_checked_alone_is_never_exempted() -> None:
         deadline=Deadline.after(5),
     )
     assert verdict.verdict.value == "fail", verdict
+
+
+@pytest.mark.parametrize(("failure_policy", "verdict", "allowed"), [("Fail", "error", False), ("Ignore", "skip", True)])
+def test_policy_condition_error_follows_failure_policy_as_kyvernos_match(
+    failure_policy: str, verdict: str, allowed: bool
+) -> None:
+    """Kyverno's ``match`` (evaluator/policy.go): a policy matchCondition that cannot be evaluated is the policy's
+    error under failurePolicy Fail (denied) and "not matched" under Ignore (skipped) — the only place failurePolicy
+    Ignore lets an error through; an error after matching denies under Deny whatever the failurePolicy."""
+    policy = policy_doc()
+    policy["spec"]["failurePolicy"] = failure_policy
+    policy["spec"]["matchConditions"] = [{"name": "owner", "expression": "object.metadata.annotations.owner == 'x'"}]
+    decision = decide(loaded(policy=policy), request("Pod", "any", UNSIGNED))
+    (outcome,) = decision.outcomes
+    assert outcome.verdict.value == verdict and "annotations" in outcome.message, outcome
+    assert decision.allowed is allowed
