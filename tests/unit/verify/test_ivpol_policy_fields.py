@@ -184,6 +184,31 @@ def test_audit_annotation_error_leaves_none_and_denies_whatever_the_failure_poli
         assert [o.verdict for o in found.outcomes] == [Verdict.ERROR] and found.allowed is allowed
 
 
+@pytest.mark.parametrize(
+    ("actions", "failure_policy", "allowed", "warned"),
+    [
+        (["Deny"], "Ignore", False, False),
+        (["Warn"], "Ignore", True, True),
+        (["Warn"], "Fail", True, True),
+        (["Audit"], "Fail", True, False),
+    ],
+)
+def test_evaluation_error_follows_the_actions_not_the_failure_policy(
+    actions: list[str], failure_policy: str, allowed: bool, warned: bool
+) -> None:
+    """Kyverno's IVPOL webhook: an evaluation error is ``Policy NAME error: …``, denied under Deny and a warning under
+    Warn whatever the failurePolicy (which only governs a webhook that cannot answer)."""
+    p = policy(
+        validation="string(object.spec.missing.x) == 'y'", failure_policy=failure_policy, validationActions=actions
+    )
+    found = decide(p, request())
+    assert [o.verdict for o in found.outcomes] == [Verdict.ERROR]
+    assert found.allowed is allowed
+    text = found.message if not allowed else " ".join(found.warnings)
+    assert text.startswith("Policy p error: ") is (not allowed or warned), (found.message, found.warnings)
+    assert bool(found.warnings) is warned
+
+
 # -- http library -------------------------------------------------------------------------------------------------
 
 
