@@ -110,6 +110,7 @@ def outcome_verdicts(
             message=o.message,
             # Kyverno's report names the exceptions (``exceptions: <name>[,<name>]``); the outcome carries their keys
             exceptions=tuple(key.rpartition("/")[2] for key in o.exceptions),
+            properties=o.properties,
         )
         for o in outcomes
     ]

@@ -58,6 +58,9 @@ def render_policy_report(
                 {"image": v.image, "digest": v.digest, "process": process} if v.image else {"process": process}
             ),
         }
+        # Kyverno's IVPOL results carry the policy's auditAnnotations as properties (report/admission vector);
+        # sigward's own property names win a clash, so a policy cannot disguise which image or process it reports
+        entry["properties"] = {**dict(v.properties), **entry["properties"]}
         if v.exceptions:  # Kyverno: a skip by PolicyException names it (report/with-exception vector)
             entry["properties"]["exceptions"] = ",".join(v.exceptions)
         if facts.severity:

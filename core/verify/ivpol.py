@@ -62,7 +62,8 @@ _CONTAINER_FIELDS = ("containers", "initContainers", "ephemeralContainers")
 @dataclass(frozen=True)
 class PolicyOutcome:
     """What one policy decided for the request. ``verdict``: PASS, FAIL (a validation was false), ERROR (an
-    expression or a registry failed: failurePolicy applies), SKIP (not matched)."""
+    expression, a lookup or a registry failed: denied under Deny whatever the failurePolicy, as in Kyverno), SKIP
+    (not matched)."""
 
     policy: str
     verdict: Verdict
@@ -72,6 +73,8 @@ class PolicyOutcome:
     exceptions: tuple[str, ...] = ()  # keys of the CEL PolicyExceptions that skipped this policy
     # ``auditAnnotations`` this policy produced: (:func:`audit_annotation_key`, value).
     annotations: tuple[tuple[str, str], ...] = ()
+    # the same values under the policy's own keys: Kyverno's report result ``properties``
+    properties: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -719,10 +722,12 @@ def evaluate_policy(
             matched = evaluate_conditions(
                 policy.match_conditions, data, run=lambda program, values: _evaluate(program, values, cel_state)
             )
-            if matched.error:
+            if matched.error and spec.failure_policy == "Fail":
                 raise CelError(f"failed to evaluate matchConditions: {matched.error}")
-            if not matched.matched:
-                return PolicyOutcome(verdict=Verdict.SKIP, message="matchConditions not met", **base), []
+            if not matched.matched:  # Kyverno: under failurePolicy Ignore a condition that errs does not match
+                skipped = f"matchConditions not evaluable: {matched.error}" if matched.error else ""
+                skipped = skipped or "matchConditions not met"
+                return PolicyOutcome(verdict=Verdict.SKIP, message=skipped, **base), []
             if exemption is not None and exemption.keys():
                 keys = exemption.keys()
                 return PolicyOutcome(verdict=Verdict.SKIP, message=skip_message(keys), exceptions=keys, **base), []
@@ -762,11 +767,13 @@ def evaluate_policy(
                 reason = kyverno_reason(functions.failure_kinds)
                 failed = f"{message}: {reason}" if reason else message
                 break
-            base["annotations"] = _audit_annotations(policy, data, cel_state)
+            base["properties"] = _audit_annotations(policy, data, cel_state)
+            base["annotations"] = tuple((audit_annotation_key(policy.name, k), v) for k, v in base["properties"])
             if failed:
                 return PolicyOutcome(verdict=Verdict.FAIL, message=failed, **base), selected
     except (CelError, SigwardError) as exc:
         base.pop("annotations", None)  # an evaluation error leaves no annotation (failurePolicy decides)
+        base.pop("properties", None)
         return PolicyOutcome(verdict=Verdict.ERROR, message=exc.message, **base), []
     return PolicyOutcome(verdict=Verdict.PASS, **base), selected
 
@@ -829,7 +836,7 @@ class Exemption:
                     run=lambda program, values: _evaluate(program, values, cel_state),
                     exempting=True,
                 )
-                if matched.error:
+                if matched.error and policy.spec.failure_policy == "Fail":
                     raise CelError(f"PolicyException {exception.key} matchConditions: {matched.error}")
                 if matched.matched:
                     found.append(exception.key)
@@ -863,8 +870,8 @@ def audit_annotation_key(policy: str, key: str) -> str:
 
 
 def _audit_annotations(policy: ImagePolicy, data: Mapping[str, Any], cel_state: Any) -> tuple[tuple[str, str], ...]:
-    """``auditAnnotations``: :func:`audit_annotation_key` → the valueExpression's string (null: no annotation), as
-    ValidatingAdmissionPolicy publishes them; an evaluation error raises (the policy's outcome is an error)."""
+    """``auditAnnotations``: each key → the valueExpression's string (null: no annotation), as
+    ValidatingAdmissionPolicy computes them; an evaluation error raises (the policy's outcome is an error)."""
     out: list[tuple[str, str]] = []
     for key, program in policy.audit_annotations:
         value = _evaluate(program, data, cel_state)
@@ -875,7 +882,7 @@ def _audit_annotations(policy: ImagePolicy, data: Mapping[str, Any], cel_state: 
         encoded = value.encode()
         if len(encoded) > MAX_AUDIT_ANNOTATION_VALUE_BYTES:
             value = encoded[:MAX_AUDIT_ANNOTATION_VALUE_BYTES].decode("utf-8", "ignore")
-        out.append((audit_annotation_key(policy.name, key), value))
+        out.append((key, value))
     return tuple(out)
 
 
@@ -1017,10 +1024,13 @@ def _decide(outcomes: Sequence[PolicyOutcome], patches: Sequence[Mapping[str, st
     warnings: list[str] = []
     audits: list[str] = []
     for o in outcomes:
-        failed = o.verdict == Verdict.FAIL or (o.verdict == Verdict.ERROR and o.failure_policy == "Fail")
-        if not failed:
+        # Kyverno's IVPOL webhook (pkg/webhooks/resource/ivpol handler) turns an evaluation error (a lookup, a
+        # registry, a CEL runtime error) into a denial under Deny and a warning under Warn whatever the
+        # failurePolicy: that only tells the API server what to do when the webhook itself cannot answer. So an
+        # unreachable lookup never admits here either.
+        if o.verdict not in (Verdict.FAIL, Verdict.ERROR):
             continue
-        text = f"Policy {o.policy} failed: {o.message}"
+        text = f"Policy {o.policy} {'failed' if o.verdict == Verdict.FAIL else 'error'}: {o.message}"
         if "Deny" in o.actions:
             denials.append(text)
         elif "Warn" in o.actions:

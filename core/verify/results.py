@@ -41,6 +41,8 @@ class RuleVerdict:
     failure: FailureKind | None = None  # what a FAIL was (never read from ``message``); None otherwise
     failures: tuple[EntryFailure, ...] = ()  # on a FAIL: each failed entry with its path and kind
     exceptions: tuple[str, ...] = ()  # on a SKIP: the PolicyExceptions that exempted it (reports name them)
+    # an ImageValidatingPolicy's auditAnnotations (key, value): Kyverno's report result properties
+    properties: tuple[tuple[str, str], ...] = ()
 
     def as_json(self) -> dict[str, str]:
         return {

@@ -267,18 +267,23 @@ def test_cache_hit_is_answered_from_memory_and_keyed_by_policy_content(
     assert decide(env2, request)["allowed"] is True
 
 
-def test_registry_down_follows_failure_policy(admission_env: Callable[..., AdmissionEnv], iv_images: IvImages) -> None:
-    """Signatures in a registry that refuses connections: failurePolicy Fail denies, Ignore admits."""
+def test_registry_down_denies_whatever_the_failure_policy(
+    admission_env: Callable[..., AdmissionEnv], iv_images: IvImages
+) -> None:
+    """Regression (wrong allow under failurePolicy Ignore): signatures in a registry that refuses connections are an
+    evaluation error, which Kyverno's IVPOL webhook denies under Deny whatever the failurePolicy (that only governs
+    a webhook that cannot answer)."""
     from tests.support.netutil import free_port
 
     dead = f"127.0.0.1:{free_port()}"
-    for failure_policy, allowed in (("Fail", False), ("Ignore", True)):
+    for failure_policy, allowed in (("Fail", False), ("Ignore", False)):
         doc = adapted("validation-rules/accept", iv_images.host, failurePolicy=failure_policy)
         doc["spec"]["matchImageReferences"] = [{"glob": f"{dead}/*"}]
         env = admission_env(doc, extra_env={"SIGWARD_INSECURE_REGISTRIES": f"{iv_images.host},{dead}"})
         pinned = f"{dead}/kyverno/x@sha256:" + "c" * 64
         response = decide(env, pod_request(labelled_pod(pinned)))
         assert response["allowed"] is allowed, (failure_policy, response)
+        assert response["status"]["message"].startswith("Policy check-signed-images error: "), response
 
 
 def test_vector_mutate_then_validate(admission_env: Callable[..., AdmissionEnv], iv_images: IvImages) -> None:

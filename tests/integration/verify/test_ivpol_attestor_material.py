@@ -121,8 +121,8 @@ def test_key_from_configmap(
     assert reason in found.message, found.message
 
 
-@pytest.mark.parametrize(("failure_policy", "allowed"), [("Fail", False), ("Ignore", True)])
-def test_missing_configmap_follows_failure_policy(
+@pytest.mark.parametrize(("failure_policy", "allowed"), [("Fail", False), ("Ignore", False)])
+def test_missing_configmap_denies_whatever_the_failure_policy(
     registry: LocalRegistry, client: RegistryClient, tmp_path: Path, signed: str, failure_policy: str, allowed: bool
 ) -> None:
     checks = checks_for(client, cluster(tmp_path, key_configmap(KEY.public_pem, name="unrelated")))
@@ -132,6 +132,8 @@ def test_missing_configmap_follows_failure_policy(
     assert decision.allowed is allowed, decision
     (outcome,) = decision.outcomes
     assert outcome.verdict.value == "error" and "kyverno/keys" in outcome.message
+    # Kyverno's IVPOL webhook denies an evaluation error under Deny whatever the failurePolicy
+    assert decision.message.startswith(f"Policy {outcome.policy} error: "), decision.message
 
 
 def test_changed_configmap_never_reuses_the_old_verdict(

@@ -127,8 +127,8 @@ def test_trusted_root_from_configmap(
         assert checks.cache.get(key) is not None
 
 
-@pytest.mark.parametrize(("failure_policy", "allowed"), [("Fail", False), ("Ignore", True)])
-def test_missing_configmap_follows_failure_policy(
+@pytest.mark.parametrize(("failure_policy", "allowed"), [("Fail", False), ("Ignore", False)])
+def test_missing_configmap_denies_whatever_the_failure_policy(
     registry: LocalRegistry, client: RegistryClient, tmp_path: Path, failure_policy: str, allowed: bool
 ) -> None:
     image = serve(registry, "ivroot/cm-fp", GH_1.digest, json.dumps(bundle_doc(GH_1)).encode())
@@ -138,6 +138,8 @@ def test_missing_configmap_follows_failure_policy(
     assert decision.allowed is allowed, decision
     (outcome,) = decision.outcomes
     assert outcome.verdict.value == "error" and "github-trusted-root" in outcome.message
+    # Kyverno's IVPOL webhook denies an evaluation error under Deny whatever the failurePolicy
+    assert decision.message.startswith(f"Policy {outcome.policy} error: "), decision.message
 
 
 def test_malformed_root_in_configmap_is_an_error(

@@ -237,3 +237,20 @@ def test_image_validating_policy_rows_as_kyverno_reports_them(
     described = sarif["runs"][0]["tool"]["driver"]["rules"][0]
     assert described["properties"]["engine"] == "KyvernoImageValidatingPolicy"
     assert described["shortDescription"]["text"].startswith("ImageValidatingPolicy check-signed-images")
+
+
+def test_ivpol_audit_annotations_are_result_properties_and_cannot_replace_sigwards() -> None:
+    """Kyverno's IVPOL report results carry the policy's auditAnnotations as ``properties`` (chainsaw report/admission:
+    ``label: prod``); a key clashing with sigward's own (``process``) does not replace it."""
+    from sigward.reports import outcome_verdicts
+    from sigward.verify.ivpol import PolicyOutcome
+
+    outcome = PolicyOutcome(
+        policy="ivpol-report", verdict=Verdict.FAIL, message="m", properties=(("label", "prod"), ("process", "forged"))
+    )
+    polr = render_policy_report(outcome_verdicts([outcome], []), [], process="sigward review")
+    assert errors(policy_report_validator(), polr) == []
+    (result,) = polr["results"]
+    assert result["properties"] == {"label": "prod", "process": "sigward review"}
+    (plain,) = render_policy_report(outcome_verdicts([PolicyOutcome("p", Verdict.FAIL)], []), [])["results"]
+    assert plain["properties"] == {"process": "sigward verify"}

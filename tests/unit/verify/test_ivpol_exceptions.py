@@ -155,18 +155,19 @@ def test_policy_match_conditions_come_first() -> None:
     assert (outcome.verdict.value, outcome.message, outcome.exceptions) == ("skip", "matchConditions not met", ())
 
 
-@pytest.mark.parametrize(("failure_policy", "allowed"), [("Fail", False), ("Ignore", True)])
-def test_condition_error_is_the_policys_error(failure_policy: str, allowed: bool) -> None:
-    """A condition that cannot be evaluated (a missing key) neither exempts nor silently passes: the policy errors
-    and its failurePolicy decides, as in Kyverno."""
+@pytest.mark.parametrize(("failure_policy", "verdict"), [("Fail", "error"), ("Ignore", "fail")])
+def test_condition_error_is_the_policys_error(failure_policy: str, verdict: str) -> None:
+    """A condition that cannot be evaluated (a missing key) never exempts: under failurePolicy Fail the policy errors,
+    under Ignore the exception does not match and the policy is evaluated (the unsigned image fails), as Kyverno's
+    ``match`` does (evaluator/policy.go); denied either way."""
     policy = policy_doc()
     policy["spec"]["failurePolicy"] = failure_policy
     broken = exception_doc(matchConditions=[{"name": "x", "expression": "object.metadata.annotations.owner == 'x'"}])
     decision = decide(loaded(broken, policy=policy), request("Pod", "skipped-deployment", UNSIGNED))
     (outcome,) = decision.outcomes
-    assert outcome.verdict.value == "error" and not outcome.exceptions
-    assert "annotations" in outcome.message
-    assert decision.allowed is allowed and not decision.patches
+    assert outcome.verdict.value == verdict and not outcome.exceptions
+    assert ("annotations" in outcome.message) is (verdict == "error"), outcome.message
+    assert decision.allowed is False and not decision.patches
 
 
 def test_exempted_policy_pins_nothing_and_the_others_still_pin() -> None:
@@ -208,16 +209,33 @@ def test_policy_match_condition_of_a_non_bool_value_applies_the_policy() -> None
     assert outcome.verdict.value == "fail" and not decision.allowed
 
 
-@pytest.mark.parametrize(("failure_policy", "allowed"), [("Fail", False), ("Ignore", True)])
-def test_exception_condition_of_a_non_bool_value_never_exempts(failure_policy: str, allowed: bool) -> None:
-    """An exception's condition that gives a non-bool is an error (failurePolicy decides), not a met condition: the
-    API server's "only false fails" would exempt here."""
+@pytest.mark.parametrize(("failure_policy", "verdict"), [("Fail", "error"), ("Ignore", "fail")])
+def test_exception_condition_of_a_non_bool_value_never_exempts(failure_policy: str, verdict: str) -> None:
+    """An exception's condition that gives a non-bool is an error, not a met condition (the API server's "only false
+    fails" would exempt here): under Fail the policy errors, under Ignore the exception does not match and the
+    unsigned image fails — denied either way, never exempted."""
     policy = policy_doc()
     policy["spec"]["failurePolicy"] = failure_policy
     decision = decide(
         loaded(exception_doc(matchConditions=DYN_CONDITION), policy=policy), request("Pod", "x", UNSIGNED)
     )
     (outcome,) = decision.outcomes
-    assert outcome.verdict.value == "error" and not outcome.exceptions
-    assert "prod-label: evaluated to a string, not a bool" in outcome.message
+    assert outcome.verdict.value == verdict and not outcome.exceptions
+    assert ("prod-label: evaluated to a string, not a bool" in outcome.message) is (verdict == "error")
+    assert decision.allowed is False
+
+
+@pytest.mark.parametrize(("failure_policy", "verdict", "allowed"), [("Fail", "error", False), ("Ignore", "skip", True)])
+def test_policy_condition_error_follows_failure_policy_as_kyvernos_match(
+    failure_policy: str, verdict: str, allowed: bool
+) -> None:
+    """Kyverno's ``match`` (evaluator/policy.go): a policy matchCondition that cannot be evaluated is the policy's
+    error under failurePolicy Fail (denied) and "not matched" under Ignore (skipped) — the only place failurePolicy
+    Ignore lets an error through; an error after matching denies under Deny whatever the failurePolicy."""
+    policy = policy_doc()
+    policy["spec"]["failurePolicy"] = failure_policy
+    policy["spec"]["matchConditions"] = [{"name": "owner", "expression": "object.metadata.annotations.owner == 'x'"}]
+    decision = decide(loaded(policy=policy), request("Pod", "any", UNSIGNED))
+    (outcome,) = decision.outcomes
+    assert outcome.verdict.value == verdict and "annotations" in outcome.message, outcome
     assert decision.allowed is allowed

@@ -110,8 +110,10 @@ def test_namespace_selector_from_shipped_manifests(tmp_path: Path, ns: str, eval
     assert [o.verdict for o in found.outcomes] == ([Verdict.FAIL] if evaluated else [])
 
 
-def test_namespace_selector_unknown_namespace_is_an_error_under_failure_policy(tmp_path: Path) -> None:
-    for failure_policy, allowed in (("Fail", False), ("Ignore", True)):
+def test_namespace_selector_unknown_namespace_is_an_error_whatever_the_failure_policy(tmp_path: Path) -> None:
+    """Kyverno: a matchConstraints evaluation error is the policy's error, denied under Deny (failurePolicy Ignore
+    does not admit it)."""
+    for failure_policy, allowed in (("Fail", False), ("Ignore", False)):
         p = policy(match=NS_SELECTOR, failure_policy=failure_policy)
         found = decide(p, request(ns="team-z"), namespaces(tmp_path))
         assert [o.verdict for o in found.outcomes] == [Verdict.ERROR]
@@ -171,8 +173,8 @@ def test_audit_annotations_in_the_decision() -> None:
     assert not denied.allowed and denied.audit_annotations == {"p.a": "v"}  # published on a failed validation too
 
 
-def test_audit_annotation_error_leaves_none_and_follows_failure_policy() -> None:
-    for failure_policy, allowed in (("Fail", False), ("Ignore", True)):
+def test_audit_annotation_error_leaves_none_and_denies_whatever_the_failure_policy() -> None:
+    for failure_policy, allowed in (("Fail", False), ("Ignore", False)):
         p = policy(
             failure_policy=failure_policy,
             auditAnnotations=[{"key": "a", "valueExpression": "string(object.spec.missing.x)"}],
@@ -180,6 +182,31 @@ def test_audit_annotation_error_leaves_none_and_follows_failure_policy() -> None
         found = decide(p, request())
         assert found.audit_annotations == {}
         assert [o.verdict for o in found.outcomes] == [Verdict.ERROR] and found.allowed is allowed
+
+
+@pytest.mark.parametrize(
+    ("actions", "failure_policy", "allowed", "warned"),
+    [
+        (["Deny"], "Ignore", False, False),
+        (["Warn"], "Ignore", True, True),
+        (["Warn"], "Fail", True, True),
+        (["Audit"], "Fail", True, False),
+    ],
+)
+def test_evaluation_error_follows_the_actions_not_the_failure_policy(
+    actions: list[str], failure_policy: str, allowed: bool, warned: bool
+) -> None:
+    """Kyverno's IVPOL webhook: an evaluation error is ``Policy NAME error: …``, denied under Deny and a warning under
+    Warn whatever the failurePolicy (which only governs a webhook that cannot answer)."""
+    p = policy(
+        validation="string(object.spec.missing.x) == 'y'", failure_policy=failure_policy, validationActions=actions
+    )
+    found = decide(p, request())
+    assert [o.verdict for o in found.outcomes] == [Verdict.ERROR]
+    assert found.allowed is allowed
+    text = found.message if not allowed else " ".join(found.warnings)
+    assert text.startswith("Policy p error: ") is (not allowed or warned), (found.message, found.warnings)
+    assert bool(found.warnings) is warned
 
 
 # -- http library -------------------------------------------------------------------------------------------------

@@ -119,12 +119,13 @@ class DownSource(MemorySignatureSource):
         raise ExternalServiceError("registry ghcr.io unreachable")
 
 
-def test_registry_down_follows_failure_policy() -> None:
-    """The registry is unreachable: an evaluation error, failurePolicy Fail -> denied, Ignore -> admitted."""
+def test_registry_down_denies_whatever_the_failure_policy() -> None:
+    """Regression (wrong allow): the registry is unreachable: an evaluation error, which Kyverno's IVPOL webhook
+    denies under Deny whatever the failurePolicy (failurePolicy governs only a webhook that cannot answer)."""
     down = DownSource()
     down.digests = source().digests
     doc = adapted(yaml.safe_load((VECTORS / "validation-rules/accept/policy.yaml").read_text()))
-    for failure_policy, allowed in (("Fail", False), ("Ignore", True)):
+    for failure_policy, allowed in (("Fail", False), ("Ignore", False)):
         doc["spec"]["failurePolicy"] = failure_policy
         policies = load_policy_text(yaml.safe_dump(doc), "p.yaml").image_policies
         decision = evaluate_request(
