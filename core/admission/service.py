@@ -331,15 +331,8 @@ class AdmissionService:
     def _units(self, request: AdmissionRequest, *, memory_only: bool = False, route: str = "") -> list[_Unit]:
         obj = request.object or {}
         kind = request.kind.kind
-        info: RequestInfo = request_info(
-            kind=kind,
-            group=request.kind.group,
-            version=request.kind.version,
-            sub_resource=request.sub_resource,
-            namespace=request.namespace,
-            name=request.object_name,
-            operation=request.operation,
-            obj=obj,
+        info: RequestInfo = _request_info(
+            request,
             namespace_labels=functools.partial(self._namespace_labels, request.namespace, memory_only),
             user=UserInfo.of(request.raw.get("userInfo")),
             roles=functools.partial(self._bound_roles, request.raw.get("userInfo"), request.namespace, memory_only),
@@ -425,16 +418,7 @@ class AdmissionService:
         """Why the API server would reject the request outright (empty: it would not): a policy's
         ``webhookConfiguration.matchConditions`` sit on that policy's own webhook, and when evaluating them errs
         the API server applies that webhook's failurePolicy to the whole request; Fail rejects it."""
-        info = request_info(
-            kind=request.kind.kind,
-            group=request.kind.group,
-            version=request.kind.version,
-            sub_resource=request.sub_resource,
-            namespace=request.namespace,
-            name=request.object_name,
-            operation=request.operation,
-            obj=request.object or {},
-        )
+        info = _request_info(request)
         reasons: list[str] = []
         for policy in self._policies():
             if not policy.spec.admission or policy.spec.failure_policy != "Fail":
@@ -887,6 +871,29 @@ def _rule_verdict(policy: Policy, rule: Rule, verdict: Verdict, message: str) ->
     """A verdict of the whole rule before any image is verified (the unit fills in its image)."""
     return RuleVerdict(
         image="", reference="", digest="", verdict=verdict, policy=policy.name, rule=rule.name, message=message
+    )
+
+
+def _request_info(
+    request: AdmissionRequest,
+    *,
+    namespace_labels: Callable[[], Mapping[str, str]] | None = None,
+    user: UserInfo | None = None,
+    roles: Callable[[], BoundRoles] | None = None,
+) -> RequestInfo:
+    """What match/exclude blocks read of an admission request (one mapping, so every reader sees the same)."""
+    return request_info(
+        kind=request.kind.kind,
+        group=request.kind.group,
+        version=request.kind.version,
+        sub_resource=request.sub_resource,
+        namespace=request.namespace,
+        name=request.object_name,
+        operation=request.operation,
+        obj=request.object or {},
+        namespace_labels=namespace_labels,
+        user=user,
+        roles=roles,
     )
 
 

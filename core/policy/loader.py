@@ -535,6 +535,15 @@ class _Loader:
     def problem(self, source: str, path: str, message: str) -> None:
         self.problems.append(PolicyProblem(source=source, path=path, message=message))
 
+    def _claim(self, key: tuple[str, str, str], source: str, what: str) -> bool:
+        """Names are unique per (kind, namespace, name) across all files: record ``source`` as the one defining
+        ``key``, or report ``what`` as defined twice (the second definition is dropped, never merged)."""
+        if key in self._seen:
+            self.problem(source, "metadata.name", f"{what} is also defined in {self._seen[key]}")
+            return False
+        self._seen[key] = source
+        return True
+
     def documents(self) -> int:
         return (
             len(self.policies)
@@ -681,11 +690,8 @@ class _Loader:
             for path, message in problems:
                 self.problem(source, path, message)
             return
-        key = (EXCEPTION_KIND, meta.namespace, meta.name)
-        if key in self._seen:
-            self.problem(source, "metadata.name", f"PolicyException {meta.name} is also defined in {self._seen[key]}")
+        if not self._claim((EXCEPTION_KIND, meta.namespace, meta.name), source, f"PolicyException {meta.name}"):
             return
-        self._seen[key] = source
         if any(d.resources.operations for d in (*spec.match.any, *spec.match.all)):
             self.notes.append(f"{source}: PolicyException {meta.name}: match operations are ignored (as in Kyverno)")
         spec = spec.model_copy(update={"match": without_operations(spec.match)})
@@ -719,12 +725,8 @@ class _Loader:
         if exception is None or problems:
             return
         key = (f"{cel_exceptions.API_GROUP}/{cel_exceptions.KIND}", exception.namespace, exception.name)
-        if key in self._seen:
-            self.problem(
-                source, "metadata.name", f"PolicyException {exception.key} is also defined in {self._seen[key]}"
-            )
+        if not self._claim(key, source, f"PolicyException {exception.key}"):
             return
-        self._seen[key] = source
         self.cel_exceptions.append(exception)
 
     def load_global_entry(self, document: dict[str, Any], source: str) -> None:
@@ -741,13 +743,8 @@ class _Loader:
             for path, message in problems:
                 self.problem(source, path, message)
             return
-        key = (GLOBAL_CONTEXT_KIND, "", meta.name)
-        if key in self._seen:
-            self.problem(
-                source, "metadata.name", f"GlobalContextEntry {meta.name} is also defined in {self._seen[key]}"
-            )
+        if not self._claim((GLOBAL_CONTEXT_KIND, "", meta.name), source, f"GlobalContextEntry {meta.name}"):
             return
-        self._seen[key] = source
         entry = GlobalContextEntry(name=meta.name, spec=spec, source=source, refresh_seconds=refresh_seconds(spec))
         self.global_entries.append(entry)
 
@@ -807,11 +804,8 @@ class _Loader:
             self.problem(source, path, message)
         if policy is None or problems:
             return
-        key = (kind, policy.namespace, policy.name)
-        if key in self._seen:
-            self.problem(source, "metadata.name", f"{kind} {policy.key} is also defined in {self._seen[key]}")
+        if not self._claim((kind, policy.namespace, policy.name), source, f"{kind} {policy.key}"):
             return
-        self._seen[key] = source
         self.image_policies.append(policy)
 
     def add_policy(
@@ -824,12 +818,9 @@ class _Loader:
                 "(as kubectl apply without -n)"
             )
             meta = meta.model_copy(update={"namespace": "default"})
-        key = (kind, meta.namespace, meta.name)
         where = f"{kind} {meta.namespace + '/' if meta.namespace else ''}{meta.name}"
-        if key in self._seen:
-            self.problem(source, "metadata.name", f"{where} is also defined in {self._seen[key]}")
+        if not self._claim((kind, meta.namespace, meta.name), source, where):
             return
-        self._seen[key] = source
         rules: list[Rule] = []
         for rule in spec.rules:
             if not rule.verify_images:

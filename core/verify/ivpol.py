@@ -869,6 +869,17 @@ def audit_annotation_key(policy: str, key: str) -> str:
     return f"{digest}.{key[: MAX_AUDIT_KEY_CHARS - len(digest) - 1]}".rstrip(".-_")
 
 
+def _error_outcome(policy: ImagePolicy, message: str) -> PolicyOutcome:
+    """An ERROR outcome before the policy was evaluated (its failurePolicy and actions decide what it means)."""
+    return PolicyOutcome(
+        policy=policy.name,
+        verdict=Verdict.ERROR,
+        message=message,
+        actions=policy.spec.effective_actions(),
+        failure_policy=policy.spec.failure_policy,
+    )
+
+
 def _audit_annotations(policy: ImagePolicy, data: Mapping[str, Any], cel_state: Any) -> tuple[tuple[str, str], ...]:
     """``auditAnnotations``: each key → the valueExpression's string (null: no annotation), as
     ValidatingAdmissionPolicy computes them; an evaluation error raises (the policy's outcome is an error)."""
@@ -951,15 +962,7 @@ def evaluate_request(
                 if not namespace_selected(policy, request, functools.partial(_namespace_labels, checks)):
                     continue
             except SigwardError as exc:
-                outcomes.append(
-                    PolicyOutcome(
-                        policy=policy.name,
-                        verdict=Verdict.ERROR,
-                        message=f"namespaceSelector: {exc.message}",
-                        actions=policy.spec.effective_actions(),
-                        failure_policy=policy.spec.failure_policy,
-                    )
-                )
+                outcomes.append(_error_outcome(policy, f"namespaceSelector: {exc.message}"))
                 continue
         naming = [e for e in policy.exceptions if e.refers_to(policy.kind, policy.name) and not e.expired(when)]
         exemption = (
@@ -974,15 +977,7 @@ def evaluate_request(
             try:
                 patches += _pin(policy, resource, obj, checks, deadline, state)
             except SigwardError as exc:
-                outcomes.append(
-                    PolicyOutcome(
-                        policy=policy.name,
-                        verdict=Verdict.ERROR,
-                        message=f"failed to resolve image digest: {exc.message}",
-                        actions=policy.spec.effective_actions(),
-                        failure_policy=policy.spec.failure_policy,
-                    )
-                )
+                outcomes.append(_error_outcome(policy, f"failed to resolve image digest: {exc.message}"))
                 continue
         outcome, selected = evaluate_policy(
             policy, request, obj, checks=checks, deadline=deadline, state=state, exemption=exemption

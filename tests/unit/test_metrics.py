@@ -3,33 +3,16 @@ forked process add up in one scrape."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from sigward import metrics
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.fresh_process import run_fresh
 
 
 def _run(code: str, tmp_path: Path) -> str:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop(metrics.MULTIPROC_ENV, None)
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+    return run_fresh(code, tmp_path)
 
 
 def test_disabled_records_nothing_and_imports_nothing(tmp_path: Path) -> None:

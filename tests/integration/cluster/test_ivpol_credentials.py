@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.cluster.test_registry_secrets import KEY, _dockerconfig, _sigward
+from tests.integration.cluster.test_registry_secrets import KEY
+from tests.support.cluster_cli import dockerconfig, run_sigward
 from tests.support.kubeapi import KubeAPI, secret
 from tests.support.registry import HTPASSWD_PASSWORD, HTPASSWD_USER, LocalRegistry
 from tests.support.signing import attach_signatures, signed_layer
@@ -86,7 +87,7 @@ def test_providers_narrow_the_policy_credentials(
     that names none: Kyverno's default keychain) may use it."""
     credentials: dict[str, Any] = {"providers": providers} if providers else {"allowInsecureRegistry": False}
     policy = ivpol(tmp_path, auth_registry.host, credentials)
-    code, output = _sigward(["verify", "--json", "--policy", str(policy), signed], monkeypatch, env)
+    code, output = run_sigward(["verify", "--json", "--policy", str(policy), signed], monkeypatch, env)
     assert HTPASSWD_PASSWORD not in output
     if passes:
         assert code == 0 and verdict(output) == "pass", output
@@ -114,14 +115,14 @@ def test_secrets_through_the_live_connection(
         obj = secret(
             "sigward-system",
             "regcred",
-            {".dockerconfigjson": _dockerconfig(secret_host or auth_registry.host, password)},
+            {".dockerconfigjson": dockerconfig(secret_host or auth_registry.host, password)},
         )
         obj["type"] = "kubernetes.io/dockerconfigjson"
         kube.add(obj)
         env = {**env, "DOCKER_CONFIG": str(empty), "SIGWARD_KUBECONFIG": str(kube.kubeconfig(tmp_path / "kubeconfig"))}
         del env["SIGWARD_CLUSTER"]
         policy = ivpol(tmp_path, auth_registry.host, {"secrets": ["regcred"]})
-        code, output = _sigward(["verify", "--json", "--policy", str(policy), signed], monkeypatch, env)
+        code, output = run_sigward(["verify", "--json", "--policy", str(policy), signed], monkeypatch, env)
         assert password not in output
         if passes:
             assert code == 0 and verdict(output) == "pass", output
@@ -134,7 +135,7 @@ def test_secrets_refused_without_a_connection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], auth_registry: LocalRegistry
 ) -> None:
     policy = ivpol(tmp_path, auth_registry.host, {"secrets": ["regcred"]})
-    code, output = _sigward(["check-policy", str(policy)], monkeypatch, env)
+    code, output = run_sigward(["check-policy", str(policy)], monkeypatch, env)
     assert code != 0 and "spec.credentials.secrets" in output and "cluster connection" in output, output
 
 
@@ -157,7 +158,7 @@ def test_imagedata_reads_with_the_policy_credentials(
     ]
     doc["spec"]["validationConfigurations"] = {"mutateDigest": False, "verifyDigest": False, "required": False}
     path.write_text(yaml.safe_dump(doc))
-    code, output = _sigward(["verify", "--json", "--policy", str(path), signed], monkeypatch, env)
+    code, output = run_sigward(["verify", "--json", "--policy", str(path), signed], monkeypatch, env)
     if passes:
         assert code == 0 and verdict(output) == "pass", output
     else:

@@ -6,14 +6,12 @@ output; without a cluster connection the policy is refused at load with the YAML
 from __future__ import annotations
 
 import base64
-import io
 import json
 from pathlib import Path
 
 import pytest
 
-from sigward import wiring
-from sigward.cli import run
+from tests.support.cluster_cli import dockerconfig, run_sigward, secrets_env
 from tests.support.kubeapi import KubeAPI, secret
 from tests.support.policies import dump
 from tests.support.registry import HTPASSWD_PASSWORD, HTPASSWD_USER, LocalRegistry
@@ -22,11 +20,6 @@ from tests.support.signing import attach_signatures, new_key, signed_layer
 pytestmark = pytest.mark.registry
 KEY = new_key("p256")
 PATH = "spec.attestors[0].cosign.source.PullSecrets"
-
-
-def _dockerconfig(host: str, password: str) -> str:
-    auth = base64.b64encode(f"{HTPASSWD_USER}:{password}".encode()).decode()
-    return json.dumps({"auths": {f"https://{host}/v1/": {"auth": auth}}})
 
 
 def _policy(tmp_path: Path, host: str) -> Path:
@@ -54,29 +47,9 @@ def _policy(tmp_path: Path, host: str) -> Path:
     return path
 
 
-def _sigward(argv: list[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> tuple[int, str]:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        code = run(argv, out=out, err=err)
-    finally:
-        wiring.reset()
-    return code, out.getvalue() + err.getvalue()
-
-
 @pytest.fixture
 def env(tmp_path: Path, auth_registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    (tmp_path / "empty-docker-config").mkdir()
-    for name in ("SIGWARD_KUBECONFIG", "SIGWARD_CLUSTER", "KUBERNETES_SERVICE_HOST", "SIGWARD_POLICY"):
-        monkeypatch.delenv(name, raising=False)
-    return {
-        "DOCKER_CONFIG": str(tmp_path / "empty-docker-config"),
-        "SIGWARD_INSECURE_REGISTRIES": auth_registry.host,
-        "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
-        "SIGWARD_SECRETS_NAMESPACE": "sigward-system",
-    }
+    return secrets_env(tmp_path, auth_registry, monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +78,11 @@ def test_verify_with_pull_secret(
     passes: bool,
 ) -> None:
     with KubeAPI(tmp_path) as kube:
-        obj = secret(secret_ns, "regcred", {".dockerconfigjson": _dockerconfig(auth_registry.host, password)})
+        obj = secret(secret_ns, "regcred", {".dockerconfigjson": dockerconfig(auth_registry.host, password)})
         obj["type"] = "kubernetes.io/dockerconfigjson"
         kube.add(obj)
         env = {**env, "SIGWARD_KUBECONFIG": str(kube.kubeconfig(tmp_path / "kubeconfig"))}
-        code, output = _sigward(
+        code, output = run_sigward(
             ["verify", "--json", "--policy", str(_policy(tmp_path, auth_registry.host)), signed], monkeypatch, env
         )
         basic = base64.b64encode(f"{HTPASSWD_USER}:{password}".encode()).decode()
@@ -125,7 +98,7 @@ def test_verify_with_pull_secret(
 def test_refused_without_a_cluster_connection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str], auth_registry: LocalRegistry, signed: str
 ) -> None:
-    code, output = _sigward(
+    code, output = run_sigward(
         ["verify", "--policy", str(_policy(tmp_path, auth_registry.host)), signed], monkeypatch, env
     )
     assert code != 0 and PATH in output and "cluster connection" in output, output

@@ -6,15 +6,13 @@ policy is refused at load with its YAML path."""
 from __future__ import annotations
 
 import base64
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sigward import wiring
-from sigward.cli import run
+from tests.support.cluster_cli import dockerconfig, run_sigward, secrets_env
 from tests.support.httpservers import Reply, ScriptedServer, forward
 from tests.support.kubeapi import KubeAPI, secret
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
@@ -25,11 +23,6 @@ pytestmark = pytest.mark.registry
 KEY = new_key("p256")
 CHALLENGE = Reply(401, {"WWW-Authenticate": 'Basic realm="other"', "Content-Type": "application/json"}, b"{}")
 PATH = "spec.rules[0].verifyImages[0].imageRegistryCredentials.secrets"
-
-
-def _dockerconfig(host: str, password: str = HTPASSWD_PASSWORD) -> str:
-    auth = base64.b64encode(f"{HTPASSWD_USER}:{password}".encode()).decode()
-    return json.dumps({"auths": {f"https://{host}/v1/": {"auth": auth}}})
 
 
 @pytest.fixture(scope="module")
@@ -47,29 +40,9 @@ def _policy(tmp_path: Path, host: str, secrets: list[str]) -> Path:
     return path
 
 
-def _sigward(argv: list[str], monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> tuple[int, str]:
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        code = run(argv, out=out, err=err)
-    finally:
-        wiring.reset()
-    return code, out.getvalue() + err.getvalue()
-
-
 @pytest.fixture
 def env(tmp_path: Path, auth_registry: LocalRegistry, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    (tmp_path / "empty-docker-config").mkdir()
-    for name in ("SIGWARD_KUBECONFIG", "SIGWARD_CLUSTER", "KUBERNETES_SERVICE_HOST", "SIGWARD_POLICY"):
-        monkeypatch.delenv(name, raising=False)
-    return {
-        "DOCKER_CONFIG": str(tmp_path / "empty-docker-config"),
-        "SIGWARD_INSECURE_REGISTRIES": auth_registry.host,
-        "SIGWARD_PRIVATE_REGISTRIES": "127.0.0.1",
-        "SIGWARD_SECRETS_NAMESPACE": "sigward-system",
-    }
+    return secrets_env(tmp_path, auth_registry, monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -93,13 +66,13 @@ def test_verify_with_registry_secret(
     verdict: str,
 ) -> None:
     with KubeAPI(tmp_path) as kube:
-        config = _dockerconfig(secret_host or auth_registry.host, password)
+        config = dockerconfig(secret_host or auth_registry.host, password)
         obj = secret(secret_ns, "regcred", {".dockerconfigjson": config})
         obj["type"] = "kubernetes.io/dockerconfigjson"
         kube.add(obj)
         env = {**env, "SIGWARD_KUBECONFIG": str(kube.kubeconfig(tmp_path / "kubeconfig"))}
         policy = _policy(tmp_path, auth_registry.host, ["regcred"])
-        code, output = _sigward(["verify", "--json", "--policy", str(policy), signed], monkeypatch, env)
+        code, output = run_sigward(["verify", "--json", "--policy", str(policy), signed], monkeypatch, env)
         basic = base64.b64encode(f"{HTPASSWD_USER}:{password}".encode()).decode()
         assert password not in output and basic not in output
         (result,) = json.loads(output[: output.rindex("}") + 1])["results"]
@@ -128,7 +101,7 @@ def test_credential_for_another_host_never_sent(
             )
         ) as proxy,
     ):
-        kube.add(secret("sigward-system", "regcred", {".dockerconfigjson": _dockerconfig(host)}))
+        kube.add(secret("sigward-system", "regcred", {".dockerconfigjson": dockerconfig(host)}))
         env = {
             **env,
             "SIGWARD_KUBECONFIG": str(kube.kubeconfig(tmp_path / "kubeconfig")),
@@ -139,7 +112,7 @@ def test_credential_for_another_host_never_sent(
         policy = tmp_path / "policy.yaml"
         policy.write_text(dump(cluster_policy("require-signed", [iv])))
         image = f"{proxy.host}/sec/other:v1"
-        code, output = _sigward(["verify", "--json", "--policy", str(policy), signed, image], monkeypatch, env)
+        code, output = run_sigward(["verify", "--json", "--policy", str(policy), signed, image], monkeypatch, env)
         results = {r["image"]: r["verdict"] for r in json.loads(output[: output.rindex("}") + 1])["results"]}
         assert results[signed] == "pass" and results[image] != "pass", output
         assert code != 0
@@ -156,7 +129,7 @@ def test_check_policy_needs_a_connection(
     with KubeAPI(tmp_path) as kube:
         if connected:
             env = {**env, "SIGWARD_KUBECONFIG": str(kube.kubeconfig(tmp_path / "kubeconfig"))}
-        code, output = _sigward(["check-policy", str(policy)], monkeypatch, env)
+        code, output = run_sigward(["check-policy", str(policy)], monkeypatch, env)
     if connected:
         assert code == 0, output
     else:

@@ -36,7 +36,7 @@ from sigward.verify.ivpol import evaluate_image
 from sigward.verify.oci import RegistrySignatureSource
 from tests.support.fulcio import TEST_EMAIL, TEST_ISSUER, cert_layer, issue_leaf, make_fulcio, trusted_root_json
 from tests.support.policies import dump
-from tests.support.registry import LocalRegistry, local_config
+from tests.support.registry import LocalRegistry
 from tests.support.signing import SignedLayer, attach_signatures, new_key, signed_layer
 from tests.support.tuf_repo import TufRepository
 
@@ -54,13 +54,6 @@ class Findings:
     def notify(self, finding: Finding, *, deadline: Deadline) -> bool:
         self.seen.append(finding)
         return True
-
-
-@pytest.fixture
-def client(registry: LocalRegistry) -> Iterator[RegistryClient]:
-    c = RegistryClient(local_config(registry))
-    yield c
-    c.close()
 
 
 def ivpol(name: str, host: str, repo: str, cosign: dict[str, Any]) -> ImagePolicy:

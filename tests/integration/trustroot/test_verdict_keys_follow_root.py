@@ -26,7 +26,7 @@ from tests.support.admission import pod, pod_request, review
 from tests.support.fulcio import make_fulcio, trusted_root_json
 from tests.support.memory import stored_verdict
 from tests.support.policies import cluster_policy, dump, key_verification, keys_entry
-from tests.support.registry import LocalRegistry, local_config
+from tests.support.registry import LocalRegistry
 from tests.support.signing import attach_signatures, new_key, signed_layer
 from tests.support.tuf_repo import TufRepository
 
@@ -61,13 +61,6 @@ def image(registry: LocalRegistry) -> str:
     digest = registry.push_image("trust/app", tag="v1")
     attach_signatures(registry, "trust/app", digest, [signed_layer(KEY, image_digest=digest)])
     return f"{registry.host}/trust/app@{digest}"
-
-
-@pytest.fixture
-def client(registry: LocalRegistry) -> Iterator[RegistryClient]:
-    c = RegistryClient(local_config(registry))
-    yield c
-    c.close()
 
 
 def policy(registry: LocalRegistry) -> Policy:

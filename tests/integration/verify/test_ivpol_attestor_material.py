@@ -5,14 +5,12 @@ key is an error naming the YAML path, and a changed ConfigMap never reuses the v
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from sigward.admission.ivpol_cache import CachedChecks
 from sigward.cache import TTLCache
 from sigward.cluster.data import ClusterData
 from sigward.cluster.sources import manifest_objects
@@ -21,27 +19,19 @@ from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.loader import load_policy_text
 from sigward.references import parse_image_reference
 from sigward.registry import RegistryClient
-from sigward.verify.engine import Verifier
 from sigward.verify.ivpol import evaluate_image, evaluate_request, pod_request
 from sigward.verify.ivpol_material import fingerprint
-from sigward.verify.oci import RegistrySignatureSource
 from sigward.verify.plan import image_policy_key
 from sigward.verify.results import RuleVerdict
+from tests.support.ivpol_checks import checks_for as registry_checks
 from tests.support.policies import dump
-from tests.support.registry import LocalRegistry, local_config
+from tests.support.registry import LocalRegistry
 from tests.support.signing import attach_signatures, new_key, signed_layer
 
 pytestmark = pytest.mark.registry
 KEY = new_key("p256", slot=0)
 OTHER = new_key("p256", slot=1)
 FROM_CONFIGMAP = "resource.Get('v1', 'configmaps', 'kyverno', 'keys').data['cosign.pub']"
-
-
-@pytest.fixture
-def client(registry: LocalRegistry) -> Iterator[RegistryClient]:
-    c = RegistryClient(local_config(registry))
-    yield c
-    c.close()
 
 
 @pytest.fixture
@@ -88,10 +78,7 @@ def policy(host: str, failure_policy: str = "Fail") -> ImagePolicy:
 
 
 def checks_for(client: RegistryClient, data: ClusterData, cache: TTLCache[Any, RuleVerdict] | None = None) -> Any:
-    verifier = Verifier(source=RegistrySignatureSource(client), cluster=data)
-    return CachedChecks(
-        verifier=verifier, cache=TTLCache(max_entries=10, ttl=60) if cache is None else cache, store=None, pass_ttl=60
-    )
+    return registry_checks(client, cache, cluster=data)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ ConfigMaps/Secrets/Namespaces; ``imagedata.Get``/``image.GetMetadata`` read a pu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +31,13 @@ from sigward.verify.plan import image_policy_key
 from sigward.verify.trust import TrustedRoot, parse_trusted_root
 from tests.integration.admission.test_ivpol_trusted_root import ivpol, root_text
 from tests.support.github_attestations import GH_1, SLSA_V1, bundle_doc, serve
+from tests.support.ivpol_checks import checks_for as registry_checks
 from tests.support.policies import dump
-from tests.support.registry import LocalRegistry, local_config
+from tests.support.registry import LocalRegistry
 
 pytestmark = pytest.mark.registry
 CHECK = f"attestation:{SLSA_V1}:gh"
 FROM_CONFIGMAP = "resource.Get('v1', 'configmaps', 'kyverno', 'github-trusted-root').data['trusted_root.json']"
-
-
-@pytest.fixture
-def client(registry: LocalRegistry) -> Iterator[RegistryClient]:
-    c = RegistryClient(local_config(registry))
-    yield c
-    c.close()
 
 
 def no_default_root() -> TrustedRoot:
@@ -81,13 +74,7 @@ def expression_policy(host: str, failure_policy: str = "Fail", *, via_variable: 
 
 
 def checks_for(client: RegistryClient, cluster: ClusterData) -> CachedChecks:
-    verifier = Verifier(
-        source=RegistrySignatureSource(client),
-        trusted_root=no_default_root,
-        github_root=no_default_root,
-        cluster=cluster,
-    )
-    return CachedChecks(verifier=verifier, cache=TTLCache(max_entries=10, ttl=60), store=None, pass_ttl=60)
+    return registry_checks(client, trusted_root=no_default_root, github_root=no_default_root, cluster=cluster)
 
 
 @pytest.mark.parametrize(

@@ -5,37 +5,27 @@ carries the inline root's fingerprint (a different root never serves the verdict
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from sigward.admission.ivpol_cache import CachedChecks
-from sigward.cache import TTLCache
 from sigward.deadline import Deadline
 from sigward.errors import ConfigurationError
 from sigward.policy.loader import load_policy_text
 from sigward.references import parse_image_reference
 from sigward.registry import RegistryClient
-from sigward.verify.engine import Verifier
 from sigward.verify.ivpol import evaluate_image
-from sigward.verify.oci import RegistrySignatureSource
 from sigward.verify.plan import image_policy_key
 from sigward.verify.trust import TrustedRoot, parse_trusted_root
 from tests.integration.admission.test_ivpol_trusted_root import SAN_RE, TLOG, TSA, ivpol, root_text
 from tests.support.github_attestations import ACTIONS, GH_1, PG, SLSA_V1, Vector, bundle_doc, no_timestamps, serve
+from tests.support.ivpol_checks import checks_for
 from tests.support.policies import dump
-from tests.support.registry import LocalRegistry, local_config
+from tests.support.registry import LocalRegistry
 
 pytestmark = pytest.mark.registry
 CHECK = f"attestation:{SLSA_V1}:gh"
-
-
-@pytest.fixture
-def client(registry: LocalRegistry) -> Iterator[RegistryClient]:
-    c = RegistryClient(local_config(registry))
-    yield c
-    c.close()
 
 
 def no_default_root() -> TrustedRoot:
@@ -54,10 +44,7 @@ def run(
     image = serve(registry, f"ivroot/{name}", vector.digest, json.dumps(doc).encode())
     loaded = load_policy_text(dump(ivpol(registry.host, root_text(root), **kw)), "inline-root.yaml")
     (policy,) = loaded.image_policies
-    verifier = Verifier(
-        source=RegistrySignatureSource(client), trusted_root=no_default_root, github_root=no_default_root
-    )
-    checks = CachedChecks(verifier=verifier, cache=TTLCache(max_entries=10, ttl=60), store=None, pass_ttl=60)
+    checks = checks_for(client, trusted_root=no_default_root, github_root=no_default_root)
     (verdict,) = evaluate_image([policy], image, checks=checks, deadline=Deadline.after(20))
     return verdict, checks, policy
 

@@ -4,23 +4,20 @@ the signature pushed unprefixed, the image is unsigned. A verdict under one pref
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from sigward.admission.ivpol_cache import CachedChecks
 from sigward.cache import TTLCache
 from sigward.deadline import Deadline
 from sigward.policy.ivpol.load import ImagePolicy
 from sigward.policy.loader import load_policy_text
 from sigward.registry import RegistryClient
-from sigward.verify.engine import Verifier
 from sigward.verify.ivpol import evaluate_image
-from sigward.verify.oci import RegistrySignatureSource
 from sigward.verify.results import RuleVerdict
+from tests.support.ivpol_checks import checks_for
 from tests.support.policies import dump
-from tests.support.registry import LocalRegistry, local_config
+from tests.support.registry import LocalRegistry
 from tests.support.signing import (
     attach_attestations,
     attach_signatures,
@@ -36,13 +33,6 @@ OTHER = new_key("p256", slot=1)
 PREDICATE = "https://slsa.dev/provenance/v1"
 SIGNATURES = "images.containers.all(i, verifyImageSignatures(i, [attestors.k]) > 0)"
 ATTESTATIONS = "images.containers.all(i, verifyAttestationSignatures(i, attestations.prov, [attestors.k]) > 0)"
-
-
-@pytest.fixture
-def client(registry: LocalRegistry) -> Iterator[RegistryClient]:
-    c = RegistryClient(local_config(registry))
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +69,6 @@ def policy(host: str, prefix: str | None, check: str = SIGNATURES) -> ImagePolic
     }
     (found,) = load_policy_text(dump(doc), "prefix.yaml").image_policies
     return found
-
-
-def checks_for(client: RegistryClient, cache: TTLCache[Any, RuleVerdict] | None = None) -> CachedChecks:
-    return CachedChecks(
-        verifier=Verifier(source=RegistrySignatureSource(client)),
-        cache=TTLCache(max_entries=10, ttl=60) if cache is None else cache,
-        store=None,
-        pass_ttl=60,
-    )
 
 
 @pytest.mark.parametrize("check", [SIGNATURES, ATTESTATIONS], ids=["signature", "attestation"])

@@ -28,8 +28,9 @@ from sigward.verify.ivpol import evaluate_image, evaluate_request, pod_request
 from sigward.verify.oci import RegistrySignatureSource
 from sigward.verify.results import RuleVerdict
 from tests.support.fulcio import TEST_EMAIL, TEST_ISSUER, cert_layer, issue_leaf, make_fulcio, trusted_root_json
+from tests.support.ivpol_checks import checks_for
 from tests.support.policies import dump
-from tests.support.registry import LocalRegistry, local_config
+from tests.support.registry import LocalRegistry
 from tests.support.signing import SignedLayer, attach_signatures, new_key
 from tests.support.tuf_repo import TufRepository
 
@@ -51,13 +52,6 @@ def _fresh_holders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 def repo() -> Iterator[TufRepository]:
     with TufRepository({"trusted_root.json": ROOT_A}) as served:
         yield served
-
-
-@pytest.fixture
-def client(registry: LocalRegistry) -> Iterator[RegistryClient]:
-    c = RegistryClient(local_config(registry))
-    yield c
-    c.close()
 
 
 @pytest.fixture(scope="module")
@@ -98,15 +92,6 @@ def policy(host: str, mirror: str, bootstrap: bytes, failure_policy: str = "Fail
     }
     (found,) = load_policy_text(dump(doc), "tuf.yaml").image_policies
     return found
-
-
-def checks_for(client: RegistryClient, cache: TTLCache[Any, RuleVerdict] | None = None) -> CachedChecks:
-    return CachedChecks(
-        verifier=Verifier(source=RegistrySignatureSource(client)),
-        cache=TTLCache(max_entries=10, ttl=60) if cache is None else cache,
-        store=None,
-        pass_ttl=60,
-    )
 
 
 def verdict(p: ImagePolicy, image: str, checks: CachedChecks) -> RuleVerdict:

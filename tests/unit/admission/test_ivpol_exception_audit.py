@@ -4,21 +4,16 @@ policy's name as rule (as Kyverno's reports name an IVPOL's rule); an outcome wi
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
-from sigward import metrics
 from sigward.admission.audit import decision_fields
 from sigward.admission.review import parse_review
 from sigward.admission.service import Decision
 from sigward.verify.ivpol import PolicyOutcome
 from sigward.verify.results import Verdict
 from tests.support.admission import pod, pod_request, review
+from tests.support.fresh_process import REPO, run_fresh
 
-REPO = Path(__file__).resolve().parents[3]
 SKIPPED = PolicyOutcome(
     policy="p",
     verdict=Verdict.SKIP,
@@ -70,18 +65,10 @@ def test_exception_is_counted(tmp_path: Path) -> None:
         )
         print(metrics.render()[0].decode())
     """
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop(metrics.MULTIPROC_ENV, None)
-    proc = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("sigward_policy_exceptions_applied_total")]
+    lines = [
+        line
+        for line in run_fresh(code, REPO).splitlines()
+        if line.startswith("sigward_policy_exceptions_applied_total")
+    ]
     assert len(lines) == 1, lines
     assert 'exception="team/e"' in lines[0] and 'policy_name="p"' in lines[0] and lines[0].endswith(" 1.0")

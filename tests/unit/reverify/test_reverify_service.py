@@ -392,20 +392,7 @@ def test_a_run_cut_by_its_deadline_resumes_from_the_persisted_cursor(tmp_path: P
     world = World(store, source, Clock(), Recorder(), signed_policy(KEY.public_pem))
     for d in digests:
         source.add_signatures(IMAGE, d, (layer(signed_layer(KEY, image_digest=d)),))
-        for plan in plan_image(world.policies, parse_image_reference(f"{IMAGE}@{d}")):
-            key = plan.key(d, trust_fingerprint=world.verifier().trusted_root().fingerprint)
-            store.record(
-                StoredVerdict.of(
-                    key,
-                    policy=plan.policy.name,
-                    verdict=StoredStatus.PASS,
-                    message="ok",
-                    verified_at=world.clock.now,
-                    ttl=3600,
-                    source="admission",
-                    image=f"{IMAGE}@{d}",
-                )
-            )
+    _record_passes(store, world, digests, source="admission")
     first = world.reverify(run_seconds=1.9, batch_size=2).run()
     assert 0 < first.verified < len(digests) and not first.cycle_complete
     seen = first.verified
@@ -459,7 +446,8 @@ class OrderSource(MemorySignatureSource):
         return super().signature_layers(repo, image_digest, **kwargs)
 
 
-def _record_two_policies(store: VerdictStore, world: World, digests: list[str]) -> None:
+def _record_passes(store: VerdictStore, world: World, digests: list[str], *, source: str = "distribution") -> None:
+    """A stored PASS (from ``source``) for every plan of every policy of ``world`` on each of ``digests``."""
     for d in digests:
         for plan in plan_image(world.policies, parse_image_reference(f"{IMAGE}@{d}")):
             key = plan.key(d, trust_fingerprint=world.verifier().trusted_root().fingerprint)
@@ -471,7 +459,7 @@ def _record_two_policies(store: VerdictStore, world: World, digests: list[str]) 
                     message="ok",
                     verified_at=world.clock.now,
                     ttl=3600,
-                    source="distribution",
+                    source=source,
                     image=f"{IMAGE}@{d}",
                 )
             )
@@ -489,7 +477,7 @@ def test_reverify_at_scale_walks_one_digests_records_together(kind: str, tmp_pat
     docs = [cluster_policy(n, [key_verification([f"{HOST}/*"], [keys_entry(KEY.public_pem)])]) for n in ("a", "b")]
     two = list(load_policy_text(dump(*docs), "p.yaml").policies)
     world = World(store, source, Clock(), Recorder(), two)
-    _record_two_policies(store, world, digests)
+    _record_passes(store, world, digests)
     report = world.reverify(batch_size=3).run()
     assert report.cycle_complete and report.verified == 2 * len(digests) and report.updated == 0
     assert source.fetched == sorted(source.fetched) and len(source.fetched) == 2 * len(digests)
