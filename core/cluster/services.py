@@ -6,7 +6,7 @@ cloud metadata server, internal admin APIs), so every call needs its URL to star
 followed, answers are capped at Kyverno's 10 MB, timeouts are short, ``caBundle`` replaces the system roots, and the
 environment's proxy settings are ignored.
 
-Every connection goes through sigward's network guard (:mod:`sigward.registry.netguard`): the host is resolved once,
+Every connection goes through sigward's network guard (:mod:`sigward.netguard`): the host is resolved once,
 every address checked, and the socket made to a checked address (no DNS rebinding between check and connect).
 Link-local and cloud metadata addresses are refused always, even when an allowlisted name resolves to one; private
 and loopback addresses only for a host an allowlisted prefix names exactly (an in-cluster
@@ -26,8 +26,8 @@ import requests
 
 from sigward.cluster.api import CONNECT_TIMEOUT_SECONDS, IDENTITY_ENCODING, READ_TIMEOUT_SECONDS, read_capped
 from sigward.cluster.data import ClusterLookupError
+from sigward.netguard import BlockedAddressError, GuardedHTTPAdapter, NetworkGuard, Resolver, host_port
 from sigward.policy.serviceurls import shown_url, split_service_url
-from sigward.registry.netguard import BlockedAddressError, GuardedHTTPAdapter, NetworkGuard, Resolver, host_port
 
 SERVICES_ENV = "SIGWARD_APICALL_SERVICES"
 # How much of a failing service's answer a message quotes: enough to recognise an error, too little to carry a

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sigward.errors import ConfigurationError
+from sigward.netguard import NetworkGuard, guarded_pool_manager, host_port
 from sigward.policy.tufroot import LOOPBACK_HOSTS
-from sigward.registry.netguard import NetworkGuard, guarded_pool_manager, host_port
 from sigward.verify import tuf as tufmod
 from sigward.verify.sigstore_private import BUNDLED_TRUSTED_ROOT, BUNDLED_TUF_ROOT, bundled_file
 from sigward.verify.trust import TrustedRoot

@@ -9,7 +9,7 @@ import time
 import pytest
 from tuf.api import exceptions as tuf_errors
 
-from sigward.registry.netguard import NetworkGuard, host_port
+from sigward.netguard import NetworkGuard, host_port
 from sigward.verify import policy_tuf
 from sigward.verify import tuf as tufmod
 from tests.support.httpservers import Reply, ScriptedServer, Seen
@@ -78,7 +78,7 @@ def test_missing_file_and_server_down_are_download_errors() -> None:
 
 
 def test_policy_mirror_on_a_private_address_is_refused_by_the_guard() -> None:
-    from sigward.registry.netguard import BlockedAddressError
+    from sigward.netguard import BlockedAddressError
 
     fetcher = policy_tuf._guarded_fetcher(time.monotonic() + 10, guard=NetworkGuard.create([]))
     with pytest.raises(tuf_errors.DownloadError) as info:
