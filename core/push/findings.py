@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sigward import logs
 from sigward.deadline import Deadline
 from sigward.errors import ConfigurationError
-from sigward.registry.netguard import BlockedAddressError, NetworkGuard, host_port, normalize_host
+from sigward.netguard import BlockedAddressError, NetworkGuard, host_port, normalize_host
 
 # One notification attempt may take this long; retries only while the handler's deadline allows.
 ATTEMPT_TIMEOUT_SECONDS = 3.0
@@ -163,7 +163,7 @@ class Notifier:
         if self._session is None:
             import requests
 
-            from sigward.registry.netguard import GuardedHTTPAdapter
+            from sigward.netguard import GuardedHTTPAdapter
 
             session = requests.Session()
             session.trust_env = False  # no proxies, no .netrc credentials from the environment

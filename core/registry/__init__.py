@@ -3,6 +3,7 @@
 Use one :class:`RegistryClient` per process (it is thread-safe) so connections and tokens are reused.
 """
 
+from sigward.netguard import BlockedAddressError, NetworkGuard
 from sigward.registry.client import RegistryClient
 from sigward.registry.config import RegistryConfig
 from sigward.registry.credentials import Credentials, CredentialStore
@@ -15,7 +16,6 @@ from sigward.registry.models import (
     Descriptor,
     Manifest,
 )
-from sigward.registry.netguard import BlockedAddressError, NetworkGuard
 from sigward.registry.transport import RequestStats
 
 __all__ = [

@@ -32,8 +32,8 @@ from urllib3.util import create_urllib3_context
 from sigward import metrics, tracing
 from sigward.deadline import Deadline
 from sigward.errors import DeadlineExceededError, ExternalServiceError, SigwardError, VerificationFailure
+from sigward.netguard import BlockedAddressError, NetworkGuard, guarded_pool_manager
 from sigward.registry.config import RegistryConfig
-from sigward.registry.netguard import BlockedAddressError, NetworkGuard, guarded_pool_manager
 
 log = logging.getLogger(__name__)
 

@@ -10,20 +10,18 @@ import functools
 import hashlib
 import os
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sigward.errors import ConfigurationError
+from sigward.netguard import NetworkGuard, guarded_pool_manager, host_port
 from sigward.policy.tufroot import LOOPBACK_HOSTS
-from sigward.registry.netguard import NetworkGuard, guarded_pool_manager, host_port
 from sigward.verify import tuf as tufmod
 from sigward.verify.sigstore_private import BUNDLED_TRUSTED_ROOT, BUNDLED_TUF_ROOT, bundled_file
 from sigward.verify.trust import TrustedRoot
 from sigward.verify.tuf import (
-    REFRESH_BUDGET_SECONDS,
     SOCKET_TIMEOUT_SECONDS,
     USER_AGENT,
     TrustRootHolder,
@@ -31,65 +29,23 @@ from sigward.verify.tuf import (
     default_cache_dir,
     env_flag,
 )
+from sigward.verify.tuf_fetch import budget_fetcher
 
 if TYPE_CHECKING:
-    import urllib3
     from tuf.ngclient.fetcher import FetcherInterface
-
-# python-tuf's default read size.
-CHUNK_BYTES = 400_000
 
 
 def _guarded_fetcher(deadline: float, *, guard: NetworkGuard) -> FetcherInterface:
-    """A python-tuf fetcher (its public ``FetcherInterface``) on sigward's guarded connection pool: the addresses a
-    policy-named mirror resolves to are checked where the socket is made, no proxy, no redirect followed (anything
-    but 200 is an error), and the refresh deadline checked per request and per chunk."""
-    import urllib3
-    from tuf.api import exceptions as tuf_errors
-    from tuf.ngclient.fetcher import FetcherInterface
-
+    """The shared fetcher (:mod:`sigward.verify.tuf_fetch`) on sigward's guarded connection pool: the addresses a
+    policy-named mirror resolves to are checked where the socket is made, no proxy, no redirect followed."""
     pool = guarded_pool_manager(guard, num_pools=2, maxsize=2)
-
-    def check() -> None:
-        if time.monotonic() > deadline:
-            raise tuf_errors.SlowRetrievalError(f"refresh took longer than {REFRESH_BUDGET_SECONDS:g} s")
-
-    class GuardedFetcher(FetcherInterface):
-        def _fetch(self, url: str) -> Iterator[bytes]:
-            check()
-            try:
-                response = pool.request(
-                    "GET",
-                    url,
-                    preload_content=False,
-                    redirect=False,
-                    retries=False,
-                    timeout=urllib3.Timeout(SOCKET_TIMEOUT_SECONDS),
-                    headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
-                )
-            except urllib3.exceptions.TimeoutError as exc:
-                raise tuf_errors.SlowRetrievalError from exc
-            if response.status != 200:
-                response.close()
-                raise tuf_errors.DownloadHTTPError(f"HTTP status {response.status}", response.status)
-            return self._chunks(response)
-
-        def _chunks(self, response: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
-            try:
-                while True:
-                    check()
-                    # read1: at most one receive, so a mirror trickling bytes meets the deadline check between
-                    # receives (stream(n) blocks until n bytes have arrived, however slowly they come).
-                    chunk = response.read1(CHUNK_BYTES, decode_content=False)
-                    if not chunk:
-                        return
-                    yield chunk
-            except urllib3.exceptions.TimeoutError as exc:
-                raise tuf_errors.SlowRetrievalError from exc
-            finally:
-                response.release_conn()
-
-    return GuardedFetcher()
+    return budget_fetcher(
+        deadline,
+        lambda _url: pool,
+        user_agent=USER_AGENT,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        follow_redirects=False,
+    )
 
 
 _POLICY_ENV_KEYS = ("SIGWARD_TUF_CACHE", "SIGWARD_TUF_OFFLINE", "XDG_CACHE_HOME")

@@ -27,7 +27,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,25 +121,17 @@ class _Loaded:
 
 
 def _fetcher(deadline: float) -> FetcherInterface:
-    """python-tuf's urllib3 fetcher with a deadline over the whole refresh, checked per request and per chunk."""
-    from tuf.api import exceptions as tuf_errors
-    from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
+    """The operator-configured mirror's fetcher: the environment's proxy settings, redirects followed, the whole
+    refresh within ``deadline`` (:mod:`sigward.verify.tuf_fetch`)."""
+    from sigward.verify.tuf_fetch import EnvironmentPools, budget_fetcher
 
-    class BudgetFetcher(Urllib3Fetcher):
-        def _fetch(self, url: str) -> Iterator[bytes]:
-            self._check()
-            return self._bounded(super()._fetch(url))
-
-        def _bounded(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
-            for chunk in chunks:
-                self._check()
-                yield chunk
-
-        def _check(self) -> None:
-            if time.monotonic() > deadline:
-                raise tuf_errors.SlowRetrievalError(f"refresh took longer than {REFRESH_BUDGET_SECONDS:g} s")
-
-    return BudgetFetcher(socket_timeout=SOCKET_TIMEOUT_SECONDS, app_user_agent=USER_AGENT)
+    return budget_fetcher(
+        deadline,
+        EnvironmentPools(),
+        user_agent=USER_AGENT,
+        socket_timeout=SOCKET_TIMEOUT_SECONDS,
+        follow_redirects=True,
+    )
 
 
 def _describe(exc: BaseException) -> str:

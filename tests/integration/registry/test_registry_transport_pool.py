@@ -11,9 +11,9 @@ import pytest
 
 from sigward.deadline import Deadline
 from sigward.errors import VerificationFailure
+from sigward.netguard import BlockedAddressError
 from sigward.references import Repository, parse_image_reference
 from sigward.registry import CredentialStore, RegistryClient, RegistryConfig
-from sigward.registry.netguard import BlockedAddressError
 from sigward.registry.transport import USER_AGENT, RequestStats, Transport
 from tests.support.httpservers import Reply, ScriptedServer, Seen, forward
 from tests.support.registry import OCI_MANIFEST, LocalRegistry, local_config

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from sigward.netguard import NetworkGuard
 from sigward.references import normalize_registry_host
 from sigward.registry.config import RegistryConfig
-from sigward.registry.netguard import NetworkGuard
 from sigward.registry.providers import ProviderChain, ProviderName, parse_provider_map
 
 

@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
+from sigward.netguard import BlockedAddressError, NetworkGuard, classify_address
 from sigward.registry.config import RegistryConfig
-from sigward.registry.netguard import BlockedAddressError, NetworkGuard, classify_address
 from sigward.registry.transport import RequestStats, Transport
 
 

@@ -80,7 +80,7 @@ def test_trickling_policy_mirror_meets_the_refresh_deadline() -> None:
     deadline: the deadline was only checked between 400 kB chunks."""
     from tuf.api import exceptions as tuf_errors
 
-    from sigward.registry.netguard import NetworkGuard, host_port
+    from sigward.netguard import NetworkGuard, host_port
     from tests.support.trickle import TrickleServer
 
     with TrickleServer(interval=0.1, duration=8.0, announced=50_000) as server:
