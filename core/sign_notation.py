@@ -27,6 +27,7 @@ from sigward.deadline import Deadline
 from sigward.errors import BadRequestError, NotFoundError, VerificationFailure
 from sigward.references import Repository, parse_image_reference, parse_repository
 from sigward.registry import OCI_INDEX, OCI_MANIFEST, RegistryClient
+from sigward.registry.hints import referrers_tag
 from sigward.sign import ENV_KEY_PASSWORD, load_private_key
 from sigward.tsa_client import request_timestamp
 from sigward.verify.notation.envelope import SIGNATURE_ARTIFACT_TYPE, parse_payload
@@ -160,7 +161,7 @@ def _add_to_tag_schema_index(
     client: RegistryClient, repo: Repository, subject: str, descriptor: Mapping[str, object], deadline: Deadline
 ) -> None:
     """Read-modify-write of the referrers tag-schema index ``sha256-<hex>`` (OCI distribution spec)."""
-    tag = subject.replace(":", "-")
+    tag = referrers_tag(subject)  # the reader's one rule (sigward.registry.hints), also for sha512 subjects
     manifests: list[object] = []
     try:
         existing = client.get_manifest(repo, tag, deadline=deadline)

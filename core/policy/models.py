@@ -96,9 +96,16 @@ class LabelSelector(KyvernoModel):
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Kubernetes selector semantics (every label and expression must hold; an unknown operator never
-        matches)."""
-        if any(labels.get(key) != value for key, value in self.match_labels.items()):
-            return False
+        matches), with Kyverno's wildcards in ``matchLabels`` (``wildcards.ReplaceInSelector``: a ``*``/``?`` key or
+        value holds when some label of the object matches both)."""
+        from sigward.patterns import wildcard_match
+
+        for key, value in self.match_labels.items():
+            if not any(c in key or c in value for c in "*?"):
+                if labels.get(key) != value:
+                    return False
+            elif not any(wildcard_match(key, k) and wildcard_match(value, v) for k, v in labels.items()):
+                return False
         for expr in self.match_expressions:
             present = expr.key in labels
             if expr.operator == "In":
