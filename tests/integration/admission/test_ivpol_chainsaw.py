@@ -214,14 +214,16 @@ def policy_files(directory: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("directory", [d for d, v in DIRECTORIES.items() if not v.run])
-def test_refused_directory_is_refused_as_recorded(directory: str) -> None:
-    vector = DIRECTORIES[directory]
-    with pytest.raises(PolicyError) as raised:
-        load_policies([str(VECTORS / directory / f) for f in policy_files(directory)])
-    assert vector.refusal in str(raised.value), str(raised.value)
-    # never a stack trace or a silent pass: each problem names the file and the YAML path
-    assert all("#doc" in str(p) or ".yaml" in str(p) for p in raised.value.problems)
+def test_refused_directories_are_refused_as_recorded() -> None:
+    """Every directory marked refused is refused with its recorded reason (none is, at this stop: the table keeps
+    the mechanism so a future refusal is pinned, and one that starts loading flips)."""
+    for directory in (d for d, v in DIRECTORIES.items() if not v.run):
+        vector = DIRECTORIES[directory]
+        with pytest.raises(PolicyError) as raised:
+            load_policies([str(VECTORS / directory / f) for f in policy_files(directory)])
+        assert vector.refusal in str(raised.value), str(raised.value)
+        # never a stack trace or a silent pass: each problem names the file and the YAML path
+        assert all("#doc" in str(p) or ".yaml" in str(p) for p in raised.value.problems)
 
 
 # --- the local world --------------------------------------------------------------------------------------------

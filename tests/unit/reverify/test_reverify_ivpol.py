@@ -125,5 +125,3 @@ def test_record_of_a_changed_policy_still_signed_is_no_finding() -> None:
     admit(store, ivpol())
     report, recorder = reverify(store, ivpol("1 == 1"), KEY, clock)
     assert report.flips == () and recorder.findings == []
-
-
