@@ -329,6 +329,8 @@ class AdmissionService:
         return [p for p in policies if (r.key if (r := image_policy_route(p)) is not None else "") == route]
 
     def _units(self, request: AdmissionRequest, *, memory_only: bool = False, route: str = "") -> list[_Unit]:
+        if not self._policies():
+            return []  # ImageValidatingPolicies only: nothing of the request's match data is read here
         obj = request.object or {}
         kind = request.kind.kind
         info: RequestInfo = _request_info(
@@ -418,7 +420,7 @@ class AdmissionService:
         """Why the API server would reject the request outright (empty: it would not): a policy's
         ``webhookConfiguration.matchConditions`` sit on that policy's own webhook, and when evaluating them errs
         the API server applies that webhook's failurePolicy to the whole request; Fail rejects it."""
-        info = _request_info(request)
+        info: RequestInfo | None = None
         reasons: list[str] = []
         for policy in self._policies():
             if not policy.spec.admission or policy.spec.failure_policy != "Fail":
@@ -426,6 +428,7 @@ class AdmissionService:
             conditions = webhook_conditions(policy, request.raw)
             if conditions is None or not conditions.error:
                 continue
+            info = info if info is not None else _request_info(request)
             if any(self._on_path(policy, r, route)[0] and webhook_covers(policy, r, info) for r in policy.spec.rules):
                 reasons.append(
                     f"policy {policy.key}: failed to evaluate webhookConfiguration.matchConditions: "

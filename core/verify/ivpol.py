@@ -232,12 +232,40 @@ def _glob_regex(glob: str) -> str:
     return "".join(out)
 
 
+# Answers of :func:`image_selected` per (policy content hash, image): globs and reference expressions are pure, and
+# the cache-hit path asks the same question for every image of every request. Bounded: image names come from
+# requests, so the table is cleared when full rather than grown.
+MAX_CACHED_SELECTIONS = 8192
+_selections: dict[tuple[str, str], bool] = {}
+# Per-policy (content hash) and per-attestor engine checks that depend on nothing but the loaded policy.
+MAX_CACHED_CHECKS = 1024
+_static_checks: dict[tuple[str, ...], Any] = {}
+
+
+def _memo(table: dict[Any, Any], limit: int, key: Any, compute: Callable[[], Any]) -> Any:
+    found = table.get(key, _MISSING)
+    if found is _MISSING:
+        if len(table) >= limit:
+            table.clear()
+        found = table[key] = compute()
+    return found
+
+
+_MISSING = object()
+
+
 def image_selected(policy: ImagePolicy, image: str) -> bool:
     """Does ``matchImageReferences`` select ``image``? Every spelling of the image is tried (as written, and
     normalised with ``docker.io/``), so a resource cannot dodge a glob by how it writes a name. No
     matchImageReferences selects every image."""
     if not policy.match_images:
         return True
+    return bool(
+        _memo(_selections, MAX_CACHED_SELECTIONS, (policy.content_hash, image), lambda: _selected(policy, image))
+    )
+
+
+def _selected(policy: ImagePolicy, image: str) -> bool:
     spellings = [image]
     with contextlib.suppress(BadRequestError):  # an unparsable name is matched as written only
         spellings += list(parse_image_reference(image).spellings)
@@ -562,7 +590,15 @@ class _Functions:
         ivs: list[tuple[str, ImageVerification]] = []
         for n in attestors:
             compiled = self._compiled(n)
-            check = signature_check(compiled.type, self._attestor(n), check_credentials(self._credentials, compiled))
+            attestor_set = self._attestor(n)
+
+            def build(compiled: CompiledAttestor = compiled, attestor_set: Any = attestor_set) -> ImageVerification:
+                return signature_check(compiled.type, attestor_set, check_credentials(self._credentials, compiled))
+
+            if attestor_set is compiled.attestors:  # nothing evaluated per request: one check per loaded policy
+                check = _memo(_static_checks, MAX_CACHED_CHECKS, ("signature", self._policy.content_hash, n), build)
+            else:
+                check = build()
             ivs.append((self._check("signature", n), check))
         return len(self._passes(image, ivs))
 
@@ -642,8 +678,15 @@ class _Functions:
 def policy_providers(policy: ImagePolicy) -> tuple[str, ...] | None:
     """The credential providers (and Secret markers) of ``policy``'s ``credentials``, read as a ClusterPolicy's
     ``imageRegistryCredentials`` (:func:`~sigward.verify.engine.credential_providers`); None: process-wide."""
-    creds = registry_credentials(policy.spec)
-    return credential_providers(ImageVerification(image_registry_credentials=creds)) if creds else None
+
+    def compute() -> tuple[str, ...] | None:
+        creds = registry_credentials(policy.spec)
+        return credential_providers(ImageVerification(image_registry_credentials=creds)) if creds else None
+
+    found: tuple[str, ...] | None = _memo(
+        _static_checks, MAX_CACHED_CHECKS, ("providers", policy.content_hash), compute
+    )
+    return found
 
 
 def _inline_root(iv: ImageVerification) -> InlineTrustedRoot | None:

@@ -10,6 +10,7 @@ the decision read: the policy's content hash, the rule, the normalized repositor
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -197,12 +198,17 @@ def image_policy_key(
     for an attestation, its type) of ``ref`` at ``digest``. What a check verifies depends only on the policy's
     attestors (covered by its content hash, CEL included), the image and the trust root, never on the request: the
     expression that reads the request is evaluated again for every request, only the signature check is reused."""
-    read = {"trust": trust_fingerprint} if trust_fingerprint else {}
     return VerdictKey(
         policy_hash=policy_hash,
         rule=f"ivpol/{check}",
         repository=ref.repository,
         digest=digest,
         entries=(),
-        inputs=json.dumps(read, sort_keys=True, separators=(",", ":")) if read else "",
+        inputs=_trust_inputs(trust_fingerprint) if trust_fingerprint else "",
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _trust_inputs(trust_fingerprint: str) -> str:
+    """The ``inputs`` text of an IVPOL check key (a handful of roots per process: serialised once each)."""
+    return json.dumps({"trust": trust_fingerprint}, sort_keys=True, separators=(",", ":"))
