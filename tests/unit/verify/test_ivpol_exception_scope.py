@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from sigward.verify.ivpol import Decision
-from tests.unit.verify.test_ivpol_exceptions import UNSIGNED, decide, exception_doc, loaded, policy_doc, request
+from tests.unit.verify.test_ivpol_exceptions import decide, exception_doc, loaded, policy_doc, request
+from tests.unit.verify.test_ivpol_vectors import UNSIGNED
 
 POLICY = "ivpol-autogen-sample"
 
