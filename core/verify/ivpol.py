@@ -348,16 +348,20 @@ def policy_matches(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
 
 def autogen_match(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
     """Is ``request`` selected only through autogen (a pods-only policy extended to a Pod controller)? Kyverno then
-    reads the policy's ``object.metadata`` / ``object.spec`` as the controller's Pod template (pkg/cel/autogen)."""
+    reads the policy's ``object.metadata`` / ``object.spec`` as the controller's Pod template (pkg/cel/autogen).
+    The operations are those of the FIRST resource rule only (pkg/cel/policies/ivpol/autogen/autogen.go
+    ``autogenIvPols``: ``spec.MatchConstraints.ResourceRules[0].Operations``); none → no controller rule
+    (``CreateMatchConstraints`` returns nil)."""
     mc = policy.spec.match_constraints
     res = request.get("resource") or {}
     group, resource = str(res.get("group", "")), str(res.get("resource", ""))
-    if mc is None or request.get("subResource") or resource not in policy.pod_controllers:
+    if mc is None or not mc.resource_rules or request.get("subResource") or resource not in policy.pod_controllers:
         return False
     if group != CONTROLLER_GROUPS.get(resource):
         return False
     op = str(request.get("operation", ""))
-    return any(op in r.operations or "*" in r.operations for r in mc.resource_rules)
+    operations = mc.resource_rules[0].operations
+    return op in operations or "*" in operations
 
 
 def pod_template_view(resource: str, obj: Any) -> Any:
