@@ -182,8 +182,16 @@ class PolicyWebhookSettings:
 _DECIDED_OPERATIONS = ("CREATE", "UPDATE")
 
 
-def _covered(group: str, resource: str) -> bool:
-    return any(group in r["apiGroups"] and resource in r["resources"] for r in RULES)
+def _covered(group: str, resource: str, versions: Sequence[str] | None = None) -> bool:
+    """Does :data:`RULES` already send ``group``/``resource`` (and, for an IVPOL asking ``matchPolicy: Exact``,
+    each of its ``versions`` exactly: the shared Equivalent webhook would otherwise convert such a request to v1,
+    while Kyverno's Exact webhook sends it as asked — pkg/controllers/webhook/validating.go ``buildWebhookRules``)?"""
+    return any(
+        group in r["apiGroups"]
+        and resource in r["resources"]
+        and (versions is None or all(v in r["apiVersions"] for v in versions))
+        for r in RULES
+    )
 
 
 def policy_webhook_settings(policies: Sequence[Policy], image_policies: Sequence[ImagePolicy]) -> PolicyWebhookSettings:
@@ -197,7 +205,8 @@ def policy_webhook_settings(policies: Sequence[Policy], image_policies: Sequence
         mc = ip.spec.match_constraints
         for rule in mc.resource_rules if mc is not None else ():
             groups = list(rule.api_groups) or [""]
-            resources = [r for r in rule.resources if not all(_covered(g, r) for g in groups)]
+            exact = (list(rule.api_versions) or ["*"]) if mc is not None and mc.match_policy == "Exact" else None
+            resources = [r for r in rule.resources if not all(_covered(g, r, exact) for g in groups)]
             operations = [o for o in (rule.operations or ("*",)) if o in (*_DECIDED_OPERATIONS, "*")]
             if not resources or not operations:
                 continue

@@ -328,12 +328,26 @@ def _rule_matches(rule: Any, group: str, version: str, resource: str, operation:
     )
 
 
+def matched_request(policy: ImagePolicy, request: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The request as the policy's rules see it. ``matchPolicy: Exact``: the resource the client asked for
+    (``requestResource`` / ``requestSubResource``), not the equivalent one sigward's Equivalent webhook converted it
+    to — Kyverno gives an Exact policy its own webhook with ``matchPolicy: Exact`` (pkg/controllers/webhook/
+    validating.go ``buildWebhookRules``) and its in-process matcher (pkg/cel/matching/matcher.go) then sees only
+    exact requests. Equivalent (the default): ``resource``, as the API server converted it."""
+    mc = policy.spec.match_constraints
+    exact = request.get("requestResource")
+    if mc is None or mc.match_policy != "Exact" or not isinstance(exact, Mapping):
+        return request
+    return {**request, "resource": exact, "subResource": request.get("requestSubResource") or ""}
+
+
 def policy_matches(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
-    """``matchConstraints`` (resource rules, exclusions) and autogen: a pods-only policy also selects the pod
-    controllers in ``autogen.podControllers`` (default: Kyverno's list)."""
+    """``matchConstraints`` (resource rules, exclusions, ``matchPolicy``) and autogen: a pods-only policy also
+    selects the pod controllers in ``autogen.podControllers`` (default: Kyverno's list)."""
     mc = policy.spec.match_constraints
     if mc is None:
         return True
+    request = matched_request(policy, request)
     res = request.get("resource") or {}
     group, version, resource = str(res.get("group", "")), str(res.get("version", "")), str(res.get("resource", ""))
     sub = str(request.get("subResource") or "")
@@ -348,16 +362,21 @@ def policy_matches(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
 
 def autogen_match(policy: ImagePolicy, request: Mapping[str, Any]) -> bool:
     """Is ``request`` selected only through autogen (a pods-only policy extended to a Pod controller)? Kyverno then
-    reads the policy's ``object.metadata`` / ``object.spec`` as the controller's Pod template (pkg/cel/autogen)."""
+    reads the policy's ``object.metadata`` / ``object.spec`` as the controller's Pod template (pkg/cel/autogen).
+    The operations are those of the FIRST resource rule only (pkg/cel/policies/ivpol/autogen/autogen.go
+    ``autogenIvPols``: ``spec.MatchConstraints.ResourceRules[0].Operations``); none → no controller rule
+    (``CreateMatchConstraints`` returns nil)."""
     mc = policy.spec.match_constraints
+    request = matched_request(policy, request)  # Kyverno's controller rules sit in the policy's (Exact) webhook
     res = request.get("resource") or {}
     group, resource = str(res.get("group", "")), str(res.get("resource", ""))
-    if mc is None or request.get("subResource") or resource not in policy.pod_controllers:
+    if mc is None or not mc.resource_rules or request.get("subResource") or resource not in policy.pod_controllers:
         return False
     if group != CONTROLLER_GROUPS.get(resource):
         return False
     op = str(request.get("operation", ""))
-    return any(op in r.operations or "*" in r.operations for r in mc.resource_rules)
+    operations = mc.resource_rules[0].operations
+    return op in operations or "*" in operations
 
 
 def pod_template_view(resource: str, obj: Any) -> Any:

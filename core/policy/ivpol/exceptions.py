@@ -85,6 +85,12 @@ class CelPolicyException:
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
     def refers_to(self, kind: str, name: str) -> bool:
+        """Kyverno's scope (pkg/cel/engine/exception.go ``ListExceptions``, lister from ``NewPolicyExceptionLister``
+        with ``--exceptionNamespace`` unset = all namespaces): exact policyRef ``kind`` + ``name``, never the
+        namespace. So an exception in namespace A applies to requests in B, and a ref to a
+        NamespacedImageValidatingPolicy exempts that name in every namespace. Wider than ideal, kept for parity:
+        sigward reads exceptions only from the operator's policy paths (no per-namespace write access), and an
+        exception's ``matchConditions`` (``request.namespace``) narrow it."""
         return any(ref.kind == kind and ref.name == name for ref in self.spec.policy_refs)
 
     def expired(self, now: datetime) -> bool:

@@ -419,11 +419,21 @@ def _names(items: Any, path: str, problems: list[Problem], *, cel_names: bool = 
 
 
 def pods_only(spec: ImageValidatingPolicySpec) -> bool:
-    """Kyverno autogen eligibility: every resource rule selects only core ``pods``."""
+    """Kyverno's autogen eligibility (pkg/cel/autogen/support.go ``CanAutoGen``): exactly one resource rule, for
+    ``[""]`` / ``["v1"]`` / ``["pods"]`` exactly, without ``resourceNames``, no ``excludeResourceRules`` and no
+    non-empty ``objectSelector``. Anything else (two pods rules, ``apiVersions: ["*"]``, …) gets no autogen."""
     mc = spec.match_constraints
-    if mc is None or not mc.resource_rules:
+    if mc is None or len(mc.resource_rules) != 1 or mc.exclude_resource_rules:
         return False
-    return all(tuple(r.resources) == ("pods",) and tuple(r.api_groups) in ((), ("",)) for r in mc.resource_rules)
+    if mc.object_selector is not None and (mc.object_selector.match_labels or mc.object_selector.match_expressions):
+        return False
+    (rule,) = mc.resource_rules
+    return (
+        not rule.resource_names
+        and tuple(rule.api_groups) == ("",)
+        and tuple(rule.api_versions) == ("v1",)
+        and tuple(rule.resources) == ("pods",)
+    )
 
 
 def build(
