@@ -26,12 +26,9 @@ from sigward.references import parse_image_reference
 from sigward.store import StoredVerdict
 from sigward.verify.engine import Verifier
 from sigward.verify.ivpol import evaluate_image
-from sigward.verify.plan import VerdictKey
+from sigward.verify.plan import IVPOL_CHECK_PREFIX, VerdictKey
 from sigward.verify.results import RuleVerdict, Verdict
 
-# The rule column of an IVPOL check's stored key (see image_policy_key); "ivpol/policy" is the policy-level failure
-# push records, never re-verified (only passes and pending pushes are).
-CHECK_RULE_PREFIX = "ivpol/"
 # One evaluation's checks stay well under this (a policy names a handful of attestors); bounds the throwaway cache,
 # which lives for one evaluation only (the TTL just outlasts any run).
 _EVALUATION_CACHE_ENTRIES = 256
@@ -39,7 +36,9 @@ _EVALUATION_CACHE_SECONDS = 3600.0
 
 
 def is_check_record(record: StoredVerdict) -> bool:
-    return record.rule.startswith(CHECK_RULE_PREFIX)
+    """An IVPOL check's stored verdict ("ivpol/policy", the policy-level failure push records, is one too; only
+    passes and pending pushes are ever re-verified)."""
+    return record.rule.startswith(IVPOL_CHECK_PREFIX)
 
 
 @dataclass

@@ -156,10 +156,6 @@ class _Cursor:
         return cursor
 
 
-# The rule column of a recorded ImageValidatingPolicy check (sigward.verify.plan.image_policy_key).
-IVPOL_RULE_PREFIX = "ivpol/"
-
-
 def policies_fingerprint(policies: Sequence[Policy], image_policies: Sequence[ImagePolicy] = ()) -> str:
     return ",".join(sorted({p.content_hash for p in policies} | {p.content_hash for p in image_policies}))
 

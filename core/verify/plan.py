@@ -191,6 +191,11 @@ def plan_image(policies: Iterable[Policy], ref: ImageReference) -> list[RulePlan
     return out
 
 
+# The rule column of every ImageValidatingPolicy check key ("ivpol/signature:A", "ivpol/policy", …): the one place
+# that says how such a stored verdict is told apart from a ClusterPolicy rule's.
+IVPOL_CHECK_PREFIX = "ivpol/"
+
+
 def image_policy_key(
     policy_hash: str, check: str, ref: ImageReference, digest: str, *, trust_fingerprint: str = ""
 ) -> VerdictKey:
@@ -200,7 +205,7 @@ def image_policy_key(
     expression that reads the request is evaluated again for every request, only the signature check is reused."""
     return VerdictKey(
         policy_hash=policy_hash,
-        rule=f"ivpol/{check}",
+        rule=IVPOL_CHECK_PREFIX + check,
         repository=ref.repository,
         digest=digest,
         entries=(),

@@ -46,8 +46,6 @@ MAX_COMPREHENSION_NESTING = 2
 
 # Variables of each expression kind (Kyverno's compiler.go): what is not declared is a type-check error.
 _REQUEST_VARIABLES = ("object", "oldObject", "request", "namespaceObject", "variables")
-_IMAGE_VARIABLES = ("images", "attestors", "attestations", "image")
-CLUSTER_ONLY: tuple[str, ...] = ()
 # Library handles (Kyverno's ``resource``, ``imagedata``, ``http`` and ``globalContext`` variables): member functions
 # check the receiver is the handle they belong to, since all are CEL maps and their ``Get`` overloads share a name.
 RESOURCE_HANDLE = {"library": "resource"}
@@ -435,9 +433,6 @@ def _ends_with_macro(prefix: str) -> bool:
     return re.search(r"\.\s*(map|filter|all|exists|exists_one|transformList|transformMap)\s*\($", prefix) is not None
 
 
-_UNDECLARED = re.compile(r"undeclared reference to '([A-Za-z_][A-Za-z0-9_.]*)'")
-
-
 def compile_expression(
     source: str, path: str, *, kind: str, want_bool: bool = False, want_string: bool = False
 ) -> Program:
@@ -462,12 +457,6 @@ def compile_in(
         program = env.compile(source, disable_check=not check)
     except RuntimeError as exc:
         text = str(exc)
-        missing = _UNDECLARED.search(text)
-        if missing is not None and missing.group(1).split(".")[0] in CLUSTER_ONLY:
-            raise CelError(
-                f"{path}: {missing.group(1).split('.')[0]} needs a connection to a Kubernetes cluster, which sigward "
-                "does not have: this expression is not supported"
-            ) from None
         detail = " ".join(line.strip() for line in text.splitlines()[:1]).replace("INVALID_ARGUMENT: ", "")
         raise CelError(f"{path}: {detail}") from None
     if want_bool and program.return_type() not in (cel.Type.BOOL, cel.Type.DYN):

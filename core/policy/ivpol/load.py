@@ -68,7 +68,6 @@ EVALUATION_MODE_REFUSAL = (
     "sigward evaluates policies on Kubernetes admission requests (and images as Pods), never on raw JSON, HTTP or "
     "Envoy payloads: use mode Kubernetes (the default), or evaluate JSON payloads with kyverno-json"
 )
-_NEEDS_CLUSTER = "needs a connection to a Kubernetes cluster, which sigward does not have"
 # Where an attestor expression's value goes (slot -> YAML path below the attestor). ``subject`` slots carry the
 # identity index: ``subject:0``.
 MATERIAL_SLOTS = {
