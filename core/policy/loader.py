@@ -748,12 +748,18 @@ class _Loader:
         entry = GlobalContextEntry(name=meta.name, spec=spec, source=source, refresh_seconds=refresh_seconds(spec))
         self.global_entries.append(entry)
 
-    def load_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
-        problems: list[Problem] = []
+    def document_hash(self, document: dict[str, Any], source: str) -> str | None:
+        """A policy document's content hash (its verdict-key identity), or None with the problem recorded."""
         try:
-            digest = content_hash(document)
+            return content_hash(document)
         except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
             self.problem(source, "", f"not representable as JSON: {exc}")
+            return None
+
+    def load_policy(self, document: dict[str, Any], api_version: str, kind: str, source: str) -> None:
+        problems: list[Problem] = []
+        digest = self.document_hash(document, source)
+        if digest is None:
             return
         meta, spec = _metadata_and_spec(document, PolicySpec, problems)
         if spec is not None and api_version == "kyverno.io/v2beta1":
@@ -780,10 +786,8 @@ class _Loader:
             self.problem(source, "apiVersion", f"{api_version} {kind} is not supported: use {versions}")
             return
         problems: list[Problem] = []
-        try:
-            digest = content_hash(document)
-        except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
-            self.problem(source, "", f"not representable as JSON: {exc}")
+        digest = self.document_hash(document, source)
+        if digest is None:
             return
         meta, spec = _metadata_and_spec(document, ImageValidatingPolicySpec, problems)
         policy: ImagePolicy | None = None

@@ -233,14 +233,9 @@ class PushService:
             verdict_of=lambda _, result: Verdict(result[0].verdict),
         )
         outcomes.extend(_not_run(work, [item for item, _ in ran]))
-        for _, (outcome, stored, retry) in ran:
-            outcomes.append(outcome)
-            if retry:
-                retry_reasons.append(retry)
-            elif stored is not None:
-                to_record.append(stored)
-        for result in image_results:
-            outcome, stored, retry = self._image_policy_outcome(event, result, digest, root.default, now)
+        results = [result for _, result in ran]
+        results += [self._image_policy_outcome(event, r, digest, root.default, now) for r in image_results]
+        for outcome, stored, retry in results:
             outcomes.append(outcome)
             if retry:
                 retry_reasons.append(retry)
